@@ -1,0 +1,22 @@
+"""minicnn: a small, readable, fast, from-scratch trainable CNN framework in numpy."""
+
+from . import functional
+from .gradcheck import GradcheckError, gradcheck
+from .layers import Conv2DVolume, Dense, Flatten, Layer, MaxPool2D, Parameter, ReLU
+from .model import Sequential
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "functional",
+    "Parameter",
+    "Layer",
+    "Conv2DVolume",
+    "ReLU",
+    "Dense",
+    "Flatten",
+    "MaxPool2D",
+    "Sequential",
+    "gradcheck",
+    "GradcheckError",
+]

@@ -1,0 +1,114 @@
+"""Argument and input checks shared by the layers, so every error reads the same way.
+
+Each message names who complained, the argument, what was given and what was expected,
+and a hint where one helps. Checks run before any state changes.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def check_numeric(x, owner: str, arg: str) -> np.ndarray:
+    """Return ``x`` as an ndarray of real numbers, or raise ``TypeError``.
+
+    Rejects object/string arrays and complex numbers; booleans and integers pass
+    (callers decide how to convert them).
+    """
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as exc:  # ragged nested lists and the like
+        raise TypeError(f"{owner}: {arg} must be a numeric array, could not convert it ({exc})") from None
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{owner}: {arg} has complex dtype {arr.dtype}; expected real numbers (float32)")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise TypeError(f"{owner}: {arg} has dtype {arr.dtype}; expected a numeric array (float32)")
+    return arr
+
+
+def as_float(x, owner: str, arg: str = "x") -> np.ndarray:
+    """``x`` as a floating array: float dtypes are kept, integers and booleans become float32."""
+    arr = check_numeric(x, owner, arg)
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float32)
+    return arr
+
+
+def check_image_batch(x, owner: str, in_channels: int | None = None) -> np.ndarray:
+    """Check an (N, C, H, W) batch for a conv or pool layer and return it as floats."""
+    arr = as_float(x, owner)
+    if arr.ndim != 4:
+        hint = ""
+        if arr.ndim == 3:
+            hint = "; for a single (C, H, W) image add a batch axis with x[None]"
+        elif arr.ndim == 2:
+            hint = "; for a single (H, W) image use x[None, None]"
+        raise ValueError(
+            f"{owner} got input of shape {arr.shape} ({arr.ndim}-D); expected 4-D (N, C, H, W){hint}"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{owner} got an empty batch, input of shape {arr.shape}; expected N >= 1")
+    if in_channels is not None and arr.shape[1] != in_channels:
+        n = arr.shape[1]
+        hint = ""
+        if arr.shape[3] == in_channels:
+            hint = "; it looks channels-last (N, H, W, C): use x.transpose(0, 3, 1, 2)"
+        raise ValueError(
+            f"{owner} got input of shape {arr.shape}: {n} channel{'s' if n != 1 else ''}, "
+            f"expected {in_channels} (N, {in_channels}, H, W){hint}"
+        )
+    return arr
+
+
+def check_feature_batch(x, owner: str, in_features: int) -> np.ndarray:
+    """Check an (N, in_features) batch for a dense layer and return it as floats."""
+    arr = as_float(x, owner)
+    if arr.ndim != 2:
+        hint = "; insert Flatten() before Dense" if arr.ndim > 2 else "; for one sample use x[None]"
+        raise ValueError(
+            f"{owner} got input of shape {arr.shape} ({arr.ndim}-D); expected 2-D (N, {in_features}){hint}"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{owner} got an empty batch, input of shape {arr.shape}; expected N >= 1")
+    if arr.shape[1] != in_features:
+        raise ValueError(
+            f"{owner} got input of shape {arr.shape}: {arr.shape[1]} features, expected {in_features}"
+        )
+    return arr
+
+
+def check_dout(dout, owner: str, out_shape: tuple | None, dtype) -> np.ndarray:
+    """Check an upstream gradient against the last forward's output; cast it to that dtype.
+
+    Raises ``RuntimeError`` when there was no forward yet or the shapes differ.
+    """
+    if out_shape is None:
+        raise RuntimeError(f"{owner}.backward called before forward: there is no output to differentiate")
+    arr = check_numeric(dout, owner, "dout")
+    if arr.shape != tuple(out_shape):
+        raise RuntimeError(
+            f"{owner}.backward got a gradient of shape {arr.shape}, but the last forward's output "
+            f"had shape {tuple(out_shape)}"
+        )
+    return arr if dtype is None else arr.astype(dtype, copy=False)
+
+
+def check_int(value, owner: str, arg: str, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum`` (bools and floats are rejected)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{owner}: {arg} must be an int, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{owner}: {arg} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_pair(value, owner: str, arg: str, minimum: int = 1) -> tuple[int, int]:
+    """An int or an (h, w) pair of ints >= ``minimum``, as a pair."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{owner}: {arg} must be an int or an (h, w) pair, got {value!r}")
+        return check_int(value[0], owner, arg, minimum), check_int(value[1], owner, arg, minimum)
+    v = check_int(value, owner, arg, minimum)
+    return v, v

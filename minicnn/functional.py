@@ -1,0 +1,321 @@
+"""Convolution as a sliding window, and im2col: the teaching layer under the layers.
+
+Plain arrays in, plain arrays out. ``conv1d``/``conv2d``/``conv3d`` take unbatched
+arrays and compute "valid" cross-correlations (no kernel flip, as in PyTorch):
+at every position the window and the filter are multiplied element-wise and summed.
+All three, and the ``Conv2DVolume`` layer, are built on the same :func:`im2col`.
+
+Column layout of :func:`im2col` (chosen so the layer needs no transposes):
+``cols[n, (c, i, j), (oh, ow)] = x_padded[n, c, oh*sh + i*dh, ow*sw + j*dw]``, i.e.
+shape ``(N, C*KH*KW, OH*OW)`` with the row index running over channel, then kernel
+row, then kernel column (the order of ``weight.reshape(F, -1)``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._validation import as_float, check_int, check_pair
+
+Pair = tuple[int, int]
+Padding = tuple[Pair, Pair]  # ((top, bottom), (left, right))
+
+
+# -- output-size arithmetic ---------------------------------------------------------------
+def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding=0, dilation: int = 1) -> int:
+    """Number of window positions along one axis.
+
+    ``out = floor((size + pad_before + pad_after - dilation*(kernel_size-1) - 1) / stride) + 1``
+
+    Parameters
+    ----------
+    size, kernel_size, stride, dilation : int
+    padding : int or (before, after)
+
+    Examples
+    --------
+    >>> conv_output_size(5, 3), conv_output_size(32, 3, stride=2, padding=1)
+    (3, 16)
+    """
+    before, after = (padding, padding) if np.isscalar(padding) else padding
+    span = dilation * (kernel_size - 1) + 1
+    return (size + before + after - span) // stride + 1
+
+
+def same_padding(size: int, kernel_size: int, stride: int = 1, dilation: int = 1) -> Pair:
+    """(before, after) padding that gives ``ceil(size / stride)`` outputs, as Keras' "same".
+
+    When the total is odd the extra row/column goes after (bottom/right).
+
+    Examples
+    --------
+    >>> same_padding(5, 3), same_padding(6, 4), same_padding(32, 3, stride=2)
+    ((1, 1), (1, 2), (0, 1))
+    """
+    out = math.ceil(size / stride)
+    span = dilation * (kernel_size - 1) + 1
+    total = max((out - 1) * stride + span - size, 0)
+    return total // 2, total - total // 2
+
+
+def parse_padding(padding, owner: str):
+    """Validate a padding argument: int, (h, w) pair, ``"valid"`` or ``"same"``.
+
+    Returns ``"same"`` or a pair of non-negative ints.
+    """
+    if isinstance(padding, str):
+        if padding == "same":
+            return "same"
+        if padding == "valid":
+            return (0, 0)
+        raise ValueError(f"{owner}: unknown padding {padding!r}; expected an int, an (h, w) pair, 'valid' or 'same'")
+    return check_pair(padding, owner, "padding", minimum=0)
+
+
+def resolve_padding(padding, hw: Pair, kernel: Pair, stride: Pair, dilation: Pair) -> Padding:
+    """Per-side padding ((top, bottom), (left, right)) for an input of spatial size ``hw``.
+
+    ``padding`` is a parsed value from :func:`parse_padding`, or already per-side.
+    """
+    if padding == "same":
+        return tuple(same_padding(n, k, s, d) for n, k, s, d in zip(hw, kernel, stride, dilation))
+    ph, pw = padding
+    if np.isscalar(ph):
+        return (ph, ph), (pw, pw)
+    return tuple(ph), tuple(pw)
+
+
+def output_hw(hw: Pair, kernel: Pair, stride: Pair, pads: Padding, dilation: Pair) -> Pair:
+    """(OH, OW) of a 2-D sliding window with per-side padding."""
+    return tuple(conv_output_size(n, k, s, p, d) for n, k, s, p, d in zip(hw, kernel, stride, pads, dilation))
+
+
+# -- im2col / col2im ----------------------------------------------------------------------
+def _geometry(x_shape, kernel_size, stride, padding, dilation):
+    kernel = check_pair(kernel_size, "im2col", "kernel_size")
+    stride = check_pair(stride, "im2col", "stride")
+    dilation = check_pair(dilation, "im2col", "dilation")
+    if isinstance(padding, tuple) and len(padding) == 2 and not np.isscalar(padding[0]):
+        pads = (tuple(padding[0]), tuple(padding[1]))
+    else:
+        pads = resolve_padding(parse_padding(padding, "im2col"), x_shape[2:], kernel, stride, dilation)
+    oh, ow = output_hw(x_shape[2:], kernel, stride, pads, dilation)
+    if oh < 1 or ow < 1:
+        span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+        padded = tuple(n + sum(p) for n, p in zip(x_shape[2:], pads))
+        raise ValueError(
+            f"im2col: kernel spans {span} (after dilation) but the padded input is only {padded}; "
+            "use a smaller kernel or dilation, or more padding"
+        )
+    return kernel, stride, dilation, pads, (oh, ow)
+
+
+def window_slices(i: int, j: int, stride: Pair, dilation: Pair, out_hw: Pair) -> tuple[slice, slice]:
+    """The strided slices of the padded input that kernel offset (i, j) sees."""
+    top, left = i * dilation[0], j * dilation[1]
+    return (
+        slice(top, top + stride[0] * (out_hw[0] - 1) + 1, stride[0]),
+        slice(left, left + stride[1] * (out_hw[1] - 1) + 1, stride[1]),
+    )
+
+
+def pad_image(x: np.ndarray, pads: Padding, value=0) -> np.ndarray:
+    """Pad the last two axes of ``x`` by ((top, bottom), (left, right)) with ``value``."""
+    (t, b), (l, r) = pads
+    if t == b == l == r == 0:
+        return x
+    out = np.full(x.shape[:-2] + (x.shape[-2] + t + b, x.shape[-1] + l + r), value, dtype=x.dtype)
+    out[..., t : t + x.shape[-2], l : l + x.shape[-1]] = x
+    return out
+
+
+def im2col(x: np.ndarray, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
+    """Unroll every sliding window of a batch of volumes into a column.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    kernel_size, stride, dilation : int or (h, w) pair
+    padding : int, (h, w) pair, ``"valid"``, ``"same"`` or ((top, bottom), (left, right))
+
+    Returns
+    -------
+    cols : ndarray, shape (N, C*KH*KW, OH*OW), same dtype as ``x``
+        Column ``(oh, ow)`` of sample ``n`` holds the window under output pixel
+        (oh, ow), ordered by (channel, kernel row, kernel column). A convolution is
+        then ``weight.reshape(F, -1) @ cols`` -> (N, F, OH*OW).
+
+    Shape
+    -----
+    (N, C, H, W) -> (N, C*KH*KW, OH*OW)
+
+    Examples
+    --------
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> im2col(x, 2)[0]
+    array([[0., 1., 3., 4.],
+           [1., 2., 4., 5.],
+           [3., 4., 6., 7.],
+           [4., 5., 7., 8.]])
+    """
+    x = as_float(x, "im2col")
+    if x.ndim != 4:
+        raise ValueError(f"im2col: x has shape {x.shape}; expected 4-D (N, C, H, W)")
+    kernel, stride, dilation, pads, out_hw = _geometry(x.shape, kernel_size, stride, padding, dilation)
+    n, c = x.shape[:2]
+    xp = pad_image(x, pads)
+    cols = np.empty((n, c, kernel[0], kernel[1]) + out_hw, dtype=x.dtype)
+    # One strided-slice copy per kernel offset: each copies a whole (N, C, OH, OW) block.
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            cols[:, :, i, j] = xp[(slice(None), slice(None)) + window_slices(i, j, stride, dilation, out_hw)]
+    return cols.reshape(n, c * kernel[0] * kernel[1], out_hw[0] * out_hw[1])
+
+
+def col2im(cols: np.ndarray, x_shape, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
+    """Add columns back into the image they came from: the adjoint of :func:`im2col`.
+
+    Where windows overlap, their contributions are summed, so that
+    ``<im2col(x), c> == <x, col2im(c)>`` for every x and c. This is how the
+    gradient flows from the columns back to the input.
+
+    Parameters
+    ----------
+    cols : ndarray, shape (N, C*KH*KW, OH*OW)
+    x_shape : tuple (N, C, H, W) of the image the columns were taken from
+    kernel_size, stride, padding, dilation : as for :func:`im2col`
+
+    Returns
+    -------
+    x : ndarray, shape (N, C, H, W), dtype of ``cols``
+
+    Examples
+    --------
+    >>> ones = np.ones((1, 4, 4))
+    >>> col2im(ones, (1, 1, 3, 3), 2)[0, 0]  # how many windows cover each pixel
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    """
+    cols = as_float(cols, "col2im", "cols")
+    x_shape = tuple(x_shape)
+    kernel, stride, dilation, pads, out_hw = _geometry(x_shape, kernel_size, stride, padding, dilation)
+    n, c, h, w = x_shape
+    expected = (n, c * kernel[0] * kernel[1], out_hw[0] * out_hw[1])
+    if cols.shape != expected:
+        raise ValueError(f"col2im: cols has shape {cols.shape}; expected {expected} for x_shape {x_shape}")
+    (t, b), (l, r) = pads
+    xp = np.zeros((n, c, h + t + b, w + l + r), dtype=cols.dtype)
+    cols6 = cols.reshape((n, c) + kernel + out_hw)
+    # One strided-slice += per kernel offset; overlapping windows accumulate.
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            xp[(slice(None), slice(None)) + window_slices(i, j, stride, dilation, out_hw)] += cols6[:, :, i, j]
+    if t == b == l == r == 0:
+        return xp
+    return np.ascontiguousarray(xp[:, :, t : t + h, l : l + w])
+
+
+# -- the teaching convolutions ------------------------------------------------------------
+def _operands(x, w, ndim: int, name: str):
+    x = as_float(x, name, "x")
+    w = as_float(w, name, "w")
+    if x.ndim != ndim or w.ndim != ndim:
+        raise ValueError(f"{name}: x has shape {x.shape} and w {w.shape}; expected both {ndim}-D")
+    if any(k > n for k, n in zip(w.shape, x.shape)) or 0 in w.shape:
+        raise ValueError(f"{name}: filter of shape {w.shape} does not fit in input of shape {x.shape}")
+    dtype = np.result_type(x, w)
+    return x.astype(dtype, copy=False), w.astype(dtype, copy=False)
+
+
+def conv1d(x, w) -> np.ndarray:
+    """Valid 1-D cross-correlation: ``out[i] = sum_k x[i + k] * w[k]``.
+
+    Shape
+    -----
+    x (n,), w (k,) -> (n - k + 1,)
+
+    Examples
+    --------
+    A 5-element signal and a 3-tap edge filter: each output is the window
+    ``x[i:i+3]`` times ``[1, 0, -1]``, summed (so 1*1 + 3*0 + 2*(-1) = -1 first).
+
+    >>> conv1d([1, 3, 2, 5, 4], [1, 0, -1])
+    array([-1., -2., -2.], dtype=float32)
+    """
+    x, w = _operands(x, w, 1, "conv1d")
+    cols = im2col(x[None, None, None, :], (1, w.shape[0]))  # (1, k, n-k+1)
+    return w @ cols[0]
+
+
+def conv2d(x, w) -> np.ndarray:
+    """Valid 2-D cross-correlation of one image with one filter.
+
+    ``out[i, j] = sum_{a, b} x[i + a, j + b] * w[a, b]``
+
+    Shape
+    -----
+    x (n, n'), w (k, k') -> (n - k + 1, n' - k' + 1)
+
+    Examples
+    --------
+    A 3x3 image and a 2x2 filter give 2x2 outputs; the top-left one is
+    1*1 + 2*2 + 4*3 + 5*4 = 37 (the filter is not flipped).
+
+    >>> x = [[1, 2, 3],
+    ...      [4, 5, 6],
+    ...      [7, 8, 9]]
+    >>> conv2d(x, [[1, 2],
+    ...            [3, 4]])
+    array([[37., 47.],
+           [67., 77.]], dtype=float32)
+    """
+    x, w = _operands(x, w, 2, "conv2d")
+    cols = im2col(x[None, None], w.shape)  # (1, k*k', OH*OW)
+    oh, ow = x.shape[0] - w.shape[0] + 1, x.shape[1] - w.shape[1] + 1
+    return (w.reshape(-1) @ cols[0]).reshape(oh, ow)
+
+
+def conv3d(x, w) -> np.ndarray:
+    """Valid 3-D cross-correlation: a filter sliding over height, width *and* depth.
+
+    ``out[d, i, j] = sum_{t, a, b} x[d + t, i + a, j + b] * w[t, a, b]``
+
+    When the filter is as deep as the volume (``r == m``) this is convolution over
+    volume, as in a CNN layer: one filter spanning all channels gives one 2-D map
+    (returned with a leading axis of 1). A shallower filter also slides along
+    depth and gives ``m - r + 1`` slices.
+
+    Shape
+    -----
+    x (m, n, n'), w (r, k, k') -> (m - r + 1, n - k + 1, n' - k' + 1)
+
+    Examples
+    --------
+    A 3x3x3 volume (3 channels of 3x3) and a 2x2x3 filter of ones: each output
+    sums a 2x2 window over all three channels.
+
+    >>> x = np.arange(27).reshape(3, 3, 3)
+    >>> conv3d(x, np.ones((3, 2, 2)))
+    array([[[132., 144.],
+            [168., 180.]]])
+
+    A filter only 2 deep slides along depth too: 3 - 2 + 1 = 2 slices.
+
+    >>> conv3d(x, np.ones((2, 2, 2))).shape
+    (2, 2, 2)
+    """
+    x, w = _operands(x, w, 3, "conv3d")
+    m, r = x.shape[0], w.shape[0]
+    kk = w.shape[1] * w.shape[2]
+    oh, ow = x.shape[1] - w.shape[1] + 1, x.shape[2] - w.shape[2] + 1
+    # Depth as channels: rows of cols are ordered (depth, a, b), so the window
+    # starting at depth d is the contiguous block of rows [d*kk, (d+r)*kk).
+    cols = im2col(x[None], w.shape[1:])[0].reshape(m, kk, oh * ow)
+    depth_out = m - r + 1
+    out = np.zeros((depth_out, oh * ow), dtype=x.dtype)
+    for t in range(r):  # a loop over the filter's depth offsets, not over outputs
+        out += w[t].reshape(-1) @ cols[t : t + depth_out]
+    return out.reshape(depth_out, oh, ow)

@@ -1,0 +1,109 @@
+"""Finite-difference gradient checking: the proof that a layer's backward is right."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from ._validation import check_numeric
+from .layers.base import Layer
+
+
+class GradcheckError(AssertionError):
+    """A layer's analytic gradient disagrees with the finite-difference estimate."""
+
+
+def gradcheck(layer: Layer, x, *, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1e-4,
+              seed: int = 0, samples: int | None = None) -> bool:
+    """Compare a layer's ``backward`` against central finite differences, in float64.
+
+    The check works on a float64 deep copy of ``layer`` in training mode (the layer
+    itself is untouched). With a random upstream gradient ``g`` and the scalar
+    ``L = sum(layer(x) * g)``, it compares ``backward(g)`` (dL/dx) and every
+    ``param.grad`` against ``(L(v + eps) - L(v - eps)) / (2 eps)`` entry by entry.
+
+    Parameters
+    ----------
+    layer : Layer
+        Any layer: a built-in one, a user's subclass or a Sequential.
+    x : array_like
+        The input to check at. Keep it away from kinks (ReLU at 0, ties in a max-pool).
+    eps : float
+        Finite-difference step.
+    atol, rtol : float
+        An entry passes when ``|analytic - numeric| <= atol + rtol * |numeric|``.
+    seed : int
+        Seeds the upstream gradient and the sampled entries.
+    samples : int, optional
+        Check only this many randomly chosen entries of each tensor (for large
+        tensors); None checks every entry.
+
+    Returns
+    -------
+    True
+
+    Raises
+    ------
+    GradcheckError
+        Naming the tensor (``x`` or the parameter's dotted name), the worst index and
+        both values. It subclasses ``AssertionError``, so a failing check reads well in pytest.
+
+    Examples
+    --------
+    >>> from minicnn import Dense
+    >>> gradcheck(Dense(3, 2, rng=np.random.default_rng(0)), np.ones((4, 3)))
+    True
+    """
+    if not isinstance(layer, Layer):
+        raise TypeError(f"gradcheck: layer must be a minicnn Layer, got {type(layer).__name__}")
+    x64 = check_numeric(x, "gradcheck", "x").astype(np.float64)  # always a private copy
+    model = copy.deepcopy(layer)
+    model.train()
+    named = list(model.named_parameters())
+    for _, p in named:
+        p.data = p.data.astype(np.float64)
+        p.grad = np.zeros_like(p.data)
+    rng = np.random.default_rng(seed)
+
+    out = np.asarray(model.forward(x64))
+    dout = rng.standard_normal(out.shape)
+    dx = model.backward(dout.copy())
+    if dx is None or np.shape(dx) != x64.shape:
+        raise GradcheckError(f"gradcheck({layer!r}): backward returned shape {np.shape(dx)}, "
+                             f"expected the input's shape {x64.shape}")
+
+    def loss() -> float:
+        return float(np.sum(np.asarray(model.forward(x64), dtype=np.float64) * dout))
+
+    checks = [("x", x64, np.asarray(dx, dtype=np.float64))]
+    checks += [(name, p.data, p.grad.copy()) for name, p in named]
+    for name, value, analytic in checks:
+        flat = value.reshape(-1)  # a view: perturbations reach the live tensor
+        if samples is not None and samples < flat.size:
+            indices = rng.choice(flat.size, size=samples, replace=False)
+        else:
+            indices = range(flat.size)
+        worst = None
+        for i in indices:
+            orig = flat[i]
+            flat[i] = orig + eps
+            plus = loss()
+            flat[i] = orig - eps
+            minus = loss()
+            flat[i] = orig
+            numeric = (plus - minus) / (2 * eps)
+            a = analytic.reshape(-1)[i]
+            excess = abs(a - numeric) - (atol + rtol * abs(numeric))
+            if not np.isfinite(a) or excess > 0:
+                if worst is None or not np.isfinite(a) or excess > worst[0]:
+                    worst = (excess, i, a, numeric)
+        if worst is not None:
+            _, i, a, numeric = worst
+            index = np.unravel_index(i, value.shape)
+            raise GradcheckError(
+                f"gradcheck({layer!r}): dL/d{name} disagrees with finite differences at index "
+                f"{tuple(int(k) for k in index)}: analytic {a:.8g}, numeric {numeric:.8g} "
+                f"(|difference| {abs(a - numeric):.3g} > atol + rtol*|numeric| = {atol + rtol * abs(numeric):.3g})"
+            )
+    return True

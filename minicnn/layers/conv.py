@@ -1,0 +1,152 @@
+"""Convolution over volume: each filter spans every input channel and gives one output map."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from .._validation import check_dout, check_image_batch, check_int, check_pair
+from .base import Layer, Parameter
+from .init import he_init
+
+
+class Conv2DVolume(Layer):
+    """2-D convolution (cross-correlation) of a batch of volumes with ``out_channels`` filters.
+
+    Each filter has shape (C_in, KH, KW): it spans the whole depth of the input, so one
+    filter gives one 2-D map, and the F maps are stacked into the output volume.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size, stride, dilation : int or (h, w) pair
+    padding : int, (h, w) pair, ``"valid"`` (= 0) or ``"same"``
+        ``"same"`` gives ``ceil(H / stride)`` x ``ceil(W / stride)`` outputs, as in Keras;
+        an odd total padding puts the extra row/column at the bottom/right.
+    bias : bool
+    rng : numpy.random.Generator, optional
+        Source of the He-uniform initial weights (None: a fresh ``default_rng()``).
+    init : {"he_uniform", "he_normal"}
+    dtype : floating dtype of the parameters (float32).
+
+    Attributes
+    ----------
+    weight : Parameter, shape (C_out, C_in, KH, KW)
+    bias : Parameter, shape (C_out,), or None; starts at zero.
+
+    Shape
+    -----
+    x (N, C_in, H, W) -> (N, C_out, OH, OW) with
+    ``OH = floor((H + pad_top + pad_bottom - dilation*(KH-1) - 1) / stride) + 1``.
+
+    Notes
+    -----
+    With ``cols = im2col(x)`` of shape (N, C_in*KH*KW, OH*OW) and ``W = weight.reshape(F, -1)``::
+
+        out  = W @ cols + b                     (one matrix product per batch)
+        dW   = sum_n dout[n] @ cols[n].T
+        db   = sum over n, oh, ow of dout
+        dx   = col2im(W.T @ dout)
+
+    The layer computes in the input's floating dtype (integers become float32), so
+    float32 in gives float32 out and float64 stays float64.
+
+    Examples
+    --------
+    >>> conv = Conv2DVolume(3, 8, 3, padding="same", rng=np.random.default_rng(0))
+    >>> conv(np.zeros((2, 3, 32, 32), np.float32)).shape
+    (2, 8, 32, 32)
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        bias: bool = True,
+        rng: np.random.Generator | None = None,
+        init: str = "he_uniform",
+        dtype=np.float32,
+    ) -> None:
+        super().__init__()
+        name = "Conv2DVolume"
+        self.in_channels = check_int(in_channels, name, "in_channels")
+        self.out_channels = check_int(out_channels, name, "out_channels")
+        self.kernel_size = check_pair(kernel_size, name, "kernel_size")
+        self.stride = check_pair(stride, name, "stride")
+        self.dilation = check_pair(dilation, name, "dilation")
+        self.padding = F.parse_padding(padding, name)
+        shape = (self.out_channels, self.in_channels) + self.kernel_size
+        fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        self.weight = Parameter(he_init(shape, fan_in, rng, init, dtype))
+        self.bias = Parameter(np.zeros(self.out_channels, dtype=dtype)) if bias else None
+        self._cache = None
+        self._out_shape = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Conv2DVolume({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding!r}, dilation={self.dilation}, "
+            f"bias={self.bias is not None})"
+        )
+
+    def _describe(self) -> str:
+        return f"Conv2DVolume(in_channels={self.in_channels})"
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        """Shape of the output for an input of ``input_shape`` (with or without the batch axis).
+
+        Raises ``ValueError`` when the input does not fit (channels, or kernel larger than the
+        padded input).
+        """
+        *lead, c, h, w = input_shape
+        if c != self.in_channels:
+            raise ValueError(
+                f"{self._describe()} got input of shape {tuple(input_shape)}: {c} channel"
+                f"{'s' if c != 1 else ''}, expected {self.in_channels}"
+            )
+        pads, out_hw = self._geometry((h, w))
+        return tuple(lead) + (self.out_channels,) + out_hw
+
+    def _geometry(self, hw):
+        pads = F.resolve_padding(self.padding, hw, self.kernel_size, self.stride, self.dilation)
+        out_hw = F.output_hw(hw, self.kernel_size, self.stride, pads, self.dilation)
+        if min(out_hw) < 1:
+            span = tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation))
+            padded = tuple(n + sum(p) for n, p in zip(hw, pads))
+            raise ValueError(
+                f"Conv2DVolume: kernel_size {self.kernel_size} with dilation {self.dilation} spans "
+                f"{span}, larger than the padded input {padded} (input {tuple(hw)}); "
+                "use a smaller kernel, more padding, or a larger input"
+            )
+        return pads, out_hw
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = check_image_batch(x, self._describe(), self.in_channels)
+        pads, (oh, ow) = self._geometry(x.shape[2:])
+        n = x.shape[0]
+        cols = F.im2col(x, self.kernel_size, self.stride, pads, self.dilation)  # (N, CKK, L)
+        w = self.weight.data.reshape(self.out_channels, -1).astype(x.dtype, copy=False)
+        out = np.matmul(w, cols)  # (N, F, L): already NCHW, no transpose needed
+        if self.bias is not None:
+            out += self.bias.data.astype(x.dtype, copy=False)[:, None]
+        self._cache = (cols, x.shape, pads)
+        self._out_shape = (n, self.out_channels, oh, ow)
+        return out.reshape(self._out_shape)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        cols, x_shape, pads = self._cache if self._cache else (None, None, None)
+        dout = check_dout(dout, "Conv2DVolume", self._out_shape, cols.dtype if cols is not None else None)
+        n, f = dout.shape[:2]
+        dout = dout.reshape(n, f, -1)  # (N, F, L)
+        w = self.weight.data.reshape(f, -1).astype(dout.dtype, copy=False)
+        # dW = sum_n dout[n] @ cols[n].T, as one contraction over (n, l)
+        dw = np.tensordot(dout, cols, axes=([0, 2], [0, 2]))  # (F, CKK)
+        self.weight.grad += dw.reshape(self.weight.grad.shape)
+        if self.bias is not None:
+            self.bias.grad += dout.sum(axis=(0, 2))
+        dcols = np.matmul(w.T, dout)  # (N, CKK, L)
+        return F.col2im(dcols, x_shape, self.kernel_size, self.stride, pads, self.dilation)

@@ -1,0 +1,80 @@
+"""Fully connected layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_dout, check_feature_batch, check_int
+from .base import Layer, Parameter
+from .init import he_init
+
+
+class Dense(Layer):
+    """Fully connected layer: ``out = x @ W.T + b``, as ``torch.nn.Linear``.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias : bool
+    rng : numpy.random.Generator, optional
+        Source of the He-uniform initial weights (None: a fresh ``default_rng()``).
+    init : {"he_uniform", "he_normal"}
+    dtype : floating dtype of the parameters (float32).
+
+    Attributes
+    ----------
+    weight : Parameter, shape (out_features, in_features)
+    bias : Parameter, shape (out_features,), or None; starts at zero.
+
+    Shape
+    -----
+    x (N, in_features) -> (N, out_features)
+
+    Notes
+    -----
+    ``dW = dout.T @ x;  db = dout.sum(0);  dx = dout @ W``
+
+    Examples
+    --------
+    >>> Dense(4, 2, rng=np.random.default_rng(0))(np.ones((3, 4))).shape
+    (3, 2)
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 rng: np.random.Generator | None = None, init: str = "he_uniform",
+                 dtype=np.float32) -> None:
+        super().__init__()
+        self.in_features = check_int(in_features, "Dense", "in_features")
+        self.out_features = check_int(out_features, "Dense", "out_features")
+        self.weight = Parameter(he_init((self.out_features, self.in_features), self.in_features, rng, init, dtype))
+        self.bias = Parameter(np.zeros(self.out_features, dtype=dtype)) if bias else None
+        self._x = None
+        self._out_shape = None
+
+    def __repr__(self) -> str:
+        return f"Dense({self.in_features}, {self.out_features}, bias={self.bias is not None})"
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        """Shape of the output for ``input_shape`` (without or with the batch axis)."""
+        if len(input_shape) not in (1, 2) or input_shape[-1] != self.in_features:
+            hint = "; insert Flatten() before Dense" if len(input_shape) > 2 else ""
+            raise ValueError(f"Dense(in_features={self.in_features}) got input of shape {tuple(input_shape)}; "
+                             f"expected (N, {self.in_features}){hint}")
+        return tuple(input_shape[:-1]) + (self.out_features,)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = check_feature_batch(x, f"Dense(in_features={self.in_features})", self.in_features)
+        out = x @ self.weight.data.T.astype(x.dtype, copy=False)
+        if self.bias is not None:
+            out += self.bias.data.astype(x.dtype, copy=False)
+        self._x = x
+        self._out_shape = out.shape
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        dtype = self._x.dtype if self._x is not None else None
+        dout = check_dout(dout, "Dense", self._out_shape, dtype)
+        self.weight.grad += dout.T @ self._x
+        if self.bias is not None:
+            self.bias.grad += dout.sum(axis=0)
+        return dout @ self.weight.data.astype(dout.dtype, copy=False)
