@@ -3,7 +3,9 @@
 from . import functional
 from .gradcheck import GradcheckError, gradcheck
 from .layers import Conv2DVolume, Dense, Flatten, Layer, MaxPool2D, Parameter, ReLU
+from .losses import MSE, SoftmaxCrossEntropy
 from .model import Sequential
+from .optim import SGD
 
 __version__ = "0.1.0"
 
@@ -17,6 +19,9 @@ __all__ = [
     "Flatten",
     "MaxPool2D",
     "Sequential",
+    "SoftmaxCrossEntropy",
+    "MSE",
+    "SGD",
     "gradcheck",
     "GradcheckError",
 ]

@@ -1,0 +1,5 @@
+"""Optimizers (placeholder: being written)."""
+
+
+class SGD:
+    """Stochastic gradient descent (placeholder)."""
