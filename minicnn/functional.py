@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from ._validation import as_float, check_int, check_pair
+from ._validation import as_float, check_pair
 
 Pair = tuple[int, int]
 Padding = tuple[Pair, Pair]  # ((top, bottom), (left, right))

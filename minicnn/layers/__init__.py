@@ -7,4 +7,4 @@ from .dense import Dense
 from .pooling import MaxPool2D
 from .reshape import Flatten
 
-__all__ = ["Layer", "Parameter", "Conv2DVolume", "Dense", "ReLU", "Flatten", "MaxPool2D"]
+__all__ = ["Conv2DVolume", "Dense", "Flatten", "Layer", "MaxPool2D", "Parameter", "ReLU"]

@@ -30,13 +30,19 @@ class ReLU(Layer):
     def __init__(self) -> None:
         super().__init__()
         self._mask = None
+        self._dtype = None
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        """ReLU keeps the shape."""
+        return tuple(input_shape)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = as_float(x, "ReLU")
         self._mask = x > 0
+        self._dtype = x.dtype
         return np.where(self._mask, x, x.dtype.type(0))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         shape = None if self._mask is None else self._mask.shape
-        dout = check_dout(dout, "ReLU", shape, None)
+        dout = check_dout(dout, "ReLU", shape, self._dtype)
         return np.where(self._mask, dout, dout.dtype.type(0))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -94,7 +94,7 @@ class Layer:
         return self.forward(x)
 
     # -- discovery ------------------------------------------------------------------------
-    def named_children(self) -> Iterator[tuple[str, "Layer"]]:
+    def named_children(self) -> Iterator[tuple[str, Layer]]:
         """Yield ``(name, layer)`` for every direct child layer, in definition order.
 
         A list or tuple attribute ``blocks`` of layers yields ``blocks.0``, ``blocks.1``, ...
@@ -132,14 +132,14 @@ class Layer:
         for p in self.parameters():
             p.grad[...] = 0
 
-    def train(self, mode: bool = True) -> "Layer":
+    def train(self, mode: bool = True) -> Layer:
         """Put this layer and its children in training mode (``mode=False``: eval mode)."""
         self.training = bool(mode)
         for _, child in self.named_children():
             child.train(mode)
         return self
 
-    def eval(self) -> "Layer":
+    def eval(self) -> Layer:
         """Put this layer and its children in evaluation mode."""
         return self.train(False)
 
@@ -148,14 +148,10 @@ class Layer:
         """A copy of every parameter's value, keyed by its dotted name (e.g. ``0.weight``)."""
         return {name: p.data.copy() for name, p in self.named_parameters()}
 
-    def load_state_dict(self, state: dict) -> None:
-        """Copy values from ``state`` into the parameters, after checking every name and shape.
+    def state_problems(self, state: dict) -> list[str]:
+        """Every reason ``state`` cannot be loaded: missing, unexpected or misshapen entries.
 
-        Raises
-        ------
-        ValueError
-            Listing every missing name, unexpected name and shape mismatch; nothing
-            is changed when any is found. Values are cast to each parameter's dtype.
+        An empty list means :meth:`load_state_dict` would succeed. Nothing is changed.
         """
         params = dict(self.named_parameters())
         problems = []
@@ -171,12 +167,24 @@ class Layer:
                 )
             elif not (np.issubdtype(value.dtype, np.number) or value.dtype == bool) or np.iscomplexobj(value):
                 problems.append(f"{name!r}: dtype {value.dtype} is not a real number type")
+        return sorted(problems)
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy values from ``state`` into the parameters, after checking every name and shape.
+
+        Raises
+        ------
+        ValueError
+            Listing every missing name, unexpected name and shape mismatch; nothing
+            is changed when any is found. Values are cast to each parameter's dtype.
+        """
+        problems = self.state_problems(state)
         if problems:
             raise ValueError(
                 f"{type(self).__name__}.load_state_dict: the state does not fit the model:\n  "
-                + "\n  ".join(sorted(problems))
+                + "\n  ".join(problems)
             )
-        for name, p in params.items():
+        for name, p in self.named_parameters():
             p.data[...] = np.asarray(state[name]).astype(p.data.dtype, copy=False)
 
     def __repr__(self) -> str:

@@ -108,7 +108,7 @@ class Conv2DVolume(Layer):
                 f"{self._describe()} got input of shape {tuple(input_shape)}: {c} channel"
                 f"{'s' if c != 1 else ''}, expected {self.in_channels}"
             )
-        pads, out_hw = self._geometry((h, w))
+        _, out_hw = self._geometry((h, w))
         return tuple(lead) + (self.out_channels,) + out_hw
 
     def _geometry(self, hw):

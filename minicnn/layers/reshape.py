@@ -23,6 +23,7 @@ class Flatten(Layer):
         super().__init__()
         self._in_shape = None
         self._out_shape = None
+        self._dtype = None
 
     def output_shape(self, input_shape: tuple) -> tuple:
         """(N, prod(rest)) for an input of ``input_shape``."""
@@ -33,9 +34,10 @@ class Flatten(Layer):
         if x.ndim < 2:
             raise ValueError(f"Flatten got input of shape {x.shape}; expected at least 2-D (N, ...)")
         self._in_shape = x.shape
+        self._dtype = x.dtype
         self._out_shape = (x.shape[0], math.prod(x.shape[1:]))
         return x.reshape(self._out_shape)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        dout = check_dout(dout, "Flatten", self._out_shape, None)
+        dout = check_dout(dout, "Flatten", self._out_shape, self._dtype)
         return dout.reshape(self._in_shape)

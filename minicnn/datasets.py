@@ -1,0 +1,372 @@
+"""Synthetic edges and shapes: a small, deterministic image dataset for the demo.
+
+Every image is an RGB ``(3, H, W)`` volume holding one object on a coloured background:
+a straight edge crossing the image (vertical, horizontal or diagonal) or a shape
+(square, circle, triangle). Position, size, stroke thickness, rotation, both colours,
+a soft background gradient and pixel noise are drawn at random for every image, from
+the same distributions for every class, so neither colour nor brightness tells the class:
+only the geometry does. That is exactly what a linear classifier on raw pixels cannot see
+and a small CNN can.
+
+Drawing is vectorised: each class is rendered for all of its images at once, from a
+signed distance ``d`` (negative inside) evaluated on a pixel grid with per-image
+parameters broadcast along the first axis. A filled region covers ``d < 0``; a stroke
+of thickness ``t`` covers ``|d| < t/2``. Coverage ramps linearly over one pixel, which
+anti-aliases the boundaries.
+
+Edges. An edge is a straight boundary between two colours crossing the whole image near
+its centre, drawn either as a *step* (one side foreground, the other background) or as a
+*bar* (a thick line, i.e. the stroke of that boundary). Its orientation fixes the class:
+vertical (90 +/- 12 degrees), horizontal (0 +/- 12) and diagonal (45 or 135, +/- 12).
+Shapes lie wholly inside the image, filled or outlined at random; squares are rotated by
+at most 15 degrees (so they never look like a diamond), triangles are equilateral at any
+rotation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import struct
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ._validation import check_int
+
+CLASSES: tuple[str, ...] = (
+    "vertical_edge",
+    "horizontal_edge",
+    "diagonal_edge",
+    "square",
+    "circle",
+    "triangle",
+)
+
+# Bump whenever make_shapes' output changes for a given seed: caches of another version are
+# regenerated instead of being trusted, and the cache file name changes with it.
+VERSION = 1
+
+# split -> (seed, number of images). Distinct seeds, so train and test share no image.
+_SPLITS: dict[str, tuple[int, int]] = {"train": (20240601, 10_000), "test": (20240602, 2_000)}
+
+_DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+_MIN_CONTRAST = 0.5  # Euclidean RGB distance between foreground and background colours
+_EDGE_TILT = math.radians(12)
+_SQUARE_TILT = math.radians(15)
+
+
+# -- drawing ---------------------------------------------------------------------------------
+# Every drawer takes (rng, m, yy, xx, s): the generator, the number of images, the pixel-centre
+# coordinates relative to the image centre, shaped (1, H, 1) and (1, 1, W), and the scale
+# s = image_size / 32 that all lengths (given for 32x32 images) are multiplied by.
+# It returns the signed distance d, shape (m, H, W), whose region d < 0 is the foreground.
+
+def _col(v: np.ndarray) -> np.ndarray:
+    """Per-image parameters (m,) as (m, 1, 1), to broadcast against the pixel grid."""
+    return v.astype(np.float32)[:, None, None]
+
+
+def _stroke_or_fill(rng: np.random.Generator, d: np.ndarray, thickness: np.ndarray) -> np.ndarray:
+    """Keep ``d`` (filled) or turn it into a stroke of the boundary, per image at random."""
+    filled = rng.random(d.shape[0]) < 0.5
+    return np.where(filled[:, None, None], d, np.abs(d) - _col(thickness) / 2)
+
+
+def _edge(rng, m, yy, xx, s, normal_angle):
+    """A straight boundary through the central region: a step or a bar, at random."""
+    phi = normal_angle + rng.uniform(-_EDGE_TILT, _EDGE_TILT, m)
+    # Near the centre, so a step never cuts off a small corner that could pass for a triangle.
+    offset = rng.uniform(-5, 5, m) * s
+    d = xx * _col(np.cos(phi)) + yy * _col(np.sin(phi)) - _col(offset)
+    return _stroke_or_fill(rng, d, rng.uniform(2.5, 6, m) * s)
+
+
+def _vertical_edge(rng, m, yy, xx, s):
+    return _edge(rng, m, yy, xx, s, np.zeros(m))
+
+
+def _horizontal_edge(rng, m, yy, xx, s):
+    return _edge(rng, m, yy, xx, s, np.full(m, np.pi / 2))
+
+
+def _diagonal_edge(rng, m, yy, xx, s):
+    return _edge(rng, m, yy, xx, s, np.where(rng.random(m) < 0.5, np.pi / 4, 3 * np.pi / 4))
+
+
+def _centres(rng, m, extent_x, extent_y, half):
+    """Random centres keeping a shape of the given half-extents (m,) one pixel inside the image."""
+    room_x = np.maximum(half - 1 - extent_x, 0)
+    room_y = np.maximum(half - 1 - extent_y, 0)
+    return rng.uniform(-1, 1, m) * room_x, rng.uniform(-1, 1, m) * room_y
+
+
+def _polygon(rng, m, yy, xx, s, sides, inradius, rotation):
+    """A regular polygon, filled or outlined (with mitred corners, the exact outline of the
+    signed distance below: the largest distance past any of the side lines)."""
+    thickness = rng.uniform(1.5, 3, m) * s
+    half = yy.shape[1] / 2
+    # Vertex directions sit half a step from the side normals; an outline grows the polygon
+    # by t/2 at its sides, hence by (t/2) / cos(pi/sides) at its vertices.
+    vertex = rotation[:, None] + np.pi / sides + 2 * np.pi * np.arange(sides) / sides
+    circumradius = (inradius + thickness / 2) / np.cos(np.pi / sides)
+    cx, cy = _centres(rng, m, circumradius * np.abs(np.cos(vertex)).max(1),
+                      circumradius * np.abs(np.sin(vertex)).max(1), half)
+    x, y = xx - _col(cx), yy - _col(cy)
+    d = None
+    for k in range(sides):  # a loop over the polygon's sides; every image at once
+        a = rotation + 2 * np.pi * k / sides
+        dk = x * _col(np.cos(a)) + y * _col(np.sin(a))
+        d = dk if d is None else np.maximum(d, dk)
+    return _stroke_or_fill(rng, d - _col(inradius), thickness)
+
+
+def _square(rng, m, yy, xx, s):
+    return _polygon(rng, m, yy, xx, s, 4, rng.uniform(5, 10, m) * s,
+                    rng.uniform(-_SQUARE_TILT, _SQUARE_TILT, m))
+
+
+def _triangle(rng, m, yy, xx, s):
+    return _polygon(rng, m, yy, xx, s, 3, rng.uniform(3.5, 6.5, m) * s,
+                    rng.uniform(0, 2 * np.pi, m))
+
+
+def _circle(rng, m, yy, xx, s):
+    thickness = rng.uniform(1.5, 3, m) * s
+    radius = rng.uniform(5, 10, m) * s
+    extent = radius + thickness / 2
+    cx, cy = _centres(rng, m, extent, extent, yy.shape[1] / 2)
+    d = np.sqrt((xx - _col(cx)) ** 2 + (yy - _col(cy)) ** 2) - _col(radius)
+    return _stroke_or_fill(rng, d, thickness)
+
+
+_DRAWERS = (_vertical_edge, _horizontal_edge, _diagonal_edge, _square, _circle, _triangle)
+
+
+def _colour_pairs(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Foreground and background colours (n, 3), uniform in the RGB cube, at least
+    ``_MIN_CONTRAST`` apart. Both come from the same distribution, so a colour says nothing
+    about which part of the image it paints, let alone the class."""
+    fg, bg = rng.random((n, 3)), rng.random((n, 3))
+    bad = np.linalg.norm(fg - bg, axis=1) < _MIN_CONTRAST
+    while bad.any():  # rejection rounds, each redrawing every failed pair at once
+        k = int(bad.sum())
+        fg[bad], bg[bad] = rng.random((k, 3)), rng.random((k, 3))
+        bad = np.linalg.norm(fg - bg, axis=1) < _MIN_CONTRAST
+    return fg.astype(np.float32), bg.astype(np.float32)
+
+
+def make_shapes(n: int, *, seed: int, image_size: int = 32,
+                noise: float = 0.06) -> tuple[np.ndarray, np.ndarray]:
+    """Generate ``n`` images of edges and shapes, deterministically from ``seed``.
+
+    Classes are balanced (counts differ by at most one) and shuffled; the label of an
+    image is its index in :data:`CLASSES`. Pixel values are multiples of 1/255, as if
+    read from an 8-bit image, so a uint8 copy holds them exactly.
+
+    Parameters
+    ----------
+    n : int
+        Number of images, >= 1.
+    seed : int
+        Seed for ``np.random.default_rng``; the same seed gives the same bytes.
+    image_size : int
+        Height and width in pixels, >= 16. Sizes and thicknesses scale with it.
+    noise : float
+        Standard deviation of the Gaussian pixel noise, added after drawing (>= 0).
+
+    Returns
+    -------
+    X : ndarray of float32, shape (n, 3, image_size, image_size)
+        RGB images, NCHW, values in [0, 1].
+    y : ndarray of int64, shape (n,)
+        Labels in ``range(len(CLASSES))``.
+
+    Shape
+    -----
+    ``() -> X (N, 3, H, W), y (N,)`` with ``H = W = image_size``.
+
+    Examples
+    --------
+    >>> X, y = make_shapes(6, seed=0)
+    >>> X.shape, X.dtype, y.shape, y.dtype
+    ((6, 3, 32, 32), dtype('float32'), (6,), dtype('int64'))
+    >>> sorted(y.tolist()) == list(range(len(CLASSES)))
+    True
+    >>> bool(X.min() >= 0 and X.max() <= 1)
+    True
+    """
+    n = check_int(n, "make_shapes", "n")
+    size = check_int(image_size, "make_shapes", "image_size", minimum=16)
+    if not (isinstance(noise, (int, float, np.floating, np.integer)) and 0 <= noise < math.inf):
+        raise ValueError(f"make_shapes: noise must be a finite number >= 0, got {noise!r}")
+    rng = np.random.default_rng(seed)
+
+    y = rng.permutation(np.arange(n, dtype=np.int64) % len(CLASSES))
+    coords = (np.arange(size, dtype=np.float32) + 0.5) - size / 2
+    yy, xx = coords[None, :, None], coords[None, None, :]
+    s = size / 32
+
+    # Coverage in [0, 1]: 1 inside, 0 outside, a one-pixel linear ramp across the boundary.
+    alpha = np.empty((n, 1, size, size), np.float32)
+    for label, draw in enumerate(_DRAWERS):
+        idx = np.flatnonzero(y == label)
+        if idx.size:
+            alpha[idx, 0] = np.clip(0.5 - draw(rng, idx.size, yy, xx, s), 0, 1)
+
+    fg, bg = _colour_pairs(rng, n)
+    # Soft background gradient: a linear ramp in a random direction towards a random colour shift.
+    theta = rng.uniform(0, 2 * np.pi, n)
+    ramp = (xx * _col(np.cos(theta)) + yy * _col(np.sin(theta))) / size  # within about +/- 0.7
+    shift = rng.uniform(-0.2, 0.2, (n, 3)).astype(np.float32)
+    X = bg[:, :, None, None] + ramp[:, None] * shift[:, :, None, None]
+    X += alpha * (fg[:, :, None, None] - X)
+    if noise > 0:
+        X += np.float32(noise) * rng.standard_normal(X.shape, dtype=np.float32)
+    X = _quantise(np.clip(X, 0, 1, out=X))
+    return _dequantise(X), y
+
+
+def _quantise(X: np.ndarray) -> np.ndarray:
+    return np.rint(X * np.float32(255)).astype(np.uint8)
+
+
+def _dequantise(q: np.ndarray) -> np.ndarray:
+    return q.astype(np.float32) / np.float32(255)
+
+
+# -- the cached splits -----------------------------------------------------------------------
+
+def _user_cache_dir() -> Path:
+    return Path.home() / ".cache" / "minicnn"
+
+
+def _checksum(q: np.ndarray, y: np.ndarray) -> str:
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(q).tobytes())
+    h.update(np.ascontiguousarray(y).tobytes())
+    return h.hexdigest()
+
+
+# Reading a damaged .npz can fail in many ways, from the zip layer to numpy's header parser.
+_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, TypeError, struct.error, zipfile.BadZipFile)
+
+
+class _BadCache(Exception):
+    """A cache file that must not be used; the message says why."""
+
+
+def _read_cache(path: Path, *, seed: int, n: int, image_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, y)`` from a cache file, after checking it; raises ``_BadCache`` saying what is wrong."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            q, y = f["images"], f["labels"]
+            meta = {key: int(f[key]) for key in ("version", "seed", "n", "image_size")}
+            stored = str(f["sha256"])
+    except _READ_ERRORS as exc:
+        raise _BadCache(f"unreadable ({type(exc).__name__}: {exc})") from None
+    expected = {"version": VERSION, "seed": seed, "n": n, "image_size": image_size}
+    if meta != expected:
+        raise _BadCache(f"made with {meta}, expected {expected}")
+    if (q.dtype != np.uint8 or q.shape != (n, 3, image_size, image_size)
+            or y.dtype != np.int64 or y.shape != (n,)):
+        raise _BadCache(f"arrays of {q.dtype} {q.shape} and {y.dtype} {y.shape} do not match the metadata")
+    if _checksum(q, y) != stored:
+        raise _BadCache("checksum mismatch")
+    return _dequantise(q), y
+
+
+def _write_cache(path: Path, X: np.ndarray, y: np.ndarray, *, seed: int) -> None:
+    """Save ``X, y`` and their checksum to ``path`` atomically.
+
+    The file is written under a temporary name in the same directory, flushed to disk, then
+    renamed over ``path``: readers see either the old file or the complete new one, never a
+    partial write.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    q = _quantise(X)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, images=q, labels=y, sha256=np.array(_checksum(q, y)),
+                     version=np.int64(VERSION), seed=np.int64(seed), n=np.int64(len(y)),
+                     image_size=np.int64(X.shape[-1]))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_shapes(split: str, *, data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Load a fixed split of :func:`make_shapes` images, generating and caching it once.
+
+    The split lives in ``<data_dir>/shapes-<split>-v<VERSION>.npz`` with its labels, the seed,
+    the generator version and a SHA-256 checksum. On loading, all of these are verified; a
+    truncated, corrupted or mismatching file is reported with a warning and regenerated,
+    never used. The file is written atomically, so an interrupted run leaves no partial cache.
+
+    Parameters
+    ----------
+    split : {"train", "test"}
+        ``"train"``: 10,000 images; ``"test"``: 2,000 images, from a different seed.
+    data_dir : str or path-like, optional
+        Where the cache lives. None means the ``data/`` folder next to the package, or
+        ``~/.cache/minicnn`` when that is not writable.
+
+    Returns
+    -------
+    X : ndarray of float32, shape (N, 3, 32, 32)
+        RGB images in [0, 1].
+    y : ndarray of int64, shape (N,)
+        Labels, indices into :data:`CLASSES`.
+
+    Shape
+    -----
+    ``split -> X (N, 3, 32, 32), y (N,)``; N = 10,000 (train) or 2,000 (test).
+
+    Raises
+    ------
+    ValueError
+        For an unknown split.
+
+    Examples
+    --------
+    >>> X, y = load_shapes("test")  # doctest: +SKIP
+    >>> X.shape, y.shape  # doctest: +SKIP
+    ((2000, 3, 32, 32), (2000,))
+    """
+    if split not in _SPLITS:
+        valid = ", ".join(repr(k) for k in _SPLITS)
+        raise ValueError(f"load_shapes: unknown split {split!r}; expected one of {valid}")
+    seed, n = _SPLITS[split]
+    name = f"shapes-{split}-v{VERSION}.npz"
+    dirs = [Path(data_dir)] if data_dir is not None else [_DEFAULT_DATA_DIR, _user_cache_dir()]
+
+    for d in dirs:
+        path = d / name
+        if path.is_file():
+            try:
+                return _read_cache(path, seed=seed, n=n)
+            except _BadCache as exc:
+                warnings.warn(f"load_shapes: ignoring the cache {path}: {exc}; regenerating it",
+                              stacklevel=2)
+
+    X, y = make_shapes(n, seed=seed)
+    errors = []
+    for d in dirs:
+        try:
+            _write_cache(d / name, X, y, seed=seed)
+            break
+        except OSError as exc:
+            errors.append(f"{d}: {exc}")
+    else:
+        warnings.warn(f"load_shapes: could not cache the {split!r} split ({'; '.join(errors)}); "
+                      "it will be generated again next time", stacklevel=2)
+    return X, y

@@ -1,0 +1,96 @@
+"""Shape inference and the Keras-like model summary table."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .layers.base import Layer
+
+
+def check_input_shape(input_shape, owner: str = "summary") -> tuple[int, ...]:
+    """``input_shape`` (without the batch axis) as a tuple of positive ints, or a ValueError."""
+    if isinstance(input_shape, numbers.Integral):
+        input_shape = (input_shape,)
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        raise TypeError(f"{owner}: input_shape must be a tuple of ints such as (3, 32, 32), "
+                        f"got {input_shape!r}") from None
+    if not shape or not all(isinstance(d, numbers.Integral) and d >= 1 for d in shape):
+        raise ValueError(f"{owner}: input_shape must be a non-empty tuple of positive ints without "
+                         f"the batch axis, such as (3, 32, 32); got {input_shape!r}")
+    return tuple(int(d) for d in shape)
+
+
+def layer_output_shape(layer: Layer, shape: tuple) -> tuple:
+    """Output shape of ``layer`` for an input ``shape`` that includes the batch axis.
+
+    Built-in layers answer from arithmetic, without data. A user's layer that has no
+    ``output_shape`` method is probed with one forward pass on zeros.
+    """
+    if hasattr(layer, "output_shape"):
+        return tuple(layer.output_shape(shape))
+    return tuple(np.shape(layer.forward(np.zeros(shape, dtype=np.float32))))
+
+
+def multiply_accumulates(layer: Layer, out_shape: tuple) -> int:
+    """Multiply-accumulate operations for one sample through ``layer``.
+
+    For a conv or dense layer every output element is one dot product with a row of
+    the weight, of length ``weight[0].size`` (C_in*KH*KW, or in_features).
+    """
+    weight = getattr(layer, "weight", None)
+    if weight is None or not hasattr(weight, "data") or weight.data.ndim < 2:
+        return 0
+    return math.prod(out_shape[1:]) * math.prod(weight.data.shape[1:])
+
+
+def trace_shapes(layers: list[Layer], input_shape: tuple) -> list[tuple]:
+    """Run a batch-of-one shape through ``layers``; the output shape after each one.
+
+    Raises
+    ------
+    ValueError
+        Naming the first layer (index and repr) that cannot take its input.
+    """
+    shape = (1,) + tuple(input_shape)
+    shapes = []
+    for i, layer in enumerate(layers):
+        try:
+            shape = layer_output_shape(layer, shape)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"the layers do not fit together: layer {i} ({layer!r}) cannot take input of shape "
+                f"{('N',) + shape[1:]}: {exc}"
+            ) from None
+        shapes.append(shape)
+    return shapes
+
+
+def summary_table(layers: list[Layer], input_shape: tuple) -> str:
+    """The text of ``Sequential.summary``: one row per layer, then totals."""
+    shapes = trace_shapes(layers, input_shape)
+    rows = [("Layer", "Output shape", "Params", "MACs")]
+    total_params = total_macs = 0
+    for i, (layer, shape) in enumerate(zip(layers, shapes)):
+        params = sum(p.data.size for p in layer.parameters())
+        macs = multiply_accumulates(layer, shape)
+        total_params += params
+        total_macs += macs
+        rows.append((f"{i}: {type(layer).__name__}", str(("N",) + shape[1:]).replace("'", ""),
+                     f"{params:,}", f"{macs:,}"))
+    widths = [max(len(row[c]) for row in rows) for c in range(4)]
+
+    def fmt(row):
+        return "  ".join([row[0].ljust(widths[0]), row[1].ljust(widths[1])]
+                         + [cell.rjust(w) for cell, w in zip(row[2:], widths[2:])])
+
+    rule = "-" * len(fmt(rows[0]))
+    lines = [f"Input shape: {('N',) + tuple(input_shape)}".replace("'", ""), rule, fmt(rows[0]), rule]
+    lines += [fmt(row) for row in rows[1:]]
+    lines += [rule, f"Total parameters: {total_params:,}",
+              f"Multiply-accumulates per sample: {total_macs:,}"]
+    return "\n".join(lines)

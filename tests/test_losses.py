@@ -1,0 +1,222 @@
+"""Tests for SoftmaxCrossEntropy and MSE: hand-worked values, finite differences, PyTorch, errors."""
+
+import math
+
+import numpy as np
+import pytest
+
+from minicnn import MSE, SoftmaxCrossEntropy
+
+
+def numeric_grad(f, x, eps=1e-6):
+    """Central finite differences of the scalar f at x (float64), one entry at a time."""
+    x = x.astype(np.float64)
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        orig = x[idx]
+        x[idx] = orig + eps
+        up = f(x)
+        x[idx] = orig - eps
+        down = f(x)
+        x[idx] = orig
+        grad[idx] = (up - down) / (2 * eps)
+    return grad
+
+
+# -- SoftmaxCrossEntropy: values worked by hand -------------------------------------------
+
+def test_cross_entropy_two_equal_logits_is_log2():
+    ce = SoftmaxCrossEntropy()
+    # softmax([0, 0]) = [1/2, 1/2]  ->  L = -log(1/2) = log 2;  dlogits = [1/2 - 1, 1/2]
+    assert ce.loss(np.array([[0.0, 0.0]]), np.array([0])) == pytest.approx(math.log(2), rel=1e-15)
+    np.testing.assert_allclose(ce.backward(), [[-0.5, 0.5]], rtol=1e-15)
+
+
+def test_cross_entropy_batch_by_hand():
+    ce = SoftmaxCrossEntropy()
+    logits = np.array([[0.0, 0.0], [0.0, math.log(3)]])
+    labels = np.array([0, 1])
+    # row 0: p = [1/2, 1/2], -log p[0] = log 2
+    # row 1: p = [1/4, 3/4], -log p[1] = log(4/3)
+    # mean: (log 2 + log(4/3)) / 2 = log(8/3) / 2
+    assert ce(logits, labels) == pytest.approx(math.log(8 / 3) / 2, rel=1e-14)
+    # (p - onehot) / N with N = 2: [[-1/2, 1/2], [1/4, -1/4]] / 2
+    np.testing.assert_allclose(ce.backward(), [[-0.25, 0.25], [0.125, -0.125]], rtol=1e-14)
+    np.testing.assert_allclose(ce.probabilities, [[0.5, 0.5], [0.25, 0.75]], rtol=1e-14)
+
+
+def test_cross_entropy_call_is_loss(rng):
+    logits, labels = rng.normal(size=(4, 3)), np.array([0, 2, 1, 1])
+    assert SoftmaxCrossEntropy()(logits, labels) == SoftmaxCrossEntropy().loss(logits, labels)
+
+
+# -- SoftmaxCrossEntropy: gradient and oracles --------------------------------------------
+
+@pytest.mark.parametrize("n,k", [(1, 1), (1, 4), (3, 5), (6, 2)], ids=lambda v: str(v))
+def test_cross_entropy_matches_finite_differences(rng, n, k):
+    logits = rng.normal(scale=2.0, size=(n, k))
+    labels = rng.integers(0, k, size=n)
+    ce = SoftmaxCrossEntropy()
+    ce.loss(logits, labels)
+    analytic = ce.backward()
+    numeric = numeric_grad(lambda z: SoftmaxCrossEntropy().loss(z, labels), logits)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 1e-5)], ids=["float64", "float32"])
+def test_cross_entropy_matches_torch(rng, dtype, rtol):
+    torch = pytest.importorskip("torch")
+    logits = (rng.normal(scale=3.0, size=(7, 5))).astype(dtype)
+    labels = rng.integers(0, 5, size=7)
+    ce = SoftmaxCrossEntropy()
+    ours = ce.loss(logits, labels)
+    t_logits = torch.tensor(logits, requires_grad=True)
+    t_loss = torch.nn.functional.cross_entropy(t_logits, torch.tensor(labels))
+    t_loss.backward()
+    assert ours == pytest.approx(t_loss.item(), rel=rtol)
+    np.testing.assert_allclose(ce.backward(), t_logits.grad.numpy(), rtol=rtol, atol=rtol * 1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_cross_entropy_keeps_dtype(rng, dtype):
+    ce = SoftmaxCrossEntropy()
+    loss = ce.loss(rng.normal(size=(3, 4)).astype(dtype), np.array([0, 1, 3]))
+    assert type(loss) is float
+    assert ce.backward().dtype == dtype
+
+
+def test_cross_entropy_integer_logits_and_unsigned_labels():
+    ce = SoftmaxCrossEntropy()
+    assert ce.loss(np.array([[0, 0]]), np.array([1], dtype=np.uint8)) == pytest.approx(math.log(2))
+    assert ce.backward().dtype == np.float32
+
+
+def test_cross_entropy_backward_returns_fresh_arrays(rng):
+    ce = SoftmaxCrossEntropy()
+    ce.loss(rng.normal(size=(2, 3)), np.array([0, 2]))
+    first = ce.backward()
+    first[...] = 99.0
+    np.testing.assert_array_less(np.abs(ce.backward()), 1.0)
+
+
+# -- SoftmaxCrossEntropy: numerical stability ---------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("label,expected_loss,expected_grad", [
+    # p = softmax([1e4, -1e4, 0]) = [1, 0, 0] to working precision
+    (0, 0.0, [1 - 1, 0, 0]),
+    (1, 2e4, [1, 0 - 1, 0]),       # -log p[1] = 1e4 - (-1e4)
+    (2, 1e4, [1, 0, 0 - 1]),       # -log p[2] = 1e4 - 0
+], ids=["label0", "label1", "label2"])
+def test_cross_entropy_extreme_logits(dtype, label, expected_loss, expected_grad):
+    ce = SoftmaxCrossEntropy()
+    logits = np.array([[1e4, -1e4, 0.0]], dtype=dtype)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        loss = ce.loss(logits, np.array([label]))
+        grad = ce.backward()
+    assert math.isfinite(loss) and np.isfinite(grad).all()
+    assert loss == pytest.approx(expected_loss, abs=1e-6)
+    np.testing.assert_allclose(grad, [expected_grad], atol=1e-6)
+
+
+def test_cross_entropy_all_very_negative_logits():
+    ce = SoftmaxCrossEntropy()
+    # shifting by the row max makes this the same as [[0, 0]]
+    assert ce.loss(np.array([[-1e4, -1e4]]), np.array([1])) == pytest.approx(math.log(2), rel=1e-15)
+    np.testing.assert_allclose(ce.backward(), [[0.5, -0.5]], rtol=1e-15)
+
+
+# -- SoftmaxCrossEntropy: errors ----------------------------------------------------------
+
+@pytest.mark.parametrize("logits,labels,error,match", [
+    (np.zeros(3), np.array([0]), ValueError, r"logits have shape \(3,\) \(1-D\); expected 2-D \(N, K\)"),
+    (np.zeros((2, 3, 1)), np.array([0, 1]), ValueError, r"logits have shape \(2, 3, 1\)"),
+    (np.zeros((0, 3)), np.zeros(0, dtype=int), ValueError, r"empty batch"),
+    (np.zeros((2, 0)), np.array([0, 0]), ValueError, r"K >= 1"),
+    (np.zeros((2, 3)), np.array([[0], [1]]), ValueError, r"labels have shape \(2, 1\).*labels.ravel\(\)"),
+    (np.zeros((2, 3)), np.eye(3, dtype=int)[:2], ValueError, r"one-hot: use labels.argmax\(axis=1\)"),
+    (np.zeros((2, 3)), np.array([0, 1, 2]), ValueError, r"3 labels for 2 rows of logits"),
+    (np.zeros((2, 3)), np.array([0, 3]), ValueError, r"label 3 is out of range for K=3 classes"),
+    (np.zeros((2, 3)), np.array([-1, 0]), ValueError, r"label -1 is out of range for K=3"),
+    (np.zeros((2, 3)), np.array([0.0, 1.0]), TypeError, r"labels have dtype float64.*labels.astype\(int\)"),
+    (np.zeros((2, 3)), np.array([True, False]), TypeError, r"labels have dtype bool"),
+    (np.zeros((2, 3)), np.array(["a", "b"]), TypeError, r"labels has dtype"),
+    (np.array([[0.0, np.nan]]), np.array([0]), ValueError, r"logits contains 1 non-finite value"),
+    (np.array([[np.inf, 0.0]]), np.array([0]), ValueError, r"non-finite"),
+], ids=["logits-1d", "logits-3d", "empty-batch", "no-classes", "labels-column", "labels-onehot",
+        "labels-length", "label-too-big", "label-negative", "float-labels", "bool-labels",
+        "string-labels", "nan-logits", "inf-logits"])
+def test_cross_entropy_rejects_bad_input(logits, labels, error, match):
+    with pytest.raises(error, match=match) as info:
+        SoftmaxCrossEntropy().loss(logits, labels)
+    assert "SoftmaxCrossEntropy" in str(info.value)
+
+
+def test_cross_entropy_backward_before_loss():
+    with pytest.raises(RuntimeError, match=r"SoftmaxCrossEntropy.backward called before"):
+        SoftmaxCrossEntropy().backward()
+
+
+# -- MSE ----------------------------------------------------------------------------------
+
+def test_mse_by_hand():
+    mse = MSE()
+    pred = np.array([[1.0, 2.0], [3.0, 4.0]])
+    target = np.array([[1.0, 0.0], [3.0, 0.0]])
+    # diffs [0, 2, 0, 4]: L = (0 + 4 + 0 + 16) / 4 = 5;  dpred = 2 * diff / 4 = [0, 1, 0, 2]
+    assert mse.loss(pred, target) == 5.0
+    np.testing.assert_array_equal(mse.backward(), [[0.0, 1.0], [0.0, 2.0]])
+    assert mse(pred, target) == 5.0
+
+
+@pytest.mark.parametrize("shape", [(1,), (4, 3), (2, 3, 2)], ids=lambda s: "x".join(map(str, s)))
+def test_mse_matches_finite_differences(rng, shape):
+    pred, target = rng.normal(size=shape), rng.normal(size=shape)
+    mse = MSE()
+    mse.loss(pred, target)
+    numeric = numeric_grad(lambda p: MSE().loss(p, target), pred)
+    np.testing.assert_allclose(mse.backward(), numeric, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 1e-5)], ids=["float64", "float32"])
+def test_mse_matches_torch(rng, dtype, rtol):
+    torch = pytest.importorskip("torch")
+    pred = rng.normal(size=(5, 3)).astype(dtype)
+    target = rng.normal(size=(5, 3)).astype(dtype)
+    mse = MSE()
+    ours = mse.loss(pred, target)
+    t_pred = torch.tensor(pred, requires_grad=True)
+    t_loss = torch.nn.functional.mse_loss(t_pred, torch.tensor(target))
+    t_loss.backward()
+    assert ours == pytest.approx(t_loss.item(), rel=rtol)
+    np.testing.assert_allclose(mse.backward(), t_pred.grad.numpy(), rtol=rtol, atol=rtol * 1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_mse_keeps_pred_dtype(rng, dtype):
+    mse = MSE()
+    # a float64 or integer target must not upcast a float32 prediction's gradient
+    loss = mse.loss(rng.normal(size=(3, 2)).astype(dtype), np.ones((3, 2), dtype=np.int64))
+    assert type(loss) is float
+    assert mse.backward().dtype == dtype
+    mse.loss(np.zeros((2, 2), dtype=dtype), np.ones((2, 2)))
+    assert mse.backward().dtype == dtype
+
+
+@pytest.mark.parametrize("pred,target,error,match", [
+    (np.zeros((3, 1)), np.zeros(3), ValueError, r"pred has shape \(3, 1\) but target has shape \(3,\).*reshape"),
+    (np.zeros(3), np.zeros((3, 1)), ValueError, r"target.ravel\(\)"),
+    (np.zeros((2, 3)), np.zeros((3, 2)), ValueError, r"\(2, 3\).*\(3, 2\).*same shape"),
+    (np.zeros((0, 2)), np.zeros((0, 2)), ValueError, r"empty batch"),
+    (np.zeros(2), np.array(["a", "b"]), TypeError, r"target has dtype"),
+    (np.array([np.nan, 0.0]), np.zeros(2), ValueError, r"pred contains 1 non-finite value"),
+], ids=["column-vs-flat", "flat-vs-column", "transposed", "empty", "string-target", "nan-pred"])
+def test_mse_rejects_bad_input(pred, target, error, match):
+    with pytest.raises(error, match=match) as info:
+        MSE().loss(pred, target)
+    assert "MSE" in str(info.value)
+
+
+def test_mse_backward_before_loss():
+    with pytest.raises(RuntimeError, match=r"MSE.backward called before MSE.loss"):
+        MSE().backward()

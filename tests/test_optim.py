@@ -1,0 +1,345 @@
+"""Tests for SGD: hand-worked steps, PyTorch as oracle, validation, state_dict and resuming."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from minicnn import SGD, Dense, Parameter
+
+
+def run_sgd(p0, grads, dtype=np.float64, **hyper):
+    """Start a Parameter at p0, feed it each gradient in turn, return the value after every step."""
+    p = Parameter(np.array(p0, dtype=dtype))
+    opt = SGD([p], **hyper)
+    values = []
+    for g in grads:
+        p.grad[...] = g
+        opt.step()
+        values.append(p.data.copy())
+    return values
+
+
+# -- the update rule, worked by hand ------------------------------------------------------
+# Every number below is a short binary fraction, so float64 and float32 get them exactly.
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_plain_sgd_with_weight_decay_by_hand(dtype):
+    # lr = 0.25, weight_decay = 0.5, p0 = 4
+    # step 1: g = 1 + 0.5*4 = 3;         p = 4 - 0.25*3 = 3.25
+    # step 2: g = 1 + 0.5*3.25 = 2.625;  p = 3.25 - 0.25*2.625 = 2.59375
+    values = run_sgd([4.0], [1.0, 1.0], dtype, lr=0.25, weight_decay=0.5)
+    assert [v.item() for v in values] == [3.25, 2.59375]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_momentum_by_hand(dtype):
+    # lr = 1, momentum = 0.5, p0 = 1, gradient 1 every step
+    # step 1: b = g = 1 (the first step copies the gradient);   p = 1 - 1 = 0
+    # step 2: b = 0.5*1 + 1 = 1.5;                              p = 0 - 1.5 = -1.5
+    # step 3: b = 0.5*1.5 + 1 = 1.75;                           p = -1.5 - 1.75 = -3.25
+    values = run_sgd([1.0], [1.0, 1.0, 1.0], dtype, lr=1.0, momentum=0.5)
+    assert [v.item() for v in values] == [0.0, -1.5, -3.25]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_momentum_dampening_weight_decay_by_hand(dtype):
+    # lr = 0.5, momentum = 0.5, dampening = 0.5, weight_decay = 0.25, p0 = 2, grads 1, 2, -1
+    # step 1: g = 1 + 0.25*2 = 1.5
+    #         b = 1.5 (first step: no dampening)          p = 2 - 0.5*1.5 = 1.25
+    # step 2: g = 2 + 0.25*1.25 = 2.3125
+    #         b = 0.5*1.5 + 0.5*2.3125 = 1.90625          p = 1.25 - 0.5*1.90625 = 0.296875
+    # step 3: g = -1 + 0.25*0.296875 = -0.92578125
+    #         b = 0.5*1.90625 + 0.5*(-0.92578125) = 0.490234375
+    #                                                     p = 0.296875 - 0.5*0.490234375 = 0.0517578125
+    values = run_sgd([2.0], [1.0, 2.0, -1.0], dtype, lr=0.5, momentum=0.5, dampening=0.5, weight_decay=0.25)
+    assert [v.item() for v in values] == [1.25, 0.296875, 0.0517578125]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_nesterov_by_hand(dtype):
+    # lr = 0.5, momentum = 0.5, nesterov, p0 = [1, -2]
+    # step 1: g = [1, 2];  b = [1, 2];  g + 0.5*b = [1.5, 3]
+    #         p = [1, -2] - 0.5*[1.5, 3] = [0.25, -3.5]
+    # step 2: g = [2, -2]; b = 0.5*[1, 2] + [2, -2] = [2.5, -1];  g + 0.5*b = [3.25, -2.5]
+    #         p = [0.25, -3.5] - 0.5*[3.25, -2.5] = [-1.375, -2.25]
+    # step 3: g = [0, 4];  b = 0.5*[2.5, -1] + [0, 4] = [1.25, 3.5];  g + 0.5*b = [0.625, 5.75]
+    #         p = [-1.375, -2.25] - 0.5*[0.625, 5.75] = [-1.6875, -5.125]
+    values = run_sgd([1.0, -2.0], [[1.0, 2.0], [2.0, -2.0], [0.0, 4.0]], dtype,
+                     lr=0.5, momentum=0.5, nesterov=True)
+    assert [v.tolist() for v in values] == [[0.25, -3.5], [-1.375, -2.25], [-1.6875, -5.125]]
+
+
+# -- PyTorch as oracle --------------------------------------------------------------------
+
+GRID = [
+    (m, d, wd, nest)
+    for m, d, wd, nest in itertools.product([0.0, 0.9], [0.0, 0.3], [0.0, 0.01], [False, True])
+    if not nest or (m > 0 and d == 0)
+]
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 1e-5)], ids=["float64", "float32"])
+@pytest.mark.parametrize("momentum,dampening,weight_decay,nesterov", GRID,
+                         ids=[f"mom{m}-damp{d}-wd{wd}" + ("-nesterov" if n else "") for m, d, wd, n in GRID])
+def test_matches_torch_sgd(rng, dtype, rtol, momentum, dampening, weight_decay, nesterov):
+    torch = pytest.importorskip("torch")
+    hyper = {"lr": 0.05, "momentum": momentum, "dampening": dampening,
+             "weight_decay": weight_decay, "nesterov": nesterov}
+    shapes = [(3, 4), (5,), (2, 1, 3)]
+    ours = [Parameter(rng.normal(size=s).astype(dtype)) for s in shapes]
+    theirs = [torch.tensor(p.data.copy(), requires_grad=True) for p in ours]
+    opt, t_opt = SGD(ours, **hyper), torch.optim.SGD(theirs, **hyper)
+    for _ in range(10):
+        for p, t in zip(ours, theirs):
+            g = rng.normal(size=p.shape).astype(dtype)
+            p.grad[...] = g
+            t.grad = torch.tensor(g)
+        opt.step()
+        t_opt.step()
+    for p, t in zip(ours, theirs):
+        assert p.data.dtype == dtype
+        np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=rtol, atol=rtol * 1e-2)
+
+
+# -- in place, dtype, zero_grad, state keyed by Parameter ----------------------------------
+
+@pytest.mark.parametrize("nesterov", [False, True], ids=["momentum", "nesterov"])
+def test_updates_in_place_and_keeps_float32(rng, nesterov):
+    params = [Parameter(rng.normal(size=(4, 3)).astype(np.float32)), Parameter(np.zeros(3, np.float32))]
+    arrays = [p.data for p in params]
+    opt = SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-3, nesterov=nesterov)
+    for _ in range(3):
+        for p in params:
+            p.grad[...] = rng.normal(size=p.shape)
+        opt.step()
+    for p, arr in zip(params, arrays):
+        assert p.data is arr and p.data.dtype == np.float32
+        assert opt.state[p]["momentum_buffer"].dtype == np.float32
+        assert opt.state[p]["momentum_buffer"].shape == p.shape
+    assert opt.step_count == 3
+
+
+def test_step_leaves_grad_untouched(rng):
+    p = Parameter(rng.normal(size=5))
+    g = rng.normal(size=5)
+    p.grad[...] = g
+    opt = SGD([p], lr=0.1, momentum=0.9, weight_decay=0.1)
+    opt.step()
+    opt.step()
+    np.testing.assert_array_equal(p.grad, g)
+
+
+def test_no_state_without_momentum(rng):
+    p = Parameter(rng.normal(size=3))
+    opt = SGD([p], lr=0.1, weight_decay=0.1)
+    opt.step()
+    assert opt.state == {}
+    assert not any(k.startswith("momentum_buffer") for k in opt.state_dict())
+
+
+def test_zero_grad_in_place(rng):
+    params = Dense(3, 2, rng=rng).parameters()
+    for p in params:
+        p.grad[...] = 1.0
+    grads = [p.grad for p in params]
+    SGD(params, lr=0.1).zero_grad()
+    for p, g in zip(params, grads):
+        assert p.grad is g and not p.grad.any()
+
+
+def test_accepts_a_generator(rng):
+    layer = Dense(3, 2, rng=rng)
+    opt = SGD((p for p in layer.parameters()), lr=0.1)
+    assert len(opt.params) == 2
+
+
+# -- validation ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"lr": 0.0}, r"lr must be a finite number > 0, got lr=0.0"),
+    ({"lr": -0.1}, r"lr=-0.1"),
+    ({"lr": float("nan")}, r"lr=nan"),
+    ({"lr": float("inf")}, r"lr=inf"),
+    ({"lr": 0.1, "momentum": -0.5}, r"momentum must be a finite number >= 0, got momentum=-0.5"),
+    ({"lr": 0.1, "dampening": -1.0}, r"dampening=-1.0"),
+    ({"lr": 0.1, "weight_decay": -1e-4}, r"weight_decay=-0.0001"),
+    ({"lr": 0.1, "weight_decay": float("inf")}, r"weight_decay=inf"),
+    ({"lr": 0.1, "nesterov": True}, r"nesterov=True needs momentum > 0 and dampening = 0.*momentum=0.0"),
+    ({"lr": 0.1, "momentum": 0.9, "dampening": 0.1, "nesterov": True}, r"nesterov=True.*dampening=0.1"),
+], ids=["lr-zero", "lr-negative", "lr-nan", "lr-inf", "momentum-negative", "dampening-negative",
+        "weight-decay-negative", "weight-decay-inf", "nesterov-no-momentum", "nesterov-dampening"])
+def test_rejects_bad_hyperparameters(kwargs, match):
+    with pytest.raises(ValueError, match=r"^SGD: .*" + match):
+        SGD([Parameter(np.zeros(2))], **kwargs)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"lr": "0.1"}, r"lr must be a real number, got '0.1'"),
+    ({"lr": True}, r"lr must be a real number"),
+    ({"lr": 0.1, "momentum": None}, r"momentum must be a real number"),
+    ({"lr": 0.1, "nesterov": 1}, r"nesterov must be True or False"),
+], ids=["lr-string", "lr-bool", "momentum-none", "nesterov-int"])
+def test_rejects_hyperparameters_of_the_wrong_type(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        SGD([Parameter(np.zeros(2))], **kwargs)
+
+
+def test_rejects_bad_params(rng):
+    layer = Dense(2, 2, rng=rng)
+    p = Parameter(np.zeros(2))
+    with pytest.raises(ValueError, match=r"empty list of parameters"):
+        SGD([], lr=0.1)
+    with pytest.raises(TypeError, match=r"params\[1\] is a ndarray, expected a minicnn Parameter"):
+        SGD([p, np.zeros(2)], lr=0.1)
+    with pytest.raises(TypeError, match=r"single Parameter; wrap it in a list"):
+        SGD(p, lr=0.1)
+    with pytest.raises(TypeError, match=r"Dense layer; pass model.parameters\(\)"):
+        SGD(layer, lr=0.1)
+    with pytest.raises(TypeError, match=r"iterable of Parameters, got int"):
+        SGD(3, lr=0.1)
+    with pytest.raises(ValueError, match=r"params\[1\] is the same Parameter as params\[0\]"):
+        SGD([p, p], lr=0.1)
+
+
+# -- state_dict and resuming --------------------------------------------------------------
+
+def quadratic_grads(params, targets):
+    """Gradient of sum((p - t)**2 * (1 + p**2)) / 2, so every step depends on where p is."""
+    for p, t in zip(params, targets):
+        p.grad[...] = (p.data - t) * (1 + p.data**2) + (p.data - t) ** 2 * p.data
+
+
+def make_problem(dtype):
+    rng = np.random.default_rng(7)
+    params = [Parameter(rng.normal(size=(3, 2)).astype(dtype)), Parameter(rng.normal(size=4).astype(dtype))]
+    targets = [rng.normal(size=p.shape).astype(dtype) for p in params]
+    return params, targets
+
+
+def train(params, targets, opt, steps):
+    for _ in range(steps):
+        opt.zero_grad()
+        quadratic_grads(params, targets)
+        opt.step()
+
+
+def test_state_dict_keys_and_values():
+    a, b = Parameter(np.zeros(2)), Parameter(np.zeros(3))
+    opt = SGD([a, b], lr=0.1, momentum=0.9, dampening=0.1, weight_decay=1e-4)
+    assert set(opt.state_dict()) == {"lr", "momentum", "dampening", "weight_decay", "nesterov", "step"}
+    b.grad[...] = 1.0
+    opt.step()
+    state = opt.state_dict()
+    assert set(state) == {"lr", "momentum", "dampening", "weight_decay", "nesterov", "step",
+                          "momentum_buffer.0", "momentum_buffer.1"}
+    assert state["lr"] == 0.1 and state["momentum"] == 0.9 and state["dampening"] == 0.1
+    assert state["weight_decay"] == 1e-4 and state["nesterov"] == 0 and state["step"] == 1
+    assert all(isinstance(v, np.ndarray) for v in state.values())
+    np.testing.assert_array_equal(state["momentum_buffer.1"], [1.0, 1.0, 1.0])
+    state["momentum_buffer.1"][...] = 5.0  # a copy: the optimizer must not see this
+    np.testing.assert_array_equal(opt.state[b]["momentum_buffer"], [1.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("hyper", [
+    {"lr": 0.05, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01},
+    {"lr": 0.05, "momentum": 0.8, "nesterov": True, "weight_decay": 1e-3},
+    {"lr": 0.05},
+], ids=["momentum-dampening", "nesterov", "plain"])
+def test_resume_through_npz_is_bit_identical(tmp_path, dtype, hyper):
+    params, targets = make_problem(dtype)
+    opt = SGD(params, **hyper)
+    train(params, targets, opt, 8)
+    uninterrupted = [p.data.copy() for p in params]
+
+    params, targets = make_problem(dtype)
+    opt = SGD(params, **hyper)
+    train(params, targets, opt, 5)
+    np.savez(tmp_path / "ckpt.npz", **opt.state_dict())
+    resumed_opt = SGD(params, lr=1.0)  # the hyperparameters come from the state
+    with np.load(tmp_path / "ckpt.npz", allow_pickle=False) as saved:
+        resumed_opt.load_state_dict(saved)
+    assert resumed_opt.step_count == 5
+    train(params, targets, resumed_opt, 3)
+    for p, expected in zip(params, uninterrupted):
+        assert p.data.dtype == dtype
+        np.testing.assert_array_equal(p.data, expected)
+
+
+def test_load_casts_buffers_to_the_parameter_dtype():
+    p = Parameter(np.zeros(2, np.float32))
+    opt = SGD([p], lr=0.1, momentum=0.9)
+    state = opt.state_dict()
+    state["momentum_buffer.0"] = np.array([1, 2], dtype=np.int64)
+    opt.load_state_dict(state)
+    buf = opt.state[p]["momentum_buffer"]
+    assert buf.dtype == np.float32 and buf.tolist() == [1.0, 2.0]
+    state["momentum_buffer.0"][...] = 7  # the optimizer holds its own copy
+    assert opt.state[p]["momentum_buffer"].tolist() == [1.0, 2.0]
+
+
+def test_load_without_buffers_clears_them():
+    p = Parameter(np.zeros(2))
+    opt = SGD([p], lr=0.1, momentum=0.9)
+    fresh = opt.state_dict()
+    p.grad[...] = 1.0
+    opt.step()
+    opt.load_state_dict(fresh)
+    assert opt.state == {} and opt.step_count == 0
+
+
+def test_load_rejects_a_bad_state_and_changes_nothing():
+    a, b = Parameter(np.zeros(2)), Parameter(np.zeros((2, 3)))
+    opt = SGD([a, b], lr=0.1, momentum=0.9)
+    a.grad[...] = 1.0
+    opt.step()
+    before = opt.state_dict()
+    bad = dict(before)
+    del bad["weight_decay"]
+    bad["lr"] = np.array(-1.0)
+    bad["momentum_buffer.0"] = np.zeros(3)
+    bad["momentum_buffer.1"] = np.zeros((3, 2))
+    bad["momentum_buffer.2"] = np.zeros(1)
+    bad["velocity.0"] = np.zeros(2)
+    with pytest.raises(ValueError) as info:
+        opt.load_state_dict(bad)
+    message = str(info.value)
+    assert message.startswith("SGD.load_state_dict: the state does not fit this optimizer")
+    for expected in ["missing key 'weight_decay'",
+                     "'momentum_buffer.0': shape (3,) in the state, (2,) for parameter 0",
+                     "'momentum_buffer.1': shape (3, 2) in the state, (2, 3) for parameter 1",
+                     "'momentum_buffer.2': index 2 is out of range, the optimizer has 2 parameters",
+                     "unexpected key 'velocity.0'"]:
+        assert expected in message
+    after = opt.state_dict()
+    assert after.keys() == before.keys()
+    for key in before:
+        np.testing.assert_array_equal(after[key], before[key])
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("lr", np.array(0.0), r"lr must be a finite number > 0, got lr=0.0"),
+    ("lr", np.array([0.1, 0.2]), r"'lr': expected a scalar number, got dtype float64 and shape \(2,\)"),
+    ("momentum", np.array("fast"), r"'momentum': expected a scalar number"),
+    ("nesterov", np.array(2), r"'nesterov': expected 0 or 1, got 2"),
+    ("nesterov", np.array(1), r"nesterov=True needs momentum > 0 and dampening = 0"),
+    ("step", np.array(-3), r"'step': expected an integer >= 0, got -3"),
+    ("step", np.array(2.5), r"'step': expected an integer >= 0, got 2.5"),
+    ("momentum_buffer.01", np.zeros(2), r"unexpected key 'momentum_buffer.01'"),
+    ("momentum_buffer.0", np.array(["a", "b"]), r"'momentum_buffer.0': dtype <U1 is not a real number type"),
+], ids=["lr-zero", "lr-vector", "momentum-string", "nesterov-2", "nesterov-dampening",
+        "step-negative", "step-fraction", "buffer-leading-zero", "buffer-strings"])
+def test_load_rejects_invalid_values(key, value, match):
+    p = Parameter(np.zeros(2))
+    opt = SGD([p], lr=0.1, momentum=0.9, dampening=0.5)
+    state = opt.state_dict()
+    state[key] = value
+    with pytest.raises(ValueError, match=match):
+        opt.load_state_dict(state)
+    assert opt.lr == 0.1 and opt.nesterov is False and opt.step_count == 0
+
+
+def test_repr():
+    opt = SGD([Parameter(np.zeros(1))], lr=0.1, momentum=0.9)
+    assert repr(opt) == "SGD(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False)"
