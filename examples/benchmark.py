@@ -21,7 +21,6 @@ import json
 import math
 import platform
 import statistics
-import sys
 import time
 import tracemalloc
 
@@ -138,10 +137,12 @@ def peak_extra_mib(fn) -> float:
 
 def blas_threads(n: int | None = None) -> int | None:
     """Get (and with ``n``, set) the thread count of numpy's OpenBLAS, if it can be found."""
-    for line in open("/proc/self/maps") if sys.platform.startswith("linux") else []:
-        path = line.split()[-1]
-        if "openblas" not in path.lower():
-            continue
+    try:
+        with open("/proc/self/maps") as fh:  # the shared libraries this process has loaded
+            paths = [line.split()[-1] for line in fh if "openblas" in line.lower()]
+    except OSError:  # not Linux
+        paths = []
+    for path in paths[:1]:
         lib = ctypes.CDLL(path)
         for prefix in ("scipy_openblas", "openblas"):
             for suffix in ("64_", "_64_", ""):
@@ -151,7 +152,6 @@ def blas_threads(n: int | None = None) -> int | None:
                     if n is not None:
                         setter(ctypes.c_int(n))
                     return int(getter())
-        break
     return None
 
 
@@ -449,7 +449,7 @@ def main(argv=None) -> dict:
     for name, spec in suite.items():
         rows += conv_rows(name, spec, args, rng)
     for name, spec in suite.items():  # max-pooling the output of each convolution
-        n, c, hw, f, k, pad, stride = spec
+        n, _, hw, f, k, pad, stride = spec
         out_hw = (hw + 2 * pad - k) // stride + 1
         rows.append(pool_row(f"pool {name}", (n, f, out_hw, out_hw), args, rng))
     # The demo network layer by layer, then one whole training step.

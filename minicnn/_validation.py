@@ -62,23 +62,6 @@ def check_image_batch(x, owner: str, in_channels: int | None = None) -> np.ndarr
     return arr
 
 
-def check_feature_batch(x, owner: str, in_features: int) -> np.ndarray:
-    """Check an (N, in_features) batch for a dense layer and return it as floats."""
-    arr = as_float(x, owner)
-    if arr.ndim != 2:
-        hint = "; insert Flatten() before Dense" if arr.ndim > 2 else "; for one sample use x[None]"
-        raise ValueError(
-            f"{owner} got input of shape {arr.shape} ({arr.ndim}-D); expected 2-D (N, {in_features}){hint}"
-        )
-    if arr.shape[0] == 0:
-        raise ValueError(f"{owner} got an empty batch, input of shape {arr.shape}; expected N >= 1")
-    if arr.shape[1] != in_features:
-        raise ValueError(
-            f"{owner} got input of shape {arr.shape}: {arr.shape[1]} features, expected {in_features}"
-        )
-    return arr
-
-
 def check_dout(dout, owner: str, out_shape: tuple | None, dtype) -> np.ndarray:
     """Check an upstream gradient against the last forward's output; cast it to that dtype.
 

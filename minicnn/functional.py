@@ -5,10 +5,12 @@ arrays and compute "valid" cross-correlations (no kernel flip, as in PyTorch):
 at every position the window and the filter are multiplied element-wise and summed.
 All three, and the ``Conv2DVolume`` layer, are built on the same :func:`im2col`.
 
-Column layout of :func:`im2col` (chosen so the layer needs no transposes):
+Column layout of :func:`im2col`:
 ``cols[n, (c, i, j), (oh, ow)] = x_padded[n, c, oh*sh + i*dh, ow*sw + j*dw]``, i.e.
 shape ``(N, C*KH*KW, OH*OW)`` with the row index running over channel, then kernel
-row, then kernel column (the order of ``weight.reshape(F, -1)``).
+row, then kernel column (the order of ``weight.reshape(F, -1)``). That is the index
+layout; the memory order is the caller's choice (``out=``), and the layer picks the
+one that makes its matrix products fastest.
 """
 
 from __future__ import annotations
@@ -131,7 +133,28 @@ def pad_image(x: np.ndarray, pads: Padding, value=0) -> np.ndarray:
     return out
 
 
-def im2col(x: np.ndarray, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
+def tap_range(size: int, offset: int, stride: int, before: int, out_size: int) -> tuple[slice, slice]:
+    """Where one kernel tap lands inside the unpadded input, along one axis.
+
+    Output position ``o`` reads input ``o*stride + offset - before`` (``offset`` is the
+    kernel index times the dilation). Returns ``(outs, ins)``: the slice of output
+    positions that read a real input, and the strided slice of the inputs they read;
+    every other output position reads the zero padding.
+
+    Examples
+    --------
+    >>> tap_range(5, 0, 1, 1, 5)  # first tap, padding 1: output 0 reads the padding
+    (slice(1, 5, None), slice(0, 4, 1))
+    """
+    first = max(0, -((offset - before) // stride))  # ceil((before - offset) / stride)
+    stop = min(out_size, (size - 1 + before - offset) // stride + 1)
+    if stop <= first:
+        return slice(0, 0), slice(0, 0)
+    start = first * stride + offset - before
+    return slice(first, stop), slice(start, start + (stop - first - 1) * stride + 1, stride)
+
+
+def im2col(x: np.ndarray, kernel_size, stride=1, padding=0, dilation=1, *, out: np.ndarray | None = None) -> np.ndarray:
     """Unroll every sliding window of a batch of volumes into a column.
 
     Parameters
@@ -139,13 +162,19 @@ def im2col(x: np.ndarray, kernel_size, stride=1, padding=0, dilation=1) -> np.nd
     x : ndarray, shape (N, C, H, W)
     kernel_size, stride, dilation : int or (h, w) pair
     padding : int, (h, w) pair, ``"valid"``, ``"same"`` or ((top, bottom), (left, right))
+    out : ndarray, shape (N, C*KH*KW, OH*OW), optional
+        Written in place and returned. It may have any strides, so the caller
+        chooses the memory order: ``Conv2DVolume`` passes a transposed view of a
+        reused (C*KH*KW, N*OH*OW) buffer, which makes the whole batch one matrix product.
 
     Returns
     -------
     cols : ndarray, shape (N, C*KH*KW, OH*OW), same dtype as ``x``
-        Column ``(oh, ow)`` of sample ``n`` holds the window under output pixel
-        (oh, ow), ordered by (channel, kernel row, kernel column). A convolution is
-        then ``weight.reshape(F, -1) @ cols`` -> (N, F, OH*OW).
+        ``cols[n, (c, i, j), (oh, ow)] = x_padded[n, c, oh*SH + i*DH, ow*SW + j*DW]``:
+        column ``(oh, ow)`` of sample ``n`` holds the window under output pixel
+        (oh, ow), ordered by (channel, kernel row, kernel column), the order of
+        ``weight.reshape(F, -1)``. A convolution is then ``weight.reshape(F, -1) @ cols``
+        -> (N, F, OH*OW). Without ``out`` the array is C-contiguous.
 
     Shape
     -----
@@ -164,14 +193,26 @@ def im2col(x: np.ndarray, kernel_size, stride=1, padding=0, dilation=1) -> np.nd
     if x.ndim != 4:
         raise ValueError(f"im2col: x has shape {x.shape}; expected 4-D (N, C, H, W)")
     kernel, stride, dilation, pads, out_hw = _geometry(x.shape, kernel_size, stride, padding, dilation)
-    n, c = x.shape[:2]
-    xp = pad_image(x, pads)
-    cols = np.empty((n, c, kernel[0], kernel[1]) + out_hw, dtype=x.dtype)
-    # One strided-slice copy per kernel offset: each copies a whole (N, C, OH, OW) block.
+    n, c, h, w = x.shape
+    shape = (n, c * kernel[0] * kernel[1], out_hw[0] * out_hw[1])
+    if out is None:
+        out = np.empty(shape, dtype=x.dtype)
+    elif out.shape != shape or out.dtype != x.dtype:
+        raise ValueError(f"im2col: out has shape {out.shape} and dtype {out.dtype}; expected {shape} and {x.dtype}")
+    cols = out.reshape((n, c) + kernel + out_hw)  # splits axes only: a view whatever out's strides
+    # One strided-slice copy per kernel offset, straight from x: window positions over
+    # the padding are set to zero instead of copying x into a padded array first.
     for i in range(kernel[0]):
+        rows_out, rows_in = tap_range(h, i * dilation[0], stride[0], pads[0][0], out_hw[0])
         for j in range(kernel[1]):
-            cols[:, :, i, j] = xp[(slice(None), slice(None)) + window_slices(i, j, stride, dilation, out_hw)]
-    return cols.reshape(n, c * kernel[0] * kernel[1], out_hw[0] * out_hw[1])
+            cols_out, cols_in = tap_range(w, j * dilation[1], stride[1], pads[1][0], out_hw[1])
+            tap = cols[:, :, i, j]  # (N, C, OH, OW)
+            tap[:, :, rows_out, cols_out] = x[:, :, rows_in, cols_in]
+            tap[:, :, : rows_out.start] = 0
+            tap[:, :, rows_out.stop :] = 0
+            tap[:, :, :, : cols_out.start] = 0
+            tap[:, :, :, cols_out.stop :] = 0
+    return out
 
 
 def col2im(cols: np.ndarray, x_shape, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
@@ -179,17 +220,19 @@ def col2im(cols: np.ndarray, x_shape, kernel_size, stride=1, padding=0, dilation
 
     Where windows overlap, their contributions are summed, so that
     ``<im2col(x), c> == <x, col2im(c)>`` for every x and c. This is how the
-    gradient flows from the columns back to the input.
+    gradient flows from the columns back to the input; entries that came from the
+    padding are dropped.
 
     Parameters
     ----------
-    cols : ndarray, shape (N, C*KH*KW, OH*OW)
+    cols : ndarray, shape (N, C*KH*KW, OH*OW), in the layout of :func:`im2col`
+        (any strides).
     x_shape : tuple (N, C, H, W) of the image the columns were taken from
     kernel_size, stride, padding, dilation : as for :func:`im2col`
 
     Returns
     -------
-    x : ndarray, shape (N, C, H, W), dtype of ``cols``
+    x : ndarray, shape (N, C, H, W), dtype of ``cols``, C-contiguous
 
     Examples
     --------
@@ -206,16 +249,16 @@ def col2im(cols: np.ndarray, x_shape, kernel_size, stride=1, padding=0, dilation
     expected = (n, c * kernel[0] * kernel[1], out_hw[0] * out_hw[1])
     if cols.shape != expected:
         raise ValueError(f"col2im: cols has shape {cols.shape}; expected {expected} for x_shape {x_shape}")
-    (t, b), (l, r) = pads
-    xp = np.zeros((n, c, h + t + b, w + l + r), dtype=cols.dtype)
-    cols6 = cols.reshape((n, c) + kernel + out_hw)
-    # One strided-slice += per kernel offset; overlapping windows accumulate.
+    x = np.zeros(x_shape, dtype=cols.dtype)
+    cols = cols.reshape((n, c) + kernel + out_hw)
+    # One strided-slice += per kernel offset (far faster than np.add.at); overlapping
+    # windows accumulate.
     for i in range(kernel[0]):
+        rows_out, rows_in = tap_range(h, i * dilation[0], stride[0], pads[0][0], out_hw[0])
         for j in range(kernel[1]):
-            xp[(slice(None), slice(None)) + window_slices(i, j, stride, dilation, out_hw)] += cols6[:, :, i, j]
-    if t == b == l == r == 0:
-        return xp
-    return np.ascontiguousarray(xp[:, :, t : t + h, l : l + w])
+            cols_out, cols_in = tap_range(w, j * dilation[1], stride[1], pads[1][0], out_hw[1])
+            x[:, :, rows_in, cols_in] += cols[:, :, i, j, rows_out, cols_out]
+    return x
 
 
 # -- the teaching convolutions ------------------------------------------------------------

@@ -6,7 +6,7 @@ import copy
 
 import numpy as np
 
-from ._validation import check_numeric
+from ._validation import check_int, check_numeric
 from .layers.base import Layer
 
 
@@ -57,6 +57,10 @@ def gradcheck(layer: Layer, x, *, eps: float = 1e-6, atol: float = 1e-6, rtol: f
     """
     if not isinstance(layer, Layer):
         raise TypeError(f"gradcheck: layer must be a minicnn Layer, got {type(layer).__name__}")
+    if samples is not None:
+        samples = check_int(samples, "gradcheck", "samples")  # samples=0 would check nothing and pass
+    if not eps > 0:
+        raise ValueError(f"gradcheck: eps must be > 0, got {eps}")
     # A private C-ordered copy: the perturbations below go through a flat view of it.
     x64 = np.array(check_numeric(x, "gradcheck", "x"), dtype=np.float64, order="C")
     model = copy.deepcopy(layer)

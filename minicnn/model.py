@@ -56,9 +56,27 @@ class Sequential(Layer):
         return f"Sequential({inner}\n)"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        self._check_fits(np.shape(x))
         for layer in self.layers:
             x = layer.forward(x)
         return x
+
+    def _check_fits(self, shape: tuple) -> None:
+        """Raise before any layer runs if ``shape`` cannot pass through the stack.
+
+        Without this, the layers before the one that refuses the input would already have
+        replaced what they kept for ``backward``. Only shape arithmetic runs here; it stops
+        at the first layer that has no ``output_shape`` (a user's layer), whose own checks
+        then apply as it runs.
+        """
+        for i, layer in enumerate(self.layers):
+            if not hasattr(layer, "output_shape") or len(shape) == 0:
+                return
+            try:
+                shape = tuple(layer.output_shape(shape))
+            except ValueError as exc:
+                raise ValueError(f"Sequential: layer {i} ({layer!r}) cannot take input of shape "
+                                 f"{shape}: {exc}") from None
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         for layer in reversed(self.layers):
@@ -120,7 +138,8 @@ class Sequential(Layer):
         seed : int, optional
             Seeds the shuffling (None: a fresh random order).
         progress : bool
-            Show a tqdm progress bar per epoch with the running loss and accuracy.
+            Show a tqdm progress bar per epoch with the running loss and accuracy, and
+            print one line of results per epoch (False: print nothing).
 
         Returns
         -------
@@ -173,15 +192,11 @@ class Sequential(Layer):
                 xb, yb = X[idx], y[idx]
                 optimizer.zero_grad()
                 out = self.forward(xb)
-                batch_loss = float(loss(out, yb))
-                if np.isfinite(batch_loss):
-                    self.backward(loss.backward())
-                bad = not np.isfinite(batch_loss) or not all(np.isfinite(p.grad).all() for p in params)
-                if bad:
+                batch_loss, problem = self._loss_and_backward(out, yb, loss, params)
+                if problem:
                     bar.close()
-                    what = f"the loss became {batch_loss}" if not np.isfinite(batch_loss) else "a gradient became non-finite"
                     raise ValueError(
-                        f"fit: {what} in epoch {epoch}, batch {b + 1} of {n_batches}; training stopped and "
+                        f"fit: {problem} in epoch {epoch}, batch {b + 1} of {n_batches}; training stopped and "
                         "the weights are as they were before that step. Try a smaller lr or scale the inputs."
                     )
                 optimizer.step()
@@ -201,11 +216,27 @@ class Sequential(Layer):
                 history["val_loss"].append(scores["loss"])
                 if classes:
                     history["val_accuracy"].append(scores["accuracy"])
-                postfix.update({f"val_{k[:3]}": f"{v:.4f}" for k, v in scores.items()})
-                bar.set_postfix(postfix)
                 self.train()
             bar.close()
+            if progress:
+                tqdm.write(f"epoch {epoch}/{epochs}: "
+                           + " - ".join(f"{key} {values[-1]:.4f}" for key, values in history.items()))
         return history
+
+    def _loss_and_backward(self, out, yb, loss, params) -> tuple[float, str | None]:
+        """Loss and backward for one batch, and what went non-finite (None when all is well).
+
+        Checked before the optimizer steps, so a diverging batch never reaches the weights.
+        """
+        if not np.isfinite(out).all():
+            return float("nan"), "the model's output became non-finite"
+        value = float(loss(out, yb))
+        if not np.isfinite(value):
+            return value, f"the loss became {value}"
+        self.backward(loss.backward())
+        if not all(np.isfinite(p.grad).all() for p in params):
+            return value, "a gradient became non-finite"
+        return value, None
 
     def evaluate(self, X, y, *, loss=None, batch_size: int = 256) -> dict[str, float]:
         """Mean loss (and accuracy, for class labels) over a dataset, in eval mode, in batches.

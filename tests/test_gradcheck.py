@@ -5,7 +5,18 @@ import re
 import numpy as np
 import pytest
 
-from minicnn import Conv2DVolume, Dense, Flatten, GradcheckError, Layer, MaxPool2D, Parameter, ReLU, Sequential, gradcheck
+from minicnn import (
+    Conv2DVolume,
+    Dense,
+    Flatten,
+    GradcheckError,
+    Layer,
+    MaxPool2D,
+    Parameter,
+    ReLU,
+    Sequential,
+    gradcheck,
+)
 
 
 class Scale(Layer):
@@ -246,3 +257,18 @@ def _stack_dilated(rng):
 def test_sequential_stacks_pass(rng, make, shape):
     model = make(rng)
     assert gradcheck(model, rng.standard_normal(shape), samples=25)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"samples": 0}, ValueError, r"samples must be >= 1, got 0"),
+        ({"samples": -3}, ValueError, r"samples must be >= 1, got -3"),
+        ({"samples": 2.5}, TypeError, r"samples must be an int"),
+        ({"eps": 0.0}, ValueError, r"eps must be > 0, got 0.0"),
+    ],
+    ids=["samples0-would-check-nothing", "samples-negative", "samples-float", "eps0"],
+)
+def test_rejects_bad_settings(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        gradcheck(Dense(3, 2, rng=np.random.default_rng(0)), np.ones((2, 3)), **kwargs)

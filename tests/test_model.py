@@ -171,8 +171,12 @@ def test_fit_shows_a_progress_bar_unless_silenced(capsys):
     model = small_cnn()
     model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.01), epochs=2,
               batch_size=8, progress=True)
-    err = capsys.readouterr().err
-    assert "epoch 1/2" in err and "epoch 2/2" in err and "loss=" in err and "acc=" in err
+    captured = capsys.readouterr()
+    assert "epoch 1/2" in captured.err and "epoch 2/2" in captured.err
+    assert "loss=" in captured.err and "acc=" in captured.err
+    lines = captured.out.splitlines()  # one line of results per epoch
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert "loss" in lines[0] and "accuracy" in lines[0]
     model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.01), progress=False)
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
@@ -406,3 +410,12 @@ def test_load_refuses_pickled_objects(tmp_path):
     np.savez(path, **{"meta.format_version": np.array(1), "0.weight": np.array([object()], dtype=object)})
     with pytest.raises(ValueError, match="not a readable"):
         Sequential(Dense(1, 1)).load(path)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # inf * 0 in the diverged layer, on purpose
+def test_fit_stops_when_the_output_diverges():
+    X, y = bars(16)
+    model = small_cnn()
+    model.layers[-1].weight.data[0, 0] = np.inf
+    with pytest.raises(ValueError, match="output became non-finite in epoch 1, batch 1 of 2"):
+        _fit(model, X, y, batch_size=8)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_dout, check_feature_batch, check_int
+from .._validation import as_float, check_dout, check_int
 from .base import Layer, Parameter
 from .init import he_init
 
@@ -55,15 +55,22 @@ class Dense(Layer):
         return f"Dense({self.in_features}, {self.out_features}, bias={self.bias is not None})"
 
     def output_shape(self, input_shape: tuple) -> tuple:
-        """Shape of the output for ``input_shape`` (without or with the batch axis)."""
-        if len(input_shape) not in (1, 2) or input_shape[-1] != self.in_features:
-            hint = "; insert Flatten() before Dense" if len(input_shape) > 2 else ""
-            raise ValueError(f"Dense(in_features={self.in_features}) got input of shape {tuple(input_shape)}; "
-                             f"expected (N, {self.in_features}){hint}")
-        return tuple(input_shape[:-1]) + (self.out_features,)
+        """Shape of the output for ``input_shape`` (N, in_features)."""
+        shape = tuple(input_shape)
+        owner = f"Dense(in_features={self.in_features})"
+        if len(shape) != 2:
+            hint = "; insert Flatten() before Dense" if len(shape) > 2 else "; for one sample use x[None]"
+            raise ValueError(f"{owner} got input of shape {shape} ({len(shape)}-D); "
+                             f"expected 2-D (N, {self.in_features}){hint}")
+        if shape[1] != self.in_features:
+            raise ValueError(f"{owner} got input of shape {shape}: {shape[1]} features, expected {self.in_features}")
+        return (shape[0], self.out_features)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = check_feature_batch(x, f"Dense(in_features={self.in_features})", self.in_features)
+        x = as_float(x, "Dense")
+        self.output_shape(x.shape)  # rank and feature count, with hints
+        if x.shape[0] == 0:
+            raise ValueError(f"Dense got an empty batch, input of shape {x.shape}; expected N >= 1")
         out = x @ self.weight.data.T.astype(x.dtype, copy=False)
         if self.bias is not None:
             out += self.bias.data.astype(x.dtype, copy=False)

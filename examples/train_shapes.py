@@ -1,0 +1,112 @@
+"""Train a small CNN to tell edges and shapes apart, and show what it learned.
+
+    pip install -e ".[plot]"
+    python examples/train_shapes.py
+
+Prints the model summary, a progress bar and a line of results per epoch, a confusion
+matrix and the test accuracy; saves the model and (with matplotlib) pictures into --out.
+Quick smoke run: ``python examples/train_shapes.py --limit 300 --epochs 1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, however it is run
+
+from demo_model import build_demo_model
+
+from minicnn import SGD, SoftmaxCrossEntropy
+from minicnn.datasets import CLASSES, load_shapes
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts (n_classes, n_classes): row = true class, column = predicted class."""
+    pairs = np.asarray(y_true) * n_classes + np.asarray(y_pred)
+    return np.bincount(pairs, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def format_confusion(matrix: np.ndarray, classes: tuple[str, ...]) -> str:
+    """The confusion matrix as a text table with class names."""
+    width = max(len(c) for c in classes) + 1
+    cell = max(5, len(str(matrix.max())) + 1)
+    head = " " * width + "".join(c[:cell - 1].rjust(cell) for c in classes)
+    rows = [c.ljust(width) + "".join(str(v).rjust(cell) for v in row) for c, row in zip(classes, matrix)]
+    return "\n".join(["confusion matrix (rows: true class, columns: predicted)", head, *rows])
+
+
+def save_pictures(model, history, matrix, X_test, y_test, out: Path) -> list[Path]:
+    """PNG pictures, or [] with a hint when matplotlib is missing."""
+    try:
+        import pictures
+    except ImportError:  # pragma: no cover - depends on the environment
+        return []
+    try:
+        return [
+            pictures.save_filters(model, out / "filters.png"),
+            pictures.save_feature_maps(model, X_test[0], out / "feature_maps.png",
+                                       f"a test image ({CLASSES[y_test[0]]}) and its feature maps"),
+            pictures.save_confusion(matrix, CLASSES, out / "confusion.png"),
+            pictures.save_curves(history, out / "curves.png"),
+        ]
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("matplotlib"):
+            return []
+        raise
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Train a CNN on the shapes-and-edges dataset.")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=0.02)
+    parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("runs/shapes"), help="folder for the model and pictures")
+    parser.add_argument("--limit", type=int, default=None, help="use only N training images (smoke run)")
+    args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < 10:
+        parser.error("--limit must be at least 10")
+
+    start = time.perf_counter()
+    X, y = load_shapes("train")
+    X_test, y_test = load_shapes("test")
+    if args.limit is not None:
+        X, y = X[:args.limit], y[:args.limit]
+    n_val = max(len(X) // 10, 1)  # the last tenth of the training split, for validation
+    X_train, y_train, X_val, y_val = X[:-n_val], y[:-n_val], X[-n_val:], y[-n_val:]
+    print(f"data: {len(X_train)} training, {len(X_val)} validation, {len(X_test)} test images "
+          f"of shape {X.shape[1:]}, {len(CLASSES)} classes ({time.perf_counter() - start:.1f} s)")
+
+    model = build_demo_model(len(CLASSES), rng=np.random.default_rng(args.seed))
+    model.summary(X.shape[1:])
+    optimizer = SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+    history = model.fit(X_train, y_train, loss=SoftmaxCrossEntropy(), optimizer=optimizer,
+                        epochs=args.epochs, batch_size=args.batch_size,
+                        validation_data=(X_val, y_val), seed=args.seed)
+
+    predicted = model.predict(X_test).argmax(axis=1)
+    accuracy = float(np.mean(predicted == y_test))
+    matrix = confusion_matrix(y_test, predicted, len(CLASSES))
+    print(format_confusion(matrix, CLASSES))
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    model.save(args.out / "model.npz")
+    print(f"saved the model to {args.out / 'model.npz'}")
+    pictures = save_pictures(model, history, matrix, X_test, y_test, args.out)
+    if pictures:
+        print("saved pictures:", ", ".join(str(p) for p in pictures))
+    else:
+        print('matplotlib is not installed, so no pictures: pip install -e ".[plot]" to get them')
+    print(f"total time: {time.perf_counter() - start:.1f} s (data, training and evaluation)")
+    print(f"test accuracy: {accuracy:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""The contract every built-in layer keeps: dtypes in and out, and errors before state changes."""
+
+import copy
+import re
+
+import numpy as np
+import pytest
+
+from minicnn import Conv2DVolume, Dense, Flatten, MaxPool2D, ReLU, Sequential
+
+
+def _stack():
+    rng = np.random.default_rng(0)
+    return Sequential(Conv2DVolume(2, 3, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2), Flatten(),
+                      Dense(3 * 2 * 3, 4, rng=rng))
+
+
+# name: (factory, a good input shape, a bad input that must be refused, the expected message)
+LAYERS = {
+    "Conv2DVolume": (lambda: Conv2DVolume(2, 3, (3, 2), stride=2, padding=1, rng=np.random.default_rng(0)),
+                     (2, 2, 5, 6), np.zeros((2, 3, 5, 6)), r"3 channels, expected 2"),
+    "Dense": (lambda: Dense(4, 3, rng=np.random.default_rng(0)), (2, 4), np.zeros((2, 5)), r"5 features"),
+    "ReLU": (ReLU, (2, 3, 4), np.full((2, 3), "x"), r"numeric"),
+    "Flatten": (Flatten, (2, 3, 4), np.zeros(5), r"at least 2-D"),
+    "MaxPool2D": (lambda: MaxPool2D(2, stride=1, padding=1), (1, 2, 4, 5), np.zeros((2, 4, 5)), r"x\[None\]"),
+    "Sequential": (_stack, (2, 2, 4, 6), np.zeros((2, 1, 4, 6)), r"1 channel, expected 2"),
+}
+NAMES = list(LAYERS)
+
+
+def _layer(name):
+    make, shape, _, _ = LAYERS[name]
+    return make(), shape
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_dtype_is_kept_through_forward_and_backward(rng, name, dtype):
+    layer, shape = _layer(name)
+    x = rng.standard_normal(shape).astype(dtype)
+    out = layer(x)
+    assert out.dtype == dtype
+    dx = layer.backward(rng.standard_normal(out.shape).astype(dtype))
+    assert dx.dtype == dtype and dx.shape == shape
+    for p in layer.parameters():  # parameters stay float32 whatever the data
+        assert p.data.dtype == p.grad.dtype == np.float32
+
+
+MAXPOOL_DOUT_DTYPE = pytest.mark.xfail(
+    strict=True, reason="known bug: MaxPool2D.backward returns dout's dtype instead of the forward's "
+    "(pooling.py passes dtype=None to check_dout); remove this marker when fixed")
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=MAXPOOL_DOUT_DTYPE) if n == "MaxPool2D" else n for n in NAMES]
+)
+def test_backward_returns_the_forward_dtype_whatever_the_upstream_dtype(rng, name):
+    layer, shape = _layer(name)
+    out = layer(rng.standard_normal(shape).astype(np.float32))
+    assert layer.backward(rng.standard_normal(out.shape)).dtype == np.float32  # float64 dout
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64, np.bool_], ids=["uint8", "int64", "bool"])
+def test_integer_input_becomes_float32(rng, name, dtype):
+    layer, shape = _layer(name)
+    x = rng.integers(0, 256, size=shape).astype(dtype)
+    out = layer(x)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, layer(x.astype(np.float32)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_backward_before_forward(name):
+    layer, _ = _layer(name)
+    with pytest.raises(RuntimeError, match=r"\w+\.backward called before forward"):
+        layer.backward(np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_backward_with_a_gradient_of_the_wrong_shape(rng, name):
+    layer, shape = _layer(name)
+    out = layer(rng.standard_normal(shape))
+    wrong = out.shape[:-1] + (out.shape[-1] + 1,)
+    owner = "Dense" if name == "Sequential" else name  # a stack complains through its last layer
+    expected = rf"{owner}\.backward got a gradient of shape {re.escape(str(wrong))}.*output had shape {re.escape(str(out.shape))}"
+    with pytest.raises(RuntimeError, match=expected):
+        layer.backward(np.zeros(wrong))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_refused_input_changes_nothing(rng, name):
+    make, shape, bad, match = LAYERS[name]
+    layer = make()
+    twin = copy.deepcopy(layer)
+    x = rng.standard_normal(shape)
+    out = layer(x)
+    twin(x)
+    with pytest.raises((ValueError, TypeError), match=match):
+        layer(bad)
+    # backward still refers to the forward before the refused one, exactly as in the twin
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_array_equal(layer.backward(dout), twin.backward(dout))
+    for p, q in zip(layer.parameters(), twin.parameters()):
+        np.testing.assert_array_equal(p.grad, q.grad)
+
+
+@pytest.mark.parametrize("name", ["Conv2DVolume", "Dense", "MaxPool2D"])
+def test_a_gradient_that_does_not_fit_changes_nothing(rng, name):
+    layer, shape = _layer(name)
+    out = layer(rng.standard_normal(shape))
+    with pytest.raises(RuntimeError):
+        layer.backward(np.zeros(out.shape + (1,)))
+    assert all(not p.grad.any() for p in layer.parameters())
+    layer.backward(np.ones(out.shape))  # and the cache still works
+
+
+def test_a_stack_refusing_an_input_midway_changes_nothing(rng):
+    model = Sequential(Conv2DVolume(1, 2, 3, padding=1, rng=rng), Flatten(), Dense(2 * 4 * 4, 3, rng=rng))
+    x = rng.standard_normal((2, 1, 4, 4))
+    out = model(x)
+    twin = copy.deepcopy(model)
+    with pytest.raises(ValueError, match=r"50 features, expected 32"):
+        model(rng.standard_normal((2, 1, 5, 5)))  # conv and flatten accept it, Dense refuses
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_array_equal(model.backward(dout), twin.backward(dout))
