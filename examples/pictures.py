@@ -58,14 +58,17 @@ def save_feature_maps(model: Sequential, image: np.ndarray, path: Path, title: s
             if isinstance(layer, Conv2DVolume):
                 maps.append(x[0])
         model.train()
-    cols = max(len(m) for m in maps) + 1
-    fig, axes = plt.subplots(len(maps), cols, figsize=(1.1 * cols, 1.3 * len(maps)), squeeze=False)
+    per_row = 16  # wrap wide layers so the picture stays readable
+    layout = [(layer, start) for layer, m in enumerate(maps) for start in range(0, len(m), per_row)]
+    fig, axes = plt.subplots(len(layout), per_row + 1, figsize=(1.0 * (per_row + 1), 1.1 * len(layout)),
+                             squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    for row, fmaps in enumerate(maps):
-        axes[row, 0].imshow(image.transpose(1, 2, 0).clip(0, 1))
-        axes[row, 0].set_title(f"conv {row + 1}", fontsize=8)
-        for i, fmap in enumerate(fmaps):
+    for row, (layer, start) in enumerate(layout):
+        if start == 0:
+            axes[row, 0].imshow(image.transpose(1, 2, 0).clip(0, 1))
+            axes[row, 0].set_title(f"conv {layer + 1}", fontsize=8)
+        for i, fmap in enumerate(maps[layer][start:start + per_row]):
             axes[row, i + 1].imshow(fmap, cmap="viridis")
     fig.suptitle(title or "feature maps after each conv layer")
     fig.savefig(path, dpi=100, bbox_inches="tight")

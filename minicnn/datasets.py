@@ -264,10 +264,15 @@ class _BadCache(Exception):
 def _read_cache(path: Path, *, seed: int, n: int, image_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """``(X, y)`` from a cache file, after checking it; raises ``_BadCache`` saying what is wrong."""
     try:
-        with np.load(path, allow_pickle=False) as f:
-            q, y = f["images"], f["labels"]
-            meta = {key: int(f[key]) for key in ("version", "seed", "n", "image_size")}
-            stored = str(f["sha256"])
+        # Our own file handle: np.load leaks its handle when the zip directory is unreadable.
+        with open(path, "rb") as fh:
+            archive = np.load(fh, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise _BadCache(f"not an .npz archive but a single {type(archive).__name__}")
+            with archive as f:
+                q, y = f["images"], f["labels"]
+                meta = {key: int(f[key]) for key in ("version", "seed", "n", "image_size")}
+                stored = str(f["sha256"])
     except _READ_ERRORS as exc:
         raise _BadCache(f"unreadable ({type(exc).__name__}: {exc})") from None
     expected = {"version": VERSION, "seed": seed, "n": n, "image_size": image_size}

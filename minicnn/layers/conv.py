@@ -41,12 +41,20 @@ class Conv2DVolume(Layer):
 
     Notes
     -----
-    With ``cols = im2col(x)`` of shape (N, C_in*KH*KW, OH*OW) and ``W = weight.reshape(F, -1)``::
+    With ``W = weight.reshape(F, -1)`` and the columns of the whole batch side by side,
+    ``cols = im2col(x)`` as a (C_in*KH*KW, N*OH*OW) matrix and ``dout`` as (F, N*OH*OW)::
 
-        out  = W @ cols + b                     (one matrix product per batch)
-        dW   = sum_n dout[n] @ cols[n].T
-        db   = sum over n, oh, ow of dout
+        out  = W @ cols + b                     (one matrix product for the batch)
+        dW   = dout @ cols.T
+        db   = dout summed over its columns
         dx   = col2im(W.T @ dout)
+
+    For speed and memory the columns live in a buffer the layer keeps and reuses while
+    the input shape stays the same (a fresh 36 MiB array per call is slow to page in),
+    and ``backward`` writes ``W.T @ dout`` into that same buffer once ``dW`` is done,
+    so one forward+backward holds a single columns-sized array. A second ``backward``
+    for the same forward rebuilds the columns from the kept input, so it is slower
+    but still exact.
 
     The layer computes in the input's floating dtype (integers become float32), so
     float32 in gives float32 out and float64 stays float64.
@@ -83,6 +91,7 @@ class Conv2DVolume(Layer):
         fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
         self.weight = Parameter(he_init(shape, fan_in, rng, init, dtype))
         self.bias = Parameter(np.zeros(self.out_channels, dtype=dtype)) if bias else None
+        self._cols = None  # the im2col buffer, reused while the input shape and dtype stay the same
         self._cache = None
         self._out_shape = None
 
@@ -124,29 +133,50 @@ class Conv2DVolume(Layer):
             )
         return pads, out_hw
 
+    def _im2col(self, x: np.ndarray, pads) -> np.ndarray:
+        """im2col of ``x`` into the reused buffer, returned as a (C_in*KH*KW, N*OH*OW) matrix."""
+        n = x.shape[0]
+        rows = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        out_hw = F.output_hw(x.shape[2:], self.kernel_size, self.stride, pads, self.dilation)
+        shape = (rows, n * out_hw[0] * out_hw[1])
+        if self._cols is None or self._cols.shape != shape or self._cols.dtype != x.dtype:
+            self._cols = np.empty(shape, dtype=x.dtype)
+        # im2col's (N, rows, OH*OW) layout, seen through a transposed view of the buffer:
+        # sample n's columns land side by side, and the batch is one matrix.
+        F.im2col(x, self.kernel_size, self.stride, pads, self.dilation,
+                 out=self._cols.reshape(rows, n, -1).transpose(1, 0, 2))
+        return self._cols
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = check_image_batch(x, self._describe(), self.in_channels)
         pads, (oh, ow) = self._geometry(x.shape[2:])
-        n = x.shape[0]
-        cols = F.im2col(x, self.kernel_size, self.stride, pads, self.dilation)  # (N, CKK, L)
-        w = self.weight.data.reshape(self.out_channels, -1).astype(x.dtype, copy=False)
-        out = np.matmul(w, cols)  # (N, F, L): already NCHW, no transpose needed
+        n, f = x.shape[0], self.out_channels
+        cols = self._im2col(x, pads)  # (C_in*KH*KW, N*OH*OW)
+        w = self.weight.data.reshape(f, -1).astype(x.dtype, copy=False)
+        out = w @ cols  # (F, N*OH*OW): one large matrix product for the whole batch
         if self.bias is not None:
             out += self.bias.data.astype(x.dtype, copy=False)[:, None]
-        self._cache = (cols, x.shape, pads)
-        self._out_shape = (n, self.out_channels, oh, ow)
-        return out.reshape(self._out_shape)
+        # x is kept only to rebuild the columns should backward be called twice.
+        self._cache = {"x": x, "pads": pads, "cols_are_current": True}
+        self._out_shape = (n, f, oh, ow)
+        return np.ascontiguousarray(out.reshape(f, n, oh, ow).transpose(1, 0, 2, 3))  # NCHW
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        cols, x_shape, pads = self._cache if self._cache else (None, None, None)
-        dout = check_dout(dout, "Conv2DVolume", self._out_shape, cols.dtype if cols is not None else None)
-        n, f = dout.shape[:2]
-        dout = dout.reshape(n, f, -1)  # (N, F, L)
+        dtype = self._cache["x"].dtype if self._cache else None
+        dout = check_dout(dout, "Conv2DVolume", self._out_shape, dtype)
+        x, pads = self._cache["x"], self._cache["pads"]
+        if not self._cache["cols_are_current"]:  # the last backward overwrote them with dcols
+            self._im2col(x, pads)
+        cols = self._cols
+        f = self.out_channels
+        dout = np.ascontiguousarray(dout.transpose(1, 0, 2, 3)).reshape(f, -1)  # (F, N*OH*OW)
         w = self.weight.data.reshape(f, -1).astype(dout.dtype, copy=False)
-        # dW = sum_n dout[n] @ cols[n].T, as one contraction over (n, l)
-        dw = np.tensordot(dout, cols, axes=([0, 2], [0, 2]))  # (F, CKK)
-        self.weight.grad += dw.reshape(self.weight.grad.shape)
+        self.weight.grad += (dout @ cols.T).reshape(self.weight.grad.shape)
         if self.bias is not None:
-            self.bias.grad += dout.sum(axis=(0, 2))
-        dcols = np.matmul(w.T, dout)  # (N, CKK, L)
-        return F.col2im(dcols, x_shape, self.kernel_size, self.stride, pads, self.dilation)
+            self.bias.grad += dout.sum(axis=1)
+        # dcols = W.T @ dout, written over the columns: dW was their last use.
+        dcols = np.matmul(w.T, dout, out=cols)
+        self._cache["cols_are_current"] = False
+        n = x.shape[0]
+        return F.col2im(dcols.reshape(dcols.shape[0], n, -1).transpose(1, 0, 2), x.shape,
+                        self.kernel_size, self.stride, pads, self.dilation)

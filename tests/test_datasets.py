@@ -1,0 +1,286 @@
+"""The synthetic shapes dataset: shapes, determinism, balance, colour-blindness and the cache."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from minicnn import datasets
+from minicnn.datasets import CLASSES, load_shapes, make_shapes
+
+K = len(CLASSES)
+
+
+@pytest.fixture
+def small_splits(monkeypatch):
+    """Shrink the splits so the cache tests run in milliseconds."""
+    monkeypatch.setitem(datasets._SPLITS, "train", (11, 36))
+    monkeypatch.setitem(datasets._SPLITS, "test", (12, 18))
+
+
+def cache_file(tmp_path, split="test"):
+    return tmp_path / f"shapes-{split}-v{datasets.VERSION}.npz"
+
+
+# -- make_shapes ---------------------------------------------------------------------------------
+
+def test_classes_are_named_and_at_least_six():
+    assert len(CLASSES) >= 6 and len(set(CLASSES)) == len(CLASSES)
+    for name in ("vertical_edge", "horizontal_edge", "diagonal_edge", "square", "circle", "triangle"):
+        assert name in CLASSES
+
+
+@pytest.mark.parametrize("n, size", [(1, 32), (7, 32), (60, 32), (12, 16), (12, 48)],
+                         ids=["one-image", "odd-n", "sixty", "small-16px", "large-48px"])
+def test_shapes_dtypes_and_range(n, size):
+    X, y = make_shapes(n, seed=0, image_size=size)
+    assert X.shape == (n, 3, size, size) and X.dtype == np.float32
+    assert y.shape == (n,) and y.dtype == np.int64
+    assert X.min() >= 0 and X.max() <= 1
+    assert y.min() >= 0 and y.max() < K
+    assert X.flags.c_contiguous
+
+
+def test_values_are_multiples_of_one_255th():
+    X, _ = make_shapes(12, seed=1)
+    np.testing.assert_array_equal(np.rint(X * 255) / np.float32(255), X)
+
+
+def test_same_seed_same_bytes():
+    X1, y1 = make_shapes(30, seed=42)
+    X2, y2 = make_shapes(30, seed=42)
+    assert X1.tobytes() == X2.tobytes() and y1.tobytes() == y2.tobytes()
+
+
+def test_different_seeds_differ():
+    X1, _ = make_shapes(30, seed=1)
+    X2, _ = make_shapes(30, seed=2)
+    assert not np.array_equal(X1, X2)
+
+
+def test_no_global_random_state_is_used_or_touched():
+    saved = np.random.get_state()
+    try:
+        np.random.seed(0)
+        X1, _ = make_shapes(12, seed=5)
+        np.random.seed(1)
+        before = np.random.get_state()[1].copy()
+        X2, _ = make_shapes(12, seed=5)
+        np.testing.assert_array_equal(np.random.get_state()[1], before)
+    finally:
+        np.random.set_state(saved)
+    np.testing.assert_array_equal(X1, X2)
+
+
+@pytest.mark.parametrize("n", [6, 61, 600], ids=["n=6", "n=61", "n=600"])
+def test_classes_are_balanced_and_all_present(n):
+    _, y = make_shapes(n, seed=3)
+    counts = np.bincount(y, minlength=K)
+    assert len(counts) == K
+    assert counts.min() >= 1 or n < K
+    assert counts.max() - counts.min() <= 1
+
+
+def test_labels_are_shuffled():
+    _, y = make_shapes(120, seed=0)
+    assert not np.array_equal(y, np.arange(120) % K)
+
+
+def test_every_image_has_a_visible_object():
+    """The object differs clearly from the background somewhere: colours are kept apart."""
+    X, _ = make_shapes(300, seed=4, noise=0.0)
+    spread = (X.max(axis=(2, 3)) - X.min(axis=(2, 3))).max(axis=1)  # largest per-channel range
+    assert spread.min() > 0.25
+
+
+def test_noise_zero_gives_smooth_background():
+    """Without noise only the gradient and the object vary: neighbouring background pixels match."""
+    X, _ = make_shapes(24, seed=0, noise=0.0)
+    step = np.abs(np.diff(X, axis=3))
+    assert np.median(step) < 2 / 255  # most neighbours differ by at most the gradient's slope
+
+
+def test_colour_alone_does_not_tell_the_class():
+    """Foreground and background colours come from one distribution for every class, so the
+    average colour of each class is the same up to sampling noise."""
+    X, y = make_shapes(1800, seed=7)
+    per_image = X.mean(axis=(2, 3))  # (N, 3) mean RGB of every image
+    class_means = np.stack([per_image[y == k].mean(axis=0) for k in range(K)])  # (K, 3)
+    assert np.abs(class_means - per_image.mean(axis=0)).max() < 0.04
+    # The spread of colours within an image is no giveaway either, beyond what the object's area gives.
+    class_spread = np.stack([X[y == k].std(axis=(0, 2, 3)) for k in range(K)])
+    assert np.abs(class_spread - class_spread.mean(axis=0)).max() < 0.04
+
+
+def test_nearest_mean_colour_classifier_is_near_chance():
+    X, y = make_shapes(1200, seed=8)
+    Xt, yt = make_shapes(600, seed=9)
+    feats, feats_t = X.mean(axis=(2, 3)), Xt.mean(axis=(2, 3))
+    centres = np.stack([feats[y == k].mean(axis=0) for k in range(K)])
+    pred = np.argmin(((feats_t[:, None] - centres[None]) ** 2).sum(-1), axis=1)
+    assert np.mean(pred == yt) < 1 / K + 0.1
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"n": 0}, ValueError),
+    ({"n": 2.5}, TypeError),
+    ({"image_size": 8}, ValueError),
+    ({"noise": -0.1}, ValueError),
+    ({"noise": float("nan")}, ValueError),
+], ids=["n=0", "float-n", "too-small", "negative-noise", "nan-noise"])
+def test_bad_arguments(kwargs, error):
+    args = {"n": 6, "seed": 0, **kwargs}
+    with pytest.raises(error):
+        make_shapes(args.pop("n"), **args)
+
+
+# -- load_shapes and its cache -------------------------------------------------------------------
+
+def test_bad_split_lists_the_valid_ones(tmp_path):
+    with pytest.raises(ValueError, match=r"'validation'.*'train'.*'test'"):
+        load_shapes("validation", data_dir=tmp_path)
+
+
+def test_splits_have_the_promised_sizes():
+    assert datasets._SPLITS["train"][1] >= 8000 and datasets._SPLITS["test"][1] >= 2000
+    assert datasets._SPLITS["train"][0] != datasets._SPLITS["test"][0]
+
+
+def test_cache_round_trip(tmp_path, small_splits):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # neither the first nor the second load may warn
+        X1, y1 = load_shapes("test", data_dir=tmp_path)
+        assert cache_file(tmp_path).is_file()
+        X2, y2 = load_shapes("test", data_dir=tmp_path)
+    assert X1.tobytes() == X2.tobytes() and y1.tobytes() == y2.tobytes()
+    X3, y3 = make_shapes(18, seed=12)
+    assert X1.tobytes() == X3.tobytes() and y1.tobytes() == y3.tobytes()
+    assert [p.name for p in tmp_path.iterdir()] == [cache_file(tmp_path).name]  # no temp file left
+
+
+def test_cache_is_used_on_second_load(tmp_path, small_splits, monkeypatch):
+    load_shapes("train", data_dir=tmp_path)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("make_shapes called although a valid cache exists")
+
+    monkeypatch.setattr(datasets, "make_shapes", fail)
+    X, y = load_shapes("train", data_dir=tmp_path)
+    assert X.shape == (36, 3, 32, 32) and y.shape == (36,)
+
+
+def test_splits_differ(tmp_path, small_splits):
+    X_train, _ = load_shapes("train", data_dir=tmp_path)
+    X_test, _ = load_shapes("test", data_dir=tmp_path)
+    assert not np.array_equal(X_train[:18], X_test)
+
+
+def test_cache_is_loaded_without_pickle(tmp_path, small_splits):
+    load_shapes("test", data_dir=tmp_path)
+    with np.load(cache_file(tmp_path), allow_pickle=False) as f:
+        assert {"images", "labels", "sha256", "version", "seed", "n"} <= set(f.files)
+        assert f["images"].dtype == np.uint8
+
+
+def _flip_bytes(path):
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2  # inside the image array
+    data[middle:middle + 8] = bytes(b ^ 0xFF for b in data[middle:middle + 8])
+    path.write_bytes(bytes(data))
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+def _garbage(path):
+    path.write_bytes(b"not a zip file at all")
+
+
+def _empty(path):
+    path.write_bytes(b"")
+
+
+def _other_seed(path):
+    X, y = make_shapes(18, seed=99)
+    datasets._write_cache(path, X, y, seed=99)
+
+
+def _wrong_checksum(path):
+    with np.load(path) as f:
+        arrays = dict(f)
+    arrays["labels"] = (arrays["labels"] + 1) % K  # labels changed, checksum kept
+    np.savez(path, **arrays)
+
+
+def _old_version(path):
+    with np.load(path) as f:
+        arrays = dict(f)
+    arrays["version"] = np.int64(datasets.VERSION - 1)
+    np.savez(path, **arrays)
+
+
+def _missing_key(path):
+    with np.load(path) as f:
+        arrays = {k: v for k, v in f.items() if k != "sha256"}
+    np.savez(path, **arrays)
+
+
+def _plain_npy(path):
+    with path.open("wb") as f:
+        np.save(f, np.zeros(3))
+
+
+def _pickled(path):
+    with np.load(path) as f:
+        arrays = dict(f)
+    arrays["labels"] = np.array([object()] * 18, dtype=object)
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("damage", [_flip_bytes, _truncate, _garbage, _empty, _other_seed,
+                                    _wrong_checksum, _old_version, _missing_key, _plain_npy, _pickled],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_damaged_cache_is_detected_and_regenerated(tmp_path, small_splits, damage):
+    X_good, y_good = load_shapes("test", data_dir=tmp_path)
+    damage(cache_file(tmp_path))
+    with pytest.warns(UserWarning, match="regenerating"):
+        X, y = load_shapes("test", data_dir=tmp_path)
+    assert X.tobytes() == X_good.tobytes() and y.tobytes() == y_good.tobytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the regenerated cache is valid again
+        load_shapes("test", data_dir=tmp_path)
+
+
+def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    X, y = make_shapes(6, seed=0)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # e.g. Ctrl-C in the middle of writing
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(KeyboardInterrupt):
+        datasets._write_cache(tmp_path / "x.npz", X, y, seed=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_dir_still_returns_data(tmp_path, small_splits):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the data folder should be")
+    with pytest.warns(UserWarning, match="could not cache"):
+        X, y = load_shapes("test", data_dir=blocker / "data")
+    assert X.shape == (18, 3, 32, 32) and y.shape == (18,)
+
+
+def test_default_dir_falls_back_to_user_cache(tmp_path, small_splits, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setattr(datasets, "_DEFAULT_DATA_DIR", blocker / "data")
+    monkeypatch.setattr(datasets, "_user_cache_dir", lambda: tmp_path / "cache")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        X, _ = load_shapes("test")
+    assert cache_file(tmp_path / "cache").is_file()
+    X2, _ = load_shapes("test")
+    assert X.tobytes() == X2.tobytes()

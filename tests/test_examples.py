@@ -1,0 +1,92 @@
+"""Every example script runs as written, in its smoke mode, and produces what it promises."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+
+
+def run(script: str, *args: str, cwd: Path) -> str:
+    """Run an example like a user would; fail with its output when it fails."""
+    result = subprocess.run([sys.executable, str(EXAMPLES / script), *args], cwd=cwd,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"{script} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One smoke run of the demo, shared by the tests that need its outputs."""
+    out = tmp_path_factory.mktemp("run")
+    stdout = run("train_shapes.py", "--limit", "300", "--epochs", "1", "--batch-size", "32",
+                 "--out", str(out), cwd=out)
+    return out, stdout
+
+
+def test_train_shapes_smoke_run_reports_and_saves(trained):
+    out, stdout = trained
+    lines = stdout.strip().splitlines()
+    assert lines[-1].startswith("test accuracy: ")
+    accuracy = float(lines[-1].split(": ")[1])
+    assert 0.0 <= accuracy <= 1.0
+    assert "Total parameters:" in stdout                      # the summary
+    assert "epoch 1/1:" in stdout and "val_accuracy" in stdout  # a line per epoch
+    assert "confusion matrix" in stdout
+    assert (out / "model.npz").is_file()
+    with np.load(out / "model.npz", allow_pickle=False) as f:
+        assert "0.weight" in f.files
+
+
+@pytest.mark.skipif(not HAS_MATPLOTLIB, reason="pictures need the plot extra (matplotlib)")
+def test_train_shapes_draws_its_pictures(trained):
+    out, _ = trained
+    for name in ("filters.png", "feature_maps.png", "confusion.png", "curves.png"):
+        data = (out / name).read_bytes()
+        assert data.startswith(b"\x89PNG"), name
+
+
+def test_train_shapes_confusion_matrix_counts_every_test_image(trained):
+    _, stdout = trained
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("confusion matrix"))
+    rows = lines[start + 2:start + 8]
+    counts = [int(v) for row in rows for v in row.split()[1:]]
+    assert sum(counts) == 2000
+
+
+def test_predict_classifies_test_images_with_the_saved_model(trained):
+    out, _ = trained
+    stdout = run("predict.py", "--model", str(out / "model.npz"), "--count", "5", cwd=out)
+    assert stdout.count("image ") == 5
+    assert "of 5 correct" in stdout
+
+
+def test_predict_reads_a_users_npy_file_channels_last_and_uint8(trained, tmp_path):
+    out, _ = trained
+    images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    np.save(tmp_path / "mine.npy", images)
+    stdout = run("predict.py", "--model", str(out / "model.npz"), "--images", str(tmp_path / "mine.npy"),
+                 cwd=tmp_path)
+    assert "channels-last" in stdout
+    assert stdout.count("image ") == 3
+
+
+def test_convolutions_walks_through_the_ideas(tmp_path):
+    stdout = run("convolutions.py", cwd=tmp_path)
+    assert "conv1d(x, w) = [-1. -2. -2.]" in stdout
+    assert "[[37. 47.]\n [67. 77.]]" in stdout
+    assert "output volume (4, 30, 30)" in stdout and "gives the same volume: True" in stdout
+    assert "(4, 6, 6)" in stdout  # a filter shallower than the volume slides along depth
+
+
+def test_custom_layer_checks_and_trains(tmp_path):
+    stdout = run("custom_layer.py", "--limit", "200", "--epochs", "1", cwd=tmp_path)
+    assert "gradcheck passed" in stdout
+    assert "1.gain" in stdout  # the custom Parameter was discovered
+    assert stdout.strip().splitlines()[-1].startswith("test accuracy: ")
