@@ -1,15 +1,18 @@
 """Time minicnn's layers, and PyTorch's where it is installed, on a fixed suite of shapes.
 
-For every case the script reports, after a warm-up, the best and the median of several
-runs (the best is the figure to compare: the machine's noise only ever adds time), the
-rate in GFLOP/s, the time of plain numpy matrix products doing the same arithmetic
-(the floor an im2col convolution can reach), PyTorch's time at the same thread count
-and our time as a multiple of it, and the peak extra memory of one forward+backward
-from a freshly built layer (measured with tracemalloc, which sees every numpy buffer).
+For every case the script reports the best and the median of many timed runs (the best
+is the figure to compare: noise from the rest of the machine only ever adds time), the
+rate in GFLOP/s, the time of plain numpy matrix products doing the same arithmetic (the
+floor an im2col convolution can reach), PyTorch's time at the same thread count and our
+time as a multiple of it, and the peak extra memory of one forward+backward from a
+freshly built layer (measured with tracemalloc, which sees every numpy buffer).
 
-Run ``python examples/benchmark.py`` for the full suite (a few minutes on two cores),
-``--quick`` for a smoke run on tiny shapes, and ``--json FILE`` to keep the table.
-PyTorch is never required: without it the torch columns are left empty.
+The timed runs come in several passes over the whole suite, each after its own warm-up,
+so that a burst of load elsewhere on the machine spoils one pass of a case, not all.
+
+Run ``python examples/benchmark.py`` for the full suite (about a minute on two cores),
+``--quick`` for a smoke run on tiny batches, and ``--json FILE`` to keep the results.
+PyTorch is never required: without it the torch columns stay empty.
 """
 
 from __future__ import annotations
@@ -19,15 +22,24 @@ import ctypes
 import gc
 import json
 import math
+import os
 import platform
 import statistics
+import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, however it is run
+
+from demo_model import build_demo_model
+
 import minicnn
 from minicnn import Conv2DVolume, Dense, Flatten, MaxPool2D, ReLU, Sequential
+from minicnn.functional import resolve_padding
+from minicnn.summary import multiply_accumulates, trace_shapes
 
 try:  # an optional yardstick, never a dependency
     import torch
@@ -45,69 +57,9 @@ DEMO_BATCH = 64
 TARGETS = {"geomean_x_torch": 3.0, "worst_x_torch": 4.0, "s1_peak_mib": 60.0}
 
 
-# -- the demo network ------------------------------------------------------------------------
-def demo_network(rng: np.random.Generator) -> Sequential:
-    """The demo CNN for 3x32x32 images and 6 classes."""
-    return Sequential(
-        Conv2DVolume(3, 16, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2),
-        Conv2DVolume(16, 32, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2),
-        Flatten(), Dense(32 * 8 * 8, 6, rng=rng),
-    )
-
-
-def softmax_xent_grad(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean softmax cross-entropy and its gradient (used until minicnn's loss lands)."""
-    z = logits - logits.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=1, keepdims=True)
-    n = len(labels)
-    loss = -float(np.mean(np.log(p[np.arange(n), labels])))
-    p[np.arange(n), labels] -= 1
-    return loss, p / n
-
-
-class InlineSGD:
-    """Plain momentum SGD, the update of torch.optim.SGD (used until minicnn.SGD lands)."""
-
-    def __init__(self, params, lr: float, momentum: float = 0.0) -> None:
-        self.params, self.lr, self.momentum = list(params), lr, momentum
-        self.velocity = [np.zeros_like(p.data) for p in self.params]
-
-    def step(self) -> None:
-        for p, v in zip(self.params, self.velocity):
-            v *= self.momentum
-            v += p.grad
-            p.data -= self.lr * v
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad[...] = 0
-
-
-def make_optimizer(params, lr: float, momentum: float):
-    """minicnn.SGD when it is implemented, else the inline stand-in; returns (optimizer, label)."""
-    if hasattr(minicnn.SGD, "step"):
-        return minicnn.SGD(params, lr, momentum=momentum), "minicnn.SGD"
-    return InlineSGD(params, lr, momentum=momentum), "inline SGD (minicnn.SGD not implemented yet)"
-
-
-def make_loss():
-    """A function (logits, labels) -> dL/dlogits, from minicnn's loss when it is implemented."""
-    loss_cls = minicnn.SoftmaxCrossEntropy
-    if hasattr(loss_cls, "backward") and callable(loss_cls):
-        loss = loss_cls()
-
-        def grad(logits, labels):
-            loss(logits, labels)
-            return loss.backward()
-
-        return grad, "minicnn.SoftmaxCrossEntropy"
-    return (lambda logits, labels: softmax_xent_grad(logits, labels)[1]), "inline softmax cross-entropy"
-
-
 # -- measuring ---------------------------------------------------------------------------------
-def time_it(fn, repeat: int, warmup: int) -> tuple[float, float]:
-    """(best, median) wall time of ``fn()`` in seconds, after ``warmup`` untimed calls."""
+def time_runs(fn, repeat: int, warmup: int) -> list[float]:
+    """Wall times in seconds of ``repeat`` calls of ``fn()``, after ``warmup`` untimed calls."""
     for _ in range(warmup):
         fn()
     times = []
@@ -115,7 +67,7 @@ def time_it(fn, repeat: int, warmup: int) -> tuple[float, float]:
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return min(times), statistics.median(times)
+    return times
 
 
 def peak_extra_mib(fn) -> float:
@@ -155,31 +107,54 @@ def blas_threads(n: int | None = None) -> int | None:
     return None
 
 
-def rand(rng, shape, dtype=np.float32):
-    return rng.standard_normal(shape).astype(dtype)
+def rand(rng, shape) -> np.ndarray:
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+class Case:
+    """One line of the table: our function to time, and what to compare it with.
+
+    Each contestant runs in its own loop: taking turns call by call would be unfair, as
+    each library's idle worker threads and evicted cache lines would slow the other down.
+    """
+
+    def __init__(self, name, shape, kind, ours, flops=None, gemm=None, torch_fn=None, peak=None):
+        self.name, self.shape, self.kind, self.flops, self.peak = name, shape, kind, flops, peak
+        self.fns = {key: fn for key, fn in (("ours", ours), ("gemm", gemm), ("torch", torch_fn)) if fn}
+        self.times: dict[str, list[float]] = {key: [] for key in self.fns}
+
+    def run(self, repeat: int, warmup: int) -> None:
+        for key, fn in self.fns.items():
+            self.times[key] += time_runs(fn, repeat, warmup)
+
+    def row(self) -> dict:
+        best = {key: min(t) for key, t in self.times.items()}
+        row = {"name": self.name, "shape": self.shape, "pass": self.kind,
+               "best_ms": best["ours"] * 1e3, "median_ms": statistics.median(self.times["ours"]) * 1e3,
+               "gflops": None if self.flops is None else self.flops / best["ours"] / 1e9,
+               "gemm_ms": None, "torch_ms": None, "x_torch": None, "peak_mib": self.peak}
+        if "gemm" in best:
+            row["gemm_ms"] = best["gemm"] * 1e3
+        if "torch" in best:
+            row["torch_ms"] = best["torch"] * 1e3
+            row["x_torch"] = best["ours"] / best["torch"]
+        return row
 
 
 # -- the cases ---------------------------------------------------------------------------------
-class Row(dict):
-    """One line of the table (a dict, so it goes straight into the JSON)."""
-
-
-def conv_rows(name, spec, args, rng) -> list[Row]:
+def conv_cases(name, spec, rng, use_torch: bool, passes=("fwd", "fwd+bwd")) -> list[Case]:
     n, c, hw, f, k, pad, stride = spec
     x = rand(rng, (n, c, hw, hw))
     layer = Conv2DVolume(c, f, k, stride=stride, padding=pad, rng=rng)
-    out = layer(x)
-    dout = rand(rng, out.shape)
-    _, _, oh, ow = out.shape
+    dout = rand(rng, layer(x).shape)
+    _, _, oh, ow = dout.shape
     ckk, l_out = c * k * k, oh * ow
     flops = 2.0 * n * f * l_out * ckk
     shape = f"{n}x{c}x{hw}x{hw} F{f} k{k} p{pad} s{stride}"
 
     # The matrix products of an im2col convolution, one 2-D GEMM each, on ready arrays:
-    # what is left when gathering the columns and scattering them back cost nothing.
-    w2 = rand(rng, (f, ckk))
-    cols2 = rand(rng, (ckk, n * l_out))
-    d2 = rand(rng, (f, n * l_out))
+    # what would be left if gathering the columns and scattering them back cost nothing.
+    w2, cols2, d2 = rand(rng, (f, ckk)), rand(rng, (ckk, n * l_out)), rand(rng, (f, n * l_out))
 
     def gemm_fwd():
         return w2 @ cols2
@@ -194,13 +169,13 @@ def conv_rows(name, spec, args, rng) -> list[Row]:
         layer.forward(x)
         return layer.backward(dout)
 
-    def fresh_fwd_bwd():
+    def fresh_fwd_bwd():  # the output stays alive through backward, as in a network
         fresh = Conv2DVolume(c, f, k, stride=stride, padding=pad, rng=np.random.default_rng(0))
-        fresh.forward(x)
-        return fresh.backward(dout)
+        y = fresh.forward(x)
+        return y, fresh.backward(dout)
 
     torch_fwd = torch_fwd_bwd = None
-    if torch is not None and not args.no_torch:
+    if use_torch:
         tx = torch.from_numpy(x).requires_grad_()
         tw = torch.from_numpy(layer.weight.data.copy()).requires_grad_()
         tb = torch.zeros(f, requires_grad=True)
@@ -214,15 +189,16 @@ def conv_rows(name, spec, args, rng) -> list[Row]:
             tx.grad = tw.grad = tb.grad = None
             torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=pad).backward(tdout)
 
-    peak = peak_extra_mib(fresh_fwd_bwd)
-    return [
-        measure(f"conv {name}", shape, "fwd", ours_fwd, args, flops, gemm_fwd, torch_fwd),
-        measure(f"conv {name}", shape, "fwd+bwd", ours_fwd_bwd, args, 3 * flops, gemm_fwd_bwd,
-                torch_fwd_bwd, peak),
-    ]
+    cases = []
+    if "fwd" in passes:
+        cases.append(Case(name, shape, "fwd", ours_fwd, flops, gemm_fwd, torch_fwd))
+    if "fwd+bwd" in passes:
+        cases.append(Case(name, shape, "fwd+bwd", ours_fwd_bwd, 3 * flops, gemm_fwd_bwd, torch_fwd_bwd,
+                          peak_extra_mib(fresh_fwd_bwd)))
+    return cases
 
 
-def pool_row(label, shape_nchw, args, rng) -> Row:
+def pool_case(name, shape_nchw, rng, use_torch: bool) -> Case:
     x = rand(rng, shape_nchw)
     layer = MaxPool2D(2)
     dout = rand(rng, layer(x).shape)
@@ -233,11 +209,11 @@ def pool_row(label, shape_nchw, args, rng) -> Row:
 
     def fresh():
         pool = MaxPool2D(2)
-        pool.forward(x)
-        return pool.backward(dout)
+        y = pool.forward(x)
+        return y, pool.backward(dout)
 
     torch_fn = None
-    if torch is not None and not args.no_torch:
+    if use_torch:
         tx = torch.from_numpy(x).requires_grad_()
         tdout = torch.from_numpy(dout)
 
@@ -246,14 +222,12 @@ def pool_row(label, shape_nchw, args, rng) -> Row:
             torch.nn.functional.max_pool2d(tx, 2).backward(tdout)
 
     n, c, h, w = shape_nchw
-    return measure(label, f"{n}x{c}x{h}x{w} k2", "fwd+bwd", ours, args, None, None, torch_fn,
-                   peak_extra_mib(fresh))
+    return Case(name, f"{n}x{c}x{h}x{w} k2", "fwd+bwd", ours, torch_fn=torch_fn, peak=peak_extra_mib(fresh))
 
 
-def dense_row(label, n, fin, fout, args, rng) -> Row:
-    x = rand(rng, (n, fin))
+def dense_case(name, n, fin, fout, rng, use_torch: bool) -> Case:
+    x, dout = rand(rng, (n, fin)), rand(rng, (n, fout))
     layer = Dense(fin, fout, rng=rng)
-    dout = rand(rng, (n, fout))
     w = layer.weight.data
 
     def ours():
@@ -264,7 +238,7 @@ def dense_row(label, n, fin, fout, args, rng) -> Row:
         return x @ w.T, dout.T @ x, dout @ w
 
     torch_fn = None
-    if torch is not None and not args.no_torch:
+    if use_torch:
         tx = torch.from_numpy(x).requires_grad_()
         tw = torch.from_numpy(w.copy()).requires_grad_()
         tb = torch.zeros(fout, requires_grad=True)
@@ -274,59 +248,101 @@ def dense_row(label, n, fin, fout, args, rng) -> Row:
             tx.grad = tw.grad = tb.grad = None
             torch.nn.functional.linear(tx, tw, tb).backward(tdout)
 
-    return measure(label, f"{n}x{fin} -> {fout}", "fwd+bwd", ours, args, 3 * 2.0 * n * fin * fout, gemm,
-                   torch_fn)
+    return Case(name, f"{n}x{fin} -> {fout}", "fwd+bwd", ours, 3 * 2.0 * n * fin * fout, gemm, torch_fn)
 
 
-def train_step_row(batch, args, rng, meta) -> Row:
-    model = demo_network(rng)
+def torch_twin(model: Sequential):
+    """The same network in PyTorch, with the same initial weights, for the step timing."""
+    nn = torch.nn
+    layers = []
+    for layer in model.layers:
+        if isinstance(layer, Conv2DVolume):
+            pads = resolve_padding(layer.padding, (32, 32), layer.kernel_size, layer.stride, layer.dilation)
+            if any(before != after for before, after in pads):
+                raise NotImplementedError("the torch twin needs symmetric padding")
+            twin = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
+                             padding=tuple(p[0] for p in pads), dilation=layer.dilation)
+        elif isinstance(layer, Dense):
+            twin = nn.Linear(layer.in_features, layer.out_features)
+        elif isinstance(layer, MaxPool2D):
+            twin = nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
+        else:
+            twin = {ReLU: nn.ReLU, Flatten: nn.Flatten}[type(layer)]()
+        if hasattr(layer, "weight"):
+            with torch.no_grad():
+                twin.weight.copy_(torch.from_numpy(layer.weight.data))
+                twin.bias.copy_(torch.from_numpy(layer.bias.data))
+        layers.append(twin)
+    return nn.Sequential(*layers)
+
+
+def train_step_case(batch, rng, use_torch: bool) -> Case:
+    """One SGD step (forward, backward, update) of the demo network, as fit runs it."""
+    model = build_demo_model(rng=rng)
     x = rand(rng, (batch, 3, 32, 32))
     y = rng.integers(0, 6, size=batch)
-    opt, meta["optimizer"] = make_optimizer(model.parameters(), 0.01, 0.9)
-    loss_grad, meta["loss"] = make_loss()
+    opt = minicnn.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss = minicnn.SoftmaxCrossEntropy()
 
     def step():
         opt.zero_grad()
-        logits = model.forward(x)
-        model.backward(loss_grad(logits, y))
+        loss(model.forward(x), y)
+        model.backward(loss.backward())
         opt.step()
 
     torch_fn = None
-    if torch is not None and not args.no_torch:
-        nn = torch.nn
-        tmodel = nn.Sequential(
-            nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * 8 * 8, 6),
-        )
+    if use_torch:
+        tmodel = torch_twin(model)
         topt = torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9)
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
 
         def torch_fn():
             topt.zero_grad()
-            nn.functional.cross_entropy(tmodel(tx), ty).backward()
+            torch.nn.functional.cross_entropy(tmodel(tx), ty).backward()
             topt.step()
 
-    flops = 0.0  # the convolutions and the dense layer, forward and backward
-    for conv_spec in ((3, 16, 32), (16, 32, 16)):
-        cin, cout, hw = conv_spec
-        flops += 3 * 2.0 * batch * cout * hw * hw * cin * 9
-    flops += 3 * 2.0 * batch * 32 * 8 * 8 * 6
-    return measure("demo train step", f"batch {batch}, 3x32x32", "step", step, args, flops, None, torch_fn)
+    # forward and backward are three matrix products each: 3 x 2 FLOPs per multiply-accumulate
+    shapes = trace_shapes(model.layers, (3, 32, 32))
+    macs = sum(multiply_accumulates(layer, shape) for layer, shape in zip(model.layers, shapes))
+    return Case("demo train step", f"batch {batch}, 3x32x32", "step", step, 3 * 2.0 * batch * macs,
+                torch_fn=torch_fn)
 
 
-def measure(name, shape, kind, fn, args, flops, gemm_fn, torch_fn, peak=None) -> Row:
-    best, median = time_it(fn, args.repeat, args.warmup)
-    row = Row(name=name, shape=shape, pass_=kind, best_ms=best * 1e3, median_ms=median * 1e3,
-              gflops=None if flops is None else flops / best / 1e9,
-              gemm_ms=None, torch_ms=None, x_torch=None, peak_mib=peak)
-    if gemm_fn is not None:
-        row["gemm_ms"] = time_it(gemm_fn, args.repeat, args.warmup)[0] * 1e3
-    if torch_fn is not None:
-        row["torch_ms"] = time_it(torch_fn, args.repeat, args.warmup)[0] * 1e3
-        row["x_torch"] = row["best_ms"] / row["torch_ms"]
-    row["pass"] = row.pop("pass_")
-    return row
+def demo_layer_cases(batch, rng, use_torch: bool) -> list[Case]:
+    """The demo network's conv, pool and dense layers, each at the shape it sees in the network."""
+    model = build_demo_model()
+    shape = (batch, 3, 32, 32)
+    cases, count = [], {"conv": 0, "pool": 0}
+    for layer in model.layers:
+        if isinstance(layer, Conv2DVolume):
+            count["conv"] += 1
+            pads = resolve_padding(layer.padding, shape[2:], layer.kernel_size, layer.stride, layer.dilation)
+            spec = (batch, shape[1], shape[2], layer.out_channels, layer.kernel_size[0], pads[0][0], layer.stride[0])
+            cases += conv_cases(f"demo conv{count['conv']}", spec, rng, use_torch, passes=("fwd+bwd",))
+        elif isinstance(layer, MaxPool2D):
+            count["pool"] += 1
+            cases.append(pool_case(f"demo pool{count['pool']}", shape, rng, use_torch))
+        elif isinstance(layer, Dense):
+            cases.append(dense_case("demo dense", batch, layer.in_features, layer.out_features, rng, use_torch))
+        shape = layer.output_shape(shape)
+    return cases
+
+
+def build_cases(args, rng) -> list[Case]:
+    use_torch = torch is not None and not args.no_torch
+    suite, batch = SUITE, DEMO_BATCH
+    if args.quick:  # the same layers on batches of 2
+        suite, batch = {name: (2,) + spec[1:] for name, spec in SUITE.items()}, 2
+    cases = []
+    for name, spec in suite.items():
+        cases += conv_cases(f"conv {name}", spec, rng, use_torch)
+    for name, (n, _, hw, f, k, pad, stride) in suite.items():  # max-pooling each conv's output
+        out_hw = (hw + 2 * pad - k) // stride + 1
+        cases.append(pool_case(f"pool {name}", (n, f, out_hw, out_hw), rng, use_torch))
+    # The demo network layer by layer, then one whole training step.
+    cases += demo_layer_cases(batch, rng, use_torch)
+    cases.append(train_step_case(batch, rng, use_torch))
+    return cases
 
 
 # -- reporting ---------------------------------------------------------------------------------
@@ -339,21 +355,17 @@ COLUMNS = [  # (key, header, format)
 ]
 
 
-def format_table(rows: list[Row]) -> str:
-    widths = [len(fmt.format(*([""] if "<" in fmt else [0.0]))) for _, _, fmt in COLUMNS]
-    header = " ".join(h.rjust(w) if "<" not in fmt else h.ljust(w)
-                      for (_, h, fmt), w in zip(COLUMNS, widths))
+def format_table(rows: list[dict]) -> str:
+    widths = [len(fmt.format("" if "<" in fmt else 0.0)) for _, _, fmt in COLUMNS]
+    header = " ".join(h.ljust(w) if "<" in fmt else h.rjust(w) for (_, h, fmt), w in zip(COLUMNS, widths))
     lines = [header, "-" * len(header)]
     for row in rows:
-        cells = []
-        for (key, _, fmt), w in zip(COLUMNS, widths):
-            value = row.get(key)
-            cells.append("-".rjust(w) if value is None else fmt.format(value))
-        lines.append(" ".join(cells))
+        lines.append(" ".join("-".rjust(w) if row[key] is None else fmt.format(row[key])
+                              for (key, _, fmt), w in zip(COLUMNS, widths)))
     return "\n".join(lines)
 
 
-def summarize(rows: list[Row], quick: bool) -> dict:
+def summarize(rows: list[dict], quick: bool) -> dict:
     """The issue's targets, checked on this run's numbers."""
     by_name = {(r["name"], r["pass"]): r for r in rows}
     summary: dict = {}
@@ -364,13 +376,14 @@ def summarize(rows: list[Row], quick: bool) -> dict:
         summary["worst_x_torch"] = ratios[worst]
         summary["worst_shape"] = worst
     summary["s1_peak_mib"] = by_name[("conv S1", "fwd+bwd")]["peak_mib"]
-    summary["pool_vs_conv"] = {
-        pool: by_name[(pool, "fwd+bwd")]["best_ms"] / by_name[(conv, "fwd+bwd")]["best_ms"]
-        for pool, conv in (("demo pool1", "demo conv1"), ("demo pool2", "demo conv2"))
+    pools = [name for name, _ in by_name if name.startswith("demo pool")]
+    summary["pool_vs_conv"] = {  # each pool against the conv just before it in the network
+        pool: by_name[(pool, "fwd+bwd")]["best_ms"] / by_name[(pool.replace("pool", "conv"), "fwd+bwd")]["best_ms"]
+        for pool in pools
     }
     checks = {key: summary[key] <= limit for key, limit in TARGETS.items() if key in summary}
     checks["pool_not_slower_than_conv"] = all(r <= 1.0 for r in summary["pool_vs_conv"].values())
-    summary["targets_met"] = None if quick else checks  # tiny shapes say nothing about the targets
+    summary["targets_met"] = None if quick else checks  # tiny batches say nothing about the targets
     return summary
 
 
@@ -385,88 +398,71 @@ def format_summary(summary: dict) -> str:
     lines.append("MaxPool2D fwd+bwd / preceding conv fwd+bwd: "
                  + ", ".join(f"{k} {v:.2f}" for k, v in summary["pool_vs_conv"].items()) + " (target <= 1)")
     if summary["targets_met"] is None:
-        lines.append("targets: not judged on --quick shapes")
+        lines.append("targets: not judged on --quick batches")
     else:
         lines.append("targets: " + ", ".join(f"{k} {'OK' if ok else 'MISSED'}"
                                               for k, ok in summary["targets_met"].items()))
     return "\n".join(lines)
 
 
-def square_gemm_gflops(rng, size: int, args) -> float:
-    a, b = rand(rng, (size, size)), rand(rng, (size, size))
-    return 2.0 * size**3 / time_it(lambda: a @ b, args.repeat, args.warmup)[0] / 1e9
-
-
 # -- main --------------------------------------------------------------------------------------
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: tiny batches, few repeats (numbers mean nothing)")
+                        help="a smoke run: batches of 2, one short pass (the numbers mean nothing)")
     parser.add_argument("--threads", type=int, default=2,
                         help="threads for numpy's BLAS and for torch (default 2)")
-    parser.add_argument("--repeat", type=int, default=None, help="timed runs per case (default 10, quick 2)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 2, quick 1)")
+    parser.add_argument("--passes", type=int, default=None, help="passes over the suite (default 3, quick 1)")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="timed runs per case in each pass (default 10, quick 2)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="untimed runs per case before each pass (default 2, quick 1)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     parser.add_argument("--json", metavar="FILE", help="also write the table and the summary as JSON")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs and weights")
     args = parser.parse_args(argv)
-    if args.repeat is None:
-        args.repeat = 2 if args.quick else 10
-    if args.warmup is None:
-        args.warmup = 1 if args.quick else 2
+    defaults = {"passes": (1, 3), "repeat": (2, 10), "warmup": (1, 2)}  # (quick, full)
+    for key, (quick, full) in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, quick if args.quick else full)
     return args
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
     rng = np.random.default_rng(args.seed)
-    suite = SUITE
-    batch = DEMO_BATCH
-    if args.quick:  # the same layers on batches of 2
-        suite = {name: (2,) + spec[1:] for name, spec in SUITE.items()}
-        batch = 2
-
     meta = {
         "python": platform.python_version(), "numpy": np.__version__, "minicnn": minicnn.__version__,
         "torch": None if torch is None or args.no_torch else torch.__version__,
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "platform": platform.platform(), "cpus": __import__("os").cpu_count(),
-        "threads": args.threads, "blas_threads": blas_threads(args.threads),
-        "repeat": args.repeat, "warmup": args.warmup, "quick": args.quick, "dtype": "float32",
+        "machine": f"{platform.machine()} {platform.processor()}".strip(), "platform": platform.platform(),
+        "cpus": os.cpu_count(), "threads": args.threads, "blas_threads": blas_threads(args.threads),
+        "passes": args.passes, "repeat": args.repeat, "warmup": args.warmup, "quick": args.quick,
+        "dtype": "float32",
     }
     if meta["torch"]:
         torch.set_num_threads(args.threads)
         meta["torch_threads"] = torch.get_num_threads()
-    meta["square_gemm_gflops"] = square_gemm_gflops(rng, 64 if args.quick else 1024, args)
+    size = 64 if args.quick else 1024
+    a, b = rand(rng, (size, size)), rand(rng, (size, size))
+    meta["square_gemm_gflops"] = 2.0 * size**3 / min(time_runs(lambda: a @ b, args.repeat, args.warmup)) / 1e9
     print(f"minicnn {meta['minicnn']} benchmark: python {meta['python']}, numpy {meta['numpy']}, "
           f"torch {meta['torch'] or 'not used'}")
     print(f"machine: {meta['machine']}, {meta['cpus']} CPUs; threads: numpy BLAS {meta['blas_threads']}, "
-          f"torch {meta.get('torch_threads', '-')}; float32; best and median of {args.repeat} runs "
-          f"after {args.warmup} warm-up")
-    print(f"numpy float32 square GEMM: {meta['square_gemm_gflops']:.1f} GFLOP/s", flush=True)
+          f"torch {meta.get('torch_threads', '-')}; float32")
+    print(f"timing: best and median over {args.passes} pass(es) of the suite, each running every case "
+          f"{args.warmup} time(s) untimed, then {args.repeat} times timed")
+    print(f"numpy float32 {size}x{size} matrix product: {meta['square_gemm_gflops']:.1f} GFLOP/s", flush=True)
 
-    rows: list[Row] = []
-    for name, spec in suite.items():
-        rows += conv_rows(name, spec, args, rng)
-    for name, spec in suite.items():  # max-pooling the output of each convolution
-        n, _, hw, f, k, pad, stride = spec
-        out_hw = (hw + 2 * pad - k) // stride + 1
-        rows.append(pool_row(f"pool {name}", (n, f, out_hw, out_hw), args, rng))
-    # The demo network layer by layer, then one whole training step.
-    rows += [r for r in conv_rows("demo1", (batch, 3, 32, 16, 3, 1, 1), args, rng) if r["pass"] == "fwd+bwd"]
-    rows.append(pool_row("demo pool1", (batch, 16, 32, 32), args, rng))
-    rows += [r for r in conv_rows("demo2", (batch, 16, 16, 32, 3, 1, 1), args, rng) if r["pass"] == "fwd+bwd"]
-    rows.append(pool_row("demo pool2", (batch, 32, 16, 16), args, rng))
-    for r in rows:
-        r["name"] = r["name"].replace("conv demo", "demo conv")
-    rows.append(dense_row("demo dense", batch, 32 * 8 * 8, 6, args, rng))
-    rows.append(train_step_row(batch, args, rng, meta))
+    cases = build_cases(args, rng)
+    for _ in range(args.passes):
+        for case in cases:
+            case.run(args.repeat, args.warmup)
+    rows = [case.row() for case in cases]
 
     print()
     print(format_table(rows))
     print("(gemm ms: numpy matrix products with the same FLOP count as the case, on ready operands;"
           " peak MiB: one fwd+bwd from a fresh layer)")
-    print(f"demo train step: {meta['loss']}, {meta['optimizer']}")
     summary = summarize(rows, args.quick)
     print(format_summary(summary))
     result = {"meta": meta, "rows": rows, "summary": summary}

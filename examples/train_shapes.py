@@ -62,7 +62,7 @@ def save_pictures(model, history, matrix, X_test, y_test, out: Path) -> list[Pat
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Train a CNN on the shapes-and-edges dataset.")
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=0.02)
     parser.add_argument("--momentum", type=float, default=0.9)

@@ -100,9 +100,13 @@ def _diagonal_edge(rng, m, yy, xx, s):
 
 
 def _centres(rng, m, extent_x, extent_y, half):
-    """Random centres keeping a shape of the given half-extents (m,) one pixel inside the image."""
-    room_x = np.maximum(half - 1 - extent_x, 0)
-    room_y = np.maximum(half - 1 - extent_y, 0)
+    """Random centres for shapes whose coverage reaches ``extent`` (m,) from their centre.
+
+    The outermost pixel centres lie half a pixel inside the image edge, so keeping the extent
+    half a pixel inside leaves the border pixels untouched.
+    """
+    room_x = np.maximum(half - 0.5 - extent_x, 0)
+    room_y = np.maximum(half - 0.5 - extent_y, 0)
     return rng.uniform(-1, 1, m) * room_x, rng.uniform(-1, 1, m) * room_y
 
 
@@ -111,10 +115,11 @@ def _polygon(rng, m, yy, xx, s, sides, inradius, rotation):
     signed distance below: the largest distance past any of the side lines)."""
     thickness = rng.uniform(1.5, 3, m) * s
     half = yy.shape[1] / 2
-    # Vertex directions sit half a step from the side normals; an outline grows the polygon
-    # by t/2 at its sides, hence by (t/2) / cos(pi/sides) at its vertices.
+    # Vertex directions sit half a step from the side normals. An outline and the half-pixel
+    # anti-aliasing ramp grow the polygon by t/2 + 1/2 at its sides, hence by that over
+    # cos(pi/sides) at its vertices (a full pixel of ramp at a triangle's tip).
     vertex = rotation[:, None] + np.pi / sides + 2 * np.pi * np.arange(sides) / sides
-    circumradius = (inradius + thickness / 2) / np.cos(np.pi / sides)
+    circumradius = (inradius + thickness / 2 + 0.5) / np.cos(np.pi / sides)
     cx, cy = _centres(rng, m, circumradius * np.abs(np.cos(vertex)).max(1),
                       circumradius * np.abs(np.sin(vertex)).max(1), half)
     x, y = xx - _col(cx), yy - _col(cy)
@@ -127,19 +132,19 @@ def _polygon(rng, m, yy, xx, s, sides, inradius, rotation):
 
 
 def _square(rng, m, yy, xx, s):
-    return _polygon(rng, m, yy, xx, s, 4, rng.uniform(5, 10, m) * s,
+    return _polygon(rng, m, yy, xx, s, 4, rng.uniform(5, 9.5, m) * s,
                     rng.uniform(-_SQUARE_TILT, _SQUARE_TILT, m))
 
 
 def _triangle(rng, m, yy, xx, s):
-    return _polygon(rng, m, yy, xx, s, 3, rng.uniform(3.5, 6.5, m) * s,
+    return _polygon(rng, m, yy, xx, s, 3, rng.uniform(3.5, 5, m) * s,
                     rng.uniform(0, 2 * np.pi, m))
 
 
 def _circle(rng, m, yy, xx, s):
     thickness = rng.uniform(1.5, 3, m) * s
     radius = rng.uniform(5, 10, m) * s
-    extent = radius + thickness / 2
+    extent = radius + thickness / 2 + 0.5
     cx, cy = _centres(rng, m, extent, extent, yy.shape[1] / 2)
     d = np.sqrt((xx - _col(cx)) ** 2 + (yy - _col(cy)) ** 2) - _col(radius)
     return _stroke_or_fill(rng, d, thickness)
@@ -297,6 +302,7 @@ def _write_cache(path: Path, X: np.ndarray, y: np.ndarray, *, seed: int) -> None
     q = _quantise(X)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")
     try:
+        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; a data cache is for everyone to read
         with os.fdopen(fd, "wb") as f:
             np.savez(f, images=q, labels=y, sha256=np.array(_checksum(q, y)),
                      version=np.int64(VERSION), seed=np.int64(seed), n=np.int64(len(y)),

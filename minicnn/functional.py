@@ -101,6 +101,10 @@ def _geometry(x_shape, kernel_size, stride, padding, dilation):
     dilation = check_pair(dilation, "im2col", "dilation")
     if isinstance(padding, tuple) and len(padding) == 2 and not np.isscalar(padding[0]):
         pads = (tuple(padding[0]), tuple(padding[1]))
+        if len(pads[0]) != 2 or len(pads[1]) != 2:
+            raise ValueError(f"im2col: per-side padding must be ((top, bottom), (left, right)), got {padding!r}")
+        for side in pads:
+            check_pair(side, "im2col", "padding", minimum=0)
     else:
         pads = resolve_padding(parse_padding(padding, "im2col"), x_shape[2:], kernel, stride, dilation)
     oh, ow = output_hw(x_shape[2:], kernel, stride, pads, dilation)

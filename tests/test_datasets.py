@@ -100,6 +100,18 @@ def test_noise_zero_gives_smooth_background():
     assert np.median(step) < 2 / 255  # most neighbours differ by at most the gradient's slope
 
 
+@pytest.mark.parametrize("name", ["square", "circle", "triangle"])
+@pytest.mark.parametrize("size", [16, 32, 48], ids=lambda v: f"{v}px")
+def test_shapes_stay_inside_the_image(name, size):
+    """Shapes never touch the border, so none can pass for an edge leaving the image."""
+    draw = datasets._DRAWERS[CLASSES.index(name)]
+    coords = (np.arange(size, dtype=np.float32) + 0.5) - size / 2
+    d = draw(np.random.default_rng(0), 500, coords[None, :, None], coords[None, None, :], size / 32)
+    inside = d < 0.5  # any coverage at all
+    assert inside.any(axis=(1, 2)).all()
+    assert not (inside[:, 0].any() or inside[:, -1].any() or inside[:, :, 0].any() or inside[:, :, -1].any())
+
+
 def test_colour_alone_does_not_tell_the_class():
     """Foreground and background colours come from one distribution for every class, so the
     average colour of each class is the same up to sampling noise."""

@@ -281,3 +281,9 @@ def test_functional_conv_rejects_complex_and_strings():
         F.conv1d(np.ones(3, complex), np.ones(2))
     with pytest.raises(TypeError, match="numeric"):
         F.conv2d(np.array([["a", "b"], ["c", "d"]]), np.ones((1, 1)))
+
+
+@pytest.mark.parametrize("padding", [((-1, 0), (0, 0)), ((0, 0), (0, -2))], ids=["negative-top", "negative-right"])
+def test_im2col_rejects_negative_per_side_padding(padding):
+    with pytest.raises(ValueError, match="padding must be >= 0"):
+        F.im2col(np.zeros((1, 1, 4, 4)), 2, padding=padding)

@@ -46,14 +46,7 @@ def test_dtype_is_kept_through_forward_and_backward(rng, name, dtype):
         assert p.data.dtype == p.grad.dtype == np.float32
 
 
-MAXPOOL_DOUT_DTYPE = pytest.mark.xfail(
-    strict=True, reason="known bug: MaxPool2D.backward returns dout's dtype instead of the forward's "
-    "(pooling.py passes dtype=None to check_dout); remove this marker when fixed")
-
-
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=MAXPOOL_DOUT_DTYPE) if n == "MaxPool2D" else n for n in NAMES]
-)
+@pytest.mark.parametrize("name", NAMES)
 def test_backward_returns_the_forward_dtype_whatever_the_upstream_dtype(rng, name):
     layer, shape = _layer(name)
     out = layer(rng.standard_normal(shape).astype(np.float32))

@@ -89,13 +89,14 @@ class MaxPool2D(Layer):
             # holds earlier (smaller) offsets, and this is ~50x faster than np.putmask.
             argmax += better * (offset - argmax)
             np.maximum(best, window, out=best)
-        self._cache = (argmax, x.shape, xp.shape)
+        self._cache = (x.dtype, argmax, x.shape, xp.shape)
         self._out_shape = out_shape
         return best
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        dout = check_dout(dout, "MaxPool2D", self._out_shape, None)
-        argmax, x_shape, padded_shape = self._cache
+        dtype = self._cache[0] if self._cache else None
+        dout = check_dout(dout, "MaxPool2D", self._out_shape, dtype)  # dx in the forward's dtype
+        _, argmax, x_shape, padded_shape = self._cache
         kh, kw = self.kernel_size
         dxp = np.zeros(padded_shape, dtype=dout.dtype)
         for offset in range(kh * kw):
