@@ -29,6 +29,8 @@ def write_npz_atomically(path, arrays: dict[str, np.ndarray]) -> Path:
         raise FileNotFoundError(f"save: folder {folder} does not exist; create it first")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); give it the mode open() would have given it.
+        os.chmod(tmp, 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)  # a file object: numpy adds no ".npz" to the name
             f.flush()
@@ -39,6 +41,12 @@ def write_npz_atomically(path, arrays: dict[str, np.ndarray]) -> Path:
             os.remove(tmp)
         raise
     return path
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)  # the only way to read the umask is to set it
+    os.umask(mask)
+    return mask
 
 
 def read_npz(path) -> dict[str, np.ndarray]:

@@ -29,7 +29,6 @@ import hashlib
 import math
 import os
 import struct
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ._validation import check_int
+from .checkpoint import write_npz_atomically
 
 CLASSES: tuple[str, ...] = (
     "vertical_edge",
@@ -300,19 +300,10 @@ def _write_cache(path: Path, X: np.ndarray, y: np.ndarray, *, seed: int) -> None
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     q = _quantise(X)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; a data cache is for everyone to read
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, images=q, labels=y, sha256=np.array(_checksum(q, y)),
-                     version=np.int64(VERSION), seed=np.int64(seed), n=np.int64(len(y)),
-                     image_size=np.int64(X.shape[-1]))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_npz_atomically(path, {
+        "images": q, "labels": y, "sha256": np.array(_checksum(q, y)), "version": np.int64(VERSION),
+        "seed": np.int64(seed), "n": np.int64(len(y)), "image_size": np.int64(X.shape[-1]),
+    })
 
 
 def load_shapes(split: str, *, data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -419,3 +419,9 @@ def test_fit_stops_when_the_output_diverges():
     model.layers[-1].weight.data[0, 0] = np.inf
     with pytest.raises(ValueError, match="output became non-finite in epoch 1, batch 1 of 2"):
         _fit(model, X, y, batch_size=8)
+
+
+def test_a_saved_checkpoint_gets_the_usual_file_permissions(tmp_path):
+    small_cnn().save(tmp_path / "model.npz")
+    (tmp_path / "plain").write_bytes(b"")  # what open() gives under this umask
+    assert (tmp_path / "model.npz").stat().st_mode == (tmp_path / "plain").stat().st_mode
