@@ -1,6 +1,7 @@
 """Every example script runs as written, in its smoke mode, and produces what it promises."""
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 
-def run(script: str, *args: str, cwd: Path) -> str:
+def run(script: str, *args: str, cwd: Path, env: dict | None = None) -> str:
     """Run an example like a user would; fail with its output when it fails."""
-    result = subprocess.run([sys.executable, str(EXAMPLES / script), *args], cwd=cwd,
+    result = subprocess.run([sys.executable, str(EXAMPLES / script), *args], cwd=cwd, env=env,
                             capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, f"{script} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
@@ -49,6 +50,20 @@ def test_train_shapes_draws_its_pictures(trained):
     for name in ("filters.png", "feature_maps.png", "confusion.png", "curves.png"):
         data = (out / name).read_bytes()
         assert data.startswith(b"\x89PNG"), name
+
+
+def test_train_shapes_without_matplotlib_says_how_to_get_pictures(tmp_path):
+    # A stand-in package that fails to import, as matplotlib does when it is not installed.
+    fake = tmp_path / "fake" / "matplotlib"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text('raise ModuleNotFoundError("No module named \'matplotlib\'", name="matplotlib")\n')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(fake.parent), os.environ.get("PYTHONPATH")])))
+    out = tmp_path / "run"
+    stdout = run("train_shapes.py", "--limit", "100", "--epochs", "1", "--out", str(out), cwd=tmp_path, env=env)
+    assert 'pip install -e ".[plot]"' in stdout
+    assert (out / "model.npz").is_file()
+    assert not list(out.glob("*.png"))
+    assert stdout.strip().splitlines()[-1].startswith("test accuracy: ")
 
 
 def test_train_shapes_confusion_matrix_counts_every_test_image(trained):
