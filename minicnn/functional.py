@@ -203,7 +203,8 @@ def im2col(x: np.ndarray, kernel_size, stride=1, padding=0, dilation=1, *, out: 
         out = np.empty(shape, dtype=x.dtype)
     elif out.shape != shape or out.dtype != x.dtype:
         raise ValueError(f"im2col: out has shape {out.shape} and dtype {out.dtype}; expected {shape} and {x.dtype}")
-    cols = out.reshape((n, c) + kernel + out_hw)  # splits axes only: a view whatever out's strides
+    # Only splits axes, which any strides allow without a copy: writes reach ``out``.
+    cols = out.reshape((n, c) + kernel + out_hw)
     # One strided-slice copy per kernel offset, straight from x: window positions over
     # the padding are set to zero instead of copying x into a padded array first.
     for i in range(kernel[0]):
