@@ -19,7 +19,8 @@ def gradcheck(layer: Layer, x, *, eps: float = 1e-6, atol: float = 1e-6, rtol: f
     """Compare a layer's ``backward`` against central finite differences, in float64.
 
     The check works on a float64 deep copy of ``layer`` in training mode (the layer
-    itself is untouched). With a random upstream gradient ``g`` and the scalar
+    itself is untouched). Parameter gradients start from random values, so a backward
+    that overwrites ``param.grad`` instead of adding into it fails too. With a random upstream gradient ``g`` and the scalar
     ``L = sum(layer(x) * g)``, it compares ``backward(g)`` (dL/dx) and every
     ``param.grad`` against ``(L(v + eps) - L(v - eps)) / (2 eps)`` entry by entry.
 
@@ -66,10 +67,14 @@ def gradcheck(layer: Layer, x, *, eps: float = 1e-6, atol: float = 1e-6, rtol: f
     model = copy.deepcopy(layer)
     model.train()
     named = list(model.named_parameters())
-    for _, p in named:
-        p.data = np.array(p.data, dtype=np.float64, order="C")
-        p.grad = np.zeros_like(p.data)
     rng = np.random.default_rng(seed)
+    # Gradients start from random values, not zeros: backward must *add* into .grad,
+    # and a layer that overwrites it instead then fails the check.
+    prefill = {}
+    for name, p in named:
+        p.data = np.array(p.data, dtype=np.float64, order="C")
+        prefill[name] = rng.standard_normal(p.data.shape)
+        p.grad = prefill[name].copy()
 
     out = np.asarray(model.forward(x64))
     dout = rng.standard_normal(out.shape)
@@ -82,7 +87,7 @@ def gradcheck(layer: Layer, x, *, eps: float = 1e-6, atol: float = 1e-6, rtol: f
         return float(np.sum(np.asarray(model.forward(x64), dtype=np.float64) * dout))
 
     checks = [("x", x64, np.asarray(dx, dtype=np.float64))]
-    checks += [(name, p.data, p.grad.copy()) for name, p in named]
+    checks += [(name, p.data, p.grad - prefill[name]) for name, p in named]
     for name, value, analytic in checks:
         flat = value.reshape(-1)  # a view: perturbations reach the live tensor
         if samples is not None and samples < flat.size:
@@ -107,9 +112,13 @@ def gradcheck(layer: Layer, x, *, eps: float = 1e-6, atol: float = 1e-6, rtol: f
         if worst is not None:
             _, i, a, numeric = worst
             index = np.unravel_index(i, value.shape)
+            hint = ""
+            if name in prefill and abs(a + prefill[name].reshape(-1)[i] - numeric) <= atol + rtol * abs(numeric):
+                hint = "; backward seems to overwrite param.grad instead of adding to it (use +=)"
             raise GradcheckError(
                 f"gradcheck({layer!r}): dL/d{name} disagrees with finite differences at index "
                 f"{tuple(int(k) for k in index)}: analytic {a:.8g}, numeric {numeric:.8g} "
                 f"(|difference| {abs(a - numeric):.3g} > atol + rtol*|numeric| = {atol + rtol * abs(numeric):.3g})"
+                + hint
             )
     return True

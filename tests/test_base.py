@@ -90,12 +90,12 @@ def test_a_users_layer_needs_no_registration():
 def test_discovery_order_names_and_no_duplicates():
     block = Block()
     names = [name for name, _ in block.named_parameters()]
-    # own parameters in definition order, then each child in definition order (as PyTorch),
+    # attribute-definition order (DESIGN.md), a child's parameters where the child is defined,
     # list items by index; the shared child and the tied parameter appear once, first name wins
-    assert names == ["alpha", "beta", "head.weight", "head.bias",
+    assert names == ["alpha", "head.weight", "head.bias", "beta",
                      "blocks.0.weight", "blocks.0.bias", "blocks.2.weight"]
     params = block.parameters()
-    expected = [block.alpha, block.beta, block.head.weight, block.head.bias,
+    expected = [block.alpha, block.head.weight, block.head.bias, block.beta,
                 block.blocks[0].weight, block.blocks[0].bias, block.blocks[2].weight]
     assert len(params) == len(expected) and all(p is q for p, q in zip(params, expected))
 
@@ -107,7 +107,7 @@ def test_nested_user_layers_get_dotted_names():
             self.inner = Block()
 
     names = [name for name, _ in Outer().named_parameters()]
-    assert names[:3] == ["inner.alpha", "inner.beta", "inner.head.weight"]
+    assert names[:4] == ["inner.alpha", "inner.head.weight", "inner.head.bias", "inner.beta"]
     assert len(names) == 7
 
 

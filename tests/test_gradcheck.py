@@ -272,3 +272,21 @@ def test_sequential_stacks_pass(rng, make, shape):
 def test_rejects_bad_settings(kwargs, error, match):
     with pytest.raises(error, match=match):
         gradcheck(Dense(3, 2, rng=np.random.default_rng(0)), np.ones((2, 3)), **kwargs)
+
+
+def test_gradcheck_catches_a_backward_that_overwrites_grad_instead_of_adding(rng):
+    class Overwrites(Layer):
+        def __init__(self):
+            super().__init__()
+            self.gain = Parameter(np.ones(3))
+
+        def forward(self, x):
+            self.x = x
+            return x * self.gain.data
+
+        def backward(self, dout):
+            self.gain.grad = (dout * self.x).sum(axis=0)  # replaces the gradient: a bug
+            return dout * self.gain.data
+
+    with pytest.raises(GradcheckError, match=r"dL/dgain .*overwrite param\.grad instead of adding"):
+        gradcheck(Overwrites(), rng.standard_normal((4, 3)))

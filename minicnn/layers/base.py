@@ -60,7 +60,8 @@ class Layer:
 
     Parameters are found by reflection: any attribute holding a
     :class:`Parameter`, a child :class:`Layer`, or a list/tuple of layers
-    is picked up in attribute-definition order, with no registration call.
+    is picked up in attribute-definition order (a child's parameters where the
+    child is defined), with no registration call.
 
     Examples
     --------
@@ -116,12 +117,18 @@ class Layer:
                 yield name, param
 
     def _walk_parameters(self, prefix: str) -> Iterator[tuple[str, Parameter]]:
-        children = dict(self.named_children())
-        for name, value in vars(self).items():
+        # Attribute-definition order, children expanded where they are defined: a layer
+        # that sets self.conv and then self.gain lists conv.weight, conv.bias, gain.
+        child_names: dict[int, str] = {}
+        for name, child in self.named_children():
+            child_names.setdefault(id(child), name)  # a child stored twice keeps its first name
+        for attr, value in vars(self).items():
             if isinstance(value, Parameter):
-                yield prefix + name, value
-        for name, child in children.items():
-            yield from child._walk_parameters(f"{prefix}{name}.")
+                yield prefix + attr, value
+                continue
+            for item in value if isinstance(value, (list, tuple)) else (value,):
+                if isinstance(item, Layer) and id(item) in child_names:
+                    yield from item._walk_parameters(f"{prefix}{child_names[id(item)]}.")
 
     def parameters(self) -> list[Parameter]:
         """Every :class:`Parameter` of this layer and its child layers, in definition order."""
