@@ -312,6 +312,10 @@ class Sequential(Layer):
     def load(self, path, *, optimizer=None) -> None:
         """Load parameters saved by :meth:`save`, after checking every name and shape.
 
+        A plain ``np.savez(path, **model.state_dict())`` file loads too (it is read as
+        format 1); a file of another format version is refused. With ``optimizer``, its
+        state (saved by ``save(path, optimizer=...)``) is restored as well.
+
         Raises
         ------
         ValueError
@@ -321,8 +325,11 @@ class Sequential(Layer):
             When there is no file at ``path``.
         """
         arrays = checkpoint.read_npz(path)
-        version = arrays.get(checkpoint.META_PREFIX + "format_version")
-        if version is None or version.shape != () or int(version) != checkpoint.FORMAT_VERSION:
+        # A file without a version (say, np.savez(path, **model.state_dict())) is read as
+        # format 1: its names and shapes are still checked one by one below.
+        version = arrays.get(checkpoint.META_PREFIX + "format_version", np.array(checkpoint.FORMAT_VERSION))
+        if version.shape != () or not np.issubdtype(version.dtype, np.integer) \
+                or int(version) != checkpoint.FORMAT_VERSION:
             raise ValueError(f"load: {path} has checkpoint format {version}, this minicnn reads "
                              f"format {checkpoint.FORMAT_VERSION}")
         params = {k: v for k, v in arrays.items()

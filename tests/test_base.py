@@ -18,9 +18,12 @@ from minicnn import Dense, Layer, Parameter, ReLU
         (np.arange(3, dtype=np.uint8), np.float32),
         (np.array([True, False]), np.float32),
         ([1, 2, 3], np.float32),
-        (2.5, np.float64),  # a Python float is a float64 scalar: kept
+        ([0.5, 1.5], np.float32),  # not a floating *array*: float32, as torch.tensor([0.5]) is
+        (2.5, np.float32),
+        (np.float64(2.5), np.float64),  # a numpy floating scalar keeps its dtype
     ],
-    ids=["float64-kept", "float32-kept", "float16-kept", "int", "uint8", "bool", "list", "python-float"],
+    ids=["float64-kept", "float32-kept", "float16-kept", "int", "uint8", "bool", "list", "float-list",
+         "python-float", "numpy-float64-scalar"],
 )
 def test_parameter_dtype_and_zero_grad(data, dtype):
     p = Parameter(data)

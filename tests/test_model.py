@@ -425,3 +425,13 @@ def test_a_saved_checkpoint_gets_the_usual_file_permissions(tmp_path):
     small_cnn().save(tmp_path / "model.npz")
     (tmp_path / "plain").write_bytes(b"")  # what open() gives under this umask
     assert (tmp_path / "model.npz").stat().st_mode == (tmp_path / "plain").stat().st_mode
+
+
+def test_load_reads_a_plain_state_dict_npz_and_refuses_another_format(tmp_path):
+    source, target = small_cnn(seed=1), small_cnn(seed=2)
+    np.savez(tmp_path / "plain.npz", **source.state_dict())
+    target.load(tmp_path / "plain.npz")
+    np.testing.assert_array_equal(target.state_dict()["0.weight"], source.state_dict()["0.weight"])
+    np.savez(tmp_path / "future.npz", **source.state_dict(), **{"meta.format_version": np.array(2)})
+    with pytest.raises(ValueError, match="format 2, this minicnn reads format 1"):
+        target.load(tmp_path / "future.npz")

@@ -15,8 +15,8 @@ class Parameter:
     Parameters
     ----------
     data : array_like
-        Initial value. A floating array keeps its dtype; anything else
-        (integers, booleans, lists of numbers) becomes ``float32``.
+        Initial value. A numpy floating array keeps its dtype; anything else
+        (integer arrays, booleans, Python numbers and lists) becomes ``float32``.
 
     Attributes
     ----------
@@ -27,14 +27,18 @@ class Parameter:
 
     Examples
     --------
-    >>> p = Parameter([1, 2, 3])
+    >>> p = Parameter([1.0, 2.0, 3.0])
     >>> p.data.dtype, p.grad.tolist()
     (dtype('float32'), [0.0, 0.0, 0.0])
+    >>> Parameter(np.zeros(2)).data.dtype  # a float64 array stays float64
+    dtype('float64')
     """
 
     def __init__(self, data) -> None:
         arr = check_numeric(data, "Parameter", "data")
-        if not np.issubdtype(arr.dtype, np.floating):
+        # Only a numpy floating array chooses its own precision; Python numbers and lists
+        # (which numpy would read as float64) become float32, like integers do.
+        if not (isinstance(data, (np.ndarray, np.generic)) and np.issubdtype(arr.dtype, np.floating)):
             arr = arr.astype(np.float32)
         # A private copy: an optimizer updates .data in place and must never
         # write through into an array the caller still holds.
