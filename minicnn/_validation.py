@@ -39,27 +39,32 @@ def as_float(x, owner: str, arg: str = "x") -> np.ndarray:
 def check_image_batch(x, owner: str, in_channels: int | None = None) -> np.ndarray:
     """Check an (N, C, H, W) batch for a conv or pool layer and return it as floats."""
     arr = as_float(x, owner)
-    if arr.ndim != 4:
+    check_image_shape(arr.shape, owner, in_channels)
+    return arr
+
+
+def check_image_shape(shape: tuple, owner: str, in_channels: int | None = None) -> None:
+    """Raise a ``ValueError``, with a hint, unless ``shape`` is a non-empty (N, C, H, W) batch
+    (with ``in_channels`` channels, when given)."""
+    shape = tuple(shape)
+    if len(shape) != 4:
         hint = ""
-        if arr.ndim == 3:
+        if len(shape) == 3:
             hint = "; for a single (C, H, W) image add a batch axis with x[None]"
-        elif arr.ndim == 2:
+        elif len(shape) == 2:
             hint = "; for a single (H, W) image use x[None, None]"
-        raise ValueError(
-            f"{owner} got input of shape {arr.shape} ({arr.ndim}-D); expected 4-D (N, C, H, W){hint}"
-        )
-    if arr.shape[0] == 0:
-        raise ValueError(f"{owner} got an empty batch, input of shape {arr.shape}; expected N >= 1")
-    if in_channels is not None and arr.shape[1] != in_channels:
-        n = arr.shape[1]
+        raise ValueError(f"{owner} got input of shape {shape} ({len(shape)}-D); expected 4-D (N, C, H, W){hint}")
+    if shape[0] == 0:
+        raise ValueError(f"{owner} got an empty batch, input of shape {shape}; expected N >= 1")
+    if in_channels is not None and shape[1] != in_channels:
+        n = shape[1]
         hint = ""
-        if arr.shape[3] == in_channels:
+        if shape[3] == in_channels:
             hint = "; it looks channels-last (N, H, W, C): use x.transpose(0, 3, 1, 2)"
         raise ValueError(
-            f"{owner} got input of shape {arr.shape}: {n} channel{'s' if n != 1 else ''}, "
+            f"{owner} got input of shape {shape}: {n} channel{'s' if n != 1 else ''}, "
             f"expected {in_channels} (N, {in_channels}, H, W){hint}"
         )
-    return arr
 
 
 def check_dout(dout, owner: str, out_shape: tuple | None, dtype) -> np.ndarray:

@@ -435,3 +435,13 @@ def test_load_reads_a_plain_state_dict_npz_and_refuses_another_format(tmp_path):
     np.savez(tmp_path / "future.npz", **source.state_dict(), **{"meta.format_version": np.array(2)})
     with pytest.raises(ValueError, match="format 2, this minicnn reads format 1"):
         target.load(tmp_path / "future.npz")
+
+
+@pytest.mark.parametrize(("shape", "hint"), [
+    ((2, 8, 8, 3), r"transpose\(0, 3, 1, 2\)"),
+    ((3, 8, 8), r"x\[None\]"),
+], ids=["channels-last", "single-image"])
+def test_sequential_keeps_the_layers_hints(shape, hint):
+    model = Sequential(Conv2DVolume(3, 4, 3), ReLU(), MaxPool2D(2))
+    with pytest.raises(ValueError, match=hint):
+        model(np.zeros(shape, np.float32))

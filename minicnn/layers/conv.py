@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from .._validation import check_dout, check_image_batch, check_int, check_pair
+from .._validation import (
+    check_dout,
+    check_image_batch,
+    check_image_shape,
+    check_int,
+    check_pair,
+)
 from .base import Layer, Parameter
 from .init import he_init
 
@@ -106,19 +112,15 @@ class Conv2DVolume(Layer):
         return f"Conv2DVolume(in_channels={self.in_channels})"
 
     def output_shape(self, input_shape: tuple) -> tuple:
-        """Shape of the output for an input of ``input_shape`` (with or without the batch axis).
+        """Shape of the output for an input of ``input_shape`` (N, C_in, H, W).
 
         Raises ``ValueError`` when the input does not fit (channels, or kernel larger than the
         padded input).
         """
-        *lead, c, h, w = input_shape
-        if c != self.in_channels:
-            raise ValueError(
-                f"{self._describe()} got input of shape {tuple(input_shape)}: {c} channel"
-                f"{'s' if c != 1 else ''}, expected {self.in_channels}"
-            )
+        check_image_shape(input_shape, self._describe(), self.in_channels)
+        n, _, h, w = input_shape
         _, out_hw = self._geometry((h, w))
-        return tuple(lead) + (self.out_channels,) + out_hw
+        return (n, self.out_channels) + out_hw
 
     def _geometry(self, hw):
         pads = F.resolve_padding(self.padding, hw, self.kernel_size, self.stride, self.dilation)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from .._validation import check_dout, check_image_batch, check_pair
+from .._validation import check_dout, check_image_batch, check_image_shape, check_pair
 from .base import Layer
 
 
@@ -59,7 +59,8 @@ class MaxPool2D(Layer):
         return tuple((p, p) for p in self.padding)
 
     def output_shape(self, input_shape: tuple) -> tuple:
-        """Shape of the output for ``input_shape`` (..., C, H, W)."""
+        """Shape of the output for ``input_shape`` (N, C, H, W)."""
+        check_image_shape(input_shape, "MaxPool2D")
         *lead, h, w = input_shape
         out_hw = F.output_hw((h, w), self.kernel_size, self.stride, self._pads(), (1, 1))
         if min(out_hw) < 1:
