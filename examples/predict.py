@@ -49,6 +49,8 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=Path, help=".npy file of images (default: the test split)")
     parser.add_argument("--count", type=int, default=10, help="how many test images to classify")
     args = parser.parse_args(argv)
+    if args.count < 1:
+        parser.error("--count must be at least 1")
 
     model = build_demo_model(len(CLASSES))
     try:

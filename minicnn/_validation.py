@@ -29,9 +29,14 @@ def check_numeric(x, owner: str, arg: str) -> np.ndarray:
 
 
 def as_float(x, owner: str, arg: str = "x") -> np.ndarray:
-    """``x`` as a floating array: float dtypes are kept, integers and booleans become float32."""
+    """``x`` as a floating array, float32 by default.
+
+    Only a numpy floating array (or scalar) keeps its dtype: that precision was chosen.
+    Integers, booleans, Python numbers and lists (which numpy would read as float64)
+    become float32.
+    """
     arr = check_numeric(x, owner, arg)
-    if not np.issubdtype(arr.dtype, np.floating):
+    if not (isinstance(x, (np.ndarray, np.generic)) and np.issubdtype(arr.dtype, np.floating)):
         arr = arr.astype(np.float32)
     return arr
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 import zipfile
 from pathlib import Path
 
@@ -24,29 +24,37 @@ def write_npz_atomically(path, arrays: dict[str, np.ndarray]) -> Path:
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"save: {path} is a folder; give a file name such as {path / 'model.npz'}")
-    folder = path.parent if str(path.parent) else Path(".")
+    folder = path.parent
     if not folder.is_dir():
         raise FileNotFoundError(f"save: folder {folder} does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    # Exclusive create of a fresh random name: never clobbers anything, and the OS applies
+    # the umask, so the file gets the permissions any new file would.
+    tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:
-        # mkstemp makes the file private (0600); give it the mode open() would have given it.
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             np.savez(f, **arrays)  # a file object: numpy adds no ".npz" to the name
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        tmp.unlink(missing_ok=True)
         raise
+    _fsync_folder(folder)
     return path
 
 
-def _current_umask() -> int:
-    mask = os.umask(0o022)  # the only way to read the umask is to set it
-    os.umask(mask)
-    return mask
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable, where the platform allows syncing a folder."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open a folder
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def read_npz(path) -> dict[str, np.ndarray]:
@@ -63,7 +71,11 @@ def read_npz(path) -> dict[str, np.ndarray]:
     if not path.exists():
         raise FileNotFoundError(f"load: no checkpoint at {path}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy holds one bare array
+            raise ValueError(  # noqa: TRY004 - the file content is wrong, not an argument type
+                f"it holds a single {type(loaded).__name__}, not an .npz archive of named arrays")
+        with loaded as archive:
             # Reading every member now makes a damaged file fail here, with a clear
             # message, rather than halfway through copying into the model.
             return {key: archive[key] for key in archive.files}

@@ -247,6 +247,18 @@ def _dequantise(q: np.ndarray) -> np.ndarray:
 
 # -- the cached splits -----------------------------------------------------------------------
 
+def _default_dirs() -> list[Path]:
+    """The source checkout's ``data/`` (recognised by its README) first, then the user's cache.
+
+    An installed (non-editable) package has no ``data/`` beside it, and must not create
+    one in site-packages.
+    """
+    dirs = [_user_cache_dir()]
+    if (_DEFAULT_DATA_DIR / "README.md").is_file():
+        dirs.insert(0, _DEFAULT_DATA_DIR)
+    return dirs
+
+
 def _user_cache_dir() -> Path:
     return Path.home() / ".cache" / "minicnn"
 
@@ -319,8 +331,9 @@ def load_shapes(split: str, *, data_dir: str | os.PathLike | None = None) -> tup
     split : {"train", "test"}
         ``"train"``: 10,000 images; ``"test"``: 2,000 images, from a different seed.
     data_dir : str or path-like, optional
-        Where the cache lives. None means the ``data/`` folder next to the package, or
-        ``~/.cache/minicnn`` when that is not writable.
+        Where the cache lives. None means the ``data/`` folder of the source checkout
+        (next to the package, with its README), or ``~/.cache/minicnn`` for an installed
+        package or when ``data/`` is not writable.
 
     Returns
     -------
@@ -349,7 +362,7 @@ def load_shapes(split: str, *, data_dir: str | os.PathLike | None = None) -> tup
         raise ValueError(f"load_shapes: unknown split {split!r}; expected one of {valid}")
     seed, n = _SPLITS[split]
     name = f"shapes-{split}-v{VERSION}.npz"
-    dirs = [Path(data_dir)] if data_dir is not None else [_DEFAULT_DATA_DIR, _user_cache_dir()]
+    dirs = [Path(data_dir)] if data_dir is not None else _default_dirs()
 
     for d in dirs:
         path = d / name

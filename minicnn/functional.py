@@ -239,6 +239,10 @@ def col2im(cols: np.ndarray, x_shape, kernel_size, stride=1, padding=0, dilation
     -------
     x : ndarray, shape (N, C, H, W), dtype of ``cols``, C-contiguous
 
+    Shape
+    -----
+    (N, C*KH*KW, OH*OW) -> (N, C, H, W)
+
     Examples
     --------
     >>> ones = np.ones((1, 4, 4))

@@ -105,15 +105,18 @@ def gradcheck(layer: Layer, x, *, eps: float = 1e-6, atol: float = 1e-6, rtol: f
             numeric = (plus - minus) / (2 * eps)
             a = analytic.reshape(-1)[i]
             excess = abs(a - numeric) - (atol + rtol * abs(numeric))
-            if not np.isfinite(a):
-                excess = np.inf  # a NaN/inf gradient is always the worst finding
+            if not (np.isfinite(a) and np.isfinite(numeric)):
+                excess = np.inf  # NaN/inf on either side is always the worst finding
             if excess > 0 and (worst is None or excess > worst[0]):
                 worst = (excess, i, a, numeric)
         if worst is not None:
             _, i, a, numeric = worst
             index = np.unravel_index(i, value.shape)
             hint = ""
-            if name in prefill and abs(a + prefill[name].reshape(-1)[i] - numeric) <= atol + rtol * abs(numeric):
+            if not np.isfinite(numeric):
+                hint = ("; the finite difference is not finite: move x away from the edge of the "
+                        "layer's domain, or use a smaller eps")
+            elif name in prefill and abs(a + prefill[name].reshape(-1)[i] - numeric) <= atol + rtol * abs(numeric):
                 hint = "; backward seems to overwrite param.grad instead of adding to it (use +=)"
             raise GradcheckError(
                 f"gradcheck({layer!r}): dL/d{name} disagrees with finite differences at index "

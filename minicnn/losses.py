@@ -74,9 +74,10 @@ class SoftmaxCrossEntropy(Loss):
         logits, labels = _check_logits_labels(logits, labels)
         n = logits.shape[0]
         rows = np.arange(n)
-        z = logits - logits.max(axis=1, keepdims=True)
-        # exp of a hugely negative z underflows to exactly 0, which is the right probability.
-        with np.errstate(under="ignore"):
+        # exp of a hugely negative z underflows to exactly 0, which is the right probability;
+        # logits spanning more than the dtype's range give z = -inf, with the same result.
+        with np.errstate(under="ignore", over="ignore"):
+            z = logits - logits.max(axis=1, keepdims=True)
             log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
             probs = np.exp(log_probs)
         self._probs = probs

@@ -22,6 +22,10 @@ class Sequential(Layer):
     ----------
     *layers : Layer
 
+    Shape
+    -----
+    x -> the last layer's output; each layer's output is the next one's input.
+
     Examples
     --------
     >>> from minicnn import Dense, ReLU
@@ -56,7 +60,8 @@ class Sequential(Layer):
         return f"Sequential({inner}\n)"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._check_fits(np.shape(x))
+        x = as_float(x, "Sequential")
+        self._check_fits(x.shape)
         for layer in self.layers:
             x = layer.forward(x)
         return x
@@ -115,13 +120,14 @@ class Sequential(Layer):
     # -- training -----------------------------------------------------------------------------
     def fit(self, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int = 32,
             validation_data=None, shuffle: bool = True, seed: int | None = None,
-            progress: bool = True) -> dict[str, list[float]]:
+            progress: bool = True, initial_epoch: int = 0) -> dict[str, list[float]]:
         """Train with mini-batch gradient descent.
 
         Each epoch visits every sample once, in batches of ``batch_size`` (the last one
-        may be smaller), in an order shuffled by ``seed``: the same seed, data and model
-        give the same result bit for bit. Per batch: ``optimizer.zero_grad()``, forward,
-        loss, backward, ``optimizer.step()``.
+        may be smaller), in an order shuffled by ``seed`` and the epoch number: the same
+        seed, data and model give the same result bit for bit, and a run resumed from a
+        checkpoint with ``initial_epoch`` continues exactly as the uninterrupted run would.
+        Per batch: ``optimizer.zero_grad()``, forward, loss, backward, ``optimizer.step()``.
 
         Parameters
         ----------
@@ -140,12 +146,15 @@ class Sequential(Layer):
         progress : bool
             Show a tqdm progress bar per epoch with the running loss and accuracy, and
             print one line of results per epoch (False: print nothing).
+        initial_epoch : int
+            Epochs already done, as in Keras: training runs epochs ``initial_epoch + 1``
+            to ``epochs``. Use it to resume after :meth:`load`.
 
         Returns
         -------
         dict of lists
             ``loss`` and, with class labels, ``accuracy``; ``val_loss``/``val_accuracy``
-            with validation data. One entry per epoch.
+            with validation data. One entry per epoch run.
 
         Raises
         ------
@@ -156,6 +165,12 @@ class Sequential(Layer):
         """
         epochs = check_int(epochs, "fit", "epochs")
         batch_size = check_int(batch_size, "fit", "batch_size")
+        initial_epoch = check_int(initial_epoch, "fit", "initial_epoch", minimum=0)
+        if initial_epoch >= epochs:
+            raise ValueError(f"fit: initial_epoch={initial_epoch} leaves nothing to do with epochs={epochs}; "
+                             "epochs is the number of the last epoch, as in Keras")
+        if seed is not None:
+            seed = check_int(seed, "fit", "seed", minimum=0)
         if not (callable(loss) and hasattr(loss, "backward")):
             raise TypeError(f"fit: loss must be a loss object such as SoftmaxCrossEntropy(), got {loss!r}")
         if not (hasattr(optimizer, "step") and hasattr(optimizer, "zero_grad")):
@@ -175,12 +190,15 @@ class Sequential(Layer):
             history["val_loss"] = []
             if classes:
                 history["val_accuracy"] = []
-        rng = np.random.default_rng(seed)
+        unseeded = np.random.default_rng()  # used only when no seed is given
         n = len(X)
         n_batches = -(-n // batch_size)
         params = self.parameters()
         self.train()
-        for epoch in range(1, epochs + 1):
+        for epoch in range(initial_epoch + 1, epochs + 1):
+            # One generator per epoch, from (seed, epoch): epoch k's order does not depend
+            # on how many epochs ran before it in this call.
+            rng = unseeded if seed is None else np.random.default_rng([seed, epoch])
             order = rng.permutation(n) if shuffle else np.arange(n)
             total_loss = 0.0
             total_correct = 0

@@ -290,3 +290,16 @@ def test_gradcheck_catches_a_backward_that_overwrites_grad_instead_of_adding(rng
 
     with pytest.raises(GradcheckError, match=r"dL/dgain .*overwrite param\.grad instead of adding"):
         gradcheck(Overwrites(), rng.standard_normal((4, 3)))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # sqrt of a negative number, on purpose
+def test_gradcheck_fails_when_the_finite_difference_is_not_finite():
+    class Sqrt(Layer):
+        def forward(self, x):
+            return np.sqrt(x)
+
+        def backward(self, dout):
+            return dout * 123.0  # wrong, and only finite differences could tell
+
+    with pytest.raises(GradcheckError, match="finite difference is not finite"):
+        gradcheck(Sqrt(), np.full((2, 3), 1e-7))

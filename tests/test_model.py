@@ -326,22 +326,31 @@ def test_save_load_round_trip_predicts_identically(tmp_path):
         assert {"0.weight", "7.bias"} <= set(f.files)
 
 
-def test_save_and_load_resume_the_optimizer_exactly(tmp_path):
+@pytest.mark.parametrize("shuffle", [True, False], ids=["shuffled", "in-order"])
+def test_save_and_load_resume_training_exactly(tmp_path, shuffle):
     X, y = bars(32)
+    settings = {"loss": SoftmaxCrossEntropy(), "seed": 1, "shuffle": shuffle, "batch_size": 8, "progress": False}
     straight = small_cnn()
     opt = SGD(straight.parameters(), lr=0.05, momentum=0.9)
-    straight.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=opt, epochs=2, seed=1, shuffle=False, progress=False)
+    history = straight.fit(X, y, optimizer=opt, epochs=3, **settings)
 
     first = small_cnn()
     opt1 = SGD(first.parameters(), lr=0.05, momentum=0.9)
-    first.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=opt1, epochs=1, shuffle=False, progress=False)
+    first.fit(X, y, optimizer=opt1, epochs=1, **settings)
     first.save(tmp_path / "ckpt.npz", optimizer=opt1)
     resumed = small_cnn(seed=9)
     opt2 = SGD(resumed.parameters(), lr=0.05, momentum=0.9)
     resumed.load(tmp_path / "ckpt.npz", optimizer=opt2)
-    resumed.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=opt2, epochs=1, shuffle=False, progress=False)
+    rest = resumed.fit(X, y, optimizer=opt2, epochs=3, initial_epoch=1, **settings)
+    assert rest["loss"] == history["loss"][1:]
     for name, value in straight.state_dict().items():
         np.testing.assert_array_equal(resumed.state_dict()[name], value)
+
+
+def test_fit_rejects_an_initial_epoch_with_nothing_left_to_do():
+    X, y = bars(8)
+    with pytest.raises(ValueError, match="initial_epoch=2 leaves nothing to do with epochs=2"):
+        _fit(small_cnn(), X, y, epochs=2, initial_epoch=2)
 
 
 def test_load_lists_every_mismatch_and_changes_nothing(tmp_path):
@@ -445,3 +454,16 @@ def test_sequential_keeps_the_layers_hints(shape, hint):
     model = Sequential(Conv2DVolume(3, 4, 3), ReLU(), MaxPool2D(2))
     with pytest.raises(ValueError, match=hint):
         model(np.zeros(shape, np.float32))
+
+
+def test_python_lists_enter_the_model_as_float32_and_float64_arrays_stay_float64():
+    model = Sequential(Dense(2, 3, rng=np.random.default_rng(0)))
+    assert model.predict([[0.5, 1.5], [2.0, -1.0]]).dtype == np.float32
+    assert model([[0.5, 1.5]]).dtype == np.float32
+    assert model(np.ones((1, 2))).dtype == np.float64  # a float64 array was a deliberate choice
+
+
+def test_load_of_a_npy_file_is_a_clear_error(tmp_path):
+    np.save(tmp_path / "weights.npy", np.zeros(3))
+    with pytest.raises(ValueError, match="single ndarray, not an .npz archive"):
+        small_cnn().load(tmp_path / "weights.npy")

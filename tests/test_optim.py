@@ -343,3 +343,24 @@ def test_load_rejects_invalid_values(key, value, match):
 def test_repr():
     opt = SGD([Parameter(np.zeros(1))], lr=0.1, momentum=0.9)
     assert repr(opt) == "SGD(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False)"
+
+
+@pytest.mark.parametrize(("momentum", "dampening", "weight_decay", "nesterov"), [
+    (0.0, 0.0, 0.0, False), (0.9, 0.0, 0.0, False), (0.9, 0.1, 1e-2, False), (0.9, 0.0, 1e-2, True),
+], ids=["plain", "momentum", "dampening-decay", "nesterov-decay"])
+def test_float32_steps_match_torch_bit_for_bit(momentum, dampening, weight_decay, nesterov):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    start = rng.standard_normal(20_000).astype(np.float32)
+    ours = Parameter(start.copy())
+    theirs = torch.tensor(start.copy(), requires_grad=True)
+    kwargs = {"lr": 0.05, "momentum": momentum, "dampening": dampening,
+              "weight_decay": weight_decay, "nesterov": nesterov}
+    opt, topt = SGD([ours], **kwargs), torch.optim.SGD([theirs], **kwargs)
+    for _ in range(10):
+        grad = rng.standard_normal(20_000).astype(np.float32)
+        ours.grad[...] = grad
+        theirs.grad = torch.from_numpy(grad.copy())
+        opt.step()
+        topt.step()
+    np.testing.assert_array_equal(ours.data, theirs.detach().numpy())  # every bit

@@ -14,6 +14,11 @@ def test_the_readme_has_examples():
 
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
-def test_readme_example_runs(code, tmp_path, monkeypatch):
+def test_readme_example_runs(code, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the training example writes model.npz
     exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})  # noqa: S102 - running the docs is the test
+    # A line that ends in a comment of the form "# (4, 6) ..." after print(...) promises its output.
+    promised = re.findall(r"^print\(.*\)\s+#\s*(\(.*)$", code, flags=re.MULTILINE)
+    printed = capsys.readouterr().out
+    for text in promised:
+        assert text.strip() in printed

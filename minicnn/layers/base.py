@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .._validation import check_numeric
+from .._validation import as_float
 
 
 class Parameter:
@@ -35,11 +35,7 @@ class Parameter:
     """
 
     def __init__(self, data) -> None:
-        arr = check_numeric(data, "Parameter", "data")
-        # Only a numpy floating array chooses its own precision; Python numbers and lists
-        # (which numpy would read as float64) become float32, like integers do.
-        if not (isinstance(data, (np.ndarray, np.generic)) and np.issubdtype(arr.dtype, np.floating)):
-            arr = arr.astype(np.float32)
+        arr = as_float(data, "Parameter", "data")
         # A private copy: an optimizer updates .data in place and must never
         # write through into an array the caller still holds.
         self.data = np.array(arr, copy=True)

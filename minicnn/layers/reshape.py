@@ -11,7 +11,11 @@ from .base import Layer
 
 
 class Flatten(Layer):
-    """Flatten every sample into a vector: (N, ...) -> (N, prod(...)).
+    """Flatten every sample into a vector.
+
+    Shape
+    -----
+    x (N, ...) -> (N, prod(...)); backward reshapes the gradient back.
 
     Examples
     --------
