@@ -79,14 +79,12 @@ def parse_padding(padding, owner: str):
 def resolve_padding(padding, hw: Pair, kernel: Pair, stride: Pair, dilation: Pair) -> Padding:
     """Per-side padding ((top, bottom), (left, right)) for an input of spatial size ``hw``.
 
-    ``padding`` is a parsed value from :func:`parse_padding`, or already per-side.
+    ``padding`` is a parsed value from :func:`parse_padding`: ``"same"`` or an (h, w) pair.
     """
     if padding == "same":
         return tuple(same_padding(n, k, s, d) for n, k, s, d in zip(hw, kernel, stride, dilation))
     ph, pw = padding
-    if np.isscalar(ph):
-        return (ph, ph), (pw, pw)
-    return tuple(ph), tuple(pw)
+    return (ph, ph), (pw, pw)
 
 
 def output_hw(hw: Pair, kernel: Pair, stride: Pair, pads: Padding, dilation: Pair) -> Pair:

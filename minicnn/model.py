@@ -301,7 +301,7 @@ class Sequential(Layer):
         X (N, ...) -> (N, K) (the last layer's output per sample)
         """
         batch_size = check_int(batch_size, "predict", "batch_size")
-        X = self._check_inputs(X, "predict")
+        X, _ = self._check_inputs(X, "predict")
         outputs = None
         with _eval_mode(self):
             for start in range(0, len(X), batch_size):
@@ -365,18 +365,18 @@ class Sequential(Layer):
         self.load_state_dict(params)
 
     # -- input checks -------------------------------------------------------------------------
-    def _check_inputs(self, X, owner: str) -> np.ndarray:
+    def _check_inputs(self, X, owner: str) -> tuple[np.ndarray, tuple]:
         X = as_float(X, owner, "X")
         if X.ndim < 2 or len(X) == 0:
             raise ValueError(f"{owner}: X has shape {X.shape}; expected a non-empty batch (N, ...)")
         try:
-            self.output_shape(X.shape)
+            out_shape = self.output_shape(X.shape)
         except ValueError as exc:
             raise ValueError(f"{owner}: {exc}") from None
-        return X
+        return X, out_shape
 
     def _check_data(self, X, y, owner: str) -> tuple[np.ndarray, np.ndarray]:
-        X = self._check_inputs(X, owner)
+        X, out_shape = self._check_inputs(X, owner)
         if not np.isfinite(X).all():
             bad = int(np.size(X) - np.isfinite(X).sum())
             raise ValueError(f"{owner}: X holds {bad} non-finite values (NaN or inf); clean the data first")
@@ -385,7 +385,7 @@ class Sequential(Layer):
             raise ValueError(f"{owner}: X has {len(X)} samples but y has shape {y.shape}; "
                              f"expected {len(X)} labels or targets")
         if _is_labels(y):
-            n_classes = self.output_shape((1,) + X.shape[1:])[-1]
+            n_classes = out_shape[-1]
             if y.min() < 0 or y.max() >= n_classes:
                 bad = y[(y < 0) | (y >= n_classes)][0]
                 raise ValueError(f"{owner}: label {bad} is out of range: the model has {n_classes} "
