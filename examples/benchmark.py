@@ -302,7 +302,7 @@ def train_step_case(batch, rng, use_torch: bool) -> Case:
             topt.step()
 
     # forward and backward are three matrix products each: 3 x 2 FLOPs per multiply-accumulate
-    shapes = trace_shapes(model.layers, (3, 32, 32))
+    shapes = trace_shapes(model.layers, (1, 3, 32, 32))
     macs = sum(multiply_accumulates(layer, shape) for layer, shape in zip(model.layers, shapes))
     return Case("demo train step", f"batch {batch}, 3x32x32", "step", step, 3 * 2.0 * batch * macs,
                 torch_fn=torch_fn)

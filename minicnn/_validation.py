@@ -28,15 +28,19 @@ def check_numeric(x, owner: str, arg: str) -> np.ndarray:
     return arr
 
 
-def as_float(x, owner: str, arg: str = "x") -> np.ndarray:
-    """``x`` as a floating array, float32 by default.
+def as_float(x, owner: str, arg: str = "x", *, keep_half: bool = False) -> np.ndarray:
+    """``x`` as a floating array: the one dtype rule of minicnn.
 
-    Only a numpy floating array (or scalar) keeps its dtype: that precision was chosen.
-    Integers, booleans, Python numbers and lists (which numpy would read as float64)
-    become float32.
+    A numpy float32 or float64 array (or scalar) keeps its dtype: that precision was chosen.
+    Integers, booleans, Python numbers and lists (which numpy would read as float64) become
+    float32, and so do half-precision arrays, because numpy has no fast float16 matrix
+    product (30-50x slower) and float16 sums lose most of their digits; ``keep_half=True``
+    keeps them (a Parameter's storage dtype is its owner's choice).
     """
     arr = check_numeric(x, owner, arg)
     if not (isinstance(x, (np.ndarray, np.generic)) and np.issubdtype(arr.dtype, np.floating)):
+        arr = arr.astype(np.float32)
+    elif arr.dtype.itemsize < 4 and not keep_half:
         arr = arr.astype(np.float32)
     return arr
 

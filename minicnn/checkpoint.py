@@ -1,49 +1,438 @@
-"""Checkpoint files: one .npz, written atomically, read without pickle."""
+"""Checkpoint files: one .npz, written atomically, read without pickle.
+
+File format
+-----------
+A checkpoint is an ordinary numpy ``.npz`` archive (a zip of ``.npy`` files), so
+``np.load(path)`` opens it without minicnn. Its keys are:
+
+``<name>``
+    One array per entry of ``model.state_dict()``, under the same name (``0.weight``,
+    ``3.running_mean``), with its dtype and shape unchanged.
+``meta.format_version``
+    A 0-d integer array holding :data:`FORMAT_VERSION` (now 1).
+``optim.<key>``
+    When an optimizer's state was saved: one array per entry of its ``state_dict()``.
+
+Keys starting with ``meta.`` or ``optim.`` are reserved, so no model state may use them.
+A file without ``meta.format_version`` is read as format 1: a plain
+``np.savez(path, **model.state_dict())`` loads. Every array is numeric, boolean or
+string; object arrays are refused both ways, because reading them means unpickling,
+which can run arbitrary code. A change to this layout must raise :data:`FORMAT_VERSION`.
+
+Writes are atomic: the archive goes to a temporary file
+``.<name>.<pid>.<host>.<random>.tmp`` in the target's own folder, is flushed to disk and
+then renamed over the target, so a crash leaves either the old file or the new one.
+"""
 
 from __future__ import annotations
 
+import codecs
+import errno
+import hashlib
 import os
+import re
 import secrets
+import socket
+import stat
 import zipfile
+import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 FORMAT_VERSION = 1
 META_PREFIX = "meta."
 OPTIM_PREFIX = "optim."
+_VERSION_KEY = META_PREFIX + "format_version"
+
+
+# -- the public functions -----------------------------------------------------------------------
+def write_checkpoint(path, state: dict[str, np.ndarray],
+                     optimizer_state: dict[str, np.ndarray] | None = None) -> Path:
+    """Write a model's state (and optionally an optimizer's) as one checkpoint file.
+
+    The layout is the module's file format: ``state`` under its own keys,
+    ``meta.format_version``, and ``optimizer_state`` under ``optim.``. The write is
+    atomic and keeps an existing file's permissions (see :func:`write_npz_atomically`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write, at exactly this name (no ``.npz`` is appended); ``~`` is
+        expanded and a symbolic link is followed.
+    state : dict of str to ndarray
+        Typically ``model.state_dict()``. No key may start with ``meta.`` or ``optim.``.
+    optimizer_state : dict of str to ndarray, optional
+        Typically ``optimizer.state_dict()``; ``None`` or ``{}`` saves none.
+
+    Returns
+    -------
+    Path
+        ``path`` with ``~`` expanded.
+
+    Shape
+    -----
+    Every array is stored with its shape and dtype unchanged.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a reserved or non-string key or an object array, before anything is written.
+    OSError
+        When the file cannot be written; the message names ``path`` and the fix, and any
+        previous file is unchanged.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = write_checkpoint(f"{folder}/model.npz", {"0.weight": np.ones((2, 3), np.float32)},
+    ...                             optimizer_state={"step": np.array(7)})
+    ...     with np.load(path) as raw:
+    ...         print(sorted(raw.files))
+    ...     state, optim = read_checkpoint(path)
+    ['0.weight', 'meta.format_version', 'optim.step']
+    >>> state["0.weight"].shape, int(optim["step"])
+    ((2, 3), 7)
+    """
+    arrays = _checked_arrays(state, "state")
+    for key in arrays:
+        if key.startswith((META_PREFIX, OPTIM_PREFIX)):
+            raise ValueError(f"save: state key '{key}' starts with a reserved prefix ('{META_PREFIX}' and "
+                             f"'{OPTIM_PREFIX}' are kept for the format version and the optimizer's state); "
+                             "rename that parameter or buffer")
+    arrays[_VERSION_KEY] = np.array(FORMAT_VERSION)
+    if optimizer_state is not None:
+        for key, value in _checked_arrays(optimizer_state, "optimizer_state").items():
+            arrays[OPTIM_PREFIX + key] = value
+    return write_npz_atomically(path, arrays)
+
+
+def read_checkpoint(path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Read a checkpoint written by :func:`write_checkpoint` (or a plain state-dict .npz).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint file; ``~`` is expanded.
+
+    Returns
+    -------
+    state : dict of str to ndarray
+        Every array whose key has neither reserved prefix.
+    optimizer_state : dict of str to ndarray
+        The ``optim.`` arrays with the prefix removed; ``{}`` when none were saved.
+
+    Shape
+    -----
+    Arrays come back with the shapes and dtypes they were saved with.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no file at ``path``.
+    ValueError
+        When the file is not a readable .npz (see :func:`read_npz`), or its
+        ``meta.format_version`` is not the 0-d integer :data:`FORMAT_VERSION`.
+    """
+    where = _locate(path, "load")
+    arrays = read_npz(path)
+    version = arrays.pop(_VERSION_KEY, None)
+    if version is None:
+        return _split(arrays)
+    if not (version.shape == () and np.issubdtype(version.dtype, np.integer)):
+        raise ValueError(f"load: {where.shown} has checkpoint format {version.tolist()!r} (a {version.dtype} "
+                         f"array of shape {version.shape}, where a 0-d integer belongs), this minicnn reads "
+                         f"format {FORMAT_VERSION}; minicnn's save did not write this file: fix or remove its "
+                         f"'{_VERSION_KEY}'")
+    if int(version) != FORMAT_VERSION:
+        raise ValueError(f"load: {where.shown} has checkpoint format {int(version)}, this minicnn reads format "
+                         f"{FORMAT_VERSION}; read it with the minicnn version that wrote it")
+    return _split(arrays)
+
+
+def _split(arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The model state, and the optimizer state without its prefix; other meta. keys are ignored."""
+    state = {k: v for k, v in arrays.items() if not k.startswith((META_PREFIX, OPTIM_PREFIX))}
+    optim = {k[len(OPTIM_PREFIX):]: v for k, v in arrays.items() if k.startswith(OPTIM_PREFIX)}
+    return state, optim
 
 
 def write_npz_atomically(path, arrays: dict[str, np.ndarray]) -> Path:
     """Write ``arrays`` to exactly ``path`` as an .npz, atomically.
 
-    The data goes to a temporary file in the same folder, is flushed to disk, and only
-    then renamed over ``path``: a crash mid-write leaves the previous file intact and
-    never a half-written one.
+    The archive goes to a temporary file in the target's folder, is flushed to disk and
+    renamed over the target, and the folder is flushed too: a crash at any moment leaves
+    the previous file or the complete new one, never a half-written one. On any error the
+    temporary file is removed and the previous file is untouched.
+
+    ``~`` is expanded. A symbolic link is followed: the file it points to is replaced and
+    the link stays a link (a dangling link creates its target when the target's folder
+    exists). A replaced file keeps its permission bits; a new file gets those of any new
+    file (``0o666`` less the umask). Temporary files left by writers of the same target
+    that were killed (their process is gone from this machine) are removed first.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write; no ``.npz`` is appended.
+    arrays : dict of str to ndarray
+        Passed to ``np.savez`` as keyword arguments.
+
+    Returns
+    -------
+    Path
+        ``path`` with ``~`` expanded.
+
+    Shape
+    -----
+    Every array is stored with its shape and dtype unchanged.
+
+    Raises
+    ------
+    OSError (FileNotFoundError, PermissionError, IsADirectoryError, ...)
+        Worded with ``path`` as given (and as resolved, when that differs) and the fix;
+        never with the temporary file's name. A read-only file is refused, as ``open``
+        would refuse it, rather than replaced.
+    TypeError, ValueError
+        When ``path`` is not a str or path, is empty, or names something other than a
+        regular file (a device, say).
     """
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"save: {path} is a folder; give a file name such as {path / 'model.npz'}")
-    folder = path.parent
-    if not folder.is_dir():
-        raise FileNotFoundError(f"save: folder {folder} does not exist; create it first")
-    # Exclusive create of a fresh random name: never clobbers anything, and the OS applies
-    # the umask, so the file gets the permissions any new file would.
-    tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    where = _locate(path, "save")
+    target = where.resolved
+    folder = os.path.dirname(target)
+    existing = _check_target(where, folder)
+    _remove_stale_temp_files(target)
+    tmp = _temp_path(target, os.getpid())
     try:
-        with open(tmp, "xb") as f:
-            np.savez(f, **arrays)  # a file object: numpy adds no ".npz" to the name
+        # "x": a fresh name that clobbers nothing, created 0o666 less the umask, as any new file.
+        f = open(tmp, "xb")  # noqa: SIM115 - closed below, before the rename
+    except OSError as exc:
+        raise _save_error(exc, where, folder, existing) from None
+    try:
+        with f:
+            np.savez(f, **arrays)  # a file object: numpy appends no ".npz" to the name
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        if existing is not None:
+            _copy_owner_and_mode(existing, tmp)
+        os.replace(tmp, target)
+    except BaseException as exc:
+        _unlink_quietly(tmp)
+        if isinstance(exc, OSError):
+            raise _save_error(exc, where, folder, existing, str(tmp)) from None
         raise
     _fsync_folder(folder)
-    return path
+    return Path(where.expanded)
 
 
-def _fsync_folder(folder: Path) -> None:
+def read_npz(path) -> dict[str, np.ndarray]:
+    """Read every array of an .npz into memory, never unpickling anything.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file; ``~`` is expanded.
+
+    Returns
+    -------
+    dict of str to ndarray
+        Every member, by the name it was saved under (``np.savez(f, w=...)`` gives ``"w"``).
+
+    Shape
+    -----
+    Arrays come back with the shapes and dtypes they were saved with.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no file at ``path``.
+    ValueError
+        When ``path`` is not an .npz archive (a folder, an empty, text or .npy file, or
+        other bytes), when the archive is truncated or corrupt, or when it holds object
+        arrays (pickled Python objects). Every message says ``not a readable minicnn
+        checkpoint`` and names ``path`` as given.
+    """
+    where = _locate(path, "load")
+    bad = f"load: {where.shown} is not a readable minicnn checkpoint"
+    if os.path.isdir(where.expanded):
+        raise ValueError(f"{bad}: it is not an .npz archive but a folder; give the file inside it, such as "
+                         f"'{os.path.join(where.given, 'model.npz')}'")
+    try:
+        f = open(where.expanded, "rb")  # noqa: SIM115 - closed by the with below
+    except FileNotFoundError:
+        raise FileNotFoundError(f"load: no checkpoint at {where.shown}; check the path "
+                                "(model.save(path) writes one)") from None
+    except OSError as exc:
+        error = type(exc)(f"load: cannot open {where.shown}: {exc.strerror or exc}; check that it is a "
+                          "file you may read")
+        error.errno = exc.errno
+        raise error from None
+    with f:
+        what = _what_it_is(f.read(512))
+        if what is not None:
+            raise ValueError(f"{bad}: it is not an .npz archive but {what}")
+        f.seek(0)
+        try:
+            return _read_members(f, bad)
+        except _Refused:
+            raise
+        except _READ_ERRORS as exc:
+            raise ValueError(f"{bad}: the .npz archive is truncated or corrupt ({type(exc).__name__}: "
+                             f"{exc}); save it again or restore a copy") from None
+
+
+# -- paths and messages -----------------------------------------------------------------------
+class _Where(NamedTuple):
+    given: str      # as the user wrote it: every message names this
+    expanded: str   # ~ expanded: what the caller gets back
+    resolved: str   # symlinks followed, absolute: the file that is really read or replaced
+    shown: str      # given, plus the resolved path when the two differ
+
+
+def _locate(path, verb: str) -> _Where:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{verb}: path must be a str or os.PathLike, got {type(path).__name__}; "
+                        "pass a file name such as 'model.npz'")
+    given = os.fspath(path)
+    if not isinstance(given, str):
+        raise TypeError(f"{verb}: path must be text, got {type(given).__name__} {given!r}; decode it first")
+    if not given:
+        raise ValueError(f"{verb}: path is empty; give a file name such as 'model.npz'")
+    expanded = os.path.expanduser(given)
+    resolved = os.path.realpath(expanded)
+    same = resolved == os.path.abspath(given)
+    return _Where(given, expanded, resolved, f"'{given}'" if same else f"'{given}' (= '{resolved}')")
+
+
+def _check_target(where: _Where, folder: str) -> os.stat_result | None:
+    """What is at the target now (None: nothing); raises, naming the fix, when it cannot be written."""
+    if where.given.endswith(("/", os.sep)) or os.path.isdir(where.resolved):
+        raise IsADirectoryError(f"save: {where.shown} is a folder; give a file name inside it, such as "
+                                f"'{os.path.join(where.given, 'model.npz')}'")
+    if os.path.islink(where.resolved):  # realpath stops on a loop of links
+        raise OSError(f"save: {where.shown} is a symbolic link that loops back on itself; remove the link "
+                      "or point it at a file")
+    shown_folder = (os.path.dirname(where.given) or ".") if where.shown == f"'{where.given}'" else folder
+    if not os.path.isdir(folder):
+        if os.path.exists(folder):
+            raise NotADirectoryError(f"save: cannot write {where.shown}: '{shown_folder}' is a file, not a "
+                                     "folder; choose another path")
+        raise FileNotFoundError(f"save: cannot write {where.shown}: folder '{shown_folder}' does not exist; "
+                                f"create it first, e.g. os.makedirs('{shown_folder}', exist_ok=True)")
+    try:
+        existing = os.stat(where.resolved)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(existing.st_mode):
+        raise ValueError(f"save: {where.shown} exists and is not a regular file; give a file path")
+    # The rename could replace a read-only file; refuse, as a plain open() for writing would.
+    if not os.access(where.resolved, os.W_OK):
+        raise PermissionError(f"save: {where.shown} is read-only (mode {stat.S_IMODE(existing.st_mode):o}); "
+                              "make it writable (chmod u+w) or save under another name. Nothing was changed")
+    return existing
+
+
+_REASONS = {
+    errno.EACCES: "no permission to create files in folder '{folder}'; save into a folder you can write to",
+    errno.EPERM: "no permission to create files in folder '{folder}'; save into a folder you can write to",
+    errno.EROFS: "folder '{folder}' is on a read-only file system; save somewhere else",
+    errno.ENOSPC: "the disk holding '{folder}' is full; free some space or save somewhere else",
+    errno.EDQUOT: "your disk quota for '{folder}' is used up; free some space or save somewhere else",
+    errno.ENAMETOOLONG: "the file name is too long for this file system; choose a shorter one",
+    errno.ENOENT: "folder '{folder}' disappeared while saving; create it and save again",
+}
+
+
+def _save_error(exc: OSError, where: _Where, folder: str, existing, tmp: str = "") -> OSError:
+    """``exc`` reworded for the user: their path, the cause and the fix, not our temporary file."""
+    reason = _REASONS.get(exc.errno, "")
+    if reason:
+        reason = reason.format(folder=folder)
+    else:
+        reason = exc.strerror or str(exc)
+        if tmp:
+            reason = reason.replace(tmp, where.resolved)
+        reason += "; check the folder and the disk, or save somewhere else"
+    after = "the previous file is unchanged" if existing is not None else "nothing was written"
+    message = f"save: could not write {where.shown}: {reason} ({after})"
+    try:
+        error = type(exc)(message)
+    except TypeError:  # an OSError subclass with its own constructor
+        error = OSError(message)
+    error.errno = exc.errno
+    return error
+
+
+# -- temporary files ------------------------------------------------------------------------------
+def _host_tag() -> str:
+    # Machines (and containers) sharing a folder reuse the same pids: the host in the name
+    # keeps a save from judging another machine's writer dead.
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _temp_prefix(target: str) -> str:
+    name = os.path.basename(target)
+    while len(os.fsencode(name)) > 200:  # leave room for the suffix within a 255-byte file name
+        name = name[:-1]
+    return f".{name}."
+
+
+def _temp_path(target: str, pid: int) -> str:
+    """The temporary file a writer with this pid uses for ``target`` (in the target's folder)."""
+    name = f"{_temp_prefix(target)}{pid}.{_host_tag()}.{secrets.token_hex(6)}.tmp"
+    return os.path.join(os.path.dirname(target), name)
+
+
+def _remove_stale_temp_files(target: str) -> None:
+    """Remove this target's temporary files whose writer (on this machine) is no longer running."""
+    pattern = re.compile(re.escape(_temp_prefix(target)) + r"(\d+)\." + _host_tag() + r"\.[0-9a-f]+\.tmp")
+    try:
+        entries = list(os.scandir(os.path.dirname(target)))
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match and not _pid_is_running(int(match.group(1))):
+            _unlink_quietly(entry.path)
+
+
+def _pid_is_running(pid: int) -> bool:
+    if os.name != "posix" or pid <= 0:
+        return True  # no safe probe here (os.kill would terminate it on Windows): keep the file
+    try:
+        os.kill(pid, 0)  # signal 0 only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, under another user
+        return True
+    return True
+
+
+def _copy_owner_and_mode(existing: os.stat_result, tmp: str) -> None:
+    """Give the replacement the old file's permission bits, and its owner and group where allowed."""
+    if hasattr(os, "chown"):
+        mine = os.stat(tmp)
+        if (mine.st_uid, mine.st_gid) != (existing.st_uid, existing.st_gid):
+            # Keeps a group-shared file readable by its group; only root may also keep the owner.
+            for uid, gid in ((existing.st_uid, existing.st_gid), (-1, existing.st_gid)):
+                try:
+                    os.chown(tmp, uid, gid)
+                    break
+                except OSError:
+                    continue
+    os.chmod(tmp, stat.S_IMODE(existing.st_mode))  # after chown, which may clear set-id bits
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _fsync_folder(folder: str) -> None:
     """Make the rename itself durable, where the platform allows syncing a folder."""
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -57,27 +446,76 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def read_npz(path) -> dict[str, np.ndarray]:
-    """Read every array of an .npz into memory, with ``allow_pickle=False``.
+# -- reading ----------------------------------------------------------------------------------
+# A damaged archive can fail anywhere from the zip layer to numpy's header parser.
+_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, NotImplementedError,
+                zlib.error, OverflowError, SyntaxError)
+_ZIP_MAGIC = b"PK"  # then a member header, or the end record of an empty archive
+_TEXT_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
-    Raises
-    ------
-    FileNotFoundError
-        When there is no file at ``path``.
-    ValueError
-        When the file is truncated, corrupt or not an .npz at all.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"load: no checkpoint at {path}")
+
+def _what_it_is(head: bytes) -> str | None:
+    """None for a zip archive, else a short description of what these first bytes are."""
+    if head.startswith(_ZIP_MAGIC):  # a damaged one is reported as such by the zip reader
+        return None
+    if not head:
+        return "an empty file (0 bytes); it was never fully written: save it again"
+    if head.startswith(b"\x93NUMPY"):
+        return ("a .npy file: a single ndarray, not an .npz archive of named arrays; save checkpoints "
+                "with model.save(path) or np.savez(path, **model.state_dict())")
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a Python pickle, which load never reads (unpickling can run arbitrary code)"
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy holds one bare array
-            raise ValueError(  # noqa: TRY004 - the file content is wrong, not an argument type
-                f"it holds a single {type(loaded).__name__}, not an .npz archive of named arrays")
-        with loaded as archive:
-            # Reading every member now makes a damaged file fail here, with a clear
-            # message, rather than halfway through copying into the model.
-            return {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise ValueError(f"load: {path} is not a readable minicnn checkpoint (truncated or corrupt?): {exc}") from None
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and not _TEXT_CONTROLS.search(text):
+        if text.startswith("version https://git-lfs"):
+            return "a Git LFS pointer; fetch the real file with `git lfs pull`"
+        return f"plain text, starting {text[:40]!r}"
+    return f"unrecognised binary data (first bytes {head[:8].hex(' ')})"
+
+
+def _read_members(f, bad: str) -> dict[str, np.ndarray]:
+    arrays = {}
+    with zipfile.ZipFile(f) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                raise _Refused(f"{bad}: it is a zip archive but not an .npz (member '{info.filename}' "
+                                 "is not a .npy array; a PyTorch file?)")
+            key = info.filename[:-len(".npy")]
+            with archive.open(info) as member:
+                # Look at the header before numpy reads the data: an object array is pickled.
+                major, _ = np.lib.format.read_magic(member)
+                # Format 3.0 differs from 2.0 only in UTF-8 field names, which cannot add objects.
+                read_header = (np.lib.format.read_array_header_1_0 if major == 1
+                               else np.lib.format.read_array_header_2_0)
+                _, _, dtype = read_header(member)
+                if dtype.hasobject:
+                    raise _Refused(f"{bad}: array '{key}' holds Python objects (dtype {dtype}), and load "
+                                   "refuses pickled objects (unpickling can run arbitrary code); save "
+                                   "numeric arrays instead")
+                member.seek(0)
+                arrays[key] = np.lib.format.read_array(member, allow_pickle=False)
+    return arrays
+
+
+class _Refused(ValueError):
+    """A readable archive that is still refused; its message is final (not reworded as corrupt)."""
+
+
+def _checked_arrays(arrays, argument: str) -> dict[str, np.ndarray]:
+    """``arrays`` as a new dict of ndarrays, after checking it can be saved without pickling."""
+    if not isinstance(arrays, dict):
+        raise TypeError(f"save: {argument} must be a dict of str to ndarray, got {type(arrays).__name__}; "
+                        "pass model.state_dict() or optimizer.state_dict()")
+    out = {}
+    for key, value in arrays.items():
+        if not isinstance(key, str):
+            raise TypeError(f"save: {argument} keys must be str, got {key!r} ({type(key).__name__})")
+        value = np.asarray(value)
+        if value.dtype.hasobject:
+            raise ValueError(f"save: {argument}['{key}'] has dtype object, which would be saved pickled "
+                             "and then refused by load; give a numeric array")
+        out[key] = value
+    return out

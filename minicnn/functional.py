@@ -79,17 +79,61 @@ def parse_padding(padding, owner: str):
 def resolve_padding(padding, hw: Pair, kernel: Pair, stride: Pair, dilation: Pair) -> Padding:
     """Per-side padding ((top, bottom), (left, right)) for an input of spatial size ``hw``.
 
-    ``padding`` is a parsed value from :func:`parse_padding`: ``"same"`` or an (h, w) pair.
+    ``padding`` is ``"same"``, an (h, w) pair (as :func:`parse_padding` returns), or
+    already per-side.
     """
-    if padding == "same":
+    if isinstance(padding, str):  # "same": parse_padding has refused any other string
         return tuple(same_padding(n, k, s, d) for n, k, s, d in zip(hw, kernel, stride, dilation))
-    ph, pw = padding
-    return (ph, ph), (pw, pw)
+    if np.isscalar(padding[0]):
+        ph, pw = padding
+        return (ph, ph), (pw, pw)
+    return tuple(tuple(side) for side in padding)
 
 
 def output_hw(hw: Pair, kernel: Pair, stride: Pair, pads: Padding, dilation: Pair) -> Pair:
     """(OH, OW) of a 2-D sliding window with per-side padding."""
     return tuple(conv_output_size(n, k, s, p, d) for n, k, s, p, d in zip(hw, kernel, stride, pads, dilation))
+
+
+def window_geometry(hw: Pair, kernel: Pair, stride: Pair, padding, dilation: Pair,
+                    owner: str) -> tuple[Padding, Pair]:
+    """Per-side padding and output size of a window sliding over an image: the one geometry
+    that convolution, pooling, im2col and col2im share.
+
+    Parameters
+    ----------
+    hw : (H, W) of the input
+    kernel, stride, dilation : (h, w) pairs of ints >= 1
+    padding : ``"same"``, an (h, w) pair, or ((top, bottom), (left, right))
+    owner : str
+        Who asks, for the error message.
+
+    Returns
+    -------
+    pads : ((top, bottom), (left, right))
+    out_hw : (OH, OW), both >= 1
+
+    Raises
+    ------
+    ValueError
+        When the (dilated) window spans more than the padded input along an axis.
+
+    Examples
+    --------
+    >>> window_geometry((32, 32), (3, 3), (2, 2), "same", (1, 1), "demo")
+    (((0, 1), (0, 1)), (16, 16))
+    """
+    pads = resolve_padding(padding, hw, kernel, stride, dilation)
+    out_hw = output_hw(hw, kernel, stride, pads, dilation)
+    if min(out_hw) < 1:
+        span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+        padded = tuple(n + sum(p) for n, p in zip(hw, pads))
+        raise ValueError(
+            f"{owner}: kernel_size {tuple(kernel)} with dilation {tuple(dilation)} spans {span}, larger "
+            f"than the padded input {padded} (input {tuple(hw)}, padding {pads}); use a smaller kernel "
+            "or dilation, more padding, or a larger input"
+        )
+    return pads, out_hw
 
 
 # -- im2col / col2im ----------------------------------------------------------------------
@@ -98,22 +142,14 @@ def _geometry(x_shape, kernel_size, stride, padding, dilation):
     stride = check_pair(stride, "im2col", "stride")
     dilation = check_pair(dilation, "im2col", "dilation")
     if isinstance(padding, tuple) and len(padding) == 2 and not np.isscalar(padding[0]):
-        pads = (tuple(padding[0]), tuple(padding[1]))
-        if len(pads[0]) != 2 or len(pads[1]) != 2:
+        if any(np.isscalar(side) or len(side) != 2 for side in padding):
             raise ValueError(f"im2col: per-side padding must be ((top, bottom), (left, right)), got {padding!r}")
-        for side in pads:
-            check_pair(side, "im2col", "padding", minimum=0)
+        for side in padding:
+            check_pair(tuple(side), "im2col", "padding", minimum=0)
     else:
-        pads = resolve_padding(parse_padding(padding, "im2col"), x_shape[2:], kernel, stride, dilation)
-    oh, ow = output_hw(x_shape[2:], kernel, stride, pads, dilation)
-    if oh < 1 or ow < 1:
-        span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
-        padded = tuple(n + sum(p) for n, p in zip(x_shape[2:], pads))
-        raise ValueError(
-            f"im2col: kernel spans {span} (after dilation) but the padded input is only {padded}; "
-            "use a smaller kernel or dilation, or more padding"
-        )
-    return kernel, stride, dilation, pads, (oh, ow)
+        padding = parse_padding(padding, "im2col")
+    pads, out_hw = window_geometry(tuple(x_shape[2:]), kernel, stride, padding, dilation, "im2col")
+    return kernel, stride, dilation, pads, out_hw
 
 
 def window_slices(i: int, j: int, stride: Pair, dilation: Pair, out_hw: Pair) -> tuple[slice, slice]:

@@ -18,7 +18,19 @@ class Loss:
     ``loss`` returns the mean loss over the batch as a Python float and keeps on ``self``
     what ``backward`` needs; ``backward()`` returns dL/dprediction for that call, in the
     prediction's floating dtype. Calling the loss object is the same as calling ``loss``.
+
+    ``targets`` says what the loss compares against: ``"labels"`` (integer class indices)
+    or ``"values"`` (regression targets). ``fit`` and ``evaluate`` read it to decide
+    whether ``y`` holds classes (and so whether to report accuracy); a user's loss without
+    it is judged from ``y`` (a 1-D integer array is labels). ``check_targets`` checks a
+    whole dataset's targets against the model's output shape before training starts.
     """
+
+    targets = "values"
+
+    def check_targets(self, y: np.ndarray, output_shape: tuple | None, owner: str) -> None:
+        """Raise a ValueError/TypeError if ``y`` cannot be this loss's targets for a model
+        whose output has ``output_shape`` (None: unknown). Nothing by default."""
 
     def loss(self, prediction, target) -> float:
         """The mean loss of ``prediction`` against ``target``."""
@@ -50,6 +62,9 @@ class SoftmaxCrossEntropy(Loss):
     logits (N, K), labels (N,) integers in ``[0, K)`` -> float;
     ``backward()`` -> dlogits (N, K), in the logits' floating dtype.
 
+    A logit of -inf masks its class out (probability 0), as in PyTorch; +inf and NaN are
+    refused, and so is a row whose logits are all -inf.
+
     Notes
     -----
     With ``z = logits - max(logits)`` per row (the shift changes nothing mathematically and
@@ -65,9 +80,21 @@ class SoftmaxCrossEntropy(Loss):
     array([[-0.5,  0.5]])
     """
 
+    targets = "labels"
+
     def __init__(self) -> None:
         self._probs: np.ndarray | None = None
         self._labels: np.ndarray | None = None
+
+    def check_targets(self, y: np.ndarray, output_shape: tuple | None, owner: str) -> None:
+        """Check class labels ``y`` (N,) against a model output of ``output_shape`` (N, K)."""
+        if output_shape is not None and len(output_shape) != 2:
+            raise ValueError(
+                f"{owner}: the model's output has shape {('N',) + tuple(output_shape[1:])}, but "
+                f"SoftmaxCrossEntropy needs (N, K) class scores; end the model with Flatten() and "
+                "Dense(..., K)".replace("'", ""))
+        k = None if output_shape is None else output_shape[1]
+        _check_labels(y, len(y), k, owner, "labels y")
 
     def loss(self, logits: np.ndarray, labels: np.ndarray) -> float:
         """Mean cross-entropy of ``logits`` (N, K) against integer ``labels`` (N,)."""
@@ -127,18 +154,18 @@ class MSE(Loss):
     def __init__(self) -> None:
         self._diff: np.ndarray | None = None
 
+    def check_targets(self, y: np.ndarray, output_shape: tuple | None, owner: str) -> None:
+        """Check regression targets ``y``: numeric, finite, and of the model's output shape."""
+        y = check_numeric(y, owner, "y")
+        if output_shape is not None:
+            _check_same_shape(tuple(output_shape), y.shape, f"{owner}: the model's output", "y")
+        _check_finite(y, owner, "y", hint="clean the data first")
+
     def loss(self, pred: np.ndarray, target: np.ndarray) -> float:
         """Mean of ``(pred - target)**2`` over every element."""
         pred = as_float(pred, "MSE", "pred")
         target = check_numeric(target, "MSE", "target")
-        if pred.shape != target.shape:
-            hint = ""
-            if pred.shape == target.shape + (1,):
-                hint = "; use target.reshape(-1, 1) (or target[:, None]) to match"
-            elif target.shape == pred.shape + (1,):
-                hint = "; use target.ravel() to match"
-            raise ValueError(f"MSE: pred has shape {pred.shape} but target has shape {target.shape}; "
-                             f"expected the same shape (no broadcasting){hint}")
+        _check_same_shape(pred.shape, target.shape, "MSE: pred", "target")
         if pred.size == 0:
             raise ValueError(f"MSE got an empty batch, pred of shape {pred.shape}; expected N >= 1 elements")
         _check_finite(pred, "MSE", "pred")
@@ -153,11 +180,53 @@ class MSE(Loss):
         return self._diff * (2 / self._diff.size)
 
 
-def _check_finite(x: np.ndarray, owner: str, arg: str) -> None:
-    bad = np.count_nonzero(~np.isfinite(x))
+def _check_same_shape(pred_shape: tuple, target_shape: tuple, pred_name: str, target_name: str) -> None:
+    """The one shape rule of MSE: prediction and target alike, no broadcasting."""
+    if pred_shape == target_shape:
+        return
+    hint = ""
+    if pred_shape == target_shape + (1,):
+        hint = f"; use {target_name}.reshape(-1, 1) (or {target_name}[:, None]) to match"
+    elif target_shape == pred_shape + (1,):
+        hint = f"; use {target_name}.ravel() to match"
+    raise ValueError(f"{pred_name} has shape {pred_shape} but {target_name} has shape {target_shape}; "
+                     f"expected the same shape (no broadcasting){hint}")
+
+
+def _check_finite(x: np.ndarray, owner: str, arg: str,
+                  hint: str = "training has probably diverged: try a lower learning rate",
+                  allow_neg_inf: bool = False) -> None:
+    bad = np.count_nonzero(np.isnan(x) | (x == np.inf) if allow_neg_inf else ~np.isfinite(x))
     if bad:
+        kind = "nan or +inf" if allow_neg_inf else "nan or inf"
         raise ValueError(f"{owner}: {arg} contains {bad} non-finite value{'s' if bad != 1 else ''} "
-                         "(nan or inf); training has probably diverged: try a lower learning rate")
+                         f"({kind}); {hint}")
+
+
+def _check_labels(labels, n: int, k: int | None, owner: str, name: str = "labels") -> np.ndarray:
+    """The one rule for class labels: (n,) integers in [0, k) (k None: range not checked)."""
+    labels = check_numeric(labels, owner, name)
+    if labels.ndim != 1:
+        hint = ""
+        if labels.ndim == 2 and labels.shape[0] == n and labels.shape[1] > 1 and k in (None, labels.shape[1]):
+            hint = f"; they look one-hot: use {name.split()[-1]}.argmax(axis=1)"
+        elif labels.shape == (n, 1):
+            hint = f"; use {name.split()[-1]}.ravel()"
+        raise ValueError(f"{owner}: {name} have shape {labels.shape} ({labels.ndim}-D); expected 1-D (N,) "
+                         f"= ({n},) class indices{hint}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        whole = labels.dtype != np.bool_ and np.isfinite(labels).all() and (labels == np.round(labels)).all()
+        fix = f"use {name.split()[-1]}.astype(int)" if whole else "for regression targets use loss=MSE()"
+        raise TypeError(f"{owner}: {name} have dtype {labels.dtype}; expected integer class indices ({fix})")
+    if labels.shape[0] != n:
+        raise ValueError(f"{owner}: {labels.shape[0]} labels for {n} rows of logits; expected one label per row")
+    if k is not None and labels.size:
+        low, high = labels.min(), labels.max()
+        if low < 0 or high >= k:
+            bad = low if low < 0 else high
+            raise ValueError(f"{owner}: label {bad} is out of range for K={k} classes (the model has {k} "
+                             f"outputs); expected labels in [0, {k})")
+    return labels
 
 
 def _check_logits_labels(logits, labels) -> tuple[np.ndarray, np.ndarray]:
@@ -173,26 +242,10 @@ def _check_logits_labels(logits, labels) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{owner} got an empty batch, logits of shape {logits.shape}; expected N >= 1")
     if k == 0:
         raise ValueError(f"{owner}: logits have shape {logits.shape}, no classes; expected K >= 1")
-
-    labels = check_numeric(labels, owner, "labels")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"{owner}: labels have dtype {labels.dtype}; expected integer class indices "
-                        "(use labels.astype(int))")
-    if labels.ndim != 1:
-        hint = ""
-        if labels.shape == (n, k):
-            hint = "; they look one-hot: use labels.argmax(axis=1)"
-        elif labels.shape == (n, 1):
-            hint = "; use labels.ravel()"
-        raise ValueError(f"{owner}: labels have shape {labels.shape} ({labels.ndim}-D); "
-                         f"expected 1-D (N,) = ({n},){hint}")
-    if labels.shape[0] != n:
-        raise ValueError(f"{owner}: {labels.shape[0]} labels for {n} rows of logits; "
-                         f"expected one label per row (logits {logits.shape}, labels {labels.shape})")
-    low, high = labels.min(), labels.max()
-    if low < 0 or high >= k:
-        bad = low if low < 0 else high
-        raise ValueError(f"{owner}: label {bad} is out of range for K={k} classes; "
-                         f"expected labels in [0, {k})")
-    _check_finite(logits, owner, "logits")
+    labels = _check_labels(labels, n, k, owner)
+    _check_finite(logits, owner, "logits", allow_neg_inf=True)
+    masked = np.isneginf(logits).all(axis=1)
+    if masked.any():
+        raise ValueError(f"{owner}: row {int(masked.argmax())} of the logits is -inf for every class; "
+                         "at least one class must stay possible")
     return logits, labels

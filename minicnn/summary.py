@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 
@@ -25,15 +26,26 @@ def check_input_shape(input_shape, owner: str = "summary") -> tuple[int, ...]:
     return tuple(int(d) for d in shape)
 
 
-def layer_output_shape(layer: Layer, shape: tuple) -> tuple:
-    """Output shape of ``layer`` for an input ``shape`` that includes the batch axis.
+def declared_output_shape(layer: Layer, shape: tuple) -> tuple | None:
+    """``layer.output_shape(shape)``, or None when the layer declares no output shape.
 
-    Built-in layers answer from arithmetic, without data. A user's layer that has no
-    ``output_shape`` method is probed with one forward pass on zeros.
+    Nothing runs: a layer without a declared shape is never fed made-up data here.
     """
-    if hasattr(layer, "output_shape"):
-        return tuple(layer.output_shape(shape))
-    return tuple(np.shape(layer.forward(np.zeros(shape, dtype=np.float32))))
+    try:
+        return tuple(layer.output_shape(tuple(shape)))
+    except NotImplementedError:
+        return None
+
+
+def probed_output_shape(layer: Layer, shape: tuple) -> tuple:
+    """Output shape of ``layer`` for ``shape``: declared, else from running a *copy* of it
+    in eval mode on zeros (the layer itself, its caches and statistics, stay untouched)."""
+    declared = declared_output_shape(layer, shape)
+    if declared is not None:
+        return declared
+    twin = copy.deepcopy(layer).eval()
+    with np.errstate(all="ignore"):  # zeros are made-up data: a log of 0 is not the user's problem
+        return tuple(np.shape(twin.forward(np.zeros(shape, dtype=np.float32))))
 
 
 def multiply_accumulates(layer: Layer, out_shape: tuple) -> int:
@@ -48,41 +60,52 @@ def multiply_accumulates(layer: Layer, out_shape: tuple) -> int:
     return math.prod(out_shape[1:]) * math.prod(weight.data.shape[1:])
 
 
-def trace_shapes(layers: list[Layer], input_shape: tuple) -> list[tuple]:
-    """Run a batch-of-one shape through ``layers``; the output shape after each one.
+def trace_shapes(layers: list[Layer], input_shape: tuple, *, probe: bool = True) -> list[tuple | None]:
+    """The output shape after each of ``layers`` for a batch of ``input_shape`` (batch axis included).
+
+    With ``probe=False`` only declared shapes are used: the entries from the first layer
+    that declares none onwards are None. With ``probe=True`` (for ``summary``) such a layer
+    is run as a copy on zeros.
 
     Raises
     ------
     ValueError
         Naming the first layer (index and repr) that cannot take its input.
     """
-    shape = (1,) + tuple(input_shape)
-    shapes = []
+    shape = tuple(input_shape)
+    shapes: list[tuple | None] = []
     for i, layer in enumerate(layers):
-        try:
-            shape = layer_output_shape(layer, shape)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(
-                f"the layers do not fit together: layer {i} ({layer!r}) cannot take input of shape "
-                f"{('N',) + shape[1:]}: {exc}"
-            ) from None
+        if shape is not None:
+            try:
+                shape = probed_output_shape(layer, shape) if probe else declared_output_shape(layer, shape)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(
+                    f"the layers do not fit together: layer {i} ({layer!r}) cannot take input of shape "
+                    f"{shape}: {exc}"
+                ) from None
         shapes.append(shape)
     return shapes
 
 
 def summary_table(layers: list[Layer], input_shape: tuple) -> str:
-    """The text of ``Sequential.summary``: one row per layer, then totals."""
-    shapes = trace_shapes(layers, input_shape)
-    rows = [("Layer", "Output shape", "Params", "MACs")]
-    total_params = total_macs = 0
+    """The text of ``Sequential.summary``: one row per layer, then totals.
+
+    "Params" counts trained values (Parameters), "Buffers" saved but untrained ones
+    (running statistics), as Keras' trainable and non-trainable counts.
+    """
+    shapes = trace_shapes(layers, (1,) + tuple(input_shape))
+    rows = [("Layer", "Output shape", "Params", "Buffers", "MACs")]
+    total_params = total_buffers = total_macs = 0
     for i, (layer, shape) in enumerate(zip(layers, shapes)):
         params = sum(p.data.size for p in layer.parameters())
+        buffers = sum(b.data.size for b in layer.buffers())
         macs = multiply_accumulates(layer, shape)
         total_params += params
+        total_buffers += buffers
         total_macs += macs
         rows.append((f"{i}: {type(layer).__name__}", str(("N",) + shape[1:]).replace("'", ""),
-                     f"{params:,}", f"{macs:,}"))
-    widths = [max(len(row[c]) for row in rows) for c in range(4)]
+                     f"{params:,}", f"{buffers:,}", f"{macs:,}"))
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
 
     def fmt(row):
         return "  ".join([row[0].ljust(widths[0]), row[1].ljust(widths[1])]
@@ -91,6 +114,8 @@ def summary_table(layers: list[Layer], input_shape: tuple) -> str:
     rule = "-" * len(fmt(rows[0]))
     lines = [f"Input shape: {('N',) + tuple(input_shape)}".replace("'", ""), rule, fmt(rows[0]), rule]
     lines += [fmt(row) for row in rows[1:]]
-    lines += [rule, f"Total parameters: {total_params:,}",
+    lines += [rule, f"Total parameters: {total_params + total_buffers:,}",
+              f"Trainable parameters: {total_params:,}",
+              f"Non-trainable parameters (buffers): {total_buffers:,}",
               f"Multiply-accumulates per sample: {total_macs:,}"]
     return "\n".join(lines)

@@ -164,7 +164,7 @@ def test_leaves_the_layer_and_the_input_untouched(rng):
         np.testing.assert_array_equal(p.data, before[name], err_msg=name)
         assert not p.grad.any(), name
     assert layer.training is False  # checked on a copy in training mode; the layer keeps its mode
-    assert layer._cache is None  # no forward ran on the layer itself
+    assert layer._saved is None  # no forward ran on the layer itself
     np.testing.assert_array_equal(x, x_before)
 
 

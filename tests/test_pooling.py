@@ -132,7 +132,7 @@ def test_bad_constructor_arguments(args, kwargs, error, match):
         (np.zeros((3, 8, 8)), ValueError, r"MaxPool2D got input of shape \(3, 8, 8\).*expected 4-D.*x\[None\]"),
         (np.zeros((2, 64)), ValueError, r"expected 4-D"),
         (np.zeros((0, 1, 8, 8)), ValueError, r"empty batch"),
-        (np.zeros((1, 1, 2, 8)), ValueError, r"kernel_size \(3, 3\) is larger than the padded input \(2, 8\)"),
+        (np.zeros((1, 1, 2, 8)), ValueError, r"MaxPool2D: kernel_size \(3, 3\) with dilation \(1, 1\) spans \(3, 3\), larger than the padded input \(2, 8\)"),
         (np.zeros((1, 1, 4, 4), complex), TypeError, r"complex"),
         (np.full((1, 1, 4, 4), "x"), TypeError, r"numeric"),
     ],

@@ -1,12 +1,13 @@
-"""The two building blocks every layer is made of: ``Parameter`` and ``Layer``."""
+"""The building blocks every layer is made of: ``Parameter``, ``Buffer`` and ``Layer``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from types import SimpleNamespace
 
 import numpy as np
 
-from .._validation import as_float
+from .._validation import as_float, check_dout
 
 
 class Parameter:
@@ -25,6 +26,12 @@ class Parameter:
     grad : ndarray
         dL/d(data), same shape and dtype as ``data``; zeros at start.
 
+    Notes
+    -----
+    Weight sharing is assigning the same Parameter to two layers: both backward passes
+    add into the one ``grad``, which is the gradient of the loss with respect to the
+    shared weight (the sum over its uses), and the model lists it once.
+
     Examples
     --------
     >>> p = Parameter([1.0, 2.0, 3.0])
@@ -35,7 +42,7 @@ class Parameter:
     """
 
     def __init__(self, data) -> None:
-        arr = as_float(data, "Parameter", "data")
+        arr = as_float(data, type(self).__name__, "data", keep_half=True)
         # A private copy: an optimizer updates .data in place and must never
         # write through into an array the caller still holds.
         self.data = np.array(arr, copy=True)
@@ -47,7 +54,49 @@ class Parameter:
         return self.data.shape
 
     def __repr__(self) -> str:
-        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+        return f"{type(self).__name__}(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Buffer:
+    """Saved state that is never trained: running statistics, a random generator's state.
+
+    A Buffer is found by the same reflection as a Parameter, so it is saved, loaded and
+    copied with the model, but it has no ``grad`` and no optimizer ever sees it.
+
+    Parameters
+    ----------
+    data : array_like
+        Initial value; the same dtype rule as :class:`Parameter`.
+
+    Examples
+    --------
+    >>> b = Buffer(np.zeros(3))
+    >>> b.data.dtype, hasattr(b, "grad")
+    (dtype('float64'), False)
+    """
+
+    def __init__(self, data) -> None:
+        self.data = np.array(as_float(data, type(self).__name__, "data", keep_half=True), copy=True)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of ``data``."""
+        return self.data.shape
+
+    def __repr__(self) -> str:
+        return f"Buffer(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+def _members(name: str, value, containers: set[int]) -> Iterator[tuple[str, object]]:
+    """(name, object) for each Parameter, Buffer and Layer in ``value``, looking inside
+    lists, tuples and dicts (``blocks.0``, ``heads.a``), in order."""
+    if isinstance(value, (Parameter, Buffer, Layer)):
+        yield name, value
+    elif isinstance(value, (list, tuple, dict)) and id(value) not in containers:
+        containers.add(id(value))  # a list that holds itself is walked once
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            yield from _members(f"{name}.{key}", item, containers)
 
 
 class Layer:
@@ -58,10 +107,16 @@ class Layer:
     dL/dparam into each ``param.grad``. It never updates a weight: that is
     the optimizer's job, and it is what makes every layer gradient-checkable.
 
-    Parameters are found by reflection: any attribute holding a
-    :class:`Parameter`, a child :class:`Layer`, or a list/tuple of layers
-    is picked up in attribute-definition order (a child's parameters where the
-    child is defined), with no registration call.
+    Parameters, Buffers and child layers are found by reflection over the layer's
+    attributes, and inside lists, tuples and dicts held in them, in definition
+    order (a child's parameters where the child is defined), each object once, with
+    no registration call. A layer may refer back to its model: the walk never visits
+    a layer twice, so there is no infinite recursion.
+
+    The built-in layers also declare ``output_shape(input_shape)``, keep what backward
+    needs through :meth:`keep_for_backward` (only in training mode: in eval mode a layer
+    keeps nothing, and a pending backward is left as it was) and read it back with
+    :meth:`saved_for_backward`. A user's layer may use them too; it need not.
 
     Examples
     --------
@@ -79,6 +134,11 @@ class Layer:
     ['gain']
     """
 
+    # Class-level defaults, so a subclass that forgets super().__init__() still works.
+    training = True
+    _saved = None  # what the last training-mode forward kept for backward
+    _eval_forward_last = False  # the last forward ran in eval mode
+
     def __init__(self) -> None:
         self.training = True
 
@@ -91,48 +151,118 @@ class Layer:
         """Return dL/dx for the last forward; add dL/dparam into each ``param.grad``."""
         raise NotImplementedError(f"{type(self).__name__} must implement backward(dout)")
 
+    def output_shape(self, input_shape: tuple) -> tuple:
+        """Output shape for an input of ``input_shape`` (batch axis included), without data.
+
+        A layer that does not override this has no declared shape: shape checks before
+        training stop at it, and its own checks apply when it runs.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not declare output_shape(input_shape)")
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
 
+    # -- backward bookkeeping ---------------------------------------------------------
+    def keep_for_backward(self, out: np.ndarray, dtype, **values) -> np.ndarray:
+        """Remember ``values`` and the output's shape for ``backward``; return ``out``.
+
+        In training mode the values replace what the last forward kept. In eval mode
+        nothing is kept (inference holds no caches) and what an earlier training forward
+        kept stays, but ``backward`` refuses to run until the next training forward.
+
+        Parameters
+        ----------
+        out : ndarray
+            The forward's output; ``backward`` checks the incoming gradient against its shape.
+        dtype : numpy dtype or None
+            The forward's compute dtype; the gradient is cast to it, so dx has it too
+            (None: not cast).
+        **values
+            Whatever backward needs (the input, a mask, the argmax...).
+        """
+        if self.training:
+            self._saved = SimpleNamespace(out_shape=out.shape, dtype=None if dtype is None else np.dtype(dtype),
+                                          **values)
+        self._eval_forward_last = not self.training
+        return out
+
+    def saved_for_backward(self, dout) -> tuple[np.ndarray, SimpleNamespace]:
+        """The checked upstream gradient and what the last training forward kept.
+
+        Returns
+        -------
+        dout : ndarray
+            Cast to the forward's dtype.
+        saved : SimpleNamespace
+            The values given to :meth:`keep_for_backward`, as attributes.
+
+        Raises
+        ------
+        RuntimeError
+            Naming the layer: no forward yet, the last forward ran in eval mode, or
+            ``dout`` does not have the output's shape.
+        """
+        name = type(self).__name__
+        if self._eval_forward_last:
+            raise RuntimeError(
+                f"{name}.backward called after a forward in eval mode, which keeps nothing for "
+                "backward; call .train() before the forward you want to differentiate")
+        saved = self._saved
+        return check_dout(dout, name, None if saved is None else saved.out_shape,
+                          None if saved is None else saved.dtype), saved
+
     # -- discovery ------------------------------------------------------------------------
+    def _named_members(self) -> Iterator[tuple[str, object]]:
+        """(name, object) for every Parameter, Buffer and Layer directly held by this layer."""
+        containers: set[int] = set()
+        for attr, value in vars(self).items():
+            yield from _members(attr, value, containers)
+
+    def _walk(self, prefix: str = "", visited: set[int] | None = None) -> Iterator[tuple[str, object]]:
+        # Depth first in definition order: a layer that sets self.conv and then self.gain
+        # lists conv.weight, conv.bias, gain. Each object is yielded once, under the first
+        # name it is found by, and a layer already visited (an ancestor reached through a
+        # back reference, or a layer held twice) is not entered again.
+        if visited is None:
+            visited = {id(self)}
+        for name, obj in self._named_members():
+            if id(obj) in visited:
+                continue
+            visited.add(id(obj))
+            yield prefix + name, obj
+            if isinstance(obj, Layer):
+                yield from obj._walk(f"{prefix}{name}.", visited)
+
     def named_children(self) -> Iterator[tuple[str, Layer]]:
         """Yield ``(name, layer)`` for every direct child layer, in definition order.
 
-        A list or tuple attribute ``blocks`` of layers yields ``blocks.0``, ``blocks.1``, ...
+        A list, tuple or dict attribute ``blocks`` of layers yields ``blocks.0``, ``blocks.1``, ...
         """
-        for name, value in vars(self).items():
-            if isinstance(value, Layer):
-                yield name, value
-            elif isinstance(value, (list, tuple)):
-                for i, item in enumerate(value):
-                    if isinstance(item, Layer):
-                        yield f"{name}.{i}", item
+        seen = {id(self)}
+        for name, obj in self._named_members():
+            if isinstance(obj, Layer) and id(obj) not in seen:
+                seen.add(id(obj))
+                yield name, obj
+
+    def named_layers(self) -> Iterator[tuple[str, Layer]]:
+        """Yield ``(dotted_name, layer)`` for every layer below this one, each once, depth first."""
+        return ((n, o) for n, o in self._walk() if isinstance(o, Layer))
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
         """Yield ``(dotted_name, Parameter)`` for this layer and its children, each once."""
-        seen: set[int] = set()
-        for name, param in self._walk_parameters(""):
-            if id(param) not in seen:
-                seen.add(id(param))
-                yield name, param
+        return ((n, o) for n, o in self._walk() if isinstance(o, Parameter))
 
-    def _walk_parameters(self, prefix: str) -> Iterator[tuple[str, Parameter]]:
-        # Attribute-definition order, children expanded where they are defined: a layer
-        # that sets self.conv and then self.gain lists conv.weight, conv.bias, gain.
-        child_names: dict[int, str] = {}
-        for name, child in self.named_children():
-            child_names.setdefault(id(child), name)  # a child stored twice keeps its first name
-        for attr, value in vars(self).items():
-            if isinstance(value, Parameter):
-                yield prefix + attr, value
-                continue
-            for item in value if isinstance(value, (list, tuple)) else (value,):
-                if isinstance(item, Layer) and id(item) in child_names:
-                    yield from item._walk_parameters(f"{prefix}{child_names[id(item)]}.")
+    def named_buffers(self) -> Iterator[tuple[str, Buffer]]:
+        """Yield ``(dotted_name, Buffer)`` for this layer and its children, each once."""
+        return ((n, o) for n, o in self._walk() if isinstance(o, Buffer))
 
     def parameters(self) -> list[Parameter]:
         """Every :class:`Parameter` of this layer and its child layers, in definition order."""
         return [p for _, p in self.named_parameters()]
+
+    def buffers(self) -> list[Buffer]:
+        """Every :class:`Buffer` of this layer and its child layers, in definition order."""
+        return [b for _, b in self.named_buffers()]
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to zero."""
@@ -140,10 +270,10 @@ class Layer:
             p.grad[...] = 0
 
     def train(self, mode: bool = True) -> Layer:
-        """Put this layer and its children in training mode (``mode=False``: eval mode)."""
+        """Put this layer and every layer below it in training mode (``mode=False``: eval mode)."""
         self.training = bool(mode)
-        for _, child in self.named_children():
-            child.train(mode)
+        for _, layer in self.named_layers():
+            layer.training = bool(mode)
         return self
 
     def eval(self) -> Layer:
@@ -151,39 +281,45 @@ class Layer:
         return self.train(False)
 
     # -- persistence ----------------------------------------------------------------------
+    def _state_entries(self) -> dict[str, Parameter | Buffer]:
+        return {n: o for n, o in self._walk() if isinstance(o, (Parameter, Buffer))}
+
     def state_dict(self) -> dict[str, np.ndarray]:
-        """A copy of every parameter's value, keyed by its dotted name (e.g. ``0.weight``)."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """A copy of every parameter's and buffer's value, keyed by its dotted name
+        (e.g. ``0.weight``, ``1.running_mean``), in definition order."""
+        return {name: entry.data.copy() for name, entry in self._state_entries().items()}
 
     def state_problems(self, state: dict) -> list[str]:
         """Every reason ``state`` cannot be loaded: missing, unexpected or misshapen entries.
 
         An empty list means :meth:`load_state_dict` would succeed. Nothing is changed.
         """
-        params = dict(self.named_parameters())
+        entries = self._state_entries()
         problems = []
-        for name in params.keys() - state.keys():
-            problems.append(f"missing parameter {name!r} (shape {params[name].shape})")
-        for name in state.keys() - params.keys():
+        for name in entries.keys() - state.keys():
+            kind = "parameter" if isinstance(entries[name], Parameter) else "buffer"
+            problems.append(f"missing {kind} {name!r} (shape {entries[name].shape})")
+        for name in state.keys() - entries.keys():
             problems.append(f"unexpected parameter {name!r}")
-        for name in params.keys() & state.keys():
+        for name in entries.keys() & state.keys():
             value = np.asarray(state[name])
-            if value.shape != params[name].shape:
+            if value.shape != entries[name].shape:
                 problems.append(
-                    f"{name!r}: shape {value.shape} in the state, {params[name].shape} in the model"
+                    f"{name!r}: shape {value.shape} in the state, {entries[name].shape} in the model"
                 )
             elif not (np.issubdtype(value.dtype, np.number) or value.dtype == bool) or np.iscomplexobj(value):
                 problems.append(f"{name!r}: dtype {value.dtype} is not a real number type")
         return sorted(problems)
 
     def load_state_dict(self, state: dict) -> None:
-        """Copy values from ``state`` into the parameters, after checking every name and shape.
+        """Copy values from ``state`` into the parameters and buffers, after checking every
+        name and shape.
 
         Raises
         ------
         ValueError
             Listing every missing name, unexpected name and shape mismatch; nothing
-            is changed when any is found. Values are cast to each parameter's dtype.
+            is changed when any is found. Values are cast to each entry's dtype.
         """
         problems = self.state_problems(state)
         if problems:
@@ -191,8 +327,28 @@ class Layer:
                 f"{type(self).__name__}.load_state_dict: the state does not fit the model:\n  "
                 + "\n  ".join(problems)
             )
-        for name, p in self.named_parameters():
-            p.data[...] = np.asarray(state[name]).astype(p.data.dtype, copy=False)
+        for name, entry in self._state_entries().items():
+            entry.data[...] = np.asarray(state[name]).astype(entry.data.dtype, copy=False)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def check_distinct_layers(owner: str, layers: Iterable[Layer]) -> None:
+    """Refuse the same Layer instance at two places of a container, naming both.
+
+    A layer keeps what its last forward needs for backward, so one instance used twice
+    would differentiate its second use only. (To share weights, assign the same
+    Parameter to two layers instead.)
+    """
+    where: dict[int, str] = {}
+    for i, layer in enumerate(layers):
+        inner = [(f"{i}.{name}", sub) for name, sub in layer.named_layers()]
+        for position, sub in [(str(i), layer), *inner]:
+            if id(sub) in where:
+                raise ValueError(
+                    f"{owner}: the same {type(sub).__name__} instance is at positions {where[id(sub)]} "
+                    f"and {position}; a layer keeps its last input for backward, so each position "
+                    f"needs its own instance (e.g. {type(sub).__name__}(...) twice); to share weights, "
+                    "assign the same Parameter to two layers")
+            where[id(sub)] = position

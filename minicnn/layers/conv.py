@@ -5,13 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from .._validation import (
-    check_dout,
-    check_image_batch,
-    check_image_shape,
-    check_int,
-    check_pair,
-)
+from .._validation import check_image_batch, check_image_shape, check_int, check_pair
 from .base import Layer, Parameter
 from .init import he_init
 
@@ -98,8 +92,7 @@ class Conv2DVolume(Layer):
         self.weight = Parameter(he_init(shape, fan_in, rng, init, dtype))
         self.bias = Parameter(np.zeros(self.out_channels, dtype=dtype)) if bias else None
         self._cols = None  # the im2col buffer, reused while the input shape and dtype stay the same
-        self._cache = None
-        self._out_shape = None
+        self._cols_hold = None  # the saved forward whose columns the buffer holds (None: other data)
 
     def __repr__(self) -> str:
         return (
@@ -123,17 +116,8 @@ class Conv2DVolume(Layer):
         return (n, self.out_channels) + out_hw
 
     def _geometry(self, hw):
-        pads = F.resolve_padding(self.padding, hw, self.kernel_size, self.stride, self.dilation)
-        out_hw = F.output_hw(hw, self.kernel_size, self.stride, pads, self.dilation)
-        if min(out_hw) < 1:
-            span = tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation))
-            padded = tuple(n + sum(p) for n, p in zip(hw, pads))
-            raise ValueError(
-                f"Conv2DVolume: kernel_size {self.kernel_size} with dilation {self.dilation} spans "
-                f"{span}, larger than the padded input {padded} (input {tuple(hw)}); "
-                "use a smaller kernel, more padding, or a larger input"
-            )
-        return pads, out_hw
+        return F.window_geometry(tuple(hw), self.kernel_size, self.stride, self.padding, self.dilation,
+                                 "Conv2DVolume")
 
     def _im2col(self, x: np.ndarray, pads) -> np.ndarray:
         """im2col of ``x`` into the reused buffer, returned as a (C_in*KH*KW, N*OH*OW) matrix."""
@@ -158,17 +142,16 @@ class Conv2DVolume(Layer):
         out = w @ cols  # (F, N*OH*OW): one large matrix product for the whole batch
         if self.bias is not None:
             out += self.bias.data.astype(x.dtype, copy=False)[:, None]
-        # x is kept only to rebuild the columns should backward be called twice.
-        self._cache = {"x": x, "pads": pads, "cols_are_current": True}
-        self._out_shape = (n, f, oh, ow)
-        return np.ascontiguousarray(out.reshape(f, n, oh, ow).transpose(1, 0, 2, 3))  # NCHW
+        out = np.ascontiguousarray(out.reshape(f, n, oh, ow).transpose(1, 0, 2, 3))  # NCHW
+        # x is kept only to rebuild the columns should they be gone when backward runs.
+        self.keep_for_backward(out, x.dtype, x=x, pads=pads)
+        self._cols_hold = self._saved if self.training else None
+        return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        dtype = self._cache["x"].dtype if self._cache else None
-        dout = check_dout(dout, "Conv2DVolume", self._out_shape, dtype)
-        x, pads = self._cache["x"], self._cache["pads"]
-        if not self._cache["cols_are_current"]:  # the last backward overwrote them with dcols
-            self._im2col(x, pads)
+        dout, saved = self.saved_for_backward(dout)
+        if self._cols_hold is not saved:  # overwritten by dcols, or by an eval-mode forward since
+            self._im2col(saved.x, saved.pads)
         cols = self._cols
         f = self.out_channels
         dout = np.ascontiguousarray(dout.transpose(1, 0, 2, 3)).reshape(f, -1)  # (F, N*OH*OW)
@@ -180,8 +163,8 @@ class Conv2DVolume(Layer):
             self.bias.grad += dout.sum(axis=1)
         # dcols = W.T @ dout, written over the columns: dW was their last use.
         dcols = np.matmul(w.T, dout, out=cols)
-        self._cache["cols_are_current"] = False
+        self._cols_hold = None
         del dout  # the (F, N*OH*OW) copy: free it before col2im allocates dx
-        n = x.shape[0]
-        return F.col2im(dcols.reshape(dcols.shape[0], n, -1).transpose(1, 0, 2), x.shape,
-                        self.kernel_size, self.stride, pads, self.dilation)
+        x_shape = saved.x.shape
+        return F.col2im(dcols.reshape(dcols.shape[0], x_shape[0], -1).transpose(1, 0, 2), x_shape,
+                        self.kernel_size, self.stride, saved.pads, self.dilation)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import as_float, check_dout, check_int
+from .._validation import as_float, check_int
 from .base import Layer, Parameter
 from .init import he_init
 
@@ -48,8 +48,6 @@ class Dense(Layer):
         self.out_features = check_int(out_features, "Dense", "out_features")
         self.weight = Parameter(he_init((self.out_features, self.in_features), self.in_features, rng, init, dtype))
         self.bias = Parameter(np.zeros(self.out_features, dtype=dtype)) if bias else None
-        self._x = None
-        self._out_shape = None
 
     def __repr__(self) -> str:
         return f"Dense({self.in_features}, {self.out_features}, bias={self.bias is not None})"
@@ -74,14 +72,11 @@ class Dense(Layer):
         out = x @ self.weight.data.T.astype(x.dtype, copy=False)
         if self.bias is not None:
             out += self.bias.data.astype(x.dtype, copy=False)
-        self._x = x
-        self._out_shape = out.shape
-        return out
+        return self.keep_for_backward(out, x.dtype, x=x)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        dtype = self._x.dtype if self._x is not None else None
-        dout = check_dout(dout, "Dense", self._out_shape, dtype)
-        self.weight.grad += dout.T @ self._x
+        dout, saved = self.saved_for_backward(dout)
+        self.weight.grad += dout.T @ saved.x
         if self.bias is not None:
             self.bias.grad += dout.sum(axis=0)
         return dout @ self.weight.data.astype(dout.dtype, copy=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from .._validation import check_dout, check_image_batch, check_image_shape, check_pair
+from .._validation import check_image_batch, check_image_shape, check_pair
 from .base import Layer
 
 
@@ -49,34 +49,29 @@ class MaxPool2D(Layer):
                     f"MaxPool2D: padding {self.padding} must be at most half of kernel_size "
                     f"{self.kernel_size}, or a window could lie wholly in the padding"
                 )
-        self._cache = None
-        self._out_shape = None
 
     def __repr__(self) -> str:
         return f"MaxPool2D(kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding})"
 
-    def _pads(self):
-        return tuple((p, p) for p in self.padding)
-
     def output_shape(self, input_shape: tuple) -> tuple:
         """Shape of the output for ``input_shape`` (N, C, H, W)."""
         check_image_shape(input_shape, "MaxPool2D")
-        *lead, h, w = input_shape
-        out_hw = F.output_hw((h, w), self.kernel_size, self.stride, self._pads(), (1, 1))
-        if min(out_hw) < 1:
-            raise ValueError(
-                f"MaxPool2D: kernel_size {self.kernel_size} is larger than the padded input "
-                f"({h + 2 * self.padding[0]}, {w + 2 * self.padding[1]}) of input shape {tuple(input_shape)}"
-            )
-        return tuple(lead) + out_hw
+        _, out_hw = self._geometry(input_shape[2:])
+        return tuple(input_shape[:2]) + out_hw
+
+    def _geometry(self, hw):
+        return F.window_geometry(tuple(hw), self.kernel_size, self.stride, self.padding, (1, 1), "MaxPool2D")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = check_image_batch(x, "MaxPool2D")
-        out_shape = self.output_shape(x.shape)
-        out_hw = out_shape[2:]
-        xp = F.pad_image(x, self._pads(), value=-np.inf)
+        pads, out_hw = self._geometry(x.shape[2:])
+        xp = F.pad_image(x, pads, value=-np.inf)
         kh, kw = self.kernel_size
-        argmax = np.zeros(out_shape, dtype=np.min_scalar_type(kh * kw - 1))
+        # argmax starts at each window's first real (unpadded) element, so a window whose
+        # real inputs are all -inf, tied with the -inf padding, sends its gradient to a real
+        # input, as PyTorch does. The padding is a frame at most half a kernel wide, so the
+        # offsets before that element are all padding and never win the strict > below.
+        argmax = np.broadcast_to(self._first_real_offset(out_hw, pads), x.shape[:2] + out_hw).copy()
         best = None
         # A loop over kernel offsets: each step compares a whole (N, C, OH, OW) block.
         for offset in range(kh * kw):
@@ -85,24 +80,31 @@ class MaxPool2D(Layer):
             if best is None:
                 best = window.copy()
                 continue
-            better = window > best  # strict: the first maximum keeps the gradient on ties
-            # argmax = where(better, offset, argmax), as arithmetic on small ints: argmax only
-            # holds earlier (smaller) offsets, and this is ~50x faster than np.putmask.
-            argmax += better * (offset - argmax)
+            if self.training:  # inference needs only the maxima
+                better = window > best  # strict: the first maximum keeps the gradient on ties
+                # argmax = where(better, offset, argmax), as arithmetic on small unsigned ints
+                # (~50x faster than np.putmask): where better is False the product is 0,
+                # whatever offset - argmax wrapped around to.
+                argmax += better * (offset - argmax)
             np.maximum(best, window, out=best)
-        self._cache = (x.dtype, argmax, x.shape, xp.shape)
-        self._out_shape = out_shape
-        return best
+        return self.keep_for_backward(best, x.dtype, argmax=argmax, x_shape=x.shape, pads=pads)
+
+    def _first_real_offset(self, out_hw, pads) -> np.ndarray:
+        """(OH, OW) kernel offsets, row-major, of each window's first element inside the input."""
+        kh, kw = self.kernel_size
+        dtype = np.min_scalar_type(kh * kw - 1)
+        rows = np.maximum(pads[0][0] - np.arange(out_hw[0]) * self.stride[0], 0)
+        cols = np.maximum(pads[1][0] - np.arange(out_hw[1]) * self.stride[1], 0)
+        return (rows[:, None] * kw + cols[None, :]).astype(dtype)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        dtype = self._cache[0] if self._cache else None
-        dout = check_dout(dout, "MaxPool2D", self._out_shape, dtype)  # dx in the forward's dtype
-        _, argmax, x_shape, padded_shape = self._cache
+        dout, saved = self.saved_for_backward(dout)  # dx in the forward's dtype
         kh, kw = self.kernel_size
-        dxp = np.zeros(padded_shape, dtype=dout.dtype)
+        (top, bottom), (left, right) = saved.pads
+        n, c, h, w = saved.x_shape
+        dxp = np.zeros((n, c, h + top + bottom, w + left + right), dtype=dout.dtype)
         for offset in range(kh * kw):
             i, j = divmod(offset, kw)
             region = (slice(None), slice(None)) + F.window_slices(i, j, self.stride, (1, 1), dout.shape[2:])
-            dxp[region] += dout * (argmax == offset)  # a product with the mask: faster than np.where
-        ph, pw = self.padding
-        return np.ascontiguousarray(dxp[:, :, ph : ph + x_shape[2], pw : pw + x_shape[3]])
+            dxp[region] += dout * (saved.argmax == offset)  # a product with the mask: faster than np.where
+        return np.ascontiguousarray(dxp[:, :, top : top + h, left : left + w])

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .._validation import as_float, check_dout
+from .._validation import as_float
 from .base import Layer
 
 
@@ -23,25 +23,17 @@ class Flatten(Layer):
     (2, 48)
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._in_shape = None
-        self._out_shape = None
-        self._dtype = None
-
     def output_shape(self, input_shape: tuple) -> tuple:
         """(N, prod(rest)) for an input of ``input_shape``."""
+        if len(input_shape) < 2:
+            raise ValueError(f"Flatten got input of shape {tuple(input_shape)}; expected at least 2-D (N, ...)")
         return (input_shape[0], math.prod(input_shape[1:]))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = as_float(x, "Flatten")
-        if x.ndim < 2:
-            raise ValueError(f"Flatten got input of shape {x.shape}; expected at least 2-D (N, ...)")
-        self._in_shape = x.shape
-        self._dtype = x.dtype
-        self._out_shape = (x.shape[0], math.prod(x.shape[1:]))
-        return x.reshape(self._out_shape)
+        out = x.reshape(self.output_shape(x.shape))
+        return self.keep_for_backward(out, x.dtype, in_shape=x.shape)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        dout = check_dout(dout, "Flatten", self._out_shape, self._dtype)
-        return dout.reshape(self._in_shape)
+        dout, saved = self.saved_for_backward(dout)
+        return dout.reshape(saved.in_shape)
