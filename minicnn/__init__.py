@@ -1,8 +1,10 @@
 """minicnn: a small, readable, fast, from-scratch trainable CNN framework in numpy."""
 
-from . import functional
+from . import functional, schedules
+from .early_stopping import EarlyStopping
 from .gradcheck import GradcheckError, gradcheck
 from .layers import Conv2DVolume, Dense, Flatten, Layer, MaxPool2D, Parameter, ReLU
+from .layers.base import Buffer
 from .losses import MSE, SoftmaxCrossEntropy
 from .model import Sequential
 from .optim import SGD
@@ -12,8 +14,10 @@ __version__ = "0.1.0"
 __all__ = [
     "MSE",
     "SGD",
+    "Buffer",
     "Conv2DVolume",
     "Dense",
+    "EarlyStopping",
     "Flatten",
     "GradcheckError",
     "Layer",
@@ -24,4 +28,5 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "functional",
     "gradcheck",
+    "schedules",
 ]

@@ -19,7 +19,8 @@ def gradcheck(layer: Layer, x, *, eps: float = 1e-6, atol: float = 1e-6, rtol: f
     """Compare a layer's ``backward`` against central finite differences, in float64.
 
     The check works on a float64 deep copy of ``layer`` in training mode (the layer
-    itself is untouched). Parameter gradients start from random values, so a backward
+    itself is untouched). The copy's Buffers are restored before every forward, so a layer
+    whose randomness lives in a Buffer (Dropout) draws the same mask every time. Parameter gradients start from random values, so a backward
     that overwrites ``param.grad`` instead of adding into it fails too. With a random upstream gradient ``g`` and the scalar
     ``L = sum(layer(x) * g)``, it compares ``backward(g)`` (dL/dx) and every
     ``param.grad`` against ``(L(v + eps) - L(v - eps)) / (2 eps)`` entry by entry.
@@ -76,15 +77,32 @@ def gradcheck(layer: Layer, x, *, eps: float = 1e-6, atol: float = 1e-6, rtol: f
         prefill[name] = rng.standard_normal(p.data.shape)
         p.grad = prefill[name].copy()
 
-    out = np.asarray(model.forward(x64))
+    # Buffers (running statistics, a Dropout's generator state) are put back before every
+    # forward: each forward then sees the same state, so a random mask is the same in the
+    # analytic pass and in every finite-difference pass.
+    buffers = [(b, b.data.copy()) for b in model.buffers()]
+
+    def forward() -> np.ndarray:
+        for b, value in buffers:
+            b.data[...] = value
+        return np.asarray(model.forward(x64))
+
+    out = forward()
     dout = rng.standard_normal(out.shape)
     dx = model.backward(dout.copy())
     if dx is None or np.shape(dx) != x64.shape:
         raise GradcheckError(f"gradcheck({layer!r}): backward returned shape {np.shape(dx)}, "
                              f"expected the input's shape {x64.shape}")
+    # A layer that rounds to float32 (or less) inside makes finite differences with a
+    # small eps meaningless; said in the error, should the check fail.
+    low = sorted({str(a.dtype) for a in (out, np.asarray(dx), *(p.grad for _, p in named))
+                  if np.issubdtype(a.dtype, np.floating) and a.dtype.itemsize < 8})
+    precision_hint = (f"; the layer computed in {', '.join(low)}, not float64: finite differences need "
+                      "float64 throughout (compute in the input's dtype instead of casting to float32)"
+                      if low else "")
 
     def loss() -> float:
-        return float(np.sum(np.asarray(model.forward(x64), dtype=np.float64) * dout))
+        return float(np.sum(np.asarray(forward(), dtype=np.float64) * dout))
 
     checks = [("x", x64, np.asarray(dx, dtype=np.float64))]
     checks += [(name, p.data, p.grad - prefill[name]) for name, p in named]
@@ -122,6 +140,6 @@ def gradcheck(layer: Layer, x, *, eps: float = 1e-6, atol: float = 1e-6, rtol: f
                 f"gradcheck({layer!r}): dL/d{name} disagrees with finite differences at index "
                 f"{tuple(int(k) for k in index)}: analytic {a:.8g}, numeric {numeric:.8g} "
                 f"(|difference| {abs(a - numeric):.3g} > atol + rtol*|numeric| = {atol + rtol * abs(numeric):.3g})"
-                + hint
+                + hint + precision_hint
             )
     return True

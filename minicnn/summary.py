@@ -37,25 +37,29 @@ def declared_output_shape(layer: Layer, shape: tuple) -> tuple | None:
         return None
 
 
-def probed_output_shape(layer: Layer, shape: tuple) -> tuple:
+def probed_output_shape(layer: Layer, shape: tuple) -> tuple | None:
     """Output shape of ``layer`` for ``shape``: declared, else from running a *copy* of it
-    in eval mode on zeros (the layer itself, its caches and statistics, stay untouched)."""
+    in eval mode on zeros (the layer itself, its caches and statistics, stay untouched);
+    None when the copy refuses the zeros (made-up data is no reason to fail)."""
     declared = declared_output_shape(layer, shape)
     if declared is not None:
         return declared
     twin = copy.deepcopy(layer).eval()
-    with np.errstate(all="ignore"):  # zeros are made-up data: a log of 0 is not the user's problem
-        return tuple(np.shape(twin.forward(np.zeros(shape, dtype=np.float32))))
+    try:
+        with np.errstate(all="ignore"):
+            return tuple(np.shape(twin.forward(np.zeros(shape, dtype=np.float32))))
+    except Exception:  # noqa: BLE001 - whatever a user's layer raises on made-up data
+        return None
 
 
-def multiply_accumulates(layer: Layer, out_shape: tuple) -> int:
+def multiply_accumulates(layer: Layer, out_shape: tuple | None) -> int:
     """Multiply-accumulate operations for one sample through ``layer``.
 
     For a conv or dense layer every output element is one dot product with a row of
     the weight, of length ``weight[0].size`` (C_in*KH*KW, or in_features).
     """
     weight = getattr(layer, "weight", None)
-    if weight is None or not hasattr(weight, "data") or weight.data.ndim < 2:
+    if out_shape is None or weight is None or not hasattr(weight, "data") or weight.data.ndim < 2:
         return 0
     return math.prod(out_shape[1:]) * math.prod(weight.data.shape[1:])
 
@@ -65,7 +69,7 @@ def trace_shapes(layers: list[Layer], input_shape: tuple, *, probe: bool = True)
 
     With ``probe=False`` only declared shapes are used: the entries from the first layer
     that declares none onwards are None. With ``probe=True`` (for ``summary``) such a layer
-    is run as a copy on zeros.
+    is run as a copy on zeros, and the entries are None from the first one that refuses them.
 
     Raises
     ------
@@ -103,7 +107,8 @@ def summary_table(layers: list[Layer], input_shape: tuple) -> str:
         total_params += params
         total_buffers += buffers
         total_macs += macs
-        rows.append((f"{i}: {type(layer).__name__}", str(("N",) + shape[1:]).replace("'", ""),
+        shown = "?" if shape is None else str(("N",) + shape[1:]).replace("'", "")
+        rows.append((f"{i}: {type(layer).__name__}", shown,
                      f"{params:,}", f"{buffers:,}", f"{macs:,}"))
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
 

@@ -1,12 +1,15 @@
 """The synthetic shapes dataset: shapes, determinism, balance, colour-blindness and the cache."""
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from minicnn import SGD, Dense, Flatten, Sequential, SoftmaxCrossEntropy, datasets
-from minicnn.datasets import CLASSES, load_shapes, make_shapes
+from minicnn import SGD, Dense, Flatten, Sequential, SoftmaxCrossEntropy
+from minicnn.datasets import CLASSES, VERSION, load_shapes, make_shapes
+from minicnn.datasets import cache as datasets_cache
+from minicnn.datasets import shapes as datasets_shapes
 
 K = len(CLASSES)
 
@@ -14,12 +17,12 @@ K = len(CLASSES)
 @pytest.fixture
 def small_splits(monkeypatch):
     """Shrink the splits so the cache tests run in milliseconds."""
-    monkeypatch.setitem(datasets._SPLITS, "train", (11, 36))
-    monkeypatch.setitem(datasets._SPLITS, "test", (12, 18))
+    monkeypatch.setitem(datasets_cache._SPLITS, "train", (11, 36))
+    monkeypatch.setitem(datasets_cache._SPLITS, "test", (12, 18))
 
 
 def cache_file(tmp_path, split="test"):
-    return tmp_path / f"shapes-{split}-v{datasets.VERSION}.npz"
+    return tmp_path / f"shapes-{split}-v{VERSION}.npz"
 
 
 # -- make_shapes ---------------------------------------------------------------------------------
@@ -104,7 +107,7 @@ def test_noise_zero_gives_smooth_background():
 @pytest.mark.parametrize("size", [16, 32, 48], ids=lambda v: f"{v}px")
 def test_shapes_stay_inside_the_image(name, size):
     """Shapes never touch the border, so none can pass for an edge leaving the image."""
-    draw = datasets._DRAWERS[CLASSES.index(name)]
+    draw = datasets_shapes._DRAWERS[CLASSES.index(name)]
     coords = (np.arange(size, dtype=np.float32) + 0.5) - size / 2
     d = draw(np.random.default_rng(0), 500, coords[None, :, None], coords[None, None, :], size / 32)
     inside = d < 0.5  # any coverage at all
@@ -196,8 +199,8 @@ def test_bad_split_lists_the_valid_ones(tmp_path):
 
 
 def test_splits_have_the_promised_sizes():
-    assert datasets._SPLITS["train"][1] >= 8000 and datasets._SPLITS["test"][1] >= 2000
-    assert datasets._SPLITS["train"][0] != datasets._SPLITS["test"][0]
+    assert datasets_cache._SPLITS["train"][1] >= 8000 and datasets_cache._SPLITS["test"][1] >= 2000
+    assert datasets_cache._SPLITS["train"][0] != datasets_cache._SPLITS["test"][0]
 
 
 def test_cache_round_trip(tmp_path, small_splits):
@@ -218,7 +221,7 @@ def test_cache_is_used_on_second_load(tmp_path, small_splits, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("make_shapes called although a valid cache exists")
 
-    monkeypatch.setattr(datasets, "make_shapes", fail)
+    monkeypatch.setattr(datasets_cache, "make_shapes", fail)
     X, y = load_shapes("train", data_dir=tmp_path)
     assert X.shape == (36, 3, 32, 32) and y.shape == (36,)
 
@@ -258,7 +261,7 @@ def _empty(path):
 
 def _other_seed(path):
     X, y = make_shapes(18, seed=99)
-    datasets._write_cache(path, X, y, seed=99)
+    datasets_cache._write_cache(path, X, y, seed=99)
 
 
 def _wrong_checksum(path):
@@ -271,7 +274,7 @@ def _wrong_checksum(path):
 def _old_version(path):
     with np.load(path) as f:
         arrays = dict(f)
-    arrays["version"] = np.int64(datasets.VERSION - 1)
+    arrays["version"] = np.int64(VERSION - 1)
     np.savez(path, **arrays)
 
 
@@ -315,7 +318,7 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(np, "savez", crash)
     with pytest.raises(KeyboardInterrupt):
-        datasets._write_cache(tmp_path / "x.npz", X, y, seed=0)
+        datasets_cache._write_cache(tmp_path / "x.npz", X, y, seed=0)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -330,8 +333,8 @@ def test_unwritable_dir_still_returns_data(tmp_path, small_splits):
 def test_default_dir_falls_back_to_user_cache(tmp_path, small_splits, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    monkeypatch.setattr(datasets, "_DEFAULT_DATA_DIR", blocker / "data")
-    monkeypatch.setattr(datasets, "_user_cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(datasets_cache, "_DEFAULT_DATA_DIR", blocker / "data")
+    monkeypatch.setattr(datasets_cache, "_user_cache_dir", lambda: tmp_path / "cache")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         X, _ = load_shapes("test")
@@ -342,8 +345,8 @@ def test_default_dir_falls_back_to_user_cache(tmp_path, small_splits, monkeypatc
 
 def test_an_installed_package_caches_in_the_user_dir_not_beside_itself(tmp_path, small_splits, monkeypatch):
     site = tmp_path / "site-packages"  # an installed minicnn has no data/README.md beside it
-    monkeypatch.setattr(datasets, "_DEFAULT_DATA_DIR", site / "data")
-    monkeypatch.setattr(datasets, "_user_cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(datasets_cache, "_DEFAULT_DATA_DIR", site / "data")
+    monkeypatch.setattr(datasets_cache, "_user_cache_dir", lambda: tmp_path / "cache")
     load_shapes("test")
     assert not (site / "data").exists()
     assert cache_file(tmp_path / "cache").is_file()
@@ -353,8 +356,14 @@ def test_a_source_checkout_caches_in_its_data_folder(tmp_path, small_splits, mon
     checkout_data = tmp_path / "checkout" / "data"
     checkout_data.mkdir(parents=True)
     (checkout_data / "README.md").write_text("the dataset manifest")
-    monkeypatch.setattr(datasets, "_DEFAULT_DATA_DIR", checkout_data)
-    monkeypatch.setattr(datasets, "_user_cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(datasets_cache, "_DEFAULT_DATA_DIR", checkout_data)
+    monkeypatch.setattr(datasets_cache, "_user_cache_dir", lambda: tmp_path / "cache")
     load_shapes("test")
     assert cache_file(checkout_data).is_file()
     assert not (tmp_path / "cache").exists()
+
+
+def test_the_default_data_dir_is_the_checkouts_data_folder():
+    """The cache code lives two folders below the checkout; its default must still be data/."""
+    assert datasets_cache._DEFAULT_DATA_DIR == Path(__file__).resolve().parent.parent / "data"
+    assert (datasets_cache._DEFAULT_DATA_DIR / "README.md").is_file()

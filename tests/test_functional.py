@@ -287,3 +287,19 @@ def test_functional_conv_rejects_complex_and_strings():
 def test_im2col_rejects_negative_per_side_padding(padding):
     with pytest.raises(ValueError, match="padding must be >= 0"):
         F.im2col(np.zeros((1, 1, 4, 4)), 2, padding=padding)
+
+
+def test_one_geometry_rule_for_conv_pooling_and_im2col():
+    from minicnn import Conv2DVolume, MaxPool2D
+
+    x = np.zeros((1, 1, 2, 8))
+    messages = []
+    for owner, run in [("Conv2DVolume", lambda: Conv2DVolume(1, 1, 3)(x)), ("MaxPool2D", lambda: MaxPool2D(3)(x)),
+                       ("im2col", lambda: F.im2col(x, 3))]:
+        with pytest.raises(ValueError) as info:
+            run()
+        message = str(info.value)
+        assert message.startswith(f"{owner}: kernel_size (3, 3) with dilation (1, 1) spans (3, 3), larger than "
+                                  "the padded input (2, 8)"), message
+        messages.append(message.split(": ", 1)[1])
+    assert len(set(messages)) == 1

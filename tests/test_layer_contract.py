@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from minicnn import Conv2DVolume, Dense, Flatten, MaxPool2D, ReLU, Sequential
+from minicnn import Conv2DVolume, Dense, Flatten, MaxPool2D, ReLU, Sequential, gradcheck
 
 
 def _stack():
@@ -116,3 +116,112 @@ def test_a_stack_refusing_an_input_midway_changes_nothing(rng):
         model(rng.standard_normal((2, 1, 5, 5)))  # conv and flatten accept it, Dense refuses
     dout = rng.standard_normal(out.shape)
     np.testing.assert_array_equal(model.backward(dout), twin.backward(dout))
+
+
+# -- every public layer class, from the package's own list -----------------------------------------
+# name: (factory taking an rng, an input shape for it). A layer class exported by minicnn that is
+# missing here fails test_every_public_layer_has_a_case, so a new layer cannot skip these checks.
+# Inputs are drawn away from kinks (ReLU at 0, max-pool ties) by the random draw itself.
+CASES = {
+    "Conv2DVolume": (lambda rng: Conv2DVolume(2, 3, (3, 2), stride=2, padding="same", rng=rng), (2, 2, 5, 6)),
+    "Dense": (lambda rng: Dense(4, 3, rng=rng), (2, 4)),
+    "Flatten": (lambda rng: Flatten(), (2, 3, 2, 2)),
+    "MaxPool2D": (lambda rng: MaxPool2D(3, stride=2, padding=1), (1, 2, 5, 4)),
+    "ReLU": (lambda rng: ReLU(), (2, 3, 4)),
+    "Sequential": (lambda rng: Sequential(Conv2DVolume(2, 3, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2),
+                                          Flatten(), Dense(3 * 2 * 3, 4, rng=rng)), (2, 2, 4, 6)),
+}
+
+
+def _public_layer_classes():
+    import minicnn
+    from minicnn import Layer
+
+    return sorted(name for name in minicnn.__all__
+                  if isinstance(getattr(minicnn, name), type) and issubclass(getattr(minicnn, name), Layer)
+                  and getattr(minicnn, name) is not Layer)
+
+
+PUBLIC = _public_layer_classes()
+
+
+def test_every_public_layer_has_a_case():
+    missing = sorted(set(PUBLIC) - set(CASES))
+    assert not missing, f"add these layers to CASES in {__file__}: {missing}"
+
+
+def _case(name, seed=0):
+    make, shape = CASES[name]
+    rng = np.random.default_rng(seed)
+    return make(rng), shape, rng
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_gradcheck(name):
+    layer, shape, rng = _case(name)
+    assert gradcheck(layer, rng.standard_normal(shape))
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+@pytest.mark.parametrize(("dtype", "computed"), [(np.float32, np.float32), (np.float64, np.float64),
+                                                 (np.float16, np.float32), (np.uint8, np.float32)],
+                         ids=["float32", "float64", "float16", "uint8"])
+def test_the_dtype_rule(name, dtype, computed):
+    layer, shape, rng = _case(name)
+    x = (np.abs(rng.standard_normal(shape)) * 3).astype(dtype)
+    out = layer(x)
+    assert out.dtype == computed
+    dx = layer.backward(rng.standard_normal(out.shape).astype(dtype))
+    assert dx.dtype == computed and dx.shape == shape
+    for p in layer.parameters():
+        assert p.data.dtype == p.grad.dtype == np.float32
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_eval_mode_keeps_nothing_and_backward_says_so(name):
+    layer, shape, rng = _case(name)
+    layer.eval()
+    out = layer(rng.standard_normal(shape))
+    for _, sub in [("", layer), *layer.named_layers()]:
+        assert sub._saved is None, f"{sub!r} kept {sub._saved} in eval mode"
+    with pytest.raises(RuntimeError, match=rf"{name}\.backward called after a forward in eval mode.*\.train\(\)"):
+        layer.backward(np.ones(out.shape))
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_an_eval_forward_inside_inference_leaves_a_pending_backward_alone(name):
+    from minicnn.training import inference
+
+    layer, shape, rng = _case(name)
+    twin = copy.deepcopy(layer)
+    x = rng.standard_normal(shape)
+    out, _ = layer(x), twin(x)
+    with inference(layer):
+        layer(rng.standard_normal(shape))  # different data, in eval mode
+    assert layer.training
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_array_equal(layer.backward(dout), twin.backward(dout))
+    for p, q in zip(layer.parameters(), twin.parameters()):
+        np.testing.assert_array_equal(p.grad, q.grad)
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_state_dict_round_trip(name):
+    source, shape, rng = _case(name, seed=1)
+    target, _, _ = _case(name, seed=2)
+    x = rng.standard_normal(shape).astype(np.float32)
+    source(x)  # training-mode statistics, if any, move away from their initial values
+    state = source.state_dict()
+    assert list(state) == list(target.state_dict())
+    target.load_state_dict(state)
+    for key, value in target.state_dict().items():
+        np.testing.assert_array_equal(value, state[key], err_msg=key)
+    source.eval()
+    target.eval()
+    np.testing.assert_array_equal(source(x), target(x))
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_output_shape_is_declared_and_matches_forward(name):
+    layer, shape, rng = _case(name)
+    assert layer.output_shape(shape) == layer(rng.standard_normal(shape)).shape

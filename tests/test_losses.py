@@ -230,3 +230,38 @@ def test_cross_entropy_of_logits_spanning_more_than_float32_range():
     theirs = [float(torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.tensor([label])))
               for label in range(3)]
     assert ours == theirs  # 0, inf, 3e38: exact, with no overflow warning
+
+
+def test_cross_entropy_takes_minus_inf_logits_as_masked_classes():
+    ce = SoftmaxCrossEntropy()
+    logits = np.array([[0.0, -np.inf, 0.0], [1.0, 2.0, -np.inf]])
+    with np.errstate(all="raise"):
+        loss = ce.loss(logits, np.array([0, 1]))
+        grad = ce.backward()
+    # row 0: two equal live classes, p = 1/2; row 1: p(1) = e^2 / (e + e^2)
+    expected = (math.log(2) + math.log(1 + math.exp(-1))) / 2
+    assert loss == pytest.approx(expected, rel=1e-12)
+    p1 = 1 / (1 + math.exp(1))
+    np.testing.assert_allclose(grad, [[-0.25, 0, 0.25], [p1 / 2, (1 - p1 - 1) / 2, 0]], rtol=1e-12)
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(logits, requires_grad=True)
+    theirs = torch.nn.functional.cross_entropy(t, torch.tensor([0, 1]))
+    theirs.backward()
+    assert loss == pytest.approx(theirs.item(), rel=1e-12)
+    np.testing.assert_allclose(grad, t.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize(("logits", "match"), [
+    ([[-np.inf, -np.inf]], r"row 0 of the logits is -inf for every class"),
+    ([[np.inf, 0.0]], r"non-finite value \(nan or \+inf\)"),
+], ids=["all-masked", "plus-inf"])
+def test_cross_entropy_refuses_rows_it_cannot_score(logits, match):
+    with pytest.raises(ValueError, match=match):
+        SoftmaxCrossEntropy().loss(np.array(logits), np.array([0]))
+
+
+def test_cross_entropy_one_hot_float_labels_get_the_argmax_hint():
+    with pytest.raises(ValueError, match=r"one-hot: use labels\.argmax\(axis=1\)"):
+        SoftmaxCrossEntropy().loss(np.zeros((2, 3)), np.eye(3)[:2])
+    with pytest.raises(TypeError, match=r"for regression targets use loss=MSE\(\)"):
+        SoftmaxCrossEntropy().loss(np.zeros((2, 3)), np.array([0.5, 1.0]))

@@ -141,3 +141,29 @@ def test_bad_constructor_arguments(args, kwargs, error, match):
 def test_bad_input(x, error, match):
     with pytest.raises(error, match=match):
         MaxPool2D(3)(x)
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding", "shape"), [
+    (3, 2, 1, (1, 1, 5, 4)), (2, 1, 1, (2, 2, 3, 3)), ((3, 2), (1, 2), (1, 1), (1, 1, 4, 5)),
+], ids=["k3s2p1", "k2s1p1", "k32s12p11"])
+def test_a_window_of_all_minus_inf_sends_its_gradient_to_its_first_real_input(kernel, stride, padding, shape):
+    x = np.full(shape, -np.inf)
+    pool = MaxPool2D(kernel, stride=stride, padding=padding)
+    out = pool(x)
+    dx = pool.backward(np.ones_like(out))
+    assert np.isneginf(out).all()
+    # every output's gradient lands on a real input: none is lost in the padding
+    assert dx.sum() == out.size
+    # and on the first real element of its window, in row-major order, as PyTorch does
+    kh, kw = pool.kernel_size
+    sh, sw = pool.stride
+    ph, pw = pool.padding
+    expected = np.zeros(shape)
+    for oh in range(out.shape[2]):
+        for ow in range(out.shape[3]):
+            expected[:, :, max(oh * sh - ph, 0), max(ow * sw - pw, 0)] += 1
+    np.testing.assert_array_equal(dx, expected)
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.max_pool2d(t, kernel, stride, padding).sum().backward()
+    np.testing.assert_array_equal(dx, t.grad.numpy())

@@ -58,7 +58,7 @@ class Parameter:
 
 
 class Buffer:
-    """Saved state that is never trained: running statistics, a random generator's state.
+    """Saved state that is never trained: running statistics, a step count, a generator's state.
 
     A Buffer is found by the same reflection as a Parameter, so it is saved, loaded and
     copied with the model, but it has no ``grad`` and no optimizer ever sees it.
@@ -66,17 +66,24 @@ class Buffer:
     Parameters
     ----------
     data : array_like
-        Initial value; the same dtype rule as :class:`Parameter`.
+        Initial value. A numpy array of real numbers keeps its dtype, integers included
+        (a count or a random generator's state must stay exact); Python numbers and
+        lists become float32, as for :class:`Parameter`.
 
     Examples
     --------
-    >>> b = Buffer(np.zeros(3))
-    >>> b.data.dtype, hasattr(b, "grad")
+    >>> Buffer(np.zeros(3)).data.dtype, hasattr(Buffer(np.zeros(3)), "grad")
     (dtype('float64'), False)
+    >>> Buffer(np.array(0, dtype=np.int64)).data.dtype
+    dtype('int64')
     """
 
     def __init__(self, data) -> None:
-        self.data = np.array(as_float(data, type(self).__name__, "data", keep_half=True), copy=True)
+        if isinstance(data, (np.ndarray, np.generic)) and np.issubdtype(np.asarray(data).dtype, np.integer):
+            arr = np.asarray(data)
+        else:
+            arr = as_float(data, type(self).__name__, "data", keep_half=True)
+        self.data = np.array(arr, copy=True)
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -1,0 +1,384 @@
+"""fit, evaluate and predict: data checked up front and converted batch by batch, no layer run on
+made-up data, inference that leaves a pending backward alone, errors that point the right way."""
+
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+
+from minicnn import (
+    MSE,
+    SGD,
+    Buffer,
+    Conv2DVolume,
+    Dense,
+    Flatten,
+    GradcheckError,
+    Layer,
+    MaxPool2D,
+    ReLU,
+    Sequential,
+    SoftmaxCrossEntropy,
+    gradcheck,
+)
+from minicnn.training import TrainingDiverged
+
+
+class Log(Layer):
+    """out = log(x): refuses anything <= 0, and records every batch it sees. No output_shape."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        if (x <= 0).any():
+            raise ValueError("Log: input must be > 0")
+        self.seen.append((x.shape, x.dtype, self.training))
+        self.x = x
+        return np.log(x)
+
+    def backward(self, dout):
+        return dout / self.x
+
+
+class RunningMean(Layer):
+    """Identity whose Buffer follows the mean of the training inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.mean = Buffer(np.zeros(1, dtype=np.float32))
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def forward(self, x):
+        if self.training:
+            self.mean.data[...] = 0.5 * self.mean.data + 0.5 * x.mean()
+        return x
+
+    def backward(self, dout):
+        return dout
+
+
+def dense_model(seed=0, n_in=4, n_out=3):
+    rng = np.random.default_rng(seed)
+    return Sequential(Dense(n_in, 8, rng=rng), ReLU(), Dense(8, n_out, rng=rng))
+
+
+# -- no layer is run on made-up data ----------------------------------------------------------------
+def test_a_layer_without_output_shape_sees_only_real_data(rng):
+    log = Log()
+    model = Sequential(log, Dense(4, 2, rng=rng))
+    X = rng.uniform(0.5, 2.0, (10, 4))
+    y = rng.integers(0, 2, 10)
+    model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), batch_size=5,
+              progress=False, validation_data=(X, y))
+    model.evaluate(X, y)
+    model.predict(X, batch_size=4)
+    shapes = [shape for shape, _, _ in log.seen]
+    assert shapes == [(5, 4)] * 2 + [(10, 4)] + [(10, 4)] + [(4, 4), (4, 4), (2, 4)]
+    assert [training for _, _, training in log.seen] == [True, True] + [False] * 5
+
+
+def test_summary_runs_a_copy_of_an_undeclared_layer_never_the_layer(rng):
+    log = Log()
+    text = Sequential(ReLU(), Dense(3, 3, rng=rng), log, ReLU()).summary((3,), print_fn=None)
+    rows = text.splitlines()
+    assert "(N, 3)" in next(row for row in rows if row.startswith("1: Dense"))
+    # zeros are no input for a log: its shape, and what follows, are unknown rather than an error
+    assert "?" in next(row for row in rows if row.startswith("2: Log"))
+    assert "?" in next(row for row in rows if row.startswith("3: ReLU"))
+    assert log.seen == []
+
+
+def test_predict_and_evaluate_do_not_move_running_statistics(rng):
+    model = Sequential(RunningMean(), Dense(2, 2, rng=rng))
+    X, y = rng.standard_normal((6, 2)) + 5, np.array([0, 1] * 3)
+    model.predict(X)
+    model.evaluate(X, y)
+    assert model[0].mean.data[0] == 0
+    model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.01),
+              batch_size=6, progress=False)
+    assert model[0].mean.data[0] > 2
+
+
+# -- inference between a forward and its backward ----------------------------------------------------
+def test_predict_between_forward_and_backward_changes_no_gradient(rng):
+    model = Sequential(Conv2DVolume(1, 2, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2), Flatten(),
+                       Dense(8, 2, rng=rng))
+    twin = Sequential(*[layer for layer in model])  # not used: the comparison runs the same model twice
+    del twin
+    x, other = rng.standard_normal((3, 1, 4, 4)), rng.standard_normal((5, 1, 4, 4))
+    dout = rng.standard_normal((3, 2))
+    model(x)
+    model.backward(dout)
+    expected = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    model(x)
+    model.predict(other)
+    model.evaluate(other, np.array([0, 1, 0, 1, 1]))
+    model.backward(dout)
+    for p, e in zip(model.parameters(), expected):
+        np.testing.assert_array_equal(p.grad, e)
+
+
+def test_backward_after_an_eval_mode_forward_names_the_layer(rng):
+    model = dense_model()
+    model.eval()
+    model(rng.standard_normal((2, 4)))
+    with pytest.raises(RuntimeError, match=r"Sequential\.backward called after a forward in eval mode"):
+        model.backward(np.ones((2, 3)))
+    with pytest.raises(RuntimeError, match=r"Dense\.backward called after a forward in eval mode"):
+        model[0].backward(np.ones((2, 8)))
+
+
+# -- data batch by batch ------------------------------------------------------------------------------
+def test_uint8_data_is_converted_one_batch_at_a_time(rng):
+    X = rng.integers(0, 256, (4000, 3, 16, 16), dtype=np.uint8)  # 3 MB; as float32 it would be 12 MB
+    y = rng.integers(0, 2, 4000)
+    model = Sequential(MaxPool2D(4), Flatten(), Dense(48, 2, rng=rng))
+    opt = SGD(model.parameters(), lr=1e-4)
+    tracemalloc.start()
+    try:
+        model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=opt, batch_size=100, progress=False)
+        model.predict(X, batch_size=100)
+        model.evaluate(X, y, batch_size=100)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < X.nbytes, f"peak {peak / 2**20:.1f} MiB for a {X.nbytes / 2**20:.1f} MiB dataset"
+
+
+def test_a_memory_mapped_dataset_trains_like_the_array(rng, tmp_path):
+    X = rng.standard_normal((40, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    np.save(tmp_path / "X.npy", X)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    kwargs = dict(loss=SoftmaxCrossEntropy(), epochs=2, batch_size=8, seed=3, progress=False)
+    a, b = dense_model(), dense_model()
+    ha = a.fit(X, y, optimizer=SGD(a.parameters(), lr=0.1), **kwargs)
+    hb = b.fit(mapped, y, optimizer=SGD(b.parameters(), lr=0.1), **kwargs)
+    assert ha == hb
+    np.testing.assert_array_equal(a.predict(X), b.predict(mapped))
+
+
+def test_half_precision_images_compute_in_float32(rng):
+    log = Log()
+    model = Sequential(log, Dense(4, 2, rng=rng))
+    X = rng.uniform(0.5, 2.0, (6, 4)).astype(np.float16)
+    out = model.predict(X)
+    assert out.dtype == np.float32 and log.seen[-1][1] == np.float32
+    model.fit(X, np.array([0, 1] * 3), loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1),
+              progress=False)
+    assert all(dtype == np.float32 for _, dtype, _ in log.seen)
+    assert model(X.astype(np.float64)).dtype == np.float64  # float64 stays float64
+
+
+# -- bad data found up front -----------------------------------------------------------------------------
+class Batches(Layer):
+    """Identity that counts training batches."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def forward(self, x):
+        self.count += self.training
+        return x
+
+    def backward(self, dout):
+        return dout
+
+
+@pytest.mark.parametrize(("validation_y", "error", "match"), [
+    (np.array([0.0, 1.0, 1.0, 0.0]), TypeError, r"fit \(validation_data\): labels y have dtype float64"),
+    (np.array([0, 1, 5, 0]), ValueError, r"fit \(validation_data\): label 5 is out of range for K=3"),
+    (np.eye(3)[[0, 1, 2, 0]], ValueError, r"one-hot: use y\.argmax\(axis=1\)"),
+], ids=["float-labels", "label-out-of-range", "one-hot-float"])
+def test_bad_validation_labels_are_refused_before_epoch_1(rng, validation_y, error, match):
+    spy = Batches()
+    model = Sequential(spy, Dense(4, 3, rng=rng))
+    X = rng.standard_normal((8, 4))
+    with pytest.raises(error, match=match):
+        model.fit(X, rng.integers(0, 3, 8), loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1),
+                  validation_data=(X[:4], validation_y), progress=False)
+    assert spy.count == 0
+
+
+def test_nan_in_regression_targets_is_refused_up_front(rng):
+    spy = Batches()
+    model = Sequential(spy, Dense(4, 2, rng=rng))
+    y = rng.standard_normal((8, 2))
+    y[5, 1] = np.nan
+    with pytest.raises(ValueError, match=r"fit: y contains 1 non-finite value.*clean the data"):
+        model.fit(rng.standard_normal((8, 4)), y, loss=MSE(), optimizer=SGD(model.parameters(), lr=0.1),
+                  progress=False)
+    assert spy.count == 0
+
+
+def test_regression_targets_of_the_wrong_shape_are_refused_up_front(rng):
+    model = dense_model(n_out=1)
+    with pytest.raises(ValueError, match=r"output has shape \(8, 1\) but y has shape \(8,\).*reshape\(-1, 1\)"):
+        model.fit(rng.standard_normal((8, 4)), rng.standard_normal(8), loss=MSE(),
+                  optimizer=SGD(model.parameters(), lr=0.1), progress=False)
+
+
+class Diverges(Layer):
+    """Identity until its n-th training forward, then inf."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at, self.calls = at, 0
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def forward(self, x):
+        self.calls += self.training
+        return x * np.inf if self.training and self.calls == self.at else x
+
+    def backward(self, dout):
+        return dout
+
+
+def test_a_divergence_error_carries_the_history_so_far(rng):
+    model = Sequential(Dense(4, 3, rng=rng), Diverges(at=5))
+    X, y = rng.standard_normal((8, 4)), rng.integers(0, 3, 8)
+    weights = model.state_dict()
+    with pytest.raises(TrainingDiverged, match=r"epoch 3, batch 1 of 2.*\.history") as info:
+        with np.errstate(invalid="ignore"):
+            model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.01), epochs=4,
+                      batch_size=4, validation_data=(X, y), progress=False)
+    assert isinstance(info.value, ValueError)
+    history = info.value.history
+    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(len(values) == 2 for values in history.values())
+    assert any((model.state_dict()[k] != weights[k]).any() for k in weights)  # two epochs did train
+
+
+# -- regression is not classification ------------------------------------------------------------------
+def test_evaluate_on_a_fresh_regression_model_uses_mse(rng):
+    model = dense_model(n_out=2)
+    X, y = rng.standard_normal((6, 4)), rng.standard_normal((6, 2))
+    scores = model.evaluate(X, y)
+    assert set(scores) == {"loss"}
+    assert scores["loss"] == pytest.approx(float(np.mean((model.predict(X) - y) ** 2)), rel=1e-6)
+
+
+def test_integer_regression_targets_with_mse_are_not_labels(rng):
+    model = dense_model(n_out=1)
+    X = rng.standard_normal((8, 4))
+    y = rng.integers(-5, 50, (8, 1))  # integers, far outside any "label range"
+    history = model.fit(X, y, loss=MSE(), optimizer=SGD(model.parameters(), lr=1e-3), progress=False)
+    assert set(history) == {"loss"}
+    y1d = rng.integers(0, 9, 8)
+    model1 = dense_model(n_out=8)  # 1-D integer targets of an 8-output model: still regression with MSE
+    with pytest.raises(ValueError, match=r"output has shape \(8, 8\) but y has shape \(8,\)"):
+        model1.fit(X, y1d, loss=MSE(), optimizer=SGD(model1.parameters(), lr=1e-3), progress=False)
+    assert set(model.evaluate(X, y)) == {"loss"}  # the loss of the last fit: MSE
+
+
+def test_evaluate_after_load_of_a_regression_model_uses_mse(rng, tmp_path):
+    model = dense_model(n_out=1)
+    model.save(tmp_path / "reg.npz")
+    fresh = dense_model(seed=1, n_out=1)
+    fresh.load(tmp_path / "reg.npz")
+    assert set(fresh.evaluate(rng.standard_normal((4, 4)), rng.standard_normal((4, 1)))) == {"loss"}
+
+
+# -- the optimizer must hold the model's parameters -----------------------------------------------------
+def test_an_optimizer_over_another_models_parameters_is_refused(rng):
+    model, other = dense_model(), dense_model(seed=1)
+    with pytest.raises(ValueError, match=r"holds none of this model's parameters.*model\.parameters\(\)"):
+        model.fit(rng.standard_normal((4, 4)), np.array([0, 1, 2, 0]), loss=SoftmaxCrossEntropy(),
+                  optimizer=SGD(other.parameters(), lr=0.1), progress=False)
+
+
+def test_an_optimizer_over_some_parameters_warns(rng):
+    model = dense_model()
+    with pytest.warns(UserWarning, match=r"holds 2 of the model's 4 parameters"):
+        model.fit(rng.standard_normal((4, 4)), np.array([0, 1, 2, 0]), loss=SoftmaxCrossEntropy(),
+                  optimizer=SGD(model[0].parameters(), lr=0.1), progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(rng.standard_normal((4, 4)), np.array([0, 1, 2, 0]), loss=SoftmaxCrossEntropy(),
+                  optimizer=SGD(model.parameters(), lr=0.1), progress=False)
+
+
+# -- messages that point the right way ----------------------------------------------------------------------
+class BadBackward(Layer):
+    def __init__(self, mode):
+        super().__init__()
+        self.mode = mode
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def forward(self, x):
+        return x
+
+    def backward(self, dout):
+        if self.mode == "shape":
+            return dout[:, :-1]
+        if self.mode == "none":
+            dout * 2  # forgot the return  # noqa: B018
+            return None
+        return dout
+
+
+@pytest.mark.parametrize(("mode", "match"), [
+    ("shape", r"layer 1 \(BadBackward\(\)\)\.backward returned an array of shape \(2, 3\); expected the "
+              r"gradient of its input, an array of shape \(2, 4\)"),
+    ("none", r"layer 1 \(BadBackward\(\)\)\.backward returned None.*return dx"),
+], ids=["wrong-shape", "forgot-return"])
+def test_a_wrong_backward_is_blamed_on_its_own_layer(rng, mode, match):
+    model = Sequential(Dense(4, 4, rng=rng), BadBackward(mode), Dense(4, 2, rng=rng))
+    model(rng.standard_normal((2, 4)))
+    with pytest.raises(RuntimeError, match=match):
+        model.backward(np.ones((2, 2)))
+
+
+def test_a_channels_last_batch_is_reported_with_its_real_batch_size(rng):
+    model = Sequential(Conv2DVolume(3, 4, 3, rng=rng), Flatten(), Dense(4 * 26 * 26, 2, rng=rng))
+    with pytest.raises(ValueError, match=r"\(10, 28, 28, 3\).*channels-last.*transpose\(0, 3, 1, 2\)"):
+        model.predict(np.zeros((10, 28, 28, 3), np.float32))
+
+
+def test_a_model_ending_in_a_map_is_told_to_flatten(rng):
+    model = Sequential(Conv2DVolume(1, 4, 3, rng=rng))
+    with pytest.raises(ValueError, match=r"output has shape \(N, 4, 2, 2\).*needs \(N, K\).*Flatten\(\)"):
+        model.fit(rng.standard_normal((6, 1, 4, 4)), np.zeros(6, dtype=int), loss=SoftmaxCrossEntropy(),
+                  optimizer=SGD(model.parameters(), lr=0.1), progress=False)
+
+
+def test_gradcheck_of_a_float32_layer_hints_at_precision(rng):
+    class Float32Inside(Layer):
+        def forward(self, x):
+            self.x = x.astype(np.float32)
+            return np.tanh(self.x)
+
+        def backward(self, dout):
+            return dout * (1 - np.tanh(self.x) ** 2)
+
+    with pytest.raises(GradcheckError, match=r"computed in float32, not float64"):
+        gradcheck(Float32Inside(), rng.standard_normal((3, 4)))
+
+
+# -- validation_split -----------------------------------------------------------------------------------------
+def test_validation_split_holds_out_the_last_fraction(rng):
+    log = Log()
+    model = Sequential(log, Dense(4, 2, rng=rng))
+    X, y = rng.uniform(0.5, 2, (10, 4)), rng.integers(0, 2, 10)
+    history = model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1),
+                        validation_split=0.3, batch_size=100, progress=False)
+    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert [shape for shape, _, _ in log.seen] == [(7, 4), (3, 4)]
+    np.testing.assert_array_equal(log.x, X[7:])  # the validation pass saw the last 3 samples
+    with pytest.raises(ValueError, match=r"validation_split must be a number between 0 and 1"):
+        model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1),
+                  validation_split=1.5, progress=False)
