@@ -38,9 +38,8 @@ def as_float(x, owner: str, arg: str = "x", *, keep_half: bool = False) -> np.nd
     keeps them (a Parameter's storage dtype is its owner's choice).
     """
     arr = check_numeric(x, owner, arg)
-    if not (isinstance(x, (np.ndarray, np.generic)) and np.issubdtype(arr.dtype, np.floating)):
-        arr = arr.astype(np.float32)
-    elif arr.dtype.itemsize < 4 and not keep_half:
+    chosen_float = isinstance(x, (np.ndarray, np.generic)) and np.issubdtype(arr.dtype, np.floating)
+    if not chosen_float or (arr.dtype.itemsize < 4 and not keep_half):
         arr = arr.astype(np.float32)
     return arr
 

@@ -97,11 +97,17 @@ class Sequential(Layer):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """Backward through the layers in reverse; each returned gradient is checked against
-        the shape of that layer's input, so a layer with a wrong backward is named."""
+        the shape of that layer's input, so a layer with a wrong backward is named.
+
+        Returns None when the first layer has ``input_grad = False`` and skipped dL/dx
+        (``fit`` sets that for the duration of training: nothing reads the input's gradient).
+        """
         dout, saved = self.saved_for_backward(dout)
         for i in reversed(range(len(self.layers))):
             layer = self.layers[i]
             dx = layer.backward(dout)
+            if dx is None and i == 0 and not layer.input_grad:
+                return None
             expected = saved.in_shapes[i]
             if not isinstance(dx, np.ndarray) or dx.shape != expected:
                 hint = " (does backward end with `return dx`?)" if dx is None else ""

@@ -208,70 +208,89 @@ def fit(model: Layer, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int
     model._last_loss = loss
 
     unseeded = np.random.default_rng()  # used only when no seed is given
-    n = len(X)
-    n_batches = -(-n // batch_size)
-    params = model.parameters()
     model.train()
-    for epoch in range(initial_epoch + 1, epochs + 1):
-        if lr_schedule is not None:
-            try:
-                optimizer.lr = float(lr_schedule(epoch))
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"fit: lr_schedule({epoch}) gave no usable learning rate: {exc}") from None
-            history["lr"].append(optimizer.lr)
-        # One generator per epoch, from (seed, epoch): epoch k's order does not depend on
-        # how many epochs ran before it in this call.
-        rng = unseeded if seed is None else np.random.default_rng([seed, epoch])
-        order = rng.permutation(n) if shuffle else np.arange(n)
-        total_loss, total_correct, seen = 0.0, 0, 0
-        bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{epochs}", unit="batch",
-                   disable=not progress, leave=True, dynamic_ncols=True)
-        try:
-            for b in range(n_batches):
-                idx = order[b * batch_size:(b + 1) * batch_size]
-                xb, yb = X[idx], y[idx]
-                optimizer.zero_grad()
-                out = model.forward(xb)
-                batch_loss, problem = _loss_and_backward(model, out, yb, loss, params)
-                if problem:
-                    raise TrainingDiverged(
-                        f"fit: {problem} in epoch {epoch}, batch {b + 1} of {n_batches}; training stopped "
-                        "and the weights are as they were before that step. Try a smaller lr or scale "
-                        "the inputs. The history so far is in this error's .history.",
-                        {key: list(values) for key, values in history.items()})
-                optimizer.step()
-                total_loss += batch_loss * len(idx)
-                seen += len(idx)
-                postfix = {"loss": f"{total_loss / seen:.4f}"}
-                if classes:
-                    total_correct += int((out.argmax(axis=1) == yb).sum())
-                    postfix["acc"] = f"{total_correct / seen:.4f}"
-                bar.set_postfix(postfix, refresh=False)
-                bar.update(1)
-        finally:
-            bar.close()
-        history["loss"].append(total_loss / n)
-        if classes:
-            history["accuracy"].append(total_correct / n)
-        if validation_data is not None:
-            scores = evaluate(model, *validation_data, loss=loss)
-            history["val_loss"].append(scores["loss"])
+    with _first_layer_skips_input_grad(model):
+        for epoch in range(initial_epoch + 1, epochs + 1):
+            if lr_schedule is not None:
+                history["lr"].append(_set_lr(optimizer, lr_schedule, epoch))
+            # One generator per epoch, from (seed, epoch): epoch k's order does not depend on
+            # how many epochs ran before it in this call.
+            rng = unseeded if seed is None else np.random.default_rng([seed, epoch])
+            order = rng.permutation(len(X)) if shuffle else np.arange(len(X))
+            mean_loss, accuracy = _train_epoch(model, X, y, order, loss, optimizer, batch_size, classes,
+                                               (epoch, epochs), progress, history)
+            history["loss"].append(mean_loss)
             if classes:
-                history["val_accuracy"].append(scores["accuracy"])
-        if progress:
-            tqdm.write(f"epoch {epoch}/{epochs}: "
-                       + " - ".join(f"{key} {values[-1]:.4g}" if key == "lr" else f"{key} {values[-1]:.4f}"
-                                    for key, values in history.items()))
-        if early_stopping is not None:
-            logs = {key: values[-1] for key, values in history.items()}
-            if early_stopping.update(epoch, logs, model):
+                history["accuracy"].append(accuracy)
+            if validation_data is not None:
+                scores = evaluate(model, *validation_data, loss=loss)
+                history["val_loss"].append(scores["loss"])
+                if classes:
+                    history["val_accuracy"].append(scores["accuracy"])
+            if progress:
+                tqdm.write(f"epoch {epoch}/{epochs}: " + " - ".join(
+                    f"{key} {values[-1]:{'.4g' if key == 'lr' else '.4f'}}" for key, values in history.items()))
+            if early_stopping is not None and early_stopping.update(
+                    epoch, {key: values[-1] for key, values in history.items()}, model):
                 if progress:
-                    tqdm.write(f"early stopping: no improvement of {early_stopping.monitor} for "
-                               f"{early_stopping.patience} epochs")
+                    tqdm.write(f"early stopping: {early_stopping.monitor} did not improve for "
+                               f"{early_stopping.wait} epoch{'s' if early_stopping.wait != 1 else ''}")
                 break
     if early_stopping is not None:
         early_stopping.finish(model)
     return history
+
+
+@contextmanager
+def _first_layer_skips_input_grad(model: Layer) -> Iterator[None]:
+    """Inside, the first layer may skip dL/dx: nothing reads the gradient of the data."""
+    first = model.layers[0] if getattr(model, "layers", None) else model
+    before, first.input_grad = first.input_grad, False
+    try:
+        yield
+    finally:
+        first.input_grad = before
+
+
+def _set_lr(optimizer, lr_schedule, epoch: int) -> float:
+    """Set ``optimizer.lr`` from the schedule for ``epoch``; the rate set."""
+    try:
+        optimizer.lr = float(lr_schedule(epoch))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"fit: lr_schedule({epoch}) gave no usable learning rate: {exc}") from None
+    return optimizer.lr
+
+
+def _train_epoch(model, X, y, order, loss, optimizer, batch_size, classes, epoch_of, progress,
+                 history) -> tuple[float, float | None]:
+    """One pass over ``X[order]`` in batches; the mean loss and the accuracy (None without labels)."""
+    n, n_batches = len(order), -(-len(order) // batch_size)
+    params = model.parameters()
+    total_loss, total_correct, seen = 0.0, 0, 0
+    with tqdm(total=n_batches, desc="epoch {}/{}".format(*epoch_of), unit="batch", disable=not progress, leave=True,
+              dynamic_ncols=True) as bar:
+        for b in range(n_batches):
+            idx = order[b * batch_size:(b + 1) * batch_size]
+            xb, yb = X[idx], y[idx]  # one batch converted to floats at a time, by forward
+            optimizer.zero_grad()
+            out = model.forward(xb)
+            batch_loss, problem = _loss_and_backward(model, out, yb, loss, params)
+            if problem:
+                raise TrainingDiverged(
+                    f"fit: {problem} in epoch {epoch_of[0]}, batch {b + 1} of {n_batches}; training "
+                    "stopped and the weights are as they were before that step. Try a smaller lr or scale "
+                    "the inputs. The history so far is in this error's .history.",
+                    {key: list(values) for key, values in history.items()})
+            optimizer.step()
+            total_loss += batch_loss * len(idx)
+            seen += len(idx)
+            postfix = {"loss": f"{total_loss / seen:.4f}"}
+            if classes:
+                total_correct += int((out.argmax(axis=1) == yb).sum())
+                postfix["acc"] = f"{total_correct / seen:.4f}"
+            bar.set_postfix(postfix, refresh=False)
+            bar.update(1)
+    return total_loss / n, (total_correct / n if classes else None)
 
 
 def _check_optimizer_owns(model: Layer, optimizer) -> None:

@@ -382,3 +382,38 @@ def test_validation_split_holds_out_the_last_fraction(rng):
     with pytest.raises(ValueError, match=r"validation_split must be a number between 0 and 1"):
         model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1),
                   validation_split=1.5, progress=False)
+
+
+# -- the first layer's input gradient ------------------------------------------------------------------------
+def test_fit_lets_the_first_layer_skip_its_input_gradient(rng):
+    class Recorder(Batches):
+        def backward(self, dout):
+            self.flags = getattr(self, "flags", []) + [self.input_grad]
+            return dout
+
+    spy = Recorder()
+    model = Sequential(spy, Dense(4, 2, rng=rng))
+    model.fit(rng.standard_normal((4, 4)), np.array([0, 1, 0, 1]), loss=SoftmaxCrossEntropy(),
+              optimizer=SGD(model.parameters(), lr=0.1), batch_size=2, progress=False)
+    assert spy.flags == [False, False] and spy.input_grad is True  # restored after fit
+
+
+def test_a_conv_without_input_grad_gives_the_same_weight_gradients_and_no_dx(rng):
+    conv = Conv2DVolume(2, 3, 3, padding=1, rng=rng)
+    model = Sequential(conv, ReLU(), Flatten(), Dense(3 * 16, 2, rng=rng))
+    x, dout = rng.standard_normal((2, 2, 4, 4)), rng.standard_normal((2, 2))
+    model(x)
+    assert model.backward(dout).shape == x.shape
+    expected = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    conv.input_grad = False
+    model(x)
+    assert model.backward(dout) is None
+    for p, e in zip(model.parameters(), expected):
+        np.testing.assert_array_equal(p.grad, e)
+    # Only the first layer may skip: a later layer that returns None breaks the chain.
+    model[1].input_grad = False
+    model[1].backward = lambda dout: None
+    model(x)
+    with pytest.raises(RuntimeError, match=r"layer 1 \(ReLU\(\)\)\.backward returned None"):
+        model.backward(dout)

@@ -143,6 +143,9 @@ class Layer:
 
     # Class-level defaults, so a subclass that forgets super().__init__() still works.
     training = True
+    # False: nothing needs dL/dx (the model's first layer, inside fit), so backward may skip
+    # computing it and return None. Built-in layers that gain from it honour it.
+    input_grad = True
     _saved = None  # what the last training-mode forward kept for backward
     _eval_forward_last = False  # the last forward ran in eval mode
 

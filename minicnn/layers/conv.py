@@ -161,6 +161,8 @@ class Conv2DVolume(Layer):
         self.weight.grad += (cols @ dout.T).T.reshape(self.weight.grad.shape)
         if self.bias is not None:
             self.bias.grad += dout.sum(axis=1)
+        if not self.input_grad:  # nothing needs dx: skip its product and col2im
+            return None
         # dcols = W.T @ dout, written over the columns: dW was their last use.
         dcols = np.matmul(w.T, dout, out=cols)
         self._cols_hold = None
