@@ -7,13 +7,15 @@ from .layers import Conv2DVolume, Dense, Flatten, Layer, MaxPool2D, Parameter, R
 from .layers.base import Buffer
 from .losses import MSE, SoftmaxCrossEntropy
 from .model import Sequential
-from .optim import SGD
+from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MSE",
     "SGD",
+    "Adam",
+    "AdamW",
     "Buffer",
     "Conv2DVolume",
     "Dense",
@@ -22,7 +24,9 @@ __all__ = [
     "GradcheckError",
     "Layer",
     "MaxPool2D",
+    "Optimizer",
     "Parameter",
+    "RMSprop",
     "ReLU",
     "Sequential",
     "SoftmaxCrossEntropy",

@@ -1,4 +1,6 @@
-"""Tests for SGD: hand-worked steps, PyTorch as oracle, validation, state_dict and resuming."""
+"""Tests for SGD and for what every optimizer shares: the Optimizer base class, PyTorch as oracle
+for all of them, validation when set later, resuming. Adam and RMSprop's own tests are in
+test_optim_adam.py and test_optim_rmsprop.py."""
 
 import itertools
 
@@ -6,6 +8,7 @@ import numpy as np
 import pytest
 
 from minicnn import SGD, Dense, Parameter
+from minicnn.optim import Adam, AdamW, Flag, Optimizer, Real, RMSprop
 
 
 def run_sgd(p0, grads, dtype=np.float64, **hyper):
@@ -364,3 +367,290 @@ def test_float32_steps_match_torch_bit_for_bit(momentum, dampening, weight_decay
         opt.step()
         topt.step()
     np.testing.assert_array_equal(ours.data, theirs.detach().numpy())  # every bit
+
+
+# == every optimizer =========================================================================
+# Each case turns options on; "adam", "adamw" and "rmsprop" are the defaults, every option off.
+
+CASES = {
+    "sgd-nesterov-decay": (SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+    "sgd-dampening": (SGD, {"lr": 0.05, "momentum": 0.8, "dampening": 0.3}),
+    "adam": (Adam, {}),
+    "adam-decay": (Adam, {"lr": 0.02, "betas": (0.8, 0.95), "eps": 1e-6, "weight_decay": 0.05}),
+    "adam-amsgrad": (Adam, {"lr": 0.02, "amsgrad": True}),
+    "adam-decay-amsgrad": (Adam, {"lr": 0.02, "weight_decay": 0.05, "amsgrad": True}),
+    "adam-small-betas": (Adam, {"lr": 0.02, "betas": (0.3, 0.5)}),  # lerp's weight >= 0.5 branch
+    "adamw": (AdamW, {}),
+    "adamw-no-decay": (AdamW, {"weight_decay": 0.0}),
+    "adamw-decay-amsgrad": (AdamW, {"lr": 0.02, "weight_decay": 0.1, "amsgrad": True}),
+    "rmsprop": (RMSprop, {}),
+    "rmsprop-decay": (RMSprop, {"weight_decay": 0.05}),
+    "rmsprop-momentum": (RMSprop, {"momentum": 0.9}),
+    "rmsprop-centered": (RMSprop, {"alpha": 0.9, "centered": True}),
+    "rmsprop-everything": (RMSprop, {"lr": 0.005, "alpha": 0.3, "eps": 1e-6, "weight_decay": 0.05,
+                                     "momentum": 0.9, "centered": True}),
+}
+FLOATS = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+
+
+def torch_twin(torch, cls, hyper, params):
+    """torch.optim's optimizer of the same name over copies of params (single-tensor code path)."""
+    tensors = [torch.tensor(p.data.copy(), requires_grad=True) for p in params]
+    return getattr(torch.optim, cls.__name__)(tensors, foreach=False, **hyper), tensors
+
+
+def feed(torch, rng, params, tensors):
+    """The same random gradient to each Parameter and its tensor."""
+    for p, t in zip(params, tensors):
+        g = rng.normal(size=p.shape).astype(p.data.dtype)
+        p.grad[...] = g
+        t.grad = torch.from_numpy(g.copy())
+
+
+@FLOATS
+@pytest.mark.parametrize("case", CASES)
+def test_matches_torch_within_a_few_ulps(rng, case, dtype):
+    torch = pytest.importorskip("torch")
+    cls, hyper = CASES[case]
+    params = [Parameter(rng.normal(size=s).astype(dtype)) for s in [(3, 4), (5,), (2, 1, 3), (1,)]]
+    opt = cls(params, **hyper)
+    t_opt, tensors = torch_twin(torch, cls, hyper, params)
+    travelled = [np.zeros(p.shape) for p in params]
+    for _ in range(30):
+        before = [t.detach().numpy().copy() for t in tensors]
+        feed(torch, rng, params, tensors)
+        opt.step()
+        t_opt.step()
+        for length, t, b in zip(travelled, tensors, before):
+            length += np.abs(t.detach().numpy() - b)
+    for p, t, length in zip(params, tensors, travelled):
+        assert p.data.dtype == dtype
+        expected = t.detach().numpy().astype(np.float64)
+        # Every operation rounds as PyTorch's does, but PyTorch's own square root can be
+        # 1 ulp off (MKL's vectorized sqrt), and that error is carried along: allow a few
+        # ulps of the distance each weight travelled.
+        tolerance = 4 * np.finfo(dtype).eps * (np.abs(expected) + length)
+        error = np.abs(p.data.astype(np.float64) - expected)
+        assert np.all(error <= tolerance), f"worst: {np.max(error / tolerance)} x the tolerance"
+
+
+@pytest.fixture
+def torch_with_exact_sqrt(monkeypatch):
+    """torch whose Tensor.sqrt and sqrt_ round correctly (numpy's), as IEEE 754 and minicnn do."""
+    torch = pytest.importorskip("torch")
+
+    def sqrt(self):
+        return torch.from_numpy(np.sqrt(self.detach().numpy()))
+
+    monkeypatch.setattr(torch.Tensor, "sqrt", sqrt)
+    monkeypatch.setattr(torch.Tensor, "sqrt_", lambda self: self.copy_(sqrt(self)))
+    return torch
+
+
+@FLOATS
+@pytest.mark.parametrize("case", CASES)
+def test_matches_torch_bit_for_bit_given_an_exact_sqrt(torch_with_exact_sqrt, case, dtype):
+    # Thousands of entries, so that a single rounding done differently would show.
+    torch = torch_with_exact_sqrt
+    cls, hyper = CASES[case]
+    rng = np.random.default_rng(7)
+    params = [Parameter(rng.standard_normal(size).astype(dtype)) for size in [20_000, (7, 3)]]
+    opt = cls(params, **hyper)
+    t_opt, tensors = torch_twin(torch, cls, hyper, params)
+    for _ in range(25):
+        feed(torch, rng, params, tensors)
+        opt.step()
+        t_opt.step()
+    for p, t in zip(params, tensors):
+        np.testing.assert_array_equal(p.data, t.detach().numpy())  # every bit
+        for slot, array in opt.state[p].items():  # minicnn's slots have torch's state names
+            np.testing.assert_array_equal(array, t_opt.state[t][slot].numpy(), err_msg=slot)
+
+
+@FLOATS
+@pytest.mark.parametrize("case", CASES)
+def test_every_optimizer_resumes_through_npz_bit_for_bit(tmp_path, case, dtype):
+    cls, hyper = CASES[case]
+    params, targets = make_problem(dtype)
+    train(params, targets, cls(params, **hyper), 20)
+    uninterrupted = [p.data.copy() for p in params]
+
+    params, targets = make_problem(dtype)
+    opt = cls(params, **hyper)
+    train(params, targets, opt, 10)
+    np.savez(tmp_path / "ckpt.npz", **opt.state_dict())
+    resumed = cls(params, lr=1.0)  # everything else at its default: the state brings the rest
+    with np.load(tmp_path / "ckpt.npz", allow_pickle=False) as saved:
+        resumed.load_state_dict(saved)
+    assert repr(resumed) == repr(opt) and resumed.step_count == 10
+    train(params, targets, resumed, 10)
+    for p, expected in zip(params, uninterrupted):
+        assert p.data.dtype == dtype
+        np.testing.assert_array_equal(p.data, expected)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_state_keyed_by_parameter_updated_in_place(rng, case):
+    cls, hyper = CASES[case]
+    params = [Parameter(rng.normal(size=(4, 3)).astype(np.float32)), Parameter(np.zeros(3, np.float32))]
+    arrays = [p.data for p in params]
+    opt = cls(params, **hyper)
+    grads = [rng.normal(size=p.shape).astype(np.float32) for p in params]
+    for _ in range(3):
+        for p, g in zip(params, grads):
+            p.grad[...] = g
+        opt.step()
+    assert list(opt.state) == params and all(type(key) is Parameter for key in opt.state)
+    for p, arr, g in zip(params, arrays, grads):
+        assert p.data is arr and p.data.dtype == np.float32
+        np.testing.assert_array_equal(p.grad, g)  # step never touches grad
+        for array in opt.state[p].values():
+            assert array.shape == p.shape and array.dtype == np.float32
+    assert opt.step_count == 3
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam, AdamW, RMSprop], ids=lambda c: c.__name__)
+def test_lr_validated_when_set_later(cls):
+    p = Parameter(np.zeros(2))
+    opt = cls([p], lr=0.1)
+    before = opt.state_dict()
+    with pytest.raises(ValueError, match=rf"^{cls.__name__}: lr must be a finite number > 0, got lr=-1.0 "
+                                         r"\(use a small positive step such as lr=0.0?01\)$"):
+        opt.lr = -1
+    with pytest.raises(TypeError, match=rf"^{cls.__name__}: lr must be a real number, got '0.01' \(str\)"):
+        opt.lr = "0.01"
+    assert opt.lr == 0.1 and repr(opt) == repr(cls([p], lr=0.1))
+    assert opt.state_dict().keys() == before.keys()
+
+    opt.lr = np.float32(0.25)
+    assert opt.lr == 0.25 and type(opt.lr) is float and opt.state_dict()["lr"] == 0.25
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam, AdamW, RMSprop], ids=lambda c: c.__name__)
+def test_a_new_lr_is_used_from_the_next_step(rng, cls):
+    start, g = rng.normal(size=4), rng.normal(size=4)
+    changed, fresh = Parameter(start), Parameter(start)
+    opt_changed, opt_fresh = cls([changed], lr=0.5), cls([fresh], lr=0.01)
+    opt_changed.lr = 0.01
+    for p, opt in [(changed, opt_changed), (fresh, opt_fresh)]:
+        p.grad[...] = g
+        opt.step()
+    np.testing.assert_array_equal(changed.data, fresh.data)
+    assert not np.array_equal(changed.data, start)
+
+
+def test_settings_that_depend_on_each_other_are_checked_when_set_later():
+    opt = SGD([Parameter(np.zeros(2))], lr=0.1, momentum=0.9)
+    opt.nesterov = True
+    with pytest.raises(ValueError, match=r"^SGD: nesterov=True needs momentum > 0 and dampening = 0, "
+                                         r"got momentum=0.0, dampening=0.0 \(set momentum=0.9"):
+        opt.momentum = 0.0
+    with pytest.raises(ValueError, match=r"dampening=0.5"):
+        opt.dampening = 0.5
+    assert (opt.momentum, opt.dampening, opt.nesterov) == (0.9, 0.0, True)
+    opt.nesterov = False
+    opt.momentum = 0.0
+    assert repr(opt) == "SGD(lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False)"
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam, AdamW, RMSprop], ids=lambda c: c.__name__)
+def test_params_errors_name_the_optimizer(rng, cls):
+    p = Parameter(np.zeros(2))
+    name = cls.__name__
+    with pytest.raises(ValueError, match=rf"^{name} got an empty list of parameters"):
+        cls([], lr=0.1)
+    with pytest.raises(TypeError, match=rf"^{name}: params must be .* wrap it in a list: {name}\(\[param\], \.\.\.\)"):
+        cls(p, lr=0.1)
+    with pytest.raises(TypeError, match=rf"^{name}: params\[0\] is a ndarray, expected a minicnn Parameter"):
+        cls([np.zeros(2)], lr=0.1)
+    with pytest.raises(ValueError, match=rf"^{name}: params\[1\] is the same Parameter as params\[0\]"):
+        cls([p, p], lr=0.1)
+    with pytest.raises(TypeError, match=rf"^{name}: params must be an iterable of Parameters, got a Dense layer"):
+        cls(Dense(2, 2, rng=rng), lr=0.1)
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam, AdamW, RMSprop], ids=lambda c: c.__name__)
+def test_load_refuses_another_optimizers_state(cls):
+    p = Parameter(np.ones(2))
+    other = RMSprop([p]) if cls is not RMSprop else Adam([p])  # (AdamW loads Adam's state, and vice versa)
+    p.grad[...] = 1.0
+    other.step()
+    opt = cls([p], lr=0.1)
+    before = repr(opt)
+    unexpected = "exp_avg.0" if cls is RMSprop else "square_avg.0"
+    with pytest.raises(ValueError, match=rf"(?s)^{cls.__name__}\.load_state_dict: the state does not fit "
+                                         rf"this optimizer:.*unexpected key '{unexpected}'"):
+        opt.load_state_dict(other.state_dict())
+    assert repr(opt) == before and opt.state == {} and opt.step_count == 0
+    with pytest.raises(TypeError, match=rf"^{cls.__name__}\.load_state_dict: expected a mapping .*, got list"):
+        opt.load_state_dict([("lr", 0.1)])
+
+
+# -- the Optimizer base class, for a user's own optimizer -----------------------------------
+
+class SignMomentum(Optimizer):
+    """p = p - lr * sign(b), with b = beta * b + g: a user's optimizer in a few lines."""
+
+    lr = Real(above=0, hint="e.g. lr=0.01")
+    beta = Real(at_least=0, below=1)
+    flip = Flag()
+    state_slots = ("velocity",)
+
+    def __init__(self, params, lr=0.01, beta=0.5, flip=False):
+        super().__init__(params, lr=lr, beta=beta, flip=flip)
+
+    def update(self, param, step):
+        b = self.slot(param, "velocity")
+        b *= param.data.dtype.type(self.beta)
+        b += param.grad
+        sign = -1 if self.flip else 1
+        param.data -= param.data.dtype.type(sign * self.lr) * np.sign(b)
+
+
+def test_a_subclass_gets_validation_state_dict_and_resume(tmp_path):
+    # By hand: lr = 0.5, beta = 0.5, p0 = [1, 1], g = [1, -1] twice
+    # step 1: b = [1, -1],    p = [0.5, 1.5];  step 2: b = [1.5, -1.5], p = [0, 2]
+    p = Parameter(np.ones(2, np.float32))
+    opt = SignMomentum([p], lr=0.5)
+    p.grad[...] = [1.0, -1.0]
+    opt.step()
+    state = opt.state_dict()
+    assert set(state) == {"lr", "beta", "flip", "step", "velocity.0"}
+    opt.step()
+    assert p.data.tolist() == [0.0, 2.0] and opt.state[p]["velocity"].tolist() == [1.5, -1.5]
+    opt.load_state_dict(state)
+    assert opt.step_count == 1 and opt.state[p]["velocity"].tolist() == [1.0, -1.0]
+    with pytest.raises(ValueError, match=r"^SignMomentum: beta must be a finite number in \[0, 1\), got beta=1.0$"):
+        opt.beta = 1
+    with pytest.raises(TypeError, match=r"^SignMomentum: flip must be True or False"):
+        opt.flip = "no"
+    assert repr(opt) == "SignMomentum(lr=0.5, beta=0.5, flip=False)"
+
+
+def test_a_subclass_must_declare_what_it_passes_and_stores():
+    class Undeclared(SignMomentum):
+        def __init__(self, params):
+            super().__init__(params)
+            self.extra = 1
+
+        def update(self, param, step):
+            self.slot(param, "secret")
+
+    class WrongNames(Optimizer):
+        lr = Real(above=0)
+
+        def __init__(self, params):
+            super().__init__(params, learning_rate=0.1)
+
+    p = Parameter(np.zeros(2))
+    opt = Undeclared([p])
+    with pytest.raises(ValueError, match=r"^Undeclared\.slot: 'secret' is not in Undeclared\.state_slots "
+                                         r"\('velocity',\); declare it there"):
+        opt.step()
+    with pytest.raises(TypeError, match=r"^WrongNames.__init__ passes the hyperparameters \['learning_rate'\] .* "
+                                        r"declares \['lr'\]"):
+        WrongNames([p])
+    with pytest.raises(NotImplementedError, match=r"Optimizer must implement update\(param, step\)"):
+        Optimizer([p]).step()
+    with pytest.raises(TypeError, match=r"Real: give exactly one lower bound"):
+        Real(above=0, at_least=0)
