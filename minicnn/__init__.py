@@ -3,7 +3,23 @@
 from . import functional, schedules
 from .early_stopping import EarlyStopping
 from .gradcheck import GradcheckError, gradcheck
-from .layers import Conv2DVolume, Dense, Flatten, Layer, MaxPool2D, Parameter, ReLU
+from .layers import (
+    AvgPool2D,
+    BatchNorm2D,
+    Conv2DVolume,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    Layer,
+    LeakyReLU,
+    MaxPool2D,
+    Parameter,
+    ReLU,
+    Residual,
+    Sigmoid,
+    Tanh,
+)
 from .layers.base import Buffer
 from .losses import MSE, SoftmaxCrossEntropy
 from .model import Sequential
@@ -16,20 +32,28 @@ __all__ = [
     "SGD",
     "Adam",
     "AdamW",
+    "AvgPool2D",
+    "BatchNorm2D",
     "Buffer",
     "Conv2DVolume",
     "Dense",
+    "Dropout",
     "EarlyStopping",
     "Flatten",
+    "GlobalAvgPool2D",
     "GradcheckError",
     "Layer",
+    "LeakyReLU",
     "MaxPool2D",
     "Optimizer",
     "Parameter",
     "RMSprop",
     "ReLU",
+    "Residual",
     "Sequential",
+    "Sigmoid",
     "SoftmaxCrossEntropy",
+    "Tanh",
     "functional",
     "gradcheck",
     "schedules",

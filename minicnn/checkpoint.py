@@ -12,8 +12,13 @@ A checkpoint is an ordinary numpy ``.npz`` archive (a zip of ``.npy`` files), so
     A 0-d integer array holding :data:`FORMAT_VERSION` (now 1).
 ``optim.<key>``
     When an optimizer's state was saved: one array per entry of its ``state_dict()``.
+``resume.<name>``
+    The model's non-persistent buffers (a Dropout's random generator state): not part of
+    ``state_dict()``, as in PyTorch, but saved so that a resumed run draws the same random
+    numbers as the uninterrupted one. A file without them loads; the buffers then keep
+    their current values.
 
-Keys starting with ``meta.`` or ``optim.`` are reserved, so no model state may use them.
+Keys starting with ``meta.``, ``optim.`` or ``resume.`` are reserved, so no model state may use them.
 A file without ``meta.format_version`` is read as format 1: a plain
 ``np.savez(path, **model.state_dict())`` loads. Every array is numeric, boolean or
 string; object arrays are refused both ways, because reading them means unpickling,
@@ -44,16 +49,20 @@ import numpy as np
 FORMAT_VERSION = 1
 META_PREFIX = "meta."
 OPTIM_PREFIX = "optim."
+RESUME_PREFIX = "resume."
+_RESERVED = (META_PREFIX, OPTIM_PREFIX, RESUME_PREFIX)
 _VERSION_KEY = META_PREFIX + "format_version"
 
 
 # -- the public functions -----------------------------------------------------------------------
 def write_checkpoint(path, state: dict[str, np.ndarray],
-                     optimizer_state: dict[str, np.ndarray] | None = None) -> Path:
+                     optimizer_state: dict[str, np.ndarray] | None = None,
+                     resume_state: dict[str, np.ndarray] | None = None) -> Path:
     """Write a model's state (and optionally an optimizer's) as one checkpoint file.
 
     The layout is the module's file format: ``state`` under its own keys,
-    ``meta.format_version``, and ``optimizer_state`` under ``optim.``. The write is
+    ``meta.format_version``, ``optimizer_state`` under ``optim.`` and ``resume_state``
+    under ``resume.``. The write is
     atomic and keeps an existing file's permissions (see :func:`write_npz_atomically`).
 
     Parameters
@@ -65,6 +74,8 @@ def write_checkpoint(path, state: dict[str, np.ndarray],
         Typically ``model.state_dict()``. No key may start with ``meta.`` or ``optim.``.
     optimizer_state : dict of str to ndarray, optional
         Typically ``optimizer.state_dict()``; ``None`` or ``{}`` saves none.
+    resume_state : dict of str to ndarray, optional
+        The model's non-persistent buffers, by name; ``None`` or ``{}`` saves none.
 
     Returns
     -------
@@ -91,25 +102,27 @@ def write_checkpoint(path, state: dict[str, np.ndarray],
     ...                             optimizer_state={"step": np.array(7)})
     ...     with np.load(path) as raw:
     ...         print(sorted(raw.files))
-    ...     state, optim = read_checkpoint(path)
+    ...     state, optim, _ = read_checkpoint(path)
     ['0.weight', 'meta.format_version', 'optim.step']
     >>> state["0.weight"].shape, int(optim["step"])
     ((2, 3), 7)
     """
     arrays = _checked_arrays(state, "state")
     for key in arrays:
-        if key.startswith((META_PREFIX, OPTIM_PREFIX)):
-            raise ValueError(f"save: state key '{key}' starts with a reserved prefix ('{META_PREFIX}' and "
-                             f"'{OPTIM_PREFIX}' are kept for the format version and the optimizer's state); "
+        if key.startswith(_RESERVED):
+            raise ValueError(f"save: state key '{key}' starts with a reserved prefix ({', '.join(map(repr, _RESERVED))} "
+                             "are kept for the format version, the optimizer's state and what resuming needs); "
                              "rename that parameter or buffer")
     arrays[_VERSION_KEY] = np.array(FORMAT_VERSION)
-    if optimizer_state is not None:
-        for key, value in _checked_arrays(optimizer_state, "optimizer_state").items():
-            arrays[OPTIM_PREFIX + key] = value
+    for prefix, section, name in ((OPTIM_PREFIX, optimizer_state, "optimizer_state"),
+                                  (RESUME_PREFIX, resume_state, "resume_state")):
+        if section is not None:
+            for key, value in _checked_arrays(section, name).items():
+                arrays[prefix + key] = value
     return write_npz_atomically(path, arrays)
 
 
-def read_checkpoint(path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def read_checkpoint(path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Read a checkpoint written by :func:`write_checkpoint` (or a plain state-dict .npz).
 
     Parameters
@@ -123,6 +136,8 @@ def read_checkpoint(path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
         Every array whose key has neither reserved prefix.
     optimizer_state : dict of str to ndarray
         The ``optim.`` arrays with the prefix removed; ``{}`` when none were saved.
+    resume_state : dict of str to ndarray
+        The ``resume.`` arrays with the prefix removed; ``{}`` when none were saved.
 
     Shape
     -----
@@ -152,11 +167,13 @@ def read_checkpoint(path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
     return _split(arrays)
 
 
-def _split(arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The model state, and the optimizer state without its prefix; other meta. keys are ignored."""
-    state = {k: v for k, v in arrays.items() if not k.startswith((META_PREFIX, OPTIM_PREFIX))}
-    optim = {k[len(OPTIM_PREFIX):]: v for k, v in arrays.items() if k.startswith(OPTIM_PREFIX)}
-    return state, optim
+def _split(arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], ...]:
+    """The model state, then the optimizer and resume sections without their prefixes;
+    other meta. keys are ignored."""
+    state = {k: v for k, v in arrays.items() if not k.startswith(_RESERVED)}
+    sections = ({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+                for prefix in (OPTIM_PREFIX, RESUME_PREFIX))
+    return (state, *sections)
 
 
 def write_npz_atomically(path, arrays: dict[str, np.ndarray]) -> Path:

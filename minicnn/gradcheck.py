@@ -20,8 +20,9 @@ def gradcheck(layer: Layer, x, *, eps: float = 1e-6, atol: float = 1e-6, rtol: f
 
     The check works on a float64 deep copy of ``layer`` in training mode (the layer
     itself is untouched). The copy's Buffers are restored before every forward, so a layer
-    whose randomness lives in a Buffer (Dropout) draws the same mask every time. Parameter gradients start from random values, so a backward
-    that overwrites ``param.grad`` instead of adding into it fails too. With a random upstream gradient ``g`` and the scalar
+    whose randomness lives in a Buffer (Dropout) draws the same mask every time. Parameter
+    gradients start from random values, so a backward that overwrites ``param.grad``
+    instead of adding into it fails too. With a random upstream gradient ``g`` and the scalar
     ``L = sum(layer(x) * g)``, it compares ``backward(g)`` (dL/dx) and every
     ``param.grad`` against ``(L(v + eps) - L(v - eps)) / (2 eps)`` entry by entry.
 

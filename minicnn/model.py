@@ -67,7 +67,7 @@ class Sequential(Layer):
         return self.layers[i]
 
     def __repr__(self) -> str:
-        inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        inner = "".join(f"\n  ({i}): " + repr(layer).replace("\n", "\n  ") for i, layer in enumerate(self.layers))
         return f"Sequential({inner}\n)"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -176,13 +176,14 @@ class Sequential(Layer):
     def save(self, path, *, optimizer=None) -> None:
         """Write every parameter and buffer (and optionally an optimizer's state) to one .npz at ``path``.
 
-        Names are the state_dict keys (``0.weight``, ``3.bias``), plus ``meta.format_version``
-        and, with ``optimizer``, its state under ``optim.``. The file is written to a
+        Names are the state_dict keys (``0.weight``, ``3.bias``), plus ``meta.format_version``,
+        the non-persistent buffers (random generator states) under ``resume.`` and, with
+        ``optimizer``, its state under ``optim.``. The file is written to a
         temporary name in the same folder and renamed into place, so a crash never leaves a
         half-written checkpoint nor destroys the previous one. See :mod:`minicnn.checkpoint`.
         """
         checkpoint.write_checkpoint(path, self.state_dict(),
-                                    None if optimizer is None else optimizer.state_dict())
+                                    None if optimizer is None else optimizer.state_dict(), self.resume_state())
 
     def load(self, path, *, optimizer=None) -> None:
         """Load what :meth:`save` wrote, after checking every name and shape.
@@ -199,8 +200,8 @@ class Sequential(Layer):
         FileNotFoundError
             When there is no file at ``path``.
         """
-        state, optim = checkpoint.read_checkpoint(path)
-        problems = self.state_problems(state)
+        state, optim, resume = checkpoint.read_checkpoint(path)
+        problems = self.state_problems(state) + self.resume_problems(resume)
         if problems:
             raise ValueError(f"load: {path} does not fit this model; nothing was changed:\n  "
                              + "\n  ".join(problems))
@@ -209,6 +210,7 @@ class Sequential(Layer):
                 raise ValueError(f"load: {path} holds no optimizer state (save it with save(path, optimizer=...))")
             optimizer.load_state_dict(optim)  # checks its own state before changing anything
         self.load_state_dict(state)
+        self.load_resume_state(resume)
 
 
 def _describe(value) -> str:

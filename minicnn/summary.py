@@ -52,12 +52,18 @@ def probed_output_shape(layer: Layer, shape: tuple) -> tuple | None:
         return None
 
 
-def multiply_accumulates(layer: Layer, out_shape: tuple | None) -> int:
+def multiply_accumulates(layer: Layer, out_shape: tuple | None, in_shape: tuple | None = None) -> int:
     """Multiply-accumulate operations for one sample through ``layer``.
 
     For a conv or dense layer every output element is one dot product with a row of
-    the weight, of length ``weight[0].size`` (C_in*KH*KW, or in_features).
+    the weight, of length ``weight[0].size`` (C_in*KH*KW, or in_features). A container
+    (a Sequential, a Residual) adds up its layers, which needs ``in_shape``.
     """
+    inner = getattr(layer, "layers", None)
+    if isinstance(inner, list) and in_shape is not None:
+        shapes = trace_shapes(inner, in_shape)
+        ins = [tuple(in_shape), *shapes[:-1]]
+        return sum(multiply_accumulates(sub, o, i) for sub, o, i in zip(inner, shapes, ins) if i is not None)
     weight = getattr(layer, "weight", None)
     if out_shape is None or weight is None or not hasattr(weight, "data") or weight.data.ndim < 2:
         return 0
@@ -94,16 +100,19 @@ def trace_shapes(layers: list[Layer], input_shape: tuple, *, probe: bool = True)
 def summary_table(layers: list[Layer], input_shape: tuple) -> str:
     """The text of ``Sequential.summary``: one row per layer, then totals.
 
-    "Params" counts trained values (Parameters), "Buffers" saved but untrained ones
-    (running statistics), as Keras' trainable and non-trainable counts.
+    "Params" counts trained values (Parameters), "Buffers" saved but untrained statistics
+    (running means and variances), as Keras' trainable and non-trainable counts.
     """
     shapes = trace_shapes(layers, (1,) + tuple(input_shape))
+    ins = [(1,) + tuple(input_shape), *shapes[:-1]]
     rows = [("Layer", "Output shape", "Params", "Buffers", "MACs")]
     total_params = total_buffers = total_macs = 0
     for i, (layer, shape) in enumerate(zip(layers, shapes)):
         params = sum(p.data.size for p in layer.parameters())
-        buffers = sum(b.data.size for b in layer.buffers())
-        macs = multiply_accumulates(layer, shape)
+        # saved statistics (BatchNorm's running mean and variance), as Keras' non-trainable
+        # count; not a step counter or a generator's state
+        buffers = sum(b.data.size for b in layer.buffers() if b.persistent and np.issubdtype(b.data.dtype, np.floating))
+        macs = multiply_accumulates(layer, shape, ins[i])
         total_params += params
         total_buffers += buffers
         total_macs += macs

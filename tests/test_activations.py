@@ -1,9 +1,12 @@
-"""ReLU: values, the mask in backward, the derivative at 0, and gradient checks away from the kink."""
+"""ReLU, LeakyReLU, Tanh and Sigmoid: values, backward, the derivative at 0, gradient checks away
+from the kinks, no RuntimeWarning at the ends of the float range; PyTorch as an oracle where installed."""
 
 import numpy as np
 import pytest
+import reference_layers as ref
 
 from minicnn import ReLU, gradcheck
+from minicnn.layers import LeakyReLU, Sigmoid, Tanh
 
 
 def away_from_zero(rng, shape, margin=0.1):
@@ -73,10 +76,141 @@ def test_matches_torch_relu(rng, shape):
     np.testing.assert_array_equal(relu.backward(dout), tx.grad.numpy())
 
 
-@pytest.mark.parametrize("shape", [(1, 5), (4, 3), (1, 1, 3, 4), (2, 3, 4, 5)], ids=["batch1", "2-D", "4-D-batch1", "4-D"])
+GRADCHECK_SHAPES = [(1, 5), (4, 3), (1, 1, 3, 4), (2, 3, 4, 5)]
+GRADCHECK_IDS = ["batch1", "2-D", "4-D-batch1", "4-D"]
+
+
+@pytest.mark.parametrize("shape", GRADCHECK_SHAPES, ids=GRADCHECK_IDS)
 def test_gradcheck(rng, shape):
     assert gradcheck(ReLU(), away_from_zero(rng, shape))
 
 
 def test_relu_has_no_parameters():
     assert ReLU().parameters() == []
+
+
+# -- LeakyReLU, Tanh, Sigmoid -----------------------------------------------------------------
+
+SMOOTH = {"LeakyReLU": lambda: LeakyReLU(), "LeakyReLU(0.2)": lambda: LeakyReLU(0.2),
+          "LeakyReLU(-0.5)": lambda: LeakyReLU(-0.5), "LeakyReLU(3)": lambda: LeakyReLU(3.0), "Tanh": Tanh,
+          "Sigmoid": Sigmoid}
+SMOOTH_IDS = list(SMOOTH)
+
+
+def oracle(layer, x, dout):
+    name = type(layer).__name__
+    return ref.elementwise(name, x, dout, getattr(layer, "negative_slope", 0.0))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("shape", list(SHAPES.values()), ids=list(SHAPES))
+@pytest.mark.parametrize("make", list(SMOOTH.values()), ids=SMOOTH_IDS)
+def test_smooth_activations_match_elementwise_loops(rng, make, shape, dtype):
+    layer = make()
+    x = with_zeros(rng, shape, dtype) * 3
+    dout = rng.standard_normal(shape).astype(dtype)
+    expected_out, expected_dx = oracle(layer, x, dout)
+    out = layer(x)
+    dx = layer.backward(dout)
+    assert out.dtype == dtype and dx.dtype == dtype
+    tol = 1e-14 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(out, expected_out, rtol=tol, atol=tol)
+    np.testing.assert_allclose(dx, expected_dx, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("shape", GRADCHECK_SHAPES, ids=GRADCHECK_IDS)
+@pytest.mark.parametrize("make", list(SMOOTH.values()), ids=SMOOTH_IDS)
+def test_smooth_activations_gradcheck(rng, make, shape):
+    assert gradcheck(make(), away_from_zero(rng, shape) * 2)  # away from LeakyReLU's kink
+
+
+def test_leaky_relu_hand_worked_and_slope_at_zero():
+    leaky = LeakyReLU(0.1)
+    np.testing.assert_allclose(leaky(np.array([-2.0, 0.0, 3.0])), [-0.2, 0.0, 3.0], rtol=1e-15)
+    # the derivative at exactly 0 is the slope, as in PyTorch
+    np.testing.assert_allclose(leaky.backward(np.array([1.0, 1.0, 1.0])), [0.1, 0.1, 1.0], rtol=1e-15)
+
+
+def test_tanh_and_sigmoid_hand_worked():
+    x = np.array([0.0, np.log(3.0)])  # sigmoid(log 3) = 3/4, tanh(log 3) = (9 - 1)/(9 + 1) = 4/5
+    sig, tanh = Sigmoid(), Tanh()
+    np.testing.assert_allclose(sig(x), [0.5, 0.75], rtol=1e-15)
+    np.testing.assert_allclose(sig.backward(np.ones(2)), [0.25, 0.75 * 0.25], rtol=1e-15)
+    np.testing.assert_allclose(tanh(x), [0.0, 0.8], rtol=1e-15)
+    np.testing.assert_allclose(tanh.backward(np.ones(2)), [1.0, 1 - 0.64], rtol=1e-14)
+
+
+EXTREMES = {np.float32: [1e4, 3e38], np.float64: [1e4, 3e38, 1.7e308]}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("make", list(SMOOTH.values())[:1] + [Tanh, Sigmoid], ids=["LeakyReLU", "Tanh", "Sigmoid"])
+def test_no_runtime_warning_at_the_ends_of_the_float_range(make, dtype):
+    # numpy's RuntimeWarnings are errors in the test run: overflow in exp would fail here
+    big = np.array(EXTREMES[dtype], dtype=dtype)
+    x = np.concatenate([-big, big, np.array([0.0, -0.0], dtype=dtype)])
+    layer = make()
+    out = layer(x)
+    dx = layer.backward(np.ones_like(x))
+    assert out.dtype == dx.dtype == dtype
+    assert np.isfinite(out).all() and np.isfinite(dx).all()
+    expected_out, expected_dx = oracle(layer, x, np.ones_like(x))
+    np.testing.assert_allclose(out, expected_out, rtol=1e-6)
+    np.testing.assert_allclose(dx, expected_dx, rtol=1e-6)
+
+
+def test_sigmoid_stays_accurate_far_in_the_tails():
+    # below about -709, exp(-x) overflows: the value must still be exp(x) / (1 + exp(x)), down to
+    # the subnormals, and 0 only past them
+    x = np.array([-40.0, -700.0, -720.0, -800.0])
+    out = Sigmoid()(x)
+    np.testing.assert_allclose(out[:3], np.exp(x[:3]) / (1 + np.exp(x[:3])), rtol=1e-14)
+    assert out[3] == 0.0
+
+
+def test_repr_and_output_shape():
+    assert repr(LeakyReLU()) == "LeakyReLU(negative_slope=0.01)"
+    assert repr(Tanh()) == "Tanh()" and repr(Sigmoid()) == "Sigmoid()"
+    for layer in (LeakyReLU(), Tanh(), Sigmoid()):
+        assert layer.output_shape((2, 3, 4)) == (2, 3, 4)
+        assert layer.parameters() == []
+
+
+@pytest.mark.parametrize(
+    "slope, error, match",
+    [("0.1", TypeError, r"LeakyReLU: negative_slope must be a real number, got '0.1'"),
+     (True, TypeError, r"real number"), (float("inf"), ValueError, r"negative_slope must be finite, got inf")],
+    ids=["string", "bool", "inf"],
+)
+def test_leaky_relu_bad_slope(slope, error, match):
+    with pytest.raises(error, match=match):
+        LeakyReLU(slope)
+
+
+TORCH_FUNCTIONS = {
+    "LeakyReLU": lambda torch, t: torch.nn.functional.leaky_relu(t, 0.01),
+    "LeakyReLU(0.2)": lambda torch, t: torch.nn.functional.leaky_relu(t, 0.2),
+    "LeakyReLU(-0.5)": lambda torch, t: torch.nn.functional.leaky_relu(t, -0.5),
+    "LeakyReLU(3)": lambda torch, t: torch.nn.functional.leaky_relu(t, 3.0),
+    "Tanh": lambda torch, t: torch.tanh(t),
+    "Sigmoid": lambda torch, t: torch.sigmoid(t),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("shape", list(SHAPES.values()), ids=list(SHAPES))
+@pytest.mark.parametrize("name", SMOOTH_IDS)
+def test_smooth_activations_match_torch(rng, name, shape, dtype):
+    torch = pytest.importorskip("torch")
+    layer = SMOOTH[name]()
+    x = with_zeros(rng, shape, dtype) * 4
+    x.reshape(-1)[:2] = [30.0, -30.0]  # saturated ends
+    dout = rng.standard_normal(shape).astype(dtype)
+    out = layer(x)
+    dx = layer.backward(dout)
+    tx = torch.tensor(x.astype(np.float64), requires_grad=True)
+    t_out = TORCH_FUNCTIONS[name](torch, tx)
+    t_out.backward(torch.from_numpy(dout.astype(np.float64)))
+    tol = 1e-14 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(out, t_out.detach().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=tol, atol=tol)

@@ -377,7 +377,7 @@ def test_write_and_read_checkpoint_round_trip(tmp_path, rng, with_optimizer):
             expected_keys |= {"optim.state.0.momentum_buffer", "optim.step"}
         assert set(raw.files) == expected_keys
         assert raw["meta.format_version"].shape == () and int(raw["meta.format_version"]) == 1
-    got_state, got_optim = read_checkpoint(tmp_path / "c.npz")
+    got_state, got_optim, _ = read_checkpoint(tmp_path / "c.npz")
     assert got_state.keys() == state.keys()
     for key, value in state.items():
         assert got_state[key].dtype == value.dtype
@@ -390,7 +390,7 @@ def test_write_and_read_checkpoint_round_trip(tmp_path, rng, with_optimizer):
 def test_a_plain_state_dict_npz_is_format_1(tmp_path, rng):
     state = arrays(rng)
     np.savez(tmp_path / "plain.npz", **state)
-    got_state, got_optim = read_checkpoint(tmp_path / "plain.npz")
+    got_state, got_optim, _ = read_checkpoint(tmp_path / "plain.npz")
     np.testing.assert_array_equal(got_state["0.weight"], state["0.weight"])
     assert got_optim == {}
 

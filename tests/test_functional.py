@@ -148,7 +148,8 @@ def test_im2col_keeps_float32_and_converts_integers():
 
 
 def test_im2col_rejects_a_kernel_larger_than_the_padded_input():
-    with pytest.raises(ValueError, match=r"im2col: kernel_size \(3, 3\) with dilation \(2, 2\) spans \(5, 5\), larger than the padded input \(4, 4\)"):
+    with pytest.raises(ValueError, match=r"im2col: kernel_size \(3, 3\) with dilation \(2, 2\) spans \(5, 5\), "
+                                         r"larger than the padded input \(4, 4\)"):
         F.im2col(np.zeros((1, 1, 4, 4)), 3, dilation=2)
 
 

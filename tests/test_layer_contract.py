@@ -6,31 +6,84 @@ import re
 import numpy as np
 import pytest
 
-from minicnn import Conv2DVolume, Dense, Flatten, MaxPool2D, ReLU, Sequential, gradcheck
+from minicnn import (
+    AvgPool2D,
+    BatchNorm2D,
+    Conv2DVolume,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    Layer,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Residual,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    gradcheck,
+)
 
 
-def _stack():
-    rng = np.random.default_rng(0)
+def _stack(rng):
     return Sequential(Conv2DVolume(2, 3, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2), Flatten(),
                       Dense(3 * 2 * 3, 4, rng=rng))
 
 
-# name: (factory, a good input shape, a bad input that must be refused, the expected message)
-LAYERS = {
-    "Conv2DVolume": (lambda: Conv2DVolume(2, 3, (3, 2), stride=2, padding=1, rng=np.random.default_rng(0)),
+def _block(rng):
+    return Residual(Conv2DVolume(2, 2, 3, padding="same", rng=rng), BatchNorm2D(2), ReLU())
+
+
+# Every public layer class: name -> (factory taking an rng, a good input shape, a bad input that must be
+# refused, the expected message). A layer class exported by minicnn that is missing here fails
+# test_every_public_layer_has_a_case, so a new layer cannot skip these checks. Inputs are random
+# draws, away from kinks (ReLU at 0, max-pool ties) with probability one.
+CASES = {
+    "AvgPool2D": (lambda rng: AvgPool2D(3, stride=2, padding=1), (1, 2, 5, 6), np.zeros((2, 5, 6)), r"x\[None\]"),
+    "BatchNorm2D": (lambda rng: BatchNorm2D(3), (2, 3, 4, 5), np.zeros((2, 4, 4, 5)), r"4 channels, expected 3"),
+    "Conv2DVolume": (lambda rng: Conv2DVolume(2, 3, (3, 2), stride=2, padding="same", rng=rng),
                      (2, 2, 5, 6), np.zeros((2, 3, 5, 6)), r"3 channels, expected 2"),
-    "Dense": (lambda: Dense(4, 3, rng=np.random.default_rng(0)), (2, 4), np.zeros((2, 5)), r"5 features"),
-    "ReLU": (ReLU, (2, 3, 4), np.full((2, 3), "x"), r"numeric"),
-    "Flatten": (Flatten, (2, 3, 4), np.zeros(5), r"at least 2-D"),
-    "MaxPool2D": (lambda: MaxPool2D(2, stride=1, padding=1), (1, 2, 4, 5), np.zeros((2, 4, 5)), r"x\[None\]"),
+    "Dense": (lambda rng: Dense(4, 3, rng=rng), (2, 4), np.zeros((2, 5)), r"5 features"),
+    "Dropout": (lambda rng: Dropout(0.3, rng=rng), (2, 3, 4), np.full((2, 3), "x"), r"numeric"),
+    "Flatten": (lambda rng: Flatten(), (2, 3, 2, 2), np.zeros(5), r"at least 2-D"),
+    "GlobalAvgPool2D": (lambda rng: GlobalAvgPool2D(), (2, 3, 4, 5), np.zeros((3, 4, 5)), r"x\[None\]"),
+    "LeakyReLU": (lambda rng: LeakyReLU(0.1), (2, 3, 4), np.full((2, 3), "x"), r"numeric"),
+    "MaxPool2D": (lambda rng: MaxPool2D(3, stride=2, padding=1), (1, 2, 5, 4), np.zeros((2, 5, 4)), r"x\[None\]"),
+    "ReLU": (lambda rng: ReLU(), (2, 3, 4), np.full((2, 3), "x"), r"numeric"),
+    "Residual": (_block, (2, 2, 4, 5), np.zeros((2, 3, 4, 5)), r"3 channels, expected 2"),
     "Sequential": (_stack, (2, 2, 4, 6), np.zeros((2, 1, 4, 6)), r"1 channel, expected 2"),
+    "Sigmoid": (lambda rng: Sigmoid(), (2, 3, 4), np.full((2, 3), "x"), r"numeric"),
+    "Tanh": (lambda rng: Tanh(), (2, 3, 4), np.full((2, 3), "x"), r"numeric"),
 }
-NAMES = list(LAYERS)
+
+
+def _public_layer_classes():
+    import minicnn
+
+    return sorted(name for name in minicnn.__all__
+                  if isinstance(getattr(minicnn, name), type) and issubclass(getattr(minicnn, name), Layer)
+                  and getattr(minicnn, name) is not Layer)
+
+
+PUBLIC = _public_layer_classes()
+NAMES = PUBLIC
+
+
+def test_every_public_layer_has_a_case():
+    missing = sorted(set(PUBLIC) - set(CASES))
+    assert not missing, f"add these layers to CASES in {__file__}: {missing}"
+
+
+def _case(name, seed=0):
+    make, shape, _, _ = CASES[name]
+    rng = np.random.default_rng(seed)
+    return make(rng), shape, rng
 
 
 def _layer(name):
-    make, shape, _, _ = LAYERS[name]
-    return make(), shape
+    layer, shape, _ = _case(name)
+    return layer, shape
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -57,10 +110,11 @@ def test_backward_returns_the_forward_dtype_whatever_the_upstream_dtype(rng, nam
 @pytest.mark.parametrize("dtype", [np.uint8, np.int64, np.bool_], ids=["uint8", "int64", "bool"])
 def test_integer_input_becomes_float32(rng, name, dtype):
     layer, shape = _layer(name)
+    twin = copy.deepcopy(layer)  # the same state (a Dropout's next mask, BatchNorm's statistics)
     x = rng.integers(0, 256, size=shape).astype(dtype)
     out = layer(x)
     assert out.dtype == np.float32
-    np.testing.assert_allclose(out, layer(x.astype(np.float32)), rtol=1e-6)
+    np.testing.assert_allclose(out, twin(x.astype(np.float32)), rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -75,15 +129,16 @@ def test_backward_with_a_gradient_of_the_wrong_shape(rng, name):
     layer, shape = _layer(name)
     out = layer(rng.standard_normal(shape))
     wrong = out.shape[:-1] + (out.shape[-1] + 1,)
-    expected = rf"{name}\.backward got a gradient of shape {re.escape(str(wrong))}.*output had shape {re.escape(str(out.shape))}"
+    expected = (rf"{name}\.backward got a gradient of shape {re.escape(str(wrong))}"
+                rf".*output had shape {re.escape(str(out.shape))}")
     with pytest.raises(RuntimeError, match=expected):
         layer.backward(np.zeros(wrong))
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_a_refused_input_changes_nothing(rng, name):
-    make, shape, bad, match = LAYERS[name]
-    layer = make()
+    make, shape, bad, match = CASES[name]
+    layer = make(np.random.default_rng(0))
     twin = copy.deepcopy(layer)
     x = rng.standard_normal(shape)
     out = layer(x)
@@ -118,44 +173,7 @@ def test_a_stack_refusing_an_input_midway_changes_nothing(rng):
     np.testing.assert_array_equal(model.backward(dout), twin.backward(dout))
 
 
-# -- every public layer class, from the package's own list -----------------------------------------
-# name: (factory taking an rng, an input shape for it). A layer class exported by minicnn that is
-# missing here fails test_every_public_layer_has_a_case, so a new layer cannot skip these checks.
-# Inputs are drawn away from kinks (ReLU at 0, max-pool ties) by the random draw itself.
-CASES = {
-    "Conv2DVolume": (lambda rng: Conv2DVolume(2, 3, (3, 2), stride=2, padding="same", rng=rng), (2, 2, 5, 6)),
-    "Dense": (lambda rng: Dense(4, 3, rng=rng), (2, 4)),
-    "Flatten": (lambda rng: Flatten(), (2, 3, 2, 2)),
-    "MaxPool2D": (lambda rng: MaxPool2D(3, stride=2, padding=1), (1, 2, 5, 4)),
-    "ReLU": (lambda rng: ReLU(), (2, 3, 4)),
-    "Sequential": (lambda rng: Sequential(Conv2DVolume(2, 3, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2),
-                                          Flatten(), Dense(3 * 2 * 3, 4, rng=rng)), (2, 2, 4, 6)),
-}
-
-
-def _public_layer_classes():
-    import minicnn
-    from minicnn import Layer
-
-    return sorted(name for name in minicnn.__all__
-                  if isinstance(getattr(minicnn, name), type) and issubclass(getattr(minicnn, name), Layer)
-                  and getattr(minicnn, name) is not Layer)
-
-
-PUBLIC = _public_layer_classes()
-
-
-def test_every_public_layer_has_a_case():
-    missing = sorted(set(PUBLIC) - set(CASES))
-    assert not missing, f"add these layers to CASES in {__file__}: {missing}"
-
-
-def _case(name, seed=0):
-    make, shape = CASES[name]
-    rng = np.random.default_rng(seed)
-    return make(rng), shape, rng
-
-
+# -- every public layer class: gradcheck, the dtype rule, eval mode, state_dict ---------------------------
 @pytest.mark.parametrize("name", PUBLIC)
 def test_gradcheck(name):
     layer, shape, rng = _case(name)

@@ -156,7 +156,7 @@ def test_a_memory_mapped_dataset_trains_like_the_array(rng, tmp_path):
     y = rng.integers(0, 3, 40)
     np.save(tmp_path / "X.npy", X)
     mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
-    kwargs = dict(loss=SoftmaxCrossEntropy(), epochs=2, batch_size=8, seed=3, progress=False)
+    kwargs = {"loss": SoftmaxCrossEntropy(), "epochs": 2, "batch_size": 8, "seed": 3, "progress": False}
     a, b = dense_model(), dense_model()
     ha = a.fit(X, y, optimizer=SGD(a.parameters(), lr=0.1), **kwargs)
     hb = b.fit(mapped, y, optimizer=SGD(b.parameters(), lr=0.1), **kwargs)
@@ -250,10 +250,10 @@ def test_a_divergence_error_carries_the_history_so_far(rng):
     model = Sequential(Dense(4, 3, rng=rng), Diverges(at=5))
     X, y = rng.standard_normal((8, 4)), rng.integers(0, 3, 8)
     weights = model.state_dict()
-    with pytest.raises(TrainingDiverged, match=r"epoch 3, batch 1 of 2.*\.history") as info:
-        with np.errstate(invalid="ignore"):
-            model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.01), epochs=4,
-                      batch_size=4, validation_data=(X, y), progress=False)
+    with pytest.raises(TrainingDiverged, match=r"epoch 3, batch 1 of 2.*\.history") as info, \
+            np.errstate(invalid="ignore"):
+        model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.01), epochs=4,
+                  batch_size=4, validation_data=(X, y), progress=False)
     assert isinstance(info.value, ValueError)
     history = info.value.history
     assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
@@ -326,14 +326,13 @@ class BadBackward(Layer):
         if self.mode == "shape":
             return dout[:, :-1]
         if self.mode == "none":
-            dout * 2  # forgot the return  # noqa: B018
-            return None
+            return None  # as a backward whose last line computes dx but forgets `return`
         return dout
 
 
 @pytest.mark.parametrize(("mode", "match"), [
-    ("shape", r"layer 1 \(BadBackward\(\)\)\.backward returned an array of shape \(2, 3\); expected the "
-              r"gradient of its input, an array of shape \(2, 4\)"),
+    ("shape", (r"layer 1 \(BadBackward\(\)\)\.backward returned an array of shape \(2, 3\); expected the "
+               r"gradient of its input, an array of shape \(2, 4\)")),
     ("none", r"layer 1 \(BadBackward\(\)\)\.backward returned None.*return dx"),
 ], ids=["wrong-shape", "forgot-return"])
 def test_a_wrong_backward_is_blamed_on_its_own_layer(rng, mode, match):

@@ -1,10 +1,31 @@
 """The layers of minicnn, each with a hand-derived backward."""
 
-from .activations import ReLU
+from .activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from .base import Layer, Parameter
 from .conv import Conv2DVolume
 from .dense import Dense
-from .pooling import MaxPool2D
+from .dropout import Dropout
+from .normalization import BatchNorm2D
+from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .reshape import Flatten
 
-__all__ = ["Conv2DVolume", "Dense", "Flatten", "Layer", "MaxPool2D", "Parameter", "ReLU"]
+# Last (isort order too): Residual subclasses minicnn.model.Sequential, and model imports .base.
+from .residual import Residual
+
+__all__ = [
+    "AvgPool2D",
+    "BatchNorm2D",
+    "Conv2DVolume",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "GlobalAvgPool2D",
+    "Layer",
+    "LeakyReLU",
+    "MaxPool2D",
+    "Parameter",
+    "ReLU",
+    "Residual",
+    "Sigmoid",
+    "Tanh",
+]

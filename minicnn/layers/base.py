@@ -69,6 +69,10 @@ class Buffer:
         Initial value. A numpy array of real numbers keeps its dtype, integers included
         (a count or a random generator's state must stay exact); Python numbers and
         lists become float32, as for :class:`Parameter`.
+    persistent : bool
+        False keeps the buffer out of ``state_dict()``, as PyTorch's non-persistent
+        buffers: a Dropout's generator state, which has no PyTorch counterpart. A
+        checkpoint still saves it (under ``resume.``), so a resumed run is exact.
 
     Examples
     --------
@@ -78,12 +82,13 @@ class Buffer:
     dtype('int64')
     """
 
-    def __init__(self, data) -> None:
+    def __init__(self, data, persistent: bool = True) -> None:
         if isinstance(data, (np.ndarray, np.generic)) and np.issubdtype(np.asarray(data).dtype, np.integer):
             arr = np.asarray(data)
         else:
             arr = as_float(data, type(self).__name__, "data", keep_half=True)
         self.data = np.array(arr, copy=True)
+        self.persistent = bool(persistent)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -292,12 +297,41 @@ class Layer:
 
     # -- persistence ----------------------------------------------------------------------
     def _state_entries(self) -> dict[str, Parameter | Buffer]:
-        return {n: o for n, o in self._walk() if isinstance(o, (Parameter, Buffer))}
+        return {n: o for n, o in self._walk()
+                if isinstance(o, Parameter) or (isinstance(o, Buffer) and o.persistent)}
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """A copy of every parameter's and buffer's value, keyed by its dotted name
-        (e.g. ``0.weight``, ``1.running_mean``), in definition order."""
+        """A copy of every parameter's and persistent buffer's value, keyed by its dotted
+        name (e.g. ``0.weight``, ``1.running_mean``), in definition order."""
         return {name: entry.data.copy() for name, entry in self._state_entries().items()}
+
+    def resume_state(self) -> dict[str, np.ndarray]:
+        """A copy of every non-persistent buffer (random generator states), by dotted name:
+        what a checkpoint needs beyond ``state_dict()`` to resume exactly."""
+        return {name: b.data.copy() for name, b in self.named_buffers() if not b.persistent}
+
+    def resume_problems(self, state: dict) -> list[str]:
+        """Every reason ``state`` cannot be loaded by :meth:`load_resume_state`; [] if none.
+
+        Entries may be missing (the buffers then keep their values); unknown or misshapen
+        ones are problems.
+        """
+        ours = {name: b for name, b in self.named_buffers() if not b.persistent}
+        problems = [f"unexpected resume entry {name!r}" for name in state.keys() - ours.keys()]
+        problems += [f"resume entry {name!r}: shape {np.shape(state[name])} in the state, {ours[name].shape} "
+                     "in the model" for name in state.keys() & ours.keys() if np.shape(state[name]) != ours[name].shape]
+        return sorted(problems)
+
+    def load_resume_state(self, state: dict) -> None:
+        """Copy the non-persistent buffers given in ``state`` (from :meth:`resume_state`)
+        back, after checking them all; entries not in ``state`` keep their values."""
+        problems = self.resume_problems(state)
+        if problems:
+            raise ValueError(f"{type(self).__name__}.load_resume_state: the state does not fit the model:\n  "
+                             + "\n  ".join(problems))
+        for name, b in self.named_buffers():
+            if name in state and not b.persistent:
+                b.data[...] = np.asarray(state[name]).astype(b.data.dtype, copy=False)
 
     def state_problems(self, state: dict) -> list[str]:
         """Every reason ``state`` cannot be loaded: missing, unexpected or misshapen entries.
