@@ -120,25 +120,29 @@ def read_model_info(path: Path) -> dict:
     return info
 
 
-def save_pictures(model, history, matrix, class_names, image, out: Path) -> list[Path]:
-    """PNG pictures, or [] when matplotlib is missing. Filters and feature maps are drawn for
-    RGB models only: the picture helpers show them as colour images."""
+def save_pictures(model, history, validation, class_names, image, out: Path) -> list[Path]:
+    """PNG pictures drawn with minicnn.plot, or [] when matplotlib is missing.
+
+    ``validation`` is (y_true, y_pred) for the confusion matrix, or None without validation data.
+    """
+    from minicnn import plot
+
+    saved = []
     try:
-        import pictures
-    except ImportError:  # pragma: no cover - depends on the environment
-        return []
-    try:
-        saved = [pictures.save_curves(history, out / "curves.png")]
-        if matrix is not None:
-            saved.append(pictures.save_confusion(matrix, class_names, out / "confusion.png"))
-        if image.shape[0] == 3:
-            saved.append(pictures.save_filters(model, out / "filters.png"))
-            saved.append(pictures.save_feature_maps(model, image, out / "feature_maps.png"))
-        return saved
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("matplotlib"):
+        saved.append(out / "curves.png")
+        plot.history(history, path=saved[-1])
+        if validation is not None:
+            saved.append(out / "confusion.png")
+            plot.confusion(*validation, class_names, path=saved[-1])
+        saved.append(out / "filters.png")
+        plot.filters(model[0], path=saved[-1])
+        saved.append(out / "feature_maps.png")
+        plot.feature_maps(model, image, path=saved[-1])
+    except ImportError as exc:
+        if exc.name == "matplotlib":  # minicnn.plot's own error: the plot extra is not installed
             return []
         raise
+    return saved
 
 
 def main(argv=None) -> int:
@@ -167,7 +171,8 @@ def main(argv=None) -> int:
     except (ImportError, OSError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
     if len(class_names) < 2:
-        raise SystemExit(f"error: {args.root} holds one class folder ({class_names[0]}); a classifier needs two or more")
+        raise SystemExit(f"error: {args.root} holds one class folder ({class_names[0]}); "
+                         "a classifier needs two or more")
     rng = np.random.default_rng(args.seed)
     if args.limit is not None and args.limit < len(X):
         keep = np.sort(rng.permutation(len(X))[:args.limit])
@@ -190,10 +195,11 @@ def main(argv=None) -> int:
                         epochs=args.epochs, batch_size=args.batch_size,
                         validation_data=(X_val, y_val) if len(X_val) else None, seed=args.seed, progress=True)
 
-    matrix = None
+    matrix = validation = None
     if len(X_val):
         predicted = model.predict(X_val).argmax(axis=1)
         matrix = confusion_matrix(y_val, predicted, len(class_names))
+        validation = (y_val, predicted)
         print(format_confusion(matrix, class_names).replace("confusion matrix", "validation confusion matrix", 1))
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -203,7 +209,8 @@ def main(argv=None) -> int:
         "input_shape": list(input_shape), "grayscale": args.grayscale, "widths": list(widths),
     })
     print(f"saved the model to {args.out / 'model.npz'} and its classes and input shape to {args.out / 'model.json'}")
-    pictures = save_pictures(model, history, matrix, class_names, (X_val if len(X_val) else X_train)[0], args.out)
+    image = (X_val if len(X_val) else X_train)[0]
+    pictures = save_pictures(model, history, validation, class_names, image, args.out)
     if pictures:
         print("saved pictures:", ", ".join(str(p) for p in pictures))
     else:

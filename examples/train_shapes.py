@@ -40,24 +40,24 @@ def format_confusion(matrix: np.ndarray, classes: tuple[str, ...]) -> str:
     return "\n".join(["confusion matrix (rows: true class, columns: predicted)", head, *rows])
 
 
-def save_pictures(model, history, matrix, X_test, y_test, out: Path) -> list[Path]:
-    """PNG pictures, or [] with a hint when matplotlib is missing."""
+def save_pictures(model, history, X_test, y_test, predicted, out: Path) -> list[Path]:
+    """PNG pictures drawn with minicnn.plot, or [] when matplotlib is missing."""
+    from minicnn import plot
+
+    paths = [out / name for name in ("filters.png", "feature_maps.png", "confusion.png", "curves.png")]
     try:
-        import pictures
-    except ImportError:  # pragma: no cover - depends on the environment
-        return []
-    try:
-        return [
-            pictures.save_filters(model, out / "filters.png"),
-            pictures.save_feature_maps(model, X_test[0], out / "feature_maps.png",
-                                       f"a test image ({CLASSES[y_test[0]]}) and its feature maps"),
-            pictures.save_confusion(matrix, CLASSES, out / "confusion.png"),
-            pictures.save_curves(history, out / "curves.png"),
-        ]
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("matplotlib"):
+        plot.filters(model[0], path=paths[0])
+        maps = plot.feature_maps(model, X_test[0])
+        maps.suptitle(f"a test image ({CLASSES[y_test[0]]}) and its feature maps after each layer "
+                      "(at most 8 maps per layer)", fontsize=9)
+        maps.savefig(paths[1], dpi=90)  # many small noisy maps: 90 dpi keeps the file under 100 kB
+        plot.confusion(y_test, predicted, CLASSES, path=paths[2])
+        plot.history(history, path=paths[3])
+    except ImportError as exc:
+        if exc.name == "matplotlib":  # minicnn.plot's own error: the plot extra is not installed
             return []
         raise
+    return paths
 
 
 def main(argv=None) -> int:
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     model.save(args.out / "model.npz")
     print(f"saved the model to {args.out / 'model.npz'}")
-    pictures = save_pictures(model, history, matrix, X_test, y_test, args.out)
+    pictures = save_pictures(model, history, X_test, y_test, predicted, args.out)
     if pictures:
         print("saved pictures:", ", ".join(str(p) for p in pictures))
     else:

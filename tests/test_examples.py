@@ -42,20 +42,37 @@ def test_train_shapes_smoke_run_reports_and_saves(trained):
         assert "0.weight" in f.files
 
 
+def check_picture(path: Path, max_bytes: int) -> None:
+    """A real image (PNG or GIF), small enough for the README, with something drawn on it."""
+    from PIL import Image
+
+    assert path.stat().st_size < max_bytes, f"{path.name}: {path.stat().st_size} bytes"
+    with Image.open(path) as im:
+        assert im.format == path.suffix[1:].upper(), path.name
+        pixels = np.asarray(im.convert("L"), dtype=np.float64)
+    assert pixels.var() > 50, f"{path.name} looks blank"
+
+
+def without_matplotlib(tmp_path: Path) -> dict:
+    """An environment whose matplotlib fails to import, as it does when it is not installed."""
+    fake = tmp_path / "fake" / "matplotlib"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        'raise ModuleNotFoundError("No module named \'matplotlib\'", name="matplotlib")\n')
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(fake.parent), os.environ.get("PYTHONPATH")])))
+
+
 @pytest.mark.skipif(not HAS_MATPLOTLIB, reason="pictures need the plot extra (matplotlib)")
 def test_train_shapes_draws_its_pictures(trained):
-    out, _ = trained
-    for name in ("filters.png", "feature_maps.png", "confusion.png", "curves.png"):
-        data = (out / name).read_bytes()
-        assert data.startswith(b"\x89PNG"), name
+    out, stdout = trained
+    names = ("filters.png", "feature_maps.png", "confusion.png", "curves.png")
+    for name in names:
+        check_picture(out / name, 200_000)
+    assert "saved pictures: " + ", ".join(str(out / name) for name in names) in stdout
 
 
 def test_train_shapes_without_matplotlib_says_how_to_get_pictures(tmp_path):
-    # A stand-in package that fails to import, as matplotlib does when it is not installed.
-    fake = tmp_path / "fake" / "matplotlib"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text('raise ModuleNotFoundError("No module named \'matplotlib\'", name="matplotlib")\n')
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(fake.parent), os.environ.get("PYTHONPATH")])))
+    env = without_matplotlib(tmp_path)
     out = tmp_path / "run"
     stdout = run("train_shapes.py", "--limit", "100", "--epochs", "1", "--out", str(out), cwd=tmp_path, env=env)
     assert 'pip install -e ".[plot]"' in stdout
@@ -98,6 +115,30 @@ def test_convolutions_walks_through_the_ideas(tmp_path):
     assert "[[37. 47.]\n [67. 77.]]" in stdout
     assert "output volume (4, 30, 30)" in stdout and "gives the same volume: True" in stdout
     assert "(4, 6, 6)" in stdout  # a filter shallower than the volume slides along depth
+
+
+CONVOLUTION_PICTURES = ("conv1d_steps.png", "conv2d_steps.png", "conv_volume_steps.png", "conv_depth_steps.png",
+                        "edge_channels.png", "conv2d_sliding.gif")
+
+
+@pytest.mark.skipif(not HAS_MATPLOTLIB, reason="pictures need the plot extra (matplotlib)")
+def test_convolutions_draws_every_idea_small_enough_for_the_readme(tmp_path):
+    out = tmp_path / "pictures"
+    stdout = run("convolutions.py", "--pictures", str(out), cwd=tmp_path)
+    assert "[[37. 47.]\n [67. 77.]]" in stdout  # still prints everything it printed before
+    assert sorted(p.name for p in out.iterdir()) == sorted(CONVOLUTION_PICTURES)
+    for name in CONVOLUTION_PICTURES:
+        assert f"  {name}: " in stdout
+        check_picture(out / name, 1_000_000 if name.endswith(".gif") else 100_000)
+
+
+def test_convolutions_pictures_without_matplotlib_say_how_to_get_them(tmp_path):
+    result = subprocess.run([sys.executable, str(EXAMPLES / "convolutions.py"), "--pictures", str(tmp_path / "out")],
+                            cwd=tmp_path, env=without_matplotlib(tmp_path), capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 1, result.stderr
+    assert 'no pictures: ' in result.stdout and 'pip install -e ".[plot]"' in result.stdout
+    assert "conv1d(x, w) = [-1. -2. -2.]" in result.stdout  # the text part still ran
 
 
 def test_custom_layer_checks_and_trains(tmp_path):

@@ -473,7 +473,7 @@ def test_train_folder_grayscale_and_predict_with_it(user_folder, tmp_path):
     assert "of shape (1, 16, 20)" in stdout and stdout.strip().splitlines()[-1].startswith("training accuracy: ")
     info = json.loads((out / "model.json").read_text())
     assert info["input_shape"] == [1, 16, 20] and info["grayscale"] is True
-    assert not (out / "filters.png").exists()  # colour pictures of filters are for RGB models
+    assert (out / "filters.png").exists()  # one grey tile per filter for a one-channel model
     image = list_images(user_folder)[0]
     line = run("predict.py", "--model", out / "model.npz", image, cwd=tmp_path).stdout.strip()
     assert re.fullmatch(re.escape(str(image)) + r": (circle|horizontal_edge|vertical_edge) +[\d.]+%", line)

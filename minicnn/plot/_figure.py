@@ -1,0 +1,128 @@
+"""What every picture shares: matplotlib imported on demand, figures without pyplot, saving.
+
+Figures are built from :class:`matplotlib.figure.Figure` directly, never through pyplot, so
+drawing one neither needs a display nor touches the backend or the figures a user already
+has open. Saving a PNG goes through Agg whatever the global backend is.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+INSTALL_HINT = 'pip install -e ".[plot]"'
+
+
+def require_matplotlib(owner: str):
+    """Import matplotlib, or raise an ImportError that says how to install it."""
+    try:
+        import matplotlib
+        import matplotlib.figure
+    except ImportError as exc:
+        # A dependency of matplotlib that is missing (Pillow, say) deserves its own name.
+        missing = "" if exc.name is None or exc.name.split(".")[0] == "matplotlib" else f" ({exc})"
+        why = f"could not be imported{missing}" if missing else "is not installed"
+        raise ImportError(f"{owner} draws with matplotlib, which {why}: {INSTALL_HINT} (or pip install matplotlib)",
+                          name="matplotlib") from exc
+    return matplotlib
+
+
+def canvas(owner: str, ax, figsize: tuple[float, float]):
+    """The root Figure and the (sub)figure to draw a multi-panel picture into.
+
+    With ``ax=None`` both are a new constrained-layout Figure of ``figsize`` inches. With an
+    Axes, that Axes is replaced by a subfigure occupying its slot of the grid, so several
+    pictures can share one figure.
+    """
+    require_matplotlib(owner)
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    if ax is None:
+        fig = Figure(figsize=figsize, layout="constrained")
+        return fig, fig
+    if not isinstance(ax, Axes):
+        raise TypeError(f"{owner}: ax is a {type(ax).__name__}; expected a matplotlib Axes or None")
+    spec = ax.get_subplotspec()
+    if spec is None:
+        raise ValueError(f"{owner}: ax has no place in a grid (it was not made by add_subplot or subplots); "
+                         "make it with fig.add_subplot(...) or pass ax=None for a new figure")
+    parent = ax.figure  # a Figure or a SubFigure
+    ax.remove()
+    return parent.figure, parent.add_subfigure(spec)
+
+
+def single_axes(owner: str, ax, figsize: tuple[float, float]):
+    """The root Figure and one Axes: ``ax`` itself, or the only Axes of a new Figure."""
+    require_matplotlib(owner)
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    if ax is None:
+        fig = Figure(figsize=figsize, layout="constrained")
+        return fig, fig.add_subplot()
+    if not isinstance(ax, Axes):
+        raise TypeError(f"{owner}: ax is a {type(ax).__name__}; expected a matplotlib Axes or None")
+    return ax.figure.figure, ax
+
+
+def check_path(owner: str, path, suffixes: tuple[str, ...] | None = None):
+    """``path`` as given (None or path-like), or a TypeError/ValueError before anything is drawn."""
+    if path is None:
+        return None
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{owner}: path is a {type(path).__name__}; expected a str or os.PathLike "
+                        "(e.g. 'picture.png') or None")
+    if suffixes and not os.fspath(path).lower().endswith(suffixes):
+        raise ValueError(f"{owner}: path {os.fspath(path)!r} must end in {' or '.join(suffixes)}")
+    return path
+
+
+def check_dpi(owner: str, dpi) -> float:
+    if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not 10 <= dpi <= 1000:
+        raise ValueError(f"{owner}: dpi={dpi!r}; expected a number from 10 to 1000 (e.g. 100)")
+    return float(dpi)
+
+
+def finish(fig, path, dpi: float):
+    """Save ``fig`` to ``path`` (when given) at ``dpi`` and return it.
+
+    No ``bbox_inches="tight"``: the file is exactly the figure's size in inches times dpi,
+    and constrained layout already keeps labels inside it.
+    """
+    if path is not None:
+        fig.savefig(path, dpi=dpi)
+    return fig
+
+
+def symmetric_limit(a: np.ndarray) -> float:
+    """The largest magnitude in ``a``, so a colour scale from -limit to +limit puts 0 in its
+    middle (1 for an all-zero array, which then shows as the neutral colour)."""
+    limit = float(np.max(np.abs(a))) if a.size else 0.0
+    return limit if limit > 0 and np.isfinite(limit) else 1.0
+
+
+def grid_shape(n: int, max_cols: int) -> tuple[int, int]:
+    """(rows, cols) of a near-square grid for ``n`` panels, at most ``max_cols`` wide."""
+    cols = max(1, min(max_cols, int(np.ceil(np.sqrt(n)))))
+    return -(-n // cols), cols
+
+
+def mosaic(tiles: np.ndarray, per_row: int) -> np.ndarray:
+    """Tiles (T, h, w) or (T, h, w, 4) side by side in rows of ``per_row``, as one image.
+
+    The gaps between tiles are NaN (grey tiles) or transparent (RGBA tiles), so one imshow
+    draws them all. A gap is an eighth of a tile, at least one pixel.
+    """
+    t, h, w = tiles.shape[:3]
+    rows = -(-t // per_row)
+    cols = min(per_row, t)
+    gap = max(1, h // 8)
+    blank = np.nan if tiles.ndim == 3 else 0.0  # NaN: drawn as nothing; RGBA: alpha 0
+    tiles = tiles.astype(np.float64)
+    padded = np.full((rows * cols, h + gap, w + gap) + tiles.shape[3:], blank)
+    padded[:t, :h, :w] = tiles
+    image = padded.reshape((rows, cols, h + gap, w + gap) + tiles.shape[3:])
+    image = image.swapaxes(1, 2).reshape((rows * (h + gap), cols * (w + gap)) + tiles.shape[3:])
+    return image[: rows * (h + gap) - gap, : cols * (w + gap) - gap]
