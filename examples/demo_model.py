@@ -1,10 +1,21 @@
-"""The demo network, in one place so training, prediction and the benchmark agree on it."""
+"""The demo networks, in one place so training, prediction and the benchmark agree on them."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from minicnn import Conv2DVolume, Dense, Flatten, MaxPool2D, ReLU, Sequential
+from minicnn import (
+    BatchNorm2D,
+    Conv2DVolume,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    MaxPool2D,
+    ReLU,
+    Residual,
+    Sequential,
+)
 
 
 def build_demo_model(n_classes: int = 6, rng: np.random.Generator | None = None,
@@ -27,3 +38,36 @@ def build_demo_model(n_classes: int = 6, rng: np.random.Generator | None = None,
         layers += [Conv2DVolume(channels, width, 3, padding="same", rng=rng), ReLU(), MaxPool2D(2)]
         channels, size = width, size // 2
     return Sequential(*layers, Flatten(), Dense(channels * size * size, n_classes, rng=rng))
+
+
+def build_residual_model(n_classes: int = 6, rng: np.random.Generator | None = None,
+                         widths: tuple[int, ...] = (16, 24, 48), dropout: float = 0.2) -> Sequential:
+    """A small residual network for 3x32x32 images: the second demo.
+
+    Shape
+    -----
+    (N, 3, 32, 32) -> (N, n_classes) logits
+
+    A conv3x3-BN-ReLU stem and a 2x2 max pool (32 -> 16), then one stage per further width:
+    conv3x3-BN-ReLU to set the width, a residual block ``x + BN(conv(ReLU(BN(conv(x)))))``
+    and a ReLU, with a max pool between stages (16 -> 8). The residual path carries the
+    gradient to the early layers unchanged, and BatchNorm keeps each layer's input at a
+    steady scale, so a larger learning rate trains. Global average pooling turns each last
+    map into one number, so the classifier has ``widths[-1]`` inputs whatever the image size,
+    and Dropout keeps it from leaning on a few of them. The convs before a BatchNorm have no
+    bias: BatchNorm subtracts the mean, which would cancel it.
+    """
+    def conv(c_in, c_out):
+        return Conv2DVolume(c_in, c_out, 3, padding="same", bias=False, rng=rng)
+
+    stem = widths[0]
+    layers = [conv(3, stem), BatchNorm2D(stem), ReLU(), MaxPool2D(2)]
+    channels = stem
+    for stage, width in enumerate(widths[1:]):
+        if stage > 0:
+            layers.append(MaxPool2D(2))
+        layers += [conv(channels, width), BatchNorm2D(width), ReLU(),
+                   Residual(conv(width, width), BatchNorm2D(width), ReLU(), conv(width, width), BatchNorm2D(width)),
+                   ReLU()]
+        channels = width
+    return Sequential(*layers, GlobalAvgPool2D(), Dropout(dropout, rng=rng), Dense(channels, n_classes, rng=rng))

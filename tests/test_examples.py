@@ -146,3 +146,24 @@ def test_custom_layer_checks_and_trains(tmp_path):
     assert "gradcheck passed" in stdout
     assert "1.gain" in stdout  # the custom Parameter was discovered
     assert stdout.strip().splitlines()[-1].startswith("test accuracy: ")
+
+
+def test_train_resnet_smoke_run_uses_the_modern_tools(tmp_path):
+    stdout = run("train_resnet.py", "--limit", "200", "--epochs", "2", "--batch-size", "50", "--out", str(tmp_path),
+                 cwd=tmp_path)
+    lines = stdout.strip().splitlines()
+    assert lines[-1].startswith("test accuracy: ")
+    for layer in ("BatchNorm2D", "Residual", "GlobalAvgPool2D", "Dropout"):
+        assert layer in stdout  # in the summary
+    assert "Non-trainable parameters (buffers):" in stdout
+    epoch_lines = [line for line in lines if line.startswith("epoch ") and ": loss" in line]
+    assert len(epoch_lines) == 2 and all(" - lr " in line and "val_loss" in line for line in epoch_lines)
+    # the cosine schedule with one warm-up epoch: the peak rate, then the cosine's second value
+    assert epoch_lines[0].endswith("lr 0.003") and epoch_lines[1].endswith("lr 0.003")
+    assert "best epoch:" in stdout
+    with np.load(tmp_path / "model.npz", allow_pickle=False) as f:
+        assert {"1.running_mean", "1.num_batches_tracked", "meta.format_version", "optim.step"} <= set(f.files)
+        assert any(key.startswith("resume.") for key in f.files)  # the Dropout's generator state
+    if HAS_MATPLOTLIB:
+        for name in ("filters.png", "feature_maps.png", "confusion.png", "curves.png"):
+            check_picture(tmp_path / name, 200_000)
