@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, however it is run
 
 from demo_model import build_residual_model
-from train_shapes import confusion_matrix, format_confusion, save_pictures
+from train_shapes import report_on_test_set
 
 from minicnn import AdamW, EarlyStopping, SoftmaxCrossEntropy
 from minicnn.datasets import CLASSES, load_shapes
@@ -65,23 +65,8 @@ def main(argv=None) -> int:
                         batch_size=args.batch_size, validation_split=0.1, seed=args.seed,
                         lr_schedule=schedule, early_stopping=stopper)
     print(f"best epoch: {stopper.best_epoch} (val_loss {stopper.best_value:.4f}); its weights are kept")
-
-    predicted = model.predict(X_test).argmax(axis=1)
-    accuracy = float(np.mean(predicted == y_test))
-    print(format_confusion(confusion_matrix(y_test, predicted, len(CLASSES)), CLASSES))
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    model.save(args.out / "model.npz", optimizer=optimizer)
-    print(f"saved the model and its optimizer state to {args.out / 'model.npz'}")
-    pictures = save_pictures(model, history, X_test, y_test, predicted, args.out)
-    if pictures:
-        print("saved pictures:", ", ".join(str(p) for p in pictures))
-    else:
-        print('matplotlib is not installed, so no pictures: pip install -e ".[plot]" to get them')
-    print(f"total time: {time.perf_counter() - start:.1f} s (data, training and evaluation)")
-    print(f"test accuracy: {accuracy:.4f}")
+    report_on_test_set(model, history, X_test, y_test, args.out, start, optimizer=optimizer)
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

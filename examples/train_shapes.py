@@ -89,23 +89,27 @@ def main(argv=None) -> int:
     history = model.fit(X_train, y_train, loss=SoftmaxCrossEntropy(), optimizer=optimizer,
                         epochs=args.epochs, batch_size=args.batch_size,
                         validation_data=(X_val, y_val), seed=args.seed)
+    report_on_test_set(model, history, X_test, y_test, args.out, start)
+    return 0
 
+
+def report_on_test_set(model, history, X_test, y_test, out: Path, start: float, optimizer=None) -> float:
+    """The end of a demo: confusion matrix, model.npz (with the optimizer's state when given),
+    pictures, total time and test accuracy, printed; returns the accuracy."""
     predicted = model.predict(X_test).argmax(axis=1)
     accuracy = float(np.mean(predicted == y_test))
-    matrix = confusion_matrix(y_test, predicted, len(CLASSES))
-    print(format_confusion(matrix, CLASSES))
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    model.save(args.out / "model.npz")
-    print(f"saved the model to {args.out / 'model.npz'}")
-    pictures = save_pictures(model, history, X_test, y_test, predicted, args.out)
+    print(format_confusion(confusion_matrix(y_test, predicted, len(CLASSES)), CLASSES))
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "model.npz", optimizer=optimizer)
+    print(f"saved the model{' and its optimizer state' if optimizer else ''} to {out / 'model.npz'}")
+    pictures = save_pictures(model, history, X_test, y_test, predicted, out)
     if pictures:
         print("saved pictures:", ", ".join(str(p) for p in pictures))
     else:
         print('matplotlib is not installed, so no pictures: pip install -e ".[plot]" to get them')
     print(f"total time: {time.perf_counter() - start:.1f} s (data, training and evaluation)")
     print(f"test accuracy: {accuracy:.4f}")
-    return 0
+    return accuracy
 
 
 if __name__ == "__main__":
