@@ -24,27 +24,22 @@ A file without ``meta.format_version`` is read as format 1: a plain
 string; object arrays are refused both ways, because reading them means unpickling,
 which can run arbitrary code. A change to this layout must raise :data:`FORMAT_VERSION`.
 
-Writes are atomic: the archive goes to a temporary file
-``.<name>.<pid>.<host>.<random>.tmp`` in the target's own folder, is flushed to disk and
-then renamed over the target, so a crash leaves either the old file or the new one.
+Writes are atomic, keep an existing file's permissions and follow symbolic links: see
+:mod:`minicnn._atomic`.
 """
 
 from __future__ import annotations
 
 import codecs
-import errno
-import hashlib
 import os
 import re
-import secrets
-import socket
-import stat
 import zipfile
 import zlib
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
+
+from ._atomic import locate, write_atomically
 
 FORMAT_VERSION = 1
 META_PREFIX = "meta."
@@ -110,9 +105,10 @@ def write_checkpoint(path, state: dict[str, np.ndarray],
     arrays = _checked_arrays(state, "state")
     for key in arrays:
         if key.startswith(_RESERVED):
-            raise ValueError(f"save: state key '{key}' starts with a reserved prefix ({', '.join(map(repr, _RESERVED))} "
-                             "are kept for the format version, the optimizer's state and what resuming needs); "
-                             "rename that parameter or buffer")
+            reserved = ", ".join(map(repr, _RESERVED))
+            raise ValueError(f"save: state key '{key}' starts with a reserved prefix ({reserved} are kept for "
+                             "the format version, the optimizer's state and what resuming needs); rename that "
+                             "parameter or buffer")
     arrays[_VERSION_KEY] = np.array(FORMAT_VERSION)
     for prefix, section, name in ((OPTIM_PREFIX, optimizer_state, "optimizer_state"),
                                   (RESUME_PREFIX, resume_state, "resume_state")):
@@ -151,7 +147,7 @@ def read_checkpoint(path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
         When the file is not a readable .npz (see :func:`read_npz`), or its
         ``meta.format_version`` is not the 0-d integer :data:`FORMAT_VERSION`.
     """
-    where = _locate(path, "load")
+    where = locate(path, "load")
     arrays = read_npz(path)
     version = arrays.pop(_VERSION_KEY, None)
     if version is None:
@@ -177,23 +173,13 @@ def _split(arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], ...]:
 
 
 def write_npz_atomically(path, arrays: dict[str, np.ndarray]) -> Path:
-    """Write ``arrays`` to exactly ``path`` as an .npz, atomically.
-
-    The archive goes to a temporary file in the target's folder, is flushed to disk and
-    renamed over the target, and the folder is flushed too: a crash at any moment leaves
-    the previous file or the complete new one, never a half-written one. On any error the
-    temporary file is removed and the previous file is untouched.
-
-    ``~`` is expanded. A symbolic link is followed: the file it points to is replaced and
-    the link stays a link (a dangling link creates its target when the target's folder
-    exists). A replaced file keeps its permission bits; a new file gets those of any new
-    file (``0o666`` less the umask). Temporary files left by writers of the same target
-    that were killed (their process is gone from this machine) are removed first.
+    """Write ``arrays`` as an .npz at exactly ``path``, atomically (see :mod:`minicnn._atomic`).
 
     Parameters
     ----------
     path : str or os.PathLike
-        The file to write; no ``.npz`` is appended.
+        The file to write; no ``.npz`` is appended. ``~`` is expanded, a symbolic link is
+        followed, and a replaced file keeps its permissions.
     arrays : dict of str to ndarray
         Passed to ``np.savez`` as keyword arguments.
 
@@ -205,43 +191,9 @@ def write_npz_atomically(path, arrays: dict[str, np.ndarray]) -> Path:
     Shape
     -----
     Every array is stored with its shape and dtype unchanged.
-
-    Raises
-    ------
-    OSError (FileNotFoundError, PermissionError, IsADirectoryError, ...)
-        Worded with ``path`` as given (and as resolved, when that differs) and the fix;
-        never with the temporary file's name. A read-only file is refused, as ``open``
-        would refuse it, rather than replaced.
-    TypeError, ValueError
-        When ``path`` is not a str or path, is empty, or names something other than a
-        regular file (a device, say).
     """
-    where = _locate(path, "save")
-    target = where.resolved
-    folder = os.path.dirname(target)
-    existing = _check_target(where, folder)
-    _remove_stale_temp_files(target)
-    tmp = _temp_path(target, os.getpid())
-    try:
-        # "x": a fresh name that clobbers nothing, created 0o666 less the umask, as any new file.
-        f = open(tmp, "xb")  # noqa: SIM115 - closed below, before the rename
-    except OSError as exc:
-        raise _save_error(exc, where, folder, existing) from None
-    try:
-        with f:
-            np.savez(f, **arrays)  # a file object: numpy appends no ".npz" to the name
-            f.flush()
-            os.fsync(f.fileno())
-        if existing is not None:
-            _copy_owner_and_mode(existing, tmp)
-        os.replace(tmp, target)
-    except BaseException as exc:
-        _unlink_quietly(tmp)
-        if isinstance(exc, OSError):
-            raise _save_error(exc, where, folder, existing, str(tmp)) from None
-        raise
-    _fsync_folder(folder)
-    return Path(where.expanded)
+    # A file object: numpy appends no ".npz" to the name.
+    return write_atomically(path, lambda f: np.savez(f, **arrays), "save", ".npz")
 
 
 def read_npz(path) -> dict[str, np.ndarray]:
@@ -271,7 +223,7 @@ def read_npz(path) -> dict[str, np.ndarray]:
         arrays (pickled Python objects). Every message says ``not a readable minicnn
         checkpoint`` and names ``path`` as given.
     """
-    where = _locate(path, "load")
+    where = locate(path, "load")
     bad = f"load: {where.shown} is not a readable minicnn checkpoint"
     if os.path.isdir(where.expanded):
         raise ValueError(f"{bad}: it is not an .npz archive but a folder; give the file inside it, such as "
@@ -298,169 +250,6 @@ def read_npz(path) -> dict[str, np.ndarray]:
         except _READ_ERRORS as exc:
             raise ValueError(f"{bad}: the .npz archive is truncated or corrupt ({type(exc).__name__}: "
                              f"{exc}); save it again or restore a copy") from None
-
-
-# -- paths and messages -----------------------------------------------------------------------
-class _Where(NamedTuple):
-    given: str      # as the user wrote it: every message names this
-    expanded: str   # ~ expanded: what the caller gets back
-    resolved: str   # symlinks followed, absolute: the file that is really read or replaced
-    shown: str      # given, plus the resolved path when the two differ
-
-
-def _locate(path, verb: str) -> _Where:
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{verb}: path must be a str or os.PathLike, got {type(path).__name__}; "
-                        "pass a file name such as 'model.npz'")
-    given = os.fspath(path)
-    if not isinstance(given, str):
-        raise TypeError(f"{verb}: path must be text, got {type(given).__name__} {given!r}; decode it first")
-    if not given:
-        raise ValueError(f"{verb}: path is empty; give a file name such as 'model.npz'")
-    expanded = os.path.expanduser(given)
-    resolved = os.path.realpath(expanded)
-    same = resolved == os.path.abspath(given)
-    return _Where(given, expanded, resolved, f"'{given}'" if same else f"'{given}' (= '{resolved}')")
-
-
-def _check_target(where: _Where, folder: str) -> os.stat_result | None:
-    """What is at the target now (None: nothing); raises, naming the fix, when it cannot be written."""
-    if where.given.endswith(("/", os.sep)) or os.path.isdir(where.resolved):
-        raise IsADirectoryError(f"save: {where.shown} is a folder; give a file name inside it, such as "
-                                f"'{os.path.join(where.given, 'model.npz')}'")
-    if os.path.islink(where.resolved):  # realpath stops on a loop of links
-        raise OSError(f"save: {where.shown} is a symbolic link that loops back on itself; remove the link "
-                      "or point it at a file")
-    shown_folder = (os.path.dirname(where.given) or ".") if where.shown == f"'{where.given}'" else folder
-    if not os.path.isdir(folder):
-        if os.path.exists(folder):
-            raise NotADirectoryError(f"save: cannot write {where.shown}: '{shown_folder}' is a file, not a "
-                                     "folder; choose another path")
-        raise FileNotFoundError(f"save: cannot write {where.shown}: folder '{shown_folder}' does not exist; "
-                                f"create it first, e.g. os.makedirs('{shown_folder}', exist_ok=True)")
-    try:
-        existing = os.stat(where.resolved)
-    except FileNotFoundError:
-        return None
-    if not stat.S_ISREG(existing.st_mode):
-        raise ValueError(f"save: {where.shown} exists and is not a regular file; give a file path")
-    # The rename could replace a read-only file; refuse, as a plain open() for writing would.
-    if not os.access(where.resolved, os.W_OK):
-        raise PermissionError(f"save: {where.shown} is read-only (mode {stat.S_IMODE(existing.st_mode):o}); "
-                              "make it writable (chmod u+w) or save under another name. Nothing was changed")
-    return existing
-
-
-_REASONS = {
-    errno.EACCES: "no permission to create files in folder '{folder}'; save into a folder you can write to",
-    errno.EPERM: "no permission to create files in folder '{folder}'; save into a folder you can write to",
-    errno.EROFS: "folder '{folder}' is on a read-only file system; save somewhere else",
-    errno.ENOSPC: "the disk holding '{folder}' is full; free some space or save somewhere else",
-    errno.EDQUOT: "your disk quota for '{folder}' is used up; free some space or save somewhere else",
-    errno.ENAMETOOLONG: "the file name is too long for this file system; choose a shorter one",
-    errno.ENOENT: "folder '{folder}' disappeared while saving; create it and save again",
-}
-
-
-def _save_error(exc: OSError, where: _Where, folder: str, existing, tmp: str = "") -> OSError:
-    """``exc`` reworded for the user: their path, the cause and the fix, not our temporary file."""
-    reason = _REASONS.get(exc.errno, "")
-    if reason:
-        reason = reason.format(folder=folder)
-    else:
-        reason = exc.strerror or str(exc)
-        if tmp:
-            reason = reason.replace(tmp, where.resolved)
-        reason += "; check the folder and the disk, or save somewhere else"
-    after = "the previous file is unchanged" if existing is not None else "nothing was written"
-    message = f"save: could not write {where.shown}: {reason} ({after})"
-    try:
-        error = type(exc)(message)
-    except TypeError:  # an OSError subclass with its own constructor
-        error = OSError(message)
-    error.errno = exc.errno
-    return error
-
-
-# -- temporary files ------------------------------------------------------------------------------
-def _host_tag() -> str:
-    # Machines (and containers) sharing a folder reuse the same pids: the host in the name
-    # keeps a save from judging another machine's writer dead.
-    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-
-
-def _temp_prefix(target: str) -> str:
-    name = os.path.basename(target)
-    while len(os.fsencode(name)) > 200:  # leave room for the suffix within a 255-byte file name
-        name = name[:-1]
-    return f".{name}."
-
-
-def _temp_path(target: str, pid: int) -> str:
-    """The temporary file a writer with this pid uses for ``target`` (in the target's folder)."""
-    name = f"{_temp_prefix(target)}{pid}.{_host_tag()}.{secrets.token_hex(6)}.tmp"
-    return os.path.join(os.path.dirname(target), name)
-
-
-def _remove_stale_temp_files(target: str) -> None:
-    """Remove this target's temporary files whose writer (on this machine) is no longer running."""
-    pattern = re.compile(re.escape(_temp_prefix(target)) + r"(\d+)\." + _host_tag() + r"\.[0-9a-f]+\.tmp")
-    try:
-        entries = list(os.scandir(os.path.dirname(target)))
-    except OSError:
-        return
-    for entry in entries:
-        match = pattern.fullmatch(entry.name)
-        if match and not _pid_is_running(int(match.group(1))):
-            _unlink_quietly(entry.path)
-
-
-def _pid_is_running(pid: int) -> bool:
-    if os.name != "posix" or pid <= 0:
-        return True  # no safe probe here (os.kill would terminate it on Windows): keep the file
-    try:
-        os.kill(pid, 0)  # signal 0 only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. PermissionError: it exists, under another user
-        return True
-    return True
-
-
-def _copy_owner_and_mode(existing: os.stat_result, tmp: str) -> None:
-    """Give the replacement the old file's permission bits, and its owner and group where allowed."""
-    if hasattr(os, "chown"):
-        mine = os.stat(tmp)
-        if (mine.st_uid, mine.st_gid) != (existing.st_uid, existing.st_gid):
-            # Keeps a group-shared file readable by its group; only root may also keep the owner.
-            for uid, gid in ((existing.st_uid, existing.st_gid), (-1, existing.st_gid)):
-                try:
-                    os.chown(tmp, uid, gid)
-                    break
-                except OSError:
-                    continue
-    os.chmod(tmp, stat.S_IMODE(existing.st_mode))  # after chown, which may clear set-id bits
-
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
-def _fsync_folder(folder: str) -> None:
-    """Make the rename itself durable, where the platform allows syncing a folder."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open a folder
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # -- reading ----------------------------------------------------------------------------------

@@ -93,7 +93,7 @@ def test_a_users_layer_needs_no_registration():
 def test_discovery_order_names_and_no_duplicates():
     block = Block()
     names = [name for name, _ in block.named_parameters()]
-    # attribute-definition order (DESIGN.md), a child's parameters where the child is defined,
+    # attribute-definition order (docs/design.md), a child's parameters where the child is defined,
     # list items by index; the shared child and the tied parameter appear once, first name wins
     assert names == ["alpha", "head.weight", "head.bias", "beta",
                      "blocks.0.weight", "blocks.0.bias", "blocks.2.weight"]

@@ -11,7 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from minicnn import checkpoint
+from minicnn import _atomic
 from minicnn.checkpoint import (
     read_checkpoint,
     read_npz,
@@ -159,7 +159,7 @@ def test_a_killed_saves_temp_file_is_removed_by_the_next_save(tmp_path, rng):
 
 def test_a_save_keeps_live_writers_and_other_targets_temp_files(tmp_path, rng):
     path = tmp_path / "m.npz"
-    live = checkpoint._temp_path(str(path), os.getpid())  # a write in progress in this process
+    live = _atomic._temp_path(str(path), os.getpid())  # a write in progress in this process
     with open(live, "wb") as f:
         f.write(b"in progress")
     killed_save(tmp_path / "other.npz")
@@ -237,7 +237,7 @@ def test_an_os_refusal_to_create_the_file_is_worded_for_the_user(tmp_path, rng, 
     def refuse(file, mode="r", *args, **kwargs):
         raise OSError(code, os.strerror(code), file)
 
-    monkeypatch.setattr(checkpoint, "open", refuse, raising=False)
+    monkeypatch.setattr(_atomic, "open", refuse, raising=False)
     with pytest.raises(OSError) as info:
         write_npz_atomically(tmp_path / "m.npz", arrays(rng))
     message = str(info.value)
