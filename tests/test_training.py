@@ -416,3 +416,78 @@ def test_a_conv_without_input_grad_gives_the_same_weight_gradients_and_no_dx(rng
     model(x)
     with pytest.raises(RuntimeError, match=r"layer 1 \(ReLU\(\)\)\.backward returned None"):
         model.backward(dout)
+
+
+# -- schedules, early stopping -------------------------------------------------------------------------------
+def test_an_lr_schedule_sets_the_rate_at_the_start_of_each_epoch_and_is_recorded(rng):
+    from minicnn.schedules import StepDecay
+
+    seen = []
+
+    class Recording(SGD):
+        def step(self):
+            seen.append(self.lr)
+            super().step()
+
+    model = dense_model()
+    opt = Recording(model.parameters(), lr=1.0)
+    history = model.fit(rng.standard_normal((6, 4)), np.array([0, 1, 2] * 2), loss=SoftmaxCrossEntropy(),
+                        optimizer=opt, epochs=4, batch_size=3, lr_schedule=StepDecay(0.1, step_size=2, gamma=0.5),
+                        progress=False)
+    assert history["lr"] == pytest.approx([0.1, 0.1, 0.05, 0.05])
+    assert seen == pytest.approx([0.1] * 4 + [0.05] * 4)  # two steps per epoch, at each epoch's rate
+    with pytest.raises(ValueError, match=r"lr_schedule\(1\) gave no usable learning rate"):
+        model.fit(rng.standard_normal((6, 4)), np.array([0, 1, 2] * 2), loss=SoftmaxCrossEntropy(), optimizer=opt,
+                  lr_schedule=lambda epoch: -1.0, progress=False)
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(rng):
+    from minicnn import EarlyStopping
+
+    class Worsening(Layer):
+        """Identity whose validation output gets worse every epoch after the second."""
+
+        def __init__(self):
+            super().__init__()
+            self.evals = 0
+
+        def output_shape(self, input_shape):
+            return tuple(input_shape)
+
+        def forward(self, x):
+            if not self.training:
+                self.evals += 1
+                return x * (1 + max(self.evals - 2, 0))
+            return x
+
+        def backward(self, dout):
+            return dout
+
+    model = Sequential(Dense(4, 3, rng=rng), Worsening())
+    X, y = rng.standard_normal((6, 4)), np.array([0, 1, 2] * 2)
+    snapshots = []
+
+    class Snapshot(SGD):
+        def step(self):
+            super().step()
+            snapshots.append(model.state_dict())
+
+    stopper = EarlyStopping(monitor="val_loss", patience=2)
+    history = model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=Snapshot(model.parameters(), lr=1e-3), epochs=20,
+                        batch_size=6, validation_data=(X, y), early_stopping=stopper, progress=False)
+    assert len(history["loss"]) == stopper.stopped_epoch < 20
+    assert stopper.best_epoch == stopper.stopped_epoch - 2  # then two epochs without improvement
+    best = snapshots[stopper.best_epoch - 1]  # one step per epoch: the weights after the best epoch
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, best[key])
+
+
+def test_early_stopping_on_a_value_that_cannot_exist_is_refused_before_epoch_1(rng):
+    from minicnn import EarlyStopping
+
+    spy = Batches()
+    model = Sequential(spy, Dense(4, 3, rng=rng))
+    with pytest.raises(ValueError, match=r"val_loss"):
+        model.fit(rng.standard_normal((6, 4)), np.array([0, 1, 2] * 2), loss=SoftmaxCrossEntropy(),
+                  optimizer=SGD(model.parameters(), lr=0.1), early_stopping=EarlyStopping(), progress=False)
+    assert spy.count == 0
