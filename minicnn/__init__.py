@@ -24,6 +24,7 @@ from .layers.base import Buffer
 from .losses import MSE, SoftmaxCrossEntropy
 from .model import Sequential
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from .threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -55,6 +56,8 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "Tanh",
     "functional",
+    "get_num_threads",
     "gradcheck",
     "schedules",
+    "set_num_threads",
 ]

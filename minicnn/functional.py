@@ -231,26 +231,14 @@ def im2col(x: np.ndarray, kernel_size, stride=1, padding=0, dilation=1, *, out: 
     if x.ndim != 4:
         raise ValueError(f"im2col: x has shape {x.shape}; expected 4-D (N, C, H, W)")
     kernel, stride, dilation, pads, out_hw = _geometry(x.shape, kernel_size, stride, padding, dilation)
-    n, c, h, w = x.shape
+    n, c = x.shape[:2]
     shape = (n, c * kernel[0] * kernel[1], out_hw[0] * out_hw[1])
     if out is None:
         out = np.empty(shape, dtype=x.dtype)
     elif out.shape != shape or out.dtype != x.dtype:
         raise ValueError(f"im2col: out has shape {out.shape} and dtype {out.dtype}; expected {shape} and {x.dtype}")
     # Only splits axes, which any strides allow without a copy: writes reach ``out``.
-    cols = out.reshape((n, c) + kernel + out_hw)
-    # One strided-slice copy per kernel offset, straight from x: window positions over
-    # the padding are set to zero instead of copying x into a padded array first.
-    for i in range(kernel[0]):
-        rows_out, rows_in = tap_range(h, i * dilation[0], stride[0], pads[0][0], out_hw[0])
-        for j in range(kernel[1]):
-            cols_out, cols_in = tap_range(w, j * dilation[1], stride[1], pads[1][0], out_hw[1])
-            tap = cols[:, :, i, j]  # (N, C, OH, OW)
-            tap[:, :, rows_out, cols_out] = x[:, :, rows_in, cols_in]
-            tap[:, :, : rows_out.start] = 0
-            tap[:, :, rows_out.stop :] = 0
-            tap[:, :, :, : cols_out.start] = 0
-            tap[:, :, :, cols_out.stop :] = 0
+    unfold_into(x, out.reshape((n, c) + kernel + out_hw), kernel, stride, pads, dilation)
     return out
 
 
@@ -288,20 +276,84 @@ def col2im(cols: np.ndarray, x_shape, kernel_size, stride=1, padding=0, dilation
     cols = as_float(cols, "col2im", "cols")
     x_shape = tuple(x_shape)
     kernel, stride, dilation, pads, out_hw = _geometry(x_shape, kernel_size, stride, padding, dilation)
-    n, c, h, w = x_shape
+    n, c = x_shape[:2]
     expected = (n, c * kernel[0] * kernel[1], out_hw[0] * out_hw[1])
     if cols.shape != expected:
         raise ValueError(f"col2im: cols has shape {cols.shape}; expected {expected} for x_shape {x_shape}")
     x = np.zeros(x_shape, dtype=cols.dtype)
-    cols = cols.reshape((n, c) + kernel + out_hw)
+    fold_into(cols.reshape((n, c) + kernel + out_hw), x, kernel, stride, pads, dilation)
+    return x
+
+
+# -- the loops of im2col and col2im, without their checks --------------------------------
+def unfold_into(x: np.ndarray, cols: np.ndarray, kernel: Pair, stride: Pair, pads: Padding, dilation: Pair,
+                channels_last: bool = False) -> None:
+    """The copy loop of :func:`im2col`: write every window of ``x`` into ``cols``.
+
+    No checks and no conversions: the layers call it once per chunk of a batch with
+    arguments they have checked once. ``kernel``, ``stride``, ``dilation`` are pairs and
+    ``pads`` is per side, ``((top, bottom), (left, right))``.
+
+    Shape
+    -----
+    ``channels_last=False``: x (N, C, H, W) -> cols (N, C, KH, KW, OH, OW) (any strides)
+
+    ``channels_last=True``: x (N, H, W, C) -> cols (N, OH, OW, KH, KW, C), so that
+    ``cols.reshape(N*OH*OW, KH*KW*C)`` holds one window per row, its channels innermost.
+    """
+    at = _spatial_index(channels_last)
+    h, w = (x.shape[1:3] if channels_last else x.shape[2:])
+    out_hw = (cols.shape[1:3] if channels_last else cols.shape[4:])
+    # One strided-slice copy per kernel offset, straight from x: window positions over
+    # the padding are set to zero instead of copying x into a padded array first.
+    for i in range(kernel[0]):
+        rows_out, rows_in = tap_range(h, i * dilation[0], stride[0], pads[0][0], out_hw[0])
+        for j in range(kernel[1]):
+            cols_out, cols_in = tap_range(w, j * dilation[1], stride[1], pads[1][0], out_hw[1])
+            tap = cols[:, :, :, i, j] if channels_last else cols[:, :, i, j]
+            tap[at(rows_out, cols_out)] = x[at(rows_in, cols_in)]
+            # The rest of the tap reads padding. (Tested first: most edges are empty, and
+            # a Python test costs less than a numpy call on an empty slice.)
+            if rows_out.start > 0:
+                tap[at(slice(0, rows_out.start), slice(None))] = 0
+            if rows_out.stop < out_hw[0]:
+                tap[at(slice(rows_out.stop, None), slice(None))] = 0
+            if cols_out.start > 0:
+                tap[at(slice(None), slice(0, cols_out.start))] = 0
+            if cols_out.stop < out_hw[1]:
+                tap[at(slice(None), slice(cols_out.stop, None))] = 0
+
+
+def fold_into(cols: np.ndarray, x: np.ndarray, kernel: Pair, stride: Pair, pads: Padding, dilation: Pair,
+              channels_last: bool = False) -> None:
+    """The loop of :func:`col2im`: add every window in ``cols`` into ``x``, in place.
+
+    ``x`` must be zeroed by the caller (or hold what the sums should add to). Layouts as
+    for :func:`unfold_into`; no checks.
+
+    Shape
+    -----
+    cols (N, C, KH, KW, OH, OW) -> x (N, C, H, W), or with ``channels_last``
+    cols (N, OH, OW, KH, KW, C) -> x (N, H, W, C)
+    """
+    at = _spatial_index(channels_last)
+    h, w = (x.shape[1:3] if channels_last else x.shape[2:])
+    out_hw = (cols.shape[1:3] if channels_last else cols.shape[4:])
     # One strided-slice += per kernel offset (far faster than np.add.at); overlapping
     # windows accumulate.
     for i in range(kernel[0]):
         rows_out, rows_in = tap_range(h, i * dilation[0], stride[0], pads[0][0], out_hw[0])
         for j in range(kernel[1]):
             cols_out, cols_in = tap_range(w, j * dilation[1], stride[1], pads[1][0], out_hw[1])
-            x[:, :, rows_in, cols_in] += cols[:, :, i, j, rows_out, cols_out]
-    return x
+            tap = cols[:, :, :, i, j] if channels_last else cols[:, :, i, j]
+            x[at(rows_in, cols_in)] += tap[at(rows_out, cols_out)]
+
+
+def _spatial_index(channels_last: bool):
+    """Index (rows, cols) of the spatial axes of an NCHW or NHWC array."""
+    if channels_last:
+        return lambda rows, cols: (slice(None), rows, cols)
+    return lambda rows, cols: (slice(None), slice(None), rows, cols)
 
 
 # -- the teaching convolutions ------------------------------------------------------------

@@ -148,7 +148,8 @@ def test_same_padding_output_is_ceil_of_input_over_stride(h, w, stride, kernel):
 
 
 def test_same_padding_puts_the_extra_row_and_column_at_the_bottom_right():
-    # a 2x2 image, a 2x2 all-ones kernel, stride 1: total padding 1 per axis, all of it after, so out[i, j] = sum of x[i:i+2, j:j+2] with zeros beyond the edge.
+    # a 2x2 image, a 2x2 all-ones kernel, stride 1: total padding 1 per axis, all of it after,
+    # so out[i, j] = sum of x[i:i+2, j:j+2] with zeros beyond the edge.
     conv = Conv2DVolume(1, 1, 2, padding="same", rng=np.random.default_rng(0))
     conv.weight.data[...] = 1.0
     x = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from .. import functional as F
 from .._validation import check_image_batch, check_image_shape, check_int, check_pair
+from ..threads import Scratch, run_chunks
 from .base import Layer, Parameter
+from .conv_geometry import ConvGeometry
+from .conv_im2col import Im2col, Im2colRows
+from .conv_winograd import Winograd
 from .init import he_init
 
 
@@ -28,6 +34,10 @@ class Conv2DVolume(Layer):
         Source of the He-uniform initial weights (None: a fresh ``default_rng()``).
     init : {"he_uniform", "he_normal"}
     dtype : floating dtype of the parameters (float32).
+    algorithm : {"auto", "im2col", "im2col_nhwc", "winograd"}
+        How to compute (see Notes). ``"auto"``, the default, picks the fastest measured one
+        for each input shape; the others force one, to teach or to compare. All give the
+        same result up to float rounding.
 
     Attributes
     ----------
@@ -41,20 +51,40 @@ class Conv2DVolume(Layer):
 
     Notes
     -----
-    With ``W = weight.reshape(F, -1)``, the columns of the whole batch side by side as one
-    (C_in*KH*KW, N*OH*OW) matrix ``cols`` (see :func:`minicnn.functional.im2col`), and
-    ``dout`` as an (F, N*OH*OW) matrix::
+    Every algorithm works on the batch in fixed-size chunks of samples, which the threads
+    of :mod:`minicnn.threads` share out (:func:`~minicnn.threads.set_num_threads`). The
+    chunk size depends on the input's shape only, so results are the same bits for any
+    thread count.
+    With ``K = C_in*KH*KW`` and ``P = OH*OW``:
 
-        out  = W @ cols + b                     (one matrix product for the whole batch)
-        dW   = dout @ cols.T
-        db   = dout summed over its columns
-        dx   = col2im(W.T @ dout)
+    ``"im2col"`` (:class:`~minicnn.layers.conv_im2col.Im2col`). Each sample's windows are
+    the columns of a (K, P) matrix (:func:`minicnn.functional.im2col`), and the filters
+    a (F, K) matrix ``W = weight.reshape(F, -1)``::
 
-    The columns are the layer's largest array (KH*KW times the input). Their buffer is
-    kept and reused while the input's shape and dtype stay the same, because paging in a
-    fresh one costs up to a third of a call; and ``backward`` writes ``W.T @ dout`` over
-    them once ``dW`` is done, so one forward+backward holds a single such array. A second
-    ``backward`` after one forward rebuilds the columns from the kept input: slower, but exact.
+        out[n] = W @ cols[n] + b                (F, P): the NCHW output, no transpose
+        dW     = sum_n dout[n] @ cols[n].T
+        db     = dout summed over samples and pixels
+        dx[n]  = col2im(W.T @ dout[n])
+
+    ``"im2col_nhwc"`` (:class:`~minicnn.layers.conv_im2col.Im2colRows`). The same sum,
+    channels last: each window is a row of KH*KW*C values, so a chunk is one tall
+    (n*P, K) matrix and one product ``rows @ Wt``; its copies move runs of C values.
+
+    ``"winograd"`` (:mod:`~minicnn.layers.conv_winograd`), 3x3 kernels, stride 1, no
+    dilation. Each 4x4 output tile is ``A^T [(G g G^T) * (B^T d B)] A`` of a 6x6 input
+    tile ``d``: 36 products per (channel, filter) pair and tile instead of 144, at the
+    price of rounding in the transforms (relative error about 3e-6 in float32).
+
+    ``"auto"`` takes Winograd where it applies and C_in and C_out are both at least 16,
+    else ``im2col_nhwc`` when C_in >= 16, else ``im2col`` (few channels: per-sample
+    products without transposes win). The choice is made from the shape alone, once per
+    input shape; :meth:`algorithm_for` tells it.
+
+    Training-mode forward keeps the columns (Winograd: the transformed tiles) of the
+    whole batch in a buffer reused while the input's shape stays the same; backward writes
+    the column gradient over them once dW is done, so one forward+backward holds a single
+    such array. A second ``backward`` after one forward rebuilds them from the kept input:
+    slower, but exact. Eval-mode forwards use per-thread chunk buffers only.
 
     The layer computes in the input's floating dtype (integers become float32), so
     float32 in gives float32 out and float64 stays float64.
@@ -78,6 +108,7 @@ class Conv2DVolume(Layer):
         rng: np.random.Generator | None = None,
         init: str = "he_uniform",
         dtype=np.float32,
+        algorithm: str = "auto",
     ) -> None:
         super().__init__()
         name = "Conv2DVolume"
@@ -87,18 +118,33 @@ class Conv2DVolume(Layer):
         self.stride = check_pair(stride, name, "stride")
         self.dilation = check_pair(dilation, name, "dilation")
         self.padding = F.parse_padding(padding, name)
+        self.algorithm = self._check_algorithm(algorithm)
         shape = (self.out_channels, self.in_channels) + self.kernel_size
         fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
         self.weight = Parameter(he_init(shape, fan_in, rng, init, dtype))
         self.bias = Parameter(np.zeros(self.out_channels, dtype=dtype)) if bias else None
-        self._cols = None  # the im2col buffer, reused while the input shape and dtype stay the same
-        self._cols_hold = None  # the saved forward whose columns the buffer holds (None: other data)
+        self._plan = None  # (input shape, dtype) -> algorithm and chunk size, for the last shape seen
+        self._kept = None  # the batch's columns (or Winograd tiles), reused while the shape stays the same
+        self._kept_hold = None  # the saved forward whose columns _kept holds (None: other data)
+        self._scratch = Scratch()  # per-thread chunk buffers
+
+    def _check_algorithm(self, algorithm) -> str:
+        if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+            raise ValueError(f"Conv2DVolume: unknown algorithm {algorithm!r}; expected one of "
+                             f"{', '.join(map(repr, ALGORITHMS))} (\"auto\" picks the fastest)")
+        if algorithm == "winograd" and not Winograd.supports(self.kernel_size, self.stride, self.dilation):
+            raise ValueError(
+                f"Conv2DVolume: algorithm='winograd' needs a 3x3 kernel, stride 1 and dilation 1; got "
+                f"kernel_size {self.kernel_size}, stride {self.stride}, dilation {self.dilation}. "
+                "Use algorithm='im2col' or 'auto'")
+        return algorithm
 
     def __repr__(self) -> str:
+        algorithm = "" if self.algorithm == "auto" else f", algorithm={self.algorithm!r}"
         return (
             f"Conv2DVolume({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
             f"stride={self.stride}, padding={self.padding!r}, dilation={self.dilation}, "
-            f"bias={self.bias is not None})"
+            f"bias={self.bias is not None}{algorithm})"
         )
 
     def _describe(self) -> str:
@@ -115,58 +161,132 @@ class Conv2DVolume(Layer):
         _, out_hw = self._geometry((h, w))
         return (n, self.out_channels) + out_hw
 
+    def algorithm_for(self, input_shape: tuple) -> str:
+        """The algorithm this layer runs for an input of ``input_shape`` (N, C_in, H, W).
+
+        Examples
+        --------
+        >>> Conv2DVolume(3, 16, 3, padding=1).algorithm_for((64, 3, 32, 32))
+        'im2col'
+        >>> Conv2DVolume(32, 64, 3, padding=1).algorithm_for((64, 32, 8, 8))
+        'winograd'
+        """
+        self.output_shape(input_shape)
+        return self._plan_for(tuple(input_shape)).path.name
+
     def _geometry(self, hw):
         return F.window_geometry(tuple(hw), self.kernel_size, self.stride, self.padding, self.dilation,
                                  "Conv2DVolume")
 
-    def _im2col(self, x: np.ndarray, pads) -> np.ndarray:
-        """im2col of ``x`` into the reused buffer, returned as a (C_in*KH*KW, N*OH*OW) matrix."""
-        n = x.shape[0]
-        rows = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
-        out_hw = F.output_hw(x.shape[2:], self.kernel_size, self.stride, pads, self.dilation)
-        shape = (rows, n * out_hw[0] * out_hw[1])
-        if self._cols is None or self._cols.shape != shape or self._cols.dtype != x.dtype:
-            self._cols = np.empty(shape, dtype=x.dtype)
-        # im2col's (N, rows, OH*OW) layout, seen through a transposed view of the buffer:
-        # sample n's columns land side by side, and the batch is one matrix.
-        F.im2col(x, self.kernel_size, self.stride, pads, self.dilation,
-                 out=self._cols.reshape(rows, n, -1).transpose(1, 0, 2))
-        return self._cols
+    def _plan_for(self, x_shape: tuple) -> SimpleNamespace:
+        """The algorithm and chunk size for inputs of ``x_shape``: made once per shape."""
+        if self._plan is not None and self._plan.x_shape == x_shape:
+            return self._plan
+        n, c, h, w = x_shape
+        pads, (oh, ow) = self._geometry((h, w))
+        g = ConvGeometry(n, c, h, w, self.out_channels, self.kernel_size, self.stride, self.dilation, pads, oh, ow)
+        name = choose_algorithm(g) if self.algorithm == "auto" else self.algorithm
+        path = PATHS[name](g)
+        # From the shape alone (never the thread count), and at least two chunks to share out.
+        chunk = max(1, min(MAX_CHUNK, -(-n // 2), CHUNK_BYTES // (4 * path.sample_size())))  # float32 bytes
+        self._plan = SimpleNamespace(x_shape=x_shape, geometry=g, path=path, chunk=chunk)
+        return self._plan
+
+    def _kept_buffer(self, plan, dtype) -> np.ndarray:
+        shape = plan.path.kept_shape(plan.geometry.n)
+        if self._kept is None or self._kept.shape != shape or self._kept.dtype != dtype:
+            self._kept = None  # free the old one first: the two never need to coexist
+            self._kept = np.empty(shape, dtype=dtype)
+        return self._kept
+
+    def _operands(self, plan, dtype):
+        w = plan.path.weight_operand(self.weight.data.astype(dtype, copy=False))
+        b = None if self.bias is None else self.bias.data.astype(dtype, copy=False)
+        return w, b
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = check_image_batch(x, self._describe(), self.in_channels)
-        pads, (oh, ow) = self._geometry(x.shape[2:])
-        n, f = x.shape[0], self.out_channels
-        cols = self._im2col(x, pads)  # (C_in*KH*KW, N*OH*OW)
-        w = self.weight.data.reshape(f, -1).astype(x.dtype, copy=False)
-        out = w @ cols  # (F, N*OH*OW): one large matrix product for the whole batch
-        if self.bias is not None:
-            out += self.bias.data.astype(x.dtype, copy=False)[:, None]
-        out = np.ascontiguousarray(out.reshape(f, n, oh, ow).transpose(1, 0, 2, 3))  # NCHW
+        plan = self._plan_for(x.shape)
+        path, g = plan.path, plan.geometry
+        out = np.empty((g.n, g.f, g.oh, g.ow), dtype=x.dtype)
+        w, b = self._operands(plan, x.dtype)
+        # Training keeps the batch's columns for backward; inference needs one chunk's at a time.
+        kept = self._kept_buffer(plan, x.dtype) if self.training else None
+
+        def chunk(start: int, stop: int, worker: int) -> None:
+            scratch = self._scratch_of(worker, x.dtype)
+            if kept is None:
+                cols = scratch("cols", path.kept_shape(stop - start))
+            else:
+                cols = path.kept_chunk(kept, start, stop)
+            path.columns(x[start:stop], cols, scratch)
+            path.forward(cols, w, out[start:stop], b, scratch)
+
+        run_chunks(chunk, g.n, plan.chunk)
         # x is kept only to rebuild the columns should they be gone when backward runs.
-        self.keep_for_backward(out, x.dtype, x=x, pads=pads)
-        self._cols_hold = self._saved if self.training else None
+        self.keep_for_backward(out, x.dtype, x=x, plan=plan)
+        if self.training:
+            self._kept_hold = self._saved
         return out
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
         dout, saved = self.saved_for_backward(dout)
-        if self._cols_hold is not saved:  # overwritten by dcols, or by an eval-mode forward since
-            self._im2col(saved.x, saved.pads)
-        cols = self._cols
-        f = self.out_channels
-        dout = np.ascontiguousarray(dout.transpose(1, 0, 2, 3)).reshape(f, -1)  # (F, N*OH*OW)
-        w = self.weight.data.reshape(f, -1).astype(dout.dtype, copy=False)
-        # dW = dout @ cols.T, computed as (cols @ dout.T).T: the same product, but OpenBLAS
-        # runs this orientation 1.3-2.5x faster on these shapes (measured).
-        self.weight.grad += (cols @ dout.T).T.reshape(self.weight.grad.shape)
-        if self.bias is not None:
-            self.bias.grad += dout.sum(axis=1)
-        if not self.input_grad:  # nothing needs dx: skip its product and col2im
-            return None
-        # dcols = W.T @ dout, written over the columns: dW was their last use.
-        dcols = np.matmul(w.T, dout, out=cols)
-        self._cols_hold = None
-        del dout  # the (F, N*OH*OW) copy: free it before col2im allocates dx
-        x_shape = saved.x.shape
-        return F.col2im(dcols.reshape(dcols.shape[0], x_shape[0], -1).transpose(1, 0, 2), x_shape,
-                        self.kernel_size, self.stride, saved.pads, self.dilation)
+        dout = np.ascontiguousarray(dout)
+        plan = saved.plan
+        path, g = plan.path, plan.geometry
+        # The columns are gone once a backward has written dx over them: rebuild them then.
+        rebuild = self._kept_hold is not saved
+        kept = self._kept_buffer(plan, dout.dtype)
+        w, _ = self._operands(plan, dout.dtype)
+        # input_grad False: nothing needs dx (the model's first layer), skip its products and col2im
+        dx = np.empty(saved.x.shape, dtype=dout.dtype) if self.input_grad else None
+        has_bias = self.bias is not None
+
+        def chunk(start: int, stop: int, worker: int):
+            scratch = self._scratch_of(worker, dout.dtype)
+            cols = path.kept_chunk(kept, start, stop)
+            if rebuild:
+                path.columns(saved.x[start:stop], cols, scratch)
+            dw = path.backward(cols, w, dout[start:stop], None if dx is None else dx[start:stop], scratch)
+            return dw, dout[start:stop].sum(axis=(0, 2, 3)) if has_bias else None
+
+        parts = run_chunks(chunk, g.n, plan.chunk)
+        # Summed in chunk order, whichever thread finished first: the same bits for any thread count.
+        self.weight.grad += path.weight_grad(_sum_in_order([dw for dw, _ in parts]))
+        if has_bias:
+            self.bias.grad += _sum_in_order([db for _, db in parts])
+        self._kept_hold = saved if dx is None else None
+        return dx
+
+    def _scratch_of(self, worker: int, dtype):
+        return lambda name, shape: self._scratch.get(worker, name, shape, dtype)
+
+
+def choose_algorithm(g: ConvGeometry) -> str:
+    """The fastest algorithm for a convolution of geometry ``g``, from its shape alone.
+
+    Measured on the benchmark's shapes (examples/benchmark.py): Winograd wins for 3x3
+    stride-1 layers once both channel counts reach 16; channels-last rows win the other
+    layers with 16 or more input channels; with fewer, per-sample NCHW products do.
+    """
+    if Winograd.supports(g.kernel, g.stride, g.dilation) and min(g.c, g.f) >= 16:
+        return Winograd.name
+    if g.c >= 16:
+        return Im2colRows.name
+    return Im2col.name
+
+
+def _sum_in_order(parts: list[np.ndarray]) -> np.ndarray:
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
+PATHS = {path.name: path for path in (Im2col, Im2colRows, Winograd)}
+ALGORITHMS = ("auto", *PATHS)
+# Samples per chunk: enough to keep each thread's matrix products large and the Python
+# overhead per chunk small, few enough that a chunk's arrays stay near a core's cache
+# (measured on the benchmark's shapes: 1.5-3x faster per sample than chunks 4x larger or smaller).
+CHUNK_BYTES = 5 * 2**20
+MAX_CHUNK = 16

@@ -28,7 +28,9 @@ class MaxPool2D(Layer):
     -----
     Forward keeps, per output, which kernel offset held the maximum (the first one in
     row-major order on ties, as PyTorch). Backward sends each window's gradient to
-    that one element; overlapping windows add up.
+    that one element; overlapping windows add up. 2x2 windows at stride 2 take a faster
+    path (two maxima of pairs). Both split the batch over the threads of
+    :mod:`minicnn.threads`.
 
     Examples
     --------
@@ -63,31 +65,102 @@ class MaxPool2D(Layer):
         return F.window_geometry(tuple(hw), self.kernel_size, self.stride, self.padding, (1, 1), "MaxPool2D")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        from ..threads import run_chunks
+
         x = check_image_batch(x, "MaxPool2D")
         pads, out_hw = self._geometry(x.shape[2:])
-        xp = F.pad_image(x, pads, value=-np.inf)
+        if self._pairs(x.shape, pads):
+            return self._forward_pairs(x, pads)
         kh, kw = self.kernel_size
+        out = np.empty(x.shape[:2] + out_hw, dtype=x.dtype)
         # argmax starts at each window's first real (unpadded) element, so a window whose
         # real inputs are all -inf, tied with the -inf padding, sends its gradient to a real
         # input, as PyTorch does. The padding is a frame at most half a kernel wide, so the
         # offsets before that element are all padding and never win the strict > below.
         argmax = np.broadcast_to(self._first_real_offset(out_hw, pads), x.shape[:2] + out_hw).copy()
-        best = None
-        # A loop over kernel offsets: each step compares a whole (N, C, OH, OW) block.
-        for offset in range(kh * kw):
-            i, j = divmod(offset, kw)
-            window = xp[(slice(None), slice(None)) + F.window_slices(i, j, self.stride, (1, 1), out_hw)]
-            if best is None:
-                best = window.copy()
-                continue
-            if self.training:  # inference needs only the maxima
-                better = window > best  # strict: the first maximum keeps the gradient on ties
-                # argmax = where(better, offset, argmax), as arithmetic on small unsigned ints
-                # (~50x faster than np.putmask): where better is False the product is 0,
-                # whatever offset - argmax wrapped around to.
-                argmax += better * (offset - argmax)
-            np.maximum(best, window, out=best)
-        return self.keep_for_backward(best, x.dtype, argmax=argmax, x_shape=x.shape, pads=pads)
+
+        def chunk(start: int, stop: int, worker: int) -> None:  # samples [start, stop), on one thread
+            xp = F.pad_image(x[start:stop], pads, value=-np.inf)
+            best, where = out[start:stop], argmax[start:stop]
+            # A loop over kernel offsets: each step compares a whole (n, C, OH, OW) block.
+            for offset in range(kh * kw):
+                i, j = divmod(offset, kw)
+                window = xp[(slice(None), slice(None)) + F.window_slices(i, j, self.stride, (1, 1), out_hw)]
+                if offset == 0:
+                    np.copyto(best, window)
+                    continue
+                if self.training:  # inference needs only the maxima
+                    better = window > best  # strict: the first maximum keeps the gradient on ties
+                    # where = where(better, offset, where), as arithmetic on small unsigned ints
+                    # (~50x faster than np.putmask): where better is False the product is 0,
+                    # whatever offset - where wrapped around to.
+                    where += better * (offset - where)
+                np.maximum(best, window, out=best)
+
+        run_chunks(chunk, len(x), self._chunk(x.shape), blas=False)
+        return self.keep_for_backward(out, x.dtype, argmax=argmax, x_shape=x.shape, pads=pads)
+
+    def _pairs(self, x_shape, pads) -> bool:
+        """2x2 windows at stride 2 that tile the whole image: the common case, with its own fast path."""
+        return (self.kernel_size == self.stride == (2, 2) and pads == ((0, 0), (0, 0))
+                and x_shape[2] % 2 == 0 and x_shape[3] % 2 == 0)
+
+    def _forward_pairs(self, x: np.ndarray, pads) -> np.ndarray:
+        """2x2 max pooling as two maxima of pairs: across columns, then across rows.
+
+        ``right`` marks where a row's right element beat its left one, ``lower`` where a
+        window's lower row beat its upper one; both strict, so ties keep the first maximum in
+        row-major order, as the general path and PyTorch do. The column pairs of a
+        contiguous image are every other element of its memory, so that first step runs over
+        the whole chunk in one long stride-2 loop.
+        """
+        from ..threads import run_chunks
+
+        n, c, h, w = x.shape
+        out = np.empty((n, c, h // 2, w // 2), dtype=x.dtype)
+        right = np.empty((n, c, h, w // 2), dtype=bool) if self.training else None
+        lower = np.empty(out.shape, dtype=bool) if self.training else None
+
+        def chunk(start: int, stop: int, worker: int) -> None:
+            left_, right_ = x[start:stop, :, :, 0::2], x[start:stop, :, :, 1::2]
+            rows = np.maximum(left_, right_)  # (n, C, H, W/2)
+            upper, below = rows[:, :, 0::2], rows[:, :, 1::2]
+            np.maximum(upper, below, out=out[start:stop])
+            if right is not None:
+                np.greater(right_, left_, out=right[start:stop])
+                np.greater(below, upper, out=lower[start:stop])
+
+        run_chunks(chunk, n, self._chunk(x.shape), blas=False)
+        return self.keep_for_backward(out, x.dtype, argmax=None, right=right, lower=lower, x_shape=x.shape,
+                                      pads=pads)
+
+    def _backward_pairs(self, dout: np.ndarray, saved) -> np.ndarray:
+        """The gradient goes to the lower or upper row of each window, then to the right or
+        left element of that row: ``d * mask`` to one, ``d - d * mask`` (exactly d or 0) to the other."""
+        from ..threads import run_chunks
+
+        n, c, h, w = saved.x_shape
+        dx = np.empty(saved.x_shape, dtype=dout.dtype)
+
+        def chunk(start: int, stop: int, worker: int) -> None:
+            d = dout[start:stop]
+            rows = np.empty((stop - start, c, h, w // 2), dtype=dout.dtype)
+            np.multiply(d, saved.lower[start:stop], out=rows[:, :, 1::2])
+            np.subtract(d, rows[:, :, 1::2], out=rows[:, :, 0::2])
+            dxs = dx[start:stop]
+            np.multiply(rows, saved.right[start:stop], out=dxs[:, :, :, 1::2])
+            np.subtract(rows, dxs[:, :, :, 1::2], out=dxs[:, :, :, 0::2])
+
+        run_chunks(chunk, n, self._chunk(saved.x_shape), blas=False)
+        return dx
+
+    @staticmethod
+    def _chunk(shape) -> int:
+        """Samples per chunk for the worker threads, from the shape alone: about 1 MiB of float32
+        input, and two chunks at least, unless they would be under 256 KiB (then handing a
+        chunk to another thread costs more than it saves)."""
+        sample = 4 * int(np.prod(shape[1:]))
+        return max(1, min(64, 2**20 // sample, max(-(-shape[0] // 2), 2**18 // sample)))
 
     def _first_real_offset(self, out_hw, pads) -> np.ndarray:
         """(OH, OW) kernel offsets, row-major, of each window's first element inside the input."""
@@ -98,16 +171,39 @@ class MaxPool2D(Layer):
         return (rows[:, None] * kw + cols[None, :]).astype(dtype)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        from ..threads import run_chunks
+
         dout, saved = self.saved_for_backward(dout)  # dx in the forward's dtype
+        if saved.argmax is None:
+            return self._backward_pairs(dout, saved)
         kh, kw = self.kernel_size
         (top, bottom), (left, right) = saved.pads
         n, c, h, w = saved.x_shape
-        dxp = np.zeros((n, c, h + top + bottom, w + left + right), dtype=dout.dtype)
-        for offset in range(kh * kw):
-            i, j = divmod(offset, kw)
-            region = (slice(None), slice(None)) + F.window_slices(i, j, self.stride, (1, 1), dout.shape[2:])
-            dxp[region] += dout * (saved.argmax == offset)  # a product with the mask: faster than np.where
-        return np.ascontiguousarray(dxp[:, :, top : top + h, left : left + w])
+        dx = np.empty(saved.x_shape, dtype=dout.dtype)
+        padded = top or bottom or left or right
+        # Windows that do not overlap each write their own elements: products go straight
+        # into place, no accumulation.
+        overlap = any(s < k for s, k in zip(self.stride, self.kernel_size))
+
+        def chunk(start: int, stop: int, worker: int) -> None:
+            d, where = dout[start:stop], saved.argmax[start:stop]
+            if padded:
+                dxp = np.zeros((stop - start, c, h + top + bottom, w + left + right), dtype=dout.dtype)
+            else:
+                dxp = dx[start:stop]
+                dxp[...] = 0
+            for offset in range(kh * kw):
+                i, j = divmod(offset, kw)
+                region = dxp[(slice(None), slice(None)) + F.window_slices(i, j, self.stride, (1, 1), d.shape[2:])]
+                if overlap:
+                    region += d * (where == offset)  # a product with the mask: faster than np.where
+                else:
+                    np.multiply(d, where == offset, out=region)
+            if padded:
+                dx[start:stop] = dxp[:, :, top : top + h, left : left + w]
+
+        run_chunks(chunk, n, self._chunk(saved.x_shape), blas=False)
+        return dx
 
 
 class AvgPool2D(Layer):

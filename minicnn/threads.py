@@ -1,0 +1,231 @@
+"""Every core for the layers: a small pool of Python threads that share out a batch in chunks.
+
+numpy's element-wise work (copies, sums, comparisons) runs on one core, and only its
+matrix products (BLAS) use more. But numpy releases Python's global lock inside each
+operation on large arrays, so Python threads that each run the same steps on their own
+slice of the batch do run at the same time, one per core.
+
+Three rules keep this simple and the results reproducible:
+
+- **Chunks depend on the shape, never on the thread count.** A layer splits its batch into
+  chunks of a fixed number of samples that it derives from the input's shape alone; the
+  threads take chunks in turn until none is left. Each chunk's arithmetic is the same
+  whichever thread runs it, and whatever a layer sums over chunks (a weight gradient) it
+  adds up afterwards in chunk order, so the result is bit for bit the same for 1 thread
+  or 16.
+- **BLAS runs one thread per worker** while a layer computes (:func:`single_threaded_blas`,
+  with ``threadpoolctl``): the workers already fill the cores, a BLAS thread pool behind
+  them would only fight them for it, and a matrix product split over a varying number of
+  BLAS threads is not guaranteed to round the same way.
+- **Scratch buffers belong to a worker** (:class:`Scratch`): a worker reuses its own arrays
+  from chunk to chunk and from call to call, so the memory a layer needs grows by one
+  chunk's buffers per thread, not by the batch.
+
+The calling thread is worker 0 and takes chunks too; the pool holds ``n - 1`` more threads.
+
+Examples
+--------
+>>> import numpy as np
+>>> x = np.arange(10.0)
+>>> chunks = run_chunks(lambda start, stop, worker: float(x[start:stop].sum()), len(x), 3)
+>>> chunks  # [0, 3), [3, 6), [6, 9), [9, 10): one result per chunk, in chunk order
+[3.0, 12.0, 21.0, 9.0]
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
+
+import numpy as np
+
+_lock = threading.Lock()
+_num_threads: int | None = None  # None: every core this process may run on
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0  # threads in _pool
+_in_worker = threading.local()  # set in the pool's threads: a nested run_chunks runs inline
+_blas = None  # threadpoolctl's handle on the BLAS libraries, found on first use
+_blas_depth = 0  # nesting depth of single_threaded_blas, over all threads
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no sched_getaffinity
+        return os.cpu_count() or 1
+
+
+def get_num_threads() -> int:
+    """How many threads the layers run on: the last :func:`set_num_threads`, else every core.
+
+    Examples
+    --------
+    >>> get_num_threads() >= 1
+    True
+    """
+    return available_cores() if _num_threads is None else _num_threads
+
+
+def set_num_threads(n: int | None) -> None:
+    """Set how many threads the convolution and pooling layers use (None: every core).
+
+    Results do not depend on it: the layers split a batch the same way for any count.
+
+    Parameters
+    ----------
+    n : int >= 1, or None for the default (every core this process may use)
+
+    Raises
+    ------
+    TypeError, ValueError
+        For anything but None or a positive int; the setting is then left as it was.
+
+    Examples
+    --------
+    >>> before = get_num_threads()
+    >>> set_num_threads(1); get_num_threads()
+    1
+    >>> set_num_threads(before)
+    """
+    global _num_threads
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"set_num_threads: n must be an int >= 1 or None, got {n!r} "
+                            f"({type(n).__name__}); e.g. set_num_threads(4)")
+        if n < 1:
+            raise ValueError(f"set_num_threads: n must be >= 1, got {n}; use 1 for a single thread, "
+                             "None for every core")
+        n = int(n)
+    with _lock:
+        _num_threads = n
+
+
+def _get_pool(workers: int) -> ThreadPoolExecutor:
+    """The pool of helper threads, rebuilt when the thread count changed."""
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size != workers:
+            if _pool is not None:
+                _pool.shutdown(wait=False)  # its idle threads exit; chunks already running finish
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minicnn",
+                                       initializer=setattr, initargs=(_in_worker, "active", True))
+            _pool_size = workers
+        return _pool
+
+
+@contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Hold numpy's BLAS at one thread inside the block (re-entrant; restored on exit).
+
+    Needs ``threadpoolctl``; without it the block runs with BLAS as it is.
+    """
+    global _blas, _blas_depth
+    with _lock:
+        if _blas is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:  # pragma: no cover - a runtime dependency, but degrade gracefully
+                _blas = False
+            else:
+                _blas = ThreadpoolController().select(user_api="blas")
+        _blas_depth += 1
+        limiter = _blas.limit(limits=1) if _blas and _blas_depth == 1 else None
+    try:
+        yield
+    finally:
+        with _lock:
+            _blas_depth -= 1
+            if limiter is not None:
+                limiter.restore_original_limits()
+
+
+def run_chunks(fn: Callable[[int, int, int], object], total: int, chunk: int, *, blas: bool = True) -> list:
+    """Call ``fn(start, stop, worker)`` for every chunk ``[start, stop)`` of ``range(total)``.
+
+    The chunks are ``[0, chunk), [chunk, 2*chunk), ...``, shared out to
+    ``min(get_num_threads(), number of chunks)`` workers, numbered from 0 (the calling
+    thread). ``fn`` may use buffers of its ``worker`` freely: no two chunks run on one worker
+    at the same time. BLAS is held at one thread throughout (``blas=False``: ``fn`` calls no
+    matrix product, so BLAS is left alone, which saves the switch).
+
+    Returns
+    -------
+    list
+        ``fn``'s return values in chunk order (not in the order they finished).
+
+    Raises
+    ------
+    Whatever ``fn`` raised, after every chunk already started has finished.
+    """
+    if chunk < 1:
+        raise ValueError(f"run_chunks: chunk must be >= 1, got {chunk}")
+    bounds = [(start, min(start + chunk, total)) for start in range(0, total, chunk)]
+    results: list = [None] * len(bounds)
+    workers = 1 if getattr(_in_worker, "active", False) else min(get_num_threads(), len(bounds))
+    order = itertools.count()  # next() on a count is atomic under the GIL: each chunk goes out once
+    failed = []  # a chunk raised: the other workers take no new chunk
+
+    def work(worker: int) -> None:
+        while not failed:
+            index = next(order)
+            if index >= len(bounds):
+                return
+            try:
+                results[index] = fn(*bounds[index], worker)
+            except BaseException:
+                failed.append(index)
+                raise
+
+    with single_threaded_blas() if blas else nullcontext():
+        if workers == 1:
+            work(0)
+            return results
+        futures = [_get_pool(get_num_threads() - 1).submit(work, worker) for worker in range(1, workers)]
+        try:
+            work(0)
+        finally:
+            for future in futures:
+                # A helper that has not started yet finds nothing left: cancel it rather than wait.
+                if not future.cancel():
+                    future.result()
+    return results
+
+
+class Scratch:
+    """Reusable arrays, one set per worker: ``scratch.get(worker, name, shape, dtype)``.
+
+    Each (worker, name) owns one flat array, grown when a request needs more; a request
+    gets a C-contiguous view of its start. So one name can serve several phases with
+    different shapes, and memory is the largest use, not the sum. The content is whatever
+    the last user left: callers overwrite it.
+
+    Examples
+    --------
+    >>> s = Scratch()
+    >>> a = s.get(0, "cols", (2, 3), np.float32)
+    >>> b = s.get(0, "cols", (3, 2), np.float32)    # the same memory, another shape
+    >>> np.shares_memory(a, b), np.shares_memory(a, s.get(1, "cols", (2, 3), np.float32))
+    (True, False)
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[tuple[int, str], np.ndarray] = {}
+
+    def get(self, worker: int, name: str, shape: tuple, dtype) -> np.ndarray:
+        """The ``worker``'s array called ``name``, viewed as ``shape`` and ``dtype`` (uninitialised)."""
+        size = math.prod(shape)
+        arr = self._arrays.get((worker, name))
+        if arr is None or arr.dtype != dtype or arr.size < size:
+            arr = np.empty(size, dtype=dtype)
+            self._arrays[(worker, name)] = arr
+        return arr[:size].reshape(shape)
+
+    def clear(self) -> None:
+        """Drop every array (the next requests allocate afresh)."""
+        self._arrays.clear()
