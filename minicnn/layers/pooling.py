@@ -6,10 +6,50 @@ import numpy as np
 
 from .. import functional as F
 from .._validation import check_image_batch, check_image_shape, check_pair
+from ..threads import run_chunks
 from .base import Layer
 
 
-class MaxPool2D(Layer):
+class _WindowPool2D(Layer):
+    """What max and average pooling share: the window's parameters, checks and geometry.
+
+    Parameters
+    ----------
+    kernel_size : int or (h, w) pair
+    stride : int or (h, w) pair, optional
+        None means ``stride = kernel_size`` (non-overlapping windows).
+    padding : int or (h, w) pair
+        At most half the kernel, as PyTorch requires: a window must hold a real input.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+        super().__init__()
+        name = type(self).__name__
+        self.kernel_size = check_pair(kernel_size, name, "kernel_size")
+        self.stride = self.kernel_size if stride is None else check_pair(stride, name, "stride")
+        self.padding = check_pair(padding, name, "padding", minimum=0)
+        for p, k in zip(self.padding, self.kernel_size):
+            if p > k // 2:
+                raise ValueError(
+                    f"{name}: padding {self.padding} must be at most half of kernel_size {self.kernel_size} "
+                    "(as PyTorch requires), or a window could lie wholly in the padding; use less padding"
+                )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding})"
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        """Shape of the output for ``input_shape`` (N, C, H, W)."""
+        check_image_shape(input_shape, type(self).__name__)
+        _, out_hw = self._geometry(input_shape[2:])
+        return tuple(input_shape[:2]) + out_hw
+
+    def _geometry(self, hw):
+        return F.window_geometry(tuple(hw), self.kernel_size, self.stride, self.padding, (1, 1),
+                                 type(self).__name__)
+
+
+class MaxPool2D(_WindowPool2D):
     """2-D max pooling over each channel separately.
 
     Parameters
@@ -39,34 +79,7 @@ class MaxPool2D(Layer):
     array([[[[4.]]]])
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0) -> None:
-        super().__init__()
-        name = "MaxPool2D"
-        self.kernel_size = check_pair(kernel_size, name, "kernel_size")
-        self.stride = self.kernel_size if stride is None else check_pair(stride, name, "stride")
-        self.padding = check_pair(padding, name, "padding", minimum=0)
-        for p, k in zip(self.padding, self.kernel_size):
-            if p > k // 2:
-                raise ValueError(
-                    f"MaxPool2D: padding {self.padding} must be at most half of kernel_size "
-                    f"{self.kernel_size}, or a window could lie wholly in the padding"
-                )
-
-    def __repr__(self) -> str:
-        return f"MaxPool2D(kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding})"
-
-    def output_shape(self, input_shape: tuple) -> tuple:
-        """Shape of the output for ``input_shape`` (N, C, H, W)."""
-        check_image_shape(input_shape, "MaxPool2D")
-        _, out_hw = self._geometry(input_shape[2:])
-        return tuple(input_shape[:2]) + out_hw
-
-    def _geometry(self, hw):
-        return F.window_geometry(tuple(hw), self.kernel_size, self.stride, self.padding, (1, 1), "MaxPool2D")
-
     def forward(self, x: np.ndarray) -> np.ndarray:
-        from ..threads import run_chunks
-
         x = check_image_batch(x, "MaxPool2D")
         pads, out_hw = self._geometry(x.shape[2:])
         if self._pairs(x.shape, pads):
@@ -114,8 +127,6 @@ class MaxPool2D(Layer):
         contiguous image are every other element of its memory, so that first step runs over
         the whole chunk in one long stride-2 loop.
         """
-        from ..threads import run_chunks
-
         n, c, h, w = x.shape
         out = np.empty((n, c, h // 2, w // 2), dtype=x.dtype)
         right = np.empty((n, c, h, w // 2), dtype=bool) if self.training else None
@@ -137,8 +148,6 @@ class MaxPool2D(Layer):
     def _backward_pairs(self, dout: np.ndarray, saved) -> np.ndarray:
         """The gradient goes to the lower or upper row of each window, then to the right or
         left element of that row: ``d * mask`` to one, ``d - d * mask`` (exactly d or 0) to the other."""
-        from ..threads import run_chunks
-
         n, c, h, w = saved.x_shape
         dx = np.empty(saved.x_shape, dtype=dout.dtype)
 
@@ -171,8 +180,6 @@ class MaxPool2D(Layer):
         return (rows[:, None] * kw + cols[None, :]).astype(dtype)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        from ..threads import run_chunks
-
         dout, saved = self.saved_for_backward(dout)  # dx in the forward's dtype
         if saved.argmax is None:
             return self._backward_pairs(dout, saved)
@@ -206,7 +213,7 @@ class MaxPool2D(Layer):
         return dx
 
 
-class AvgPool2D(Layer):
+class AvgPool2D(_WindowPool2D):
     """2-D average pooling over each channel separately, as ``torch.nn.AvgPool2d``.
 
     Parameters
@@ -239,31 +246,6 @@ class AvgPool2D(Layer):
            [1.25, 2.5 , 1.25],
            [1.  , 1.75, 0.75]])
     """
-
-    def __init__(self, kernel_size, stride=None, padding=0) -> None:
-        super().__init__()
-        name = "AvgPool2D"
-        self.kernel_size = check_pair(kernel_size, name, "kernel_size")
-        self.stride = self.kernel_size if stride is None else check_pair(stride, name, "stride")
-        self.padding = check_pair(padding, name, "padding", minimum=0)
-        for p, k in zip(self.padding, self.kernel_size):
-            if p > k // 2:
-                raise ValueError(
-                    f"AvgPool2D: padding {self.padding} must be at most half of kernel_size "
-                    f"{self.kernel_size} (as PyTorch requires), or a window could lie wholly in the padding"
-                )
-
-    def __repr__(self) -> str:
-        return f"AvgPool2D(kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding})"
-
-    def output_shape(self, input_shape: tuple) -> tuple:
-        """Shape of the output for ``input_shape`` (N, C, H, W)."""
-        check_image_shape(input_shape, "AvgPool2D")
-        _, out_hw = self._geometry(input_shape[2:])
-        return tuple(input_shape[:2]) + out_hw
-
-    def _geometry(self, hw):
-        return F.window_geometry(tuple(hw), self.kernel_size, self.stride, self.padding, (1, 1), "AvgPool2D")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = check_image_batch(x, "AvgPool2D")
