@@ -108,8 +108,6 @@ def test_predict_and_evaluate_do_not_move_running_statistics(rng):
 def test_predict_between_forward_and_backward_changes_no_gradient(rng):
     model = Sequential(Conv2DVolume(1, 2, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2), Flatten(),
                        Dense(8, 2, rng=rng))
-    twin = Sequential(*[layer for layer in model])  # not used: the comparison runs the same model twice
-    del twin
     x, other = rng.standard_normal((3, 1, 4, 4)), rng.standard_normal((5, 1, 4, 4))
     dout = rng.standard_normal((3, 2))
     model(x)
