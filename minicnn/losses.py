@@ -94,7 +94,7 @@ class SoftmaxCrossEntropy(Loss):
                 f"SoftmaxCrossEntropy needs (N, K) class scores; end the model with Flatten() and "
                 "Dense(..., K)".replace("'", ""))
         k = None if output_shape is None else output_shape[1]
-        _check_labels(y, len(y), k, owner, "labels y")
+        _check_labels(y, len(y), k, owner, "y")
 
     def loss(self, logits: np.ndarray, labels: np.ndarray) -> float:
         """Mean cross-entropy of ``logits`` (N, K) against integer ``labels`` (N,)."""
@@ -203,20 +203,24 @@ def _check_finite(x: np.ndarray, owner: str, arg: str,
                          f"({kind}); {hint}")
 
 
-def _check_labels(labels, n: int, k: int | None, owner: str, name: str = "labels") -> np.ndarray:
-    """The one rule for class labels: (n,) integers in [0, k) (k None: range not checked)."""
-    labels = check_numeric(labels, owner, name)
+def _check_labels(labels, n: int, k: int | None, owner: str, var: str = "labels") -> np.ndarray:
+    """The one rule for class labels: (n,) integers in [0, k) (k None: range not checked).
+
+    ``var`` is the name the user knows the labels by (``labels``, or ``y`` in ``fit``).
+    """
+    labels = check_numeric(labels, owner, var)
+    name = "labels" if var == "labels" else f"labels {var}"
     if labels.ndim != 1:
         hint = ""
         if labels.ndim == 2 and labels.shape[0] == n and labels.shape[1] > 1 and k in (None, labels.shape[1]):
-            hint = f"; they look one-hot: use {name.split()[-1]}.argmax(axis=1)"
+            hint = f"; they look one-hot: use {var}.argmax(axis=1)"
         elif labels.shape == (n, 1):
-            hint = f"; use {name.split()[-1]}.ravel()"
+            hint = f"; use {var}.ravel()"
         raise ValueError(f"{owner}: {name} have shape {labels.shape} ({labels.ndim}-D); expected 1-D (N,) "
                          f"= ({n},) class indices{hint}")
     if not np.issubdtype(labels.dtype, np.integer):
         whole = labels.dtype != np.bool_ and np.isfinite(labels).all() and (labels == np.round(labels)).all()
-        fix = f"use {name.split()[-1]}.astype(int)" if whole else "for regression targets use loss=MSE()"
+        fix = f"use {var}.astype(int)" if whole else "for regression targets use loss=MSE()"
         raise TypeError(f"{owner}: {name} have dtype {labels.dtype}; expected integer class indices ({fix})")
     if labels.shape[0] != n:
         raise ValueError(f"{owner}: {labels.shape[0]} labels for {n} rows of logits; expected one label per row")
