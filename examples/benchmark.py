@@ -1,5 +1,10 @@
 """Time minicnn's layers, and PyTorch's where it is installed, on a fixed suite of shapes.
 
+The suite: four convolutions (S1-S4), max pooling of each one's output; ReLU, BatchNorm2D
+(training mode) and AvgPool2D (2x2, and 3x3 at stride 2 with padding 1) on S1's output and
+on the demo's first feature maps (batch x 16 x 32 x 32); then the demo network layer by
+layer, as ``build_demo_model`` orders it, and one whole training step.
+
 For every case the script reports the best and the median of many timed runs (the best
 is the figure to compare: noise from the rest of the machine only ever adds time), the
 rate in GFLOP/s, the time of plain numpy matrix products doing the same arithmetic (the
@@ -43,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, how
 from demo_model import build_demo_model
 
 import minicnn
-from minicnn import Conv2DVolume, Dense, Flatten, MaxPool2D, ReLU, Sequential
+from minicnn import AvgPool2D, BatchNorm2D, Conv2DVolume, Dense, Flatten, MaxPool2D, ReLU, Sequential
 from minicnn.datasets import load_shapes, make_shapes
 from minicnn.functional import resolve_padding
 from minicnn.summary import multiply_accumulates, trace_shapes
@@ -67,6 +72,9 @@ TARGETS = {  # the performance issue's targets: at most these
     "geomean_x_torch": 1.5, "worst_x_torch": 2.5, "s3_x_torch": 1.0, "step_x_torch": 1.8,
     "s1_peak_mib": 60.0, "pool_x_torch": 1.2,
 }
+# summary key: the row-name prefix of the layers reported without a target (the worst row's x torch)
+OTHER_LAYERS = {"relu_x_torch": ("relu ", "demo relu"), "bn_x_torch": ("bn ",), "avgpool_x_torch": ("avgpool ",)}
+OTHER_NAMES = {"relu_x_torch": "ReLU", "bn_x_torch": "BatchNorm2D", "avgpool_x_torch": "AvgPool2D"}
 
 
 # -- measuring ---------------------------------------------------------------------------------
@@ -213,9 +221,13 @@ def conv_cases(name, spec, rng, use_torch: bool, passes=("fwd", "fwd+bwd")) -> l
     return cases
 
 
-def pool_case(name, shape_nchw, rng, use_torch: bool) -> Case:
+def layer_case(name, label, make, shape_nchw, rng, torch_op=None) -> Case:
+    """Forward+backward of the layer ``make()`` builds, against ``torch_op(tx)`` with autograd.
+
+    ``torch_op`` takes the input tensor and returns the output tensor (None: no torch column).
+    """
     x = rand(rng, shape_nchw)
-    layer = MaxPool2D(2)
+    layer = make()
     dout = rand(rng, layer(x).shape)
 
     def ours():
@@ -223,21 +235,57 @@ def pool_case(name, shape_nchw, rng, use_torch: bool) -> Case:
         return layer.backward(dout)
 
     def fresh():
-        pool = MaxPool2D(2)
-        y = pool.forward(x)
-        return y, pool.backward(dout)
+        again = make()
+        y = again.forward(x)
+        return y, again.backward(dout)
 
     torch_fn = None
-    if use_torch:
+    if torch_op is not None:
         tx = torch.from_numpy(x).requires_grad_()
         tdout = torch.from_numpy(dout)
 
         def torch_fn():
             tx.grad = None
-            torch.nn.functional.max_pool2d(tx, 2).backward(tdout)
+            torch_op(tx).backward(tdout)
 
-    n, c, h, w = shape_nchw
-    return Case(name, f"{n}x{c}x{h}x{w} k2", "fwd+bwd", ours, torch_fn=torch_fn, peak=peak_extra_mib(fresh))
+    label = "x".join(map(str, shape_nchw)) + (f" {label}" if label else "")
+    return Case(name, label, "fwd+bwd", ours, torch_fn=torch_fn, peak=peak_extra_mib(fresh))
+
+
+def pool_case(name, shape_nchw, rng, use_torch: bool) -> Case:
+    """2x2 max pooling."""
+    op = (lambda t: torch.nn.functional.max_pool2d(t, 2)) if use_torch else None
+    return layer_case(name, "k2", lambda: MaxPool2D(2), shape_nchw, rng, op)
+
+
+def relu_case(name, shape_nchw, rng, use_torch: bool) -> Case:
+    """ReLU in training mode (it keeps its mask)."""
+    op = torch.relu if use_torch else None
+    return layer_case(name, "", ReLU, shape_nchw, rng, op)
+
+
+def avgpool_case(name, shape_nchw, kernel, stride, padding, rng, use_torch: bool) -> Case:
+    """Average pooling, the zero padding counted in the average as in both libraries' defaults."""
+    op = None
+    if use_torch:
+        def op(t):
+            return torch.nn.functional.avg_pool2d(t, kernel, stride, padding)
+    label = f"k{kernel}" + ("" if stride == kernel else f" s{stride}") + (f" p{padding}" if padding else "")
+    return layer_case(name, label, lambda: AvgPool2D(kernel, stride, padding), shape_nchw, rng, op)
+
+
+def batchnorm_case(name, shape_nchw, rng, use_torch: bool) -> Case:
+    """Training-mode BatchNorm2D: batch statistics, running statistics, dx, dgamma and dbeta."""
+    c = shape_nchw[1]
+    op = None
+    if use_torch:
+        weight, bias = torch.ones(c, requires_grad=True), torch.zeros(c, requires_grad=True)
+        running_mean, running_var = torch.zeros(c), torch.ones(c)
+
+        def op(t):
+            weight.grad = bias.grad = None
+            return torch.nn.functional.batch_norm(t, running_mean, running_var, weight, bias, training=True)
+    return layer_case(name, "", lambda: BatchNorm2D(c), shape_nchw, rng, op)
 
 
 def dense_case(name, n, fin, fout, rng, use_torch: bool) -> Case:
@@ -325,10 +373,10 @@ def train_step_case(batch, rng, use_torch: bool) -> Case:
 
 
 def demo_layer_cases(batch, rng, use_torch: bool) -> list[Case]:
-    """The demo network's conv, pool and dense layers, each at the shape it sees in the network."""
+    """The demo network's conv, pool, ReLU and dense layers, each at the shape it sees in the network."""
     model = build_demo_model()
     shape = (batch, 3, 32, 32)
-    cases, count = [], {"conv": 0, "pool": 0}
+    cases, count = [], {"conv": 0, "pool": 0, "relu": 0}
     for layer in model.layers:
         if isinstance(layer, Conv2DVolume):
             count["conv"] += 1
@@ -338,6 +386,9 @@ def demo_layer_cases(batch, rng, use_torch: bool) -> list[Case]:
         elif isinstance(layer, MaxPool2D):
             count["pool"] += 1
             cases.append(pool_case(f"demo pool{count['pool']}", shape, rng, use_torch))
+        elif isinstance(layer, ReLU):
+            count["relu"] += 1
+            cases.append(relu_case(f"demo relu{count['relu']}", shape, rng, use_torch))
         elif isinstance(layer, Dense):
             cases.append(dense_case("demo dense", batch, layer.in_features, layer.out_features, rng, use_torch))
         shape = layer.output_shape(shape)
@@ -352,9 +403,17 @@ def build_cases(args, rng) -> list[Case]:
     cases = []
     for name, spec in suite.items():
         cases += conv_cases(f"conv {name}", spec, rng, use_torch)
+    pool_shapes = {}
     for name, (n, _, hw, f, k, pad, stride) in suite.items():  # max-pooling each conv's output
         out_hw = (hw + 2 * pad - k) // stride + 1
-        cases.append(pool_case(f"pool {name}", (n, f, out_hw, out_hw), rng, use_torch))
+        pool_shapes[name] = (n, f, out_hw, out_hw)
+        cases.append(pool_case(f"pool {name}", pool_shapes[name], rng, use_torch))
+    # The other layers on S1's conv output and on the demo's first (batch x 16 x 32 x 32).
+    for name, shape in (("S1", pool_shapes["S1"]), ("demo1", (batch, 16, 32, 32))):
+        cases.append(relu_case(f"relu {name}", shape, rng, use_torch))
+        cases.append(batchnorm_case(f"bn {name}", shape, rng, use_torch))
+        cases.append(avgpool_case(f"avgpool {name}", shape, 2, 2, 0, rng, use_torch))
+        cases.append(avgpool_case(f"avgpool {name} k3", shape, 3, 2, 1, rng, use_torch))
     # The demo network layer by layer, then one whole training step.
     cases += demo_layer_cases(batch, rng, use_torch)
     cases.append(train_step_case(batch, rng, use_torch))
@@ -362,7 +421,7 @@ def build_cases(args, rng) -> list[Case]:
 
 
 SCALING_CASES = {("conv S1", "fwd+bwd"), ("conv S2", "fwd+bwd"), ("conv S3", "fwd+bwd"), ("conv S4", "fwd+bwd"),
-                 ("pool S1", "fwd+bwd"), ("demo train step", "step")}
+                 ("pool S1", "fwd+bwd"), ("relu S1", "fwd+bwd"), ("demo train step", "step")}
 
 
 def thread_scaling(cases: list[Case], threads: int, args) -> list[dict]:
@@ -457,6 +516,10 @@ def summarize(rows: list[dict], quick: bool) -> dict:
     pools = [r["x_torch"] for (name, _), r in by_name.items() if name.startswith("pool ")]
     if all(v is not None for v in pools):
         summary["pool_x_torch"] = max(pools)  # the worst of the pool rows
+    for key, prefix in OTHER_LAYERS.items():  # reported, with no target
+        ratios = [r["x_torch"] for (name, _), r in by_name.items() if name.startswith(prefix)]
+        if ratios and all(v is not None for v in ratios):
+            summary[key] = max(ratios)
     summary["s1_peak_mib"] = by_name[("conv S1", "fwd+bwd")]["peak_mib"]
     checks = {key: summary[key] <= limit for key, limit in TARGETS.items() if key in summary}
     summary["targets_met"] = None if quick else checks  # tiny batches say nothing about the targets
@@ -475,6 +538,9 @@ def format_summary(summary: dict) -> str:
     if "pool_x_torch" in summary:
         lines.append(f"MaxPool2D fwd+bwd x torch, worst pool row: {summary['pool_x_torch']:.2f} "
                      f"(target <= {TARGETS['pool_x_torch']})")
+    others = [f"{OTHER_NAMES[key]} {summary[key]:.2f}" for key in OTHER_LAYERS if key in summary]
+    if others:
+        lines.append("fwd+bwd x torch, worst row (no target): " + ", ".join(others))
     lines.append(f"conv S1 peak extra memory of one fwd+bwd: {summary['s1_peak_mib']:.1f} MiB "
                  f"(target <= {TARGETS['s1_peak_mib']})")
     if summary["targets_met"] is None:

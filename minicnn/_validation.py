@@ -6,6 +6,7 @@ and a hint where one helps. Checks run before any state changes.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -98,6 +99,15 @@ def check_int(value, owner: str, arg: str, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{owner}: {arg} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def check_real(value, owner: str, arg: str) -> float:
+    """``value`` as a finite Python float (bools, strings, NaN and infinities are refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {arg} must be a real number, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: {arg} must be finite, got {value}")
+    return float(value)
 
 
 def check_pair(value, owner: str, arg: str, minimum: int = 1) -> tuple[int, int]:

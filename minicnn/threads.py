@@ -229,3 +229,40 @@ class Scratch:
     def clear(self) -> None:
         """Drop every array (the next requests allocate afresh)."""
         self._arrays.clear()
+
+
+# Bytes of float32 per chunk for element-wise and per-sample work: large enough to make the
+# hand-off to a thread cheap, small enough that a chunk's temporaries stay in the cache
+# between the steps of a multi-step computation.
+SAMPLE_CHUNK_BYTES = 2**19
+
+
+def samples_per_chunk(shape: tuple, chunk_bytes: int = SAMPLE_CHUNK_BYTES) -> int:
+    """Samples per chunk for an input of ``shape``, from the shape alone (never the thread count):
+    about ``chunk_bytes`` of float32 per chunk, and at least two chunks.
+
+    Examples
+    --------
+    >>> samples_per_chunk((64, 32, 32, 32))  # 128 KiB per sample
+    4
+    >>> samples_per_chunk((2, 1_000_000))
+    1
+    """
+    sample = 4 * math.prod(shape[1:])
+    return max(1, min(-(-shape[0] // 2), chunk_bytes // max(sample, 1)))
+
+
+def over_samples(work: Callable[[object], object], shape: tuple, min_size: int) -> None:
+    """Call ``work(rows)`` for index expressions ``rows`` that together cover an array of ``shape``.
+
+    Inputs of ``min_size`` elements or more (and two samples or more) give
+    ``rows = slice(start, stop)`` over the first axis, one per chunk of
+    :func:`samples_per_chunk`, on the worker threads; others give one call with
+    ``rows = ...`` (the whole array, a 0-d one too) on the calling thread. ``work`` writes
+    its results into arrays made beforehand. For work that is the same arithmetic per
+    sample, the result is the same bits either way.
+    """
+    if len(shape) == 0 or shape[0] < 2 or math.prod(shape) < min_size:
+        work(...)
+        return
+    run_chunks(lambda start, stop, worker: work(slice(start, stop)), shape[0], samples_per_chunk(shape), blas=False)

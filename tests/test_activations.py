@@ -1,11 +1,17 @@
 """ReLU, LeakyReLU, Tanh and Sigmoid: values, backward, the derivative at 0, gradient checks away
-from the kinks, no RuntimeWarning at the ends of the float range; PyTorch as an oracle where installed."""
+from the kinks, no RuntimeWarning at the ends of the float range; PyTorch as an oracle where installed.
+ReLU and max pooling commute exactly, so the demo model pools first. The threaded path:
+test_activation_threads.py."""
+
+import copy
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
 import reference_layers as ref
 
-from minicnn import ReLU, gradcheck
+from minicnn import Conv2DVolume, Dense, Flatten, MaxPool2D, ReLU, Sequential, gradcheck
 from minicnn.layers import LeakyReLU, Sigmoid, Tanh
 
 
@@ -214,3 +220,53 @@ def test_smooth_activations_match_torch(rng, name, shape, dtype):
     tol = 1e-14 if dtype == np.float64 else 1e-6
     np.testing.assert_allclose(out, t_out.detach().numpy(), rtol=tol, atol=tol)
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=tol, atol=tol)
+
+
+# -- ReLU and max pooling commute ----------------------------------------------------------------
+
+POOLS = {"2x2-pairs-path": ((2,), (3, 4, 8, 6)), "k3-s2-pad1": ((3, 2, 1), (2, 3, 9, 7)),
+         "2x2-odd-width": ((2,), (2, 3, 6, 7)), "batch1": ((2,), (1, 2, 4, 4))}
+
+
+@pytest.mark.parametrize("pool_args, shape", POOLS.values(), ids=POOLS)
+def test_relu_and_max_pooling_commute_in_values_and_gradients(rng, pool_args, shape):
+    # small integers: ties inside windows, exact zeros, and windows with no positive value
+    x = rng.integers(-3, 3, size=shape).astype(np.float64)
+    relu_first = Sequential(ReLU(), MaxPool2D(*pool_args))
+    pool_first = Sequential(MaxPool2D(*pool_args), ReLU())
+    out = relu_first(x)
+    np.testing.assert_array_equal(pool_first(x), out)
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_array_equal(pool_first.backward(dout), relu_first.backward(dout))
+
+
+def load_demo_model_module():
+    path = Path(__file__).resolve().parents[1] / "examples" / "demo_model.py"
+    spec = importlib.util.spec_from_file_location("demo_model_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_demo_pools_before_its_relus_with_the_same_outputs_gradients_and_names(rng):
+    model = load_demo_model_module().build_demo_model(rng=rng)
+    kinds = [type(layer) for layer in model.layers]
+    assert kinds == [Conv2DVolume, MaxPool2D, ReLU] * 3 + [Flatten, Dense]
+    assert list(model.state_dict()) == [f"{i}.{p}" for i in (0, 3, 6, 10) for p in ("weight", "bias")]
+
+    # The conv-relu-pool order with the same weights: same names, same outputs, same gradients.
+    layers = copy.deepcopy(model.layers)
+    for block in (0, 3, 6):
+        layers[block + 1], layers[block + 2] = layers[block + 2], layers[block + 1]
+    relu_first = Sequential(*layers)
+    assert [type(layer) for layer in relu_first.layers[:3]] == [Conv2DVolume, ReLU, MaxPool2D]
+    assert list(relu_first.state_dict()) == list(model.state_dict())
+
+    x = rng.standard_normal((3, 3, 32, 32)).astype(np.float32)
+    out = model(x)
+    np.testing.assert_array_equal(relu_first(x), out)
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    np.testing.assert_array_equal(model.backward(dout), relu_first.backward(dout))
+    for (name, p), q in zip(model.named_parameters(), relu_first.parameters()):
+        assert p.grad.any(), name
+        np.testing.assert_array_equal(p.grad, q.grad, err_msg=name)

@@ -145,7 +145,7 @@ def test_output_shape_and_repr():
     [
         ({"p": -0.1}, ValueError, r"Dropout: p is the probability .* in \[0, 1\], got -0.1"),
         ({"p": 1.5}, ValueError, r"in \[0, 1\], got 1.5"),
-        ({"p": float("nan")}, ValueError, r"in \[0, 1\], got nan"),
+        ({"p": float("nan")}, ValueError, r"p must be finite, got nan"),
         ({"p": "0.5"}, TypeError, r"p must be a real number"),
         ({"p": True}, TypeError, r"p must be a real number"),
         ({"rng": 0}, TypeError, r"rng must be a numpy.random.Generator or None, got int.*default_rng\(seed\)"),

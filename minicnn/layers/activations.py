@@ -1,16 +1,26 @@
-"""Element-wise activations."""
+"""Element-wise activations, split over the threads of :mod:`minicnn.threads` when large.
+
+Each output element depends on its own input element only, so a batch can be cut anywhere.
+Large inputs are cut along their first axis into chunks of samples that the worker threads
+share out; small ones run in one piece on the calling thread. Every element goes through
+the same arithmetic either way, so the result is the same bits for any thread count.
+"""
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import numpy as np
 
-from .._validation import as_float
+from .._validation import as_float, check_real
+from ..threads import over_samples
 from .base import Layer
 
-
+# Below this many elements an activation runs in one piece on the calling thread: handing
+# chunks to another thread costs more than it saves. Measured on two cores, forward+backward
+# in float32, threaded against one piece: Sigmoid, Tanh and LeakyReLU 0.6-1.0x at 2**17
+# elements and 1.3-1.6x at 2**18; ReLU, which does least per element, 1.0x at 2**18 and
+# 1.2x at 2**19, so it has its own, twice as large.
+PARALLEL_MIN_SIZE = 2**18
+RELU_PARALLEL_MIN_SIZE = 2**19
 class ReLU(Layer):
     """Rectified linear unit: ``out = max(x, 0)``.
 
@@ -22,7 +32,9 @@ class ReLU(Layer):
 
     Notes
     -----
-    ``dx = dout * (x > 0)``; forward keeps only the boolean mask.
+    ``dx = dout * (x > 0)``; forward keeps only the boolean mask. Inputs of
+    :data:`RELU_PARALLEL_MIN_SIZE` elements or more run on every core, as the module's
+    docstring tells.
 
     Examples
     --------
@@ -36,13 +48,29 @@ class ReLU(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = as_float(x, "ReLU")
-        # np.maximum rather than np.where: the same values, ~10x faster (measured)
-        out = np.maximum(x, x.dtype.type(0))
-        return self.keep_for_backward(out, x.dtype, mask=x > 0 if self.training else None)
+        zero = x.dtype.type(0)
+        out = np.empty(x.shape, x.dtype)
+        mask = np.empty(x.shape, bool) if self.training else None
+
+        def work(rows) -> None:
+            # np.maximum rather than np.where: the same values, ~10x faster (measured)
+            np.maximum(x[rows], zero, out=out[rows])
+            if mask is not None:
+                np.greater(x[rows], zero, out=mask[rows])
+
+        over_samples(work, x.shape, RELU_PARALLEL_MIN_SIZE)
+        return self.keep_for_backward(out, x.dtype, mask=mask)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         dout, saved = self.saved_for_backward(dout)
-        return dout * saved.mask  # a product with the boolean mask keeps dout's dtype
+        dx = np.empty(dout.shape, dout.dtype)
+
+        def work(rows) -> None:
+            # a product with the boolean mask: 7x faster than np.where (measured), in dout's dtype
+            np.multiply(dout[rows], saved.mask[rows], out=dx[rows])
+
+        over_samples(work, dout.shape, RELU_PARALLEL_MIN_SIZE)
+        return dx
 
 
 class LeakyReLU(Layer):
@@ -71,12 +99,7 @@ class LeakyReLU(Layer):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        slope = negative_slope
-        if isinstance(slope, (bool, np.bool_)) or not isinstance(slope, numbers.Real):
-            raise TypeError(f"LeakyReLU: negative_slope must be a real number, got {slope!r} ({type(slope).__name__})")
-        if not math.isfinite(slope):
-            raise ValueError(f"LeakyReLU: negative_slope must be finite, got {slope}")
-        self.negative_slope = float(slope)
+        self.negative_slope = check_real(negative_slope, "LeakyReLU", "negative_slope")
 
     def __repr__(self) -> str:
         return f"LeakyReLU(negative_slope={self.negative_slope})"
@@ -87,19 +110,36 @@ class LeakyReLU(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = as_float(x, "LeakyReLU")
-        scaled = x * x.dtype.type(self.negative_slope)
+        slope = x.dtype.type(self.negative_slope)
         # For a slope <= 1, x is the larger of (x, slope*x) exactly where x > 0, and the smaller
         # for a slope > 1: the same values as np.where(x > 0, x, slope*x), ~5x faster (measured).
-        out = np.maximum(x, scaled) if self.negative_slope <= 1 else np.minimum(x, scaled)
-        return self.keep_for_backward(out, x.dtype, positive=x > 0 if self.training else None)
+        pick = np.maximum if self.negative_slope <= 1 else np.minimum
+        out = np.empty(x.shape, x.dtype)
+        positive = np.empty(x.shape, bool) if self.training else None
+
+        def work(rows) -> None:
+            np.multiply(x[rows], slope, out=out[rows])
+            pick(x[rows], out[rows], out=out[rows])
+            if positive is not None:
+                np.greater(x[rows], 0, out=positive[rows])
+
+        over_samples(work, x.shape, PARALLEL_MIN_SIZE)
+        return self.keep_for_backward(out, x.dtype, positive=positive)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         dout, saved = self.saved_for_backward(dout)
-        # dout where x > 0, slope*dout elsewhere: one of the two products is 0, so the sum is
-        # exact; twice as fast as np.where (measured)
-        dx = dout * dout.dtype.type(self.negative_slope)
-        dx *= ~saved.positive
-        dx += dout * saved.positive
+        slope = dout.dtype.type(self.negative_slope)
+        dx = np.empty(dout.shape, dout.dtype)
+
+        def work(rows) -> None:
+            # dout where x > 0, slope*dout elsewhere: one of the two products is 0, so the sum is
+            # exact; twice as fast as np.where (measured)
+            d, positive, dx_ = dout[rows], saved.positive[rows], dx[rows]
+            np.multiply(d, slope, out=dx_)
+            dx_ *= ~positive
+            dx_ += d * positive
+
+        over_samples(work, dout.shape, PARALLEL_MIN_SIZE)
         return dx
 
 
@@ -128,12 +168,23 @@ class Tanh(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = as_float(x, "Tanh")
-        t = np.tanh(x)
+        t = np.empty(x.shape, x.dtype)
+        over_samples(lambda rows: np.tanh(x[rows], out=t[rows]), x.shape, PARALLEL_MIN_SIZE)
         return self.keep_for_backward(t, x.dtype, t=t)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         dout, saved = self.saved_for_backward(dout)
-        return dout * (1 - saved.t * saved.t)
+        one = dout.dtype.type(1)
+        dx = np.empty(dout.shape, dout.dtype)
+
+        def work(rows) -> None:  # dx = dout * (1 - t*t)
+            t, dx_ = saved.t[rows], dx[rows]
+            np.multiply(t, t, out=dx_)
+            np.subtract(one, dx_, out=dx_)
+            dx_ *= dout[rows]
+
+        over_samples(work, dout.shape, PARALLEL_MIN_SIZE)
+        return dx
 
 
 class Sigmoid(Layer):
@@ -162,18 +213,34 @@ class Sigmoid(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = as_float(x, "Sigmoid")
-        e = np.abs(x)
-        np.negative(e, out=e)
-        with np.errstate(under="ignore"):  # exp(-|x|) rounding to 0 for |x| > ~745 is the right answer
-            np.exp(e, out=e)
-        r = e + x.dtype.type(1)
-        np.reciprocal(r, out=r)
-        # numerator 1 where x >= 0 and e elsewhere: e lies in (0, 1], so it is max(e, x >= 0);
-        # the same values as np.where(x >= 0, r, e * r), ~2x faster (measured)
-        s = np.maximum(e, x >= 0)
-        s *= r
+        one = x.dtype.type(1)
+        s = np.empty(x.shape, x.dtype)
+
+        def work(rows) -> None:
+            xs, s_ = x[rows], s[rows]
+            e = np.abs(xs, out=np.empty(xs.shape, xs.dtype))  # a chunk's temporaries stay in the cache
+            np.negative(e, out=e)
+            with np.errstate(under="ignore"):  # exp(-|x|) rounding to 0 for |x| > ~745 is the right answer
+                np.exp(e, out=e)
+            r = np.add(e, one, out=np.empty(xs.shape, xs.dtype))
+            np.reciprocal(r, out=r)
+            # numerator 1 where x >= 0 and e elsewhere: e lies in (0, 1], so it is max(e, x >= 0);
+            # the same values as np.where(x >= 0, r, e * r), ~2x faster (measured)
+            np.maximum(e, xs >= 0, out=s_)
+            s_ *= r
+
+        over_samples(work, x.shape, PARALLEL_MIN_SIZE)
         return self.keep_for_backward(s, x.dtype, s=s)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         dout, saved = self.saved_for_backward(dout)
-        return dout * saved.s * (1 - saved.s)
+        one = dout.dtype.type(1)
+        dx = np.empty(dout.shape, dout.dtype)
+
+        def work(rows) -> None:  # dx = dout * s * (1 - s), in that order
+            s, dx_ = saved.s[rows], dx[rows]
+            np.multiply(dout[rows], s, out=dx_)
+            dx_ *= np.subtract(one, s, out=np.empty(s.shape, s.dtype))
+
+        over_samples(work, dout.shape, PARALLEL_MIN_SIZE)
+        return dx

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from .._validation import as_float
+from .._validation import as_float, check_real
 from .base import Buffer, Layer
 
 _WORD = (1 << 64) - 1
@@ -84,8 +82,7 @@ class Dropout(Layer):
 
     def __init__(self, p: float = 0.5, rng: np.random.Generator | None = None) -> None:
         super().__init__()
-        if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
-            raise TypeError(f"Dropout: p must be a real number, got {p!r} ({type(p).__name__})")
+        p = check_real(p, "Dropout", "p")
         if not 0 <= p <= 1:
             raise ValueError(f"Dropout: p is the probability of zeroing a value and must be in [0, 1], got {p}")
         if rng is None:
