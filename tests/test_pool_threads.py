@@ -1,10 +1,13 @@
-"""MaxPool2D on the worker threads: the same bits for any thread count, on both of its paths."""
+"""MaxPool2D and AvgPool2D on the worker threads: the same bits for any thread count (and on both of
+MaxPool2D's paths), and the same values as in one piece."""
 
 import numpy as np
 import pytest
 import reference as ref
+import reference_layers as ref_layers
 
-from minicnn import MaxPool2D
+from minicnn import AvgPool2D, MaxPool2D
+from minicnn.layers import pooling
 from minicnn.threads import get_num_threads, set_num_threads
 
 
@@ -53,3 +56,24 @@ def test_pairs_path_in_eval_mode_keeps_nothing(rng):
     pool = MaxPool2D(2).eval()
     out = pool(rng.standard_normal((2, 3, 4, 4)))
     assert out.shape == (2, 3, 2, 2) and pool._saved is None
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding"), [(2, None, 0), (3, 2, 1)], ids=["k2", "k3-s2-p1"])
+def test_avgpool_same_bits_for_any_thread_count_and_in_one_piece(rng, threads, monkeypatch, kernel, stride, padding):
+    x = rng.standard_normal((24, 16, 31, 30)).astype(np.float32)  # 1.4 MB: split over the threads
+    pool = AvgPool2D(kernel, stride, padding)
+    dout = rng.standard_normal(pool.output_shape(x.shape)).astype(np.float32)
+    results = []
+    for count in (1, 2, 3):
+        threads(count)
+        results.append((pool(x), pool.backward(dout)))
+    monkeypatch.setattr(pooling, "PARALLEL_MIN_SIZE", 2**62)  # one piece on the calling thread
+    results.append((pool(x), pool.backward(dout)))
+    for out, dx in results[1:]:
+        assert np.array_equal(out, results[0][0]) and np.array_equal(dx, results[0][1])
+    # and the threaded values are right: the naive loops on two of the samples (each is on its own)
+    pads = tuple((p, p) for p in pool.padding)
+    expected = ref_layers.avgpool_forward(x[:2], pool.kernel_size, pool.stride, pads)
+    np.testing.assert_allclose(results[0][0][:2], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(results[0][1][:2], ref_layers.avgpool_backward(
+        (2,) + x.shape[1:], dout[:2].astype(np.float64), pool.kernel_size, pool.stride, pads), rtol=1e-5, atol=1e-6)

@@ -6,8 +6,12 @@ import numpy as np
 
 from .. import functional as F
 from .._validation import check_image_batch, check_image_shape, check_pair
-from ..threads import run_chunks
+from ..threads import over_samples, run_chunks
 from .base import Layer
+
+# Average pooling of fewer elements runs in one piece on the calling thread: handing chunks
+# to another thread would cost more than it saves.
+PARALLEL_MIN_SIZE = 2**18
 
 
 class _WindowPool2D(Layer):
@@ -250,30 +254,41 @@ class AvgPool2D(_WindowPool2D):
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = check_image_batch(x, "AvgPool2D")
         pads, out_hw = self._geometry(x.shape[2:])
-        xp = F.pad_image(x, pads)
         kh, kw = self.kernel_size
-        out = None
-        for offset in range(kh * kw):  # a loop over kernel offsets, each a whole (N, C, OH, OW) block
-            i, j = divmod(offset, kw)
-            window = xp[(slice(None), slice(None)) + F.window_slices(i, j, self.stride, (1, 1), out_hw)]
-            if out is None:
-                out = window.copy()
-            else:
-                out += window
-        out /= kh * kw
+        out = np.empty(x.shape[:2] + out_hw, dtype=x.dtype)
+
+        def work(rows) -> None:  # some samples, on one worker thread
+            xp = F.pad_image(x[rows], pads)
+            total = out[rows]
+            for offset in range(kh * kw):  # a loop over kernel offsets, each a whole (n, C, OH, OW) block
+                i, j = divmod(offset, kw)
+                window = xp[(slice(None), slice(None)) + F.window_slices(i, j, self.stride, (1, 1), out_hw)]
+                if offset == 0:
+                    np.copyto(total, window)
+                else:
+                    total += window
+            total /= kh * kw
+
+        over_samples(work, x.shape, PARALLEL_MIN_SIZE)
         return self.keep_for_backward(out, x.dtype, x_shape=x.shape, pads=pads)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         dout, saved = self.saved_for_backward(dout)
         kh, kw = self.kernel_size
         (top, bottom), (left, right) = saved.pads
-        n, c, h, w = saved.x_shape
-        share = dout / (kh * kw)
-        dxp = np.zeros((n, c, h + top + bottom, w + left + right), dtype=dout.dtype)
-        for offset in range(kh * kw):
-            i, j = divmod(offset, kw)
-            dxp[(slice(None), slice(None)) + F.window_slices(i, j, self.stride, (1, 1), dout.shape[2:])] += share
-        return np.ascontiguousarray(dxp[:, :, top : top + h, left : left + w])
+        _, c, h, w = saved.x_shape
+        dx = np.empty(saved.x_shape, dtype=dout.dtype)
+
+        def work(rows) -> None:  # some samples, on one worker thread
+            share = dout[rows] / (kh * kw)
+            dxp = np.zeros((len(share), c, h + top + bottom, w + left + right), dtype=dout.dtype)
+            for offset in range(kh * kw):
+                i, j = divmod(offset, kw)
+                dxp[(slice(None), slice(None)) + F.window_slices(i, j, self.stride, (1, 1), dout.shape[2:])] += share
+            dx[rows] = dxp[:, :, top : top + h, left : left + w]
+
+        over_samples(work, saved.x_shape, PARALLEL_MIN_SIZE)
+        return dx
 
 
 class GlobalAvgPool2D(Layer):
