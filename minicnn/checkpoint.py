@@ -129,7 +129,7 @@ def read_checkpoint(path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
     Returns
     -------
     state : dict of str to ndarray
-        Every array whose key has neither reserved prefix.
+        Every array whose key has no reserved prefix.
     optimizer_state : dict of str to ndarray
         The ``optim.`` arrays with the prefix removed; ``{}`` when none were saved.
     resume_state : dict of str to ndarray
