@@ -5,25 +5,10 @@ PyTorch comparisons for every optimizer are in test_optim.py.
 
 import numpy as np
 import pytest
+from optim_steps import DTYPES, run
 
 from minicnn import Parameter
 from minicnn.optim import Adam, AdamW
-
-DTYPES = pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-
-
-def run(cls, p0, grads, dtype, **hyper):
-    """Start a Parameter at p0, feed it each gradient in turn, return the value after every step."""
-    p = Parameter(np.array(p0, dtype=dtype))
-    opt = cls([p], **hyper)
-    values = []
-    for g in grads:
-        p.grad[...] = g
-        opt.step()
-        assert p.data.dtype == dtype
-        values.append(p.data.tolist())
-    return values
-
 
 # -- the update rule, worked by hand ------------------------------------------------------
 # Every number below is a short binary fraction, so float64 and float32 get them exactly.

@@ -5,25 +5,10 @@ PyTorch comparisons for every optimizer are in test_optim.py.
 
 import numpy as np
 import pytest
+from optim_steps import DTYPES, run
 
 from minicnn import Parameter
 from minicnn.optim import RMSprop
-
-DTYPES = pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-
-
-def run(p0, grads, dtype, **hyper):
-    """Start a Parameter at p0, feed it each gradient in turn, return the value after every step."""
-    p = Parameter(np.array(p0, dtype=dtype))
-    opt = RMSprop([p], **hyper)
-    values = []
-    for g in grads:
-        p.grad[...] = g
-        opt.step()
-        assert p.data.dtype == dtype
-        values.append(p.data.tolist())
-    return values
-
 
 # -- the update rule, worked by hand ------------------------------------------------------
 # Every number below is a short binary fraction, so float64 and float32 get them exactly.
@@ -34,7 +19,7 @@ def test_step_with_weight_decay_by_hand(dtype):
     # g = g + 0.5*p = [0.75, -0.75];  v = 0.75*0 + 0.25*g*g = [0.140625, 0.140625]
     # denom = sqrt(v) + eps = 0.375 + 0.125 = 0.5
     # p = p - 0.5 * g / 0.5 = [1 - 0.75, -2 + 0.75] = [0.25, -1.25]
-    values = run([1.0, -2.0], [[0.25, 0.25]], dtype, lr=0.5, alpha=0.75, eps=0.125, weight_decay=0.5)
+    values = run(RMSprop, [1.0, -2.0], [[0.25, 0.25]], dtype, lr=0.5, alpha=0.75, eps=0.125, weight_decay=0.5)
     assert values == [[0.25, -1.25]]
 
 
@@ -44,7 +29,8 @@ def test_centered_step_with_momentum_by_hand(dtype):
     # v = 0.5*g*g = [0.28125, 0.28125];  a = 0.5*g = [0.375, -0.375]
     # denom = sqrt(v - a*a) + eps = sqrt(0.28125 - 0.140625) + 0.125 = 0.375 + 0.125 = 0.5
     # b = 0.5*0 + g / 0.5 = [1.5, -1.5];  p = p - 0.5*b = [0.25, -1.25]
-    values = run([1.0, -2.0], [[0.75, -0.75]], dtype, lr=0.5, alpha=0.5, eps=0.125, momentum=0.5, centered=True)
+    values = run(RMSprop, [1.0, -2.0], [[0.75, -0.75]], dtype, lr=0.5, alpha=0.5, eps=0.125, momentum=0.5,
+                 centered=True)
     assert values == [[0.25, -1.25]]
 
 
@@ -55,7 +41,7 @@ def test_momentum_over_two_steps_by_hand(dtype):
     #         b = 0.75 / 0.5 = 1.5;  p = 1 - 0.5*1.5 = 0.25
     # step 2: g = 1.625; v = 0.75*0.140625 + 0.25*2.640625 = 0.10546875 + 0.66015625 = 0.765625
     #         denom = 0.875 + 0.125 = 1;  b = 0.5*1.5 + 1.625/1 = 2.375;  p = 0.25 - 0.5*2.375 = -0.9375
-    values = run([1.0], [[0.75], [1.625]], dtype, lr=0.5, alpha=0.75, eps=0.125, momentum=0.5)
+    values = run(RMSprop, [1.0], [[0.75], [1.625]], dtype, lr=0.5, alpha=0.75, eps=0.125, momentum=0.5)
     assert values == [[0.25], [-0.9375]]
 
 
