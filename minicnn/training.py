@@ -223,7 +223,7 @@ def fit(model: Layer, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int
             if classes:
                 history["accuracy"].append(accuracy)
             if validation_data is not None:
-                scores = evaluate(model, *validation_data, loss=loss)
+                scores = _scores(model, *validation_data, loss, 256)  # evaluate's batch size
                 history["val_loss"].append(scores["loss"])
                 if classes:
                     history["val_accuracy"].append(scores["accuracy"])
@@ -363,6 +363,11 @@ def evaluate(model: Layer, X, y, *, loss=None, batch_size: int = 256) -> dict[st
         if loss is None:
             loss = _default_loss(check_numeric(y, "evaluate", "y"))
     X, y = _data(model, X, y, loss, "evaluate")
+    return _scores(model, X, y, loss, batch_size)
+
+
+def _scores(model: Layer, X: np.ndarray, y: np.ndarray, loss, batch_size: int) -> dict[str, float]:
+    """The loop of :func:`evaluate`, on data already checked (fit checks its validation data once)."""
     classes = _wants_labels(loss, y)
     total_loss, correct = 0.0, 0
     with inference(model):
