@@ -108,7 +108,8 @@ def filters(conv_layer, *, max_cols: int = 8, ax=None, path=None, dpi: float = 1
         cols = -(-f // 16)
         rows = -(-f // cols)
         strip = c * TILE_INCHES * 0.45
-        fig, root = canvas(owner, ax, (cols * (strip + 0.8) + 0.3, rows * TILE_INCHES * 0.5 + 0.7))
+        # at least as wide as the three-line title
+        fig, root = canvas(owner, ax, (max(cols * (strip + 0.8) + 0.3, 3.6), rows * TILE_INCHES * 0.5 + 0.9))
         axes = root.subplots(rows, cols, squeeze=False).T.ravel()  # filters go down the columns
         for i, a in enumerate(axes):  # one panel per filter: its C slices side by side
             if i >= f:
@@ -117,7 +118,7 @@ def filters(conv_layer, *, max_cols: int = 8, ax=None, path=None, dpi: float = 1
             a.imshow(mosaic(scaled[i], c), cmap=grey, vmin=-1, vmax=1, interpolation="nearest")
             _hide_frame(a)
             a.set_ylabel(str(i), rotation=0, ha="right", va="center", fontsize=7)
-        what = f"one row of {c} slices per filter (input channel 0 on the left); grey 0, white +, black -"
+        what = f"one row of {c} slices per filter, input channel 0 first\ngrey 0, white +, black -"
     root.suptitle(f"{f} filters of {c}x{kh}x{kw}\n{what}", fontsize=9)
     return finish(fig, path, dpi)
 
