@@ -17,7 +17,7 @@ Three rules keep this simple and the results reproducible:
   with ``threadpoolctl``): the workers already fill the cores, a BLAS thread pool behind
   them would only fight them for it, and a matrix product split over a varying number of
   BLAS threads is not guaranteed to round the same way.
-- **Scratch buffers belong to a worker** (:class:`Scratch`): a worker reuses its own arrays
+- **Scratch buffers belong to a thread** (:class:`Scratch`): a worker reuses its own arrays
   from chunk to chunk and from call to call, so the memory a layer needs grows by one
   chunk's buffers per thread, not by the batch.
 
@@ -171,7 +171,13 @@ def run_chunks(fn: Callable[[int, int, int], object], total: int, chunk: int, *,
     order = itertools.count()  # next() on a count is atomic under the GIL: each chunk goes out once
     failed = []  # a chunk raised: the other workers take no new chunk
 
+    errstate = np.geterr()  # numpy keeps it per thread: the caller's must hold in the workers too
+
     def work(worker: int) -> None:
+        with np.errstate(**errstate):
+            take_chunks(worker)
+
+    def take_chunks(worker: int) -> None:
         while not failed:
             index = next(order)
             if index >= len(bounds):
@@ -198,9 +204,12 @@ def run_chunks(fn: Callable[[int, int, int], object], total: int, chunk: int, *,
 
 
 class Scratch:
-    """Reusable arrays, one set per worker: ``scratch.get(worker, name, shape, dtype)``.
+    """Reusable arrays, one set per thread: ``scratch.get(name, shape, dtype)``.
 
-    Each (worker, name) owns one flat array, grown when a request needs more; a request
+    The arrays belong to the thread that asks: the workers of one call never share a
+    buffer, nor do several threads that run the same layer at once (each is worker 0 of
+    its own call), and a thread's arrays go when the thread ends.
+    Each (thread, name) owns one flat array, grown when a request needs more; a request
     gets a C-contiguous view of its start. So one name can serve several phases with
     different shapes, and memory is the largest use, not the sum. The content is whatever
     the last user left: callers overwrite it.
@@ -208,27 +217,34 @@ class Scratch:
     Examples
     --------
     >>> s = Scratch()
-    >>> a = s.get(0, "cols", (2, 3), np.float32)
-    >>> b = s.get(0, "cols", (3, 2), np.float32)    # the same memory, another shape
-    >>> np.shares_memory(a, b), np.shares_memory(a, s.get(1, "cols", (2, 3), np.float32))
+    >>> a = s.get("cols", (2, 3), np.float32)
+    >>> b = s.get("cols", (3, 2), np.float32)    # the same memory, another shape
+    >>> other = []
+    >>> t = threading.Thread(target=lambda: other.append(s.get("cols", (2, 3), np.float32)))
+    >>> t.start(); t.join()
+    >>> np.shares_memory(a, b), np.shares_memory(a, other[0])   # another thread, its own array
     (True, False)
     """
 
     def __init__(self) -> None:
-        self._arrays: dict[tuple[int, str], np.ndarray] = {}
+        self._local = threading.local()
 
-    def get(self, worker: int, name: str, shape: tuple, dtype) -> np.ndarray:
-        """The ``worker``'s array called ``name``, viewed as ``shape`` and ``dtype`` (uninitialised)."""
+    def __deepcopy__(self, memo) -> Scratch:
+        return Scratch()  # a copy of a layer starts with empty buffers of its own
+
+    def get(self, name: str, shape: tuple, dtype) -> np.ndarray:
+        """This thread's array called ``name``, viewed as ``shape`` and ``dtype`` (uninitialised)."""
+        arrays = self._local.__dict__.setdefault("arrays", {})
         size = math.prod(shape)
-        arr = self._arrays.get((worker, name))
+        arr = arrays.get(name)
         if arr is None or arr.dtype != dtype or arr.size < size:
             arr = np.empty(size, dtype=dtype)
-            self._arrays[(worker, name)] = arr
+            arrays[name] = arr
         return arr[:size].reshape(shape)
 
     def clear(self) -> None:
-        """Drop every array (the next requests allocate afresh)."""
-        self._arrays.clear()
+        """Drop this thread's arrays (its next requests allocate afresh)."""
+        self._local.__dict__.pop("arrays", None)
 
 
 # Bytes of float32 per chunk for element-wise and per-sample work: large enough to make the

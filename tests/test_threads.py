@@ -1,5 +1,6 @@
 """minicnn.threads: the thread count setting, run_chunks, per-worker scratch buffers, BLAS held at one thread."""
 
+import copy
 import os
 import threading
 
@@ -114,16 +115,37 @@ def test_blas_runs_one_thread_inside_the_block_and_is_restored():
     assert blas_threads() == before
 
 
-def test_scratch_reuses_a_workers_memory_and_keeps_workers_apart():
+def test_scratch_reuses_a_threads_memory_and_keeps_threads_apart():
     s = T.Scratch()
-    a = s.get(0, "x", (4, 5), np.float32)
+    a = s.get("x", (4, 5), np.float32)
     assert a.shape == (4, 5) and a.dtype == np.float32 and a.flags.c_contiguous
-    assert np.shares_memory(a, s.get(0, "x", (2, 10), np.float32))  # same size: same memory
-    assert np.shares_memory(a, s.get(0, "x", (3,), np.float32))  # smaller: a view of it
-    assert not np.shares_memory(a, s.get(1, "x", (4, 5), np.float32))  # another worker
-    assert not np.shares_memory(a, s.get(0, "y", (4, 5), np.float32))  # another name
-    bigger = s.get(0, "x", (100,), np.float32)  # grows
+    assert np.shares_memory(a, s.get("x", (2, 10), np.float32))  # same size: same memory
+    assert np.shares_memory(a, s.get("x", (3,), np.float32))  # smaller: a view of it
+    other = []
+    thread = threading.Thread(target=lambda: other.append(s.get("x", (4, 5), np.float32)))
+    thread.start()
+    thread.join()
+    assert not np.shares_memory(a, other[0])  # another thread
+    assert not np.shares_memory(a, s.get("y", (4, 5), np.float32))  # another name
+    assert not np.shares_memory(a, copy.deepcopy(s).get("x", (4, 5), np.float32))  # a copy's own
+    bigger = s.get("x", (100,), np.float32)  # grows
     assert bigger.size == 100 and not np.shares_memory(a, bigger)
-    assert s.get(0, "x", (10,), np.float64).dtype == np.float64
+    assert s.get("x", (10,), np.float64).dtype == np.float64
     s.clear()
-    assert not np.shares_memory(bigger, s.get(0, "x", (100,), np.float32))
+    assert not np.shares_memory(bigger, s.get("x", (100,), np.float32))
+
+
+def test_the_callers_errstate_holds_in_every_worker(restore_threads):
+    T.set_num_threads(2)
+    both_running = threading.Barrier(2, timeout=10)  # two chunks: each worker must take one
+
+    def setting(start, stop, worker):
+        both_running.wait()
+        return np.geterr()["invalid"], worker
+
+    with np.errstate(invalid="raise"):
+        results = T.run_chunks(setting, 2, 1)
+    assert sorted(results) == [("raise", 0), ("raise", 1)]
+    x = np.zeros(2, np.float32)
+    with np.errstate(invalid="raise"), pytest.raises(FloatingPointError):
+        T.run_chunks(lambda start, stop, worker: both_running.wait() and x[start:stop] / x[start:stop], 2, 1)

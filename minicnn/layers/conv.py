@@ -259,7 +259,7 @@ class Conv2DVolume(Layer):
         return dx
 
     def _scratch_of(self, worker: int, dtype):
-        return lambda name, shape: self._scratch.get(worker, name, shape, dtype)
+        return lambda name, shape: self._scratch.get(name, shape, dtype)
 
 
 def choose_algorithm(g: ConvGeometry) -> str:
