@@ -1,6 +1,7 @@
 """Your own images: load_image_folder / load_images on every bit depth, transparency, EXIF
-orientation, the file rules and each error; and the train_folder.py and predict.py examples
-run on a folder of PNG and JPEG files written from the shapes data."""
+orientation, every format Pillow reads, the shuffled order, the file rules and each error; and
+the train_folder.py and predict.py examples run on a folder of PNG and JPEG files written from
+the shapes data."""
 
 import importlib.util
 import io
@@ -15,6 +16,7 @@ import pytest
 
 from minicnn.datasets import (
     CLASSES,
+    image_extensions,
     list_images,
     load_image_folder,
     load_images,
@@ -69,7 +71,7 @@ def shapes_folder(tmp_path, pil):
 
 def test_png_round_trip_is_bit_identical_to_the_shapes_it_came_from(shapes_folder):
     root, X_made, y_made = shapes_folder
-    X, y, class_names = load_image_folder(root)
+    X, y, class_names = load_image_folder(root, shuffle=False)
     assert class_names == tuple(sorted(CLASSES))
     # Reference order: classes by name, then files by name (= index here).
     order = [i for name in class_names for i in range(len(y_made)) if CLASSES[y_made[i]] == name]
@@ -81,7 +83,7 @@ def test_png_round_trip_is_bit_identical_to_the_shapes_it_came_from(shapes_folde
 
 def test_grayscale_is_pillows_luma(shapes_folder, pil):
     root, _, _ = shapes_folder
-    X, _, _ = load_image_folder(root, grayscale=True)
+    X, _, _ = load_image_folder(root, grayscale=True, shuffle=False)
     expected = [np.asarray(pil.open(f).convert("L")) for f in list_images(root)]
     assert X.shape == (18, 1, 32, 32)
     np.testing.assert_array_equal(X[:, 0], np.float32(expected) / np.float32(255))
@@ -89,7 +91,7 @@ def test_grayscale_is_pillows_luma(shapes_folder, pil):
 
 def test_load_images_reads_files_as_the_folder_loader_does(shapes_folder):
     root, _, _ = shapes_folder
-    X, _, _ = load_image_folder(root, image_size=(20, 12))
+    X, _, _ = load_image_folder(root, image_size=(20, 12), shuffle=False)
     files = list_images(root)
     picked = [5, 0, 17]
     X2 = load_images([files[i] for i in picked], image_size=(20, 12))
@@ -242,12 +244,140 @@ def test_hidden_and_non_image_files_are_skipped_and_order_is_sorted(tmp_path, pi
     (root / "b" / "labels.csv").write_text("a,b")
     (root / ".DS_Store").write_bytes(b"\0\1\2")
     (root / "README.md").write_text("files in root are not classes")
-    X, y, names = load_image_folder(root)
+    X, y, names = load_image_folder(root, shuffle=False)
     assert names == ("a", "b")
     assert y.tolist() == [0, 1, 1, 1, 1, 1]
     np.testing.assert_allclose(X[:, 0, 0, 0] * 255, [10, 30, 40, 50, 60, 70], atol=2)  # JPEGs: near
     assert [p.relative_to(root).as_posix() for p in list_images(root / "b")] == [
         "b/A.PNG", "b/a.jpeg", "b/b.png", "b/sub/c.png", "b/sub-x.png"]
+
+
+# -- every format Pillow reads ----------------------------------------------------------------------
+
+def _has_webp():
+    from PIL import features
+    return features.check("webp")
+
+
+def test_image_extensions_are_pillows_formats_that_decode(pil):
+    extensions = image_extensions()
+    assert extensions == tuple(sorted(extensions)) and all(e.startswith(".") and e == e.lower() for e in extensions)
+    wanted = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif"} | ({".webp"} if _has_webp() else set())
+    assert wanted <= set(extensions)
+    pil.init()
+    assert set(extensions) <= {e.lower() for e in pil.registered_extensions()}
+    # .pdf Pillow only writes; .h5 needs a decoder from outside Pillow; .mpg gives only a header
+    assert not {".pdf", ".h5", ".mpg", ".txt", ".csv", ".npy"} & set(extensions)
+
+
+def test_every_format_pillow_reads_is_found_in_any_case_and_decoded(tmp_path, pil):
+    root = tmp_path / "root"
+    files = {  # name: (save options, exact); each image is flat at its own gray level
+        "png/a.png": ({}, True), "jpeg/b.JPG": ({"quality": 95}, False), "jpeg/c.jpe": ({"quality": 95}, False),
+        "bmp/d.bmp": ({}, True), "bmp/e.BMP": ({}, True), "tiff/f.tif": ({}, True),
+        "tiff/g.TIFF": ({"compression": "tiff_lzw"}, True), "gif/h.gif": ({}, True),
+    }
+    if _has_webp():
+        files |= {"webp/i.webp": ({"lossless": True}, True), "webp/j.WEBP": ({"quality": 90}, False)}
+    level = {name: 20 + 15 * k for k, name in enumerate(files)}
+    for name, (options, _) in files.items():
+        save(pil, np.full((4, 6, 3), level[name], np.uint8), root / name, **options)
+    (root / "png" / "notes.txt").write_text("not an image")
+    (root / "png" / "scan.pdf").write_bytes(b"%PDF-1.4")  # a format Pillow writes but cannot read
+    found = [p.relative_to(root).as_posix() for p in list_images(root)]
+    assert found == sorted(files, key=lambda n: n.split("/"))
+    X, y, names = load_image_folder(root, shuffle=False)
+    assert names == tuple(sorted({n.split("/")[0] for n in files}))
+    assert X.shape == (len(files), 3, 4, 6)
+    np.testing.assert_array_equal(y, [names.index(n.split("/")[0]) for n in found])
+    for x, name in zip(X, found):
+        if files[name][1]:
+            np.testing.assert_array_equal(x * 255, np.float32(level[name]), err_msg=name)
+        else:
+            np.testing.assert_allclose(x * 255, level[name], atol=2, err_msg=name)
+
+
+def test_a_file_is_decoded_by_its_content_and_gives_its_first_frame(tmp_path, pil, rng):
+    a = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    png_named_jpg = tmp_path / "photo.jpg"
+    pil.fromarray(a).save(png_named_jpg, format="PNG")
+    gif_named_png = tmp_path / "moving.png"
+    pil.new("L", (7, 5), 60).save(gif_named_png, format="GIF", save_all=True,
+                                  append_images=[pil.new("L", (7, 5), 200)])
+    pages = save(pil, pil.new("L", (7, 5), 40), tmp_path / "pages.tiff", save_all=True,
+                 append_images=[pil.new("L", (7, 5), 210)])
+    X = load_images([png_named_jpg, gif_named_png, pages])
+    np.testing.assert_array_equal(X[0], np.float32(a.transpose(2, 0, 1)) / np.float32(255))
+    np.testing.assert_array_equal(X[1:] * 255, np.float32([[[[60]]], [[[40]]]]) * np.ones((2, 3, 5, 7)))
+
+
+def test_tiffs_of_16_and_32_bits(tmp_path, pil):
+    levels16 = np.array([[0, 1, 255], [256, 32768, 65535]], np.uint16)
+    sixteen = save(pil, levels16, tmp_path / "sixteen.tif")
+    small = save(pil, levels16.astype(np.int32), tmp_path / "small32.tif")  # 32-bit, values that fit 16
+    X = load_images([sixteen, small], grayscale=True)
+    np.testing.assert_array_equal(X[:, 0], np.float32([levels16, levels16]) / np.float32(65535))
+    big = save(pil, np.array([[0, 70000]], np.int32), tmp_path / "big32.tif")
+    floats = save(pil, np.array([[0.25, 0.5]], np.float32), tmp_path / "float.tif")
+    with pytest.raises(ValueError) as info:
+        load_images([big, floats])
+    assert f"{big}: 32-bit integer pixels beyond 0..65535 have no fixed maximum" in str(info.value)
+    assert f"{floats}: floating-point pixels have no fixed maximum" in str(info.value)
+
+
+# -- shuffling ------------------------------------------------------------------------------------
+
+NUMBERED_CLASSES = ("ant", "bee", "cat")
+NUMBERED_LEVELS = np.array([20 * k + j + 1 for k in range(3) for j in range(10)])  # in sorted order
+
+
+@pytest.fixture
+def numbered_folder(tmp_path, pil):
+    """Three classes of 10 flat PNGs; image j of class k has the level 20 k + j + 1, so each
+    image tells its class and its place: (level - 1) // 20 is the class."""
+    root = tmp_path / "root"
+    for k, name in enumerate(NUMBERED_CLASSES):
+        for j in range(10):
+            save(pil, np.full((2, 3, 3), 20 * k + j + 1, np.uint8), root / name / f"{j:02d}.png")
+    return root
+
+
+def numbers(X):
+    """The level each image of ``numbered_folder`` was written with."""
+    return np.rint(X[:, 0, 0, 0] * 255).astype(np.int64)
+
+
+def test_images_are_shuffled_by_a_fixed_default_seed_and_keep_their_labels(numbered_folder):
+    X_sorted, y_sorted, names = load_image_folder(numbered_folder, shuffle=False)
+    assert names == NUMBERED_CLASSES and y_sorted.tolist() == [0] * 10 + [1] * 10 + [2] * 10
+    X, y, names = load_image_folder(numbered_folder)
+    assert names == NUMBERED_CLASSES and X.dtype == np.float32 and y.dtype == np.int64 and X.flags.c_contiguous
+    order = np.random.default_rng(0).permutation(30)  # the documented rule, seed 0 by default
+    assert X.tobytes() == X_sorted[order].tobytes()
+    np.testing.assert_array_equal(y, y_sorted[order])
+    np.testing.assert_array_equal(y, (numbers(X) - 1) // 20)  # every label still its image's class
+    assert set(y[-6:].tolist()) == {0, 1, 2}  # so fit(validation_split=0.2) validates on every class
+    X_again, y_again, _ = load_image_folder(numbered_folder)
+    assert X_again.tobytes() == X.tobytes() and y_again.tobytes() == y.tobytes()
+
+
+@pytest.mark.parametrize("seed", [1, 2**40], ids=["one", "large"])
+def test_another_seed_gives_its_own_order(numbered_folder, seed):
+    X, y, _ = load_image_folder(numbered_folder, seed=seed)
+    order = np.random.default_rng(seed).permutation(30)
+    np.testing.assert_array_equal(numbers(X), NUMBERED_LEVELS[order])
+    np.testing.assert_array_equal(y, (numbers(X) - 1) // 20)
+    assert not np.array_equal(numbers(X), numbers(load_image_folder(numbered_folder)[0]))
+
+
+def test_seed_none_gives_a_fresh_order_and_shuffle_false_keeps_the_sorted_one(numbered_folder):
+    runs = [load_image_folder(numbered_folder, seed=None) for _ in range(3)]
+    for X, y, _ in runs:
+        np.testing.assert_array_equal(y, (numbers(X) - 1) // 20)
+        assert sorted(numbers(X).tolist()) == NUMBERED_LEVELS.tolist()
+    assert len({tuple(numbers(X)) for X, _, _ in runs}) > 1  # equal orders: chance 1 in 30! twice
+    X, y, _ = load_image_folder(numbered_folder, shuffle=False, seed=5)  # the seed is unused
+    assert numbers(X).tolist() == NUMBERED_LEVELS.tolist()
 
 
 # -- resizing -------------------------------------------------------------------------------------
@@ -259,7 +389,7 @@ def test_image_size_resizes_bilinear_to_H_by_W(tmp_path, pil, rng, image_size, s
     b = rng.integers(0, 256, (7, 9, 3), dtype=np.uint8)  # other sizes are fine with image_size
     save(pil, a, tmp_path / "root" / "p" / "a.png")
     save(pil, b, tmp_path / "root" / "q" / "b.png")
-    X, _, _ = load_image_folder(tmp_path / "root", image_size=image_size)
+    X, _, _ = load_image_folder(tmp_path / "root", image_size=image_size, shuffle=False)
     assert X.shape == (2, 3) + shape
     for x, src in zip(X, (a, b)):
         want = pil.fromarray(src).resize(shape[::-1], pil.Resampling.BILINEAR)
@@ -273,44 +403,161 @@ def test_an_image_of_the_target_size_is_not_resampled(tmp_path, pil, rng):
                                   np.float32(a.transpose(2, 0, 1)) / np.float32(255))
 
 
-# -- errors ---------------------------------------------------------------------------------------
+# -- files that cannot be read --------------------------------------------------------------------
 
 def _good_image(pil, path, size=(5, 7)):
     return save(pil, np.zeros(size + (3,), np.uint8), path)
 
 
-@pytest.mark.parametrize("content", [b"", b"this is text, not a PNG", "truncated", "gif"],
-                         ids=["empty", "text", "truncated-png", "gif-named-png"])
-def test_an_image_that_cannot_be_decoded_is_an_error_naming_it(tmp_path, pil, content):
+def _cut_in_half(pil, image_format):
+    """A real image file of ``image_format`` with its second half missing."""
+    buffer = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (50, 100), dtype=np.uint8)
+    pil.fromarray(noise).save(buffer, image_format)
+    return buffer.getvalue()[:len(buffer.getvalue()) // 2]
+
+
+NOT_AN_IMAGE = "not an image in any format Pillow reads"
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", NOT_AN_IMAGE), (b"this is text, not a PNG", NOT_AN_IMAGE), ("truncated", "OSError: image file is truncated"),
+], ids=["empty", "text", "truncated-png"])
+def test_an_image_that_cannot_be_decoded_is_an_error_naming_it_and_why(tmp_path, pil, content, reason):
     _good_image(pil, tmp_path / "root" / "a" / "ok.png")
     bad = tmp_path / "root" / "a" / "bad.png"
-    if content == "truncated":
-        buffer = io.BytesIO()
-        pil.fromarray(np.arange(5000, dtype=np.uint32).reshape(50, 100).astype(np.uint8)).save(buffer, "PNG")
-        content = buffer.getvalue()[:len(buffer.getvalue()) // 2]
-    elif content == "gif":
-        buffer = io.BytesIO()
-        pil.new("RGB", (5, 7)).save(buffer, "GIF")
-        content = buffer.getvalue()
-    bad.write_bytes(content)
-    with pytest.raises(ValueError, match=r"load_image_folder: cannot read .*" + re.escape(str(bad))):
+    bad.write_bytes(_cut_in_half(pil, "PNG") if content == "truncated" else content)
+    with pytest.raises(ValueError, match=re.escape(f"load_image_folder: image files that cannot be read (1 of 2):\n"
+                                                   f"  {bad}: {reason}")):
         load_image_folder(tmp_path / "root")
 
 
-def test_mixed_sizes_name_two_files_and_their_sizes(tmp_path, pil):
+@pytest.fixture
+def folder_with_bad_files(numbered_folder, pil):
+    """``numbered_folder`` plus, in each class, one image file that does not decode; and a text file."""
+    bad = [numbered_folder / "ant" / "zz-empty.png", numbered_folder / "bee" / "broken.jpg",
+           numbered_folder / "cat" / "sub" / "text.tif"]
+    bad[0].write_bytes(b"")
+    bad[1].write_bytes(_cut_in_half(pil, "JPEG"))
+    bad[2].parent.mkdir()
+    bad[2].write_text("not an image")
+    (numbered_folder / "bee" / "notes.txt").write_text("not an image file: skipped silently")
+    return numbered_folder, bad
+
+
+def test_every_file_that_cannot_be_read_is_named_in_one_error(folder_with_bad_files):
+    root, bad = folder_with_bad_files
+    with pytest.raises(ValueError) as info:
+        load_image_folder(root)
+    message = str(info.value)
+    assert message.startswith("load_image_folder: image files that cannot be read (3 of 33):\n")
+    positions = [message.index(f"\n  {path}: ") for path in bad]
+    assert positions == sorted(positions)  # in sorted order, whatever the shuffle
+    assert f"  {bad[0]}: {NOT_AN_IMAGE}" in message and f"  {bad[2]}: {NOT_AN_IMAGE}" in message
+    assert "notes.txt" not in message
+    assert message.endswith('\nfix or delete them, or pass on_error="skip" to leave them out')
+
+
+def test_on_error_skip_leaves_them_out_with_one_warning(folder_with_bad_files):
+    root, bad = folder_with_bad_files
+    with pytest.warns(UserWarning) as record:
+        X, y, names = load_image_folder(root, on_error="skip")
+    assert len(record) == 1 and record[0].filename == __file__  # it points at the caller's line
+    message = str(record[0].message)
+    assert message.startswith("load_image_folder: skipped 3 of 33 image files, which cannot be read: ")
+    assert all(f"{path}: " in message for path in bad) and message.endswith('. on_error="raise" lists them all')
+    assert names == NUMBERED_CLASSES and X.shape == (30, 3, 2, 3) and X.flags.c_contiguous
+    assert sorted(numbers(X).tolist()) == NUMBERED_LEVELS.tolist()  # every readable image, once
+    np.testing.assert_array_equal(y, (numbers(X) - 1) // 20)  # labels still those of their images
+    with pytest.warns(UserWarning, match="skipped 3 of 33"):
+        X_again, y_again, _ = load_image_folder(root, on_error="skip")
+    assert X_again.tobytes() == X.tobytes() and y_again.tobytes() == y.tobytes()
+
+
+def test_the_skip_warning_names_the_first_five_and_counts_the_rest(tmp_path, pil):
+    root = tmp_path / "root"
+    _good_image(pil, root / "a" / "good.png")
+    _good_image(pil, root / "b" / "good.png")
+    bad = [root / "b" / f"{i}.png" for i in range(7)]
+    for path in bad:
+        path.write_bytes(b"")
+    with pytest.warns(UserWarning, match=r"skipped 7 of 9 image files.*; and 2 more\. on_error") as record:
+        X, y, _ = load_image_folder(root, on_error="skip")
+    message = str(record[0].message)
+    assert [f"{path}: " in message for path in bad] == [True] * 5 + [False] * 2
+    assert X.shape == (2, 3, 5, 7) and sorted(y.tolist()) == [0, 1]
+
+
+def test_a_class_left_without_a_readable_image_is_an_error_naming_it(tmp_path, pil):
+    root = tmp_path / "root"
+    _good_image(pil, root / "a" / "good.png")
+    (root / "b").mkdir()
+    (root / "b" / "x.png").write_bytes(b"")
+    (root / "b" / "y.jpg").write_bytes(b"not a JPEG")
+    with pytest.warns(UserWarning, match="skipped 2 of 3"), pytest.raises(ValueError, match=re.escape(
+            "load_image_folder: class folders left without images after skipping the files that cannot be read "
+            f"(1 of 2):\n  {root / 'b'}: none of its 2 image files can be read\nfix or replace")):
+        load_image_folder(root, on_error="skip")
+    (root / "a" / "good.png").write_bytes(b"")
+    with pytest.warns(UserWarning, match="skipped 3 of 3"), pytest.raises(
+            ValueError, match=re.escape("load_image_folder: no image could be read, of the 3 tried")):
+        load_image_folder(root, on_error="skip")
+
+
+def test_load_images_names_every_file_that_cannot_be_read_and_never_skips(tmp_path, pil):
+    good = _good_image(pil, tmp_path / "good.png")
+    empty, text = tmp_path / "x.png", tmp_path / "y.jpg"
+    empty.write_bytes(b"")
+    text.write_text("not a JPEG")
+    with pytest.raises(ValueError) as info:
+        load_images([text, good, empty])  # listed in the order given
+    assert str(info.value) == (f"load_images: image files that cannot be read (2 of 3):\n  {text}: {NOT_AN_IMAGE} "
+                               f"(empty, cut short, or another kind of file)\n  {empty}: {NOT_AN_IMAGE} "
+                               "(empty, cut short, or another kind of file)\n"
+                               "fix or delete them, or leave them out of paths")
+
+
+def test_mixed_sizes_name_two_files_their_sizes_and_how_many_differ(tmp_path, pil):
     first = _good_image(pil, tmp_path / "root" / "a" / "1.png", size=(5, 7))
     _good_image(pil, tmp_path / "root" / "a" / "2.png", size=(5, 7))
     other = _good_image(pil, tmp_path / "root" / "b" / "3.png", size=(6, 7))
-    with pytest.raises(ValueError, match=re.escape(f"{first} is 5x7 (HxW) but {other} is 6x7") + ".*image_size"):
-        load_image_folder(tmp_path / "root")
+    _good_image(pil, tmp_path / "root" / "b" / "4.png", size=(6, 8))
+    for seed in (0, 1, 2):  # the first files in sorted order are named, whatever order they are read in
+        with pytest.raises(ValueError, match=re.escape(f"{first} is 5x7 (HxW) but {other} is 6x7 (2 of 4 are not "
+                                                       "5x7); pass image_size=(H, W)")):
+            load_image_folder(tmp_path / "root", seed=seed)
 
 
-def test_an_empty_class_folder_is_named(tmp_path, pil):
-    _good_image(pil, tmp_path / "root" / "a" / "1.png")
-    (tmp_path / "root" / "b").mkdir()
-    (tmp_path / "root" / "b" / "notes.txt").write_text("no images here")
-    with pytest.raises(ValueError, match=re.escape(str(tmp_path / "root" / "b")) + " holds no images"):
+def test_unreadable_files_and_mixed_sizes_are_reported_together(tmp_path, pil):
+    first = _good_image(pil, tmp_path / "root" / "a" / "1.png", size=(5, 7))
+    other = _good_image(pil, tmp_path / "root" / "b" / "2.png", size=(6, 7))
+    bad = tmp_path / "root" / "b" / "bad.png"
+    bad.write_bytes(b"")
+    with pytest.raises(ValueError) as info:
         load_image_folder(tmp_path / "root")
+    assert f"(1 of 3):\n  {bad}: {NOT_AN_IMAGE}" in str(info.value)
+    assert f"\nimages differ in size: {first} is 5x7 (HxW) but {other} is 6x7; pass image_size" in str(info.value)
+
+
+# -- folders: missing, misnamed, empty ------------------------------------------------------------
+
+def test_every_class_folder_without_images_is_named_in_one_error(tmp_path, pil):
+    root = tmp_path / "root"
+    _good_image(pil, root / "a" / "1.png")
+    (root / "b").mkdir()
+    (root / "b" / "notes.txt").write_text("no images here")
+    (root / "b" / "scan.pdf").write_bytes(b"%PDF-1.4")
+    (root / "c").mkdir()
+    (root / "d" / "deeper").mkdir(parents=True)
+    (root / "d" / "deeper" / ".hidden.png").write_bytes(b"")
+    with pytest.raises(ValueError) as info:
+        load_image_folder(root)
+    assert str(info.value) == (
+        "load_image_folder: class folders without images (3 of 4):\n"
+        f"  {root / 'b'} holds no images (only 2 other files: notes.txt, scan.pdf)\n"
+        f"  {root / 'c'} holds no images (no visible files at all)\n"
+        f"  {root / 'd'} holds no images (no visible files at all)\n"
+        "add images to each (list_images(folder) shows which files count) or remove the folder")
 
 
 def test_no_class_folders_is_an_error_with_the_layout(tmp_path, pil):
@@ -322,12 +569,59 @@ def test_no_class_folders_is_an_error_with_the_layout(tmp_path, pil):
         load_image_folder(root)
 
 
-def test_a_missing_root_and_a_file_root(tmp_path, pil):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_image_folder(tmp_path / "nowhere")
-    path = _good_image(pil, tmp_path / "a.png")
-    with pytest.raises(NotADirectoryError, match="is a file"):
-        load_image_folder(path)
+@pytest.mark.parametrize("function, arg", [(list_images, "folder"), (load_image_folder, "root")],
+                         ids=["list_images", "load_image_folder"])
+def test_a_missing_folder_suggests_a_close_name_or_the_nearest_existing_folder(tmp_path, pil, function, arg):
+    photos = tmp_path / "photos"
+    _good_image(pil, photos / "test" / "cat" / "1.png")
+    (photos / "train").mkdir()
+    start = f"{function.__name__}: {arg}"
+    with pytest.raises(FileNotFoundError, match=re.escape(
+            f"{start} {photos / 'tset'} does not exist; did you mean {photos / 'test'}?")):
+        function(photos / "tset")
+    with pytest.raises(FileNotFoundError, match=re.escape(f"did you mean {photos / 'test' / 'cat'}?")):
+        function(photos / "tset" / "cat")
+    with pytest.raises(FileNotFoundError, match=re.escape(
+            f"{start} {photos / 'zzz' / 'x'} does not exist; the nearest existing folder is {photos}; check the path")):
+        function(photos / "zzz" / "x")
+
+
+def test_a_missing_relative_folder_names_the_current_folder(tmp_path, pil, monkeypatch):
+    _good_image(pil, tmp_path / "photos" / "cat" / "1.png")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=re.escape(
+            "list_images: folder photoz does not exist; did you mean photos?")):
+        list_images("photoz")
+    with pytest.raises(FileNotFoundError, match=re.escape(
+            f"list_images: folder qqq does not exist; the nearest existing folder is the current folder, "
+            f"{Path.cwd()}; check the path")):
+        list_images("qqq")
+
+
+def test_a_file_where_a_folder_is_expected(tmp_path, pil):
+    image = _good_image(pil, tmp_path / "a.png")
+    with pytest.raises(NotADirectoryError, match=re.escape(
+            f"list_images: folder {image} is a file, not a folder; pass the folder that holds the images")):
+        list_images(image)
+    with pytest.raises(NotADirectoryError, match=re.escape(
+            f"load_image_folder: root {image} is a file, not a folder; expected a folder holding one subfolder")):
+        load_image_folder(image)
+    with pytest.raises(FileNotFoundError, match=re.escape(f"does not exist; {image} is a file, not a folder")):
+        list_images(image / "sub")
+
+
+def test_load_images_names_every_missing_file_and_every_folder(tmp_path, pil):
+    good = _good_image(pil, tmp_path / "cat" / "001.png")
+    (tmp_path / "dog").mkdir()
+    typo, wrong_folder = tmp_path / "cat" / "01.png", tmp_path / "dgo" / "x.png"
+    with pytest.raises(FileNotFoundError) as info:
+        load_images([typo, good, wrong_folder])
+    assert str(info.value) == (f"load_images: image files not found (2 of 3):\n  {typo}: did you mean {good}?\n"
+                               f"  {wrong_folder}: did you mean {tmp_path / 'dog' / 'x.png'}?\ncheck the paths")
+    with pytest.raises(IsADirectoryError, match=re.escape(
+            f"load_images: folders where image files were expected (1 of 2):\n  {tmp_path / 'cat'}\n"
+            "pass the images in them instead: load_images(list_images(folder))")):
+        load_images([good, tmp_path / "cat"])
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
@@ -336,7 +630,12 @@ def test_a_missing_root_and_a_file_root(tmp_path, pil):
     ({"image_size": (2, 3, 4)}, ValueError, r"image_size must be an int or an \(h, w\) pair"),
     ({"image_size": 2.5}, TypeError, "image_size must be an int"),
     ({"grayscale": "yes"}, TypeError, "grayscale must be True or False"),
-], ids=["root-int", "size-zero", "size-triple", "size-float", "grayscale-str"])
+    ({"shuffle": 1}, TypeError, "shuffle must be True or False"),
+    ({"seed": -1}, ValueError, "seed must be >= 0, got -1"),
+    ({"seed": 1.5}, TypeError, "seed must be an int"),
+    ({"on_error": "ignore"}, ValueError, "on_error must be \"raise\" or \"skip\", got 'ignore'"),
+], ids=["root-int", "size-zero", "size-triple", "size-float", "grayscale-str", "shuffle-int", "seed-negative",
+        "seed-float", "on-error-ignore"])
 def test_bad_arguments_are_rejected_before_any_file_is_read(tmp_path, kwargs, error, message):
     args = {"root": tmp_path / "does-not-matter", **kwargs}
     with pytest.raises(error, match="load_image_folder: " + message):
@@ -352,15 +651,25 @@ def test_load_images_argument_errors(tmp_path):
         load_images([tmp_path / "a.png"])
 
 
+# -- Pillow, the optional extra -------------------------------------------------------------------
+
+def test_importing_the_datasets_does_not_import_pillow():
+    code = "import sys, minicnn.datasets; print(sorted(m for m in sys.modules if m.split('.')[0] == 'PIL'))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.strip() == "[]"
+
+
 def test_without_pillow_the_error_says_how_to_install_it(tmp_path, monkeypatch):
     (tmp_path / "a").mkdir()
-    monkeypatch.setitem(sys.modules, "PIL", None)  # what "import PIL" meets when it is not installed
-    with pytest.raises(ImportError, match=re.escape('load_image_folder reads images with Pillow, which is not '
-                                                    'installed: pip install -e ".[images]"')):
-        load_image_folder(tmp_path)
     (tmp_path / "x.png").write_bytes(b"")
-    with pytest.raises(ImportError, match=re.escape('pip install -e ".[images]"')):
-        load_images([tmp_path / "x.png"])
+    monkeypatch.setitem(sys.modules, "PIL", None)  # what "import PIL" meets when it is not installed
+    with pytest.raises(ImportError, match=re.escape('load_image_folder needs Pillow, which reads the images, and it '
+                                                    'is not installed: pip install -e ".[images]"')):
+        load_image_folder(tmp_path)
+    for call in (lambda: load_images([tmp_path / "x.png"]), lambda: list_images(tmp_path), image_extensions):
+        with pytest.raises(ImportError, match=re.escape('Pillow, which reads the images, and it is not installed: '
+                                                        'pip install -e ".[images]"')):
+            call()
 
 
 # -- the examples: train_folder.py and predict.py ---------------------------------------------------

@@ -1,61 +1,117 @@
-"""Your own images: PNG and JPEG files in a folder per class, read into one float32 batch.
+"""Your own images: a folder per class, read into one float32 batch.
 
 The layout is the one torchvision's ``ImageFolder`` and Keras' ``image_dataset_from_directory``
 read, so a dataset prepared for either works here unchanged::
 
     root/
-        cat/  001.png  002.jpg  holiday/003.jpeg ...
-        dog/  a.png  b.PNG ...
+        cat/  001.png  002.jpg  holiday/003.webp ...
+        dog/  a.png  b.BMP  c.tif ...
 
 Choices, where the formats leave room for several:
 
 - **Which files.** Every subfolder of ``root`` is a class; its images are found at any depth
-  below it. A file is an image when its extension is one of :data:`IMAGE_EXTENSIONS`, in any
-  case (``.PNG`` too). Other files (``notes.txt``, ``Thumbs.db``) are skipped silently, as
-  torchvision skips unknown extensions; names starting with ``.`` (``.DS_Store``,
-  ``.ipynb_checkpoints/``) are skipped, files and folders alike. A file with an image
-  extension that does not decode as PNG or JPEG is an error naming it, never skipped: a
-  silently missing image would change the dataset without anyone noticing.
-- **Order.** Classes sorted by folder name (label ``k`` is ``class_names[k]``), images sorted
-  by their path inside the class folder; the same folder always gives the same arrays.
+  below it. A file is an image when its extension is one Pillow can decode
+  (:func:`image_extensions`: PNG, JPEG, WebP, BMP, TIFF, GIF and the rest of Pillow's
+  formats), in any case (``.PNG`` too). Other files (``notes.txt``, ``labels.csv``) are
+  skipped silently, as torchvision skips unknown extensions; names starting with ``.``
+  (``.DS_Store``, ``.ipynb_checkpoints/``) are skipped, files and folders alike. A file is
+  decoded by its content, not its extension (a PNG named ``.jpg`` reads as the PNG it is),
+  and a file of several frames (an animated GIF, a multi-page TIFF) gives its first.
+- **Files that cannot be read.** Every image file is tried, and those that fail (corrupt,
+  truncated, empty, not an image at all) are reported together: ``on_error="raise"`` (the
+  default) raises one ValueError naming each of them and why; ``on_error="skip"`` leaves them
+  out and warns once with their count and the first few names. Skipping is never silent: a
+  missing image changes the dataset, so the user is told.
+- **Order.** Classes sorted by folder name (label ``k`` is ``class_names[k]``). The images are
+  shuffled by default, as Keras does, so that ``fit(X, y, validation_split=0.2)`` validates on
+  every class and not on the last one: the sorted list of files (by class, then by path inside
+  the class folder) is permuted by ``numpy.random.default_rng(seed).permutation``, with a fixed
+  default seed, so the same folder always gives the same arrays. ``shuffle=False`` keeps the
+  sorted order.
 - **Pixel values.** Each bit depth is scaled by its own maximum: 1-bit, 8-bit and palette
-  images by 255, 16-bit grayscale PNGs by 65535. Transparency (an alpha channel, or a PNG
-  ``tRNS`` colour key or palette alpha) is composited over white, for 8-bit images in
-  integers rounded to the nearest level. The EXIF orientation is applied first, so a phone
-  photo comes out the way it is shown. CMYK JPEGs become RGB with Pillow's conversion.
+  images by 255, 16-bit grayscale images (PNG, TIFF) by 65535; a 32-bit integer image is read
+  as 16-bit when its values fit in 0..65535 and is otherwise unreadable, like a floating-point
+  image, since neither has a fixed maximum. Transparency (an alpha channel, or a ``tRNS``
+  colour key or palette alpha) is composited over white, for 8-bit images in integers rounded
+  to the nearest level. The EXIF orientation is applied first, so a phone photo comes out the
+  way it is shown. CMYK and other colour spaces become RGB with Pillow's conversion.
 - **Colour.** ``grayscale=True`` gives one channel, the ITU-R 601-2 luma that Pillow's
   ``"L"`` conversion computes; otherwise three channels, gray images repeated into R, G, B.
 - **Resizing.** With ``image_size``, every image is stretched to exactly that size (the aspect
   ratio is not kept, as in torchvision's ``Resize((h, w))`` and Keras' default) with Pillow's
   bilinear filter, which widens its support when shrinking and so anti-aliases, like
   torchvision's default. An image already of that size is not resampled: its values stay exact.
+- **Paths.** A folder that does not exist is a FileNotFoundError and a file where a folder is
+  expected a NotADirectoryError, from every function here; the message suggests a close name
+  beside the missing one, or names the nearest folder that exists.
+
+Pillow is imported only when a function here is called, so ``import minicnn.datasets`` works
+without it.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
 import os
-import struct
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from .._validation import check_pair
+from .._validation import check_int, check_pair
+from ._pixels import Unreadable, decode
 
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpeg", ".jpg", ".png")
+# Formats Pillow identifies but never decodes pixels of (an MPEG video's header): not images.
+_HEADER_ONLY_FORMATS = ("MPEG",)
+_ON_ERROR = ("raise", "skip")
+_NAMES_IN_WARNING = 5
 
-_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # older Pillow opens them as "I"
-_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
-# What Pillow raises for a file it cannot decode: not an image, truncated, corrupt, too large.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
+
+def image_extensions() -> tuple[str, ...]:
+    """The file extensions that count as images: those of every format Pillow can decode.
+
+    Taken from Pillow's own registry (``PIL.Image.registered_extensions()``), keeping the
+    formats Pillow can open, without its stubs that need an outside decoder (HDF5, GRIB, BUFR,
+    WMF) or read only a header (MPEG). Matching is case-insensitive: ``.PNG`` counts too.
+
+    Returns
+    -------
+    tuple of str
+        Lower-case extensions with their dot, sorted: ``('.apng', '.avif', ..., '.bmp', ...,
+        '.jpeg', '.jpg', ..., '.png', ..., '.tif', '.tiff', ..., '.webp', ...)``; which ones
+        depends on the installed Pillow and the codecs it was built with.
+
+    Raises
+    ------
+    ImportError
+        When Pillow is not installed (the message says how to install it).
+    """
+    return _extensions(_import_pillow("image_extensions")[0])
+
+
+@functools.cache
+def _extensions(Image) -> tuple[str, ...]:
+    from PIL import ImageFile
+
+    Image.init()  # loads every plugin, so the registry is complete
+
+    def decodes(fmt: str) -> bool:
+        factory = Image.OPEN.get(fmt, (None,))[0]
+        if factory is None or fmt in _HEADER_ONLY_FORMATS:
+            return False
+        return not (isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile))
+
+    return tuple(sorted({ext.lower() for ext, fmt in Image.registered_extensions().items() if decodes(fmt)}))
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
     """The image files below ``folder``, at any depth, in sorted order.
 
-    A file counts when its extension is in :data:`IMAGE_EXTENSIONS` (any case); files and
+    A file counts when its extension is one of :func:`image_extensions` (any case); files and
     folders whose names start with ``.`` are skipped. Paths are sorted by their parts
-    relative to ``folder``.
+    relative to ``folder``. The files are not opened: a corrupt image is listed.
 
     Parameters
     ----------
@@ -64,26 +120,40 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 
     Returns
     -------
-    list of Path
+    list of Path, length N
         ``folder / relative path`` for every image found; empty when there is none.
+
+    Shape
+    -----
+    ``folder -> N paths``
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``folder`` does not exist (the message suggests a close name or the nearest
+        existing folder).
+    NotADirectoryError
+        When ``folder`` is a file.
+    ImportError
+        When Pillow, whose formats decide what an image is, is not installed.
+    TypeError
+        When ``folder`` is not a str or path-like.
     """
-    folder = Path(folder)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found += [Path(dirpath, f) for f in filenames
-                  if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
-    return sorted(found, key=lambda p: p.relative_to(folder).parts)
+    owner = "list_images"
+    folder = _check_path(folder, owner, "folder")
+    _check_folder(folder, owner, "folder", "pass the folder that holds the images")
+    return _walk(folder, _extensions(_import_pillow(owner)[0]))[0]
 
 
 def load_image_folder(root: str | os.PathLike, *, image_size: int | tuple[int, int] | None = None,
-                      grayscale: bool = False) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Load ``root/<class>/<image>`` PNG and JPEG files as a labelled batch.
+                      grayscale: bool = False, shuffle: bool = True, seed: int | None = 0,
+                      on_error: str = "raise") -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Load ``root/<class>/<image>`` files as a labelled, shuffled batch.
 
     Every non-hidden subfolder of ``root`` is a class, named after the folder; its images are
-    found at any depth below it. See the module docstring for which files count, how each bit
-    depth and transparency are read, and how images are resized. Needs Pillow, the optional
-    ``images`` extra: ``pip install -e ".[images]"``.
+    found at any depth below it. See the module docstring for which files count, the order,
+    how each bit depth and transparency are read, and how images are resized. Needs Pillow,
+    the optional ``images`` extra: ``pip install -e ".[images]"``.
 
     Parameters
     ----------
@@ -94,14 +164,23 @@ def load_image_folder(root: str | os.PathLike, *, image_size: int | tuple[int, i
         size, which must then be the same for all of them.
     grayscale : bool
         One luma channel instead of three (R, G, B).
+    shuffle : bool
+        Shuffle the images (default), as Keras' ``image_dataset_from_directory`` does; False
+        keeps them sorted by class, then by path.
+    seed : int or None
+        The shuffle's seed. The default 0 gives the same order for the same files every time;
+        None gives a fresh random order on each call. Ignored when ``shuffle`` is False.
+    on_error : {"raise", "skip"}
+        What to do with image files that cannot be decoded: ``"raise"`` (default) raises one
+        ValueError listing all of them; ``"skip"`` leaves them out and warns (a
+        ``UserWarning``) with how many were skipped and the first few names.
 
     Returns
     -------
     X : ndarray of float32, shape (N, C, H, W)
         The images, C-contiguous NCHW, values in [0, 1]; C is 1 with ``grayscale``, else 3.
-        Images are grouped by class, in the order of ``class_names``.
     y : ndarray of int64, shape (N,)
-        Labels: ``y[i]`` indexes ``class_names``.
+        Labels: ``y[i]`` indexes ``class_names`` and is the class of ``X[i]``.
     class_names : tuple of str
         The class folder names, sorted.
 
@@ -114,11 +193,12 @@ def load_image_folder(root: str | os.PathLike, *, image_size: int | tuple[int, i
     ImportError
         When Pillow is not installed (the message says how to install it).
     FileNotFoundError, NotADirectoryError
-        When ``root`` does not exist or is not a folder.
+        When ``root`` does not exist or is a file.
     ValueError
-        Naming the file or folder: an image file that cannot be decoded, images of different
-        sizes without ``image_size`` (naming two of them and their sizes), a class folder with
-        no images, or a ``root`` with no class folders at all.
+        Naming the files or folders: every image file that cannot be decoded (unless
+        skipped), images of different sizes without ``image_size`` (naming two of them and
+        their sizes), every class folder with no images (or none left after skipping), or a
+        ``root`` with no class folders at all.
     TypeError
         For arguments of the wrong type.
 
@@ -132,31 +212,48 @@ def load_image_folder(root: str | os.PathLike, *, image_size: int | tuple[int, i
     root = _check_path(root, owner, "root")
     size = _check_size(image_size, owner)
     _check_bool(grayscale, owner, "grayscale")
+    _check_bool(shuffle, owner, "shuffle")
+    if seed is not None:
+        seed = check_int(seed, owner, "seed", minimum=0)
+    _check_on_error(on_error, owner)
+    _check_folder(root, owner, "root", "expected a folder holding one subfolder of images per class")
     pil = _import_pillow(owner)
-    if not root.exists():
-        raise FileNotFoundError(f"{owner}: root folder {root} does not exist")
-    if not root.is_dir():
-        raise NotADirectoryError(f"{owner}: root {root} is a file; expected a folder holding one "
-                                 "subfolder of images per class")
+    extensions = _extensions(pil[0])
 
     class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")),
                         key=lambda d: d.name)
     if not class_dirs:
-        loose = len(list_images(root))
+        loose = len(_walk(root, extensions)[0])
         hint = f" (it holds {loose} image file{'s' * (loose != 1)} directly)" if loose else ""
         raise ValueError(f"{owner}: no class folders in {root}{hint}; expected root/<class>/<image>: "
                          "put each class's images in a subfolder named after the class")
     files: list[Path] = []
     counts = []
+    empty = []
     for d in class_dirs:
-        found = list_images(d)
+        found, others = _walk(d, extensions)
         if not found:
-            raise ValueError(f"{owner}: class folder {d} holds no images (no {', '.join(IMAGE_EXTENSIONS)} "
-                             "files); add images or remove the folder")
+            empty.append(f"{d} holds no images ({_describe_others(others)})")
         files += found
         counts.append(len(found))
-    X = _read_all(files, size, grayscale, owner, pil)
+    if empty:
+        raise ValueError(_listing(f"{owner}: class folders without images ({len(empty)} of {len(class_dirs)})",
+                                  empty, "add images to each (list_images(folder) shows which files count) "
+                                  "or remove the folder"))
     y = np.repeat(np.arange(len(class_dirs), dtype=np.int64), counts)
+    order = np.random.default_rng(seed).permutation(len(files)) if shuffle else np.arange(len(files))
+    fix = 'fix or delete them, or pass on_error="skip" to leave them out'
+    X, read = _read_all([files[i] for i in order], size, grayscale, owner, pil,
+                        rank=order, skip=on_error == "skip", fix=fix)
+    y = y[order][read]
+    if on_error == "skip":
+        left = np.bincount(y, minlength=len(class_dirs))
+        emptied = [f"{d}: none of its {_count(counts[k], 'image file')} can be read"
+                   for k, d in enumerate(class_dirs) if left[k] == 0]
+        if emptied:
+            raise ValueError(_listing(f"{owner}: class folders left without images after skipping the files "
+                                      f"that cannot be read ({len(emptied)} of {len(class_dirs)})", emptied,
+                                      "fix or replace their images, or remove the folder"))
     return X, y, tuple(d.name for d in class_dirs)
 
 
@@ -165,11 +262,13 @@ def load_images(paths: Iterable[str | os.PathLike], *, image_size: int | tuple[i
     """Read image files into one float32 batch, exactly as :func:`load_image_folder` reads them.
 
     For images to classify: give the ``image_size`` and ``grayscale`` the model was trained
-    with. The files are decoded as PNG or JPEG whatever their extension.
+    with. Each file is decoded by its content, in any format Pillow reads, whatever its
+    extension. ``X[i]`` always comes from ``paths[i]``, so there is no skipping: every file
+    that cannot be read is named in one error, to be fixed or left out of ``paths``.
 
     Parameters
     ----------
-    paths : iterable of str or path-like
+    paths : iterable of str or path-like, length N
         One or more image files, in the order wanted.
     image_size : int or (H, W) pair of int, optional
         Resize every image to this size; None keeps the files' size, which must agree.
@@ -188,9 +287,14 @@ def load_images(paths: Iterable[str | os.PathLike], *, image_size: int | tuple[i
     Raises
     ------
     FileNotFoundError
-        For a path that is not an existing file.
+        Naming every path that does not exist (with a close name or the nearest folder).
+    IsADirectoryError
+        Naming every path that is a folder (use :func:`list_images` for its images).
     ValueError
-        For no paths, a file that cannot be decoded, or differing sizes without ``image_size``.
+        For no paths, files that cannot be decoded (all of them in one message), or differing
+        sizes without ``image_size``.
+    ImportError
+        When Pillow is not installed (the message says how to install it).
     """
     owner = "load_images"
     if isinstance(paths, (str, os.PathLike)):
@@ -201,10 +305,18 @@ def load_images(paths: Iterable[str | os.PathLike], *, image_size: int | tuple[i
     _check_bool(grayscale, owner, "grayscale")
     if not paths:
         raise ValueError("load_images: paths is empty; expected at least one image file")
-    for p in paths:
-        if not p.is_file():
-            raise FileNotFoundError(f"load_images: no image file at {p}")
-    return _read_all(paths, size, grayscale, owner, _import_pillow(owner))
+    missing = [f"{p}: {_nearest(p)}" for p in paths if not p.exists()]
+    if missing:
+        raise FileNotFoundError(_listing(f"{owner}: image files not found ({len(missing)} of {len(paths)})",
+                                         missing, "check the paths"))
+    folders = [f"{p}" for p in paths if p.is_dir()]
+    if folders:
+        raise IsADirectoryError(_listing(f"{owner}: folders where image files were expected ({len(folders)} "
+                                         f"of {len(paths)})", folders,
+                                         "pass the images in them instead: load_images(list_images(folder))"))
+    X, _ = _read_all(paths, size, grayscale, owner, _import_pillow(owner), rank=np.arange(len(paths)),
+                     skip=False, fix="fix or delete them, or leave them out of paths")
+    return X
 
 
 # -- checks -------------------------------------------------------------------------------------
@@ -224,76 +336,143 @@ def _check_bool(value, owner: str, arg: str) -> None:
         raise TypeError(f"{owner}: {arg} must be True or False, got {value!r} ({type(value).__name__})")
 
 
+def _check_on_error(value, owner: str) -> None:
+    if not isinstance(value, str) or value not in _ON_ERROR:
+        raise ValueError(f'{owner}: on_error must be "raise" or "skip", got {value!r}')
+
+
+def _check_folder(path: Path, owner: str, arg: str, expected: str) -> None:
+    """FileNotFoundError or NotADirectoryError unless ``path`` is an existing folder."""
+    if path.is_dir():
+        return
+    if path.exists():
+        raise NotADirectoryError(f"{owner}: {arg} {path} is a file, not a folder; {expected}")
+    raise FileNotFoundError(f"{owner}: {arg} {path} does not exist; {_nearest(path)}")
+
+
+def _nearest(path: Path) -> str:
+    """The fix for a path that does not exist: a close name where it goes wrong, else the
+    nearest folder that does exist."""
+    missing, base = path, path.parent
+    while not base.exists() and base != base.parent:
+        missing, base = base, base.parent
+    if not base.is_dir():
+        return f"{base} is a file, not a folder; check the path"
+    try:
+        names = [p.name for p in base.iterdir() if not p.name.startswith(".")]
+    except OSError:  # an unreadable folder: no names to suggest
+        names = []
+    close = difflib.get_close_matches(missing.name, names, n=1)
+    if close:
+        return f"did you mean {base / close[0] / path.relative_to(missing)}?"
+    where = base if str(base) != "." else f"the current folder, {Path.cwd()}"
+    return f"the nearest existing folder is {where}; check the path"
+
+
 def _import_pillow(owner: str):
-    """The ``PIL.Image`` and ``PIL.ImageOps`` modules, imported only when images are read."""
+    """The ``PIL.Image`` and ``PIL.ImageOps`` modules, imported only when a function here is called."""
     try:
         from PIL import Image, ImageOps
     except ImportError:
-        raise ImportError(f'{owner} reads images with Pillow, which is not installed: pip install -e ".[images]" '
-                          "(or pip install Pillow)") from None
+        raise ImportError(f'{owner} needs Pillow, which reads the images, and it is not installed: '
+                          'pip install -e ".[images]" (or pip install Pillow)') from None
     return Image, ImageOps
+
+
+# -- finding files and reporting ----------------------------------------------------------------
+
+def _walk(folder: Path, extensions: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
+    """(image files, other files) below ``folder``, hidden names skipped, each sorted by parts."""
+    images, others = [], []
+    extensions = frozenset(extensions)
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if not name.startswith("."):
+                is_image = os.path.splitext(name)[1].lower() in extensions
+                (images if is_image else others).append(Path(dirpath, name))
+
+    def by_parts(p: Path) -> tuple[str, ...]:
+        return p.relative_to(folder).parts
+
+    return sorted(images, key=by_parts), sorted(others, key=by_parts)
+
+
+def _describe_others(others: list[Path]) -> str:
+    if not others:
+        return "no visible files at all"
+    shown = ", ".join(p.name for p in others[:3])
+    return f"only {_count(len(others), 'other file')}: {shown}{', ...' if len(others) > 3 else ''}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def _listing(headline: str, items: list[str], fix: str) -> str:
+    """One error message for many problems: the headline, one indented line each, the fix."""
+    return headline + ":\n" + "".join(f"  {item}\n" for item in items) + fix
 
 
 # -- decoding -----------------------------------------------------------------------------------
 
-def _read_all(paths: list[Path], size: tuple[int, int] | None, grayscale: bool, owner: str,
-              pil) -> np.ndarray:
-    """Decode every file into one (N, C, H, W) float32 batch in [0, 1]."""
+def _read_all(paths: list[Path], size: tuple[int, int] | None, grayscale: bool, owner: str, pil, *,
+              rank: np.ndarray, skip: bool, fix: str) -> tuple[np.ndarray, np.ndarray]:
+    """Decode every file into one (M, C, H, W) float32 batch in [0, 1].
+
+    Every file is tried before anything is reported, so one error names them all. Returns the
+    batch and a bool mask over ``paths`` of the files it holds (all of them unless ``skip``).
+    ``rank[i]`` is where ``paths[i]`` comes in the order messages list files in.
+    """
+    n = len(paths)
     X = None
-    scales = np.empty(len(paths), np.float32)
+    shapes = np.zeros((n, 2), np.int64)  # (H, W) of each file read; (0, 0) for a file that failed
+    scales = np.empty(n, np.float32)
+    failed = []
+    kept = 0
     for i, path in enumerate(paths):  # decoding is per file; everything after is one array op
-        pixels, scales[i] = _decode(path, size, grayscale, owner, pil)
+        try:
+            pixels, scales[kept] = decode(path, size, grayscale, pil)
+        except Unreadable as exc:
+            failed.append((rank[i], f"{path}: {exc}"))
+            continue
+        shapes[i] = pixels.shape[:2]
         if X is None:
-            first = path
-            X = np.empty((len(paths), pixels.shape[2]) + pixels.shape[:2], np.float32)
-        elif pixels.shape[:2] != X.shape[2:]:
-            (h0, w0), (h, w) = X.shape[2:], pixels.shape[:2]
-            raise ValueError(f"{owner}: images differ in size: {first} is {h0}x{w0} (HxW) but {path} is "
-                             f"{h}x{w}; pass image_size=(H, W) to resize every image to one size")
-        X[i] = pixels.transpose(2, 0, 1)  # integer levels are exact in float32
+            X = np.empty((n, pixels.shape[2]) + pixels.shape[:2], np.float32)
+        if pixels.shape[:2] == X.shape[2:]:  # a mismatch is reported below, once all are tried
+            X[kept] = pixels.transpose(2, 0, 1)  # integer levels are exact in float32
+            kept += 1
+    read = shapes[:, 0] > 0
+    problems = []
+    if failed and not skip:
+        problems.append(_listing(f"image files that cannot be read ({len(failed)} of {n})",
+                                 [line for _, line in sorted(failed)], fix))
+    if X is not None and kept < read.sum():
+        problems.append(_size_mismatch(paths, shapes, rank, read))
+    if failed and skip:
+        lines = [line for _, line in sorted(failed)]
+        more = f"; and {len(lines) - _NAMES_IN_WARNING} more" if len(lines) > _NAMES_IN_WARNING else ""
+        warnings.warn(f"{owner}: skipped {len(failed)} of {n} image files, which cannot be read: "
+                      + "; ".join(lines[:_NAMES_IN_WARNING]) + more
+                      + '. on_error="raise" lists them all', UserWarning, stacklevel=3)
+    if problems:
+        raise ValueError(f"{owner}: " + "\n".join(problems))
+    if X is None:
+        raise ValueError(f"{owner}: no image could be read, of the {n} tried (see the warning for why); "
+                         "fix or replace them")
+    if kept < n:  # the rows past ``kept`` were kept for skipped files; a slice, not a copy
+        X = X[:kept]
     # The one place where levels become [0, 1]: each image divided by its own depth's maximum.
-    X /= scales[:, None, None, None]
-    return X
+    X /= scales[:kept, None, None, None]
+    return X, read
 
 
-def _decode(path: Path, size: tuple[int, int] | None, grayscale: bool, owner: str,
-            pil) -> tuple[np.ndarray, int]:
-    """One file as integer levels (H, W, C) and the level that means 1.0."""
-    Image, ImageOps = pil
-    try:
-        with Image.open(path, formats=("PNG", "JPEG")) as im:
-            im = ImageOps.exif_transpose(im)  # a decoded copy, turned upright
-            if im.mode in _SIXTEEN_BIT_MODES:
-                return _sixteen_bit(im, size, grayscale, Image), 65535
-            return _eight_bit(im, size, grayscale, Image), 255
-    except _DECODE_ERRORS + (Image.DecompressionBombError,) as exc:
-        raise ValueError(f"{owner}: cannot read {path} as a PNG or JPEG image ({type(exc).__name__}: {exc}); "
-                         "fix or delete the file") from exc
-
-
-def _eight_bit(im, size, grayscale: bool, Image) -> np.ndarray:
-    if im.mode in _ALPHA_MODES or "transparency" in im.info:
-        rgba = np.asarray(im.convert("RGBA"), dtype=np.uint32)
-        colour, alpha = rgba[..., :3], rgba[..., 3:]
-        # colour * a/255 + white * (1 - a/255), in levels, rounded to nearest (255 is odd: no ties)
-        im = Image.fromarray(((colour * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8))
-    elif im.mode not in ("L", "RGB"):
-        im = im.convert("RGB")  # 1-bit, palette, CMYK, YCbCr
-    target = "L" if grayscale else "RGB"
-    if im.mode != target:
-        im = im.convert(target)
-    if size is not None and im.size != (size[1], size[0]):
-        im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-    pixels = np.asarray(im)
-    return pixels[:, :, None] if grayscale else pixels
-
-
-def _sixteen_bit(im, size, grayscale: bool, Image) -> np.ndarray:
-    levels = np.asarray(im).astype(np.uint16)
-    key = im.info.get("transparency")
-    if isinstance(key, int):  # a tRNS gray key: those pixels are transparent, so white
-        levels = np.where(levels == key, np.uint16(65535), levels)
-    if size is not None and levels.shape != size:
-        levels = np.asarray(Image.fromarray(levels).resize((size[1], size[0]), Image.Resampling.BILINEAR))
-    levels = levels[:, :, None]
-    return levels if grayscale else np.broadcast_to(levels, levels.shape[:2] + (3,))
+def _size_mismatch(paths: list[Path], shapes: np.ndarray, rank: np.ndarray, read: np.ndarray) -> str:
+    """Two files of different sizes, the first ones in listing order, and how many differ."""
+    by_rank = [i for i in np.argsort(rank) if read[i]]
+    first = by_rank[0]
+    odd = [i for i in by_rank if tuple(shapes[i]) != tuple(shapes[first])]
+    (h0, w0), (h, w) = shapes[first], shapes[odd[0]]
+    others = f" ({len(odd)} of {len(by_rank)} are not {h0}x{w0})" if len(odd) > 1 else ""
+    return (f"images differ in size: {paths[first]} is {h0}x{w0} (HxW) but {paths[odd[0]]} is {h}x{w}{others}; "
+            "pass image_size=(H, W) to resize every image to one size")
