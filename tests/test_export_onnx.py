@@ -5,6 +5,7 @@ without onnx or onnxruntime (each checked separately); the argument checks need 
 """
 
 import importlib
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import minicnn.layers
 from minicnn import (
     SGD,
     AvgPool2D,
@@ -34,6 +36,7 @@ from minicnn import (
 )
 from minicnn.datasets import make_shapes
 from minicnn.export import to_onnx
+from minicnn.export.table import TABLE, Entry
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CLASSES = 5
@@ -270,6 +273,14 @@ def test_pooling_and_batch_norm_attributes(onnx, rng, tmp_path):
     assert attribute(bn, "epsilon").f == pytest.approx(1e-3)
 
 
+def test_a_residual_given_as_the_model_adds_its_input(onnx, ort, rng, tmp_path):
+    block = Residual(Conv2DVolume(2, 2, 3, padding="same", rng=rng), Tanh())
+    path = to_onnx(block, tmp_path / "model.onnx", (2, 5, 6))
+    assert [node.op_type for node in onnx.load(path).graph.node] == ["Conv", "Tanh", "Add"]
+    x = rng.standard_normal((3, 2, 5, 6)).astype(np.float32)
+    assert_close(run(ort, path, x), block.predict(x))
+
+
 def test_a_model_of_only_dropout_is_the_identity(onnx, ort, rng, tmp_path):
     model = Sequential(Dropout(0.5, rng=rng))
     x = rng.standard_normal((3, 4)).astype(np.float32)
@@ -313,6 +324,10 @@ class MyReLU(ReLU):
     """A subclass of a supported layer: its forward could compute anything."""
 
 
+class MyModel(Sequential):
+    """A user's Sequential subclass: it could override forward."""
+
+
 @pytest.mark.parametrize("layer, where", [(ChannelScale(), "layer 1.1 is a ChannelScale"),
                                           (MyReLU(), "layer 1.1 is a MyReLU")], ids=["user-layer", "subclass"])
 def test_an_unsupported_layer_is_named(layer, where, rng, tmp_path):
@@ -321,6 +336,12 @@ def test_an_unsupported_layer_is_named(layer, where, rng, tmp_path):
     with pytest.raises(TypeError, match=where) as info:
         to_onnx(model, tmp_path / "model.onnx", (3, 8, 8))
     assert "Supported layers: Conv2DVolume, Dense" in str(info.value)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_subclass_given_as_the_model_is_named(rng, tmp_path):
+    with pytest.raises(TypeError, match=r"(?s)to_onnx: the model is a MyModel .* Supported layers: Conv2DVolume"):
+        to_onnx(MyModel(ReLU()), tmp_path / "model.onnx", (4,))
     assert not list(tmp_path.iterdir())
 
 
@@ -348,6 +369,49 @@ def test_without_onnx_the_error_says_how_to_install_it(monkeypatch, rng, tmp_pat
     with pytest.raises(ModuleNotFoundError, match=r'pip install -e "\.\[onnx\]"'):
         to_onnx(Sequential(ReLU()), tmp_path / "model.onnx", (4,))
     assert not list(tmp_path.iterdir())
+
+
+# -- the export table: one entry per layer class -------------------------------------------------------
+def public_layer_classes() -> set[type]:
+    """Every layer class minicnn.layers exports, and Sequential."""
+    members = (getattr(minicnn.layers, name) for name in minicnn.layers.__all__)
+    return {cls for cls in members if inspect.isclass(cls) and issubclass(cls, Layer) and cls is not Layer} | {
+        Sequential}
+
+
+def test_the_export_table_has_an_entry_for_every_public_layer_class():
+    assert set(TABLE) == public_layer_classes()
+    assert all(type(entry) is Entry and key is entry.layer for key, entry in TABLE.items())
+
+
+class Negate(Layer):
+    """A user's layer: ``-x``."""
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, dout):
+        return -dout
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+
+def negate_entry(torch_module=None) -> Entry:
+    """Negate's one entry; ``torch_module`` is the torch class it becomes (None: ONNX only)."""
+    return Entry(Negate, lambda layer, torch: torch_module(), lambda nn: (torch_module,), lambda m, at: Negate(),
+                 lambda g, layer, path, x, shape: g.node("Neg", [x], path))
+
+
+def test_a_new_layer_exports_to_onnx_with_one_table_entry(onnx, ort, monkeypatch, rng, tmp_path):
+    model = Sequential(Conv2DVolume(2, 3, 3, rng=rng), Negate(), Flatten())
+    with pytest.raises(TypeError, match="layer 1 is a Negate"):
+        to_onnx(model, tmp_path / "model.onnx", (2, 5, 5))
+    monkeypatch.setitem(TABLE, Negate, negate_entry())
+    path = to_onnx(model, tmp_path / "model.onnx", (2, 5, 5))
+    assert [node.name for node in onnx.load(path).graph.node] == ["0", "1", "2"]
+    x = rng.standard_normal((2, 2, 5, 5)).astype(np.float32)
+    assert_close(run(ort, path, x), model.predict(x))
 
 
 # -- the example script -------------------------------------------------------------------------------

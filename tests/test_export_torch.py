@@ -13,24 +13,20 @@ import test_export_onnx as grid
 
 from minicnn import (
     SGD,
-    AvgPool2D,
     BatchNorm2D,
     Conv2DVolume,
     Dense,
     Dropout,
     Flatten,
-    GlobalAvgPool2D,
-    LeakyReLU,
     MaxPool2D,
     ReLU,
     Residual,
     Sequential,
-    Sigmoid,
     SoftmaxCrossEntropy,
-    Tanh,
 )
 from minicnn.datasets import make_shapes
 from minicnn.export import from_torch, to_onnx, to_torch
+from minicnn.export.table import TABLE
 
 
 @pytest.fixture
@@ -173,6 +169,19 @@ def test_minicnn_to_torch_and_back_is_bit_identical(torch, build, rng):
     assert_same_state(back.state_dict(), model.state_dict())
     x = grid.inputs("random", shape, rng)
     assert np.array_equal(back.predict(x), model.predict(x))
+
+
+def test_a_residual_given_as_the_model_goes_there_and_back(torch, rng):
+    from minicnn.export.torch_modules import Residual as TorchResidual
+
+    block = Residual(Conv2DVolume(2, 2, 3, padding="same", rng=rng), BatchNorm2D(2), ReLU()).eval()
+    net = to_torch(block)
+    assert type(net) is TorchResidual and not net.training
+    x = rng.standard_normal((3, 2, 5, 6)).astype(np.float32)
+    grid.assert_close(forward(torch, net, x), block.predict(x))
+    back = from_torch(net)
+    assert type(back) is Residual and repr(back) == repr(block) and not back.training
+    assert_same_state(back.state_dict(), block.state_dict())
 
 
 def test_minicnn_to_onnx_and_to_torch_and_back_keeps_every_weight(torch, rng, tmp_path):
@@ -337,10 +346,37 @@ def test_without_torch_the_error_says_so(monkeypatch):
         from_torch(object())
 
 
-def test_every_builtin_layer_kind_is_covered_by_the_grid():
+def test_a_subclass_given_as_the_model_is_named():
+    with pytest.raises(TypeError, match=r"(?s)to_torch: the model is a MyModel .* Supported layers: Conv2DVolume"):
+        to_torch(grid.MyModel(ReLU()))
+
+
+def test_every_layer_class_in_the_table_is_in_the_grid():
     kinds = set()
     for build in grid.ARCHITECTURES:
         model, _ = build(np.random.default_rng(0))
         kinds |= {type(layer) for _, layer in model.named_layers()}
-    assert kinds >= {Conv2DVolume, Dense, Flatten, MaxPool2D, ReLU, AvgPool2D, BatchNorm2D, Dropout,
-                     GlobalAvgPool2D, LeakyReLU, Residual, Sigmoid, Tanh, Sequential}
+    assert kinds == set(TABLE) == grid.public_layer_classes()
+
+
+# -- a new layer: one table entry, and it goes both ways ------------------------------------------------
+def test_a_new_layer_converts_both_ways_with_one_table_entry(torch, monkeypatch, rng):
+    class Neg(torch.nn.Module):
+        def forward(self, x):
+            return -x
+
+    model = Sequential(Conv2DVolume(2, 3, 3, rng=rng), grid.Negate(), Flatten())
+    with pytest.raises(TypeError, match="layer 1 is a Negate"):
+        to_torch(model)
+    with pytest.raises(TypeError, match="module 0 is Neg"):
+        from_torch(torch.nn.Sequential(Neg()))
+    monkeypatch.setitem(TABLE, grid.Negate, grid.negate_entry(Neg))
+    net = to_torch(model)
+    assert type(net[1]) is Neg
+    x = rng.standard_normal((2, 2, 5, 5)).astype(np.float32)
+    grid.assert_close(forward(torch, net, x), model.predict(x))
+    back = from_torch(net)
+    assert type(back[1]) is grid.Negate
+    assert_same_state(back.state_dict(), model.state_dict())
+    with pytest.raises(TypeError, match=r"Supported: nn.Conv2d, .*test_export_torch.Neg"):  # the table's list
+        from_torch(torch.nn.Sequential(torch.nn.GELU()))

@@ -9,25 +9,10 @@ import numpy as np
 
 from .. import __version__
 from .._atomic import write_atomically
-from ..functional import window_geometry
-from ..layers import (
-    AvgPool2D,
-    BatchNorm2D,
-    Conv2DVolume,
-    Dense,
-    Dropout,
-    Flatten,
-    GlobalAvgPool2D,
-    LeakyReLU,
-    MaxPool2D,
-    ReLU,
-    Residual,
-    Sigmoid,
-    Tanh,
-)
 from ..model import Sequential
 from ..summary import check_input_shape
-from ._common import check_sequential, unsupported_layer
+from ._common import check_model, import_optional
+from .table import emit
 
 OPSET = 17
 """The ONNX operator set the graph is written for (onnxruntime runs it from version 1.13 on)."""
@@ -57,112 +42,6 @@ class _Graph:
         return name
 
 
-def _join(path: str, name) -> str:
-    return f"{path}.{name}" if path else str(name)
-
-
-def _onnx_pads(pads) -> list[int]:
-    """((top, bottom), (left, right)) as ONNX orders them: all the starts, then all the ends."""
-    (top, bottom), (left, right) = pads
-    return [top, left, bottom, right]
-
-
-# -- one function per layer: (graph, layer, its path, input tensor, input shape) -> output tensor --
-def _conv(g: _Graph, layer: Conv2DVolume, path: str, x: str, shape: tuple) -> str:
-    # The per-side padding of "same" depends on the input size: resolve it for this one.
-    pads, _ = window_geometry(shape[2:], layer.kernel_size, layer.stride, layer.padding, layer.dilation, "to_onnx")
-    inputs = [x, g.weight(_join(path, "weight"), layer.weight.data)]
-    if layer.bias is not None:
-        inputs.append(g.weight(_join(path, "bias"), layer.bias.data))
-    return g.node("Conv", inputs, path, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
-                  dilations=list(layer.dilation), pads=_onnx_pads(pads), group=1)
-
-
-def _pool(op: str, **extra):
-    def emit(g: _Graph, layer, path: str, x: str, shape: tuple) -> str:
-        pads, _ = window_geometry(shape[2:], layer.kernel_size, layer.stride, layer.padding, (1, 1), "to_onnx")
-        # ONNX MaxPool never picks a padded value (as minicnn's -inf padding); AveragePool with
-        # count_include_pad=1 divides every window by KH*KW, as AvgPool2D does.
-        return g.node(op, [x], path, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
-                      pads=_onnx_pads(pads), **extra)
-    return emit
-
-
-def _global_avg_pool(g: _Graph, layer, path: str, x: str, shape: tuple) -> str:
-    pooled = g.node("GlobalAveragePool", [x], _join(path, "pool"))  # (N, C, 1, 1)
-    return g.node("Flatten", [pooled], path, axis=1)  # (N, C), as GlobalAvgPool2D
-
-
-def _batch_norm(g: _Graph, layer: BatchNorm2D, path: str, x: str, shape: tuple) -> str:
-    inputs = [x] + [g.weight(_join(path, name), getattr(layer, name).data)
-                    for name in ("weight", "bias", "running_mean", "running_var")]
-    # Inference: normalise with the running statistics. ONNX's momentum weighs the old running
-    # value (minicnn's and PyTorch's weigh the new batch); it only matters in training mode.
-    return g.node("BatchNormalization", inputs, path, epsilon=layer.eps, momentum=1.0 - layer.momentum)
-
-
-def _dense(g: _Graph, layer: Dense, path: str, x: str, shape: tuple) -> str:
-    inputs = [x, g.weight(_join(path, "weight"), layer.weight.data)]
-    if layer.bias is not None:
-        inputs.append(g.weight(_join(path, "bias"), layer.bias.data))
-    return g.node("Gemm", inputs, path, transB=1)  # x @ W.T + b, W stored (out, in) as minicnn's
-
-
-def _elementwise(op: str, **attributes):
-    def emit(g: _Graph, layer, path: str, x: str, shape: tuple) -> str:
-        return g.node(op, [x], path, **attributes)
-    return emit
-
-
-def _dropout(g: _Graph, layer: Dropout, path: str, x: str, shape: tuple) -> str:
-    return x  # the identity at inference: no node
-
-
-def _sequential(g: _Graph, layer: Sequential, path: str, x: str, shape: tuple) -> str:
-    for i, child in enumerate(layer.layers):
-        x = _EMITTERS[type(child)](g, child, _join(path, i), x, shape)
-        shape = tuple(child.output_shape(shape))
-    return x
-
-
-def _residual(g: _Graph, layer: Residual, path: str, x: str, shape: tuple) -> str:
-    f = _sequential(g, layer, path, x, shape)
-    return g.node("Add", [x, f], _join(path, "add"))
-
-
-_EMITTERS = {
-    Conv2DVolume: _conv,
-    Dense: _dense,
-    MaxPool2D: _pool("MaxPool"),
-    AvgPool2D: _pool("AveragePool", count_include_pad=1),
-    GlobalAvgPool2D: _global_avg_pool,
-    BatchNorm2D: _batch_norm,
-    Flatten: _elementwise("Flatten", axis=1),
-    ReLU: _elementwise("Relu"),
-    LeakyReLU: lambda g, layer, path, x, shape: g.node("LeakyRelu", [x], path, alpha=layer.negative_slope),
-    Tanh: _elementwise("Tanh"),
-    Sigmoid: _elementwise("Sigmoid"),
-    Dropout: _dropout,
-    Residual: _residual,
-    Sequential: _sequential,
-}
-
-
-def _check_layers(layer: Sequential) -> None:
-    for name, child in layer.named_layers():
-        if type(child) not in _EMITTERS:
-            raise unsupported_layer("to_onnx", name, child, _EMITTERS)
-
-
-def _import_onnx():
-    try:
-        import onnx
-    except ImportError:
-        raise ModuleNotFoundError('to_onnx needs the onnx package: pip install -e ".[onnx]" (or pip install onnx)',
-                                  name="onnx") from None
-    return onnx
-
-
 def to_onnx(model: Sequential, path: str | os.PathLike, input_shape: tuple[int, ...]) -> Path:
     """Write ``model`` as an ONNX file, for inference in onnxruntime or any ONNX runtime.
 
@@ -175,16 +54,13 @@ def to_onnx(model: Sequential, path: str | os.PathLike, input_shape: tuple[int, 
     IR version :data:`IR_VERSION`, is checked with ``onnx.checker`` and is written
     atomically (a temporary file, then a rename).
 
-    Layer to ONNX operator: Conv2DVolume -> Conv (per-side pads), Dense -> Gemm (transB=1),
-    MaxPool2D -> MaxPool, AvgPool2D -> AveragePool (count_include_pad=1), GlobalAvgPool2D ->
-    GlobalAveragePool + Flatten, BatchNorm2D -> BatchNormalization, Flatten -> Flatten,
-    ReLU/LeakyReLU/Tanh/Sigmoid -> Relu/LeakyRelu/Tanh/Sigmoid, Residual -> its layers + Add,
-    a nested Sequential -> its layers, Dropout -> nothing.
+    Which ONNX operators each layer becomes is in the table of :mod:`minicnn.export.table`
+    (Conv2DVolume -> Conv, Dense -> Gemm, Residual -> its layers and Add, Dropout -> nothing...).
 
     Parameters
     ----------
     model : Sequential
-        Made of the layers above (the classes themselves, not subclasses).
+        Made of the layers in that table (the classes themselves, not subclasses).
     path : str or os.PathLike
         The file to write (conventionally ``*.onnx``); its folder must exist.
     input_shape : tuple of int
@@ -226,18 +102,17 @@ def to_onnx(model: Sequential, path: str | os.PathLike, input_shape: tuple[int, 
     >>> list(next(a for a in graph.node[0].attribute if a.name == "pads").ints)  # top, left, bottom, right
     [1, 1, 1, 1]
     """
-    check_sequential(model, "to_onnx")
-    _check_layers(model)
+    check_model(model, "to_onnx")
     shape = check_input_shape(input_shape, "to_onnx")
     try:
         out_shape = tuple(model.output_shape((1,) + shape))
     except ValueError as exc:
         raise ValueError(f"to_onnx: input_shape {shape} does not fit the model: {exc}") from None
-    onnx = _import_onnx()
+    onnx = import_optional("onnx", 'to_onnx needs the onnx package: pip install -e ".[onnx]" (or pip install onnx)')
     from onnx import TensorProto, helper, numpy_helper
 
     g = _Graph(helper, numpy_helper)
-    result = _sequential(g, model, "", "input", (1,) + shape)
+    result = emit(g, model, "", "input", (1,) + shape)
     if g.nodes and list(g.nodes[-1].output) == [result]:
         g.nodes[-1].output[0] = "output"  # nothing else reads the last node's output
     else:  # no node at all (only Dropout layers): the output is the input

@@ -1,4 +1,5 @@
-"""The two PyTorch modules that :func:`~minicnn.export.to_torch` needs beyond ``torch.nn``.
+"""The two PyTorch modules that the export table (:mod:`minicnn.export.table`) needs beyond
+``torch.nn``, for the entries of Conv2DVolume and Residual.
 
 - ``SameConv2d``: an ``nn.Conv2d`` with minicnn's (and Keras') "same" padding at any stride:
   ``ceil(H / stride)`` outputs, the odd extra row/column at the bottom/right, recomputed

@@ -1,0 +1,401 @@
+"""The export table: one :class:`Entry` for each minicnn layer class, and the walk that reads it.
+
+An entry says how its layer becomes a PyTorch module (``to_torch``), which torch module
+classes come back as that layer and how (``torch_types``, ``from_torch``), and which ONNX
+nodes it writes (``to_onnx``). :func:`~minicnn.export.to_torch`,
+:func:`~minicnn.export.from_torch` and :func:`~minicnn.export.to_onnx` know nothing else
+about layers, so exporting a new layer is one entry here: its functions, then its line
+in :data:`TABLE`.
+
+=================  ==========================================================  ================================
+minicnn            torch                                                       ONNX
+=================  ==========================================================  ================================
+Conv2DVolume       ``nn.Conv2d``; with ``padding="same"``, torch's own          Conv, with per-side pads
+                   ``"same"`` at stride 1 with an even total padding (odd       resolved for the input size
+                   kernels), otherwise
+                   :class:`~minicnn.export.torch_modules.SameConv2d`
+Dense              ``nn.Linear``                                                Gemm (transB=1)
+MaxPool2D          ``nn.MaxPool2d``                                             MaxPool
+AvgPool2D          ``nn.AvgPool2d`` (``count_include_pad=True``)                AveragePool (count_include_pad=1)
+GlobalAvgPool2D    ``nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())``;    GlobalAveragePool, Flatten
+                   back also from ``nn.AdaptiveAvgPool2d(1)`` followed by
+                   ``nn.Flatten()``
+BatchNorm2D        ``nn.BatchNorm2d``                                           BatchNormalization (running
+                                                                                statistics)
+Dropout            ``nn.Dropout``                                               nothing: the identity at inference
+Flatten            ``nn.Flatten()``                                             Flatten (axis=1)
+ReLU, LeakyReLU,   ``nn.ReLU``, ``nn.LeakyReLU``, ``nn.Tanh``, ``nn.Sigmoid``   Relu, LeakyRelu, Tanh, Sigmoid
+Tanh, Sigmoid
+Residual           :class:`~minicnn.export.torch_modules.Residual`              its layers, then Add
+Sequential         ``nn.Sequential``                                            its layers
+=================  ==========================================================  ================================
+
+Each layer maps to exactly the classes in its row, both ways: a subclass may compute
+something else, so it has no entry. The containers' entries convert their layers through
+the walk (:func:`module_for`, :func:`layer_for`, :func:`emit`), which is also where the
+values and the training modes are handled, once for every layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..functional import window_geometry
+from ..layers import (
+    AvgPool2D,
+    BatchNorm2D,
+    Conv2DVolume,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Residual,
+    Sigmoid,
+    Tanh,
+)
+from ..layers.base import Layer
+from ..model import Sequential
+from . import torch_modules
+
+
+@dataclass(frozen=True)
+class Entry:
+    """How one minicnn layer class leaves minicnn, and comes back.
+
+    Attributes
+    ----------
+    layer : type
+        The minicnn class (exactly this one: a subclass may compute something else).
+    to_torch : callable (layer, torch) -> torch.nn.Module
+        The module computing what ``layer`` computes, with uninitialised parameters
+        (``skip_init`` leaves torch's global generator alone); the caller loads the values
+        and sets the modes.
+    torch_types : callable (torch.nn) -> tuple of classes
+        The module classes (exactly these) that ``from_torch`` takes.
+    from_torch : callable (module, Place) -> Layer or None
+        The layer for such a module, its values still to be loaded; None when the module is
+        not this layer after all (an ``nn.Sequential`` is a GlobalAvgPool2D only when it is
+        the pair ``to_torch`` writes). A setting the layer cannot follow is a ValueError
+        naming the module, the setting and the fix.
+    to_onnx : callable (graph, layer, path, x, shape) -> str
+        Appends the layer's nodes, named from ``path`` (its state_dict prefix), reading the
+        tensor named ``x`` of shape ``shape`` (batch axis included); returns the name of
+        the output tensor.
+    """
+
+    layer: type[Layer]
+    to_torch: Callable[..., Any]
+    torch_types: Callable[..., tuple[type, ...]]
+    from_torch: Callable[..., Layer | None]
+    to_onnx: Callable[..., str]
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where ``from_torch`` stands in the torch module it converts.
+
+    Attributes
+    ----------
+    path : str
+        The module's dotted name, for messages ("" for the module given).
+    rng : numpy.random.Generator
+        Draws each new layer's initial values (then overwritten) and seeds Dropout's stream.
+    following : torch.nn.Module or None
+        The next module in the same container.
+    """
+
+    path: str
+    rng: np.random.Generator
+    following: Any = None
+
+
+# -- the walk: each step asks the entry of the layer's (or the module's) exact class ----------------
+def module_for(layer: Layer, torch):
+    """The torch module for ``layer`` (any layer in :data:`TABLE`), parameters uninitialised."""
+    return TABLE[type(layer)].to_torch(layer, torch)
+
+
+def layer_for(module, at: Place) -> Layer:
+    """The minicnn layer for a torch ``module``, with its values and its training mode."""
+    from torch import nn
+
+    kind = type(module)
+    for entry in TABLE.values():
+        if kind in entry.torch_types(nn) and (layer := entry.from_torch(module, at)) is not None:
+            break
+    else:
+        supported = ", ".join(dict.fromkeys(_torch_name(cls, nn) for e in TABLE.values() for cls in e.torch_types(nn)))
+        raise TypeError(f"from_torch: module {at.path} is {kind.__name__} ({module!r}), which minicnn has no layer "
+                        f"for. Supported: {supported} (exactly these classes)")
+    if next(layer.named_children(), None) is None:  # a container's layers have taken their own values
+        layer.load_state_dict({key: value.detach().cpu().numpy() for key, value in module.state_dict().items()})
+    layer.training = module.training  # this layer alone: each child has its own module's mode
+    return layer
+
+
+def emit(g, layer: Layer, path: str, x: str, shape: tuple) -> str:
+    """Append the ONNX nodes of ``layer`` to graph ``g``; return its output tensor's name."""
+    return TABLE[type(layer)].to_onnx(g, layer, path, x, shape)
+
+
+def _torch_name(cls: type, nn) -> str:
+    return f"nn.{cls.__name__}" if getattr(nn, cls.__name__, None) is cls else f"{cls.__module__}.{cls.__name__}"
+
+
+def _join(path: str, name) -> str:
+    return f"{path}.{name}" if path else str(name)
+
+
+# -- what several entries share ----------------------------------------------------------------------
+def _torch_dtype(layer: Layer, torch):
+    return getattr(torch, layer.weight.data.dtype.name)  # float32 or float64, as the layer's weights
+
+
+def _initializers(g, layer: Layer, path: str, *names: str) -> list[str]:
+    """Store the named parameters and buffers of ``layer`` that it has (a bias may be None)."""
+    return [g.weight(_join(path, name), getattr(layer, name).data) for name in names
+            if getattr(layer, name) is not None]
+
+
+def _onnx_pads(pads) -> list[int]:
+    """((top, bottom), (left, right)) as ONNX orders them: all the starts, then all the ends."""
+    (top, bottom), (left, right) = pads
+    return [top, left, bottom, right]
+
+
+def _require(m, at: Place, **settings) -> None:
+    """Raise a ValueError naming the first of ``settings`` that module ``m`` does not have."""
+    for name, wanted in settings.items():
+        value = getattr(m, name)
+        if value != wanted:
+            raise ValueError(f"from_torch: module {at.path} ({m!r}) has {name}={value!r}; minicnn's layer "
+                             f"computes {name}={wanted!r} only: build it with {name}={wanted!r}")
+
+
+def _float_dtype(m, at: Place, allowed: tuple[str, ...]) -> np.dtype:
+    """The numpy dtype of ``m``'s floating parameters and buffers, when it is one of ``allowed``."""
+    for key, value in m.state_dict().items():
+        name = str(value.dtype).removeprefix("torch.")
+        if value.is_floating_point() and name not in allowed:
+            raise ValueError(f"from_torch: {at.path}.{key} is {name}; minicnn takes {' or '.join(allowed)} here: "
+                             "convert the module first, e.g. module.float()")
+    return np.dtype(str(m.weight.dtype).removeprefix("torch."))
+
+
+def _pair(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def _one_node(op: str, **attributes) -> Callable[..., str]:
+    """The ``to_onnx`` of a layer that is one ONNX node reading only its input."""
+    return lambda g, layer, path, x, shape: g.node(op, [x], path, **attributes)
+
+
+def _plain(cls: type[Layer], torch_type: Callable[[Any], type], op: str) -> Entry:
+    """The entry of a layer without arguments: one torch module, one ONNX node."""
+    return Entry(cls, lambda layer, torch: torch_type(torch.nn)(), lambda nn: (torch_type(nn),),
+                 lambda m, at: cls(), _one_node(op))
+
+
+# -- Conv2DVolume --------------------------------------------------------------------------------------
+def _conv_to_torch(layer: Conv2DVolume, torch):
+    nn = torch.nn
+    # torch's own "same" allows stride 1 only, and it warns about (and copies) an uneven padding
+    own = layer.padding != "same" or (layer.stride == (1, 1) and all(
+        d * (k - 1) % 2 == 0 for k, d in zip(layer.kernel_size, layer.dilation)))
+    cls, padding = (nn.Conv2d, {"padding": layer.padding}) if own else (torch_modules.SameConv2d, {})
+    return nn.utils.skip_init(cls, layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
+                              dilation=layer.dilation, bias=layer.bias is not None,
+                              dtype=_torch_dtype(layer, torch), **padding)
+
+
+def _conv_from_torch(m, at: Place) -> Conv2DVolume:
+    _require(m, at, groups=1, padding_mode="zeros")
+    if type(m) is torch_modules.SameConv2d:
+        padding = "same"
+    else:  # an int pair, or torch's "same" or "valid"
+        padding = m.padding if isinstance(m.padding, str) else tuple(m.padding)
+    return Conv2DVolume(m.in_channels, m.out_channels, tuple(m.kernel_size), stride=tuple(m.stride),
+                        padding=padding, dilation=tuple(m.dilation), bias=m.bias is not None, rng=at.rng,
+                        dtype=_float_dtype(m, at, ("float32", "float64")))
+
+
+def _conv_to_onnx(g, layer: Conv2DVolume, path: str, x: str, shape: tuple) -> str:
+    # The per-side padding of "same" depends on the input size: resolve it for this one.
+    pads, _ = window_geometry(shape[2:], layer.kernel_size, layer.stride, layer.padding, layer.dilation, "to_onnx")
+    return g.node("Conv", [x, *_initializers(g, layer, path, "weight", "bias")], path,
+                  kernel_shape=list(layer.kernel_size), strides=list(layer.stride), dilations=list(layer.dilation),
+                  pads=_onnx_pads(pads), group=1)
+
+
+# -- Dense ---------------------------------------------------------------------------------------------
+def _dense_to_torch(layer: Dense, torch):
+    return torch.nn.utils.skip_init(torch.nn.Linear, layer.in_features, layer.out_features,
+                                    bias=layer.bias is not None, dtype=_torch_dtype(layer, torch))
+
+
+def _dense_from_torch(m, at: Place) -> Dense:
+    return Dense(m.in_features, m.out_features, bias=m.bias is not None, rng=at.rng,
+                 dtype=_float_dtype(m, at, ("float32", "float64")))
+
+
+def _dense_to_onnx(g, layer: Dense, path: str, x: str, shape: tuple) -> str:
+    # x @ W.T + b, W stored (out, in) as minicnn's
+    return g.node("Gemm", [x, *_initializers(g, layer, path, "weight", "bias")], path, transB=1)
+
+
+# -- MaxPool2D, AvgPool2D ------------------------------------------------------------------------------
+def _max_pool_to_torch(layer: MaxPool2D, torch):
+    return torch.nn.MaxPool2d(layer.kernel_size, stride=layer.stride, padding=layer.padding)
+
+
+def _avg_pool_to_torch(layer: AvgPool2D, torch):
+    return torch.nn.AvgPool2d(layer.kernel_size, stride=layer.stride, padding=layer.padding, count_include_pad=True)
+
+
+def _max_pool_from_torch(m, at: Place) -> MaxPool2D:
+    _require(m, at, ceil_mode=False, return_indices=False)
+    if _pair(m.dilation) != (1, 1):
+        raise ValueError(f"from_torch: module {at.path} ({m!r}) has dilation {m.dilation}; MaxPool2D has none: "
+                         "use dilation=1")
+    return MaxPool2D(_pair(m.kernel_size), stride=_pair(m.stride), padding=_pair(m.padding))
+
+
+def _avg_pool_from_torch(m, at: Place) -> AvgPool2D:
+    _require(m, at, ceil_mode=False, count_include_pad=True, divisor_override=None)
+    return AvgPool2D(_pair(m.kernel_size), stride=_pair(m.stride), padding=_pair(m.padding))
+
+
+def _pool_to_onnx(op: str, **extra) -> Callable[..., str]:
+    def emit_pool(g, layer, path: str, x: str, shape: tuple) -> str:
+        pads, _ = window_geometry(shape[2:], layer.kernel_size, layer.stride, layer.padding, (1, 1), "to_onnx")
+        # ONNX MaxPool never picks a padded value (as minicnn's -inf padding); AveragePool with
+        # count_include_pad=1 divides every window by KH*KW, as AvgPool2D does.
+        return g.node(op, [x], path, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+                      pads=_onnx_pads(pads), **extra)
+    return emit_pool
+
+
+# -- GlobalAvgPool2D -----------------------------------------------------------------------------------
+def _global_pool_to_torch(layer: GlobalAvgPool2D, torch):
+    return torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+
+
+def _global_pool_from_torch(m, at: Place) -> GlobalAvgPool2D | None:
+    from torch import nn
+
+    def one(size) -> bool:  # an output size meaning 1x1: 1, (1,), (1, 1)
+        return size == 1 or (isinstance(size, (tuple, list)) and tuple(size) in ((1,), (1, 1)))
+
+    def flatten(module) -> bool:
+        return type(module) is nn.Flatten and module.start_dim == 1 and module.end_dim == -1
+
+    if type(m) is nn.Sequential:  # the pair to_torch writes, or else another container
+        pair = len(m) == 2 and type(m[0]) is nn.AdaptiveAvgPool2d and one(m[0].output_size) and flatten(m[1])
+        return GlobalAvgPool2D() if pair else None
+    # GlobalAvgPool2D also drops the 1x1 axes that nn.AdaptiveAvgPool2d(1) keeps: a Flatten must follow
+    if not (one(m.output_size) and flatten(at.following)):
+        raise ValueError(
+            f"from_torch: module {at.path} is {m!r}; minicnn has GlobalAvgPool2D, which is "
+            "nn.AdaptiveAvgPool2d(1) followed by nn.Flatten(): use output_size=1 and put nn.Flatten() "
+            "right after it")
+    return GlobalAvgPool2D()
+
+
+def _global_pool_to_onnx(g, layer: GlobalAvgPool2D, path: str, x: str, shape: tuple) -> str:
+    pooled = g.node("GlobalAveragePool", [x], _join(path, "pool"))  # (N, C, 1, 1)
+    return g.node("Flatten", [pooled], path, axis=1)  # (N, C), as GlobalAvgPool2D
+
+
+# -- BatchNorm2D ---------------------------------------------------------------------------------------
+def _batch_norm_to_torch(layer: BatchNorm2D, torch):
+    return torch.nn.utils.skip_init(torch.nn.BatchNorm2d, layer.num_features, eps=layer.eps, momentum=layer.momentum)
+
+
+def _batch_norm_from_torch(m, at: Place) -> BatchNorm2D:
+    _require(m, at, affine=True, track_running_stats=True)
+    if m.momentum is None:
+        raise ValueError(f"from_torch: module {at.path} ({m!r}) has momentum=None (a cumulative average); "
+                         "BatchNorm2D keeps an exponential one: give it a momentum such as 0.1")
+    _float_dtype(m, at, ("float32",))
+    return BatchNorm2D(m.num_features, eps=m.eps, momentum=m.momentum)
+
+
+def _batch_norm_to_onnx(g, layer: BatchNorm2D, path: str, x: str, shape: tuple) -> str:
+    inputs = [x, *_initializers(g, layer, path, "weight", "bias", "running_mean", "running_var")]
+    # Inference: normalise with the running statistics. ONNX's momentum weighs the old running
+    # value (minicnn's and PyTorch's weigh the new batch); it only matters in training mode.
+    return g.node("BatchNormalization", inputs, path, epsilon=layer.eps, momentum=1.0 - layer.momentum)
+
+
+# -- Flatten -------------------------------------------------------------------------------------------
+def _flatten_from_torch(m, at: Place) -> Flatten:
+    _require(m, at, start_dim=1, end_dim=-1)
+    return Flatten()
+
+
+# -- LeakyReLU (ReLU, Tanh and Sigmoid take no argument: their entries are _plain) ---------------------
+def _leaky_relu_to_onnx(g, layer: LeakyReLU, path: str, x: str, shape: tuple) -> str:
+    return g.node("LeakyRelu", [x], path, alpha=layer.negative_slope)
+
+
+# -- Sequential, Residual: their layers, through the walk ----------------------------------------------
+def _sequential_to_torch(layer: Sequential, torch):
+    return torch.nn.Sequential(*(module_for(child, torch) for child in layer.layers))
+
+
+def _residual_to_torch(layer: Residual, torch):
+    return torch_modules.Residual(*(module_for(child, torch) for child in layer.layers))
+
+
+def _layers_from_torch(m, at: Place) -> list[Layer]:
+    children = list(m.named_children())
+    return [layer_for(child, Place(_join(at.path, name), at.rng, children[i + 1][1] if i + 1 < len(children) else None))
+            for i, (name, child) in enumerate(children)]
+
+
+def _layers_to_onnx(g, layer: Layer, path: str, x: str, shape: tuple) -> str:
+    for i, child in enumerate(layer.layers):
+        x = emit(g, child, _join(path, i), x, shape)
+        shape = tuple(child.output_shape(shape))
+    return x
+
+
+def _residual_to_onnx(g, layer: Residual, path: str, x: str, shape: tuple) -> str:
+    return g.node("Add", [x, _layers_to_onnx(g, layer, path, x, shape)], _join(path, "add"))  # x + f(x)
+
+
+TABLE: dict[type[Layer], Entry] = {entry.layer: entry for entry in (
+    # Entry(layer, to_torch, torch_types, from_torch, to_onnx)
+    Entry(Conv2DVolume, _conv_to_torch, lambda nn: (nn.Conv2d, torch_modules.SameConv2d), _conv_from_torch,
+          _conv_to_onnx),
+    Entry(Dense, _dense_to_torch, lambda nn: (nn.Linear,), _dense_from_torch, _dense_to_onnx),
+    Entry(MaxPool2D, _max_pool_to_torch, lambda nn: (nn.MaxPool2d,), _max_pool_from_torch, _pool_to_onnx("MaxPool")),
+    Entry(AvgPool2D, _avg_pool_to_torch, lambda nn: (nn.AvgPool2d,), _avg_pool_from_torch,
+          _pool_to_onnx("AveragePool", count_include_pad=1)),
+    Entry(GlobalAvgPool2D, _global_pool_to_torch, lambda nn: (nn.AdaptiveAvgPool2d, nn.Sequential),
+          _global_pool_from_torch, _global_pool_to_onnx),
+    Entry(BatchNorm2D, _batch_norm_to_torch, lambda nn: (nn.BatchNorm2d,), _batch_norm_from_torch,
+          _batch_norm_to_onnx),
+    Entry(Dropout, lambda layer, torch: torch.nn.Dropout(layer.p), lambda nn: (nn.Dropout,),
+          lambda m, at: Dropout(m.p, rng=at.rng), lambda g, layer, path, x, shape: x),  # inference: no node
+    Entry(Flatten, lambda layer, torch: torch.nn.Flatten(), lambda nn: (nn.Flatten,), _flatten_from_torch,
+          _one_node("Flatten", axis=1)),
+    _plain(ReLU, lambda nn: nn.ReLU, "Relu"),
+    Entry(LeakyReLU, lambda layer, torch: torch.nn.LeakyReLU(layer.negative_slope), lambda nn: (nn.LeakyReLU,),
+          lambda m, at: LeakyReLU(m.negative_slope), _leaky_relu_to_onnx),
+    _plain(Tanh, lambda nn: nn.Tanh, "Tanh"),
+    _plain(Sigmoid, lambda nn: nn.Sigmoid, "Sigmoid"),
+    Entry(Residual, _residual_to_torch, lambda nn: (torch_modules.Residual,),
+          lambda m, at: Residual(*_layers_from_torch(m, at)), _residual_to_onnx),
+    Entry(Sequential, _sequential_to_torch, lambda nn: (nn.Sequential,),
+          lambda m, at: Sequential(*_layers_from_torch(m, at)), _layers_to_onnx),
+)}
+"""Every layer class that exports, mapped to its :class:`Entry`; the order of the messages' lists."""
