@@ -21,7 +21,12 @@ def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def relu_backward(dout: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray]:
-    """``dx = dout * (x > 0)``: the derivative at exactly 0 is taken as 0, as PyTorch. Returns ``(dx,)``."""
+    """``dx = dout * (x > 0)``: the derivative at exactly 0 is taken as 0, as PyTorch. Returns ``(dx,)``.
+
+    Shape
+    -----
+    dout (any shape) -> dx (same shape)
+    """
     return (dout * mask,)
 
 
@@ -46,6 +51,10 @@ def leaky_relu_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray]:
     """``dx = dout`` where x > 0, ``negative_slope * dout`` elsewhere (the slope at 0, as PyTorch).
 
     Returns ``(dx,)``.
+
+    Shape
+    -----
+    dout (any shape) -> dx (same shape)
     """
     positive, slope = cache
     return (np.where(positive, dout, slope * dout),)
@@ -68,7 +77,12 @@ def tanh_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def tanh_backward(dout: np.ndarray, t: np.ndarray) -> tuple[np.ndarray]:
-    """``dx = dout * (1 - t**2)``. Returns ``(dx,)``."""
+    """``dx = dout * (1 - t**2)``. Returns ``(dx,)``.
+
+    Shape
+    -----
+    dout (any shape) -> dx (same shape)
+    """
     return (dout * (1 - t * t),)
 
 
@@ -93,5 +107,10 @@ def sigmoid_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sigmoid_backward(dout: np.ndarray, s: np.ndarray) -> tuple[np.ndarray]:
-    """``dx = dout * s * (1 - s)``. Returns ``(dx,)``."""
+    """``dx = dout * s * (1 - s)``. Returns ``(dx,)``.
+
+    Shape
+    -----
+    dout (any shape) -> dx (same shape)
+    """
     return (dout * s * (1 - s),)

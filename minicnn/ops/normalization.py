@@ -118,6 +118,10 @@ def batch_norm_running_stats(cache: tuple, running_mean: np.ndarray, running_var
     -------
     (new_mean, new_var) : new arrays, dtype of the running statistics
 
+    Shape
+    -----
+    running_mean (C,), running_var (C,) -> (C,), (C,)
+
     Examples
     --------
     >>> _, cache = batch_norm_forward(np.array([[1.0], [3.0]]), np.ones(1), np.zeros(1))

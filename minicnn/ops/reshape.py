@@ -6,7 +6,11 @@ import numpy as np
 
 
 def flatten_forward(x: np.ndarray) -> tuple[np.ndarray, tuple]:
-    """(N, ...) -> (N, prod(...)); the cache is the input's shape.
+    """Each sample as one row; the cache is the input's shape.
+
+    Shape
+    -----
+    x (N, ...) -> (N, prod(...))
 
     Examples
     --------
@@ -17,5 +21,10 @@ def flatten_forward(x: np.ndarray) -> tuple[np.ndarray, tuple]:
 
 
 def flatten_backward(dout: np.ndarray, x_shape: tuple) -> tuple[np.ndarray]:
-    """The gradient reshaped back: ``dx = dout.reshape(x_shape)``. Returns ``(dx,)``."""
+    """The gradient reshaped back: ``dx = dout.reshape(x_shape)``. Returns ``(dx,)``.
+
+    Shape
+    -----
+    dout (N, prod(...)) -> dx (N, ...)
+    """
     return (dout.reshape(x_shape),)
