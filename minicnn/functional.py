@@ -1,16 +1,22 @@
-"""Convolution as a sliding window, and im2col: the teaching layer under the layers.
+"""Convolution as a sliding window, and im2col: the teaching layer over :mod:`minicnn.ops`.
 
 Plain arrays in, plain arrays out. ``conv1d``/``conv2d``/``conv3d`` take unbatched
 arrays and compute "valid" cross-correlations (no kernel flip, as in PyTorch):
 at every position the window and the filter are multiplied element-wise and summed.
-All three, and the ``Conv2DVolume`` layer, are built on the same :func:`im2col`.
+All three are :func:`minicnn.ops.conv_forward` on a batch of one sample and one
+filter, and that is built on the same :func:`im2col` as below.
 
-Column layout of :func:`im2col`:
+:func:`im2col` and :func:`col2im` are those of :mod:`minicnn.ops.windows` for images,
+with their arguments checked. Column layout:
 ``cols[n, (c, i, j), (oh, ow)] = x_padded[n, c, oh*sh + i*dh, ow*sw + j*dw]``, i.e.
 shape ``(N, C*KH*KW, OH*OW)`` with the row index running over channel, then kernel
-row, then kernel column (the order of ``weight.reshape(F, -1)``). That is the index
-layout; the memory order is the caller's choice (``out=``), and the layer picks the
-one that makes its matrix products fastest.
+row, then kernel column (the order of ``weight.reshape(F, -1)``).
+
+The window geometry (:func:`conv_output_size`, :func:`same_padding`,
+:func:`resolve_padding`, :func:`window_geometry`) is the one of :mod:`minicnn.ops.windows`,
+in any number of spatial dimensions. The copy loops at the end (:func:`unfold_into`,
+:func:`fold_into` and their helpers) are the layers' fast paths: the same columns, written
+into buffers the layers reuse, in either memory layout.
 """
 
 from __future__ import annotations
@@ -20,48 +26,34 @@ import math
 import numpy as np
 
 from ._validation import as_float, check_pair
+from .ops import conv_forward
+from .ops import windows as _windows
+from .ops.windows import Window, conv_output_size, resolve_padding, same_padding
 
 Pair = tuple[int, int]
 Padding = tuple[Pair, Pair]  # ((top, bottom), (left, right))
 
-
-# -- output-size arithmetic ---------------------------------------------------------------
-def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding=0, dilation: int = 1) -> int:
-    """Number of window positions along one axis.
-
-    ``out = floor((size + pad_before + pad_after - dilation*(kernel_size-1) - 1) / stride) + 1``
-
-    Parameters
-    ----------
-    size, kernel_size, stride, dilation : int
-    padding : int or (before, after)
-
-    Examples
-    --------
-    >>> conv_output_size(5, 3), conv_output_size(32, 3, stride=2, padding=1)
-    (3, 16)
-    """
-    before, after = (padding, padding) if np.isscalar(padding) else padding
-    span = dilation * (kernel_size - 1) + 1
-    return (size + before + after - span) // stride + 1
+__all__ = [
+    "col2im",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_output_size",
+    "fold_into",
+    "im2col",
+    "output_hw",
+    "pad_image",
+    "parse_padding",
+    "resolve_padding",
+    "same_padding",
+    "tap_range",
+    "unfold_into",
+    "window_geometry",
+    "window_slices",
+]
 
 
-def same_padding(size: int, kernel_size: int, stride: int = 1, dilation: int = 1) -> Pair:
-    """(before, after) padding that gives ``ceil(size / stride)`` outputs, as Keras' "same".
-
-    When the total is odd the extra row/column goes after (bottom/right).
-
-    Examples
-    --------
-    >>> same_padding(5, 3), same_padding(6, 4), same_padding(32, 3, stride=2)
-    ((1, 1), (1, 2), (0, 1))
-    """
-    out = math.ceil(size / stride)
-    span = dilation * (kernel_size - 1) + 1
-    total = max((out - 1) * stride + span - size, 0)
-    return total // 2, total - total // 2
-
-
+# -- the window geometry of ops, and the checks of 2-D padding arguments -----------------
 def parse_padding(padding, owner: str):
     """Validate a padding argument: int, (h, w) pair, ``"valid"`` or ``"same"``.
 
@@ -76,20 +68,6 @@ def parse_padding(padding, owner: str):
     return check_pair(padding, owner, "padding", minimum=0)
 
 
-def resolve_padding(padding, hw: Pair, kernel: Pair, stride: Pair, dilation: Pair) -> Padding:
-    """Per-side padding ((top, bottom), (left, right)) for an input of spatial size ``hw``.
-
-    ``padding`` is ``"same"``, an (h, w) pair (as :func:`parse_padding` returns), or
-    already per-side.
-    """
-    if isinstance(padding, str):  # "same": parse_padding has refused any other string
-        return tuple(same_padding(n, k, s, d) for n, k, s, d in zip(hw, kernel, stride, dilation))
-    if np.isscalar(padding[0]):
-        ph, pw = padding
-        return (ph, ph), (pw, pw)
-    return tuple(tuple(side) for side in padding)
-
-
 def output_hw(hw: Pair, kernel: Pair, stride: Pair, pads: Padding, dilation: Pair) -> Pair:
     """(OH, OW) of a 2-D sliding window with per-side padding."""
     return tuple(conv_output_size(n, k, s, p, d) for n, k, s, p, d in zip(hw, kernel, stride, pads, dilation))
@@ -98,11 +76,11 @@ def output_hw(hw: Pair, kernel: Pair, stride: Pair, pads: Padding, dilation: Pai
 def window_geometry(hw: Pair, kernel: Pair, stride: Pair, padding, dilation: Pair,
                     owner: str) -> tuple[Padding, Pair]:
     """Per-side padding and output size of a window sliding over an image: the one geometry
-    that convolution, pooling, im2col and col2im share.
+    that convolution, pooling, im2col and col2im share (:func:`minicnn.ops.window`).
 
     Parameters
     ----------
-    hw : (H, W) of the input
+    hw : (H, W) of the input (or the spatial size of any rank)
     kernel, stride, dilation : (h, w) pairs of ints >= 1
     padding : ``"same"``, an (h, w) pair, or ((top, bottom), (left, right))
     owner : str
@@ -123,21 +101,13 @@ def window_geometry(hw: Pair, kernel: Pair, stride: Pair, padding, dilation: Pai
     >>> window_geometry((32, 32), (3, 3), (2, 2), "same", (1, 1), "demo")
     (((0, 1), (0, 1)), (16, 16))
     """
-    pads = resolve_padding(padding, hw, kernel, stride, dilation)
-    out_hw = output_hw(hw, kernel, stride, pads, dilation)
-    if min(out_hw) < 1:
-        span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
-        padded = tuple(n + sum(p) for n, p in zip(hw, pads))
-        raise ValueError(
-            f"{owner}: kernel_size {tuple(kernel)} with dilation {tuple(dilation)} spans {span}, larger "
-            f"than the padded input {padded} (input {tuple(hw)}, padding {pads}); use a smaller kernel "
-            "or dilation, more padding, or a larger input"
-        )
-    return pads, out_hw
+    win = _windows.window(hw, kernel, stride, padding, dilation, owner)
+    return win.pads, win.out
 
 
 # -- im2col / col2im ----------------------------------------------------------------------
-def _geometry(x_shape, kernel_size, stride, padding, dilation):
+def _window(x_shape, kernel_size, stride, padding, dilation) -> Window:
+    """The checked window of im2col and col2im over an (N, C, H, W) batch."""
     kernel = check_pair(kernel_size, "im2col", "kernel_size")
     stride = check_pair(stride, "im2col", "stride")
     dilation = check_pair(dilation, "im2col", "dilation")
@@ -148,10 +118,101 @@ def _geometry(x_shape, kernel_size, stride, padding, dilation):
             check_pair(tuple(side), "im2col", "padding", minimum=0)
     else:
         padding = parse_padding(padding, "im2col")
-    pads, out_hw = window_geometry(tuple(x_shape[2:]), kernel, stride, padding, dilation, "im2col")
-    return kernel, stride, dilation, pads, out_hw
+    return _windows.window(tuple(x_shape[2:]), kernel, stride, padding, dilation, "im2col")
 
 
+def im2col(x: np.ndarray, kernel_size, stride=1, padding=0, dilation=1, *, out: np.ndarray | None = None) -> np.ndarray:
+    """Unroll every sliding window of a batch of volumes into a column.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    kernel_size, stride, dilation : int or (h, w) pair
+    padding : int, (h, w) pair, ``"valid"``, ``"same"`` or ((top, bottom), (left, right))
+    out : ndarray, shape (N, C*KH*KW, OH*OW), optional
+        Written in place and returned. It may have any strides, so the caller
+        chooses the memory order (a transposed view of a (C*KH*KW, N*OH*OW) buffer
+        makes the whole batch one matrix product).
+
+    Returns
+    -------
+    cols : ndarray, shape (N, C*KH*KW, OH*OW), same dtype as ``x``
+        ``cols[n, (c, i, j), (oh, ow)] = x_padded[n, c, oh*SH + i*DH, ow*SW + j*DW]``:
+        column ``(oh, ow)`` of sample ``n`` holds the window under output pixel
+        (oh, ow), ordered by (channel, kernel row, kernel column), the order of
+        ``weight.reshape(F, -1)``. A convolution is then ``weight.reshape(F, -1) @ cols``
+        -> (N, F, OH*OW). Without ``out`` the array is C-contiguous.
+
+    Shape
+    -----
+    (N, C, H, W) -> (N, C*KH*KW, OH*OW)
+
+    Examples
+    --------
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> im2col(x, 2)[0]
+    array([[0., 1., 3., 4.],
+           [1., 2., 4., 5.],
+           [3., 4., 6., 7.],
+           [4., 5., 7., 8.]])
+    """
+    x = as_float(x, "im2col")
+    if x.ndim != 4:
+        raise ValueError(f"im2col: x has shape {x.shape}; expected 4-D (N, C, H, W)")
+    win = _window(x.shape, kernel_size, stride, padding, dilation)
+    n, c = x.shape[:2]
+    shape = (n, c * math.prod(win.kernel), math.prod(win.out))
+    if out is not None and (out.shape != shape or out.dtype != x.dtype):
+        raise ValueError(f"im2col: out has shape {out.shape} and dtype {out.dtype}; expected {shape} and {x.dtype}")
+    cols = _windows.im2col(x, win)
+    if out is None:
+        return cols
+    np.copyto(out, cols)
+    return out
+
+
+def col2im(cols: np.ndarray, x_shape, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
+    """Add columns back into the image they came from: the adjoint of :func:`im2col`.
+
+    Where windows overlap, their contributions are summed, so that
+    ``<im2col(x), c> == <x, col2im(c)>`` for every x and c. This is how the
+    gradient flows from the columns back to the input; entries that came from the
+    padding are dropped.
+
+    Parameters
+    ----------
+    cols : ndarray, shape (N, C*KH*KW, OH*OW), in the layout of :func:`im2col`
+        (any strides).
+    x_shape : tuple (N, C, H, W) of the image the columns were taken from
+    kernel_size, stride, padding, dilation : as for :func:`im2col`
+
+    Returns
+    -------
+    x : ndarray, shape (N, C, H, W), dtype of ``cols``, C-contiguous
+
+    Shape
+    -----
+    (N, C*KH*KW, OH*OW) -> (N, C, H, W)
+
+    Examples
+    --------
+    >>> ones = np.ones((1, 4, 4))
+    >>> col2im(ones, (1, 1, 3, 3), 2)[0, 0]  # how many windows cover each pixel
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    """
+    cols = as_float(cols, "col2im", "cols")
+    x_shape = tuple(x_shape)
+    win = _window(x_shape, kernel_size, stride, padding, dilation)
+    n, c = x_shape[:2]
+    expected = (n, c * math.prod(win.kernel), math.prod(win.out))
+    if cols.shape != expected:
+        raise ValueError(f"col2im: cols has shape {cols.shape}; expected {expected} for x_shape {x_shape}")
+    return _windows.col2im(cols, x_shape, win)
+
+
+# -- the layers' fast copy loops: im2col and col2im in place, without checks -------------
 def window_slices(i: int, j: int, stride: Pair, dilation: Pair, out_hw: Pair) -> tuple[slice, slice]:
     """The strided slices of the padded input that kernel offset (i, j) sees."""
     top, left = i * dilation[0], j * dilation[1]
@@ -192,100 +253,6 @@ def tap_range(size: int, offset: int, stride: int, before: int, out_size: int) -
     return slice(first, stop), slice(start, start + (stop - first - 1) * stride + 1, stride)
 
 
-def im2col(x: np.ndarray, kernel_size, stride=1, padding=0, dilation=1, *, out: np.ndarray | None = None) -> np.ndarray:
-    """Unroll every sliding window of a batch of volumes into a column.
-
-    Parameters
-    ----------
-    x : ndarray, shape (N, C, H, W)
-    kernel_size, stride, dilation : int or (h, w) pair
-    padding : int, (h, w) pair, ``"valid"``, ``"same"`` or ((top, bottom), (left, right))
-    out : ndarray, shape (N, C*KH*KW, OH*OW), optional
-        Written in place and returned. It may have any strides, so the caller
-        chooses the memory order: ``Conv2DVolume`` passes a transposed view of a
-        reused (C*KH*KW, N*OH*OW) buffer, which makes the whole batch one matrix product.
-
-    Returns
-    -------
-    cols : ndarray, shape (N, C*KH*KW, OH*OW), same dtype as ``x``
-        ``cols[n, (c, i, j), (oh, ow)] = x_padded[n, c, oh*SH + i*DH, ow*SW + j*DW]``:
-        column ``(oh, ow)`` of sample ``n`` holds the window under output pixel
-        (oh, ow), ordered by (channel, kernel row, kernel column), the order of
-        ``weight.reshape(F, -1)``. A convolution is then ``weight.reshape(F, -1) @ cols``
-        -> (N, F, OH*OW). Without ``out`` the array is C-contiguous.
-
-    Shape
-    -----
-    (N, C, H, W) -> (N, C*KH*KW, OH*OW)
-
-    Examples
-    --------
-    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
-    >>> im2col(x, 2)[0]
-    array([[0., 1., 3., 4.],
-           [1., 2., 4., 5.],
-           [3., 4., 6., 7.],
-           [4., 5., 7., 8.]])
-    """
-    x = as_float(x, "im2col")
-    if x.ndim != 4:
-        raise ValueError(f"im2col: x has shape {x.shape}; expected 4-D (N, C, H, W)")
-    kernel, stride, dilation, pads, out_hw = _geometry(x.shape, kernel_size, stride, padding, dilation)
-    n, c = x.shape[:2]
-    shape = (n, c * kernel[0] * kernel[1], out_hw[0] * out_hw[1])
-    if out is None:
-        out = np.empty(shape, dtype=x.dtype)
-    elif out.shape != shape or out.dtype != x.dtype:
-        raise ValueError(f"im2col: out has shape {out.shape} and dtype {out.dtype}; expected {shape} and {x.dtype}")
-    # Only splits axes, which any strides allow without a copy: writes reach ``out``.
-    unfold_into(x, out.reshape((n, c) + kernel + out_hw), kernel, stride, pads, dilation)
-    return out
-
-
-def col2im(cols: np.ndarray, x_shape, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
-    """Add columns back into the image they came from: the adjoint of :func:`im2col`.
-
-    Where windows overlap, their contributions are summed, so that
-    ``<im2col(x), c> == <x, col2im(c)>`` for every x and c. This is how the
-    gradient flows from the columns back to the input; entries that came from the
-    padding are dropped.
-
-    Parameters
-    ----------
-    cols : ndarray, shape (N, C*KH*KW, OH*OW), in the layout of :func:`im2col`
-        (any strides).
-    x_shape : tuple (N, C, H, W) of the image the columns were taken from
-    kernel_size, stride, padding, dilation : as for :func:`im2col`
-
-    Returns
-    -------
-    x : ndarray, shape (N, C, H, W), dtype of ``cols``, C-contiguous
-
-    Shape
-    -----
-    (N, C*KH*KW, OH*OW) -> (N, C, H, W)
-
-    Examples
-    --------
-    >>> ones = np.ones((1, 4, 4))
-    >>> col2im(ones, (1, 1, 3, 3), 2)[0, 0]  # how many windows cover each pixel
-    array([[1., 2., 1.],
-           [2., 4., 2.],
-           [1., 2., 1.]])
-    """
-    cols = as_float(cols, "col2im", "cols")
-    x_shape = tuple(x_shape)
-    kernel, stride, dilation, pads, out_hw = _geometry(x_shape, kernel_size, stride, padding, dilation)
-    n, c = x_shape[:2]
-    expected = (n, c * kernel[0] * kernel[1], out_hw[0] * out_hw[1])
-    if cols.shape != expected:
-        raise ValueError(f"col2im: cols has shape {cols.shape}; expected {expected} for x_shape {x_shape}")
-    x = np.zeros(x_shape, dtype=cols.dtype)
-    fold_into(cols.reshape((n, c) + kernel + out_hw), x, kernel, stride, pads, dilation)
-    return x
-
-
-# -- the loops of im2col and col2im, without their checks --------------------------------
 def unfold_into(x: np.ndarray, cols: np.ndarray, kernel: Pair, stride: Pair, pads: Padding, dilation: Pair,
                 channels_last: bool = False) -> None:
     """The copy loop of :func:`im2col`: write every window of ``x`` into ``cols``.
@@ -368,6 +335,13 @@ def _operands(x, w, ndim: int, name: str):
     return x.astype(dtype, copy=False), w.astype(dtype, copy=False)
 
 
+def _one_sample_one_filter(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The valid convolution of one unbatched signal, image or volume with one filter:
+    ops' batched convolution on a batch of one sample with one channel, and one filter."""
+    out, _ = conv_forward(x[None, None], w[None, None])
+    return out[0, 0]
+
+
 def conv1d(x, w) -> np.ndarray:
     """Valid 1-D cross-correlation: ``out[i] = sum_k x[i + k] * w[k]``.
 
@@ -384,8 +358,7 @@ def conv1d(x, w) -> np.ndarray:
     array([-1., -2., -2.], dtype=float32)
     """
     x, w = _operands(x, w, 1, "conv1d")
-    cols = im2col(x[None, None, None, :], (1, w.shape[0]))  # (1, k, n-k+1)
-    return w @ cols[0]
+    return _one_sample_one_filter(x, w)
 
 
 def conv2d(x, w) -> np.ndarray:
@@ -411,9 +384,7 @@ def conv2d(x, w) -> np.ndarray:
            [67., 77.]], dtype=float32)
     """
     x, w = _operands(x, w, 2, "conv2d")
-    cols = im2col(x[None, None], w.shape)  # (1, k*k', OH*OW)
-    oh, ow = x.shape[0] - w.shape[0] + 1, x.shape[1] - w.shape[1] + 1
-    return (w.reshape(-1) @ cols[0]).reshape(oh, ow)
+    return _one_sample_one_filter(x, w)
 
 
 def conv3d(x, w) -> np.ndarray:
@@ -446,14 +417,4 @@ def conv3d(x, w) -> np.ndarray:
     (2, 2, 2)
     """
     x, w = _operands(x, w, 3, "conv3d")
-    m, r = x.shape[0], w.shape[0]
-    kk = w.shape[1] * w.shape[2]
-    oh, ow = x.shape[1] - w.shape[1] + 1, x.shape[2] - w.shape[2] + 1
-    # Depth as channels: rows of cols are ordered (depth, a, b), so the window
-    # starting at depth d is the contiguous block of rows [d*kk, (d+r)*kk).
-    cols = im2col(x[None], w.shape[1:])[0].reshape(m, kk, oh * ow)
-    depth_out = m - r + 1
-    out = np.zeros((depth_out, oh * ow), dtype=x.dtype)
-    for t in range(r):  # a loop over the filter's depth offsets, not over outputs
-        out += w[t].reshape(-1) @ cols[t : t + depth_out]
-    return out.reshape(depth_out, oh, ow)
+    return _one_sample_one_filter(x, w)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from reference import pad
+from reference import pad, pad_nd
 
 
 def batchnorm_forward(x, gamma, beta, eps, mean=None, var=None):
@@ -137,3 +137,35 @@ def elementwise(name: str, x, dout, negative_slope: float = 0.01):
         else:
             raise ValueError(name)
     return np.reshape(out, np.shape(x)), np.reshape(dx, np.shape(x))
+
+
+def avgpool_nd(x, dout, kernel, stride, pads):
+    """(out, dx) of average pooling with any number of spatial axes, the zero padding counted:
+    out[n, c, o] = sum over the window at o of the padded input / prod(kernel)."""
+    xp = pad_nd(x, pads)
+    n, c, *padded = xp.shape
+    size = math.prod(kernel)
+    out_size = tuple((p - k) // s + 1 for p, k, s in zip(padded, kernel, stride))
+    out = np.zeros((n, c) + out_size)
+    dxp = np.zeros_like(xp)
+    for idx in np.ndindex(*out.shape):
+        for k in np.ndindex(*kernel):
+            at = idx[:2] + tuple(o * s + ki for o, ki, s in zip(idx[2:], k, stride))
+            out[idx] += xp[at] / size
+            dxp[at] += float(dout[idx]) / size
+    inside = tuple(slice(b, b + s) for s, (b, _) in zip(np.shape(x)[2:], pads))
+    return out, dxp[(slice(None), slice(None)) + inside]
+
+
+def dense(x, w, b, dout):
+    """(out, dx, dw, db) of out[n, f] = b[f] + sum_d x[n, d] * w[f, d], one element at a time."""
+    x, w, dout = (np.asarray(a, dtype=np.float64) for a in (x, w, dout))
+    (n, d), f = x.shape, w.shape[0]
+    out, dx, dw = np.zeros((n, f)), np.zeros((n, d)), np.zeros((f, d))
+    for ni in range(n):
+        for fi in range(f):
+            out[ni, fi] = (0.0 if b is None else float(b[fi])) + sum(x[ni, di] * w[fi, di] for di in range(d))
+            for di in range(d):
+                dx[ni, di] += dout[ni, fi] * w[fi, di]
+                dw[fi, di] += dout[ni, fi] * x[ni, di]
+    return out, dx, dw, dout.sum(axis=0)
