@@ -2,8 +2,10 @@
 
     python examples/train_folder.py photos/ --epochs 15      # train on your images
     python examples/export_and_serve.py --model runs/folder/model.npz
+    python examples/export_and_serve.py --model runs/resnet/model.npz
 
-With --model (a model.npz saved by train_folder.py or train_shapes.py) the model is loaded;
+With --model (any model.npz saved by model.save: train_folder.py's, train_shapes.py's,
+train_resnet.py's or your own) the model is built from the file with ``minicnn.load_model``;
 without it, a small model is first trained on the shapes data. The script then writes
 model.onnx (needs the onnx extra: pip install -e ".[onnx]"), runs it in onnxruntime, converts
 the model to PyTorch and saves that state_dict as model_torch.pt (if PyTorch is installed),
@@ -15,7 +17,6 @@ Quick smoke run: ``python examples/export_and_serve.py --limit 120 --epochs 1``.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from pathlib import Path
@@ -23,6 +24,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, however it is run
+
+from _cli import parser as make_parser
+from _cli import run
+from predict import load_classifier
 
 from minicnn import (
     SGD,
@@ -64,28 +69,28 @@ def train_small_model(limit: int, epochs: int, seed: int) -> Sequential:
 
 
 def compare(name: str, outputs: np.ndarray, expected: np.ndarray) -> None:
+    """Print how closely ``outputs`` follow minicnn's ``expected`` ones: classes and largest difference."""
     same = int(np.sum(outputs.argmax(axis=1) == expected.argmax(axis=1)))
     print(f"{name}: {len(outputs)} images, the same class as minicnn for {same}, "
           f"largest |difference| of the outputs {np.abs(outputs - expected).max():.2e}")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Export a minicnn model to ONNX and PyTorch and check both.")
+    parser = make_parser("Export a minicnn model to ONNX and PyTorch and check both.")
     parser.add_argument("--model", type=Path, default=None,
-                        help="model.npz from train_folder.py or train_shapes.py (default: train a small one)")
+                        help="any model.npz saved by model.save (None: train a small one first)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="folder for model.onnx and model_torch.pt (default: the model's folder, or runs/export)")
-    parser.add_argument("--count", type=int, default=64, help="images to compare the three on (default 64)")
+                        help="folder for model.onnx and model_torch.pt (None: the model's folder, or runs/export)")
+    parser.add_argument("--count", type=int, default=64, help="images to compare the three on")
     parser.add_argument("--limit", type=int, default=600, help="training images when no --model is given")
     parser.add_argument("--epochs", type=int, default=3, help="training epochs when no --model is given")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the training and of the images compared on")
     args = parser.parse_args(argv)
     if args.count < 1 or args.limit < 2 or args.epochs < 1:
         parser.error("--count and --epochs must be at least 1, --limit at least 2")
 
     if args.model is not None:
-        from predict import load_classifier
-
         model, classes, shape, demo = load_classifier(args.model)
         print(f"loaded {args.model}: input {shape}, classes {', '.join(classes)}")
         out = args.out or args.model.parent
@@ -124,4 +129,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

@@ -1,14 +1,17 @@
-"""Classify images with a model saved by train_shapes.py or train_folder.py.
+"""Classify images with any model saved by ``model.save``: the demos' or your own.
 
     python examples/predict.py --model runs/folder/model.npz photo.jpg more_photos/
     python examples/predict.py --model runs/shapes/model.npz            # 10 test images
-    python examples/predict.py --model runs/shapes/model.npz --images my_images.npy
+    python examples/predict.py --model runs/resnet/model.npz --images my_images.npy
 
-Image files (PNG, JPEG) and folders of them (searched at any depth) are read and resized the
-way the model's training data was; this needs Pillow: pip install -e ".[images]". A model from
-train_folder.py has a model.json beside it with its class names and input shape; without
-one, the model is the shapes demo. When a folder holds one subfolder per class, as for
-training, each image's subfolder is its true class and the number correct is printed.
+The model is built from the architecture saved in the file (``minicnn.load_model``), so any
+saved network works: train_shapes.py's, train_resnet.py's, train_folder.py's or one you built.
+A model from train_folder.py has a model.json beside it with its class names and input shape;
+without one, the model is taken to be for the shapes data (3x32x32 images, six classes).
+Image files (PNG, JPEG) and folders of them (searched at any depth) are read and resized to the
+model's input size; this needs Pillow: pip install -e ".[images]". When a folder holds one
+subfolder per class, as for training, each image's subfolder is its true class and the number
+correct is printed.
 
 A .npy file may hold one image (C, H, W) or a batch (N, C, H, W) of the model's input shape,
 floats in [0, 1] or uint8 in [0, 255]; channels-last (N, H, W, C) is transposed for you.
@@ -16,7 +19,6 @@ floats in [0, 1] or uint8 in [0, 255]; channels-last (N, H, W, C) is transposed 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -24,10 +26,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from demo_model import build_demo_model
-from train_folder import build_folder_model, read_model_info
+from _cli import parser as make_parser
+from _cli import run
+from train_folder import read_model_info
 
+from minicnn import Sequential, load_model
 from minicnn.datasets import CLASSES, list_images, load_images, load_shapes
+
+SHAPES_INPUT = (3, 32, 32)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -36,33 +42,39 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=1, keepdims=True)
 
 
-def load_classifier(model_path: Path):
-    """(model, class names, input shape (C, H, W), whether it is the shapes demo) from a saved
-    model and the model.json beside it; no model.json means the shapes demo."""
-    info_path = model_path.with_suffix(".json")
-    if info_path.is_file():
-        try:
-            info = read_model_info(info_path)
-        except ValueError as exc:
-            raise SystemExit(f"error: {exc}") from None
-        classes, shape = tuple(info["class_names"]), tuple(info["input_shape"])
-        model = build_folder_model(shape, len(classes), tuple(info["widths"]))
-        demo = False
-    else:
-        classes, shape = CLASSES, (3, 32, 32)
-        model = build_demo_model(len(CLASSES))
-        demo = True
+def load_classifier(model_path: Path) -> tuple[Sequential, tuple[str, ...], tuple[int, int, int], bool]:
+    """(model, class names, input shape (C, H, W), whether it is for the shapes data) from a saved
+    model and the model.json beside it; no model.json means a model for the shapes data."""
     try:
-        model.load(model_path)
-    except FileNotFoundError:
-        raise SystemExit(f"no model at {model_path}: train one first with python examples/train_shapes.py "
-                         "or python examples/train_folder.py ROOT") from None
-    return model, classes, shape, demo
+        model = load_model(model_path)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{exc}; or train one first: python examples/train_shapes.py, "
+                                "train_resnet.py or train_folder.py ROOT") from None
+    info_path = model_path.with_suffix(".json")
+    if not info_path.is_file():
+        return model, CLASSES, SHAPES_INPUT, True
+    info = read_model_info(info_path)
+    return model, tuple(info["class_names"]), tuple(info["input_shape"]), False
+
+
+def check_classes(scores: np.ndarray, classes: tuple[str, ...], model_path: Path, shapes: bool) -> None:
+    """Refuse a model whose number of outputs is not the number of class names it is read with."""
+    found = f"{model_path} gives {scores.shape[1]} scores per image"
+    if scores.shape[1] != len(classes) and shapes:
+        raise ValueError(f"{found}, but has no model.json beside it to name its classes, and the shapes data has "
+                         f"{len(classes)}; give a model of the shapes data, or put its model.json beside it")
+    if scores.shape[1] != len(classes):
+        raise ValueError(f"{found}, but {model_path.with_suffix('.json')} names {len(classes)} classes; give the "
+                         "model.json saved with this model")
 
 
 def read_images(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
     """Images from a .npy file as a float32 (N, C, H, W) batch in [0, 1]."""
     images = np.load(path, allow_pickle=False)
+    if not isinstance(images, np.ndarray):  # an .npz archive of several arrays
+        images.close()
+        raise ValueError(  # noqa: TRY004 - a wrong file, not a wrong argument
+            f"{path} is an .npz archive, not a .npy file of images; save them with np.save")
     if images.ndim == 3:
         images = images[None]
     channels = shape[0]
@@ -70,7 +82,7 @@ def read_images(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
         print("note: the images look channels-last (N, H, W, C); transposing to (N, C, H, W)")
         images = images.transpose(0, 3, 1, 2)
     if images.ndim != 4 or images.shape[1:] != shape:
-        raise SystemExit(f"{path}: images of shape {images.shape}; expected (N, {', '.join(map(str, shape))}) "
+        raise ValueError(f"{path}: images of shape {images.shape}; expected (N, {', '.join(map(str, shape))}) "
                          f"or ({', '.join(map(str, shape))})")
     if np.issubdtype(images.dtype, np.integer):
         return images.astype(np.float32) / 255.0
@@ -85,7 +97,7 @@ def gather_files(inputs: list[Path], classes: tuple[str, ...]) -> tuple[list[Pat
         if item.is_dir():
             found = list_images(item)
             if not found:
-                raise SystemExit(f"error: no PNG or JPEG images in {item}")
+                raise ValueError(f"no PNG or JPEG images in {item}")
             for f in found:
                 parts = f.relative_to(item).parts
                 files.append(f)
@@ -94,16 +106,18 @@ def gather_files(inputs: list[Path], classes: tuple[str, ...]) -> tuple[list[Pat
             files.append(item)
             labels.append(None)
         else:
-            raise SystemExit(f"error: {item} is neither an image file nor a folder")
+            raise FileNotFoundError(f"{item} is neither an image file nor a folder")
     return files, labels
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Classify images with a saved model.")
+    parser = make_parser("Classify images with a saved model (any model saved by model.save).")
     parser.add_argument("inputs", type=Path, nargs="*", help="image files (PNG, JPEG) or folders of them")
-    parser.add_argument("--model", type=Path, default=Path("runs/shapes/model.npz"))
-    parser.add_argument("--images", type=Path, help=".npy file of images")
-    parser.add_argument("--count", type=int, default=10, help="how many shapes test images to classify")
+    parser.add_argument("--model", type=Path, default=Path("runs/shapes/model.npz"),
+                        help="the model.npz to classify with (saved by model.save)")
+    parser.add_argument("--images", type=Path, help=".npy file of images, (N, C, H, W) or one (C, H, W)")
+    parser.add_argument("--count", type=int, default=10,
+                        help="how many shapes test images to classify when no images are given")
     parser.add_argument("--top", type=int, default=1, help="show the K most likely classes per image")
     args = parser.parse_args(argv)
     if args.count < 1:
@@ -113,26 +127,25 @@ def main(argv=None) -> int:
     if args.inputs and args.images is not None:
         parser.error("give image files/folders or --images, not both")
 
-    model, classes, shape, demo = load_classifier(args.model)
+    model, classes, shape, shapes = load_classifier(args.model)
     if args.inputs:
         files, truth = gather_files(args.inputs, classes)
-        try:
-            images = load_images(files, image_size=shape[1:], grayscale=shape[0] == 1)
-        except (ImportError, OSError, ValueError) as exc:
-            raise SystemExit(f"error: {exc}") from None
+        images = load_images(files, image_size=shape[1:], grayscale=shape[0] == 1)
         names = [str(f) for f in files]
         labels = None if all(t is None for t in truth) else truth
     elif args.images is not None:
         images, labels = read_images(args.images, shape), None
         names = [f"image {i}" for i in range(len(images))]
-    elif demo:
+    elif shapes:
         X, y = load_shapes("test")
         images, labels = X[:args.count], list(y[:args.count])
         names = [f"image {i}" for i in range(len(images))]
     else:
         parser.error("give image files or folders to classify (or --images file.npy)")
 
-    probs = softmax(model.predict(images))
+    scores = model.predict(images)
+    check_classes(scores, classes, args.model, shapes)
+    probs = softmax(scores)
     ranked = np.argsort(-probs, axis=1, kind="stable")[:, :args.top]
     width = max(len(c) for c in classes)
     for name, row, best, true in zip(names, probs, ranked, labels or [None] * len(names)):
@@ -146,4 +159,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

@@ -22,7 +22,7 @@ from .layers import (
 )
 from .layers.base import Buffer
 from .losses import MSE, SoftmaxCrossEntropy
-from .model import Sequential
+from .model import Sequential, load_model
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
 from .threads import get_num_threads, set_num_threads
 
@@ -58,6 +58,7 @@ __all__ = [
     "functional",
     "get_num_threads",
     "gradcheck",
+    "load_model",
     "schedules",
     "set_num_threads",
 ]

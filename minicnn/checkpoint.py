@@ -10,6 +10,11 @@ A checkpoint is an ordinary numpy ``.npz`` archive (a zip of ``.npy`` files), so
     ``3.running_mean``), with its dtype and shape unchanged.
 ``meta.format_version``
     A 0-d integer array holding :data:`FORMAT_VERSION` (now 1).
+``meta.architecture``
+    A 0-d string array: the model's architecture as JSON, each layer's class and the
+    arguments its constructor got (see :mod:`minicnn.architecture`), from which
+    :func:`minicnn.load_model` builds the model. A file without it (saved by an older minicnn,
+    or by ``np.savez``) holds weights only: build the model, then ``model.load(path)``.
 ``optim.<key>``
     When an optimizer's state was saved: one array per entry of its ``state_dict()``.
 ``resume.<name>``
@@ -22,7 +27,9 @@ Keys starting with ``meta.``, ``optim.`` or ``resume.`` are reserved, so no mode
 A file without ``meta.format_version`` is read as format 1: a plain
 ``np.savez(path, **model.state_dict())`` loads. Every array is numeric, boolean or
 string; object arrays are refused both ways, because reading them means unpickling,
-which can run arbitrary code. A change to this layout must raise :data:`FORMAT_VERSION`.
+which can run arbitrary code. A change to this layout that an older reader would misread
+must raise :data:`FORMAT_VERSION`; a new ``meta.`` entry need not, since readers skip the
+``meta.`` entries they do not know (which is how ``meta.architecture`` was added in format 1).
 
 Writes are atomic, keep an existing file's permissions and follow symbolic links: see
 :mod:`minicnn._atomic`.
@@ -36,6 +43,7 @@ import re
 import zipfile
 import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -47,17 +55,32 @@ OPTIM_PREFIX = "optim."
 RESUME_PREFIX = "resume."
 _RESERVED = (META_PREFIX, OPTIM_PREFIX, RESUME_PREFIX)
 _VERSION_KEY = META_PREFIX + "format_version"
+ARCHITECTURE_KEY = META_PREFIX + "architecture"
+
+
+class Checkpoint(NamedTuple):
+    """Everything a checkpoint file holds, as :func:`read_checkpoint_file` returns it."""
+
+    state: dict[str, np.ndarray]
+    """The model's state_dict entries."""
+    optimizer: dict[str, np.ndarray]
+    """The ``optim.`` entries without the prefix; ``{}`` when none were saved."""
+    resume: dict[str, np.ndarray]
+    """The ``resume.`` entries without the prefix; ``{}`` when none were saved."""
+    architecture: str | None
+    """The ``meta.architecture`` JSON text; None in a file that holds weights only."""
 
 
 # -- the public functions -----------------------------------------------------------------------
 def write_checkpoint(path, state: dict[str, np.ndarray],
                      optimizer_state: dict[str, np.ndarray] | None = None,
-                     resume_state: dict[str, np.ndarray] | None = None) -> Path:
+                     resume_state: dict[str, np.ndarray] | None = None,
+                     architecture: str | None = None) -> Path:
     """Write a model's state (and optionally an optimizer's) as one checkpoint file.
 
     The layout is the module's file format: ``state`` under its own keys,
-    ``meta.format_version``, ``optimizer_state`` under ``optim.`` and ``resume_state``
-    under ``resume.``. The write is
+    ``meta.format_version``, ``architecture`` as ``meta.architecture``, ``optimizer_state``
+    under ``optim.`` and ``resume_state`` under ``resume.``. The write is
     atomic and keeps an existing file's permissions (see :func:`write_npz_atomically`).
 
     Parameters
@@ -71,6 +94,8 @@ def write_checkpoint(path, state: dict[str, np.ndarray],
         Typically ``optimizer.state_dict()``; ``None`` or ``{}`` saves none.
     resume_state : dict of str to ndarray, optional
         The model's non-persistent buffers, by name; ``None`` or ``{}`` saves none.
+    architecture : str, optional
+        The model's architecture as JSON (:func:`minicnn.architecture.record`); None saves none.
 
     Returns
     -------
@@ -110,6 +135,10 @@ def write_checkpoint(path, state: dict[str, np.ndarray],
                              "the format version, the optimizer's state and what resuming needs); rename that "
                              "parameter or buffer")
     arrays[_VERSION_KEY] = np.array(FORMAT_VERSION)
+    if architecture is not None:
+        if not isinstance(architecture, str):
+            raise TypeError(f"save: architecture must be JSON text (str), got {type(architecture).__name__}")
+        arrays[ARCHITECTURE_KEY] = np.array(architecture)
     for prefix, section, name in ((OPTIM_PREFIX, optimizer_state, "optimizer_state"),
                                   (RESUME_PREFIX, resume_state, "resume_state")):
         if section is not None:
@@ -147,20 +176,52 @@ def read_checkpoint(path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
         When the file is not a readable .npz (see :func:`read_npz`), or its
         ``meta.format_version`` is not the 0-d integer :data:`FORMAT_VERSION`.
     """
-    where = locate(path, "load")
-    arrays = read_npz(path)
+    return read_checkpoint_file(path)[:3]
+
+
+def read_checkpoint_file(path, verb: str = "load") -> Checkpoint:
+    """Read everything a checkpoint holds: :func:`read_checkpoint`'s three parts and the architecture.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint file; ``~`` is expanded.
+    verb : str
+        How messages begin (``"load"``, ``"load_model"``).
+
+    Returns
+    -------
+    Checkpoint
+        ``state``, ``optimizer``, ``resume`` and ``architecture`` (None in a weights-only file).
+
+    Shape
+    -----
+    Arrays come back with the shapes and dtypes they were saved with.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`read_checkpoint`, and when ``meta.architecture`` is not a 0-d string array.
+    """
+    where = locate(path, verb)
+    arrays = read_npz(path, verb)
     version = arrays.pop(_VERSION_KEY, None)
-    if version is None:
-        return _split(arrays)
-    if not (version.shape == () and np.issubdtype(version.dtype, np.integer)):
-        raise ValueError(f"load: {where.shown} has checkpoint format {version.tolist()!r} (a {version.dtype} "
+    if version is not None and not (version.shape == () and np.issubdtype(version.dtype, np.integer)):
+        raise ValueError(f"{verb}: {where.shown} has checkpoint format {version.tolist()!r} (a {version.dtype} "
                          f"array of shape {version.shape}, where a 0-d integer belongs), this minicnn reads "
                          f"format {FORMAT_VERSION}; minicnn's save did not write this file: fix or remove its "
                          f"'{_VERSION_KEY}'")
-    if int(version) != FORMAT_VERSION:
-        raise ValueError(f"load: {where.shown} has checkpoint format {int(version)}, this minicnn reads format "
+    if version is not None and int(version) != FORMAT_VERSION:
+        raise ValueError(f"{verb}: {where.shown} has checkpoint format {int(version)}, this minicnn reads format "
                          f"{FORMAT_VERSION}; read it with the minicnn version that wrote it")
-    return _split(arrays)
+    architecture = arrays.get(ARCHITECTURE_KEY)
+    if architecture is not None:
+        if architecture.shape != () or architecture.dtype.kind != "U":
+            raise ValueError(f"{verb}: {where.shown} has a '{ARCHITECTURE_KEY}' that is a {architecture.dtype} "
+                             f"array of shape {architecture.shape}, where 0-d text belongs; minicnn's save did "
+                             f"not write it: fix or remove that entry")
+        architecture = str(architecture[()])
+    return Checkpoint(*_split(arrays), architecture)
 
 
 def _split(arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], ...]:
@@ -196,13 +257,15 @@ def write_npz_atomically(path, arrays: dict[str, np.ndarray]) -> Path:
     return write_atomically(path, lambda f: np.savez(f, **arrays), "save", ".npz")
 
 
-def read_npz(path) -> dict[str, np.ndarray]:
+def read_npz(path, verb: str = "load") -> dict[str, np.ndarray]:
     """Read every array of an .npz into memory, never unpickling anything.
 
     Parameters
     ----------
     path : str or os.PathLike
         The file; ``~`` is expanded.
+    verb : str
+        How messages begin (``"load"``, ``"load_model"``).
 
     Returns
     -------
@@ -223,18 +286,18 @@ def read_npz(path) -> dict[str, np.ndarray]:
         arrays (pickled Python objects). Every message says ``not a readable minicnn
         checkpoint`` and names ``path`` as given.
     """
-    where = locate(path, "load")
-    bad = f"load: {where.shown} is not a readable minicnn checkpoint"
+    where = locate(path, verb)
+    bad = f"{verb}: {where.shown} is not a readable minicnn checkpoint"
     if os.path.isdir(where.expanded):
         raise ValueError(f"{bad}: it is not an .npz archive but a folder; give the file inside it, such as "
                          f"'{os.path.join(where.given, 'model.npz')}'")
     try:
         f = open(where.expanded, "rb")  # noqa: SIM115 - closed by the with below
     except FileNotFoundError:
-        raise FileNotFoundError(f"load: no checkpoint at {where.shown}; check the path "
+        raise FileNotFoundError(f"{verb}: no checkpoint at {where.shown}; check the path "
                                 "(model.save(path) writes one)") from None
     except OSError as exc:
-        error = type(exc)(f"load: cannot open {where.shown}: {exc.strerror or exc}; check that it is a "
+        error = type(exc)(f"{verb}: cannot open {where.shown}: {exc.strerror or exc}; check that it is a "
                           "file you may read")
         error.errno = exc.errno
         raise error from None

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from . import checkpoint, training
+from . import architecture, checkpoint, training
+from ._atomic import locate
 from ._validation import as_float
 from .layers.base import Layer, check_distinct_layers
 from .summary import check_input_shape, summary_table, trace_shapes
@@ -174,16 +175,21 @@ class Sequential(Layer):
 
     # -- checkpoints --------------------------------------------------------------------------
     def save(self, path, *, optimizer=None) -> None:
-        """Write every parameter and buffer (and optionally an optimizer's state) to one .npz at ``path``.
+        """Write the architecture, every parameter and buffer (and optionally an optimizer's state)
+        to one .npz at ``path``; :func:`load_model` builds the model again from it.
 
         Names are the state_dict keys (``0.weight``, ``3.bias``), plus ``meta.format_version``,
-        the non-persistent buffers (random generator states) under ``resume.`` and, with
-        ``optimizer``, its state under ``optim.``. The file is written to a
-        temporary name in the same folder and renamed into place, so a crash never leaves a
-        half-written checkpoint nor destroys the previous one. See :mod:`minicnn.checkpoint`.
+        ``meta.architecture`` (each layer's class and constructor arguments, as JSON), the
+        non-persistent buffers (random generator states) under ``resume.`` and, with
+        ``optimizer``, its state under ``optim.``. An argument JSON cannot hold does not stop
+        the save: the weights are written, a UserWarning says so and the file says which layer
+        it was. The file is written to a temporary name in the same folder and renamed into
+        place, so a crash never leaves a half-written checkpoint nor destroys the previous one.
+        See :mod:`minicnn.checkpoint`.
         """
         checkpoint.write_checkpoint(path, self.state_dict(),
-                                    None if optimizer is None else optimizer.state_dict(), self.resume_state())
+                                    None if optimizer is None else optimizer.state_dict(), self.resume_state(),
+                                    architecture.record(self))
 
     def load(self, path, *, optimizer=None) -> None:
         """Load what :meth:`save` wrote, after checking every name and shape.
@@ -195,22 +201,95 @@ class Sequential(Layer):
         Raises
         ------
         ValueError
-            Listing every missing, unexpected or misshapen entry (the model and the
-            optimizer are then untouched), or when the file is damaged or of another format.
+            When the file does not fit this model (the model and the optimizer are then
+            untouched): its first line names the architecture the file holds and says to
+            load it with :func:`load_model`; the first few missing, unexpected or misshapen
+            entries follow. Also when the file is damaged or of another format.
         FileNotFoundError
             When there is no file at ``path``.
         """
-        state, optim, resume = checkpoint.read_checkpoint(path)
+        state, optim, resume, recorded = checkpoint.read_checkpoint_file(path)
         problems = self.state_problems(state) + self.resume_problems(resume)
         if problems:
-            raise ValueError(f"load: {path} does not fit this model; nothing was changed:\n  "
-                             + "\n  ".join(problems))
+            held = None if recorded is None else architecture.describe(recorded)
+            hint = "" if held is None else f" It holds {held}: load it with minicnn.load_model(path)."
+            raise ValueError(f"load: {path} does not fit this model; nothing was changed.{hint}\n  "
+                             + _listing(problems))
         if optimizer is not None:
             if not optim:
                 raise ValueError(f"load: {path} holds no optimizer state (save it with save(path, optimizer=...))")
             optimizer.load_state_dict(optim)  # checks its own state before changing anything
         self.load_state_dict(state)
         self.load_resume_state(resume)
+
+
+def load_model(path, custom_layers: dict[str, type] | None = None) -> Sequential:
+    """The model saved at ``path`` by :meth:`Sequential.save`, built from the architecture in the
+    file and given its weights: ready to ``predict``, or to train on.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint; ``~`` is expanded.
+    custom_layers : dict of str to Layer subclass, optional
+        The classes of a user's own layers, by class name: ``{"ChannelScale": ChannelScale}``.
+        minicnn's layers need not be given.
+
+    Returns
+    -------
+    Sequential
+        The saved model (of the saved class: a Residual stays one), with its parameters,
+        buffers and random generator states, in training mode as a newly built model is.
+        An optimizer's state in the file is not read: see ``load(path, optimizer=...)``.
+
+    Raises
+    ------
+    ValueError
+        When the file holds weights only (saved by an older minicnn or ``np.savez``) or its
+        architecture could not be recorded (both say to build the model and call
+        ``model.load(path)``), when a layer's class is neither minicnn's nor in
+        ``custom_layers`` (naming it), or when the file is damaged.
+    FileNotFoundError
+        When there is no file at ``path``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from minicnn import Conv2DVolume, ReLU, Residual
+    >>> model = Sequential(Residual(Conv2DVolume(2, 2, (3, 5), padding="same"), ReLU()))
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     model.save(f"{folder}/model.npz")
+    ...     loaded = load_model(f"{folder}/model.npz")
+    >>> loaded[0][0]
+    Conv2DVolume(2, 2, kernel_size=(3, 5), stride=(1, 1), padding='same', dilation=(1, 1), bias=True)
+    >>> x = np.ones((1, 2, 4, 4), np.float32)
+    >>> bool(np.array_equal(loaded.predict(x), model.predict(x)))
+    True
+    """
+    saved = checkpoint.read_checkpoint_file(path, "load_model")
+    where = f"load_model: {locate(path, 'load_model').shown}"
+    if saved.architecture is None:
+        raise ValueError(f"{where} holds weights only, without the architecture (saved by an older minicnn, or "
+                         "by np.savez); build the model in Python as it was built, then call model.load(path)")
+    model = architecture.build(architecture.parse(saved.architecture, where), custom_layers, where)
+    if not isinstance(model, Sequential):
+        raise ValueError(  # noqa: TRY004 - what the file holds, not a wrong argument
+            f"{where} holds a {type(model).__name__}, not a Sequential model; build the model in Python, then "
+            "call model.load(path)")
+    problems = model.state_problems(saved.state) + model.resume_problems(saved.resume)
+    if problems:
+        raise ValueError(f"{where}: the architecture recorded in the file does not fit the weights saved with "
+                         "it (was a layer replaced or added after it was built?); build the model in Python, "
+                         "then call model.load(path):\n  " + _listing(problems))
+    model.load_state_dict(saved.state)
+    model.load_resume_state(saved.resume)
+    return model
+
+
+def _listing(problems: list[str], first: int = 5) -> str:
+    """The first few problems, one per line, then how many more there are."""
+    shown = problems[:first] + ([f"and {len(problems) - first} more"] if len(problems) > first else [])
+    return "\n  ".join(shown)
 
 
 def _describe(value) -> str:

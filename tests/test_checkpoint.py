@@ -1,6 +1,9 @@
-"""Checkpoint files: atomic writes that keep a user's file, its permissions and links; safe reads."""
+"""Checkpoint files: atomic writes that keep a user's file, its permissions and links; safe reads; the
+architecture they record, from which load_model builds the model."""
 
+import copy
 import errno
+import json
 import os
 import pickle
 import stat
@@ -10,8 +13,29 @@ import zipfile
 
 import numpy as np
 import pytest
+from test_layer_contract import CASES as LAYER_CASES
+from test_layer_contract import PUBLIC
 
-from minicnn import _atomic
+import minicnn
+from minicnn import (
+    AvgPool2D,
+    BatchNorm2D,
+    Conv2DVolume,
+    Dense,
+    Dropout,
+    GlobalAvgPool2D,
+    Layer,
+    LeakyReLU,
+    MaxPool2D,
+    Parameter,
+    ReLU,
+    Residual,
+    Sequential,
+    Tanh,
+    _atomic,
+    architecture,
+    load_model,
+)
 from minicnn.checkpoint import (
     read_checkpoint,
     read_npz,
@@ -427,3 +451,345 @@ def test_write_checkpoint_refuses_bad_state_before_writing(tmp_path, state, opti
         write_checkpoint(path, state, optim)
     assert str(info.value).startswith(expected)
     assert path.read_bytes() == b"previous" and os.listdir(tmp_path) == ["c.npz"]
+
+
+# -- the architecture: model.save records it, load_model builds the model from it -----------------
+class ChannelScale(Layer):
+    """The README's own layer, word for word: nothing in it is about saving."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.gain = Parameter(np.ones(channels, dtype=np.float32))
+
+    def forward(self, x):
+        self.x = x
+        return x * self.gain.data[:, None, None]
+
+    def backward(self, dout):
+        self.gain.grad += (dout * self.x).sum(axis=(0, 2, 3))
+        return dout * self.gain.data[:, None, None]
+
+
+class Keep(Layer):
+    """A user's layer that takes any arguments and computes the identity."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        self.args, self.kwargs = args, kwargs
+
+    def forward(self, x):
+        return x
+
+    def backward(self, dout):
+        return dout
+
+
+def residual_demo(seed=0):
+    """The residual demo's network (examples/demo_model.py), narrower."""
+    rng = np.random.default_rng(seed)
+
+    def conv(c_in, c_out):
+        return Conv2DVolume(c_in, c_out, 3, padding="same", bias=False, rng=rng)
+
+    return Sequential(conv(3, 4), BatchNorm2D(4), ReLU(), MaxPool2D(2),
+                      conv(4, 6), BatchNorm2D(6), ReLU(),
+                      Residual(conv(6, 6), BatchNorm2D(6), ReLU(), conv(6, 6), BatchNorm2D(6)), ReLU(),
+                      GlobalAvgPool2D(), Dropout(0.2, rng=rng), Dense(6, 3, rng=rng))
+
+
+def assert_same_model(loaded, model, x):
+    """The same classes, arguments, weights, buffers and outputs, in eval and in training mode."""
+    assert type(loaded) is type(model) and repr(loaded) == repr(model)
+    assert architecture.record(loaded) == architecture.record(model)  # tuples still tuples, and so on
+    for name, value in model.state_dict().items():
+        assert loaded.state_dict()[name].dtype == value.dtype
+        np.testing.assert_array_equal(loaded.state_dict()[name], value)
+    for name, value in model.resume_state().items():
+        np.testing.assert_array_equal(loaded.resume_state()[name], value)
+    assert all(layer.training for _, layer in [("", loaded), *loaded.named_layers()])  # as a new model
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    np.testing.assert_array_equal(loaded(x), model(x))  # training mode: a Dropout draws the same mask
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_every_public_layer_is_built_again_by_load_model(tmp_path, name):
+    make, shape, _, _ = LAYER_CASES[name]
+    layer = make(np.random.default_rng(0))
+    model = layer if isinstance(layer, Sequential) else Sequential(layer)
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    model(x)  # a training step moves BatchNorm's running statistics and a Dropout's generator
+    model.eval()  # the file does not keep the mode: load_model gives a model in training mode
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    model.train()
+    assert_same_model(loaded, model, x)
+
+
+def test_every_argument_of_the_built_in_layers_comes_back_as_given(tmp_path):
+    rng = np.random.default_rng(0)
+    model = Sequential(
+        Conv2DVolume(2, 3, (3, 5), stride=(2, 1), padding="same", dilation=(1, 2), bias=False, rng=rng,
+                     init="he_normal", dtype=np.float64, algorithm="im2col"),
+        BatchNorm2D(3, eps=1e-3, momentum=0.25), LeakyReLU(negative_slope=0.2),
+        MaxPool2D((2, 3), padding=(1, 0)), AvgPool2D(kernel_size=2, stride=[1, 1]),
+        Residual(Conv2DVolume(3, 3, 3, padding="same", algorithm="winograd", rng=rng), Tanh()),
+        GlobalAvgPool2D(), Dropout(p=0.25, rng=rng), Dense(3, 2, False, rng, "he_normal", np.float64))
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    args, kwargs = loaded[0].constructor_arguments()
+    assert isinstance(kwargs.pop("rng"), np.random.Generator)  # a fresh one: its state is not in the file
+    assert (args, kwargs) == ((2, 3, (3, 5)), {"stride": (2, 1), "padding": "same", "dilation": (1, 2),
+                                               "bias": False, "init": "he_normal", "dtype": np.float64,
+                                               "algorithm": "im2col"})
+    assert kwargs["dtype"] is np.float64
+    assert loaded[0].weight.data.dtype == np.float64 and loaded[0].bias is None
+    assert loaded[4].constructor_arguments() == ((), {"kernel_size": 2, "stride": [1, 1]})  # a list stays one
+    assert loaded[5][0].algorithm == "winograd" and loaded[8].weight.data.dtype == np.float64
+    x = np.random.default_rng(1).standard_normal((2, 2, 9, 11))
+    assert_same_model(loaded, model, x)
+
+
+def test_the_architecture_is_json_text_read_without_pickle(tmp_path):
+    residual_demo().save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as raw:
+        text = raw["meta.architecture"]
+        assert text.shape == () and text.dtype.kind == "U"
+    document = json.loads(str(text))
+    assert document["version"] == 1
+    conv = document["model"]["args"][0]["$layer"]
+    assert conv == {"class": "Conv2DVolume", "module": "minicnn.layers.conv", "args": [3, 4, 3],
+                    "kwargs": {"padding": "same", "bias": False, "rng": {"$rng": None}}}  # no generator state
+    inner = document["model"]["args"][7]["$layer"]
+    assert inner["class"] == "Residual" and [a["$layer"]["class"] for a in inner["args"]] == [
+        "Conv2DVolume", "BatchNorm2D", "ReLU", "Conv2DVolume", "BatchNorm2D"]
+
+
+def test_load_model_is_public():
+    assert "load_model" in minicnn.__all__ and minicnn.load_model is load_model
+
+
+def test_a_users_layer_loads_with_custom_layers_and_is_named_without(tmp_path):
+    rng = np.random.default_rng(0)
+    model = Sequential(Conv2DVolume(3, 4, 3, rng=rng), ChannelScale(4), ReLU())
+    model[1].gain.data[...] = [0.5, 2.0, -1.0, 3.0]
+    model.save(tmp_path / "m.npz")
+    with pytest.raises(ValueError) as info:
+        load_model(tmp_path / "m.npz")
+    assert str(info.value) == (
+        f"load_model: '{tmp_path / 'm.npz'}': layer 1 (ChannelScale) is of class 'ChannelScale' (from module "
+        f"'{__name__}'), which is not a minicnn layer; pass its class: load_model(path, "
+        "custom_layers={'ChannelScale': ChannelScale})")
+    loaded = load_model(tmp_path / "m.npz", custom_layers={"ChannelScale": ChannelScale})
+    assert type(loaded[1]) is ChannelScale
+    np.testing.assert_array_equal(loaded[1].gain.data, [0.5, 2.0, -1.0, 3.0])
+    assert_same_model(loaded, model, rng.standard_normal((2, 3, 6, 5)))
+
+
+def test_a_users_layer_that_shares_a_minicnn_name_needs_custom_layers(tmp_path):
+    class Dense(Keep):
+        pass
+
+    Sequential(Dense(4)).save(tmp_path / "m.npz")
+    with pytest.raises(ValueError, match=r"layer 0 \(Dense\) is of class 'Dense' \(from module '.*'\), which is "
+                                         r"not a minicnn layer; pass its class"):
+        load_model(tmp_path / "m.npz")
+    assert type(load_model(tmp_path / "m.npz", custom_layers={"Dense": Dense})[0]) is Dense
+
+
+@pytest.mark.parametrize(("custom", "error", "expected"), [
+    ([ChannelScale], TypeError, "custom_layers must be a dict of class name to Layer class, got list"),
+    ({"ChannelScale": ChannelScale(2)}, TypeError, ("custom_layers['ChannelScale'] is a ChannelScale instance, "
+                                                    "expected a Layer subclass; pass the class itself")),
+    ({"ChannelScale": int}, TypeError, "custom_layers['ChannelScale'] is a type, expected a Layer subclass"),
+], ids=["list", "instance", "not-a-layer"])
+def test_custom_layers_of_the_wrong_kind_are_refused(tmp_path, custom, error, expected):
+    Sequential(ChannelScale(2)).save(tmp_path / "m.npz")
+    with pytest.raises(error) as info:
+        load_model(tmp_path / "m.npz", custom_layers=custom)
+    assert str(info.value).startswith(f"load_model: {expected}")
+
+
+def test_a_users_layer_keeps_arguments_of_every_json_kind(tmp_path):
+    args = (None, True, 3, -2.5, float("inf"), "same", [1, [2, (3, 4)]], (5,), {"a": (1, 2), "b": [None]},
+            np.float32(0.5), np.int64(7), np.dtype("float16"), np.float32, float,
+            np.arange(6, dtype=np.int16).reshape(2, 3), np.array(1.5, np.float32))
+    kwargs = {"inner": Dense(2, 3, rng=np.random.default_rng(0)), "rng": np.random.default_rng(1), "same": (5,)}
+    model = Sequential(Keep(*args, **kwargs))
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz", custom_layers={"Keep": Keep})
+    got_args, got_kwargs = loaded[0].args, loaded[0].kwargs
+    assert got_args[:12] == args[:12]
+    assert [type(a) for a in got_args[:11]] == [type(None), bool, int, float, float, str, list, tuple, dict,
+                                                float, int]
+    assert isinstance(got_args[11], np.dtype)
+    assert got_args[6][1][1] == (3, 4) and got_args[8]["a"] == (1, 2)
+    assert got_args[12] is np.float32 and got_args[13] is float
+    for got, given in zip(got_args[14:], args[14:]):
+        assert got.dtype == given.dtype and got.shape == given.shape
+        np.testing.assert_array_equal(got, given)
+    assert isinstance(got_kwargs["inner"], Dense) and got_kwargs["inner"].weight.shape == (3, 2)
+    np.testing.assert_array_equal(got_kwargs["inner"].weight.data, kwargs["inner"].weight.data)
+    assert isinstance(got_kwargs["rng"], np.random.Generator) and got_kwargs["same"] == (5,)
+
+
+def add_one(x):
+    return x + 1
+
+
+@pytest.mark.parametrize(("argument", "what"), [
+    (add_one, "argument fn is a function"),
+    (Parameter(np.ones(2)), "argument fn is a Parameter"),
+    ({1: "one"}, "argument fn is a dict with keys that are not all str"),
+    (np.zeros(2, complex), "argument fn is an array of dtype complex128"),
+], ids=["function", "parameter", "int-keys", "complex-array"])
+def test_arguments_json_cannot_hold_save_the_weights_and_say_how_to_load_them(tmp_path, argument, what):
+    model = Sequential(Dense(2, 2, rng=np.random.default_rng(0)), Keep(fn=argument))
+    with pytest.warns(UserWarning, match=f"save: the architecture is not recorded, only the weights: layer 1 "
+                                         rf"\(Keep\): {what}, which JSON cannot hold"):
+        model.save(tmp_path / "m.npz")
+    with pytest.raises(ValueError) as info:
+        load_model(tmp_path / "m.npz", custom_layers={"Keep": Keep})
+    message = str(info.value)
+    assert message.startswith(f"load_model: '{tmp_path / 'm.npz'}': its architecture could not be recorded when "
+                              f"it was saved: layer 1 (Keep): {what}, which JSON cannot hold")
+    assert message.endswith("Build the model in Python as it was built, then call model.load(path)")
+    fresh = Sequential(Dense(2, 2, rng=np.random.default_rng(5)), Keep(fn=argument))
+    fresh.load(tmp_path / "m.npz")  # which works as always
+    np.testing.assert_array_equal(fresh[0].weight.data, model[0].weight.data)
+
+
+def test_a_layer_given_to_two_constructors_is_not_recorded(tmp_path):
+    class Like(Keep):
+        """Reads another layer's sizes, and keeps nothing of it."""
+
+        def __init__(self, template):
+            super().__init__()
+            self.width = template.out_features
+
+    template = Dense(2, 2)
+    with pytest.warns(UserWarning, match=r"layer 1\.0 \(Dense\) is given to two constructors, and JSON cannot "
+                                         "record one layer at two places"):
+        Sequential(template, Like(template)).save(tmp_path / "m.npz")
+    with pytest.raises(ValueError, match="could not be recorded"):
+        load_model(tmp_path / "m.npz", custom_layers={"Like": Like})
+
+
+def test_a_layer_that_overrides_constructor_arguments_is_built_from_them(tmp_path):
+    class Scaled(Keep):
+        """Takes a function, but is rebuilt from its name."""
+
+        def __init__(self, fn):
+            super().__init__()
+            self.fn = getattr(np, fn) if isinstance(fn, str) else fn
+
+        def constructor_arguments(self):
+            return (self.fn.__name__,), {}
+
+    Sequential(Scaled(np.tanh)).save(tmp_path / "m.npz")
+    assert load_model(tmp_path / "m.npz", custom_layers={"Scaled": Scaled})[0].fn is np.tanh
+
+
+def test_a_deep_copy_records_its_own_layers(tmp_path):
+    model = residual_demo()
+    twin = copy.deepcopy(model)
+    twin[0].weight.data[...] = 1.0
+    twin.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded[0].weight.data, twin[0].weight.data)
+    assert architecture.record(model) == architecture.record(twin)
+
+
+def test_a_model_changed_after_it_was_built_is_refused_by_load_model(tmp_path):
+    model = Sequential(Dense(4, 3))
+    model.layers.append(Dense(3, 2))
+    model.save(tmp_path / "m.npz")
+    with pytest.raises(ValueError, match=r"the architecture recorded in the file does not fit the weights saved "
+                                         r"with it \(was a layer replaced or added after it was built\?\); build the "
+                                         r"model in Python, then call model.load\(path\):\n  unexpected parameter "
+                                         r"'1.bias'\n  unexpected parameter '1.weight'$"):
+        load_model(tmp_path / "m.npz")
+
+
+@pytest.mark.parametrize("old", ["np.savez", "format-1-without-architecture"])
+def test_a_file_saved_before_the_architecture_loads_with_model_load_only(tmp_path, old):
+    model = residual_demo()
+    x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    model(x)
+    path = tmp_path / "old.npz"
+    if old == "np.savez":
+        np.savez(path, **model.state_dict())
+    else:  # what save wrote before: the version, the state and the generator states
+        write_checkpoint(path, model.state_dict(), resume_state=model.resume_state())
+    fresh = residual_demo(seed=1)
+    fresh.load(path)
+    np.testing.assert_array_equal(fresh.predict(x), model.predict(x))
+    with pytest.raises(ValueError) as info:
+        load_model(path)
+    assert str(info.value) == (f"load_model: '{path}' holds weights only, without the architecture (saved by an "
+                               "older minicnn, or by np.savez); build the model in Python as it was built, then "
+                               "call model.load(path)")
+
+
+def test_a_file_that_does_not_fit_says_in_one_line_what_it_holds_and_how_to_load_it(tmp_path):
+    residual_demo().save(tmp_path / "resnet.npz")
+    model = Sequential(Dense(3, 2))
+    before = model.state_dict()
+    with pytest.raises(ValueError) as info:
+        model.load(tmp_path / "resnet.npz")
+    first, *listed = str(info.value).split("\n")
+    assert first == (f"load: {tmp_path / 'resnet.npz'} does not fit this model; nothing was changed. It holds "
+                     "Sequential(Conv2DVolume(3, 4, 3, padding='same', bias=False), BatchNorm2D(4), ReLU(), "
+                     "MaxPool2D(2), ... 8 more): load it with minicnn.load_model(path).")
+    problems = model.state_problems(read_checkpoint(tmp_path / "resnet.npz")[0])
+    assert listed == [f"  {p}" for p in problems[:5]] + [f"  and {len(problems) + 1 - 5} more"]  # + a resume entry
+    np.testing.assert_array_equal(model.state_dict()["0.weight"], before["0.weight"])
+
+
+def test_a_file_without_architecture_that_does_not_fit_lists_its_mismatches(tmp_path):
+    np.savez(tmp_path / "old.npz", **residual_demo().state_dict())
+    with pytest.raises(ValueError) as info:
+        Sequential(Dense(3, 2)).load(tmp_path / "old.npz")
+    first, second, *_ = str(info.value).split("\n")
+    assert first == f"load: {tmp_path / 'old.npz'} does not fit this model; nothing was changed."
+    assert second == "  '0.weight': shape (4, 3, 3, 3) in the state, (2, 3) in the model"
+
+
+@pytest.mark.parametrize(("stored", "expected"), [
+    (np.array("{not json"), "its architecture is damaged (not JSON"),
+    (np.array('{"version": 1, "model": {"class": "Dense"}}'), "its architecture is damaged (a layer is not"),
+    (np.array('{"version": 1, "model": {"class": "Dense", "module": "minicnn", "args": [{"$set": 1}], '
+              '"kwargs": {}}}'), 'its architecture is damaged (unknown argument {"$set": 1})'),
+    (np.array('{"version": 2, "model": null}'), "its architecture has version 2, this minicnn reads version 1"),
+    (np.frombuffer(b"{}", np.uint8), ("has a 'meta.architecture' that is a uint8 array of shape (2,), where "
+                                      "0-d text belongs")),
+], ids=["not-json", "not-a-layer", "unknown-marker", "future", "bytes"])
+def test_a_damaged_architecture_is_named_and_model_load_still_reads_the_weights(tmp_path, stored, expected):
+    model = Sequential(Dense(3, 2))
+    path = tmp_path / "m.npz"
+    np.savez(path, **model.state_dict(), **{"meta.format_version": np.array(1), "meta.architecture": stored})
+    with pytest.raises(ValueError) as info:
+        load_model(path)
+    assert str(info.value).startswith(f"load_model: '{path}'")
+    assert expected in str(info.value)
+    if stored.dtype.kind == "U":
+        Sequential(Dense(3, 2)).load(path)
+
+
+def test_a_constructor_that_refuses_its_recorded_arguments_is_named(tmp_path):
+    class Picky(Keep):
+        def __init__(self, size):
+            super().__init__()
+            if size > Picky.largest:
+                raise ValueError(f"Picky: size {size} is too large")
+
+    Picky.largest = 5
+    Sequential(Picky(4)).save(tmp_path / "m.npz")
+    Picky.largest = 3
+    with pytest.raises(ValueError, match=r"layer 0 \(Picky\) could not be built again from Picky\(4\) \(ValueError: "
+                                         r"Picky: size 4 is too large\); has the class changed"):
+        load_model(tmp_path / "m.npz", custom_layers={"Picky": Picky})
+
+
+def test_load_model_of_a_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"load_model: no checkpoint at '.*nope\.npz'"):
+        load_model(tmp_path / "nope.npz")

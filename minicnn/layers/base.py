@@ -130,6 +130,10 @@ class Layer:
     keeps nothing, and a pending backward is left as it was) and read it back with
     :meth:`saved_for_backward`. A user's layer may use them too; it need not.
 
+    Every layer remembers the arguments its constructor was called with
+    (:meth:`constructor_arguments`), so ``model.save`` records the architecture and
+    :func:`minicnn.load_model` builds it again, a user's layer included, with no extra code.
+
     Examples
     --------
     >>> class Scale(Layer):
@@ -154,8 +158,27 @@ class Layer:
     _saved = None  # what the last training-mode forward kept for backward
     _eval_forward_last = False  # the last forward ran in eval mode
 
+    def __new__(cls, *args, **kwargs):
+        layer = super().__new__(cls)
+        # What the constructor is called with, so that a checkpoint can record the architecture
+        # with no code in a subclass (see minicnn.architecture). A namespace, not a tuple: the
+        # attribute walk never looks inside it, so an argument is not taken for a child.
+        layer._constructor_call = SimpleNamespace(args=args, kwargs=kwargs)
+        return layer
+
     def __init__(self) -> None:
         self.training = True
+
+    def constructor_arguments(self) -> tuple[tuple, dict] | None:
+        """The ``(args, kwargs)`` that build this layer again: by default those its constructor got.
+
+        ``model.save`` records them, as JSON, for :func:`minicnn.load_model`. Override this in
+        a layer whose arguments JSON cannot hold (a function, a shared Parameter), returning
+        arguments its constructor also accepts that JSON can hold. None: unknown (the layer was
+        not made by calling its class).
+        """
+        call = self.__dict__.get("_constructor_call")
+        return None if call is None else (tuple(call.args), dict(call.kwargs))
 
     # -- the contract a subclass implements -------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:
