@@ -33,12 +33,29 @@ def as_float(x, owner: str, arg: str = "x", *, keep_half: bool = False) -> np.nd
     """``x`` as a floating array: the one dtype rule of minicnn.
 
     A numpy float32 or float64 array (or scalar) keeps its dtype: that precision was chosen.
-    Integers, booleans, Python numbers and lists (which numpy would read as float64) become
-    float32, and so do half-precision arrays, because numpy has no fast float16 matrix
-    product (30-50x slower) and float16 sums lose most of their digits; ``keep_half=True``
-    keeps them (a Parameter's storage dtype is its owner's choice).
+    A uint8 array holds image intensities 0..255 and becomes float32 in [0, 1] (``x / 255``,
+    as torchvision's ``ToTensor``), so a uint8 image and the same image read as floats give
+    the same results. Other integers (int8, int16, uint16, int32, int64, ...), booleans,
+    Python numbers and lists (which numpy would read as float64) become float32 unscaled,
+    and so do half-precision arrays, because numpy has no fast float16 matrix product
+    (30-50x slower) and float16 sums lose most of their digits.
+
+    ``keep_half=True`` is for stored values, a Parameter's or Buffer's data, whose dtype is
+    its owner's choice: half precision is kept, and uint8 values are weights, not pixels,
+    so they are cast unscaled.
+
+    Examples
+    --------
+    >>> as_float(np.array([0, 51, 255], np.uint8), "demo")
+    array([0. , 0.2, 1. ], dtype=float32)
+    >>> as_float(np.array([0, 51, 255], np.int64), "demo")
+    array([  0.,  51., 255.], dtype=float32)
     """
     arr = check_numeric(x, owner, arg)
+    if arr.dtype == np.uint8 and not keep_half:
+        # float32 division, as torchvision's img.float().div(255): the same bits as the
+        # loaders' levels / 255
+        return np.divide(arr, np.float32(255), out=np.empty(arr.shape, np.float32))
     chosen_float = isinstance(x, (np.ndarray, np.generic)) and np.issubdtype(arr.dtype, np.floating)
     if not chosen_float or (arr.dtype.itemsize < 4 and not keep_half):
         arr = arr.astype(np.float32)

@@ -1,4 +1,5 @@
-"""Learning-rate schedules: plain callables ``epoch -> lr`` that ``fit`` asks once per epoch.
+"""Learning-rate schedules: plain callables ``epoch -> lr`` that ``fit`` asks for every epoch
+of a run, up front, before epoch 1 (so a bad rate stops nothing half-way).
 
 Epochs are numbered from 1, as ``fit`` counts them. Each schedule gives exactly the learning
 rate the matching ``torch.optim.lr_scheduler`` class leaves in the optimizer during torch's
@@ -27,7 +28,7 @@ class StepDecay:
     Parameters
     ----------
     lr : float
-        Learning rate of the first ``step_size`` epochs, finite and > 0.
+        Learning rate of the first ``step_size`` epochs, finite and >= 0.
     step_size : int
         Number of epochs between two decays, >= 1.
     gamma : float
@@ -41,7 +42,7 @@ class StepDecay:
     """
 
     def __init__(self, lr: float, step_size: int, gamma: float = 0.1) -> None:
-        lr = _positive(lr, "StepDecay", "lr")
+        lr = _non_negative(lr, "StepDecay", "lr")
         step_size = check_int(step_size, "StepDecay", "step_size", minimum=1)
         gamma = _factor(gamma, "StepDecay")
         self.lr, self.step_size, self.gamma = lr, step_size, gamma
@@ -64,7 +65,7 @@ class ExponentialDecay:
     Parameters
     ----------
     lr : float
-        Learning rate of epoch 1, finite and > 0.
+        Learning rate of epoch 1, finite and >= 0.
     gamma : float
         Factor applied once per epoch, in (0, 1].
 
@@ -76,7 +77,7 @@ class ExponentialDecay:
     """
 
     def __init__(self, lr: float, gamma: float) -> None:
-        lr = _positive(lr, "ExponentialDecay", "lr")
+        lr = _non_negative(lr, "ExponentialDecay", "lr")
         gamma = _factor(gamma, "ExponentialDecay")
         self.lr, self.gamma = lr, gamma
 
@@ -100,16 +101,20 @@ class CosineDecay:
     eta_min=min_lr)``. The last epoch of a run of ``epochs`` epochs is still a little above
     ``min_lr``; ``min_lr`` itself is reached at epoch ``epochs + 1``.
 
-    With ``warmup_epochs = w > 0`` the learning rate first climbs linearly, then the cosine
-    runs over the remaining ``T = epochs - w`` epochs::
+    With ``warmup_epochs = w > 0`` the learning rate first climbs linearly from below the
+    peak, in ``w + 1`` equal steps that reach ``lr`` at epoch ``w + 1``, where the cosine
+    starts and runs over the remaining ``T = epochs - w`` epochs::
 
-        lr(e) = lr * e / w                                                 for e <= w
+        lr(e) = lr * e / (w + 1)                                               for e <= w
         lr(e) = min_lr + (lr - min_lr) * (1 + cos(pi * (e - 1 - w) / T)) / 2   for e > w
 
-    so epochs ``w`` and ``w + 1`` both run at the full ``lr``. This is torch's
-    ``SequentialLR(optimizer, [LinearLR(optimizer, start_factor=1/w, end_factor=1.0,
-    total_iters=w-1), CosineAnnealingLR(optimizer, T_max=epochs-w, eta_min=min_lr)],
-    milestones=[w])``.
+    so one warm-up epoch runs at ``lr / 2``, two at ``lr / 3`` and ``2 lr / 3``. This is what
+    torch gives for::
+
+        SequentialLR(optimizer, [LinearLR(optimizer, start_factor=1 / (w + 1), end_factor=1.0,
+                                          total_iters=w),
+                                 CosineAnnealingLR(optimizer, T_max=epochs - w, eta_min=min_lr)],
+                     milestones=[w])
 
     Past the last epoch the schedule keeps following the cosine formula, as torch does: it
     rises back to ``lr`` at epoch ``w + 2T + 1`` and repeats with period ``2T``. (Keras'
@@ -119,7 +124,7 @@ class CosineDecay:
     Parameters
     ----------
     lr : float
-        Peak learning rate, finite and > 0.
+        Peak learning rate, finite and >= 0.
     epochs : int
         Length of the schedule, warm-up included, >= 1 (``T_max`` when there is no warm-up).
     min_lr : float
@@ -132,13 +137,13 @@ class CosineDecay:
     >>> schedule = CosineDecay(0.1, epochs=4)
     >>> [round(schedule(epoch), 6) for epoch in range(1, 6)]
     [0.1, 0.085355, 0.05, 0.014645, 0.0]
-    >>> warm = CosineDecay(0.1, epochs=6, warmup_epochs=2)
+    >>> warm = CosineDecay(0.3, epochs=6, warmup_epochs=2)
     >>> [round(warm(epoch), 6) for epoch in range(1, 7)]
-    [0.05, 0.1, 0.1, 0.085355, 0.05, 0.014645]
+    [0.1, 0.2, 0.3, 0.256066, 0.15, 0.043934]
     """
 
     def __init__(self, lr: float, epochs: int, min_lr: float = 0.0, warmup_epochs: int = 0) -> None:
-        lr = _positive(lr, "CosineDecay", "lr")
+        lr = _non_negative(lr, "CosineDecay", "lr")
         epochs = check_int(epochs, "CosineDecay", "epochs", minimum=1)
         min_lr = _real(min_lr, "CosineDecay", "min_lr")
         if not (math.isfinite(min_lr) and 0 <= min_lr <= lr):
@@ -155,7 +160,7 @@ class CosineDecay:
         epoch = _check_epoch(epoch, "CosineDecay")
         w = self.warmup_epochs
         if epoch <= w:
-            return self.lr * epoch / w
+            return self.lr * epoch / (w + 1)
         t, period = epoch - 1 - w, self.epochs - w
         return self.min_lr + (self.lr - self.min_lr) * (1 + math.cos(math.pi * t / period)) / 2
 
@@ -180,10 +185,11 @@ def _real(value, owner: str, arg: str) -> float:
     return float(value)
 
 
-def _positive(value, owner: str, arg: str) -> float:
+def _non_negative(value, owner: str, arg: str) -> float:
+    # 0 is allowed, as in torch: a run at lr=0 (a frozen baseline, a BatchNorm-statistics pass)
     value = _real(value, owner, arg)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{owner}: {arg} must be a finite number > 0, got {arg}={value}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{owner}: {arg} must be a finite number >= 0, got {arg}={value}")
     return value
 
 

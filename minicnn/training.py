@@ -1,22 +1,26 @@
 """The training loop: ``fit``, ``evaluate`` and ``predict`` for a model (a Sequential).
 
 Data is checked once, up front, for everything that can be checked (shapes, dtypes,
-finiteness, label range, the targets the loss expects), and converted to floats one batch
-at a time, so a uint8 or memory-mapped dataset is never copied whole.
+finiteness, label range, the targets the loss expects, the batches the layers can train on),
+and converted to floats one batch at a time by the one dtype rule (``_validation.as_float``:
+uint8 intensities become [0, 1]), so a uint8 or memory-mapped dataset is never copied whole.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
-from tqdm import tqdm
 
+from ._progress import epoch_bar, progress_mode, report
 from ._validation import as_float, check_int, check_numeric
 from .layers.base import Layer
 from .losses import MSE, SoftmaxCrossEntropy
+from .summary import declared_output_shape
 
 # Rows per step when scanning a dataset for NaN/inf: bounds the temporary boolean array.
 _SCAN_ROWS = 4096
@@ -109,9 +113,9 @@ def _data(model: Layer, X, y, loss, owner: str) -> tuple[np.ndarray, np.ndarray]
 
 # -- fit -----------------------------------------------------------------------------------------
 def fit(model: Layer, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int = 32,
-        validation_data=None, shuffle: bool = True, seed: int | None = None, progress: bool = True,
+        validation_data=None, shuffle: bool = True, seed: int | None = None, progress: bool | str = True,
         initial_epoch: int = 0, validation_split: float | None = None, lr_schedule=None,
-        early_stopping=None) -> dict[str, list[float]]:
+        early_stopping=None, drop_last: bool = False) -> dict[str, list[float]]:
     """Train with mini-batch gradient descent.
 
     Each epoch visits every sample once, in batches of ``batch_size`` (the last one may be
@@ -124,10 +128,13 @@ def fit(model: Layer, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int
     ----------
     model : Layer (a Sequential)
     X : array_like, shape (N, ...)
-        Inputs. Converted to floats one batch at a time (integers and float16 become
-        float32), so a uint8 or memory-mapped array is never copied whole.
+        Inputs, converted to floats one batch at a time, so a uint8 or memory-mapped array is
+        never copied whole. uint8 images are intensities 0..255 and become float32 in [0, 1]
+        (``X / 255``, as torchvision's ``ToTensor``); other integers, booleans and float16
+        become float32 unscaled. A float X of whole numbers from 0 to more than 1 (which looks
+        like 0..255 intensities that were never divided by 255) draws a ``UserWarning``.
     y : array_like, shape (N,) class labels, or (N, ...) regression targets
-        Which one is decided by the loss (``loss.targets``).
+        Which one is decided by the loss (``loss.targets``). Never rescaled.
     loss : a loss such as SoftmaxCrossEntropy() or MSE()
     optimizer : an optimizer over ``model.parameters()``, such as SGD or Adam
     epochs : int
@@ -139,24 +146,39 @@ def fit(model: Layer, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int
     shuffle : bool
     seed : int, optional
         Seeds the shuffling (None: a fresh random order).
-    progress : bool
-        A tqdm bar per epoch with the running loss and accuracy, and one line of results per
-        epoch (False: print nothing).
+    progress : bool or str
+        True: on a terminal (stderr is one), a tqdm bar per epoch with the running loss and
+        accuracy; in every case one line of results per epoch on stdout, so a log file gets
+        one plain line per epoch and no bar updates. ``"bar"`` always draws the bar (a
+        notebook draws it although its output is no terminal), ``"lines"`` never does, and
+        False prints nothing.
     initial_epoch : int
         Epochs already done: training runs epochs ``initial_epoch + 1`` to ``epochs``.
     validation_split : float in (0, 1), optional
         Hold out the *last* fraction of X and y (before shuffling) for validation, as Keras.
+        With class labels, a warning names the classes of the training part that the
+        held-out part lacks (sorted data: shuffle it first).
     lr_schedule : callable epoch -> lr, optional
-        Sets ``optimizer.lr`` at the start of each epoch (see :mod:`minicnn.schedules`);
-        the rates used are recorded in ``history["lr"]``.
+        Gives ``optimizer.lr`` for each epoch (see :mod:`minicnn.schedules`). It is asked for
+        every epoch of the run up front, before epoch 1, and a rate that is not a finite
+        number >= 0 (or a schedule that raises) is refused naming the epoch; the rates used
+        are recorded in ``history["lr"]``.
     early_stopping : EarlyStopping, optional
         Stops when the monitored value stops improving (and restores the best weights).
+    drop_last : bool
+        Skip each epoch's last batch when it is smaller than ``batch_size`` (torch
+        DataLoader's name); which samples it holds changes with the shuffle. Needed when a
+        layer cannot train on that batch: a BatchNorm2D that sees 1x1 maps refuses a batch
+        of one sample. ``fit`` finds such a batch before epoch 1, from the layers' declared
+        shapes alone, and refuses it, suggesting ``drop_last=True`` or a batch_size that
+        works. Validation runs in eval mode, which takes any batch.
 
     Returns
     -------
     dict of lists
         ``loss`` and, with class labels, ``accuracy``; ``val_loss``/``val_accuracy`` with
-        validation data; ``lr`` with a schedule. One entry per epoch run.
+        validation data; ``lr`` with a schedule. One entry per epoch run. With
+        ``drop_last=True`` the means are over the samples trained on.
 
     Raises
     ------
@@ -165,7 +187,7 @@ def fit(model: Layer, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int
     TrainingDiverged
         (a ValueError) when the output, loss or a gradient stops being finite: it names the
         epoch and batch, the weights stay as they were before that step, and its
-        ``history`` holds the epochs that finished.
+        ``history`` holds the epochs that finished (every list the same length).
     """
     epochs = check_int(epochs, "fit", "epochs")
     batch_size = check_int(batch_size, "fit", "batch_size")
@@ -175,24 +197,29 @@ def fit(model: Layer, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int
                          "epochs is the number of the last epoch, as in Keras")
     if seed is not None:
         seed = check_int(seed, "fit", "seed", minimum=0)
+    if not isinstance(drop_last, (bool, np.bool_)):
+        raise TypeError(f"fit: drop_last must be True or False, got {drop_last!r} ({type(drop_last).__name__})")
+    mode = progress_mode(progress, "fit")
     if not (callable(loss) and hasattr(loss, "backward")):
         raise TypeError(f"fit: loss must be a loss object such as SoftmaxCrossEntropy(), got {loss!r}")
     if not (hasattr(optimizer, "step") and hasattr(optimizer, "zero_grad")):
         raise TypeError(f"fit: optimizer must have step() and zero_grad(), such as SGD, got {optimizer!r}")
     _check_optimizer_owns(model, optimizer)
-    if lr_schedule is not None and not callable(lr_schedule):
-        raise TypeError(f"fit: lr_schedule must be a callable epoch -> lr such as "
-                        f"schedules.CosineDecay(...), got {lr_schedule!r}")
+    rates = None if lr_schedule is None else _schedule_rates(lr_schedule, range(initial_epoch + 1, epochs + 1))
     X, y = _data(model, X, y, loss, "fit")
+    _warn_if_intensities(X, "fit")
+    classes = _wants_labels(loss, y)
     if validation_split is not None:
         if validation_data is not None:
             raise ValueError("fit: give validation_data or validation_split, not both")
         X, y, validation_data = _split(X, y, validation_split)
+        if classes:
+            _warn_if_split_lacks_classes(y, validation_data[1], validation_split)
     elif validation_data is not None:
         if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
             raise ValueError("fit: validation_data must be a pair (X_val, y_val)")
         validation_data = _data(model, *validation_data, loss, "fit (validation_data)")
-    classes = _wants_labels(loss, y)
+    _check_training_batches(model, X.shape, batch_size, bool(drop_last))
     history: dict[str, list[float]] = {"loss": []}
     if classes:
         history["accuracy"] = []
@@ -200,7 +227,7 @@ def fit(model: Layer, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int
         history["val_loss"] = []
         if classes:
             history["val_accuracy"] = []
-    if lr_schedule is not None:
+    if rates is not None:
         history["lr"] = []
     if early_stopping is not None:
         early_stopping.check_monitor(set(history))
@@ -211,14 +238,18 @@ def fit(model: Layer, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int
     model.train()
     with _first_layer_skips_input_grad(model):
         for epoch in range(initial_epoch + 1, epochs + 1):
-            if lr_schedule is not None:
-                history["lr"].append(_set_lr(optimizer, lr_schedule, epoch))
+            if rates is not None:
+                optimizer.lr = rates[epoch]
             # One generator per epoch, from (seed, epoch): epoch k's order does not depend on
             # how many epochs ran before it in this call.
             rng = unseeded if seed is None else np.random.default_rng([seed, epoch])
             order = rng.permutation(len(X)) if shuffle else np.arange(len(X))
+            if drop_last:
+                order = order[:len(order) - len(order) % batch_size]
             mean_loss, accuracy = _train_epoch(model, X, y, order, loss, optimizer, batch_size, classes,
-                                               (epoch, epochs), progress, history)
+                                               (epoch, epochs), mode, history)
+            # The epoch's entries are appended together, once it has finished: a divergence
+            # leaves every list with one entry per finished epoch.
             history["loss"].append(mean_loss)
             if classes:
                 history["accuracy"].append(accuracy)
@@ -227,14 +258,14 @@ def fit(model: Layer, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int
                 history["val_loss"].append(scores["loss"])
                 if classes:
                     history["val_accuracy"].append(scores["accuracy"])
-            if progress:
-                tqdm.write(f"epoch {epoch}/{epochs}: " + " - ".join(
-                    f"{key} {values[-1]:{'.4g' if key == 'lr' else '.4f'}}" for key, values in history.items()))
+            if rates is not None:
+                history["lr"].append(rates[epoch])
+            report(mode, f"epoch {epoch}/{epochs}: " + " - ".join(
+                f"{key} {values[-1]:{'.4g' if key == 'lr' else '.4f'}}" for key, values in history.items()))
             if early_stopping is not None and early_stopping.update(
                     epoch, {key: values[-1] for key, values in history.items()}, model):
-                if progress:
-                    tqdm.write(f"early stopping: {early_stopping.monitor} did not improve for "
-                               f"{early_stopping.wait} epoch{'s' if early_stopping.wait != 1 else ''}")
+                report(mode, f"early stopping: {early_stopping.monitor} did not improve for "
+                             f"{early_stopping.wait} epoch{'s' if early_stopping.wait != 1 else ''}")
                 break
     if early_stopping is not None:
         early_stopping.finish(model)
@@ -252,26 +283,40 @@ def _first_layer_skips_input_grad(model: Layer) -> Iterator[None]:
         first.input_grad = before
 
 
-def _set_lr(optimizer, lr_schedule, epoch: int) -> float:
-    """Set ``optimizer.lr`` from the schedule for ``epoch``; the rate set."""
-    try:
-        optimizer.lr = float(lr_schedule(epoch))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"fit: lr_schedule({epoch}) gave no usable learning rate: {exc}") from None
-    return optimizer.lr
+def _schedule_rates(lr_schedule, epochs: range) -> dict[int, float]:
+    """The schedule's rate for each epoch of the run, all checked before epoch 1."""
+    if not callable(lr_schedule):
+        raise TypeError(f"fit: lr_schedule must be a callable epoch -> lr such as "
+                        f"schedules.CosineDecay(...), got {lr_schedule!r}")
+    rates = {}
+    for epoch in epochs:
+        try:
+            value = lr_schedule(epoch)
+        except Exception as exc:  # whatever a user's schedule raises, named with its epoch
+            raise ValueError(f"fit: lr_schedule({epoch}) gave no usable learning rate: it raised "
+                             f"{type(exc).__name__}: {exc}") from exc
+        if isinstance(value, np.ndarray) and value.shape == ():
+            value = value[()]
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise TypeError(f"fit: lr_schedule({epoch}) gave no usable learning rate: {value!r} "
+                             f"({type(value).__name__}); expected a number >= 0")
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"fit: lr_schedule({epoch}) gave no usable learning rate: {float(value)}; "
+                             "expected a finite number >= 0")
+        rates[epoch] = float(value)
+    return rates
 
 
-def _train_epoch(model, X, y, order, loss, optimizer, batch_size, classes, epoch_of, progress,
+def _train_epoch(model, X, y, order, loss, optimizer, batch_size, classes, epoch_of, mode,
                  history) -> tuple[float, float | None]:
     """One pass over ``X[order]`` in batches; the mean loss and the accuracy (None without labels)."""
     n, n_batches = len(order), -(-len(order) // batch_size)
     params = model.parameters()
     total_loss, total_correct, seen = 0.0, 0, 0
-    with tqdm(total=n_batches, desc="epoch {}/{}".format(*epoch_of), unit="batch", disable=not progress, leave=True,
-              dynamic_ncols=True) as bar:
+    with epoch_bar(mode, n_batches, "epoch {}/{}".format(*epoch_of)) as bar:
         for b in range(n_batches):
             idx = order[b * batch_size:(b + 1) * batch_size]
-            xb, yb = X[idx], y[idx]  # one batch converted to floats at a time, by forward
+            xb, yb = as_float(X[idx], "fit", "X"), y[idx]  # one batch converted to floats at a time
             optimizer.zero_grad()
             out = model.forward(xb)
             batch_loss, problem = _loss_and_backward(model, out, yb, loss, params)
@@ -291,6 +336,117 @@ def _train_epoch(model, X, y, order, loss, optimizer, batch_size, classes, epoch
             bar.set_postfix(postfix, refresh=False)
             bar.update(1)
     return total_loss / n, (total_correct / n if classes else None)
+
+
+# -- what fit finds before epoch 1 -------------------------------------------------------------------
+def _warn_if_intensities(X: np.ndarray, owner: str) -> None:
+    """Warn when float inputs hold only whole numbers from >= 0 up to more than 1.
+
+    That is what 0..255 pixel intensities look like when they were cast to float without
+    the division by 255 that a uint8 array gets. Standardised data has negative values,
+    and data in [0, 1] stays at or below 1, so neither is warned about.
+    """
+    if not np.issubdtype(X.dtype, np.floating):
+        return
+    low, high = float(X.min()), float(X.max())
+    if low < 0 or high <= 1:
+        return
+    for i in range(0, len(X), _SCAN_ROWS):
+        rows = X[i:i + _SCAN_ROWS]
+        if not np.array_equal(rows, np.rint(rows)):
+            return
+    warnings.warn(f"{owner}: X ({X.dtype}) holds only whole numbers from {low:g} to {high:g}: they look like "
+                  "pixel intensities 0..255 that were not scaled; divide by 255 (X / 255) to train on [0, 1], "
+                  "as a uint8 X is read (or pass the uint8 array itself). If they are not intensities, "
+                  "ignore this warning.", UserWarning, stacklevel=3)
+
+
+def _warn_if_split_lacks_classes(y_train: np.ndarray, y_val: np.ndarray, fraction) -> None:
+    """Warn when the held-out part of validation_split misses classes the training part has."""
+    train, val = np.unique(y_train), np.unique(y_val)
+    missing, unseen = np.setdiff1d(train, val), np.setdiff1d(val, train)
+    if not len(missing):
+        return
+    also = f"; the training part has none of class {_classes(unseen)}" if len(unseen) else ""
+    warnings.warn(
+        f"fit: validation_split={fraction} holds out the last {len(y_val)} samples, and they have no sample of "
+        f"class {_classes(missing)}, which the training part has{also}. Is the data sorted by class? "
+        "Shuffle X and y together first (order = np.random.default_rng(0).permutation(len(X)); "
+        "X, y = X[order], y[order]), or pass validation_data.", UserWarning, stacklevel=3)
+
+
+def _classes(labels: np.ndarray, shown: int = 10) -> str:
+    text = ", ".join(str(int(c)) for c in labels[:shown])
+    return text + (f", ... ({len(labels)} classes)" if len(labels) > shown else "")
+
+
+def _check_training_batches(model: Layer, shape: tuple, batch_size: int, drop_last: bool) -> None:
+    """Refuse, before epoch 1, a training batch size that a layer cannot take.
+
+    Only declared shapes are used (``training_shape_problem`` of each layer that has one,
+    along the output shapes), never a forward on made-up data.
+    """
+    n, sample = shape[0], tuple(shape[1:])
+    if drop_last and n < batch_size:
+        raise ValueError(f"fit: drop_last=True with batch_size={batch_size} and {n} training samples leaves no "
+                         f"batch to train on; use batch_size <= {n}")
+    for size in _batch_sizes(n, batch_size, drop_last):
+        problem = _training_refusal(model, (size,) + sample)
+        if problem is None:
+            continue
+        works = _nearest_batch_size(model, n, sample, batch_size, drop_last)
+        fix = f"use batch_size={works}" if works else "more samples are needed"
+        if size == min(batch_size, n):
+            raise ValueError(f"fit: a training batch of {size} sample{'s' if size != 1 else ''} is refused by "
+                             f"{problem}; {fix}")
+        raise ValueError(f"fit: with {n} training samples and batch_size={batch_size} the last batch of each "
+                         f"epoch holds {size} sample{'s' if size != 1 else ''}, refused by {problem}; pass "
+                         f"drop_last=True to skip that batch (as torch's DataLoader), or {fix}")
+
+
+def _batch_sizes(n: int, batch_size: int, drop_last: bool) -> list[int]:
+    """The sizes of the batches of an epoch: full ones, then the remainder unless dropped."""
+    sizes = [batch_size] if n >= batch_size else []
+    if n % batch_size and not (drop_last and n >= batch_size):
+        sizes.append(n % batch_size)
+    return sizes
+
+
+def _nearest_batch_size(model: Layer, n: int, sample: tuple, batch_size: int, drop_last: bool) -> int | None:
+    """The batch size closest to ``batch_size`` whose every batch the layers take (None if none within reach)."""
+    for step in range(1, 1000):
+        for b in (batch_size - step, batch_size + step):
+            if 1 <= b <= n and all(_training_refusal(model, (s,) + sample) is None
+                                   for s in _batch_sizes(n, b, drop_last)):
+                return b
+    return None
+
+
+def _training_refusal(model: Layer, shape: tuple) -> str | None:
+    """Which layer a training forward of ``shape`` would stop at, and why; None when none would."""
+    layers = model.layers if isinstance(getattr(model, "layers", None), list) else [model]
+    return _refusal_in(layers, shape, "")
+
+
+def _refusal_in(layers: list, shape: tuple, path: str) -> str | None:
+    for i, layer in enumerate(layers):
+        where = f"layer {path}{i} ({layer!r})"
+        check = getattr(layer, "training_shape_problem", None)
+        problem = check(shape) if callable(check) else None
+        if problem:
+            return f"{where}: {problem}"
+        inner = getattr(layer, "layers", None)
+        if isinstance(inner, list):  # a Sequential or Residual applies its layers in order
+            problem = _refusal_in(inner, shape, f"{path}{i}.")
+            if problem:
+                return problem
+        try:
+            shape = declared_output_shape(layer, shape)
+        except (ValueError, TypeError) as exc:  # a user's layer that refuses this batch size
+            return f"{where}: {exc}"
+        if shape is None:  # a layer that declares no shape: its own checks apply as it runs
+            return None
+    return None
 
 
 def _check_optimizer_owns(model: Layer, optimizer) -> None:
@@ -346,6 +502,8 @@ def evaluate(model: Layer, X, y, *, loss=None, batch_size: int = 256) -> dict[st
     ----------
     model : Layer (a Sequential)
     X : array_like, shape (N, ...)
+        Converted one batch at a time as in :func:`fit`: uint8 intensities become float32 in
+        [0, 1], other integers float32 unscaled.
     y : array_like, shape (N,) class labels, or regression targets
     loss : loss object, optional
         None: the loss of the model's last ``fit``; else one that fits ``y``
@@ -372,7 +530,7 @@ def _scores(model: Layer, X: np.ndarray, y: np.ndarray, loss, batch_size: int) -
     total_loss, correct = 0.0, 0
     with inference(model):
         for start in range(0, len(X), batch_size):
-            xb, yb = X[start:start + batch_size], y[start:start + batch_size]
+            xb, yb = as_float(X[start:start + batch_size], "evaluate", "X"), y[start:start + batch_size]
             out = model.forward(xb)
             total_loss += float(loss(out, yb)) * len(xb)
             if classes:
@@ -386,6 +544,10 @@ def _scores(model: Layer, X: np.ndarray, y: np.ndarray, loss, batch_size: int) -
 def predict(model: Layer, X, *, batch_size: int = 256) -> np.ndarray:
     """Outputs for every sample, computed in eval mode in batches.
 
+    ``X`` is converted one batch at a time as in :func:`fit`: uint8 intensities become
+    float32 in [0, 1], other integers float32 unscaled, so a uint8 image and the same image
+    as floats in [0, 1] get the same outputs.
+
     Shape
     -----
     X (N, ...) -> (N, K) (the last layer's output per sample)
@@ -395,7 +557,7 @@ def predict(model: Layer, X, *, batch_size: int = 256) -> np.ndarray:
     outputs = None
     with inference(model):
         for start in range(0, len(X), batch_size):
-            out = model.forward(X[start:start + batch_size])
+            out = model.forward(as_float(X[start:start + batch_size], "predict", "X"))
             if outputs is None:  # allocated once: memory does not grow with batches
                 outputs = np.empty((len(X),) + out.shape[1:], dtype=out.dtype)
             outputs[start:start + len(out)] = out

@@ -33,6 +33,11 @@ def test_parameter_dtype_and_zero_grad(data, dtype):
     assert not p.grad.any()
 
 
+def test_a_parameter_from_uint8_keeps_its_values():
+    # uint8 *inputs* are intensities read as [0, 1]; a stored weight is a number
+    assert Parameter(np.array([0, 51, 255], np.uint8)).data.tolist() == [0.0, 51.0, 255.0]
+
+
 def test_parameter_copies_its_input():
     source = np.zeros(3)
     p = Parameter(source)

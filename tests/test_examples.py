@@ -158,8 +158,8 @@ def test_train_resnet_smoke_run_uses_the_modern_tools(tmp_path):
     assert "Non-trainable parameters (buffers):" in stdout
     epoch_lines = [line for line in lines if line.startswith("epoch ") and ": loss" in line]
     assert len(epoch_lines) == 2 and all(" - lr " in line and "val_loss" in line for line in epoch_lines)
-    # the cosine schedule with one warm-up epoch: the peak rate, then the cosine's second value
-    assert epoch_lines[0].endswith("lr 0.003") and epoch_lines[1].endswith("lr 0.003")
+    # the cosine schedule with one warm-up epoch: half the peak rate, then the peak where the cosine starts
+    assert epoch_lines[0].endswith("lr 0.0015") and epoch_lines[1].endswith("lr 0.003")
     assert "best epoch:" in stdout
     with np.load(tmp_path / "model.npz", allow_pickle=False) as f:
         assert {"1.running_mean", "1.num_batches_tracked", "meta.format_version", "optim.step"} <= set(f.files)

@@ -260,6 +260,15 @@ def test_functional_convs_dtypes():
     assert F.conv1d(np.arange(5, dtype=np.uint8), [1, 1]).dtype == np.float32
 
 
+def test_uint8_reads_as_intensities_in_0_1_here_too():
+    # the one dtype rule: a uint8 image is 0..255, read as [0, 1], as a conv layer reads it; other
+    # integers are numbers
+    x8 = np.array([[0, 51], [102, 255]], np.uint8)
+    np.testing.assert_allclose(F.conv2d(x8, np.ones((1, 1), np.float32)), [[0, 0.2], [0.4, 1]], rtol=1e-6)
+    np.testing.assert_array_equal(F.im2col(x8[None, None], 1), F.im2col(x8[None, None] / np.float32(255), 1))
+    np.testing.assert_array_equal(F.conv1d(np.array([0, 51, 255], np.int16), [1]), [0, 51, 255])
+
+
 @pytest.mark.parametrize(
     "fn, x, w, match",
     [

@@ -107,14 +107,16 @@ def test_backward_returns_the_forward_dtype_whatever_the_upstream_dtype(rng, nam
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("dtype", [np.uint8, np.int64, np.bool_], ids=["uint8", "int64", "bool"])
-def test_integer_input_becomes_float32(rng, name, dtype):
+@pytest.mark.parametrize(("dtype", "scale"), [(np.uint8, 255), (np.int16, 1), (np.int64, 1), (np.bool_, 1)],
+                         ids=["uint8-intensities", "int16", "int64", "bool"])
+def test_integer_input_becomes_float32(rng, name, dtype, scale):
+    # uint8 holds intensities 0..255 and is read as [0, 1]; other integers are numbers, cast as they are
     layer, shape = _layer(name)
     twin = copy.deepcopy(layer)  # the same state (a Dropout's next mask, BatchNorm's statistics)
     x = rng.integers(0, 256, size=shape).astype(dtype)
     out = layer(x)
     assert out.dtype == np.float32
-    np.testing.assert_allclose(out, twin(x.astype(np.float32)), rtol=1e-6)
+    np.testing.assert_allclose(out, twin(x.astype(np.float32) / np.float32(scale)), rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,6 +1,8 @@
 """Sequential as a model: fit, evaluate, predict, summary, save and load."""
 
+import io
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -166,14 +168,21 @@ def test_fit_with_regression_targets_reports_loss_only():
     assert set(model.evaluate(X, target)) == {"loss"}  # the last fit's loss, MSE
 
 
-def test_fit_shows_a_progress_bar_unless_silenced(capsys):
+def test_fit_shows_a_progress_bar_on_a_terminal_unless_silenced(capsys, monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)  # where tqdm draws its bar
     X, y = bars(16)
     model = small_cnn()
     model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.01), epochs=2,
               batch_size=8, progress=True)
     captured = capsys.readouterr()
-    assert "epoch 1/2" in captured.err and "epoch 2/2" in captured.err
-    assert "loss=" in captured.err and "acc=" in captured.err
+    bar = terminal.getvalue()
+    assert "epoch 1/2" in bar and "epoch 2/2" in bar
+    assert "loss=" in bar and "acc=" in bar
     lines = captured.out.splitlines()  # one line of results per epoch
     assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
     assert "loss" in lines[0] and "accuracy" in lines[0]

@@ -159,9 +159,29 @@ def test_accepts_a_generator(rng):
 
 # -- validation ---------------------------------------------------------------------------
 
+@pytest.mark.parametrize("make", [
+    lambda ps: SGD(ps, lr=0, momentum=0.9, weight_decay=0.1),
+    lambda ps: Adam(ps, lr=0, weight_decay=0.1),
+    lambda ps: AdamW(ps, lr=0.0),
+    lambda ps: RMSprop(ps, lr=0, momentum=0.5, centered=True),
+], ids=["sgd", "adam", "adamw", "rmsprop"])
+def test_lr_zero_is_allowed_and_changes_no_weight(rng, make):
+    # as in torch: every update, weight decay included, is scaled by lr
+    p = Parameter(rng.standard_normal((3, 2)).astype(np.float32))
+    start = p.data.copy()
+    opt = make([p])
+    for _ in range(3):
+        p.grad[...] = rng.standard_normal(p.shape)
+        opt.step()
+    np.testing.assert_array_equal(p.data, start)
+    opt.lr = 0.1
+    opt.lr = 0  # a schedule may set it too
+    assert opt.lr == 0.0
+
+
+
 @pytest.mark.parametrize("kwargs,match", [
-    ({"lr": 0.0}, r"lr must be a finite number > 0, got lr=0.0"),
-    ({"lr": -0.1}, r"lr=-0.1"),
+    ({"lr": -0.1}, r"lr must be a finite number >= 0, got lr=-0.1"),
     ({"lr": float("nan")}, r"lr=nan"),
     ({"lr": float("inf")}, r"lr=inf"),
     ({"lr": 0.1, "momentum": -0.5}, r"momentum must be a finite number >= 0, got momentum=-0.5"),
@@ -170,7 +190,7 @@ def test_accepts_a_generator(rng):
     ({"lr": 0.1, "weight_decay": float("inf")}, r"weight_decay=inf"),
     ({"lr": 0.1, "nesterov": True}, r"nesterov=True needs momentum > 0 and dampening = 0.*momentum=0.0"),
     ({"lr": 0.1, "momentum": 0.9, "dampening": 0.1, "nesterov": True}, r"nesterov=True.*dampening=0.1"),
-], ids=["lr-zero", "lr-negative", "lr-nan", "lr-inf", "momentum-negative", "dampening-negative",
+], ids=["lr-negative", "lr-nan", "lr-inf", "momentum-negative", "dampening-negative",
         "weight-decay-negative", "weight-decay-inf", "nesterov-no-momentum", "nesterov-dampening"])
 def test_rejects_bad_hyperparameters(kwargs, match):
     with pytest.raises(ValueError, match=r"^SGD: .*" + match):
@@ -322,7 +342,7 @@ def test_load_rejects_a_bad_state_and_changes_nothing():
 
 
 @pytest.mark.parametrize("key,value,match", [
-    ("lr", np.array(0.0), r"lr must be a finite number > 0, got lr=0.0"),
+    ("lr", np.array(-0.5), r"lr must be a finite number >= 0, got lr=-0.5"),
     ("lr", np.array([0.1, 0.2]), r"'lr': expected a scalar number, got dtype float64 and shape \(2,\)"),
     ("momentum", np.array("fast"), r"'momentum': expected a scalar number"),
     ("nesterov", np.array(2), r"'nesterov': expected 0 or 1, got 2"),
@@ -331,7 +351,7 @@ def test_load_rejects_a_bad_state_and_changes_nothing():
     ("step", np.array(2.5), r"'step': expected an integer >= 0, got 2.5"),
     ("momentum_buffer.01", np.zeros(2), r"unexpected key 'momentum_buffer.01'"),
     ("momentum_buffer.0", np.array(["a", "b"]), r"'momentum_buffer.0': dtype <U1 is not a real number type"),
-], ids=["lr-zero", "lr-vector", "momentum-string", "nesterov-2", "nesterov-dampening",
+], ids=["lr-negative", "lr-vector", "momentum-string", "nesterov-2", "nesterov-dampening",
         "step-negative", "step-fraction", "buffer-leading-zero", "buffer-strings"])
 def test_load_rejects_invalid_values(key, value, match):
     p = Parameter(np.zeros(2))
@@ -514,7 +534,7 @@ def test_lr_validated_when_set_later(cls):
     p = Parameter(np.zeros(2))
     opt = cls([p], lr=0.1)
     before = opt.state_dict()
-    with pytest.raises(ValueError, match=rf"^{cls.__name__}: lr must be a finite number > 0, got lr=-1.0 "
+    with pytest.raises(ValueError, match=rf"^{cls.__name__}: lr must be a finite number >= 0, got lr=-1.0 "
                                          r"\(use a small positive step such as lr=0.0?01\)$"):
         opt.lr = -1
     with pytest.raises(TypeError, match=rf"^{cls.__name__}: lr must be a real number, got '0.01' \(str\)"):

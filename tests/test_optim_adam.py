@@ -177,7 +177,7 @@ def test_load_rejects_an_inconsistent_state_and_changes_nothing(rng, change, mat
 
 @pytest.mark.parametrize("cls", [Adam, AdamW], ids=["adam", "adamw"])
 @pytest.mark.parametrize("kwargs,match", [
-    ({"lr": -1e-3}, r"lr must be a finite number > 0, got lr=-0.001 \(use a small positive step such as lr=0.001\)"),
+    ({"lr": -1e-3}, r"lr must be a finite number >= 0, got lr=-0.001 \(use a small positive step such as lr=0.001\)"),
     ({"betas": (1.0, 0.999)},
      r"betas must be a pair of finite numbers in \[0, 1\), got betas=\(1.0, 0.999\) \(the usual choice is betas="),
     ({"betas": (0.9, -0.1)}, r"got betas=\(0.9, -0.1\)"),

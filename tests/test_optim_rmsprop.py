@@ -141,13 +141,13 @@ def test_load_rejects_an_inconsistent_state_and_changes_nothing(rng, change, mat
 # -- validation ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"lr": 0.0}, r"lr must be a finite number > 0, got lr=0.0 \(use a small positive step such as lr=0.01\)"),
+    ({"lr": -0.5}, r"lr must be a finite number >= 0, got lr=-0.5 \(use a small positive step such as lr=0.01\)"),
     ({"alpha": 1.0}, r"alpha must be a finite number in \[0, 1\), got alpha=1.0 \(the usual choice is alpha=0.99\)"),
     ({"alpha": -0.5}, r"got alpha=-0.5"),
     ({"eps": 0.0}, r"eps must be a finite number > 0, got eps=0.0"),
     ({"momentum": -0.9}, r"momentum must be a finite number >= 0, got momentum=-0.9 \(0 turns momentum off"),
     ({"weight_decay": float("inf")}, r"weight_decay must be a finite number >= 0, got weight_decay=inf"),
-], ids=["lr-zero", "alpha-one", "alpha-negative", "eps-zero", "momentum-negative", "decay-inf"])
+], ids=["lr-negative", "alpha-one", "alpha-negative", "eps-zero", "momentum-negative", "decay-inf"])
 def test_rejects_bad_hyperparameters(kwargs, match):
     with pytest.raises(ValueError, match=r"^RMSprop: .*" + match):
         RMSprop([Parameter(np.zeros(2))], **kwargs)

@@ -45,17 +45,50 @@ def test_cosine_decay_with_floor_by_hand():
 
 
 def test_cosine_decay_with_warmup_by_hand():
-    # lr = 0.8, epochs = 6, warm-up 4: 0.8 * e / 4 for e = 1..4 (0.2, 0.4, 0.6, 0.8), then the cosine
-    # over T = 2 epochs from t = e - 5 = 0: 0.8 * (1 + cos(pi * t / 2)) / 2 = 0.8, 0.4, 0, 0.4, 0.8.
-    schedule = CosineDecay(0.8, epochs=6, warmup_epochs=4)
+    # lr = 0.8, epochs = 6, warm-up w = 3: the ramp climbs in w + 1 = 4 equal steps of 0.8 / 4 = 0.2,
+    # so epochs 1..3 run at 0.2, 0.4, 0.6 and epoch 4 is the peak 0.8, where the cosine over
+    # T = 6 - 3 = 3 epochs starts: 0.8 * (1 + cos(pi * t / 3)) / 2 for t = e - 4 = 0, 1, 2, 3, 4, 5
+    # is 0.8 * (1, 3/4, 1/4, 0, 1/4, 3/4) = 0.8, 0.6, 0.2, 0, 0.2, 0.6.
+    schedule = CosineDecay(0.8, epochs=6, warmup_epochs=3)
     got = [schedule(e) for e in range(1, 10)]
-    assert got == pytest.approx([0.2, 0.4, 0.6, 0.8, 0.8, 0.4, 0.0, 0.4, 0.8], rel=1e-15, abs=1e-16)
+    assert got == pytest.approx([0.2, 0.4, 0.6, 0.8, 0.6, 0.2, 0.0, 0.2, 0.6], rel=1e-15, abs=1e-16)
 
 
-def test_cosine_decay_with_one_warmup_epoch_starts_at_full_lr():
-    # w = 1: epoch 1 is lr * 1/1, epoch 2 starts the cosine over T = epochs - 1 = 2.
+def test_one_warmup_epoch_starts_below_the_peak():
+    # w = 1: epoch 1 is half the peak (two equal steps up to it), epoch 2 the peak and the start
+    # of the cosine over T = 3 - 1 = 2 epochs: 0.5 * (1 + cos(pi * t / 2)) / 2 = 0.5, 0.25, 0 for t = 0, 1, 2.
     schedule = CosineDecay(0.5, epochs=3, warmup_epochs=1)
-    assert [schedule(e) for e in range(1, 5)] == pytest.approx([0.5, 0.5, 0.25, 0.0], abs=1e-16)
+    assert [schedule(e) for e in range(1, 5)] == pytest.approx([0.25, 0.5, 0.25, 0.0], abs=1e-16)
+    # the case a user met: one warm-up epoch used to run at the full rate
+    first, second = CosineDecay(0.003, 6, warmup_epochs=1)(1), CosineDecay(0.003, 6, warmup_epochs=1)(2)
+    assert first == pytest.approx(0.0015, rel=1e-15) and second == 0.003
+
+
+def test_warmup_ignores_the_floor_and_the_cosine_ends_on_it():
+    # lr = 1, min_lr = 0.5, w = 1, epochs = 3: epoch 1 is 1 * 1/2 = 0.5 (the ramp scales the peak, as
+    # torch's LinearLR, whatever the floor), epoch 2 the peak 1, then 0.5 + 0.5 * (1 + cos(pi * t / 2)) / 2
+    # for t = 1, 2: 0.75, 0.5.
+    schedule = CosineDecay(1.0, epochs=3, min_lr=0.5, warmup_epochs=1)
+    assert [schedule(e) for e in range(1, 5)] == pytest.approx([0.5, 1.0, 0.75, 0.5], rel=1e-15)
+
+
+@pytest.mark.parametrize("warmup", [1, 2, 5, 9])
+def test_warmup_climbs_in_equal_steps_to_the_peak(warmup):
+    lr = 0.3
+    schedule = CosineDecay(lr, epochs=10, warmup_epochs=warmup)
+    ramp = np.array([schedule(e) for e in range(1, warmup + 2)])  # epochs 1 .. w + 1
+    assert ramp[0] < lr and ramp[-1] == lr
+    np.testing.assert_allclose(np.diff(ramp), lr / (warmup + 1), rtol=1e-12)
+    assert all(schedule(e) < lr for e in range(warmup + 2, 11))  # then it only decays
+
+
+@pytest.mark.parametrize("make", [
+    lambda: StepDecay(0.0, step_size=2), lambda: ExponentialDecay(0.0, gamma=0.5),
+    lambda: CosineDecay(0.0, epochs=4, warmup_epochs=1),
+], ids=["step", "exponential", "cosine"])
+def test_lr_zero_is_allowed(make):
+    schedule = make()
+    assert [schedule(e) for e in range(1, 6)] == [0.0] * 5
 
 
 @pytest.mark.parametrize("schedule", [
@@ -122,17 +155,21 @@ def test_cosine_decay_matches_torch_cosine_annealing(lr, epochs, min_lr):
 
 
 @pytest.mark.parametrize(("lr", "epochs", "min_lr", "warmup"), [
-    (0.1, 10, 0.0, 2), (0.1, 50, 1e-3, 5), (0.2, 8, 0.0, 3), (0.1, 10, 0.0, 1), (0.05, 4, 0.01, 3),
-], ids=["w2-of-10", "w5-of-50-floor", "w3-of-8", "w1", "w3-of-4-past-the-end"])
+    (0.1, 10, 0.0, 2), (0.1, 50, 1e-3, 5), (0.2, 8, 0.0, 3), (0.1, 10, 0.0, 1), (0.003, 6, 0.0, 1),
+    (0.05, 4, 0.01, 3), (0.3, 20, 0.3, 4), (1e-3, 13, 1e-5, 12),
+], ids=["w2-of-10", "w5-of-50-floor", "w3-of-8", "w1", "w1-of-6", "w3-of-4-past-the-end", "floor-equals-lr",
+        "w12-of-13"])
 def test_cosine_decay_with_warmup_matches_torch_sequential(lr, epochs, min_lr, warmup):
+    # the construction the CosineDecay docstring names: a linear ramp of w epochs from lr / (w + 1),
+    # then the cosine over the other epochs
     def make(sched, opt):
-        warm = sched.LinearLR(opt, start_factor=1 / warmup, end_factor=1.0, total_iters=warmup - 1)
+        warm = sched.LinearLR(opt, start_factor=1 / (warmup + 1), end_factor=1.0, total_iters=warmup)
         cosine = sched.CosineAnnealingLR(opt, T_max=epochs - warmup, eta_min=min_lr)
         return sched.SequentialLR(opt, [warm, cosine], milestones=[warmup])
 
     expected = torch_lrs(make, lr)
     got = ours(CosineDecay(lr, epochs, min_lr=min_lr, warmup_epochs=warmup))
-    np.testing.assert_allclose(got, expected, rtol=RTOL, atol=0)
+    np.testing.assert_allclose(got, expected, rtol=RTOL, atol=1e-15 * lr)
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -153,10 +190,10 @@ def test_bad_epoch_is_refused(schedule, epoch, error, match):
 
 
 @pytest.mark.parametrize(("make", "error", "match"), [
-    (lambda: StepDecay(0.0, 2), ValueError, r"StepDecay: lr must be a finite number > 0, got lr=0.0"),
-    (lambda: StepDecay(-0.1, 2), ValueError, r"StepDecay: lr must be a finite number > 0, got lr=-0.1"),
-    (lambda: StepDecay(math.inf, 2), ValueError, r"StepDecay: lr must be a finite number > 0, got lr=inf"),
-    (lambda: StepDecay(math.nan, 2), ValueError, r"StepDecay: lr must be a finite number > 0, got lr=nan"),
+    (lambda: StepDecay(-0.1, 2), ValueError, r"StepDecay: lr must be a finite number >= 0, got lr=-0.1"),
+    (lambda: StepDecay(math.inf, 2), ValueError, r"StepDecay: lr must be a finite number >= 0, got lr=inf"),
+    (lambda: StepDecay(math.nan, 2), ValueError, r"StepDecay: lr must be a finite number >= 0, got lr=nan"),
+    (lambda: CosineDecay(-1e-3, 10), ValueError, r"CosineDecay: lr must be a finite number >= 0, got lr=-0.001"),
     (lambda: StepDecay("0.1", 2), TypeError, r"StepDecay: lr must be a real number, got '0.1' \(str\)"),
     (lambda: StepDecay(0.1, 0), ValueError, r"StepDecay: step_size must be >= 1, got 0"),
     (lambda: StepDecay(0.1, 2.5), TypeError, r"StepDecay: step_size must be an int, got 2.5"),
@@ -175,7 +212,7 @@ def test_bad_epoch_is_refused(schedule, epoch, error, match):
     (lambda: CosineDecay(0.1, 10, warmup_epochs=10), ValueError,
      r"CosineDecay: warmup_epochs=10 leaves no epoch for the cosine, expected warmup_epochs < epochs=10"),
     (lambda: CosineDecay(0.1, 10, warmup_epochs=1.0), TypeError, r"CosineDecay: warmup_epochs must be an int"),
-], ids=["lr-zero", "lr-negative", "lr-inf", "lr-nan", "lr-str", "step-size-zero", "step-size-float",
+], ids=["lr-negative", "lr-inf", "lr-nan", "cosine-lr-negative", "lr-str", "step-size-zero", "step-size-float",
         "gamma-zero", "gamma-above-one", "gamma-bool", "exp-gamma-above-one", "exp-gamma-negative", "exp-lr-none",
         "epochs-zero", "epochs-float", "min-lr-negative", "min-lr-above-lr", "min-lr-nan", "warmup-negative",
         "warmup-fills-epochs", "warmup-float"])

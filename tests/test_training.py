@@ -1,6 +1,7 @@
 """fit, evaluate and predict: data checked up front and converted batch by batch, no layer run on
 made-up data, inference that leaves a pending backward alone, errors that point the right way."""
 
+import importlib.util
 import tracemalloc
 import warnings
 
@@ -489,3 +490,335 @@ def test_early_stopping_on_a_value_that_cannot_exist_is_refused_before_epoch_1(r
         model.fit(rng.standard_normal((6, 4)), np.array([0, 1, 2] * 2), loss=SoftmaxCrossEntropy(),
                   optimizer=SGD(model.parameters(), lr=0.1), early_stopping=EarlyStopping(), progress=False)
     assert spy.count == 0
+
+
+# -- one rule for integer images: uint8 is 0..255, read as [0, 1] -------------------------------------
+def small_image_model(seed=0):
+    rng = np.random.default_rng(seed)
+    return Sequential(Conv2DVolume(3, 4, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2), Flatten(),
+                      Dense(4 * 4 * 4, 2, rng=rng))
+
+
+def test_uint8_images_train_and_predict_exactly_as_the_same_images_in_0_1(rng):
+    X8 = rng.integers(0, 256, (20, 3, 8, 8), dtype=np.uint8)
+    X = X8.astype(np.float32) / np.float32(255)  # what load_image_folder and load_shapes give
+    y = rng.integers(0, 2, 20)
+    runs = []
+    for data in (X8, X):
+        model = small_image_model()
+        history = model.fit(data, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1),
+                            epochs=2, batch_size=8, seed=1, progress=False, validation_data=(data, y))
+        runs.append((history, model.state_dict(), model.predict(data), model.evaluate(data, y)))
+    assert runs[0][0] == runs[1][0]
+    for key, value in runs[0][1].items():
+        np.testing.assert_array_equal(value, runs[1][1][key])
+    np.testing.assert_array_equal(runs[0][2], runs[1][2])
+    assert runs[0][3] == runs[1][3]
+
+
+def test_a_layer_given_uint8_directly_reads_it_as_0_1(rng):
+    x8 = rng.integers(0, 256, (2, 3, 8, 8), dtype=np.uint8)
+    model = small_image_model()
+    np.testing.assert_array_equal(model[0](x8), model[0](x8.astype(np.float32) / np.float32(255)))
+    np.testing.assert_array_equal(model(x8), model.predict(x8))
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.int64, np.uint16, np.bool_])
+def test_other_integer_images_are_cast_unscaled(rng, dtype):
+    X = rng.integers(0, 2, (6, 3, 8, 8)).astype(dtype)
+    model = small_image_model()
+    np.testing.assert_array_equal(model.predict(X), model.predict(X.astype(np.float32)))
+
+
+def test_the_shapes_data_in_uint8_reads_back_bit_for_bit():
+    from minicnn._validation import as_float
+    from minicnn.datasets.shapes import make_shapes
+
+    X, _ = make_shapes(12, seed=3, image_size=16)
+    X8 = np.rint(X * 255).astype(np.uint8)  # the 8-bit copy the dataset cache stores
+    np.testing.assert_array_equal(as_float(X8, "test"), X)
+
+
+@pytest.mark.parametrize("values", [
+    lambda rng: rng.integers(0, 256, (10, 3, 4, 4)).astype(np.float32),
+    lambda rng: rng.integers(0, 256, (10, 48)).astype(np.float64),  # flattened, as in many tutorials
+    lambda rng: np.full((10, 3, 4, 4), 2.0, np.float32),
+], ids=["float32-0..255", "float64-flat", "all-twos"])
+def test_float_inputs_that_look_like_unscaled_intensities_warn(rng, values):
+    X = values(rng)
+    model = Sequential(Flatten(), Dense(48, 2, rng=rng))
+    with pytest.warns(UserWarning, match=r"fit: X \(float\d+\) holds only whole numbers from \d+ to \d+: they "
+                                         r"look like pixel intensities 0\.\.255.*divide by 255 \(X / 255\)"):
+        model.fit(X, rng.integers(0, 2, 10), loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.0),
+                  progress=False)
+
+
+@pytest.mark.parametrize("values", [
+    lambda rng: rng.integers(0, 256, (10, 3, 4, 4)).astype(np.uint8),  # read as [0, 1]
+    lambda rng: rng.integers(0, 256, (10, 3, 4, 4)).astype(np.float32) / 255,
+    lambda rng: rng.standard_normal((10, 3, 4, 4)).astype(np.float32),  # standardised
+    lambda rng: rng.integers(-128, 128, (10, 3, 4, 4)).astype(np.float32),  # negative whole numbers
+    lambda rng: rng.uniform(0, 255, (10, 3, 4, 4)).astype(np.float32),  # not whole numbers
+    lambda rng: rng.integers(0, 2, (10, 3, 4, 4)).astype(np.float32),  # a binary mask
+], ids=["uint8", "0-1", "standardised", "negative-integers", "fractions", "binary"])
+def test_other_inputs_do_not_warn(rng, values):
+    X = values(rng)
+    model = Sequential(Flatten(), Dense(48, 2, rng=rng))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(X, rng.integers(0, 2, 10), loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.0),
+                  progress=False)
+
+
+# -- a validation split that misses classes ---------------------------------------------------------------
+def test_a_validation_split_of_sorted_data_warns_which_classes_it_lacks(rng):
+    X, y = rng.standard_normal((30, 4)), np.repeat([0, 1, 2], 10)  # sorted, as folders read in order
+    model = dense_model()
+    opts = {"loss": SoftmaxCrossEntropy(), "optimizer": SGD(model.parameters(), lr=0.1), "progress": False}
+    with pytest.warns(UserWarning, match=r"validation_split=0\.2 holds out the last 6 samples, and they have no "
+                                         r"sample of class 0, 1, which the training part has.*sorted.*[Ss]huffle"):
+        model.fit(X, y, validation_split=0.2, **opts)
+    with pytest.warns(UserWarning, match=r"no sample of class 0, which the training part has; the training part "
+                                         r"has none of class 2"):
+        model.fit(X[:20], np.repeat([0, 2], 10), validation_split=0.5, **opts)
+    order = np.random.default_rng(0).permutation(30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(X[order], y[order], validation_split=0.4, **opts)
+        model.fit(X, rng.standard_normal((30, 3)), validation_split=0.2, **{**opts, "loss": MSE()})  # no classes
+
+
+# -- schedules: lr=0, every epoch's rate checked up front, history of finished epochs ----------------------
+def test_lr_zero_trains_nothing_from_the_user_or_a_schedule(rng):
+    from minicnn.schedules import CosineDecay
+
+    model = dense_model()
+    X, y = rng.standard_normal((6, 4)), np.array([0, 1, 2] * 2)
+    before = model.state_dict()
+    model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0), progress=False)
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
+    # CosineDecay(lr, epochs=2) reaches 0 at epoch 3; a run of 3 epochs sets it
+    history = model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), epochs=3,
+                        lr_schedule=CosineDecay(0.1, epochs=2), progress=False)
+    assert history["lr"] == pytest.approx([0.1, 0.05, 0.0], abs=1e-17)
+
+
+def _raises_at_3(epoch):
+    if epoch == 3:
+        raise ZeroDivisionError("division by zero")
+    return 0.1
+
+
+@pytest.mark.parametrize(("schedule", "error", "match"), [
+    (lambda e: 0.1 if e < 3 else -0.1, ValueError, (r"lr_schedule\(3\) gave no usable learning rate: -0\.1; "
+                                                   r"expected a finite number >= 0")),
+    (lambda e: 0.1 if e < 4 else float("nan"), ValueError, r"lr_schedule\(4\) gave no usable learning rate: nan"),
+    (lambda e: 0.1 if e < 2 else float("inf"), ValueError, r"lr_schedule\(2\) gave no usable learning rate: inf"),
+    (lambda e: "0.1", TypeError, r"lr_schedule\(1\) gave no usable learning rate: '0\.1' \(str\); expected a number"),
+    (lambda e: None, TypeError, r"lr_schedule\(1\) gave no usable learning rate: None"),
+    (lambda e: True, TypeError, r"lr_schedule\(1\) gave no usable learning rate: True \(bool\)"),
+    (_raises_at_3, ValueError, r"lr_schedule\(3\) gave no usable learning rate: it raised ZeroDivisionError"),
+    (lambda: 0.1, ValueError, r"lr_schedule\(1\) .*it raised TypeError"),  # takes no epoch
+], ids=["negative-at-3", "nan-at-4", "inf-at-2", "string", "none", "bool", "raises-at-3", "no-epoch-argument"])
+def test_a_bad_schedule_is_refused_before_epoch_1_naming_the_epoch(rng, schedule, error, match):
+    spy = Batches()
+    model = Sequential(spy, Dense(4, 3, rng=rng))
+    opt = SGD(model.parameters(), lr=0.5)
+    with pytest.raises(error, match=r"^fit: " + match):
+        model.fit(rng.standard_normal((6, 4)), np.array([0, 1, 2] * 2), loss=SoftmaxCrossEntropy(), optimizer=opt,
+                  epochs=5, lr_schedule=schedule, progress=False)
+    assert spy.count == 0 and opt.lr == 0.5
+
+
+def test_the_schedule_is_asked_for_exactly_the_epochs_that_run(rng):
+    asked = []
+
+    def schedule(epoch):
+        asked.append(epoch)
+        if epoch <= 2:
+            raise AssertionError("epochs 1 and 2 were done before")
+        return np.float32(0.25) / epoch  # numpy numbers are fine
+
+    model = dense_model()
+    history = model.fit(rng.standard_normal((6, 4)), np.array([0, 1, 2] * 2), loss=SoftmaxCrossEntropy(),
+                        optimizer=SGD(model.parameters(), lr=1.0), initial_epoch=2, epochs=4, lr_schedule=schedule,
+                        progress=False)
+    assert asked == [3, 4]
+    assert history["lr"] == pytest.approx([0.25 / 3, 0.25 / 4]) and all(type(v) is float for v in history["lr"])
+
+
+def test_a_divergence_keeps_one_entry_per_finished_epoch_in_every_list(rng):
+    from minicnn.schedules import StepDecay
+
+    model = Sequential(Dense(4, 3, rng=rng), Diverges(at=5))
+    X, y = rng.standard_normal((8, 4)), rng.integers(0, 3, 8)
+    with pytest.raises(TrainingDiverged) as info, np.errstate(invalid="ignore"):
+        model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.01), epochs=4,
+                  batch_size=4, validation_data=(X, y), lr_schedule=StepDecay(0.01, 1, 0.5), progress=False)
+    history = info.value.history
+    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
+    assert {key: len(values) for key, values in history.items()} == dict.fromkeys(history, 2)
+    assert history["lr"] == [0.01, 0.005]
+    if importlib.util.find_spec("matplotlib") is not None:
+        from minicnn import plot
+
+        plot.history(history)  # refused a longer lr list before
+
+
+# -- a last batch that a layer cannot train on ----------------------------------------------------------
+class BatchSizes(Batches):
+    """Identity that records the size of every training batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes = []
+
+    def forward(self, x):
+        if self.training:
+            self.sizes.append(len(x))
+        return super().forward(x)
+
+
+def bn_on_1x1(rng, residual=False):
+    """Conv to 1x1 maps, then BatchNorm2D: a training batch of one sample has one value per channel."""
+    from minicnn import BatchNorm2D, Residual
+
+    bn = Residual(BatchNorm2D(4)) if residual else BatchNorm2D(4)
+    return Sequential(BatchSizes(), Conv2DVolume(1, 4, 3, rng=rng), bn, Flatten(), Dense(4, 2, rng=rng))
+
+
+@pytest.mark.parametrize("residual", [False, True], ids=["top-level", "inside-a-residual"])
+def test_a_lone_last_batch_for_batchnorm_is_refused_before_epoch_1(rng, residual):
+    model = bn_on_1x1(rng, residual)
+    X, y = rng.standard_normal((33, 1, 3, 3)), rng.integers(0, 2, 33)
+    before = model.state_dict()
+    layer = r"layer 2\.0 \(BatchNorm2D" if residual else r"layer 2 \(BatchNorm2D"
+    with pytest.raises(ValueError, match=r"^fit: with 33 training samples and batch_size=32 the last batch of each "
+                                         r"epoch holds 1 sample, refused by " + layer + r".*shape \(1, 4, 1, 1\) in "
+                                         r"training mode: one value per channel has no batch variance; pass "
+                                         r"drop_last=True .*or use batch_size=31$"):
+        model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), batch_size=32,
+                  progress=False)
+    assert model[0].count == 0
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
+
+
+def test_drop_last_skips_the_short_batch(rng):
+    model = bn_on_1x1(rng)
+    X, y = rng.standard_normal((33, 1, 3, 3)), rng.integers(0, 2, 33)
+    history = model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), epochs=2,
+                        batch_size=32, drop_last=True, progress=False)
+    assert model[0].sizes == [32, 32] and len(history["loss"]) == 2
+    # evaluation runs in eval mode, where a lone sample is fine
+    model.evaluate(X, y, batch_size=32)
+    model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), batch_size=11,
+              validation_data=(X[:1], y[:1]), progress=False)
+
+
+def test_drop_last_mean_loss_is_over_the_trained_samples(rng):
+    X, y = rng.standard_normal((10, 4)), np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    a, b = dense_model(), dense_model()
+    ha = a.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(a.parameters(), lr=0.0), batch_size=4,
+               drop_last=True, shuffle=False, progress=False)
+    expected = b.evaluate(X[:8], y[:8], loss=SoftmaxCrossEntropy())  # lr=0: the same weights throughout
+    assert ha["loss"] == pytest.approx([expected["loss"]], rel=1e-6)
+    assert ha["accuracy"] == [expected["accuracy"]]
+
+
+@pytest.mark.parametrize(("n", "kwargs", "match"), [
+    (8, {"batch_size": 1}, r"a training batch of 1 sample is refused by layer 2 \(BatchNorm2D.*; use batch_size=2$"),
+    (1, {"batch_size": 4}, r"a training batch of 1 sample is refused by .*; more samples are needed$"),
+    (5, {"batch_size": 8, "drop_last": True}, (r"drop_last=True with batch_size=8 and 5 training samples leaves no "
+                                              r"batch to train on; use batch_size <= 5")),
+    (10, {"batch_size": 3, "validation_split": 0.3}, r"with 7 training samples and batch_size=3 the last batch"),
+    (5, {"drop_last": 1}, r"drop_last must be True or False, got 1 \(int\)"),
+], ids=["batch-size-1", "one-sample", "drop-last-leaves-nothing", "after-the-split", "drop-last-int"])
+def test_untrainable_batch_sizes_are_refused_with_a_fix(rng, n, kwargs, match):
+    model = bn_on_1x1(rng)
+    X, y = rng.standard_normal((n, 1, 3, 3)), np.arange(n) % 2
+    with pytest.raises((ValueError, TypeError), match=r"^fit: " + match):
+        model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), progress=False,
+                  **kwargs)
+    assert model[0].count == 0
+
+
+def test_batchnorm_on_larger_maps_takes_a_lone_last_sample(rng):
+    from minicnn import BatchNorm2D
+
+    model = Sequential(Conv2DVolume(1, 2, 3, padding=1, rng=rng), BatchNorm2D(2), Flatten(), Dense(18, 2, rng=rng))
+    X, y = rng.standard_normal((5, 1, 3, 3)), np.arange(5) % 2
+    model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), batch_size=4,
+              progress=False)  # the last batch has 1 sample but 9 values per channel
+
+
+# -- what fit prints: a bar on a terminal, one plain line per epoch in a log -----------------------------
+class Terminal:
+    """A stream that says it is a terminal, and keeps what is written to it."""
+
+    def __init__(self):
+        import io
+
+        self.buffer = io.StringIO()
+
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        return self.buffer.write(text)
+
+    def flush(self):
+        pass
+
+    def getvalue(self):
+        return self.buffer.getvalue()
+
+
+def _progress_fit(rng, progress, epochs=3, **kwargs):
+    model = dense_model()
+    X, y = rng.standard_normal((40, 4)), rng.integers(0, 3, 40)
+    return model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), epochs=epochs,
+                     batch_size=4, progress=progress, **kwargs)
+
+
+def test_output_that_is_not_a_terminal_gets_one_plain_line_per_epoch(rng, capsys):
+    from minicnn.schedules import StepDecay
+
+    _progress_fit(rng, True, validation_split=0.25, lr_schedule=StepDecay(0.1, 2))
+    captured = capsys.readouterr()
+    assert "\r" not in captured.out + captured.err
+    assert captured.err == ""  # no bar
+    lines = captured.out.split("\n")
+    assert lines[-1] == "" and len(lines) == 4  # exactly one line per epoch, each ended
+    for epoch, line in enumerate(lines[:-1], 1):
+        assert line.startswith(f"epoch {epoch}/3: loss ")
+        assert " - accuracy " in line and " - val_loss " in line and " - lr " in line
+
+
+def test_a_terminal_gets_a_bar_and_the_epoch_lines(rng, capsys, monkeypatch):
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    _progress_fit(rng, True, epochs=2)
+    bar = terminal.getvalue()
+    assert "\r" in bar and "epoch 1/2" in bar and "epoch 2/2" in bar and "loss=" in bar and "acc=" in bar
+    assert "10/10" in bar  # the bar ran to the end of each epoch
+    out = capsys.readouterr().out
+    assert [line.split(":")[0] for line in out.splitlines()] == ["epoch 1/2", "epoch 2/2"]
+
+
+def test_progress_can_force_lines_or_the_bar_or_silence(rng, capsys, monkeypatch):
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    _progress_fit(rng, "lines")
+    assert terminal.getvalue() == "" and len(capsys.readouterr().out.splitlines()) == 3
+    monkeypatch.undo()
+    _progress_fit(rng, "bar", epochs=1)  # a notebook: no terminal, but it draws bars
+    captured = capsys.readouterr()
+    assert "\r" in captured.err and "epoch 1/1" in captured.err and len(captured.out.splitlines()) == 1
+    _progress_fit(rng, False)
+    assert capsys.readouterr() == ("", "")
+    with pytest.raises(ValueError, match=r"fit: progress must be True .*False .*'bar' or 'lines', got 'verbose'"):
+        _progress_fit(rng, "verbose")
+    with pytest.raises(TypeError, match=r"fit: progress must be True .*got 2"):
+        _progress_fit(rng, 2)

@@ -119,17 +119,28 @@ class BatchNorm2D(Layer):
         check_image_shape(input_shape, self._describe(), self.num_features)
         return tuple(input_shape)
 
+    def training_shape_problem(self, input_shape: tuple) -> str | None:
+        """What a training-mode forward refuses in an input of ``input_shape``, None if nothing.
+
+        A batch with one value per channel (N*H*W == 1) has no variance, as in PyTorch. ``fit``
+        asks this, from the shape of its last batch alone, before epoch 1.
+        """
+        n, _, h, w = input_shape
+        if n * h * w == 1:
+            return (f"{self._describe()} got input of shape {tuple(input_shape)} in training mode: one value "
+                    "per channel has no batch variance")
+        return None
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = as_float(x, self._describe())
         self.output_shape(x.shape)
         dtype = x.dtype
         n, c, h, w = x.shape
         m = n * h * w
-        if self.training and m == 1:
-            raise ValueError(
-                f"{self._describe()} got input of shape {x.shape} in training mode: one value per "
-                "channel has no batch variance; use a batch of 2 or more samples (or larger images), "
-                "or call .eval() to normalise with the running statistics")
+        problem = self.training_shape_problem(x.shape) if self.training else None
+        if problem:
+            raise ValueError(f"{problem}; use a batch of 2 or more samples (or larger images), "
+                             "or call .eval() to normalise with the running statistics")
         rows = x.reshape(n, c, h * w)  # per sample and channel, the H*W values in a row
         out = np.empty(rows.shape, dtype)
         gamma = self.weight.data.astype(dtype, copy=False)[:, None]

@@ -35,7 +35,7 @@ class Adam(Optimizer):
     params : iterable of Parameter
         What to update, e.g. ``model.parameters()``; a generator is fine. Non-empty, no repeats.
     lr : float
-        Learning rate, finite and > 0.
+        Learning rate, finite and >= 0 (0 leaves the weights as they are, as in torch).
     betas : pair of float
         Decay rates of ``m`` and ``v``, each in [0, 1).
     eps : float
@@ -82,7 +82,7 @@ class Adam(Optimizer):
     array([0.9, 1.1])
     """
 
-    lr = Real(above=0, hint="use a small positive step such as lr=0.001")
+    lr = Real(at_least=0, hint="use a small positive step such as lr=0.001")
     betas = RealPair(at_least=0, below=1, hint="the usual choice is betas=(0.9, 0.999)")
     eps = Real(above=0, hint="a small positive number such as eps=1e-08 keeps the division finite")
     weight_decay = Real(at_least=0, hint="0 turns it off")

@@ -38,7 +38,7 @@ class RMSprop(Optimizer):
     params : iterable of Parameter
         What to update, e.g. ``model.parameters()``; a generator is fine. Non-empty, no repeats.
     lr : float
-        Learning rate, finite and > 0.
+        Learning rate, finite and >= 0 (0 leaves the weights as they are, as in torch).
     alpha : float
         Decay rate of the running averages, in [0, 1).
     eps : float
@@ -83,7 +83,7 @@ class RMSprop(Optimizer):
     array([0.986667])
     """
 
-    lr = Real(above=0, hint="use a small positive step such as lr=0.01")
+    lr = Real(at_least=0, hint="use a small positive step such as lr=0.01")
     alpha = Real(at_least=0, below=1, hint="the usual choice is alpha=0.99")
     eps = Real(above=0, hint="a small positive number such as eps=1e-08 keeps the division finite")
     weight_decay = Real(at_least=0, hint="0 turns it off")

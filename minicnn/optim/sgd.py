@@ -28,7 +28,7 @@ class SGD(Optimizer):
     params : iterable of Parameter
         What to update, e.g. ``model.parameters()``; a generator is fine. Non-empty, no repeats.
     lr : float
-        Learning rate, finite and > 0.
+        Learning rate, finite and >= 0 (0 leaves the weights as they are, as in torch).
     momentum : float
         Momentum factor, >= 0 (0 turns momentum off).
     dampening : float
@@ -73,7 +73,7 @@ class SGD(Optimizer):
     ['dampening', 'lr', 'momentum', 'momentum_buffer.0', 'nesterov', 'step', 'weight_decay']
     """
 
-    lr = Real(above=0, hint="use a small positive step such as lr=0.01")
+    lr = Real(at_least=0, hint="use a small positive step such as lr=0.01")
     momentum = Real(at_least=0, hint="0 turns momentum off; 0.9 is usual")
     dampening = Real(at_least=0, hint="0, the default, keeps the full gradient")
     weight_decay = Real(at_least=0, hint="0 turns it off; 1e-4 is usual")
