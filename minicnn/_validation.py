@@ -135,3 +135,41 @@ def check_pair(value, owner: str, arg: str, minimum: int = 1) -> tuple[int, int]
         return check_int(value[0], owner, arg, minimum), check_int(value[1], owner, arg, minimum)
     v = check_int(value, owner, arg, minimum)
     return v, v
+
+
+def check_number(value, owner: str, arg: str, *, at_least: float | None = None, above: float | None = None,
+                 below: float | None = None, hint: str = "") -> float:
+    """``value`` as a finite Python float with ``value >= at_least``, ``> above`` and ``< below``
+    (each bound optional); ``hint``, the usual choice, ends the message of a ``ValueError``.
+
+    >>> check_number(-0.5, "SGD", "momentum", at_least=0, hint="0.9 is usual")
+    Traceback (most recent call last):
+    ...
+    ValueError: SGD: momentum must be a finite number >= 0, got momentum=-0.5 (0.9 is usual)
+    """
+    if isinstance(value, numbers.Real) and not math.isfinite(value):
+        number = float(value)  # NaN or an infinity: refused below, with the rule in the message
+    else:
+        number = check_real(value, owner, arg)  # refuses what is not a real number
+    rules = [f"{sign} {bound:g}" for sign, bound in ((">=", at_least), (">", above), ("<", below))
+             if bound is not None]
+    if not (math.isfinite(number) and (at_least is None or number >= at_least)
+            and (above is None or number > above) and (below is None or number < below)):
+        raise ValueError(f"{owner}: {arg} must be a finite number {' and '.join(rules)}, got {arg}={number}"
+                         + (f" ({hint})" if hint else ""))
+    return number
+
+
+def check_bool(value, owner: str, arg: str) -> bool:
+    """``value`` as a bool; anything but ``True``, ``False`` (or a numpy bool) is a ``TypeError``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{owner}: {arg} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def check_numbers(values, owner: str, arg: str, count: int, **bounds) -> tuple[float, ...]:
+    """``values``, a tuple (list, array) of ``count`` numbers such as Adam's ``betas``, each
+    checked by :func:`check_number` with the same ``bounds`` and named ``arg[i]``."""
+    if not (isinstance(values, (tuple, list)) or np.ndim(values) == 1) or len(values) != count:
+        raise TypeError(f"{owner}: {arg} must be a tuple of {count} numbers, got {values!r} ({type(values).__name__})")
+    return tuple(check_number(value, owner, f"{arg}[{i}]", **bounds) for i, value in enumerate(values))

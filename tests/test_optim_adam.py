@@ -135,27 +135,18 @@ def test_state_slots_keyed_by_parameter(rng, amsgrad):
     np.testing.assert_array_equal(state["exp_avg_sq.0"], opt.state[params[0]]["exp_avg_sq"])
 
 
-def test_turning_amsgrad_on_later_starts_its_maximum_from_the_current_average(rng):
-    p = Parameter(rng.normal(size=3))
-    opt = Adam([p], lr=0.1)
-    for _ in range(2):
-        p.grad[...] = rng.normal(size=3)
-        opt.step()
-    opt.amsgrad = True
-    p.grad[...] = rng.normal(size=3)
-    opt.step()
-    np.testing.assert_array_equal(opt.state[p]["max_exp_avg_sq"], opt.state[p]["exp_avg_sq"])
-
-
 @pytest.mark.parametrize("change,match", [
     (lambda s: s.pop("exp_avg_sq.1"),
-     r"missing key 'exp_avg_sq.1': after the first step every parameter has a exp_avg_sq"),
-    (lambda s: s.__setitem__("exp_avg_sq.0", -np.ones(2)), r"'exp_avg_sq.0': holds negative values"),
+     r"missing key 'exp_avg_sq.1': after a step each parameter has exp_avg, exp_avg_sq"),
+    (lambda s: s.__setitem__("max_exp_avg_sq.0", np.zeros(2)), r"unexpected key 'max_exp_avg_sq.0'"),
     (lambda s: s.__setitem__("betas", np.array(0.9)), r"'betas': expected 2 numbers, got dtype float64 and shape \(\)"),
-    (lambda s: s.__setitem__("betas", np.array([0.9, 1.0])), r"betas must be a pair of finite numbers in \[0, 1\)"),
+    (lambda s: s.__setitem__("betas", np.array([0.9, 1.0])),
+     r"betas\[1\] must be a finite number >= 0 and < 1, got betas\[1\]=1.0"),
     (lambda s: s.__setitem__("eps", np.array(0.0)), r"eps must be a finite number > 0, got eps=0.0"),
     (lambda s: s.__setitem__("amsgrad", np.array(3)), r"'amsgrad': expected 0 or 1, got 3"),
-], ids=["missing-average", "negative-square", "betas-scalar", "betas-one", "eps-zero", "amsgrad-3"])
+    (lambda s: s.__setitem__("amsgrad", np.array(1)), r"missing key 'max_exp_avg_sq.0'"),
+], ids=["missing-average", "amsgrad-array-without-amsgrad", "betas-scalar", "betas-one", "eps-zero", "amsgrad-3",
+        "amsgrad-without-its-array"])
 def test_load_rejects_an_inconsistent_state_and_changes_nothing(rng, change, match):
     params = [Parameter(rng.normal(size=2)), Parameter(rng.normal(size=3))]
     opt = Adam(params, lr=0.1)
@@ -165,7 +156,7 @@ def test_load_rejects_an_inconsistent_state_and_changes_nothing(rng, change, mat
     before = opt.state_dict()
     bad = opt.state_dict()
     change(bad)
-    with pytest.raises(ValueError, match=r"^Adam\.load_state_dict: the state does not fit this optimizer:\n.*" + match):
+    with pytest.raises(ValueError, match=r"(?s)^Adam\.load_state_dict: the state does not fit.*" + match):
         opt.load_state_dict(bad)
     after = opt.state_dict()
     assert after.keys() == before.keys()
@@ -177,12 +168,12 @@ def test_load_rejects_an_inconsistent_state_and_changes_nothing(rng, change, mat
 
 @pytest.mark.parametrize("cls", [Adam, AdamW], ids=["adam", "adamw"])
 @pytest.mark.parametrize("kwargs,match", [
-    ({"lr": -1e-3}, r"lr must be a finite number >= 0, got lr=-0.001 \(use a small positive step such as lr=0.001\)"),
-    ({"betas": (1.0, 0.999)},
-     r"betas must be a pair of finite numbers in \[0, 1\), got betas=\(1.0, 0.999\) \(the usual choice is betas="),
-    ({"betas": (0.9, -0.1)}, r"got betas=\(0.9, -0.1\)"),
-    ({"betas": (0.9, float("nan"))}, r"got betas=\(0.9, nan\)"),
-    ({"eps": 0.0}, r"eps must be a finite number > 0, got eps=0.0 \(a small positive number"),
+    ({"lr": -1e-3}, r"lr must be a finite number >= 0, got lr=-0.001 \(a small step such as lr=0.01\)"),
+    ({"betas": (1.0, 0.999)}, (r"betas\[0\] must be a finite number >= 0 and < 1, got betas\[0\]=1.0 "
+                               r"\(the usual choice is betas=\(0.9, 0.999\)\)$")),
+    ({"betas": (0.9, -0.1)}, r"got betas\[1\]=-0.1"),
+    ({"betas": (0.9, float("nan"))}, r"got betas\[1\]=nan"),
+    ({"eps": 0.0}, r"eps must be a finite number > 0, got eps=0.0 \(a small number such as eps=1e-08\)"),
     ({"eps": -1e-8}, r"got eps=-1e-08"),
     ({"weight_decay": -0.1}, r"weight_decay must be a finite number >= 0, got weight_decay=-0.1"),
 ], ids=["lr-negative", "beta1-one", "beta2-negative", "beta2-nan", "eps-zero", "eps-negative", "decay-negative"])
@@ -192,21 +183,18 @@ def test_rejects_bad_hyperparameters(cls, kwargs, match):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"betas": 0.9}, r"betas must be a pair of real numbers, got 0.9 \(float\)"),
-    ({"betas": (0.9, 0.99, 0.999)}, r"betas must be a pair of real numbers"),
-    ({"betas": (0.9, "0.99")}, r"betas must be a pair of real numbers"),
+    ({"betas": 0.9}, r"betas must be a tuple of 2 numbers, got 0.9 \(float\)"),
+    ({"betas": (0.9, 0.99, 0.999)}, r"betas must be a tuple of 2 numbers"),
+    ({"betas": (0.9, "0.99")}, r"betas\[1\] must be a real number, got '0.99' \(str\)"),
+    ({"betas": np.array(0.9)}, r"betas must be a tuple of 2 numbers"),
     ({"amsgrad": "yes"}, r"amsgrad must be True or False, got 'yes' \(str\)"),
-], ids=["betas-scalar", "betas-triple", "betas-string", "amsgrad-string"])
+], ids=["betas-scalar", "betas-triple", "betas-string", "betas-0d-array", "amsgrad-string"])
 def test_rejects_hyperparameters_of_the_wrong_type(kwargs, match):
     with pytest.raises(TypeError, match=r"^Adam: " + match):
         Adam([Parameter(np.zeros(2))], **kwargs)
 
 
-def test_betas_validated_when_set_later():
-    opt = Adam([Parameter(np.zeros(2))])
-    with pytest.raises(ValueError, match=r"^Adam: betas must be a pair of finite numbers in \[0, 1\), "
-                                         r"got betas=\(0.9, 1.5\)"):
-        opt.betas = (0.9, 1.5)
-    assert opt.betas == (0.9, 0.999)
-    opt.betas = np.array([0.5, 0.75])
-    assert opt.betas == (0.5, 0.75) and type(opt.betas[0]) is float
+def test_betas_may_be_any_pair_and_are_kept_as_a_tuple_of_floats():
+    for betas in ([0.5, 0.75], np.array([0.5, 0.75]), (np.float32(0.5), 0.75)):
+        opt = Adam([Parameter(np.zeros(2))], betas=betas)
+        assert opt.betas == (0.5, 0.75) and all(type(beta) is float for beta in opt.betas)

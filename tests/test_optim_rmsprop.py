@@ -113,13 +113,13 @@ def test_state_slots_keyed_by_parameter(rng, momentum, centered, slots):
 
 @pytest.mark.parametrize("change,match", [
     (lambda s: s.pop("square_avg.0"),
-     r"missing key 'square_avg.0': after the first step every parameter has a square_avg"),
-    (lambda s: s.__setitem__("square_avg.1", np.full(3, -1e-3)), r"'square_avg.1': holds negative values"),
+     r"missing key 'square_avg.0': after a step each parameter has square_avg, grad_avg"),
+    (lambda s: s.__setitem__("momentum_buffer.1", np.zeros(3)), r"unexpected key 'momentum_buffer.1'"),
     (lambda s: s.__setitem__("grad_avg.1", np.zeros(2)),
      r"'grad_avg.1': shape \(2,\) in the state, \(3,\) for parameter 1"),
-    (lambda s: s.__setitem__("alpha", np.array(1.0)), r"alpha must be a finite number in \[0, 1\), got alpha=1.0"),
+    (lambda s: s.__setitem__("alpha", np.array(1.0)), r"alpha must be a finite number >= 0 and < 1, got alpha=1.0"),
     (lambda s: s.__setitem__("centered", np.array(0.5)), r"'centered': expected 0 or 1, got 0.5"),
-], ids=["missing-average", "negative-average", "grad-avg-shape", "alpha-one", "centered-half"])
+], ids=["missing-average", "buffer-without-momentum", "grad-avg-shape", "alpha-one", "centered-half"])
 def test_load_rejects_an_inconsistent_state_and_changes_nothing(rng, change, match):
     params = [Parameter(rng.normal(size=2)), Parameter(rng.normal(size=3))]
     opt = RMSprop(params, centered=True)
@@ -129,7 +129,7 @@ def test_load_rejects_an_inconsistent_state_and_changes_nothing(rng, change, mat
     before = opt.state_dict()
     bad = opt.state_dict()
     change(bad)
-    with pytest.raises(ValueError, match=r"^RMSprop\.load_state_dict: the state does not fit this optimizer:\n.*"
+    with pytest.raises(ValueError, match=r"(?s)^RMSprop\.load_state_dict: the state does not fit this optimizer:\n.*"
                                          + match):
         opt.load_state_dict(bad)
     after = opt.state_dict()
@@ -141,8 +141,8 @@ def test_load_rejects_an_inconsistent_state_and_changes_nothing(rng, change, mat
 # -- validation ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"lr": -0.5}, r"lr must be a finite number >= 0, got lr=-0.5 \(use a small positive step such as lr=0.01\)"),
-    ({"alpha": 1.0}, r"alpha must be a finite number in \[0, 1\), got alpha=1.0 \(the usual choice is alpha=0.99\)"),
+    ({"lr": -1.0}, r"lr must be a finite number >= 0, got lr=-1.0 \(a small step such as lr=0.01\)"),
+    ({"alpha": 1.0}, r"alpha must be a finite number >= 0 and < 1, got alpha=1.0 \(the usual choice is alpha=0.99\)"),
     ({"alpha": -0.5}, r"got alpha=-0.5"),
     ({"eps": 0.0}, r"eps must be a finite number > 0, got eps=0.0"),
     ({"momentum": -0.9}, r"momentum must be a finite number >= 0, got momentum=-0.9 \(0 turns momentum off"),
@@ -151,11 +151,6 @@ def test_load_rejects_an_inconsistent_state_and_changes_nothing(rng, change, mat
 def test_rejects_bad_hyperparameters(kwargs, match):
     with pytest.raises(ValueError, match=r"^RMSprop: .*" + match):
         RMSprop([Parameter(np.zeros(2))], **kwargs)
-
-
-def test_lists_every_bad_hyperparameter():
-    with pytest.raises(ValueError, match=r"^RMSprop: lr must .*; alpha must .*; eps must .*"):
-        RMSprop([Parameter(np.zeros(2))], lr=-1.0, alpha=2.0, eps=-1.0)
 
 
 def test_rejects_hyperparameters_of_the_wrong_type():

@@ -1,15 +1,14 @@
 """Optimizers: they own every weight update, reading each ``param.grad`` that ``backward`` filled.
 
-``Optimizer`` is the base class (parameters, per-parameter state keyed by the Parameter,
-validated hyperparameters, ``state_dict``); ``SGD``, ``Adam``, ``AdamW`` and ``RMSprop``
-are its subclasses, each with ``torch.optim``'s update rule. ``Real``, ``Flag`` and
-``RealPair`` declare the hyperparameters of a new optimizer.
+``Optimizer`` is the base class (parameters, the checked learning rate, per-parameter
+state keyed by the Parameter, the step loop with its gradient checks, ``state_dict``): a
+new optimizer is one subclass with an ``__init__`` and an ``update``. ``SGD``, ``Adam``,
+``AdamW`` and ``RMSprop`` are its subclasses, each with ``torch.optim``'s update rule.
 """
 
 from .adam import Adam, AdamW
 from .base import Optimizer
-from .hyperparameters import Flag, Hyperparameter, Real, RealPair
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["SGD", "Adam", "AdamW", "Flag", "Hyperparameter", "Optimizer", "RMSprop", "Real", "RealPair"]
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop"]

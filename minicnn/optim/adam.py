@@ -6,10 +6,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from .._validation import check_bool, check_number, check_numbers
 from ..layers.base import Parameter
-from ._rounding import add_product, add_quotient, add_scaled, lerp
 from .base import Optimizer
-from .hyperparameters import Flag, Real, RealPair
 
 
 class Adam(Optimizer):
@@ -18,24 +17,22 @@ class Adam(Optimizer):
     On step ``t`` (counted from 1), per parameter ``p`` with gradient ``g``; ``m``, ``v``
     and ``v_max`` start at zero::
 
-        g = g + weight_decay * p                          # L2 penalty, in the gradient
-        m = beta1 * m + (1 - beta1) * g                   # running mean of g
-        v = beta2 * v + (1 - beta2) * g * g               # running mean of g squared
+        g = g + weight_decay * p                     # L2 penalty, in the gradient
+        m = m + (1 - beta1) * (g - m)                # = beta1 * m + (1 - beta1) * g, mean of g
+        v = beta2 * v + (1 - beta2) * g * g          # mean of g squared
         if amsgrad:
-            v_max = max(v_max, v)                         # elementwise, and used in place of v
-        denom = sqrt(v) / sqrt(1 - beta2**t) + eps        # eps after the bias correction
+            v = v_max = max(v_max, v)                # elementwise: the largest v so far
+        denom = sqrt(v) / sqrt(1 - beta2**t) + eps   # eps after the bias correction
         p = p - lr / (1 - beta1**t) * m / denom
 
     Dividing by ``1 - beta**t`` undoes the pull of the zero start on the early averages.
-    ``m`` is updated as ``m + (1 - beta1) * (g - m)``, PyTorch's ``lerp``, which is the
-    same number up to rounding.
 
     Parameters
     ----------
     params : iterable of Parameter
         What to update, e.g. ``model.parameters()``; a generator is fine. Non-empty, no repeats.
     lr : float
-        Learning rate, finite and >= 0 (0 leaves the weights as they are, as in torch).
+        Learning rate, finite and >= 0.
     betas : pair of float
         Decay rates of ``m`` and ``v``, each in [0, 1).
     eps : float
@@ -49,10 +46,11 @@ class Adam(Optimizer):
     Attributes
     ----------
     params : list of Parameter
-    lr, eps, weight_decay : float
+    lr : float
+        Checked again whenever set (``opt.lr = 1e-4``).
+    eps, weight_decay : float
     betas : tuple of float
     amsgrad : bool
-        Every hyperparameter is validated again whenever assigned (``opt.lr = 1e-4``).
     state : dict
         Keyed by the Parameter object: ``state[p]["exp_avg"]`` (``m``),
         ``state[p]["exp_avg_sq"]`` (``v``) and, with amsgrad, ``state[p]["max_exp_avg_sq"]``.
@@ -65,10 +63,10 @@ class Adam(Optimizer):
 
     Notes
     -----
-    The arithmetic rounds where PyTorch's CPU kernels round, in each parameter's dtype:
-    float32 results agree with ``torch.optim.Adam`` to the last bit wherever PyTorch's
-    float32 square root is correctly rounded (builds using MKL's vectorized square root
-    are 1 ulp off in under 1 % of entries).
+    The operations are PyTorch's, in its order, in each parameter's dtype. PyTorch fuses
+    three of them into a single rounding (the weight decay, the update of ``m``, and
+    ``(1 - beta2) * g * g`` added to ``v``), numpy rounds twice: float32 and float64
+    results agree with ``torch.optim.Adam`` to a few ulps.
 
     Examples
     --------
@@ -82,43 +80,37 @@ class Adam(Optimizer):
     array([0.9, 1.1])
     """
 
-    lr = Real(at_least=0, hint="use a small positive step such as lr=0.001")
-    betas = RealPair(at_least=0, below=1, hint="the usual choice is betas=(0.9, 0.999)")
-    eps = Real(above=0, hint="a small positive number such as eps=1e-08 keeps the division finite")
-    weight_decay = Real(at_least=0, hint="0 turns it off")
-    amsgrad = Flag()
-    state_slots = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-    required_slots = ("exp_avg", "exp_avg_sq")
-    nonnegative_slots = ("exp_avg_sq", "max_exp_avg_sq")
-    decoupled_weight_decay = False
+    decoupled_weight_decay = False  # True in AdamW
 
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False) -> None:
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        super().__init__(params, lr)
+        name = type(self).__name__
+        self.betas = check_numbers(betas, name, "betas", 2, at_least=0, below=1,
+                                   hint="the usual choice is betas=(0.9, 0.999)")
+        self.eps = check_number(eps, name, "eps", above=0, hint="a small number such as eps=1e-08")
+        self.weight_decay = check_number(weight_decay, name, "weight_decay", at_least=0, hint="0 turns it off")
+        self.amsgrad = check_bool(amsgrad, name, "amsgrad")
 
-    def update(self, param: Parameter, step: int) -> None:
-        p, dtype = param.data, param.data.dtype.type
+    def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
         beta1, beta2 = self.betas
-        g = param.grad
-        if self.weight_decay != 0:
-            if self.decoupled_weight_decay:
-                p *= dtype(1 - self.lr * self.weight_decay)
-            else:
-                g = add_scaled(g, self.weight_decay, p)
-        m, v = self.slot(param, "exp_avg"), self.slot(param, "exp_avg_sq")
-        lerp(m, g, 1 - beta1, out=m)
-        v *= dtype(beta2)
-        add_product(v, 1 - beta2, g, g, out=v)
+        t = self.step_count
+        if not state:
+            state["exp_avg"], state["exp_avg_sq"] = np.zeros_like(p), np.zeros_like(p)
+            if self.amsgrad:
+                state["max_exp_avg_sq"] = np.zeros_like(p)
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        if self.weight_decay != 0 and self.decoupled_weight_decay:
+            p *= 1 - self.lr * self.weight_decay  # AdamW: shrink the weights, leave g alone
+        elif self.weight_decay != 0:
+            g = g + self.weight_decay * p
+        m += (1 - beta1) * (g - m)
+        v *= beta2
+        v += (1 - beta2) * g * g
         if self.amsgrad:
-            v_max = self.slot(param, "max_exp_avg_sq")
-            np.maximum(v_max, v, out=v_max)
-            v = v_max
-        # The bias corrections are Python floats (double precision), as in PyTorch; only
-        # their final use rounds them to the parameter's dtype.
-        step_size = self.lr / (1 - beta1**step)
-        denom = np.sqrt(v) / dtype((1 - beta2**step) ** 0.5)
-        denom += dtype(self.eps)
-        add_quotient(p, -step_size, m, denom, out=p)
+            v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+        denom = np.sqrt(v) / (1 - beta2**t) ** 0.5 + self.eps
+        p -= self.lr / (1 - beta1**t) * m / denom
 
 
 class AdamW(Adam):
@@ -161,4 +153,4 @@ class AdamW(Adam):
 
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)

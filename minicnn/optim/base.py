@@ -1,262 +1,282 @@
-"""What every optimizer shares: the ``Optimizer`` base class."""
+"""The ``Optimizer`` base class: everything an optimizer needs except its update rule."""
 
 from __future__ import annotations
 
+import inspect
+import numbers
 import re
 from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from .._validation import check_number
 from ..layers.base import Layer, Parameter
-from .hyperparameters import Hyperparameter, _is_real, _number, _state_scalar
 
-_SLOT_KEY = re.compile(r"(.+)\.(0|[1-9][0-9]*)")
+_ARRAY_KEY = re.compile(r"(.+)\.(0|[1-9][0-9]*)")  # "exp_avg.3": state[params[3]]["exp_avg"]
 
 
 class Optimizer:
-    """Base class of the optimizers: parameters, per-parameter state, hyperparameters, saving.
+    """Base class of the optimizers: a new one is an ``__init__`` and an ``update``.
 
-    A subclass declares its hyperparameters as class attributes (``Real``, ``Flag``,
-    ``RealPair`` from :mod:`minicnn.optim.hyperparameters`), lists the names of its per-parameter arrays in
-    ``state_slots``, passes its hyperparameters to ``super().__init__`` and implements
-    ``update(param, step)``, its update rule for one parameter. The base class does the
-    rest: it checks ``params``, validates every hyperparameter at construction and on
-    every later assignment (``opt.lr = 0.01``; a bad value raises ``ValueError`` and
-    changes nothing), counts steps, and saves and restores the whole state.
+    The base class keeps the parameter list (checked), the learning rate ``lr`` (checked
+    here and whenever it is set again, as ``fit``'s ``lr_schedule`` does), the
+    per-parameter state, the step count, ``zero_grad``, and ``state_dict`` /
+    ``load_state_dict``. Its ``step()`` checks every gradient, then calls ``update`` once
+    per parameter. A subclass provides two things:
+
+    ``__init__(self, params, lr, <hyperparameters>)``
+        Calls ``super().__init__(params, lr)``, then checks each hyperparameter (with
+        ``check_number`` and ``check_bool`` from ``minicnn._validation``) and stores it
+        under its own name, ``self.momentum = ...``. Those names are what ``state_dict``
+        saves and ``repr`` shows; ``load_state_dict`` checks saved values by calling this
+        ``__init__`` with them, so its checks are the only ones to write.
+    ``update(self, p, g, state)``
+        The update rule for one parameter: change the array ``p`` in place (``p -= ...``;
+        ``p = p - ...`` would only rebind the name) from its gradient ``g`` (read it, never
+        change it), keeping what it needs between steps in ``state``, this parameter's
+        dict of arrays (empty on the first step; ``self.state[param]`` once filled).
 
     Parameters
     ----------
     params : iterable of Parameter
         What to update, e.g. ``model.parameters()``; a generator is fine. Non-empty, no repeats.
-    **hyperparameters
-        A value for each declared hyperparameter, by name.
+    lr : float
+        Learning rate, finite and >= 0 (0 freezes the weights while the state still updates).
 
     Attributes
     ----------
     params : list of Parameter
+    lr : float
+        The learning rate; setting it checks it first (a bad value raises and changes nothing).
     state : dict
-        Per-parameter arrays keyed by the Parameter object itself: ``state[p][slot]``.
-        A parameter appears once its first array is made (usually on the first step).
+        Keyed by the Parameter object: ``state[param][name]``, e.g. ``state[p]["exp_avg"]``,
+        with ``torch.optim``'s names. A parameter appears once its update keeps something.
     step_count : int
-        Number of ``step()`` calls so far.
-    state_slots : tuple of str
-        Class attribute: the names ``state[p]`` may hold, and so the ``<slot>.<i>`` keys of
-        ``state_dict``.
-    required_slots : tuple of str
-        Class attribute: the slots every parameter has after the first step; a state to
-        load with ``step > 0`` must hold them all.
-    nonnegative_slots : tuple of str
-        Class attribute: slots that can never hold a negative value (averages of squares);
-        ``load_state_dict`` refuses a state with a negative entry in one.
+        Number of ``step()`` calls so far (Adam's ``t``).
 
     Shape
     -----
-    Every array in ``state[p]`` has ``p``'s shape and dtype.
+    ``update`` gets ``p`` and ``g`` of the parameter's shape and dtype, the same every step.
 
     Notes
     -----
-    Updates happen in place (``p.data`` is never replaced) and in each parameter's own
-    dtype, so float32 weights stay float32. ``step()`` never changes ``p.grad``.
+    The other hyperparameters are plain attributes: set them when the optimizer is built.
 
     Examples
     --------
-    A sign-SGD optimizer, ``p = p - lr * sign(grad)``, in a few lines:
+    Plain gradient descent, ``p = p - lr * g``, is a complete optimizer:
 
-    >>> from minicnn.optim import Optimizer, Real
-    >>> class SignSGD(Optimizer):
-    ...     lr = Real(above=0, hint="e.g. lr=0.01")
-    ...     def __init__(self, params, lr=0.01):
-    ...         super().__init__(params, lr=lr)
-    ...     def update(self, param, step):
-    ...         param.data -= param.data.dtype.type(self.lr) * np.sign(param.grad)
-    >>> p = Parameter(np.array([1.0, 1.0]))
-    >>> opt = SignSGD([p], lr=0.5)
-    >>> p.grad[...] = [3.0, -0.1]
+    >>> class PlainSGD(Optimizer):
+    ...     def update(self, p, g, state):
+    ...         p -= self.lr * g
+    >>> w = Parameter(np.array([1.0, 2.0]))
+    >>> opt = PlainSGD([w], lr=0.5)
+    >>> w.grad[...] = [1.0, -1.0]
     >>> opt.step()
-    >>> p.data
-    array([0.5, 1.5])
-    >>> opt.lr = -1.0
+    >>> w.data
+    array([0.5, 2.5])
+    >>> opt.lr = -1
     Traceback (most recent call last):
     ...
-    ValueError: SignSGD: lr must be a finite number > 0, got lr=-1.0 (e.g. lr=0.01)
+    ValueError: PlainSGD: lr must be a finite number >= 0, got lr=-1.0 (a small step such as lr=0.01)
     """
 
-    state_slots: tuple[str, ...] = ()
-    required_slots: tuple[str, ...] = ()
-    nonnegative_slots: tuple[str, ...] = ()
-
-    def __init__(self, params: Iterable[Parameter], **hyperparameters) -> None:
-        owner = type(self).__name__
-        self.params = _check_params(params, owner)
-        declared = self._declared()
-        if hyperparameters.keys() != declared.keys():
-            raise TypeError(f"{owner}.__init__ passes the hyperparameters {sorted(hyperparameters)} to "
-                            f"Optimizer.__init__, but {owner} declares {sorted(declared)}; pass each "
-                            "declared one by name")
+    def __init__(self, params: Iterable[Parameter], lr: float) -> None:
+        self.params = _check_params(params, type(self).__name__)
+        self.lr = lr
         self.state: dict[Parameter, dict[str, np.ndarray]] = {}
         self.step_count = 0
-        self._set_hyperparameters(hyperparameters)
 
-    # -- what a subclass provides ------------------------------------------------------------
-    def update(self, param: Parameter, step: int) -> None:
-        """Change ``param.data`` in place from ``param.grad``; ``step`` counts from 1.
+    @property
+    def lr(self) -> float:
+        """The learning rate, a finite float >= 0; checked whenever it is set."""
+        return self._lr
 
-        A subclass implements its update rule here, keeping per-parameter arrays in
-        ``self.slot(param, name)`` (or ``self.state[param]``).
-        """
-        raise NotImplementedError(f"{type(self).__name__} must implement update(param, step), "
-                                  "the rule that changes param.data in place")
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._lr = check_number(value, type(self).__name__, "lr", at_least=0, hint="a small step such as lr=0.01")
 
-    def hyperparameter_problems(self, values: Mapping[str, object]) -> list[str]:
-        """What is wrong with a combination of hyperparameters, each valid on its own.
+    def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        """Change ``p`` in place from its gradient ``g``; ``state`` is this parameter's memory."""
+        raise NotImplementedError(f"{type(self).__name__} must implement update(p, g, state), "
+                                  "the rule that changes the array p in place")
 
-        Override when one setting constrains another; empty when all is well.
-        """
-        return []
-
-    # -- the public API ----------------------------------------------------------------------
     def step(self) -> None:
-        """Update every parameter once, in place, from its current ``grad``."""
+        """Update every parameter once, in place, from its ``grad``.
+
+        Every gradient is checked before any parameter changes: a ``grad`` that is not
+        an array of its parameter's shape and dtype raises, and nothing is updated.
+        """
+        for i, param in enumerate(self.params):
+            self._check_grad(i, param)
         self.step_count += 1
-        for p in self.params:
-            self.update(p, self.step_count)
+        for param in self.params:
+            state = self.state.get(param, {})
+            self.update(param.data, param.grad, state)
+            if state:
+                self.state[param] = state
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to zero, in place."""
-        for p in self.params:
-            p.grad[...] = 0
-
-    def slot(self, param: Parameter, name: str) -> np.ndarray:
-        """``state[param][name]``, made as zeros of ``param``'s shape and dtype on first use."""
-        if name not in self.state_slots:
-            raise ValueError(f"{type(self).__name__}.slot: {name!r} is not in {type(self).__name__}.state_slots "
-                             f"{self.state_slots}; declare it there so that state_dict saves it")
-        state = self.state.setdefault(param, {})
-        array = state.get(name)
-        if array is None:
-            array = state[name] = np.zeros_like(param.data)
-        return array
+        for param in self.params:
+            param.grad[...] = 0
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """The whole state as a flat dict of numeric arrays (copies), ready for ``np.savez``.
+        """Everything needed to resume, as a flat dict of numeric arrays (copies) for ``np.savez``.
 
-        Keys: each hyperparameter (a 0-d float64 array; a switch as 0 or 1; a pair such as
-        ``betas`` as a (2,) array), ``step`` (the step count), and ``<slot>.<i>`` for each
-        array parameter ``i`` (its position in ``params``) has, e.g. ``exp_avg.3``.
+        Keys: each hyperparameter (a 0-d float64 array; a switch as 0 or 1; a tuple such
+        as ``betas`` as a 1-d array), ``step`` (the step count), and ``<name>.<i>`` for
+        ``state[params[i]][name]``, e.g. ``exp_avg.3``.
         """
-        state = {name: spec.encode(getattr(self, name)) for name, spec in self._declared().items()}
-        state["step"] = np.array(self.step_count, dtype=np.int64)
-        for i, p in enumerate(self.params):
-            arrays = self.state.get(p, {})
-            for slot in self.state_slots:
-                if slot in arrays:
-                    state[f"{slot}.{i}"] = arrays[slot].copy()
-        return state
+        saved = {name: _encode(value) for name, value in self._hyperparameters().items()}
+        saved["step"] = np.array(self.step_count, dtype=np.int64)
+        for i, param in enumerate(self.params):
+            saved.update((f"{name}.{i}", array.copy()) for name, array in self.state.get(param, {}).items())
+        return saved
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
-        """Restore hyperparameters, step count and per-parameter arrays from ``state_dict()`` output.
+        """Restore hyperparameters, step count and state from what ``state_dict()`` returned.
 
-        Accepts any mapping, e.g. the ``NpzFile`` that ``np.load`` returns. Arrays are
-        copied and cast to each parameter's dtype; a parameter absent from ``state`` loses
-        the arrays it had.
+        Accepts any mapping, e.g. the ``NpzFile`` that ``np.load`` returns. The saved
+        hyperparameters are checked by this optimizer's own ``__init__``; a parameter's
+        arrays must be the ones a step makes for it, of their shapes, all of them (none
+        is fine only at step 0). Arrays are copied and cast to each parameter's dtype.
 
         Raises
         ------
         ValueError
-            Listing every missing or unexpected key, index out of range, wrong shape or
-            dtype and invalid value; nothing is changed when any is found.
+            Listing every missing or unexpected key, wrong shape or dtype and invalid
+            value; nothing is changed when any is found.
         """
         owner = type(self).__name__
         if not isinstance(state, Mapping):
             raise TypeError(f"{owner}.load_state_dict: expected a mapping of names to arrays (what "
                             f"state_dict() returns or np.load reads), got {type(state).__name__}")
-        declared = self._declared()
         problems: list[str] = []
-        keys = set(state.keys())
-        problems += [f"missing key {name!r}" for name in (*declared, "step") if name not in keys]
-
-        hyper = {}
-        for name, spec in declared.items():
-            if name in keys:
-                value = spec.decode(state[name], problems)
-                problem = None if value is None else spec.problem(value)
-                if problem is not None:
-                    problems.append(problem)
-                elif value is not None:
-                    hyper[name] = value
-        if len(hyper) == len(declared):
-            problems += self.hyperparameter_problems(hyper)
-        step = None
-        if "step" in keys:
-            step = _state_scalar(state["step"], "step", problems)
-            if step is not None and not (step >= 0 and float(step).is_integer()):
-                problems.append(f"'step': expected an integer >= 0, got {_number(step)}")
-                step = None
-
-        arrays: dict[tuple[str, int], np.ndarray] = {}
-        present: set[tuple[str, int]] = set()
-        for key in keys - {*declared, "step"}:
-            match = _SLOT_KEY.fullmatch(key)
-            if match is None or match.group(1) not in self.state_slots:
-                problems.append(f"unexpected key {key!r}")
-                continue
-            slot, i = match.group(1), int(match.group(2))
-            if i >= len(self.params):
-                problems.append(f"{key!r}: index {i} is out of range, the optimizer has "
-                                f"{len(self.params)} parameters")
-                continue
-            present.add((slot, i))
-            value = np.asarray(state[key])
-            if not _is_real(value):
-                problems.append(f"{key!r}: dtype {value.dtype} is not a real number type")
-            elif value.shape != self.params[i].shape:
-                problems.append(f"{key!r}: shape {value.shape} in the state, {self.params[i].shape} "
-                                f"for parameter {i}")
-            elif slot in self.nonnegative_slots and np.any(value < 0):
-                problems.append(f"{key!r}: holds negative values (smallest {value.min()}), but {slot} "
-                                "averages squares")
-            else:
-                arrays[slot, i] = value
-        if step is not None and step > 0:
-            problems += [f"missing key '{slot}.{i}': after the first step every parameter has a {slot}"
-                         for i in range(len(self.params)) for slot in self.required_slots
-                         if (slot, i) not in present]
+        current = {**self._hyperparameters(), "step": self.step_count}
+        problems += [f"missing key {name!r}" for name in current if name not in state]
+        read = {name: _decode(state[name], like, name, problems) for name, like in current.items() if name in state}
+        step = read.pop("step", None)
+        if step is not None and step < 0:
+            problems.append(f"'step': expected an integer >= 0, got {step}")
+        try:  # the saved settings, checked by __init__ (what is missing keeps its current value)
+            trial = type(self)(self.params, **{**self._hyperparameters(), **read})
+        except (TypeError, ValueError) as exc:
+            if None not in read.values():  # (an unreadable value is reported already)
+                problems.append(str(exc).removeprefix(f"{owner}: "))
+            trial = type(self)(self.params, **self._hyperparameters())
+        expected = trial._first_step_state()
+        arrays = self._read_arrays(state, state.keys() - current.keys(), expected, step != 0, problems)
         if problems:
             raise ValueError(f"{owner}.load_state_dict: the state does not fit this optimizer:\n  "
                              + "\n  ".join(sorted(problems)))
-
-        self.__dict__.update(hyper)
-        self.step_count = int(step)
+        self.__dict__.update((key, value) for key, value in vars(trial).items()
+                             if key not in ("params", "state", "step_count"))
+        self.step_count = step
         self.state.clear()
-        for (slot, i), value in arrays.items():
-            p = self.params[i]
-            self.state.setdefault(p, {})[slot] = np.array(value, dtype=p.data.dtype, copy=True)
+        for i, (param, names) in enumerate(zip(self.params, expected)):
+            if (kept := {name: arrays[name, i] for name in names if (name, i) in arrays}):
+                self.state[param] = kept
 
     def __repr__(self) -> str:
-        settings = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._declared())
+        settings = ", ".join(f"{name}={value!r}" for name, value in self._hyperparameters().items())
         return f"{type(self).__name__}({settings})"
 
-    # -- machinery ---------------------------------------------------------------------------
-    @classmethod
-    def _declared(cls) -> dict[str, Hyperparameter]:
-        """The declared hyperparameters by name, base classes' first, each in definition order."""
-        found: dict[str, Hyperparameter] = {}
-        for klass in reversed(cls.__mro__):
-            found.update((name, value) for name, value in vars(klass).items() if isinstance(value, Hyperparameter))
-        return found
+    # -- machinery -------------------------------------------------------------------------
+    def _hyperparameters(self) -> dict[str, object]:
+        """Each ``__init__`` argument after ``params``, by name, with its current value."""
+        args = list(inspect.signature(type(self).__init__).parameters.values())[2:]
+        names = [arg.name for arg in args if arg.kind not in (arg.VAR_POSITIONAL, arg.VAR_KEYWORD)]
+        for name in names:
+            if not hasattr(self, name):
+                raise TypeError(f"{type(self).__name__}.__init__ takes {name} but keeps no self.{name}; store "
+                                "each hyperparameter under its own name (state_dict saves it from there)")
+        return {name: getattr(self, name) for name in names}
 
-    def _set_hyperparameters(self, values: Mapping[str, object]) -> None:
-        """Check ``values`` alone and together with the current settings, then assign them all."""
-        owner = type(self).__name__
-        declared = self._declared()
-        converted = {name: declared[name].convert(value, owner) for name, value in values.items()}
-        problems = [problem for name, value in converted.items()
-                    if (problem := declared[name].problem(value)) is not None]
-        merged = {name: self.__dict__[name] for name in declared if name in self.__dict__} | converted
-        problems += self.hyperparameter_problems(merged)
-        if problems:
-            raise ValueError(f"{owner}: " + "; ".join(problems))
-        self.__dict__.update(converted)
+    def _check_grad(self, i: int, param: Parameter) -> None:
+        g, where = param.grad, f"{type(self).__name__}.step: params[{i}].grad"
+        fix = "nothing was updated (fill it in place, param.grad[...] = g, which keeps its shape and dtype)"
+        if not isinstance(g, np.ndarray):
+            raise TypeError(f"{where} is a {type(g).__name__}, expected an array of shape {param.shape} "
+                            f"and dtype {param.data.dtype}; {fix}")
+        if g.shape != param.shape:
+            raise ValueError(f"{where} has shape {g.shape}, expected {param.shape} as its parameter; {fix}")
+        if g.dtype != param.data.dtype:
+            raise TypeError(f"{where} has dtype {g.dtype}, expected {param.data.dtype} as its parameter; {fix}")
+
+    def _first_step_state(self) -> list[dict[str, tuple]]:
+        """The (shape, dtype) of each array a first step keeps, per parameter, found by
+        stepping zeros in scratch arrays (``self`` is a throwaway copy)."""
+        self.step_count = 1
+        made = []
+        with np.errstate(all="ignore"):
+            for param in self.params:
+                state: dict[str, np.ndarray] = {}
+                self.update(np.zeros_like(param.data), np.zeros_like(param.data), state)
+                made.append({name: (array.shape, array.dtype) for name, array in state.items()})
+        return made
+
+    def _read_arrays(self, state, keys, expected, required: bool, problems: list[str]) -> dict:
+        """The ``<name>.<i>`` arrays among ``keys`` by ``(name, i)``, as copies of the dtype
+        ``expected[i][name]`` says, when they have its shape; what does not fit goes to
+        ``problems``. A parameter has all of its arrays, or (unless ``required``) none."""
+        arrays = {}
+        for key in keys:
+            match = _ARRAY_KEY.fullmatch(key)
+            name, i = (match.group(1), int(match.group(2))) if match else (key, -1)
+            value = np.asarray(state[key])
+            if i >= len(self.params):
+                problems.append(f"{key!r}: index {i} is out of range, the optimizer has {len(self.params)} "
+                                "parameters")
+            elif i < 0 or name not in expected[i]:
+                problems.append(f"unexpected key {key!r}")
+            elif not _is_real(value):
+                problems.append(f"{key!r}: dtype {value.dtype} is not a real number type")
+            elif value.shape != expected[i][name][0]:
+                problems.append(f"{key!r}: shape {value.shape} in the state, {expected[i][name][0]} for "
+                                f"parameter {i}")
+            else:
+                arrays[name, i] = value.astype(expected[i][name][1], copy=True)
+        for i, names in enumerate(expected):
+            if required or any(f"{name}.{i}" in state for name in names):
+                problems += [f"missing key '{name}.{i}': after a step each parameter has {', '.join(names)}"
+                             for name in names if f"{name}.{i}" not in state]
+        return arrays
+
+
+def _encode(value) -> np.ndarray:
+    """A hyperparameter as ``state_dict`` stores it: a switch as 0 or 1, numbers as float64."""
+    return np.array(int(value)) if isinstance(value, bool) else np.array(value, dtype=np.float64)
+
+
+def _decode(array, like, name: str, problems: list[str]):
+    """The value ``array`` (from a state dict) holds, of the kind of ``like`` (a bool, an
+    int, a float or a tuple of floats); None after adding to ``problems``."""
+    value = np.asarray(array)
+    real = _is_real(value) or (isinstance(like, bool) and value.dtype == np.bool_)
+    if not real or value.shape != np.shape(like):
+        what = "a scalar number" if np.ndim(like) == 0 else f"{len(like)} numbers"
+        problems.append(f"{name!r}: expected {what}, got dtype {value.dtype} and shape {value.shape}")
+    elif isinstance(like, bool):
+        if value in (0, 1):
+            return bool(value)
+        problems.append(f"{name!r}: expected 0 or 1, got {_number(float(value))}")
+    elif isinstance(like, numbers.Integral):
+        if float(value).is_integer():
+            return int(value)
+        problems.append(f"{name!r}: expected an integer, got {_number(float(value))}")
+    else:
+        return tuple(float(v) for v in value) if isinstance(like, tuple) else float(value)
+    return None
+
+
+def _is_real(value: np.ndarray) -> bool:
+    return np.issubdtype(value.dtype, np.number) and not np.iscomplexobj(value)
+
+
+def _number(value: float) -> str:
+    """``3`` for 3.0, ``2.5`` for 2.5: how a count or a flag read from a file is best shown."""
+    return str(int(value)) if value.is_integer() else str(value)
 
 
 def _check_params(params, owner: str) -> list[Parameter]:

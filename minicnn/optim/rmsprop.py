@@ -6,10 +6,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from .._validation import check_bool, check_number
 from ..layers.base import Parameter
-from ._rounding import add_product, add_quotient, add_scaled, lerp
 from .base import Optimizer
-from .hyperparameters import Flag, Real
 
 
 class RMSprop(Optimizer):
@@ -18,11 +17,11 @@ class RMSprop(Optimizer):
     Per parameter ``p`` with gradient ``g``, on every ``step()``; ``v``, ``a`` and ``b``
     start at zero::
 
-        g = g + weight_decay * p                         # L2 penalty, in the gradient
-        v = alpha * v + (1 - alpha) * g * g              # running mean of g squared
+        g = g + weight_decay * p                     # L2 penalty, in the gradient
+        v = alpha * v + (1 - alpha) * g * g          # running mean of g squared
         if centered:
-            a = alpha * a + (1 - alpha) * g              # running mean of g
-            denom = sqrt(v - a * a) + eps                # a running standard deviation
+            a = a + (1 - alpha) * (g - a)            # = alpha * a + (1 - alpha) * g, mean of g
+            denom = sqrt(v - a * a) + eps            # a running standard deviation
         else:
             denom = sqrt(v) + eps
         if momentum > 0:
@@ -38,7 +37,7 @@ class RMSprop(Optimizer):
     params : iterable of Parameter
         What to update, e.g. ``model.parameters()``; a generator is fine. Non-empty, no repeats.
     lr : float
-        Learning rate, finite and >= 0 (0 leaves the weights as they are, as in torch).
+        Learning rate, finite and >= 0.
     alpha : float
         Decay rate of the running averages, in [0, 1).
     eps : float
@@ -53,9 +52,10 @@ class RMSprop(Optimizer):
     Attributes
     ----------
     params : list of Parameter
-    lr, alpha, eps, weight_decay, momentum : float
+    lr : float
+        Checked again whenever set (``opt.lr = 1e-3``).
+    alpha, eps, weight_decay, momentum : float
     centered : bool
-        Every hyperparameter is validated again whenever assigned (``opt.lr = 1e-3``).
     state : dict
         Keyed by the Parameter object: ``state[p]["square_avg"]`` (``v``) and, when
         used, ``state[p]["grad_avg"]`` (``a``) and ``state[p]["momentum_buffer"]`` (``b``).
@@ -68,10 +68,11 @@ class RMSprop(Optimizer):
 
     Notes
     -----
-    The arithmetic rounds where PyTorch's CPU kernels round, in each parameter's dtype
-    (see :class:`Adam` for the one exception, PyTorch's square root on MKL builds). As in
-    PyTorch, a centered run whose gradient stays constant can round ``v - a * a`` below
-    zero: the square root then warns and the step is NaN.
+    The operations are PyTorch's, in its order, in each parameter's dtype; PyTorch
+    rounds each ``x + a * y`` once (a fused multiply-add), numpy twice, so results agree
+    with ``torch.optim.RMSprop`` to a few ulps. As in PyTorch, a centered run whose
+    gradient stays constant can round ``v - a * a`` below zero: the square root then
+    warns and the step is NaN.
 
     Examples
     --------
@@ -83,40 +84,38 @@ class RMSprop(Optimizer):
     array([0.986667])
     """
 
-    lr = Real(at_least=0, hint="use a small positive step such as lr=0.01")
-    alpha = Real(at_least=0, below=1, hint="the usual choice is alpha=0.99")
-    eps = Real(above=0, hint="a small positive number such as eps=1e-08 keeps the division finite")
-    weight_decay = Real(at_least=0, hint="0 turns it off")
-    momentum = Real(at_least=0, hint="0 turns momentum off; 0.9 is usual")
-    centered = Flag()
-    state_slots = ("square_avg", "grad_avg", "momentum_buffer")
-    required_slots = ("square_avg",)
-    nonnegative_slots = ("square_avg",)
-
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False) -> None:
-        super().__init__(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                         momentum=momentum, centered=centered)
+        super().__init__(params, lr)
+        name = type(self).__name__
+        self.alpha = check_number(alpha, name, "alpha", at_least=0, below=1, hint="the usual choice is alpha=0.99")
+        self.eps = check_number(eps, name, "eps", above=0, hint="a small number such as eps=1e-08")
+        self.weight_decay = check_number(weight_decay, name, "weight_decay", at_least=0, hint="0 turns it off")
+        self.momentum = check_number(momentum, name, "momentum", at_least=0, hint="0 turns momentum off; 0.9 is usual")
+        self.centered = check_bool(centered, name, "centered")
 
-    def update(self, param: Parameter, step: int) -> None:
-        p, dtype = param.data, param.data.dtype.type
-        g = param.grad
+    def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        if not state:
+            state["square_avg"] = np.zeros_like(p)
+            if self.centered:
+                state["grad_avg"] = np.zeros_like(p)
+            if self.momentum > 0:
+                state["momentum_buffer"] = np.zeros_like(p)
         if self.weight_decay != 0:
-            g = add_scaled(g, self.weight_decay, p)
-        v = self.slot(param, "square_avg")
-        v *= dtype(self.alpha)
-        add_product(v, 1 - self.alpha, g, g, out=v)
+            g = g + self.weight_decay * p
+        v = state["square_avg"]
+        v *= self.alpha
+        v += (1 - self.alpha) * g * g
         if self.centered:
-            a = self.slot(param, "grad_avg")
-            lerp(a, g, 1 - self.alpha, out=a)
-            denom = np.sqrt(add_product(v, -1, a, a))
+            a = state["grad_avg"]
+            a += (1 - self.alpha) * (g - a)
+            denom = np.sqrt(v - a * a) + self.eps
         else:
-            denom = np.sqrt(v)
-        denom += dtype(self.eps)
+            denom = np.sqrt(v) + self.eps
         if self.momentum > 0:
-            b = self.slot(param, "momentum_buffer")
-            b *= dtype(self.momentum)
-            add_quotient(b, 1, g, denom, out=b)
-            add_scaled(p, -self.lr, b, out=p)
+            b = state["momentum_buffer"]
+            b *= self.momentum
+            b += g / denom
+            p -= self.lr * b
         else:
-            add_quotient(p, -self.lr, g, denom, out=p)
+            p -= self.lr * g / denom

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
+import numpy as np
+
+from .._validation import check_bool, check_number
 from ..layers.base import Parameter
-from ._rounding import add_scaled
 from .base import Optimizer
-from .hyperparameters import Flag, Real
 
 
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum, dampening, weight decay and Nesterov.
 
-    The update is the one ``torch.optim.SGD`` documents, so the two agree number for number.
-    Per parameter ``p`` with gradient ``g``, on every ``step()``::
+    ``torch.optim.SGD``'s update. Per parameter ``p`` with gradient ``g``, on every
+    ``step()``; ``b`` is the momentum buffer::
 
-        g = g + weight_decay * p                      # L2 penalty, folded into the gradient
-        if momentum:
-            b = g                          on the first step (no dampening on it)
-            b = momentum * b + (1 - dampening) * g      afterwards
+        g = g + weight_decay * p                     # L2 penalty, folded into the gradient
+        if momentum != 0:
+            b = copy of g                            # on the first step (no dampening)
+            b = momentum * b + (1 - dampening) * g   # on every later step
             g = g + momentum * b  if nesterov  else  b
         p = p - lr * g
 
@@ -28,7 +29,7 @@ class SGD(Optimizer):
     params : iterable of Parameter
         What to update, e.g. ``model.parameters()``; a generator is fine. Non-empty, no repeats.
     lr : float
-        Learning rate, finite and >= 0 (0 leaves the weights as they are, as in torch).
+        Learning rate, finite and >= 0.
     momentum : float
         Momentum factor, >= 0 (0 turns momentum off).
     dampening : float
@@ -41,12 +42,13 @@ class SGD(Optimizer):
     Attributes
     ----------
     params : list of Parameter
-    lr, momentum, dampening, weight_decay : float
-        Validated again whenever assigned (``opt.lr = 0.01``).
+    lr : float
+        Checked again whenever set (``opt.lr = 0.01``).
+    momentum, dampening, weight_decay : float
     nesterov : bool
     state : dict
-        Per-parameter state keyed by the Parameter object itself:
-        ``state[p]["momentum_buffer"]``, created on the first step that uses momentum.
+        Keyed by the Parameter object: ``state[p]["momentum_buffer"]`` (``b``), made on
+        the first step with momentum.
     step_count : int
         Number of ``step()`` calls so far.
 
@@ -56,10 +58,10 @@ class SGD(Optimizer):
 
     Notes
     -----
-    Updates happen in place (``p.data`` is never replaced by a new array) and in each
-    parameter's own dtype: float32 weights stay float32. Each ``x + alpha * y`` is rounded
-    once, as PyTorch's fused arithmetic does, so float32 results match
-    ``torch.optim.SGD`` bit for bit.
+    Updates happen in place, in each parameter's own dtype. PyTorch rounds each
+    ``x + a * y`` once (a fused multiply-add), numpy twice, so results agree with
+    ``torch.optim.SGD`` to a few ulps, and bit for bit when the coefficients are powers
+    of two (their products are then exact).
 
     Examples
     --------
@@ -73,36 +75,28 @@ class SGD(Optimizer):
     ['dampening', 'lr', 'momentum', 'momentum_buffer.0', 'nesterov', 'step', 'weight_decay']
     """
 
-    lr = Real(at_least=0, hint="use a small positive step such as lr=0.01")
-    momentum = Real(at_least=0, hint="0 turns momentum off; 0.9 is usual")
-    dampening = Real(at_least=0, hint="0, the default, keeps the full gradient")
-    weight_decay = Real(at_least=0, hint="0 turns it off; 1e-4 is usual")
-    nesterov = Flag()
-    state_slots = ("momentum_buffer",)
-
     def __init__(self, params: Iterable[Parameter], lr: float, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False) -> None:
-        super().__init__(params, lr=lr, momentum=momentum, dampening=dampening,
-                         weight_decay=weight_decay, nesterov=nesterov)
+        super().__init__(params, lr)
+        name = type(self).__name__
+        self.momentum = check_number(momentum, name, "momentum", at_least=0, hint="0 turns momentum off; 0.9 is usual")
+        self.dampening = check_number(dampening, name, "dampening", at_least=0, hint="0 keeps the full gradient")
+        self.weight_decay = check_number(weight_decay, name, "weight_decay", at_least=0, hint="0 turns it off")
+        self.nesterov = check_bool(nesterov, name, "nesterov")
+        if self.nesterov and not (self.momentum > 0 and self.dampening == 0):
+            raise ValueError(f"{name}: nesterov=True needs momentum > 0 and dampening = 0, got momentum="
+                             f"{self.momentum}, dampening={self.dampening} (set momentum=0.9 and dampening=0, "
+                             "or nesterov=False)")
 
-    def hyperparameter_problems(self, values: Mapping[str, object]) -> list[str]:
-        if values["nesterov"] and not (values["momentum"] > 0 and values["dampening"] == 0):
-            problem = (f"nesterov=True needs momentum > 0 and dampening = 0, got momentum={values['momentum']}, "
-                       f"dampening={values['dampening']} (set momentum=0.9 and dampening=0, or nesterov=False)")
-            return [problem]
-        return []
-
-    def update(self, param: Parameter, step: int) -> None:
-        g = param.grad
+    def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
         if self.weight_decay != 0:
-            g = add_scaled(g, self.weight_decay, param.data)
+            g = g + self.weight_decay * p
         if self.momentum != 0:
-            state = self.state.setdefault(param, {})
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = g.astype(param.data.dtype, copy=True)
+            if "momentum_buffer" not in state:
+                b = state["momentum_buffer"] = g.copy()
             else:
-                buf *= param.data.dtype.type(self.momentum)
-                add_scaled(buf, 1 - self.dampening, g, out=buf)
-            g = add_scaled(g, self.momentum, buf) if self.nesterov else buf
-        add_scaled(param.data, -self.lr, g, out=param.data)
+                b = state["momentum_buffer"]
+                b *= self.momentum
+                b += (1 - self.dampening) * g
+            g = g + self.momentum * b if self.nesterov else b
+        p -= self.lr * g
