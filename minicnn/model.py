@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 
 from . import architecture, checkpoint, training
 from ._atomic import locate
 from ._validation import as_float
-from .layers.base import Layer, check_distinct_layers
+from .layers.base import Layer
+from .layers.stack import Stack
 from .summary import check_input_shape, summary_table, trace_shapes
 
 
-class Sequential(Layer):
+class Sequential(Stack):
     """A stack of layers applied in order; itself a :class:`Layer`.
 
     Parameter names are ``"<index>.<name>"`` (``"0.weight"``, ``"3.bias"``), as in PyTorch.
@@ -37,66 +36,19 @@ class Sequential(Layer):
     ['0.weight', '0.bias', '2.weight', '2.bias']
     """
 
-    def __init__(self, *layers: Layer) -> None:
-        super().__init__()
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise TypeError(f"Sequential: argument {i} is a {type(layer).__name__}, expected a Layer "
-                                "(did you pass the class instead of an instance, e.g. ReLU instead of ReLU()?)")
-        check_distinct_layers("Sequential", layers)
-        self.layers = list(layers)
-
-    def _named_members(self):
-        # Children are named by position, as in PyTorch ("0.weight"); anything else a
-        # subclass defines follows.
-        for i, layer in enumerate(self.layers):
-            yield str(i), layer
-        for name, obj in super()._named_members():
-            if not name.startswith("layers."):
-                yield name, obj
-
-    def __len__(self) -> int:
-        return len(self.layers)
-
-    def __iter__(self) -> Iterator[Layer]:
-        return iter(self.layers)
-
     def __getitem__(self, i: int | slice) -> Layer:
         """``model[i]`` is a layer; ``model[i:j]`` a Sequential of those same layer objects."""
         if isinstance(i, slice):
             return Sequential(*self.layers[i])
         return self.layers[i]
 
-    def __repr__(self) -> str:
-        inner = "".join(f"\n  ({i}): " + repr(layer).replace("\n", "\n  ") for i, layer in enumerate(self.layers))
-        return f"Sequential({inner}\n)"
-
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = as_float(x, "Sequential")
-        self._check_fits(x.shape)
-        in_shapes = []
-        for i, layer in enumerate(self.layers):
-            in_shapes.append(x.shape)
-            x = layer.forward(x)
-            if not isinstance(x, np.ndarray):
-                raise TypeError(f"Sequential: layer {i} ({layer!r}).forward returned {_describe(x)}; "
-                                "expected an array (does it end with `return out`?)")
-        return self.keep_for_backward(x, None, in_shapes=in_shapes)
+        self.trace(x.shape)
+        out, in_shapes = self.forward_layers(x)
+        return self.keep_for_backward(out, None, in_shapes=in_shapes)
 
-    def _check_fits(self, shape: tuple) -> None:
-        """Raise before any layer runs if ``shape`` cannot pass through the stack.
-
-        Without this, the layers before the one that refuses the input would already have
-        replaced what they kept for ``backward``. Only declared shapes are used: the check
-        stops at the first layer that declares none (a user's layer), whose own checks
-        then apply as it runs.
-        """
-        try:
-            trace_shapes(self.layers, shape, probe=False)
-        except ValueError as exc:
-            raise ValueError(f"Sequential: {exc}") from None
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
         """Backward through the layers in reverse; each returned gradient is checked against
         the shape of that layer's input, so a layer with a wrong backward is named.
 
@@ -104,19 +56,7 @@ class Sequential(Layer):
         (``fit`` sets that for the duration of training: nothing reads the input's gradient).
         """
         dout, saved = self.saved_for_backward(dout)
-        for i in reversed(range(len(self.layers))):
-            layer = self.layers[i]
-            dx = layer.backward(dout)
-            if dx is None and i == 0 and not layer.input_grad:
-                return None
-            expected = saved.in_shapes[i]
-            if not isinstance(dx, np.ndarray) or dx.shape != expected:
-                hint = " (does backward end with `return dx`?)" if dx is None else ""
-                raise RuntimeError(
-                    f"Sequential: layer {i} ({layer!r}).backward returned {_describe(dx)}; expected the "
-                    f"gradient of its input, an array of shape {expected}{hint}")
-            dout = dx
-        return dout
+        return self.backward_layers(dout, saved.in_shapes)
 
     # -- shapes -----------------------------------------------------------------------------
     def output_shape(self, input_shape: tuple) -> tuple:
@@ -243,7 +183,7 @@ def load_model(path, custom_layers: dict[str, type] | None = None) -> Sequential
     Returns
     -------
     Sequential
-        The saved model (of the saved class: a Residual stays one), with its parameters,
+        The saved model, with its parameters,
         buffers and random generator states, in training mode as a newly built model is.
         An optimizer's state in the file is not read: see ``load(path, optimizer=...)``.
 
@@ -296,9 +236,3 @@ def _listing(problems: list[str], first: int = 5) -> str:
     shown = problems[:first] + ([f"and {len(problems) - first} more"] if len(problems) > first else [])
     return "\n  ".join(shown)
 
-
-def _describe(value) -> str:
-    """A short description of what a layer returned, for error messages."""
-    if isinstance(value, np.ndarray):
-        return f"an array of shape {value.shape}"
-    return "None" if value is None else f"a {type(value).__name__}"

@@ -18,7 +18,7 @@ import numpy as np
 
 from ._progress import epoch_bar, progress_mode, report
 from ._validation import as_float, check_int, check_numeric
-from .layers.base import Layer
+from .layers.base import Layer, inference
 from .losses import MSE, SoftmaxCrossEntropy
 from .summary import declared_output_shape
 
@@ -38,25 +38,6 @@ class TrainingDiverged(ValueError):
     def __init__(self, message: str, history: dict[str, list[float]]) -> None:
         super().__init__(message)
         self.history = history
-
-
-@contextmanager
-def inference(model: Layer) -> Iterator[Layer]:
-    """Eval mode inside; afterwards every layer is as it was, including a pending backward.
-
-    In eval mode the layers keep nothing for backward, and this restores the one mark an
-    eval-mode forward leaves (``backward`` refusing to run), so a ``predict`` between a
-    forward and its backward changes nothing.
-    """
-    layers = [model, *(layer for _, layer in model.named_layers())]
-    before = [(layer, layer.training, layer._eval_forward_last) for layer in layers]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for layer, training, eval_last in before:
-            layer.training = training
-            layer._eval_forward_last = eval_last
 
 
 # -- checking data up front --------------------------------------------------------------------
@@ -528,7 +509,7 @@ def _scores(model: Layer, X: np.ndarray, y: np.ndarray, loss, batch_size: int) -
     """The loop of :func:`evaluate`, on data already checked (fit checks its validation data once)."""
     classes = _wants_labels(loss, y)
     total_loss, correct = 0.0, 0
-    with inference(model):
+    with inference():
         for start in range(0, len(X), batch_size):
             xb, yb = as_float(X[start:start + batch_size], "evaluate", "X"), y[start:start + batch_size]
             out = model.forward(xb)
@@ -555,7 +536,7 @@ def predict(model: Layer, X, *, batch_size: int = 256) -> np.ndarray:
     batch_size = check_int(batch_size, "predict", "batch_size")
     X, _ = _inputs(model, X, "predict")
     outputs = None
-    with inference(model):
+    with inference():
         for start in range(0, len(X), batch_size):
             out = model.forward(as_float(X[start:start + batch_size], "predict", "X"))
             if outputs is None:  # allocated once: memory does not grow with batches

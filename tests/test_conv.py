@@ -127,12 +127,23 @@ def test_gradcheck_larger_input_with_samples(rng):
     assert gradcheck(conv, rng.standard_normal((4, 3, 12, 10)), samples=40)
 
 
+def test_a_second_backward_for_one_forward_is_refused_and_adds_nothing(rng):
+    conv = make_conv(rng, (2, 2, 5, 5), 2, 3, 1, 1, 1, True)
+    dout = rng.standard_normal(conv(rng.standard_normal((2, 2, 5, 5))).shape)
+    conv.backward(dout)
+    once = conv.weight.grad.copy()
+    with pytest.raises(RuntimeError, match=r"Conv2DVolume\.backward called twice for one forward"):
+        conv.backward(dout)
+    np.testing.assert_array_equal(conv.weight.grad, once)
+
+
 def test_backward_accumulates_into_grad(rng):
     conv = make_conv(rng, (2, 2, 5, 5), 2, 3, 1, 1, 1, True)
     x = rng.standard_normal((2, 2, 5, 5))
     dout = rng.standard_normal(conv(x).shape)
     conv.backward(dout)
     once_w, once_b = conv.weight.grad.copy(), conv.bias.grad.copy()
+    conv(x)
     conv.backward(dout)
     np.testing.assert_allclose(conv.weight.grad, 2 * once_w, rtol=1e-6)
     np.testing.assert_allclose(conv.bias.grad, 2 * once_b, rtol=1e-6)

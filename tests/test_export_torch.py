@@ -178,7 +178,7 @@ def test_a_residual_given_as_the_model_goes_there_and_back(torch, rng):
     net = to_torch(block)
     assert type(net) is TorchResidual and not net.training
     x = rng.standard_normal((3, 2, 5, 6)).astype(np.float32)
-    grid.assert_close(forward(torch, net, x), block.predict(x))
+    grid.assert_close(forward(torch, net, x), Sequential(block).predict(x))
     back = from_torch(net)
     assert type(back) is Residual and repr(back) == repr(block) and not back.training
     assert_same_state(back.state_dict(), block.state_dict())

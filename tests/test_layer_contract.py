@@ -210,13 +210,13 @@ def test_eval_mode_keeps_nothing_and_backward_says_so(name):
 
 @pytest.mark.parametrize("name", PUBLIC)
 def test_an_eval_forward_inside_inference_leaves_a_pending_backward_alone(name):
-    from minicnn.training import inference
+    from minicnn.layers.base import inference
 
     layer, shape, rng = _case(name)
     twin = copy.deepcopy(layer)
     x = rng.standard_normal(shape)
     out, _ = layer(x), twin(x)
-    with inference(layer):
+    with inference():
         layer(rng.standard_normal(shape))  # different data, in eval mode
     assert layer.training
     dout = rng.standard_normal(out.shape)

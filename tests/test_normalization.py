@@ -89,6 +89,7 @@ def test_backward_adds_into_the_parameter_gradients(rng):
     bn(x)
     bn.backward(dout)
     once = bn.weight.grad.copy(), bn.bias.grad.copy()
+    bn(x)
     bn.backward(dout)
     np.testing.assert_allclose(bn.weight.grad, 2 * once[0], rtol=1e-6)
     np.testing.assert_allclose(bn.bias.grad, 2 * once[1], rtol=1e-6)

@@ -230,13 +230,15 @@ def test_matches_a_torch_sequential_subclass(rng, shape, kernel, dtype):
         np.testing.assert_allclose(block.state_dict()[name], module.state_dict()[name].numpy(), rtol=1e-5)
 
 
-def test_fit_on_a_residual_itself_trains_its_layers(rng):
-    # fit lets the model's first layer skip dL/dx; for a Residual that is its own first layer,
-    # and then nothing needs the block's dx either
+def test_a_residual_first_in_a_model_trains_its_layers(rng):
+    # fit lets the model's first layer skip dL/dx; for a Residual block that is first, its own first
+    # layer skips it, and then nothing needs the block's dx either
     block = Residual(Dense(3, 3, rng=rng), ReLU(), Dense(3, 3, rng=rng))
+    assert not hasattr(block, "fit")  # a block inside a model, not a model
     before = block[0].weight.data.copy()
     X = rng.standard_normal((8, 3)).astype(np.float32)
-    history = block.fit(X, 2 * X, loss=MSE(), optimizer=SGD(block.parameters(), lr=0.1), epochs=2,
+    model = Sequential(block)
+    history = model.fit(X, 2 * X, loss=MSE(), optimizer=SGD(model.parameters(), lr=0.1), epochs=2,
                         batch_size=4, progress=False)
     assert history["loss"][1] < history["loss"][0]
     assert not np.array_equal(block[0].weight.data, before)

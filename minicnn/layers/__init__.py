@@ -8,8 +8,6 @@ from .dropout import Dropout
 from .normalization import BatchNorm2D
 from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .reshape import Flatten
-
-# Last (isort order too): Residual subclasses minicnn.model.Sequential, and model imports .base.
 from .residual import Residual
 
 __all__ = [

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import numpy as np
 
 from .._validation import as_float, check_dout
+from ..kernels import kernels_enabled
 
 
 class Parameter:
@@ -99,6 +102,9 @@ class Buffer:
         return f"Buffer(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
+_CONSUMED = SimpleNamespace()  # what _saved holds once a backward has used it
+
+
 def _members(name: str, value, containers: set[int]) -> Iterator[tuple[str, object]]:
     """(name, object) for each Parameter, Buffer and Layer in ``value``, looking inside
     lists, tuples and dicts (``blocks.0``, ``heads.a``), in order."""
@@ -109,6 +115,41 @@ def _members(name: str, value, containers: set[int]) -> Iterator[tuple[str, obje
         items = value.items() if isinstance(value, dict) else enumerate(value)
         for key, item in items:
             yield from _members(f"{name}.{key}", item, containers)
+
+
+_mode = threading.local()  # .inference: how deep this thread is inside inference()
+
+
+@contextmanager
+def inference() -> Iterator[None]:
+    """Run every layer as in eval mode inside the block, on this thread only, changing nothing.
+
+    Inside, each layer's ``training`` reads False, so Dropout is the identity, BatchNorm uses
+    its running statistics and updates none, and no layer keeps anything for backward or
+    touches what an earlier forward kept: a ``predict`` between a forward and its backward
+    changes no gradient. No flag is flipped, so other threads (a ``predict`` of their own, or
+    training) see the model as it is, and several threads may run inference at once.
+
+    Examples
+    --------
+    >>> from minicnn import Dropout
+    >>> drop = Dropout(0.5)
+    >>> with inference():
+    ...     print(drop.training, drop(np.ones(3)).tolist())
+    False [1.0, 1.0, 1.0]
+    >>> drop.training
+    True
+    """
+    _mode.inference = getattr(_mode, "inference", 0) + 1
+    try:
+        yield
+    finally:
+        _mode.inference -= 1
+
+
+def in_inference() -> bool:
+    """True inside :func:`inference` on this thread."""
+    return getattr(_mode, "inference", 0) > 0
 
 
 class Layer:
@@ -125,10 +166,13 @@ class Layer:
     no registration call. A layer may refer back to its model: the walk never visits
     a layer twice, so there is no infinite recursion.
 
-    The built-in layers also declare ``output_shape(input_shape)``, keep what backward
-    needs through :meth:`keep_for_backward` (only in training mode: in eval mode a layer
-    keeps nothing, and a pending backward is left as it was) and read it back with
-    :meth:`saved_for_backward`. A user's layer may use them too; it need not.
+    A built-in layer writes neither ``forward`` nor ``backward``: it names its maths, a
+    pure pair from :mod:`minicnn.ops`, in ``op`` (and the fast pair of
+    :mod:`minicnn.kernels` with the same signatures in ``kernel``), the Parameters the op
+    takes in :meth:`op_params`, its settings in :meth:`op_config`, and its input checks in
+    :meth:`check_input`; this class runs the pair (see :meth:`forward`). A user's layer
+    may do the same, or override ``forward`` and ``backward`` directly, optionally with
+    :meth:`keep_for_backward` and :meth:`saved_for_backward` for the bookkeeping.
 
     Every layer remembers the arguments its constructor was called with
     (:meth:`constructor_arguments`), so ``model.save`` records the architecture and
@@ -151,12 +195,14 @@ class Layer:
     """
 
     # Class-level defaults, so a subclass that forgets super().__init__() still works.
-    training = True
+    _training = True
     # False: nothing needs dL/dx (the model's first layer, inside fit), so backward may skip
-    # computing it and return None. Built-in layers that gain from it honour it.
+    # computing it and return None. Built-in layers honour it.
     input_grad = True
-    _saved = None  # what the last training-mode forward kept for backward
+    _saved = None  # what the last training-mode forward kept for backward; None once consumed
     _eval_forward_last = False  # the last forward ran in eval mode
+    op: tuple | None = None  # (forward, backward): the pure pair from minicnn.ops
+    kernel: tuple | None = None  # the fast pair from minicnn.kernels, the same signatures
 
     def __new__(cls, *args, **kwargs):
         layer = super().__new__(cls)
@@ -180,14 +226,46 @@ class Layer:
         call = self.__dict__.get("_constructor_call")
         return None if call is None else (tuple(call.args), dict(call.kwargs))
 
-    # -- the contract a subclass implements -------------------------------------------
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """Compute the output for ``x`` and cache what ``backward`` needs."""
-        raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")
+    @property
+    def training(self) -> bool:
+        """Training mode (True) or eval mode; always False inside :func:`inference`."""
+        return self._training and not in_inference()
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Return dL/dx for the last forward; add dL/dparam into each ``param.grad``."""
-        raise NotImplementedError(f"{type(self).__name__} must implement backward(dout)")
+    @training.setter
+    def training(self, mode: bool) -> None:
+        self._training = bool(mode)
+
+    # -- the contract -------------------------------------------------------------------
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Compute the output for ``x`` and keep what ``backward`` needs.
+
+        The built-in layers run their op here: ``out, cache = op_forward(x, *params,
+        **config)``, with the input checked and cast by :meth:`check_input` and each
+        Parameter's value cast to the input's dtype; the cache is kept in training mode only.
+        """
+        if self.op is None:
+            raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")
+        x = self.check_input(x)
+        return self.run_op(x, self.op_params(), **self.op_config())
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        """Return dL/dx for the last forward; add dL/dparam into each ``param.grad``.
+
+        The built-in layers run their op's backward here, ``dx, *dparams =
+        op_backward(dout, cache)``, and add each dparam into its Parameter's ``.grad``:
+        this is the one place gradients are accumulated.
+        """
+        if self.op is None:
+            raise NotImplementedError(f"{type(self).__name__} must implement backward(dout)")
+        dout, saved = self.saved_for_backward(dout)
+        if saved.kernel:  # only the fast kernels can skip dx; the pure ops always compute it
+            dx, *grads = saved.backward(dout, saved.cache, need_dx=self.input_grad)
+        else:
+            dx, *grads = saved.backward(dout, saved.cache)
+        for param, grad in zip(saved.params, grads):
+            if param is not None:
+                param.grad += grad
+        return dx if self.input_grad else None
 
     def output_shape(self, input_shape: tuple) -> tuple:
         """Output shape for an input of ``input_shape`` (batch axis included), without data.
@@ -200,6 +278,32 @@ class Layer:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
 
+    # -- what a built-in layer declares ---------------------------------------------------
+    def check_input(self, x) -> np.ndarray:
+        """``x`` checked for this layer and cast to its compute dtype (the one dtype rule)."""
+        return as_float(x, type(self).__name__)
+
+    def op_params(self) -> tuple:
+        """The Parameters the op takes after ``x``, in its order (None for an absent bias)."""
+        return ()
+
+    def op_config(self) -> dict:
+        """The op's keyword settings (stride, padding, eps, ...)."""
+        return {}
+
+    def run_op(self, x: np.ndarray, params: tuple, *, op: tuple | None = None, **config) -> np.ndarray:
+        """Run ``op`` (default: this layer's kernel, else its op) on ``x`` and ``params``; keep its cache.
+
+        ``params`` are Parameters (or None); their values enter the op cast to ``x``'s dtype.
+        A layer with two ops (BatchNorm in training and in eval mode) passes the one to run.
+        """
+        pair = op if op is not None else self.op
+        fast = op is None and self.kernel is not None and kernels_enabled()
+        forward, backward = self.kernel if fast else pair
+        arrays = [None if p is None else p.data.astype(x.dtype, copy=False) for p in params]
+        out, cache = forward(x, *arrays, **config)
+        return self.keep_for_backward(out, x.dtype, backward=backward, cache=cache, params=params, kernel=fast)
+
     # -- backward bookkeeping ---------------------------------------------------------
     def keep_for_backward(self, out: np.ndarray, dtype, **values) -> np.ndarray:
         """Remember ``values`` and the output's shape for ``backward``; return ``out``.
@@ -207,6 +311,7 @@ class Layer:
         In training mode the values replace what the last forward kept. In eval mode
         nothing is kept (inference holds no caches) and what an earlier training forward
         kept stays, but ``backward`` refuses to run until the next training forward.
+        Inside :func:`inference` nothing at all changes.
 
         Parameters
         ----------
@@ -218,6 +323,8 @@ class Layer:
         **values
             Whatever backward needs (the input, a mask, the argmax...).
         """
+        if in_inference():
+            return out
         if self.training:
             self._saved = SimpleNamespace(out_shape=out.shape, dtype=None if dtype is None else np.dtype(dtype),
                                           **values)
@@ -225,7 +332,7 @@ class Layer:
         return out
 
     def saved_for_backward(self, dout) -> tuple[np.ndarray, SimpleNamespace]:
-        """The checked upstream gradient and what the last training forward kept.
+        """The checked upstream gradient and what the last training forward kept, which it consumes.
 
         Returns
         -------
@@ -237,8 +344,9 @@ class Layer:
         Raises
         ------
         RuntimeError
-            Naming the layer: no forward yet, the last forward ran in eval mode, or
-            ``dout`` does not have the output's shape.
+            Naming the layer: no forward yet, the last forward ran in eval mode, this
+            forward's backward already ran (a second backward would add every gradient
+            twice), or ``dout`` does not have the output's shape.
         """
         name = type(self).__name__
         if self._eval_forward_last:
@@ -246,8 +354,14 @@ class Layer:
                 f"{name}.backward called after a forward in eval mode, which keeps nothing for "
                 "backward; call .train() before the forward you want to differentiate")
         saved = self._saved
-        return check_dout(dout, name, None if saved is None else saved.out_shape,
-                          None if saved is None else saved.dtype), saved
+        if saved is _CONSUMED:
+            raise RuntimeError(
+                f"{name}.backward called twice for one forward: its gradients are already in each .grad, "
+                "and a second backward would add them again; run forward again first")
+        dout = check_dout(dout, name, None if saved is None else saved.out_shape,
+                          None if saved is None else saved.dtype)
+        self._saved = _CONSUMED
+        return dout, saved
 
     # -- discovery ------------------------------------------------------------------------
     def _named_members(self) -> Iterator[tuple[str, object]]:

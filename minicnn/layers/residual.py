@@ -5,17 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import as_float
-from ..model import Sequential
-from ..summary import trace_shapes
-from .base import Layer, check_distinct_layers
+from .base import Layer
+from .stack import Stack
 
 
-class Residual(Sequential):
+class Residual(Stack):
     """``out = x + f(x)``, with f the given layers applied in order (a skip connection).
 
-    A :class:`~minicnn.Sequential` underneath: the layers are named by position
-    (``0.weight``, ``1.running_mean``), as in a PyTorch module that subclasses
-    ``nn.Sequential``, and indexing and iteration work the same way.
+    A Layer whose layers are named by position (``0.weight``, ``1.running_mean``), as in a
+    PyTorch module that subclasses ``nn.Sequential``; indexing and iteration work as for a
+    Sequential, but it has no fit, save or summary of its own: it is a block inside a model.
 
     Parameters
     ----------
@@ -51,16 +50,7 @@ class Residual(Sequential):
     def __init__(self, *layers: Layer) -> None:
         if not layers:
             raise ValueError("Residual needs at least one layer: Residual(f1, f2, ...) computes x + f(x)")
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise TypeError(f"Residual: argument {i} is a {type(layer).__name__}, expected a Layer "
-                                "(did you pass the class instead of an instance, e.g. ReLU instead of ReLU()?)")
-        check_distinct_layers("Residual", layers)
         super().__init__(*layers)
-
-    def __repr__(self) -> str:
-        inner = "".join(f"\n  ({i}): " + repr(layer).replace("\n", "\n  ") for i, layer in enumerate(self.layers))
-        return f"Residual({inner}\n)"
 
     def output_shape(self, input_shape: tuple) -> tuple:
         """``input_shape``, once the layers are found to keep it.
@@ -71,16 +61,10 @@ class Residual(Sequential):
             When a layer cannot take its input, or the layers change the shape.
         """
         shape = tuple(input_shape)
-        try:
-            out = trace_shapes(self.layers, shape, probe=False)[-1]
-        except ValueError as exc:
-            raise ValueError(f"Residual: {exc}") from None
+        out = self.trace(shape)
         if out is not None:  # None: a layer declares no shape, checked when it runs
             self._check_same(shape, out)
         return shape
-
-    def _check_fits(self, shape: tuple) -> None:
-        self.output_shape(shape)
 
     @staticmethod
     def _check_same(in_shape: tuple, out_shape: tuple) -> None:
@@ -92,20 +76,14 @@ class Residual(Sequential):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = as_float(x, "Residual")
-        self._check_fits(x.shape)
-        f, in_shapes = x, []
-        for i, layer in enumerate(self.layers):
-            in_shapes.append(f.shape)
-            f = layer.forward(f)
-            if not isinstance(f, np.ndarray):
-                raise TypeError(f"Residual: layer {i} ({layer!r}).forward returned {type(f).__name__}; "
-                                "expected an array (does it end with `return out`?)")
+        self.output_shape(x.shape)
+        f, in_shapes = self.forward_layers(x)
         self._check_same(x.shape, f.shape)
         return self.keep_for_backward(x + f, x.dtype, in_shapes=in_shapes)
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
         dout, saved = self.saved_for_backward(dout)
-        df = super().backward(dout)  # back through f, layer by layer, each gradient's shape checked
+        df = self.backward_layers(dout, saved.in_shapes)  # back through f, each gradient's shape checked
         if df is None:  # f's first layer skipped dL/dx (fit does that when it is the model's first layer)
             return None
         return (dout + df).astype(saved.dtype, copy=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import as_float
+from ..layers.base import inference
 from ._figure import (
     canvas,
     check_dpi,
@@ -141,14 +142,6 @@ def _layers_of(owner: str, model) -> list:
     return layers
 
 
-def _all_layers(layer) -> list:
-    """``layer`` and every layer inside it, depth first."""
-    found = [layer]
-    for _, child in getattr(layer, "named_children", lambda: ())():
-        found += _all_layers(child)
-    return found
-
-
 def _dims(shape) -> str:
     return "x".join(map(str, shape))
 
@@ -229,18 +222,13 @@ def feature_maps(model, image, *, max_maps: int | None = 8, ax=None, path=None, 
     if max_maps is not None and (isinstance(max_maps, bool) or not isinstance(max_maps, int) or max_maps < 1):
         raise ValueError(f"{owner}: max_maps={max_maps!r}; expected a positive int (e.g. 8) or None for all maps")
 
-    flags = [(layer, layer.training) for layer in _all_layers(model) if hasattr(layer, "training")]
     rows = []  # (label, maps (C, H, W)) per shown layer
-    try:
-        model.eval()
+    with inference():  # eval mode for every layer, changing none: a pending backward stays intact
         x = image[None]
         for i, layer in enumerate(layers):
             x = layer.forward(x)
             if np.ndim(x) == 4:
                 rows.append((f"{i} {type(layer).__name__}\n{_dims(x.shape[1:])}", x[0]))
-    finally:
-        for layer, flag in flags:
-            layer.training = flag
 
     per_row = 16 if max_maps is None else min(max_maps, 16)
     if image.shape[0] == 3:
