@@ -48,11 +48,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, how
 from demo_model import build_demo_model
 
 import minicnn
-from minicnn import AvgPool2D, BatchNorm2D, Conv2DVolume, Dense, Flatten, MaxPool2D, ReLU, Sequential
+from minicnn import (
+    AvgPool2D,
+    BatchNorm2D,
+    Conv2DVolume,
+    Dense,
+    Flatten,
+    MaxPool2D,
+    ReLU,
+    Sequential,
+    get_num_threads,
+    set_num_threads,
+)
 from minicnn.datasets import load_shapes, make_shapes
 from minicnn.functional import resolve_padding
 from minicnn.summary import multiply_accumulates, trace_shapes
-from minicnn.threads import get_num_threads, set_num_threads
 
 try:  # an optional yardstick, never a dependency
     import torch

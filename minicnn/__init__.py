@@ -3,6 +3,7 @@
 from . import functional, schedules
 from .early_stopping import EarlyStopping
 from .gradcheck import GradcheckError, gradcheck
+from .kernels.threads import get_num_threads, set_num_threads
 from .layers import (
     AvgPool2D,
     BatchNorm2D,
@@ -24,7 +25,6 @@ from .layers.base import Buffer
 from .losses import MSE, SoftmaxCrossEntropy
 from .model import Sequential, load_model
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
-from .threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 

@@ -6,9 +6,8 @@ import pytest
 import reference as ref
 import reference_layers as ref_layers
 
-from minicnn import AvgPool2D, MaxPool2D
+from minicnn import AvgPool2D, MaxPool2D, get_num_threads, set_num_threads
 from minicnn.layers import pooling
-from minicnn.threads import get_num_threads, set_num_threads
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import copy
 import numpy as np
 import pytest
 
-from minicnn import threads as minicnn_threads
+from minicnn import get_num_threads, set_num_threads
+from minicnn.kernels import threads as minicnn_threads
 from minicnn.layers import BatchNorm2D, LeakyReLU, ReLU, Sigmoid, Tanh
 from minicnn.layers import activations as A
-from minicnn.threads import get_num_threads, set_num_threads
 
 LAYERS = {"ReLU": ReLU, "LeakyReLU": lambda: LeakyReLU(0.1), "LeakyReLU(3)": lambda: LeakyReLU(3.0),
           "Tanh": Tanh, "Sigmoid": Sigmoid}

@@ -1,4 +1,4 @@
-"""minicnn.threads: the thread count setting, run_chunks, per-worker scratch buffers, BLAS held at one thread."""
+"""minicnn.kernels.threads: the thread count, run_chunks, per-thread scratch buffers, BLAS held at one thread."""
 
 import copy
 import os
@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from minicnn import threads as T
+from minicnn.kernels import threads as T
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Element-wise activations, split over the threads of :mod:`minicnn.threads` when large.
+"""Element-wise activations, split over the threads of :mod:`minicnn.kernels.threads` when large.
 
 Each output element depends on its own input element only, so a batch can be cut anywhere.
 Large inputs are cut along their first axis into chunks of samples that the worker threads
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import as_float, check_real
-from ..threads import over_samples
+from ..kernels.threads import over_samples
 from .base import Layer
 
 # Below this many elements an activation runs in one piece on the calling thread: handing

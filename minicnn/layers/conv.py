@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import functional as F
 from .._validation import check_image_batch, check_image_shape, check_int, check_pair
-from ..threads import Scratch, run_chunks
+from ..kernels.threads import Scratch, run_chunks
 from .base import Layer, Parameter
 from .conv_geometry import ConvGeometry
 from .conv_im2col import Im2col, Im2colRows
@@ -52,7 +52,7 @@ class Conv2DVolume(Layer):
     Notes
     -----
     Every algorithm works on the batch in fixed-size chunks of samples, which the threads
-    of :mod:`minicnn.threads` share out (:func:`~minicnn.threads.set_num_threads`). The
+    of :mod:`minicnn.kernels.threads` share out (:func:`~minicnn.set_num_threads`). The
     chunk size depends on the input's shape only, so results are the same bits for any
     thread count.
     With ``K = C_in*KH*KW`` and ``P = OH*OW``:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import as_float, check_image_shape, check_int, check_real
-from ..threads import over_samples
+from ..kernels.threads import over_samples
 from .base import Buffer, Layer, Parameter
 
 # Batches of fewer elements run in one piece on the calling thread: below this, handing

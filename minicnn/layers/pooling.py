@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import functional as F
 from .._validation import check_image_batch, check_image_shape, check_pair
-from ..threads import over_samples, run_chunks
+from ..kernels.threads import over_samples, run_chunks
 from .base import Layer
 
 # Average pooling of fewer elements runs in one piece on the calling thread: handing chunks
@@ -74,7 +74,7 @@ class MaxPool2D(_WindowPool2D):
     row-major order on ties, as PyTorch). Backward sends each window's gradient to
     that one element; overlapping windows add up. 2x2 windows at stride 2 take a faster
     path (two maxima of pairs). Both split the batch over the threads of
-    :mod:`minicnn.threads`.
+    :mod:`minicnn.kernels.threads`.
 
     Examples
     --------
