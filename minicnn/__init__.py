@@ -22,9 +22,10 @@ from .layers import (
     Tanh,
 )
 from .layers.base import Buffer
-from .losses import MSE, SoftmaxCrossEntropy
+from .losses import MSE, Loss, SoftmaxCrossEntropy
 from .model import Sequential, load_model
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from .training import TrainingDiverged
 
 __version__ = "0.1.0"
 
@@ -45,6 +46,7 @@ __all__ = [
     "GradcheckError",
     "Layer",
     "LeakyReLU",
+    "Loss",
     "MaxPool2D",
     "Optimizer",
     "Parameter",
@@ -55,6 +57,7 @@ __all__ = [
     "Sigmoid",
     "SoftmaxCrossEntropy",
     "Tanh",
+    "TrainingDiverged",
     "functional",
     "get_num_threads",
     "gradcheck",

@@ -12,7 +12,7 @@ A checkpoint is an ordinary numpy ``.npz`` archive (a zip of ``.npy`` files), so
     A 0-d integer array holding :data:`FORMAT_VERSION` (now 1).
 ``meta.architecture``
     A 0-d string array: the model's architecture as JSON, each layer's class and the
-    arguments its constructor got (see :mod:`minicnn.architecture`), from which
+    arguments its constructor got (see :mod:`minicnn._architecture`), from which
     :func:`minicnn.load_model` builds the model. A file without it (saved by an older minicnn,
     or by ``np.savez``) holds weights only: build the model, then ``model.load(path)``.
 ``optim.<key>``
@@ -95,7 +95,7 @@ def write_checkpoint(path, state: dict[str, np.ndarray],
     resume_state : dict of str to ndarray, optional
         The model's non-persistent buffers, by name; ``None`` or ``{}`` saves none.
     architecture : str, optional
-        The model's architecture as JSON (:func:`minicnn.architecture.record`); None saves none.
+        The model's architecture as JSON (:func:`minicnn._architecture.record`); None saves none.
 
     Returns
     -------

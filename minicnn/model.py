@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import architecture, checkpoint, training
+from . import _architecture as architecture
+from . import checkpoint, training
 from ._atomic import locate
 from ._validation import as_float
 from .layers.base import Layer
@@ -133,7 +134,7 @@ class Sequential(Stack):
         See :mod:`minicnn.checkpoint`.
         """
         checkpoint.write_checkpoint(path, self.state_dict(),
-                                    None if optimizer is None else optimizer.state_dict(), self.resume_state(),
+                                    None if optimizer is None else optimizer.state_dict(), self._resume_state(),
                                     architecture.record(self))
 
     def load(self, path, *, optimizer=None) -> None:
@@ -154,7 +155,7 @@ class Sequential(Stack):
             When there is no file at ``path``.
         """
         state, optim, resume, recorded = checkpoint.read_checkpoint_file(path)
-        problems = self.state_problems(state) + self.resume_problems(resume)
+        problems = self._state_problems(state) + self._resume_problems(resume)
         if problems:
             held = None if recorded is None else architecture.describe(recorded)
             hint = "" if held is None else f" It holds {held}: load it with minicnn.load_model(path)."
@@ -165,7 +166,7 @@ class Sequential(Stack):
                 raise ValueError(f"load: {path} holds no optimizer state (save it with save(path, optimizer=...))")
             optimizer.load_state_dict(optim)  # checks its own state before changing anything
         self.load_state_dict(state)
-        self.load_resume_state(resume)
+        self._load_resume_state(resume)
 
 
 def load_model(path, custom_layers: dict[str, type] | None = None) -> Sequential:
@@ -221,13 +222,13 @@ def load_model(path, custom_layers: dict[str, type] | None = None) -> Sequential
         raise ValueError(  # noqa: TRY004 - what the file holds, not a wrong argument
             f"{where} holds a {type(model).__name__}, not a Sequential model; build the model in Python, then "
             "call model.load(path)")
-    problems = model.state_problems(saved.state) + model.resume_problems(saved.resume)
+    problems = model._state_problems(saved.state) + model._resume_problems(saved.resume)
     if problems:
         raise ValueError(f"{where}: the architecture recorded in the file does not fit the weights saved with "
                          "it (was a layer replaced or added after it was built?); build the model in Python, "
                          "then call model.load(path):\n  " + _listing(problems))
     model.load_state_dict(saved.state)
-    model.load_resume_state(saved.resume)
+    model._load_resume_state(saved.resume)
     return model
 
 

@@ -33,9 +33,9 @@ from minicnn import (
     Sequential,
     Tanh,
     _atomic,
-    architecture,
     load_model,
 )
+from minicnn import _architecture as architecture
 from minicnn.checkpoint import (
     read_checkpoint,
     read_npz,
@@ -504,8 +504,8 @@ def assert_same_model(loaded, model, x):
     for name, value in model.state_dict().items():
         assert loaded.state_dict()[name].dtype == value.dtype
         np.testing.assert_array_equal(loaded.state_dict()[name], value)
-    for name, value in model.resume_state().items():
-        np.testing.assert_array_equal(loaded.resume_state()[name], value)
+    for name, value in model._resume_state().items():
+        np.testing.assert_array_equal(loaded._resume_state()[name], value)
     assert all(layer.training for _, layer in [("", loaded), *loaded.named_layers()])  # as a new model
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
     np.testing.assert_array_equal(loaded(x), model(x))  # training mode: a Dropout draws the same mask
@@ -719,7 +719,7 @@ def test_a_file_saved_before_the_architecture_loads_with_model_load_only(tmp_pat
     if old == "np.savez":
         np.savez(path, **model.state_dict())
     else:  # what save wrote before: the version, the state and the generator states
-        write_checkpoint(path, model.state_dict(), resume_state=model.resume_state())
+        write_checkpoint(path, model.state_dict(), resume_state=model._resume_state())
     fresh = residual_demo(seed=1)
     fresh.load(path)
     np.testing.assert_array_equal(fresh.predict(x), model.predict(x))
@@ -740,7 +740,7 @@ def test_a_file_that_does_not_fit_says_in_one_line_what_it_holds_and_how_to_load
     assert first == (f"load: {tmp_path / 'resnet.npz'} does not fit this model; nothing was changed. It holds "
                      "Sequential(Conv2DVolume(3, 4, 3, padding='same', bias=False), BatchNorm2D(4), ReLU(), "
                      "MaxPool2D(2), ... 8 more): load it with minicnn.load_model(path).")
-    problems = model.state_problems(read_checkpoint(tmp_path / "resnet.npz")[0])
+    problems = model._state_problems(read_checkpoint(tmp_path / "resnet.npz")[0])
     assert listed == [f"  {p}" for p in problems[:5]] + [f"  and {len(problems) + 1 - 5} more"]  # + a resume entry
     np.testing.assert_array_equal(model.state_dict()["0.weight"], before["0.weight"])
 

@@ -95,7 +95,7 @@ def test_resume_state_round_trip_restores_the_next_mask_exactly(tmp_path):
     drop = Dropout(0.4, rng=np.random.default_rng(11))
     masks(drop, shape, 2)
     assert drop.state_dict() == {}  # as torch's Dropout: nothing in the state_dict
-    state = drop.resume_state()
+    state = drop._resume_state()
     assert list(state) == ["rng_state"] and state["rng_state"].dtype == np.uint64
     expected = masks(drop, shape, 2)
     # through an .npz file, without pickle
@@ -103,7 +103,7 @@ def test_resume_state_round_trip_restores_the_next_mask_exactly(tmp_path):
     with np.load(tmp_path / "drop.npz", allow_pickle=False) as f:
         loaded = dict(f)
     resumed = Dropout(0.4, rng=np.random.default_rng(99))
-    resumed.load_resume_state(loaded)
+    resumed._load_resume_state(loaded)
     for want, got in zip(expected, masks(resumed, shape, 2)):
         np.testing.assert_array_equal(got, want)
 

@@ -207,7 +207,7 @@ class Layer:
     def __new__(cls, *args, **kwargs):
         layer = super().__new__(cls)
         # What the constructor is called with, so that a checkpoint can record the architecture
-        # with no code in a subclass (see minicnn.architecture). A namespace, not a tuple: the
+        # with no code in a subclass (see minicnn._architecture). A namespace, not a tuple: the
         # attribute walk never looks inside it, so an argument is not taken for a child.
         layer._constructor_call = SimpleNamespace(args=args, kwargs=kwargs)
         return layer
@@ -442,13 +442,13 @@ class Layer:
         name (e.g. ``0.weight``, ``1.running_mean``), in definition order."""
         return {name: entry.data.copy() for name, entry in self._state_entries().items()}
 
-    def resume_state(self) -> dict[str, np.ndarray]:
+    def _resume_state(self) -> dict[str, np.ndarray]:
         """A copy of every non-persistent buffer (random generator states), by dotted name:
         what a checkpoint needs beyond ``state_dict()`` to resume exactly."""
         return {name: b.data.copy() for name, b in self.named_buffers() if not b.persistent}
 
-    def resume_problems(self, state: dict) -> list[str]:
-        """Every reason ``state`` cannot be loaded by :meth:`load_resume_state`; [] if none.
+    def _resume_problems(self, state: dict) -> list[str]:
+        """Every reason ``state`` cannot be loaded by :meth:`_load_resume_state`; [] if none.
 
         Entries may be missing (the buffers then keep their values); unknown or misshapen
         ones are problems.
@@ -459,18 +459,18 @@ class Layer:
                      "in the model" for name in state.keys() & ours.keys() if np.shape(state[name]) != ours[name].shape]
         return sorted(problems)
 
-    def load_resume_state(self, state: dict) -> None:
-        """Copy the non-persistent buffers given in ``state`` (from :meth:`resume_state`)
+    def _load_resume_state(self, state: dict) -> None:
+        """Copy the non-persistent buffers given in ``state`` (from :meth:`_resume_state`)
         back, after checking them all; entries not in ``state`` keep their values."""
-        problems = self.resume_problems(state)
+        problems = self._resume_problems(state)
         if problems:
-            raise ValueError(f"{type(self).__name__}.load_resume_state: the state does not fit the model:\n  "
+            raise ValueError(f"{type(self).__name__}: the resume state does not fit the model:\n  "
                              + "\n  ".join(problems))
         for name, b in self.named_buffers():
             if name in state and not b.persistent:
                 b.data[...] = np.asarray(state[name]).astype(b.data.dtype, copy=False)
 
-    def state_problems(self, state: dict) -> list[str]:
+    def _state_problems(self, state: dict) -> list[str]:
         """Every reason ``state`` cannot be loaded: missing, unexpected or misshapen entries.
 
         An empty list means :meth:`load_state_dict` would succeed. Nothing is changed.
@@ -502,7 +502,7 @@ class Layer:
             Listing every missing name, unexpected name and shape mismatch; nothing
             is changed when any is found. Values are cast to each entry's dtype.
         """
-        problems = self.state_problems(state)
+        problems = self._state_problems(state)
         if problems:
             raise ValueError(
                 f"{type(self).__name__}.load_state_dict: the state does not fit the model:\n  "
