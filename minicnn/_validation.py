@@ -160,6 +160,16 @@ def check_number(value, owner: str, arg: str, *, at_least: float | None = None, 
     return number
 
 
+def check_rng(rng, owner: str) -> np.random.Generator:
+    """``rng`` as a numpy Generator: None gives a fresh ``default_rng()``; anything else is a ``TypeError``."""
+    if rng is None:
+        return np.random.default_rng()
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{owner}: rng must be a numpy.random.Generator or None, got {type(rng).__name__}; "
+                        "use numpy.random.default_rng(seed)")
+    return rng
+
+
 def check_bool(value, owner: str, arg: str) -> bool:
     """``value`` as a bool; anything but ``True``, ``False`` (or a numpy bool) is a ``TypeError``."""
     if not isinstance(value, (bool, np.bool_)):

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from ._validation import check_int
+from ._validation import check_bool, check_int, check_number
 
 
 class EarlyStopping:
@@ -76,15 +76,9 @@ class EarlyStopping:
             raise ValueError(f"EarlyStopping: monitor must name a history key, e.g. 'val_loss' or "
                              f"'val_accuracy', got {monitor!r}")
         patience = check_int(patience, "EarlyStopping", "patience", minimum=0)
-        if isinstance(min_delta, (bool, np.bool_)) or not isinstance(min_delta, numbers.Real):
-            raise TypeError(f"EarlyStopping: min_delta must be a real number, got {min_delta!r} "
-                            f"({type(min_delta).__name__})")
-        if not (math.isfinite(min_delta) and min_delta >= 0):
-            raise ValueError(f"EarlyStopping: min_delta must be a finite number >= 0, got min_delta={min_delta}; "
-                             "the direction comes from the monitor's name, so give the size of the change only")
-        if not isinstance(restore_best, (bool, np.bool_)):
-            raise TypeError(f"EarlyStopping: restore_best must be True or False, got {restore_best!r} "
-                            f"({type(restore_best).__name__})")
+        min_delta = check_number(min_delta, "EarlyStopping", "min_delta", at_least=0,
+                                 hint="the direction comes from the monitor's name: give the change's size only")
+        restore_best = check_bool(restore_best, "EarlyStopping", "restore_best")
         self.monitor = monitor
         self.patience = patience
         self.min_delta = float(min_delta)

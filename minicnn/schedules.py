@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from ._validation import check_int
+from ._validation import check_int, check_number, check_real
 
 
 class StepDecay:
@@ -145,8 +145,9 @@ class CosineDecay:
     def __init__(self, lr: float, epochs: int, min_lr: float = 0.0, warmup_epochs: int = 0) -> None:
         lr = _non_negative(lr, "CosineDecay", "lr")
         epochs = check_int(epochs, "CosineDecay", "epochs", minimum=1)
-        min_lr = _real(min_lr, "CosineDecay", "min_lr")
-        if not (math.isfinite(min_lr) and 0 <= min_lr <= lr):
+        min_lr = check_number(min_lr, "CosineDecay", "min_lr", at_least=0,
+                              hint=f"the floor the learning rate decays to, in [0, lr={lr}]")
+        if min_lr > lr:
             raise ValueError(f"CosineDecay: min_lr must be a finite number in [0, lr={lr}], got min_lr={min_lr}; "
                              "it is the floor the learning rate decays to")
         warmup_epochs = check_int(warmup_epochs, "CosineDecay", "warmup_epochs", minimum=0)
@@ -179,22 +180,13 @@ def _check_epoch(epoch, owner: str) -> int:
     return int(epoch)
 
 
-def _real(value, owner: str, arg: str) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: {arg} must be a real number, got {value!r} ({type(value).__name__})")
-    return float(value)
-
-
 def _non_negative(value, owner: str, arg: str) -> float:
     # 0 is allowed, as in torch: a run at lr=0 (a frozen baseline, a BatchNorm-statistics pass)
-    value = _real(value, owner, arg)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{owner}: {arg} must be a finite number >= 0, got {arg}={value}")
-    return value
+    return check_number(value, owner, arg, at_least=0)
 
 
 def _factor(gamma, owner: str) -> float:
-    gamma = _real(gamma, owner, "gamma")
+    gamma = check_real(gamma, owner, "gamma")
     if not (0 < gamma <= 1):
         # A gamma above 1 grows the learning rate every decay, almost always a typo for 1/gamma.
         raise ValueError(f"{owner}: gamma must be in (0, 1], got gamma={gamma}; the learning rate is "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import check_rng
 from ..layers import Residual
 from ..model import Sequential
 from . import torch_modules
@@ -137,11 +138,6 @@ def from_torch(module, *, rng: np.random.Generator | None = None) -> Sequential:
     if kind is None:
         hint = "; wrap it: from_torch(nn.Sequential(module))" if isinstance(module, torch.nn.Module) else ""
         raise TypeError(f"from_torch: module must be a torch.nn.Sequential, got {type(module).__name__}{hint}")
-    if rng is None:
-        rng = np.random.default_rng()
-    elif not isinstance(rng, np.random.Generator):
-        raise TypeError(f"from_torch: rng must be a numpy.random.Generator or None, got {type(rng).__name__}; "
-                        "use numpy.random.default_rng(seed)")
-    model = TABLE[kind].from_torch(module, Place("", rng))
+    model = TABLE[kind].from_torch(module, Place("", check_rng(rng, "from_torch")))
     model.training = module.training  # this layer alone: each child has its own module's mode
     return model
