@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import struct
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import write_npz_atomically
+from ..checkpoint import read_npz, write_npz_atomically
 from .shapes import VERSION, _dequantise, _quantise, make_shapes
 
 # split -> (seed, number of images). Distinct seeds, so train and test share no image.
@@ -43,10 +41,6 @@ def _checksum(q: np.ndarray, y: np.ndarray) -> str:
     return h.hexdigest()
 
 
-# Reading a damaged .npz can fail in many ways, from the zip layer to numpy's header parser.
-_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, TypeError, struct.error, zipfile.BadZipFile)
-
-
 class _BadCache(Exception):
     """A cache file that must not be used; the message says why."""
 
@@ -54,17 +48,15 @@ class _BadCache(Exception):
 def _read_cache(path: Path, *, seed: int, n: int, image_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """``(X, y)`` from a cache file, after checking it; raises ``_BadCache`` saying what is wrong."""
     try:
-        # Our own file handle: np.load leaks its handle when the zip directory is unreadable.
-        with open(path, "rb") as fh:
-            archive = np.load(fh, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise _BadCache(f"not an .npz archive but a single {type(archive).__name__}")
-            with archive as f:
-                q, y = f["images"], f["labels"]
-                meta = {key: int(f[key]) for key in ("version", "seed", "n", "image_size")}
-                stored = str(f["sha256"])
-    except _READ_ERRORS as exc:
-        raise _BadCache(f"unreadable ({type(exc).__name__}: {exc})") from None
+        f = read_npz(path, "load_shapes")
+    except (OSError, ValueError) as exc:
+        raise _BadCache(f"unreadable ({exc})") from None
+    try:
+        q, y = f["images"], f["labels"]
+        meta = {key: int(f[key]) for key in ("version", "seed", "n", "image_size")}
+        stored = str(f["sha256"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _BadCache(f"not a shapes cache ({type(exc).__name__}: {exc})") from None
     expected = {"version": VERSION, "seed": seed, "n": n, "image_size": image_size}
     if meta != expected:
         raise _BadCache(f"made with {meta}, expected {expected}")
