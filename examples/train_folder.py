@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 import sys
 import time
 from pathlib import Path
@@ -41,6 +39,7 @@ from minicnn import (
     Sequential,
     SoftmaxCrossEntropy,
 )
+from minicnn._atomic import write_atomically
 from minicnn.datasets import load_image_folder
 
 INFO_FORMAT = "minicnn-image-classifier"
@@ -99,18 +98,10 @@ def stratified_split(y: np.ndarray, val_split: float, rng: np.random.Generator) 
 
 
 def write_json_atomically(path: Path, data: dict) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write ``data`` as JSON at ``path`` through minicnn's one atomic writer: a crash leaves the
+    old file or the new one, and a replaced file keeps its permissions."""
+    text = json.dumps(data, indent=2) + "\n"
+    write_atomically(path, lambda f: f.write(text.encode("utf-8")), "train_folder", ".json")
 
 
 def read_model_info(path: Path) -> dict:

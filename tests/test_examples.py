@@ -4,6 +4,7 @@ reaches what it promises, and ends a user's mistake with one line."""
 import argparse
 import importlib
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -228,11 +229,19 @@ def shape_folder(tmp_path_factory):
 
 
 def test_train_folder_on_its_defaults_learns_the_users_classes(shape_folder, tmp_path):
-    stdout = run("train_folder.py", shape_folder, "--out", tmp_path / "run", cwd=tmp_path)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "model.json").write_text("{}\n")
+    (out / "model.json").chmod(0o600)  # a user's private file stays private when it is replaced
+    stdout = run("train_folder.py", shape_folder, "--out", out, cwd=tmp_path)
     assert "data: 270 images of shape (3, 32, 32) in 3 classes" in stdout
     assert "epoch 10/10:" in stdout
     # validation accuracy 0.83, 0.87, 0.83 for seeds 0, 1, 2; chance is 1/3
     assert last_value(stdout, "validation accuracy") > 0.6
+    assert json.loads((out / "model.json").read_text())["class_names"] == ["circle", "horizontal_edge",
+                                                                           "vertical_edge"]
+    assert (out / "model.json").stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no temporary file left
 
 
 def test_train_folder_says_what_is_wrong_with_the_data_in_one_line(shape_folder, tmp_path):
