@@ -13,10 +13,10 @@ output volume they make, and an animated GIF of a window sliding over an edge.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
+from _cli import nonnegative_int, output_folder, parser, run
 
 from minicnn import Conv2DVolume
 from minicnn.datasets import CLASSES, make_shapes
@@ -57,11 +57,11 @@ def where(response: np.ndarray) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Convolution, step by step.")
-    parser.add_argument("--seed", type=int, default=0, help="which shapes images to use")
-    parser.add_argument("--pictures", type=Path, metavar="OUT",
-                        help="also draw the ideas into this folder (needs matplotlib: the plot extra)")
-    args = parser.parse_args(argv)
+    cli = parser("Convolution, step by step.")
+    cli.add_argument("--seed", type=nonnegative_int, default=0, help="which shapes images and random filters to use")
+    cli.add_argument("--pictures", type=output_folder, metavar="OUT",
+                     help="also draw the ideas into this folder (needs matplotlib: the plot extra)")
+    args = cli.parse_args(argv)
 
     section("1-D: a window of k slides over n inputs, giving n - k + 1 outputs")
     x, w = SIGNAL, TAPS
@@ -128,11 +128,7 @@ def main(argv=None) -> int:
           f"{conv2d(tiny[0, 0], f).ravel()}")
 
     if args.pictures is not None:
-        try:
-            written = draw_pictures(args.pictures, args.seed)
-        except ImportError as exc:
-            print(f"\nno pictures: {exc}")
-            return 1
+        written = draw_pictures(args.pictures, args.seed)  # without matplotlib: run() says how to get it
         section(f"Pictures in {args.pictures}")
         for path, what in written:
             print(f"  {path.name}: {what}")
@@ -193,4 +189,4 @@ def draw_pictures(out: Path, seed: int) -> list[tuple[Path, str]]:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

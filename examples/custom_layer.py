@@ -5,20 +5,28 @@ Two small layers, written the way any user would:
   so the optimizer trains it and ``save``/``load`` store it, with no registration.
 - ``LeakyReLU``: no parameters, just a forward and its derivative.
 
-Both pass ``gradcheck``, then a small CNN that uses them trains on the shapes data.
+Both pass ``gradcheck``, then a small CNN that puts a ChannelScale after each of its three
+convolutions trains on the shapes data, with Adam. A gain multiplies a whole channel, so one
+step on it rescales every output of that channel at once: with plain SGD (lr 0.05, momentum
+0.9), models like this one overflowed in their first epoch on some seeds and ended anywhere
+from 45% to 94% on others. Adam sizes each parameter's step by that parameter's own
+gradients, so the gains and the filters move at a steady pace.
 
-    python examples/custom_layer.py --epochs 2 --limit 2000
+    python examples/custom_layer.py
+
+On its defaults (4 epochs on 4000 images, about 11 s here) it reaches a test accuracy of
+0.9430, 0.9450 and 0.9270 with --seed 0, 1 and 2 (chance is 1/6).
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
+from _cli import nonnegative_int, parser, positive_int, run
 
 from minicnn import (
-    SGD,
+    Adam,
     Conv2DVolume,
     Dense,
     Flatten,
@@ -68,14 +76,30 @@ class LeakyReLU(Layer):
         return np.where(self.positive, dout, self.slope * dout).astype(dout.dtype, copy=False)
 
 
+def build_model(rng: np.random.Generator) -> Sequential:
+    """Three conv3x3-ChannelScale-LeakyReLU-pool blocks (8, 16, 32 channels), then one dense layer.
+
+    Shape
+    -----
+    (N, 3, 32, 32) -> (N, 6) logits; each pool halves the size (32 -> 16 -> 8 -> 4).
+    """
+    layers, channels = [], 3
+    for width in (8, 16, 32):
+        layers += [Conv2DVolume(channels, width, 3, padding="same", rng=rng), ChannelScale(width), LeakyReLU(),
+                   MaxPool2D(2)]
+        channels = width
+    return Sequential(*layers, Flatten(), Dense(channels * 4 * 4, len(CLASSES), rng=rng))
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--limit", type=int, default=2000, help="training images to generate")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    cli = parser(__doc__.splitlines()[0])
+    cli.add_argument("--epochs", type=positive_int, default=4, help="passes over the training images")
+    cli.add_argument("--limit", type=positive_int, default=4000,
+                     help="training images to generate (a quarter as many, at least 100, for the test)")
+    cli.add_argument("--batch-size", type=positive_int, default=32, help="images per training step")
+    cli.add_argument("--lr", type=float, default=3e-3, help="Adam's learning rate")
+    cli.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the weights, the images and their order")
+    args = cli.parse_args(argv)
     rng = np.random.default_rng(args.seed)
 
     # 1. Check the hand-derived backward passes against finite differences (float64).
@@ -85,12 +109,8 @@ def main(argv=None) -> int:
     gradcheck(LeakyReLU(0.1), x)
     print("gradcheck passed: ChannelScale (dx and dgain) and LeakyReLU (dx)")
 
-    # 2. Use them in a model: the gain is found by reflection, like any built-in parameter.
-    model = Sequential(
-        Conv2DVolume(3, 8, 3, padding="same", rng=rng), ChannelScale(8), LeakyReLU(), MaxPool2D(2),
-        Conv2DVolume(8, 16, 3, padding="same", rng=rng), ChannelScale(16), LeakyReLU(), MaxPool2D(2),
-        Flatten(), Dense(16 * 8 * 8, len(CLASSES), rng=rng),
-    )
+    # 2. Use them in a model: the gains are found by reflection, like any built-in parameter.
+    model = build_model(rng)
     print("parameters:", ", ".join(name for name, _ in model.named_parameters()))
     gradcheck(model, rng.uniform(0.2, 1.0, (1, 3, 32, 32)), samples=5)
     print("gradcheck passed: the whole model, custom layers included (5 sampled entries per tensor)")
@@ -99,7 +119,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     X, y = make_shapes(args.limit, seed=args.seed + 1)
     X_test, y_test = make_shapes(max(args.limit // 4, 100), seed=args.seed + 2)
-    optimizer = SGD(model.parameters(), lr=args.lr, momentum=0.9)
+    optimizer = Adam(model.parameters(), lr=args.lr)
     model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=optimizer, epochs=args.epochs,
               batch_size=args.batch_size, seed=args.seed)
     scores = model.evaluate(X_test, y_test)
@@ -110,4 +130,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

@@ -1,4 +1,11 @@
-"""The demo networks, in one place so training, prediction and the benchmark agree on them."""
+"""The demo networks, in one place so training, prediction and the benchmark agree on them.
+
+    python examples/demo_model.py              # the summary of both
+    python examples/demo_model.py --model residual --classes 10
+
+``build_demo_model`` is the plain CNN that ``train_shapes.py`` trains, ``build_residual_model``
+the residual network of ``train_resnet.py``; run as a script, this prints their summaries.
+"""
 
 from __future__ import annotations
 
@@ -78,3 +85,28 @@ def build_residual_model(n_classes: int = 6, rng: np.random.Generator | None = N
                    ReLU()]
         channels = width
     return Sequential(*layers, GlobalAvgPool2D(), Dropout(dropout, rng=rng), Dense(channels, n_classes, rng=rng))
+
+
+MODELS = {"plain": build_demo_model, "residual": build_residual_model}
+
+
+def main(argv=None) -> int:
+    # Imported here, not at the top: other scripts and the tests import this module from
+    # anywhere, and need only the two builders.
+    from _cli import parser, positive_int
+
+    cli = parser("Print the summary of the demo networks: the plain CNN and the residual network.")
+    cli.add_argument("--model", choices=(*MODELS, "both"), default="both", help="which network to describe")
+    cli.add_argument("--classes", type=positive_int, default=6, help="number of classes the network tells apart")
+    args = cli.parse_args(argv)
+    names = list(MODELS) if args.model == "both" else [args.model]
+    for i, name in enumerate(names):
+        print(("\n" if i else "") + f"{name}: {MODELS[name].__name__}(n_classes={args.classes})")
+        MODELS[name](args.classes, rng=np.random.default_rng(0)).summary((3, 32, 32))
+    return 0
+
+
+if __name__ == "__main__":
+    from _cli import run
+
+    raise SystemExit(run(main))

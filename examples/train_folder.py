@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 import sys
 import time
 from pathlib import Path
@@ -28,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, however it is run
 
+from _cli import int_at_least, nonnegative_int, output_folder, parser, positive_int, run
 from train_shapes import confusion_matrix, format_confusion
 
 from minicnn import (
@@ -40,6 +39,7 @@ from minicnn import (
     Sequential,
     SoftmaxCrossEntropy,
 )
+from minicnn._atomic import write_atomically
 from minicnn.datasets import load_image_folder
 
 INFO_FORMAT = "minicnn-image-classifier"
@@ -98,18 +98,10 @@ def stratified_split(y: np.ndarray, val_split: float, rng: np.random.Generator) 
 
 
 def write_json_atomically(path: Path, data: dict) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write ``data`` as JSON at ``path`` through minicnn's one atomic writer: a crash leaves the
+    old file or the new one, and a replaced file keeps its permissions."""
+    text = json.dumps(data, indent=2) + "\n"
+    write_atomically(path, lambda f: f.write(text.encode("utf-8")), "train_folder", ".json")
 
 
 def read_model_info(path: Path) -> dict:
@@ -146,40 +138,35 @@ def save_pictures(model, history, validation, class_names, image, out: Path) -> 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Train a CNN on a folder of images, one subfolder per class.")
-    parser.add_argument("root", type=Path, help="folder holding root/<class>/<image> PNG or JPEG files")
-    parser.add_argument("--image-size", type=parse_size, default=(32, 32),
-                        help="resize to this side (32) or HxW (48x64); 'native' keeps the files' size (default 32)")
-    parser.add_argument("--grayscale", action="store_true", help="one luma channel instead of RGB")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=0.02)
-    parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--val-split", type=float, default=0.2, help="share of each class held out (default 0.2)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("runs/folder"), help="folder for the model and pictures")
-    parser.add_argument("--limit", type=int, default=None, help="use only N images, picked at random (smoke run)")
-    args = parser.parse_args(argv)
+    cli = parser("Train a CNN on a folder of images, one subfolder per class.")
+    cli.add_argument("root", type=Path, help="folder holding root/<class>/<image> PNG or JPEG files")
+    cli.add_argument("--image-size", type=parse_size, default="32",
+                     help="resize to this side (32) or HxW (48x64); 'native' keeps the files' size")
+    cli.add_argument("--grayscale", action="store_true", help="one luma channel instead of RGB")
+    cli.add_argument("--epochs", type=positive_int, default=10, help="passes over the training images")
+    cli.add_argument("--batch-size", type=positive_int, default=32, help="images per training step")
+    cli.add_argument("--lr", type=float, default=0.02, help="SGD's learning rate")
+    cli.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum")
+    cli.add_argument("--val-split", type=float, default=0.2, help="share of each class held out for validation")
+    cli.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the split, weights and batch order")
+    cli.add_argument("--out", type=output_folder, default="runs/folder", help="folder for the model and pictures")
+    cli.add_argument("--limit", type=int_at_least(2), default=None,
+                     help="use only N images, picked at random (a smoke run); all of them by default")
+    args = cli.parse_args(argv)
     if not 0 <= args.val_split < 1:
-        parser.error("--val-split must be in [0, 1)")
-    if args.limit is not None and args.limit < 2:
-        parser.error("--limit must be at least 2")
+        cli.error(f"argument --val-split: expected a share in [0, 1), got {args.val_split}")
 
     start = time.perf_counter()
-    try:
-        X, y, class_names = load_image_folder(args.root, image_size=args.image_size, grayscale=args.grayscale)
-    except (ImportError, OSError, ValueError) as exc:
-        raise SystemExit(f"error: {exc}") from None
+    X, y, class_names = load_image_folder(args.root, image_size=args.image_size, grayscale=args.grayscale)
     if len(class_names) < 2:
-        raise SystemExit(f"error: {args.root} holds one class folder ({class_names[0]}); "
-                         "a classifier needs two or more")
+        raise ValueError(f"{args.root} holds one class folder ({class_names[0]}); a classifier needs two or more")
     rng = np.random.default_rng(args.seed)
     if args.limit is not None and args.limit < len(X):
         keep = np.sort(rng.permutation(len(X))[:args.limit])
         X, y = X[keep], y[keep]
     train, val = stratified_split(y, args.val_split, rng)
     if not len(train):
-        raise SystemExit(f"error: --val-split {args.val_split} leaves no image for training; lower it")
+        raise ValueError(f"--val-split {args.val_split} leaves no image for training; lower it")
     X_train, y_train, X_val, y_val = X[train], y[train], X[val], y[val]
     counts = np.bincount(y, minlength=len(class_names))
     print(f"data: {len(X)} images of shape {X.shape[1:]} in {len(class_names)} classes: "
@@ -224,4 +211,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

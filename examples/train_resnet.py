@@ -15,7 +15,6 @@ Quick smoke run: ``python examples/train_resnet.py --limit 300 --epochs 1``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, however it is run
 
+from _cli import int_at_least, nonnegative_int, output_folder, parser, positive_int, run
 from demo_model import build_residual_model
 from train_shapes import report_on_test_set
 
@@ -33,20 +33,21 @@ from minicnn.schedules import CosineDecay
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Train a small residual network on the shapes dataset.")
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate, after the warm-up")
-    parser.add_argument("--weight-decay", type=float, default=1e-2)
-    parser.add_argument("--patience", type=int, default=3, help="epochs without a better val_loss before stopping")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("runs/resnet"), help="folder for the model and pictures")
-    parser.add_argument("--limit", type=int, default=None, help="use only N training images (smoke run)")
-    args = parser.parse_args(argv)
-    if args.limit is not None and args.limit < 10:
-        parser.error("--limit must be at least 10")
+    cli = parser("Train a small residual network on the shapes dataset.")
+    cli.add_argument("--epochs", type=positive_int, default=6,
+                     help="epochs to train at most: a linear warm-up, then a cosine decay (--patience may stop it)")
+    cli.add_argument("--batch-size", type=positive_int, default=64, help="images per training step")
+    cli.add_argument("--lr", type=float, default=3e-3, help="peak learning rate, after the warm-up")
+    cli.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW's decoupled weight decay")
+    cli.add_argument("--patience", type=nonnegative_int, default=3,
+                     help="epochs without a better val_loss before stopping")
+    cli.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the weights, Dropout and batch order")
+    cli.add_argument("--out", type=output_folder, default="runs/resnet", help="folder for the model and pictures")
+    cli.add_argument("--limit", type=int_at_least(10), default=None,
+                     help="use only the first N training images (a smoke run); all 10000 by default")
+    args = cli.parse_args(argv)
     if args.epochs < 2 and args.limit is None:
-        parser.error("--epochs must be at least 2 (one warm-up epoch, then the cosine), or use --limit")
+        cli.error("--epochs must be at least 2 (one warm-up epoch, then the cosine), or use --limit")
 
     start = time.perf_counter()
     X, y = load_shapes("train")
@@ -69,4 +70,4 @@ def main(argv=None) -> int:
     return 0
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

@@ -10,7 +10,6 @@ Quick smoke run: ``python examples/train_shapes.py --limit 300 --epochs 1``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, however it is run
 
+from _cli import int_at_least, nonnegative_int, output_folder, parser, positive_int, run
 from demo_model import build_demo_model
 
 from minicnn import SGD, SoftmaxCrossEntropy
@@ -61,17 +61,16 @@ def save_pictures(model, history, X_test, y_test, predicted, out: Path) -> list[
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Train a CNN on the shapes-and-edges dataset.")
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=0.02)
-    parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("runs/shapes"), help="folder for the model and pictures")
-    parser.add_argument("--limit", type=int, default=None, help="use only N training images (smoke run)")
-    args = parser.parse_args(argv)
-    if args.limit is not None and args.limit < 10:
-        parser.error("--limit must be at least 10")
+    cli = parser("Train a CNN on the shapes-and-edges dataset.")
+    cli.add_argument("--epochs", type=positive_int, default=8, help="passes over the training images")
+    cli.add_argument("--batch-size", type=positive_int, default=32, help="images per training step")
+    cli.add_argument("--lr", type=float, default=0.02, help="SGD's learning rate")
+    cli.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum")
+    cli.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the weights and batch order")
+    cli.add_argument("--out", type=output_folder, default="runs/shapes", help="folder for the model and pictures")
+    cli.add_argument("--limit", type=int_at_least(10), default=None,
+                     help="use only the first N training images (a smoke run); all 10000 by default")
+    args = cli.parse_args(argv)
 
     start = time.perf_counter()
     X, y = load_shapes("train")
@@ -113,4 +112,4 @@ def report_on_test_set(model, history, X_test, y_test, out: Path, start: float, 
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))
