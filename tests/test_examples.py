@@ -276,7 +276,7 @@ def import_example(name: str):
 
 
 SCRIPTS = ("custom_layer.py", "train_shapes.py", "train_resnet.py", "train_folder.py", "convolutions.py",
-           "demo_model.py")
+           "demo_model.py", "predict.py", "export_and_serve.py")
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -290,8 +290,9 @@ def test_every_flag_has_a_help_text_and_help_shows_the_defaults(script, monkeypa
         return made[-1]
 
     monkeypatch.setattr(cli, "parser", recording_parser)  # demo_model imports it when main runs
-    if hasattr(module, "parser"):
-        monkeypatch.setattr(module, "parser", recording_parser)
+    for name, value in list(vars(module).items()):  # however the script imported it
+        if value is make:
+            monkeypatch.setattr(module, name, recording_parser)
     with pytest.raises(SystemExit) as stop:
         module.main(["--help"])
     assert stop.value.code == 0
@@ -316,7 +317,7 @@ BAD_VALUES = [
     ("custom_layer.py", ["--epochs", "0"], "argument --epochs: expected a whole number >= 1, got 0"),
     ("custom_layer.py", ["--limit", "-1"], "argument --limit: expected a whole number >= 1, got -1"),
     ("custom_layer.py", ["--batch-size", "0"], "argument --batch-size: expected a whole number >= 1, got 0"),
-    ("custom_layer.py", ["--lr", "-1", "--limit", "10"], "Adam: lr must be a finite number > 0, got lr=-1.0"),
+    ("custom_layer.py", ["--lr", "-1", "--limit", "10"], "Adam: lr must be a finite number >= 0, got lr=-1.0"),
     ("train_shapes.py", ["--epochs", "two"], "argument --epochs: expected a whole number >= 1, got 'two'"),
     ("train_shapes.py", ["--limit", "5"], "argument --limit: expected a whole number >= 10, got 5"),
     ("train_shapes.py", ["--out", "a_file"], "argument --out: a_file is a file, not a folder"),
