@@ -97,7 +97,7 @@ def gather_files(inputs: list[Path], classes: tuple[str, ...]) -> tuple[list[Pat
         if item.is_dir():
             found = list_images(item)
             if not found:
-                raise ValueError(f"no PNG or JPEG images in {item}")
+                raise ValueError(f"no images in {item} (any format Pillow reads)")
             for f in found:
                 parts = f.relative_to(item).parts
                 files.append(f)

@@ -5,7 +5,7 @@
     python examples/predict.py --model runs/folder/model.npz photo.jpg more_photos/
 
 The layout is torchvision's ImageFolder and Keras' image_dataset_from_directory:
-``root/<class>/<image>.png`` (or .jpg, .jpeg); the class names are the folder names. Images are
+``root/<class>/<image>`` (PNG, JPEG, or any format Pillow reads); the class names are the folder names. Images are
 resized to --image-size (32x32 unless told otherwise). A seeded, per-class share of the images
 (--val-split) is held out for validation. Prints the data, the model summary, a progress bar
 and a line per epoch, the validation confusion matrix and accuracy; saves into --out the
@@ -139,10 +139,12 @@ def save_pictures(model, history, validation, class_names, image, out: Path) -> 
 
 def main(argv=None) -> int:
     cli = parser("Train a CNN on a folder of images, one subfolder per class.")
-    cli.add_argument("root", type=Path, help="folder holding root/<class>/<image> PNG or JPEG files")
+    cli.add_argument("root", type=Path, help="folder holding root/<class>/<image> files (any format Pillow reads)")
     cli.add_argument("--image-size", type=parse_size, default="32",
                      help="resize to this side (32) or HxW (48x64); 'native' keeps the files' size")
     cli.add_argument("--grayscale", action="store_true", help="one luma channel instead of RGB")
+    cli.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                     help="unreadable images: stop and list them all, or skip them with a warning")
     cli.add_argument("--epochs", type=positive_int, default=10, help="passes over the training images")
     cli.add_argument("--batch-size", type=positive_int, default=32, help="images per training step")
     cli.add_argument("--lr", type=float, default=0.02, help="SGD's learning rate")
@@ -157,7 +159,8 @@ def main(argv=None) -> int:
         cli.error(f"argument --val-split: expected a share in [0, 1), got {args.val_split}")
 
     start = time.perf_counter()
-    X, y, class_names = load_image_folder(args.root, image_size=args.image_size, grayscale=args.grayscale)
+    X, y, class_names = load_image_folder(args.root, image_size=args.image_size, grayscale=args.grayscale,
+                                          on_error=args.on_error)
     if len(class_names) < 2:
         raise ValueError(f"{args.root} holds one class folder ({class_names[0]}); a classifier needs two or more")
     rng = np.random.default_rng(args.seed)

@@ -323,7 +323,7 @@ BAD_VALUES = [
     ("train_shapes.py", ["--out", "a_file"], "argument --out: a_file is a file, not a folder"),
     ("train_resnet.py", ["--epochs", "1"], "--epochs must be at least 2"),
     ("train_resnet.py", ["--patience", "-1"], "argument --patience: expected a whole number >= 0, got -1"),
-    ("train_folder.py", ["no_such_folder"], "root folder no_such_folder does not exist"),
+    ("train_folder.py", ["no_such_folder"], "load_image_folder: root no_such_folder does not exist"),
     ("train_folder.py", ["a_file"], "root a_file is a file"),
     ("train_folder.py", [".", "--val-split", "1"], "argument --val-split: expected a share in [0, 1), got 1.0"),
     ("train_folder.py", [], "the following arguments are required: root"),
@@ -338,3 +338,23 @@ BAD_VALUES = [
 def test_a_users_mistake_ends_with_one_line(script, args, expected, tmp_path):
     (tmp_path / "a_file").write_text("not a folder\n")
     assert_one_line_error(launch(script, *args, cwd=tmp_path), script, expected)
+
+
+def test_train_folder_skips_unreadable_images_when_asked(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("dark", "light"):
+        folder = tmp_path / "photos" / name
+        folder.mkdir(parents=True)
+        for i in range(12):
+            level = 40 if name == "dark" else 210
+            pixels = np.clip(rng.normal(level, 20, (8, 8, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+        (folder / "broken.png").write_bytes(b"not an image")
+    refused = launch("train_folder.py", str(tmp_path / "photos"), "--epochs", "1", "--image-size", "8",
+                     "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert refused.returncode != 0 and "broken.png" in refused.stderr and "on_error" in refused.stderr
+    stdout = run("train_folder.py", str(tmp_path / "photos"), "--epochs", "1", "--image-size", "8", "--on-error",
+                 "skip", "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert "validation accuracy" in stdout or "accuracy" in stdout
