@@ -1,6 +1,6 @@
 """minicnn: a small, readable, fast, from-scratch trainable CNN framework in numpy."""
 
-from . import functional, schedules
+from . import functional, kernels, ops, schedules
 from .early_stopping import EarlyStopping
 from .gradcheck import GradcheckError, gradcheck
 from .kernels.threads import get_num_threads, set_num_threads
@@ -61,7 +61,9 @@ __all__ = [
     "functional",
     "get_num_threads",
     "gradcheck",
+    "kernels",
     "load_model",
+    "ops",
     "schedules",
     "set_num_threads",
 ]
