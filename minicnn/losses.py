@@ -55,21 +55,25 @@ class SoftmaxCrossEntropy(Loss):
     """Softmax over classes followed by the mean negative log-likelihood of the true labels.
 
     As ``torch.nn.CrossEntropyLoss()`` with its defaults: it takes raw scores (logits), not
-    probabilities, and averages over the batch.
+    probabilities, the classes on axis 1, and averages over every sample and every position.
+    With spatial axes it classifies each pixel (or each step of a sequence, each voxel of a
+    volume): logits (N, K, H, W) against labels (N, H, W), as for segmentation.
 
     Shape
     -----
-    logits (N, K), labels (N,) integers in ``[0, K)`` -> float;
-    ``backward()`` -> dlogits (N, K), in the logits' floating dtype.
+    logits (N, K, *spatial), labels (N, *spatial) integers in ``[0, K)`` -> float;
+    ``backward()`` -> dlogits of the logits' shape, in the logits' floating dtype.
+    ``*spatial`` may be empty: logits (N, K), labels (N,), one label per sample.
 
     A logit of -inf masks its class out (probability 0), as in PyTorch; +inf and NaN are
-    refused, and so is a row whose logits are all -inf.
+    refused, and so is a sample or pixel whose logits are all -inf.
 
     Notes
     -----
-    With ``z = logits - max(logits)`` per row (the shift changes nothing mathematically and
-    keeps ``exp`` from overflowing), ``log p = z - log(sum(exp(z)))``,
-    ``L = -mean(log p[i, labels[i]])`` and ``dlogits = (p - onehot(labels)) / N``.
+    With ``z = logits - max(logits)`` over the classes (the shift changes nothing
+    mathematically and keeps ``exp`` from overflowing), ``log p = z - log(sum(exp(z)))``,
+    ``L = -mean(log p[n, labels[n, ...], ...])`` over the ``M = N * prod(spatial)`` labels,
+    and ``dlogits = (p - onehot(labels)) / M``, the one-hot on axis 1.
 
     Examples
     --------
@@ -78,6 +82,15 @@ class SoftmaxCrossEntropy(Loss):
     0.693147
     >>> ce.backward()
     array([[-0.5,  0.5]])
+
+    Per pixel: one sample, K = 2 classes, a 1 x 2 image whose pixels are classes 0 and 1.
+
+    >>> logits = np.zeros((1, 2, 1, 2))
+    >>> round(ce(logits, np.array([[[0, 1]]])), 6)           # log 2 at each pixel
+    0.693147
+    >>> ce.backward()[0, :, 0]                               # (p - onehot) / 2 pixels
+    array([[-0.25,  0.25],
+           [ 0.25, -0.25]])
     """
 
     targets = "labels"
@@ -87,20 +100,32 @@ class SoftmaxCrossEntropy(Loss):
         self._labels: np.ndarray | None = None
 
     def check_targets(self, y: np.ndarray, output_shape: tuple | None, owner: str) -> None:
-        """Check class labels ``y`` (N,) against a model output of ``output_shape`` (N, K)."""
-        if output_shape is not None and len(output_shape) != 2:
+        """Check class labels ``y`` against a model output of ``output_shape``.
+
+        ``y`` (N,) for an output (N, K); ``y`` (N, *spatial) for an output (N, K, *spatial).
+        With no declared output shape (None), only what ``y`` alone shows is checked.
+        """
+        if output_shape is None:
+            y = check_numeric(y, owner, "y")
+            # Without the output shape, per-pixel labels (N, H, W) cannot be told from a one-hot
+            # (N, K) array or an (N, 1) column: only dtype and sign are checked up front, and
+            # each batch is checked against the real output as it trains.
+            _check_labels(y, y.shape if y.ndim > 1 else (len(y),), None, owner, "y")
+            return
+        output_shape = tuple(output_shape)
+        wanted_y = (len(y),) + output_shape[2:]
+        if len(output_shape) < 2 or (np.ndim(y) == 1 and len(output_shape) > 2):
+            per_pixel = (f", or labels y of shape {_batch_shape(wanted_y)} for one class per position"
+                         if len(output_shape) > 2 else "")
             raise ValueError(
-                f"{owner}: the model's output has shape {('N',) + tuple(output_shape[1:])}, but "
-                f"SoftmaxCrossEntropy needs (N, K) class scores; end the model with Flatten() and "
-                "Dense(..., K)".replace("'", ""))
-        k = None if output_shape is None else output_shape[1]
-        _check_labels(y, len(y), k, owner, "y")
+                f"{owner}: the model's output has shape {_batch_shape(output_shape)}, but "
+                f"SoftmaxCrossEntropy needs (N, K) class scores for one label per sample; end the model "
+                f"with Flatten() and Dense(..., K){per_pixel}")
+        _check_labels(y, wanted_y, output_shape[1], owner, "y")
 
     def loss(self, logits: np.ndarray, labels: np.ndarray) -> float:
-        """Mean cross-entropy of ``logits`` (N, K) against integer ``labels`` (N,)."""
+        """Mean cross-entropy of ``logits`` (N, K, *spatial) against integer ``labels`` (N, *spatial)."""
         logits, labels = _check_logits_labels(logits, labels)
-        n = logits.shape[0]
-        rows = np.arange(n)
         # exp of a hugely negative z underflows to exactly 0, which is the right probability;
         # logits spanning more than the dtype's range give z = -inf, with the same result.
         with np.errstate(under="ignore", over="ignore"):
@@ -109,24 +134,34 @@ class SoftmaxCrossEntropy(Loss):
             probs = np.exp(log_probs)
         self._probs = probs
         self._labels = labels
-        return float(-log_probs[rows, labels].mean())
+        return float(-log_probs[_at_labels(labels)].mean())
 
     def backward(self) -> np.ndarray:
-        """dL/dlogits (N, K) for the last call of ``loss``: ``(softmax - onehot) / N``."""
+        """dL/dlogits (N, K, *spatial) for the last ``loss``: ``(softmax - onehot) / labels.size``."""
         if self._probs is None:
             raise self._no_loss_yet()
-        n = self._probs.shape[0]
         dlogits = self._probs.copy()
-        dlogits[np.arange(n), self._labels] -= 1
-        dlogits /= n
+        dlogits[_at_labels(self._labels)] -= 1
+        dlogits /= self._labels.size
         return dlogits
 
     @property
     def probabilities(self) -> np.ndarray:
-        """The softmax probabilities (N, K) of the last call of ``loss`` (a copy)."""
+        """The softmax probabilities (N, K, *spatial) of the last call of ``loss`` (a copy)."""
         if self._probs is None:
             raise RuntimeError("SoftmaxCrossEntropy.probabilities read before SoftmaxCrossEntropy.loss")
         return self._probs.copy()
+
+
+def _at_labels(labels: np.ndarray) -> tuple:
+    """The index of each label's class in (N, K, *spatial) logits: ``[n, labels[n, ...], ...]``.
+
+    Open grids over the sample and spatial axes broadcast against the labels, so one fancy
+    index picks every sample's and pixel's class at once (for (N,) labels it is
+    ``[arange(N), labels]``).
+    """
+    grids = np.indices(labels.shape, sparse=True)
+    return (grids[0], labels, *grids[1:])
 
 
 class MSE(Loss):
@@ -203,53 +238,92 @@ def _check_finite(x: np.ndarray, owner: str, arg: str,
                          f"({kind}); {hint}")
 
 
-def _check_labels(labels, n: int, k: int | None, owner: str, var: str = "labels") -> np.ndarray:
-    """The one rule for class labels: (n,) integers in [0, k) (k None: range not checked).
+def _batch_shape(shape: tuple) -> str:
+    """A shape written with N for its batch axis, as in messages about a whole dataset: (N, 4, 8, 8)."""
+    axes = ["N", *(str(size) for size in shape[1:])]
+    return f"({', '.join(axes)}{',' if len(axes) == 1 else ''})"
 
-    ``var`` is the name the user knows the labels by (``labels``, or ``y`` in ``fit``).
+
+def _spatial_names(n_axes: int) -> tuple:
+    """How the spatial axes are written in messages: (L,), (H, W), (D, H, W), or numbered."""
+    return {0: (), 1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}.get(
+        n_axes, tuple(f"S{i}" for i in range(1, n_axes + 1)))
+
+
+def _check_labels(labels, shape: tuple, k: int | None, owner: str, var: str = "labels") -> np.ndarray:
+    """The one rule for class labels: integers in [0, k) of ``shape`` = (N, *spatial).
+
+    ``shape`` is (N,) for one label per sample. ``k`` None (the number of classes is not
+    known): only negative labels are refused. ``var`` is the name the user knows the labels
+    by (``labels``, or ``y`` in ``fit``).
     """
     labels = check_numeric(labels, owner, var)
     name = "labels" if var == "labels" else f"labels {var}"
-    if labels.ndim != 1:
+    n, spatial = shape[0], tuple(shape[1:])
+    if labels.ndim != len(shape):
         hint = ""
-        if labels.ndim == 2 and labels.shape[0] == n and labels.shape[1] > 1 and k in (None, labels.shape[1]):
-            hint = f"; they look one-hot: use {var}.argmax(axis=1)"
-        elif labels.shape == (n, 1):
-            hint = f"; use {var}.ravel()"
-        raise ValueError(f"{owner}: {name} have shape {labels.shape} ({labels.ndim}-D); expected 1-D (N,) "
-                         f"= ({n},) class indices{hint}")
+        if labels.shape[:1] == (n,) and labels.shape[2:] == spatial and labels.ndim == len(shape) + 1:
+            if labels.shape[1] > 1 and k in (None, labels.shape[1]):
+                hint = f"; they look one-hot: use {var}.argmax(axis=1)"
+            elif labels.shape[1] == 1:
+                hint = f"; use {var}.ravel()" if not spatial else f"; drop the channel axis: use {var}[:, 0]"
+        elif labels.shape == tuple(shape) + (1,):
+            hint = f"; drop the last axis: use {var}[..., 0]"
+        elif spatial and labels.shape == (n,):
+            hint = f"; the logits have shape {(n, k) + spatial}, and one label per sample needs (N, K) logits"
+        axes = ", ".join(("N",) + _spatial_names(len(spatial)))
+        axes = f"({axes},)" if not spatial else f"({axes})"
+        per = ", one per position" if spatial else ""
+        raise ValueError(f"{owner}: {name} have shape {labels.shape} ({labels.ndim}-D); expected "
+                         f"{len(shape)}-D {axes} = {tuple(shape)} class indices{per}{hint}")
     if not np.issubdtype(labels.dtype, np.integer):
         whole = labels.dtype != np.bool_ and np.isfinite(labels).all() and (labels == np.round(labels)).all()
         fix = f"use {var}.astype(int)" if whole else "for regression targets use loss=MSE()"
         raise TypeError(f"{owner}: {name} have dtype {labels.dtype}; expected integer class indices ({fix})")
-    if labels.shape[0] != n:
-        raise ValueError(f"{owner}: {labels.shape[0]} labels for {n} rows of logits; expected one label per row")
-    if k is not None and labels.size:
+    if labels.shape != tuple(shape):
+        if not spatial:
+            raise ValueError(f"{owner}: {labels.shape[0]} labels for {n} rows of logits; expected one label per row")
+        scores = "the logits have" if var == "labels" else "the model's output has"
+        raise ValueError(f"{owner}: {name} have shape {labels.shape} but {scores} shape {(n, k) + spatial}; "
+                         f"expected labels of shape {tuple(shape)}, one class index per sample and position")
+    if labels.size:
         low, high = labels.min(), labels.max()
-        if low < 0 or high >= k:
+        if low < 0 or (k is not None and high >= k):
             bad = low if low < 0 else high
+            if k is None:
+                raise ValueError(f"{owner}: label {bad} is negative; expected class indices >= 0")
+            outputs = "output channels" if spatial else "outputs"
             raise ValueError(f"{owner}: label {bad} is out of range for K={k} classes (the model has {k} "
-                             f"outputs); expected labels in [0, {k})")
+                             f"{outputs}); expected labels in [0, {k})")
     return labels
 
 
 def _check_logits_labels(logits, labels) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a (N, K) logits / (N,) labels pair; return them as arrays."""
+    """Validate a (N, K, *spatial) logits / (N, *spatial) labels pair; return them as arrays."""
     owner = "SoftmaxCrossEntropy"
     logits = as_float(logits, owner, "logits")
-    if logits.ndim != 2:
+    if logits.ndim < 2:
         hint = "; for one sample use logits[None]" if logits.ndim == 1 else ""
         raise ValueError(f"{owner}: logits have shape {logits.shape} ({logits.ndim}-D); "
-                         f"expected 2-D (N, K){hint}")
-    n, k = logits.shape
+                         f"expected 2-D (N, K) class scores, or (N, K, *spatial) per position{hint}")
+    n, k, spatial = logits.shape[0], logits.shape[1], logits.shape[2:]
     if n == 0:
         raise ValueError(f"{owner} got an empty batch, logits of shape {logits.shape}; expected N >= 1")
     if k == 0:
         raise ValueError(f"{owner}: logits have shape {logits.shape}, no classes; expected K >= 1")
-    labels = _check_labels(labels, n, k, owner)
+    if 0 in spatial:
+        raise ValueError(f"{owner}: logits have shape {logits.shape}, no positions to classify; "
+                         "expected every spatial size >= 1")
+    labels = _check_labels(labels, (n,) + spatial, k, owner)
     _check_finite(logits, owner, "logits", allow_neg_inf=True)
     masked = np.isneginf(logits).all(axis=1)
     if masked.any():
-        raise ValueError(f"{owner}: row {int(masked.argmax())} of the logits is -inf for every class; "
-                         "at least one class must stay possible")
+        where = np.unravel_index(int(masked.argmax()), masked.shape)
+        if not spatial:
+            raise ValueError(f"{owner}: row {where[0]} of the logits is -inf for every class; "
+                             "at least one class must stay possible")
+        at = ", ".join(str(int(i)) for i in where[1:])
+        raise ValueError(f"{owner}: {int(masked.sum())} position(s) of the logits are -inf for every class, "
+                         f"the first logits[{int(where[0])}, :, {at}]; at least one class must stay possible "
+                         "at every position")
     return logits, labels

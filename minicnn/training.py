@@ -72,9 +72,17 @@ def _wants_labels(loss, y: np.ndarray) -> bool:
     return y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
 
 
-def _default_loss(y: np.ndarray):
-    """The loss ``evaluate`` uses when none is given or remembered: one that fits ``y``."""
-    return SoftmaxCrossEntropy() if y.ndim == 1 and np.issubdtype(y.dtype, np.integer) else MSE()
+def _default_loss(y: np.ndarray, output_shape: tuple | None):
+    """The loss ``evaluate`` uses when none is given or remembered: one that fits ``y``.
+
+    Integer ``y`` is class labels when it is 1-D, or when it has the model's output shape
+    without the class axis (per-pixel labels (N, H, W) for an output (N, K, H, W)).
+    """
+    if not np.issubdtype(y.dtype, np.integer):
+        return MSE()
+    per_pixel = (y.ndim >= 2 and output_shape is not None and len(output_shape) == y.ndim + 1
+                 and tuple(output_shape[2:]) == y.shape[1:])
+    return SoftmaxCrossEntropy() if y.ndim == 1 or per_pixel else MSE()
 
 
 def _data(model: Layer, X, y, loss, owner: str) -> tuple[np.ndarray, np.ndarray]:
@@ -114,8 +122,9 @@ def fit(model: Layer, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int
         (``X / 255``, as torchvision's ``ToTensor``); other integers, booleans and float16
         become float32 unscaled. A float X of whole numbers from 0 to more than 1 (which looks
         like 0..255 intensities that were never divided by 255) draws a ``UserWarning``.
-    y : array_like, shape (N,) class labels, or (N, ...) regression targets
-        Which one is decided by the loss (``loss.targets``). Never rescaled.
+    y : array_like, shape (N,) class labels, (N, *spatial) per-pixel labels, or (N, ...) targets
+        Which one is decided by the loss (``loss.targets``). Never rescaled. Per-pixel labels
+        (N, H, W) go with a model whose output is (N, K, H, W) scores.
     loss : a loss such as SoftmaxCrossEntropy() or MSE()
     optimizer : an optimizer over ``model.parameters()``, such as SGD or Adam
     epochs : int
@@ -159,7 +168,8 @@ def fit(model: Layer, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int
     dict of lists
         ``loss`` and, with class labels, ``accuracy``; ``val_loss``/``val_accuracy`` with
         validation data; ``lr`` with a schedule. One entry per epoch run. With
-        ``drop_last=True`` the means are over the samples trained on.
+        ``drop_last=True`` the means are over the samples trained on. With per-pixel labels
+        the accuracy is the fraction of pixels whose argmax over the classes is their label.
 
     Raises
     ------
@@ -293,7 +303,7 @@ def _train_epoch(model, X, y, order, loss, optimizer, batch_size, classes, epoch
     """One pass over ``X[order]`` in batches; the mean loss and the accuracy (None without labels)."""
     n, n_batches = len(order), -(-len(order) // batch_size)
     params = model.parameters()
-    total_loss, total_correct, seen = 0.0, 0, 0
+    total_loss, total_correct, seen, labelled = 0.0, 0, 0, 0
     with epoch_bar(mode, n_batches, "epoch {}/{}".format(*epoch_of)) as bar:
         for b in range(n_batches):
             idx = order[b * batch_size:(b + 1) * batch_size]
@@ -312,11 +322,21 @@ def _train_epoch(model, X, y, order, loss, optimizer, batch_size, classes, epoch
             seen += len(idx)
             postfix = {"loss": f"{total_loss / seen:.4f}"}
             if classes:
-                total_correct += int((out.argmax(axis=1) == yb).sum())
-                postfix["acc"] = f"{total_correct / seen:.4f}"
+                total_correct += _correct(out, yb)
+                labelled += yb.size
+                postfix["acc"] = f"{total_correct / labelled:.4f}"
             bar.set_postfix(postfix, refresh=False)
             bar.update(1)
-    return total_loss / n, (total_correct / n if classes else None)
+    return total_loss / n, (total_correct / labelled if classes else None)
+
+
+def _correct(out: np.ndarray, labels: np.ndarray) -> int:
+    """How many labels the scores get right: argmax over the classes (axis 1) equal to the label.
+
+    One count per label: per sample for (N, K) scores and (N,) labels, per pixel for
+    (N, K, *spatial) scores and (N, *spatial) labels, so accuracy is a fraction of labels.
+    """
+    return int(np.count_nonzero(out.argmax(axis=1) == labels))
 
 
 # -- what fit finds before epoch 1 -------------------------------------------------------------------
@@ -485,22 +505,24 @@ def evaluate(model: Layer, X, y, *, loss=None, batch_size: int = 256) -> dict[st
     X : array_like, shape (N, ...)
         Converted one batch at a time as in :func:`fit`: uint8 intensities become float32 in
         [0, 1], other integers float32 unscaled.
-    y : array_like, shape (N,) class labels, or regression targets
+    y : array_like, shape (N,) class labels, (N, *spatial) per-pixel labels, or regression targets
     loss : loss object, optional
         None: the loss of the model's last ``fit``; else one that fits ``y``
-        (SoftmaxCrossEntropy for 1-D integer labels, MSE otherwise).
+        (SoftmaxCrossEntropy for 1-D integer labels and for integer labels of the model's
+        output shape without its class axis, MSE otherwise).
     batch_size : int
 
     Returns
     -------
     dict
-        ``{"loss": float, "accuracy": float}``; ``accuracy`` only for class labels.
+        ``{"loss": float, "accuracy": float}``; ``accuracy`` only for class labels: the
+        fraction of samples (or, with per-pixel labels, of pixels) classified right.
     """
     batch_size = check_int(batch_size, "evaluate", "batch_size")
     if loss is None:
         loss = getattr(model, "_last_loss", None)
         if loss is None:
-            loss = _default_loss(check_numeric(y, "evaluate", "y"))
+            loss = _default_loss(check_numeric(y, "evaluate", "y"), _inputs(model, X, "evaluate")[1])
     X, y = _data(model, X, y, loss, "evaluate")
     return _scores(model, X, y, loss, batch_size)
 
@@ -515,10 +537,10 @@ def _scores(model: Layer, X: np.ndarray, y: np.ndarray, loss, batch_size: int) -
             out = model.forward(xb)
             total_loss += float(loss(out, yb)) * len(xb)
             if classes:
-                correct += int((out.argmax(axis=1) == yb).sum())
+                correct += _correct(out, yb)
     scores = {"loss": total_loss / len(X)}
     if classes:
-        scores["accuracy"] = correct / len(X)
+        scores["accuracy"] = correct / y.size  # per label: per sample, or per pixel
     return scores
 
 

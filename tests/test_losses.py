@@ -265,3 +265,198 @@ def test_cross_entropy_one_hot_float_labels_get_the_argmax_hint():
         SoftmaxCrossEntropy().loss(np.zeros((2, 3)), np.eye(3)[:2])
     with pytest.raises(TypeError, match=r"for regression targets use loss=MSE\(\)"):
         SoftmaxCrossEntropy().loss(np.zeros((2, 3)), np.array([0.5, 1.0]))
+
+
+# -- SoftmaxCrossEntropy per position: (N, K, *spatial) logits, (N, *spatial) labels ------
+
+SPATIAL_SHAPES = [(5, 4), (3, 4, 6), (2, 3, 4, 5), (2, 3, 2, 3, 4)]  # (N,K), (N,K,L), (N,K,H,W), (N,K,D,H,W)
+SPATIAL_IDS = ["NK", "NKL", "NKHW", "NKDHW"]
+
+
+def per_pixel_problem(rng, shape, dtype=np.float64, masked=0.0):
+    """Logits of ``shape`` (some -inf, never a whole position) and labels of a live class."""
+    logits = rng.normal(scale=3.0, size=shape).astype(dtype)
+    if masked:
+        dead = rng.random(shape) < masked
+        dead[:, 0] = False  # class 0 stays possible everywhere
+        logits[dead] = -np.inf
+    labels = rng.integers(0, shape[1], size=shape[:1] + shape[2:])
+    # a label on a masked class would have infinite loss: move it to class 0
+    live = np.take_along_axis(np.isfinite(logits), labels[:, None], axis=1)[:, 0]
+    return logits, np.where(live, labels, 0)
+
+
+def loop_cross_entropy(logits, labels):
+    """The naive oracle: a log-softmax at every sample and position, one at a time, in Python."""
+    logits = logits.astype(np.float64)
+    total, grad = 0.0, np.zeros_like(logits)
+    positions = list(np.ndindex(labels.shape))
+    for where in positions:
+        n, rest = where[0], where[1:]
+        scores = [float(logits[(n, c) + rest]) for c in range(logits.shape[1])]
+        top = max(scores)
+        norm = math.log(sum(math.exp(s - top) for s in scores))
+        label = int(labels[where])
+        total -= scores[label] - top - norm
+        for c, s in enumerate(scores):
+            grad[(n, c) + rest] = (math.exp(s - top - norm) - (c == label)) / len(positions)
+    return total / len(positions), grad
+
+
+@pytest.mark.parametrize("shape", SPATIAL_SHAPES, ids=SPATIAL_IDS)
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)], ids=["float64", "float32"])
+def test_cross_entropy_per_position_matches_torch(rng, shape, dtype, rtol):
+    torch = pytest.importorskip("torch")
+    logits, labels = per_pixel_problem(rng, shape, dtype)
+    ce = SoftmaxCrossEntropy()
+    ours = ce.loss(logits, labels)
+    grad = ce.backward()
+    t_logits = torch.tensor(logits, requires_grad=True)
+    t_loss = torch.nn.functional.cross_entropy(t_logits, torch.tensor(labels))
+    t_loss.backward()
+    assert ours == pytest.approx(t_loss.item(), rel=rtol)
+    assert grad.shape == logits.shape and grad.dtype == dtype
+    np.testing.assert_allclose(grad, t_logits.grad.numpy(), rtol=rtol, atol=rtol * 1e-2 / labels.size)
+
+
+@pytest.mark.parametrize("shape", SPATIAL_SHAPES, ids=SPATIAL_IDS)
+@pytest.mark.parametrize("masked", [0.0, 0.3], ids=["dense", "masked"])
+def test_cross_entropy_per_position_matches_a_loop_over_pixels(rng, shape, masked):
+    logits, labels = per_pixel_problem(rng, shape, masked=masked)
+    ce = SoftmaxCrossEntropy()
+    with np.errstate(all="raise"):
+        ours = ce.loss(logits, labels)
+        grad = ce.backward()
+    expected_loss, expected_grad = loop_cross_entropy(logits, labels)
+    assert ours == pytest.approx(expected_loss, rel=1e-12)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-11, atol=1e-16)
+    np.testing.assert_allclose(ce.probabilities.sum(axis=1), 1.0, rtol=1e-12)
+    assert ce.probabilities.shape == logits.shape
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4), (2, 3, 2, 3), (1, 2, 2, 2, 3)], ids=["NKL", "NKHW", "NKDHW"])
+def test_cross_entropy_per_position_matches_finite_differences(rng, shape):
+    logits, labels = per_pixel_problem(rng, shape)
+    ce = SoftmaxCrossEntropy()
+    ce.loss(logits, labels)
+    numeric = numeric_grad(lambda z: SoftmaxCrossEntropy().loss(z, labels), logits)
+    np.testing.assert_allclose(ce.backward(), numeric, rtol=1e-7, atol=1e-9)
+
+
+def test_cross_entropy_per_position_is_the_mean_of_its_pixels_and_samples(rng):
+    # Each pixel scored alone as an (N, K) row gives the same mean: pixels are rows.
+    logits, labels = per_pixel_problem(rng, (3, 4, 2, 5))
+    rows = logits.transpose(0, 2, 3, 1).reshape(-1, 4)
+    ce, flat = SoftmaxCrossEntropy(), SoftmaxCrossEntropy()
+    assert ce.loss(logits, labels) == pytest.approx(flat.loss(rows, labels.ravel()), rel=1e-13)
+    np.testing.assert_allclose(ce.backward().transpose(0, 2, 3, 1).reshape(-1, 4), flat.backward(), rtol=1e-13)
+
+
+def test_cross_entropy_masks_minus_inf_classes_per_pixel():
+    ce = SoftmaxCrossEntropy()
+    # one sample, K = 3, two pixels: pixel 0 masks class 1, pixel 1 masks classes 0 and 2
+    logits = np.array([[[0.0, 5.0], [-np.inf, 1.0], [0.0, 2.0]]])
+    logits[0, 0, 1] = logits[0, 2, 1] = -np.inf
+    labels = np.array([[2, 1]])
+    with np.errstate(all="raise"):
+        loss = ce.loss(logits, labels)
+        grad = ce.backward()
+    # pixel 0: two equal live classes, -log 1/2; pixel 1: one live class, -log 1 = 0; mean over 2
+    assert loss == pytest.approx(math.log(2) / 2, rel=1e-14)
+    np.testing.assert_allclose(grad, [[[0.25, 0.0], [0.0, 0.0], [-0.25, 0.0]]], rtol=1e-14, atol=0)
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(logits, requires_grad=True)
+    theirs = torch.nn.functional.cross_entropy(t, torch.tensor(labels))
+    theirs.backward()
+    assert loss == pytest.approx(theirs.item(), rel=1e-14)
+    np.testing.assert_allclose(grad, t.grad.numpy(), rtol=1e-14, atol=1e-16)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_cross_entropy_per_position_keeps_dtype_and_shape(rng, dtype):
+    ce = SoftmaxCrossEntropy()
+    loss = ce.loss(rng.normal(size=(2, 3, 4, 5)).astype(dtype), rng.integers(0, 3, (2, 4, 5)))
+    assert type(loss) is float
+    grad = ce.backward()
+    assert grad.dtype == dtype and grad.shape == (2, 3, 4, 5)
+    assert ce.probabilities.dtype == dtype
+
+
+@pytest.mark.parametrize("logits_shape,labels,error,match", [
+    ((2, 3, 4, 4), np.zeros((2, 1, 4, 4), int), ValueError,
+     r"labels have shape \(2, 1, 4, 4\) \(4-D\); expected 3-D \(N, H, W\) = \(2, 4, 4\).*use labels\[:, 0\]"),
+    ((2, 3, 4, 4), np.eye(3, dtype=int)[np.zeros((2, 4, 4), int)].transpose(0, 3, 1, 2), ValueError,
+     r"labels have shape \(2, 3, 4, 4\).*one-hot: use labels\.argmax\(axis=1\)"),
+    ((2, 3, 4, 4), np.zeros((2, 4, 4, 1), int), ValueError, r"drop the last axis: use labels\[\.\.\., 0\]"),
+    ((2, 3, 4, 4), np.zeros(2, int), ValueError,
+     r"labels have shape \(2,\) \(1-D\); expected 3-D \(N, H, W\).*logits have shape \(2, 3, 4, 4\).*\(N, K\)"),
+    ((2, 3, 4, 4), np.zeros((2, 4, 5), int), ValueError,
+     (r"labels have shape \(2, 4, 5\) but the logits have shape \(2, 3, 4, 4\); expected labels of shape "
+      r"\(2, 4, 4\)")),
+    ((2, 3, 4, 4), np.zeros((3, 4, 4), int), ValueError, r"labels have shape \(3, 4, 4\).*\(2, 4, 4\)"),
+    ((2, 3, 5), np.zeros((2, 5)), TypeError, r"labels have dtype float64.*labels\.astype\(int\)"),
+    ((2, 3, 2, 2), np.full((2, 2, 2), 3), ValueError,
+     r"label 3 is out of range for K=3 classes \(the model has 3 output channels\)"),
+    ((2, 3, 2, 2, 2), -np.ones((2, 2, 2, 2), int), ValueError, r"label -1 is out of range for K=3"),
+    ((2, 3, 0, 4), np.zeros((2, 0, 4), int), ValueError, r"no positions to classify"),
+], ids=["channel-axis-of-1", "one-hot-mask", "channels-last", "one-per-sample", "wrong-spatial",
+        "wrong-batch", "float-labels", "label-too-big", "label-negative-3d", "empty-spatial"])
+def test_cross_entropy_per_position_rejects_bad_labels(logits_shape, labels, error, match):
+    ce = SoftmaxCrossEntropy()
+    with pytest.raises(error, match=match) as info:
+        ce.loss(np.zeros(logits_shape), labels)
+    assert str(info.value).startswith("SoftmaxCrossEntropy")
+    with pytest.raises(RuntimeError):  # nothing was kept from the refused call
+        ce.backward()
+
+
+@pytest.mark.parametrize("bad,match", [
+    (np.nan, r"logits contains 1 non-finite value \(nan or \+inf\)"),
+    (np.inf, r"logits contains 1 non-finite value \(nan or \+inf\)"),
+], ids=["nan", "plus-inf"])
+def test_cross_entropy_per_position_refuses_nan_and_plus_inf(bad, match):
+    logits = np.zeros((2, 3, 2, 2))
+    logits[1, 2, 0, 1] = bad
+    with pytest.raises(ValueError, match=match):
+        SoftmaxCrossEntropy().loss(logits, np.zeros((2, 2, 2), int))
+
+
+def test_cross_entropy_refuses_a_pixel_with_every_class_masked():
+    logits = np.zeros((2, 3, 2, 2))
+    logits[1, :, 0, 1] = -np.inf
+    logits[1, :, 1, 1] = -np.inf
+    with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy: 2 position\(s\) of the logits are -inf for "
+                                         r"every class, the first logits\[1, :, 0, 1\]"):
+        SoftmaxCrossEntropy().loss(logits, np.zeros((2, 2, 2), int))
+
+
+# -- check_targets: fit's up-front check of a whole dataset ------------------------------
+
+def test_check_targets_takes_per_pixel_labels_for_a_map_output(rng):
+    ce = SoftmaxCrossEntropy()
+    ce.check_targets(rng.integers(0, 4, (6, 5, 7)), (6, 4, 5, 7), "fit")      # (N, H, W) for (N, C, H, W)
+    ce.check_targets(rng.integers(0, 4, (6, 9)), (6, 4, 9), "fit")            # (N, L) for (N, C, L)
+    ce.check_targets(rng.integers(0, 4, (6, 2, 3, 3)), (6, 4, 2, 3, 3), "fit")  # (N, D, H, W)
+    ce.check_targets(rng.integers(0, 4, 6), (6, 4), "fit")                    # one per sample, as before
+    ce.check_targets(rng.integers(0, 4, (6, 5, 7)), None, "fit")              # no declared output shape
+
+
+@pytest.mark.parametrize("y,output_shape,error,match", [
+    (np.zeros((6, 1, 5, 7), int), (6, 4, 5, 7), ValueError,
+     r"fit: labels y have shape \(6, 1, 5, 7\) \(4-D\); expected 3-D \(N, H, W\) = \(6, 5, 7\).*use y\[:, 0\]"),
+    (np.eye(4, dtype=int)[np.zeros((6, 5, 7), int)].transpose(0, 3, 1, 2), (6, 4, 5, 7), ValueError,
+     r"one-hot: use y\.argmax\(axis=1\)"),
+    (np.zeros((6, 5, 6), int), (6, 4, 5, 7), ValueError,
+     (r"fit: labels y have shape \(6, 5, 6\) but the model's output has shape \(6, 4, 5, 7\); expected labels "
+      r"of shape \(6, 5, 7\)")),
+    (np.full((6, 5, 7), 4), (6, 4, 5, 7), ValueError, r"fit: label 4 is out of range for K=4 classes"),
+    (np.zeros(6, int), (6, 4, 5, 7), ValueError,
+     r"output has shape \(N, 4, 5, 7\).*needs \(N, K\).*Flatten\(\).*labels y of shape \(N, 5, 7\)"),
+    (np.zeros((6, 5, 7)), (6, 4, 5, 7), TypeError, r"fit: labels y have dtype float64.*y\.astype\(int\)"),
+    (-np.ones((6, 5, 7), int), None, ValueError, r"fit: label -1 is negative"),
+    (np.zeros((6, 5, 7)), None, TypeError, r"fit: labels y have dtype float64"),
+], ids=["channel-axis-of-1", "one-hot-mask", "wrong-spatial", "out-of-range", "one-per-sample-for-a-map",
+        "float", "negative-unknown-output", "float-unknown-output"])
+def test_check_targets_refuses_per_pixel_labels_that_cannot_fit(y, output_shape, error, match):
+    with pytest.raises(error, match=match):
+        SoftmaxCrossEntropy().check_targets(y, output_shape, "fit")

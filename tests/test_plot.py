@@ -410,6 +410,26 @@ def test_confusion_counts_every_pair_and_gives_the_accuracy(rng):
 
 
 @needs_matplotlib
+def test_confusion_counts_per_pixel_labels_pixel_by_pixel(rng):
+    names = ["sky", "road", "car"]
+    y_true, y_pred = rng.integers(0, 3, (4, 5, 6)), rng.integers(0, 3, (4, 5, 6))  # (N, H, W) label maps
+    (ax,) = plot.confusion(y_true, y_pred, names).axes
+    counts = {(round(t.get_position()[1]), round(t.get_position()[0])): int(t.get_text()) for t in ax.texts}
+    expected = {}
+    for where in np.ndindex(y_true.shape):  # the loop oracle, pixel by pixel
+        pair = (int(y_true[where]), int(y_pred[where]))
+        expected[pair] = expected.get(pair, 0) + 1
+    assert counts == {(i, j): expected.get((i, j), 0) for i in range(3) for j in range(3)}
+    assert sum(counts.values()) == 120
+    assert ax.get_title() == f"accuracy {np.mean(y_true == y_pred):.2%} on 120 pixels"
+    with pytest.raises(ValueError, match=r"y_true has shape \(4, 5, 6\) and y_pred \(4, 3, 5, 6\).*"
+                                         r"y_pred\.argmax\(axis=1\)"):
+        plot.confusion(y_true, np.eye(3, dtype=int)[y_pred].transpose(0, 3, 1, 2), names)
+    with pytest.raises(ValueError, match=r"y_true has shape \(4, 5, 6\) and y_pred \(4, 30\)"):
+        plot.confusion(y_true, y_pred.reshape(4, 30), names)
+
+
+@needs_matplotlib
 def test_confusion_draws_into_a_given_axes():
     from matplotlib.figure import Figure
 

@@ -822,3 +822,86 @@ def test_progress_can_force_lines_or_the_bar_or_silence(rng, capsys, monkeypatch
         _progress_fit(rng, "verbose")
     with pytest.raises(TypeError, match=r"fit: progress must be True .*got 2"):
         _progress_fit(rng, 2)
+
+
+# -- per-pixel classification: (N, K, H, W) scores, (N, H, W) labels ------------------------------------
+def pixel_problem(seed=0, n=64, size=8):
+    """Images whose every pixel's class is the argmax of a fixed linear map of its 3 channels.
+
+    A 3x3 "same" convolution to 4 channels can represent that map exactly (its centre taps).
+    """
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 3, size, size)).astype(np.float32)
+    y = np.einsum("kc,nchw->nkhw", rng.standard_normal((4, 3)), X).argmax(axis=1)
+    return X, y
+
+
+def pixel_accuracy(model, X, y):
+    """The oracle: the fraction of pixels whose predicted class (argmax over axis 1) is the label."""
+    return float(np.mean(model.predict(X).argmax(axis=1) == y))
+
+
+def test_fit_learns_per_pixel_classes(rng):
+    X, y = pixel_problem()
+    model = Sequential(Conv2DVolume(3, 4, 3, padding="same", rng=rng))
+    history = model.fit(X[:48], y[:48], loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.5),
+                        epochs=8, batch_size=16, seed=0, validation_data=(X[48:], y[48:]), progress=False)
+    majority = np.bincount(y.ravel()).max() / y.size  # 0.30: the best a constant guess gets
+    assert history["loss"][-1] < 0.6 * history["loss"][0]
+    assert history["val_loss"][-1] < history["val_loss"][0]
+    assert all(0 <= a <= 1 for a in history["accuracy"] + history["val_accuracy"])
+    assert history["accuracy"][-1] > max(0.75, majority + 0.3)
+    assert history["val_accuracy"][-1] > 0.75
+    assert history["val_accuracy"][-1] == pixel_accuracy(model, X[48:], y[48:])
+
+
+def test_evaluate_accuracy_is_the_fraction_of_pixels_right(rng):
+    X, y = pixel_problem(n=16)
+    model = Sequential(Conv2DVolume(3, 4, 3, padding="same", rng=rng))
+    model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.5), epochs=2,
+              batch_size=4, seed=0, progress=False)
+    scores = model.evaluate(X, y, batch_size=5)  # batches of 5, 5, 5, 1 samples
+    expected = pixel_accuracy(model, X, y)
+    assert 0.3 < expected < 1  # neither trivial nor perfect, so the count is tested
+    assert scores["accuracy"] == expected
+    assert scores["loss"] == pytest.approx(SoftmaxCrossEntropy()(model.predict(X), y), rel=1e-6)
+
+
+def test_fit_history_accuracy_is_per_pixel(rng):
+    X, y = pixel_problem(n=12)
+    model = Sequential(Conv2DVolume(3, 4, 3, padding="same", rng=rng))
+    expected_train, expected_val = pixel_accuracy(model, X[:8], y[:8]), pixel_accuracy(model, X[8:], y[8:])
+    # lr=0: the weights never move, so the epoch's running count is the accuracy of these weights
+    history = model.fit(X[:8], y[:8], loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.0),
+                        batch_size=3, validation_data=(X[8:], y[8:]), progress=False)
+    assert history["accuracy"] == [expected_train]
+    assert history["val_accuracy"] == [expected_val]
+
+
+def test_evaluate_without_a_loss_scores_per_pixel_labels_with_cross_entropy(rng):
+    X, y = pixel_problem(n=6)
+    model = Sequential(Conv2DVolume(3, 4, 3, padding="same", rng=rng))  # never fitted: no remembered loss
+    scores = model.evaluate(X, y)
+    assert set(scores) == {"loss", "accuracy"}
+    assert scores["loss"] == pytest.approx(SoftmaxCrossEntropy()(model.predict(X), y), rel=1e-6)
+    assert scores["accuracy"] == pixel_accuracy(model, X, y)
+    targets = np.zeros((6, 4, 8, 8), dtype=np.int64)  # integers of the output's own shape: regression
+    assert set(model.evaluate(X, targets)) == {"loss"}
+
+
+@pytest.mark.parametrize(("y", "validation_y", "match"), [
+    (lambda y: y[:, None], None, r"fit: labels y have shape \(8, 1, 8, 8\).*use y\[:, 0\]"),
+    (lambda y: y[:, :, :7], None, (r"fit: labels y have shape \(8, 8, 7\) but the model's output has shape "
+                                   r"\(8, 4, 8, 8\)")),
+    (lambda y: y[:, 0, 0], None, r"fit: the model's output has shape \(N, 4, 8, 8\).*Flatten\(\).*\(N, 8, 8\)"),
+    (lambda y: y, lambda y: y + 4, r"fit \(validation_data\): label \d+ is out of range for K=4"),
+], ids=["channel-axis-of-1", "wrong-width", "one-per-sample", "validation-out-of-range"])
+def test_per_pixel_labels_that_cannot_fit_are_refused_before_epoch_1(rng, y, validation_y, match):
+    X, labels = pixel_problem(n=8)
+    spy = Batches()
+    model = Sequential(spy, Conv2DVolume(3, 4, 3, padding="same", rng=rng))
+    validation = None if validation_y is None else (X[:4], validation_y(labels[:4]))
+    with pytest.raises(ValueError, match=match):
+        model.fit(X, y(labels), loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1),
+                  validation_data=validation, progress=False)
+    assert spy.count == 0

@@ -91,9 +91,9 @@ def history(history: Mapping[str, Sequence[float]], *, ax=None, path=None, dpi: 
 
 def _labels(owner: str, name: str, y, n_classes: int) -> np.ndarray:
     y = check_numeric(y, owner, name)
-    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or np.array_equal(y, np.round(y))):
+    if y.ndim == 0 or not (np.issubdtype(y.dtype, np.integer) or np.array_equal(y, np.round(y))):
         raise ValueError(f"{owner}: {name} has shape {y.shape} and dtype {y.dtype}; expected class indices "
-                         "(N,) (for scores (N, K) use scores.argmax(axis=1))")
+                         "(N,) or per pixel (N, *spatial) (for scores (N, K, ...) use scores.argmax(axis=1))")
     y = y.astype(np.int64)
     if y.size and (y.min() < 0 or y.max() >= n_classes):
         raise ValueError(f"{owner}: {name} holds classes {y.min()}..{y.max()}; expected 0..{n_classes - 1}, "
@@ -105,12 +105,13 @@ def confusion(y_true, y_pred, class_names: Sequence[str], *, ax=None, path=None,
     """Draw the confusion matrix: how many images of each true class got each prediction.
 
     Rows are the true class, columns the predicted one; the diagonal counts the correct
-    answers. The title gives the accuracy (the diagonal over the total).
+    answers. The title gives the accuracy (the diagonal over the total). Per-pixel labels
+    (segmentation) are counted pixel by pixel: every pixel is one entry of the matrix.
 
     Parameters
     ----------
-    y_true, y_pred : array_like of int, shape (N,)
-        Class indices from 0 to ``len(class_names) - 1``.
+    y_true, y_pred : array_like of int, shape (N,), or (N, *spatial) per pixel
+        Class indices from 0 to ``len(class_names) - 1``; both of the same shape.
     class_names : sequence of str
     ax : matplotlib Axes, optional
         Draw into this Axes instead of a new figure.
@@ -124,7 +125,7 @@ def confusion(y_true, y_pred, class_names: Sequence[str], *, ax=None, path=None,
 
     Shape
     -----
-    y_true (N,), y_pred (N,) -> a K x K matrix, K = len(class_names)
+    y_true (N, *spatial), y_pred (N, *spatial) -> a K x K matrix, K = len(class_names)
 
     Examples
     --------
@@ -142,8 +143,16 @@ def confusion(y_true, y_pred, class_names: Sequence[str], *, ax=None, path=None,
     y_true = _labels(owner, "y_true", y_true, k)
     y_pred = _labels(owner, "y_pred", y_pred, k)
     if y_true.shape != y_pred.shape:
-        raise ValueError(f"{owner}: y_true has {len(y_true)} labels and y_pred {len(y_pred)}; expected one "
-                         "prediction per label")
+        if y_true.ndim == y_pred.ndim == 1:
+            raise ValueError(f"{owner}: y_true has {len(y_true)} labels and y_pred {len(y_pred)}; expected one "
+                             "prediction per label")
+        hint = ""
+        if y_pred.shape == y_true.shape[:1] + (k,) + y_true.shape[1:]:
+            hint = " (y_pred looks like scores: use y_pred.argmax(axis=1))"
+        raise ValueError(f"{owner}: y_true has shape {y_true.shape} and y_pred {y_pred.shape}; expected one "
+                         f"prediction per label, the same shape{hint}")
+    pixels = y_true.ndim > 1
+    y_true, y_pred = y_true.ravel(), y_pred.ravel()  # per-pixel labels count pixel by pixel
     matrix = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
 
     size = 1.2 + 0.55 * k
@@ -156,7 +165,7 @@ def confusion(y_true, y_pred, class_names: Sequence[str], *, ax=None, path=None,
     dark = matrix > matrix.max() / 2
     for (i, j), count in np.ndenumerate(matrix):  # one Text per cell: matplotlib has no vectorised text
         a.text(j, i, str(count), ha="center", va="center", fontsize=8, color="white" if dark[i, j] else "black")
-    total = len(y_true)
-    accuracy = f"accuracy {np.trace(matrix) / total:.2%}" if total else "no samples"
-    a.set_title(f"{accuracy} on {total} samples" if total else accuracy, fontsize=10)
+    total, unit = len(y_true), "pixels" if pixels else "samples"
+    accuracy = f"accuracy {np.trace(matrix) / total:.2%}" if total else f"no {unit}"
+    a.set_title(f"{accuracy} on {total} {unit}" if total else accuracy, fontsize=10)
     return finish(fig, path, dpi)
