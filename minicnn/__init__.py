@@ -8,6 +8,7 @@ from .layers import (
     AvgPool2D,
     BatchNorm2D,
     Conv2DVolume,
+    ConvTranspose2D,
     Dense,
     Dropout,
     Flatten,
@@ -20,6 +21,7 @@ from .layers import (
     Residual,
     Sigmoid,
     Tanh,
+    Upsample2D,
 )
 from .layers.base import Buffer
 from .losses import MSE, Loss, SoftmaxCrossEntropy
@@ -38,6 +40,7 @@ __all__ = [
     "BatchNorm2D",
     "Buffer",
     "Conv2DVolume",
+    "ConvTranspose2D",
     "Dense",
     "Dropout",
     "EarlyStopping",
@@ -58,6 +61,7 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "Tanh",
     "TrainingDiverged",
+    "Upsample2D",
     "functional",
     "get_num_threads",
     "gradcheck",

@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 
 from .layers.base import Layer
+from .layers.conv_transpose import ConvTranspose2D
 
 
 def check_input_shape(input_shape, owner: str = "summary") -> tuple[int, ...]:
@@ -56,8 +57,11 @@ def multiply_accumulates(layer: Layer, out_shape: tuple | None, in_shape: tuple 
     """Multiply-accumulate operations for one sample through ``layer``.
 
     For a conv or dense layer every output element is one dot product with a row of
-    the weight, of length ``weight[0].size`` (C_in*KH*KW, or in_features). A container
-    (a Sequential, a Residual) adds up its layers, which needs ``in_shape``.
+    the weight, of length ``weight[0].size`` (C_in/groups*KH*KW, or in_features). A
+    transposed convolution is counted the other way round, from its input: every input
+    element is multiplied by the ``weight[0].size`` (C_out/groups*KH*KW) weights it stamps
+    (the stamps that padding crops off included). A container (a Sequential, a Residual)
+    adds up its layers; these two need ``in_shape``.
     """
     inner = getattr(layer, "layers", None)
     if isinstance(inner, list) and in_shape is not None:
@@ -67,6 +71,8 @@ def multiply_accumulates(layer: Layer, out_shape: tuple | None, in_shape: tuple 
     weight = getattr(layer, "weight", None)
     if out_shape is None or weight is None or not hasattr(weight, "data") or weight.data.ndim < 2:
         return 0
+    if isinstance(layer, ConvTranspose2D):
+        return 0 if in_shape is None else math.prod(in_shape[1:]) * math.prod(weight.data.shape[1:])
     return math.prod(out_shape[1:]) * math.prod(weight.data.shape[1:])
 
 

@@ -19,6 +19,7 @@ from minicnn import (
     AvgPool2D,
     BatchNorm2D,
     Conv2DVolume,
+    ConvTranspose2D,
     Dense,
     Dropout,
     Flatten,
@@ -33,6 +34,7 @@ from minicnn import (
     Sigmoid,
     SoftmaxCrossEntropy,
     Tanh,
+    Upsample2D,
 )
 from minicnn.datasets import make_shapes
 from minicnn.export import to_onnx
@@ -128,8 +130,30 @@ def shapes_demo(rng):
         Flatten(), Dense(16 * 8 * 8, CLASSES, rng=rng)), (3, 32, 32)
 
 
+def transposed_convolutions(rng):
+    # back up: k3 s2 p1 op1 doubles (5, 4) to (10, 8); output_padding (1, 1) at stride (1, 2) and
+    # dilation (2, 1) is beyond the padding and the stride on H (ONNX pads the end), within the padding on W
+    return Sequential(
+        ConvTranspose2D(3, 4, 3, stride=2, padding=1, output_padding=1, rng=rng), ReLU(),
+        Conv2DVolume(4, 4, 3, stride=2, padding=1, rng=rng), ReLU(),
+        ConvTranspose2D(4, 6, (2, 3), stride=(1, 2), padding=(0, 1), output_padding=(1, 1), groups=2,
+                        dilation=(2, 1), rng=rng), Tanh(),
+        ConvTranspose2D(6, 3, 2, stride=3, groups=3, bias=False, rng=rng),
+        Flatten(), Dense(3 * 23 * 23, CLASSES, rng=rng)), (3, 5, 4)
+
+
+def upsampling(rng):
+    return Sequential(
+        Conv2DVolume(3, 4, 3, stride=2, padding=1, rng=rng), ReLU(),
+        Upsample2D(2), Conv2DVolume(4, 4, 3, padding="same", rng=rng), ReLU(),
+        Upsample2D((3, 2), mode="bilinear"), Conv2DVolume(4, 2, 3, stride=2, rng=rng), Tanh(),
+        Upsample2D((1, 3)), Upsample2D(2, mode="bilinear"),
+        Flatten(), Dense(2 * 22 * 78, CLASSES, rng=rng)), (3, 7, 13)
+
+
 ARCHITECTURES = [strided_same_even_kernels, rectangular_same, dilation, padded_max_pooling, padded_avg_pooling,
-                 batch_norm, residual_blocks, activations, dropout, nested_and_no_bias, shapes_demo]
+                 batch_norm, residual_blocks, activations, dropout, nested_and_no_bias, shapes_demo,
+                 transposed_convolutions, upsampling]
 ARCH_IDS = [build.__name__.replace("_", "-") for build in ARCHITECTURES]
 
 
@@ -271,6 +295,38 @@ def test_pooling_and_batch_norm_attributes(onnx, rng, tmp_path):
     # ONNX's momentum weighs the running value: 1 - minicnn's
     assert bn.op_type == "BatchNormalization" and attribute(bn, "momentum").f == pytest.approx(0.75)
     assert attribute(bn, "epsilon").f == pytest.approx(1e-3)
+
+
+def test_transposed_convolution_and_resize_attributes(onnx, ort, rng, tmp_path):
+    from onnx import numpy_helper
+
+    model = Sequential(ConvTranspose2D(2, 4, 3, stride=2, padding=1, output_padding=1, groups=2, rng=rng),
+                       Upsample2D((2, 3)), Upsample2D(2, mode="bilinear"),
+                       ConvTranspose2D(4, 2, 3, padding=(1, 0), output_padding=(1, 1), dilation=2, rng=rng))
+    for p in model.parameters():  # a bias that is not zero, to be added where it belongs
+        p.data[...] = rng.standard_normal(p.shape)
+    path = to_onnx(model, tmp_path / "model.onnx", (2, 4, 5))
+    graph = onnx.load(path).graph
+    assert [node.op_type for node in graph.node] == [
+        "ConvTranspose", "Constant", "Resize", "Constant", "Resize", "ConvTranspose", "Constant", "Pad", "Constant",
+        "Unsqueeze", "Add"]
+    assert [init.name for init in graph.initializer] == list(model.state_dict())  # constants are nodes
+    first, _, nearest, _, bilinear, last, pads = graph.node[:7]
+    # output_padding 1 with padding 1: the same rows as one less padding at the bottom/right
+    assert list(attribute(first, "pads").ints) == [1, 1, 0, 0]
+    assert list(attribute(first, "output_padding").ints) == [0, 0]
+    assert attribute(first, "group").i == 2 and list(attribute(first, "strides").ints) == [2, 2]
+    assert list(numpy_helper.to_array(attribute(graph.node[1], "value").t)) == [1, 1, 2, 3]
+    assert [(a.name, a.s) for a in nearest.attribute] == [
+        ("coordinate_transformation_mode", b"asymmetric"), ("mode", b"nearest"), ("nearest_mode", b"floor")]
+    assert [(a.name, a.s) for a in bilinear.attribute] == [("coordinate_transformation_mode", b"half_pixel"),
+                                                           ("mode", b"linear")]
+    # on W, output_padding 1 >= stride 1 with no padding to take it from: zeros padded, then the bias added
+    assert list(attribute(last, "pads").ints) == [1, 0, 0, 0] and list(attribute(last, "dilations").ints) == [2, 2]
+    assert list(last.input) == [graph.node[4].output[0], "3.weight"]  # the bias comes after the Pad
+    assert list(numpy_helper.to_array(attribute(pads, "value").t)) == [0, 0, 0, 0, 0, 0, 0, 1]
+    x = rng.standard_normal((3, 2, 4, 5)).astype(np.float32)
+    assert_close(run(ort, path, x), model.predict(x))
 
 
 def test_a_residual_given_as_the_model_adds_its_input(onnx, ort, rng, tmp_path):

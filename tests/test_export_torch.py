@@ -15,6 +15,7 @@ from minicnn import (
     SGD,
     BatchNorm2D,
     Conv2DVolume,
+    ConvTranspose2D,
     Dense,
     Dropout,
     Flatten,
@@ -23,6 +24,7 @@ from minicnn import (
     Residual,
     Sequential,
     SoftmaxCrossEntropy,
+    Upsample2D,
 )
 from minicnn.datasets import make_shapes
 from minicnn.export import from_torch, to_onnx, to_torch
@@ -235,6 +237,38 @@ def test_a_pytorch_model_converts_with_equal_outputs(torch, rng):
     assert_same_state(model.state_dict(), theirs)
 
 
+def test_a_pytorch_decoder_converts_with_equal_outputs(torch, rng):
+    nn = torch.nn
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.ConvTranspose2d(3, 6, 4, stride=2, padding=1), nn.ReLU(),
+        nn.Upsample(scale_factor=2), nn.Upsample(scale_factor=(1.0, 3.0), mode="nearest"),
+        nn.ConvTranspose2d(6, 4, (3, 2), stride=(2, 1), padding=(1, 0), output_padding=(1, 0), groups=2, bias=False),
+        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), nn.Tanh(),
+        nn.Upsample(scale_factor=3.0, mode="bilinear", recompute_scale_factor=True),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
+    model = from_torch(net, rng=rng)
+    assert [repr(layer) for layer in model if type(layer).__name__ == "Upsample2D"] == [
+        "Upsample2D(scale_factor=(2, 2), mode='nearest')", "Upsample2D(scale_factor=(1, 3), mode='nearest')",
+        "Upsample2D(scale_factor=(2, 2), mode='bilinear')", "Upsample2D(scale_factor=(3, 3), mode='bilinear')"]
+    assert repr(model[4]) == ("ConvTranspose2D(6, 4, kernel_size=(3, 2), stride=(2, 1), padding=(1, 0), "
+                              "output_padding=(1, 0), groups=2, bias=False, dilation=(1, 1))")
+    x = rng.standard_normal((2, 3, 3, 4)).astype(np.float32)
+    grid.assert_close(model.predict(x), forward(torch, net, x))
+    assert_same_state(model.state_dict(), {k: v.numpy() for k, v in net.state_dict().items()})
+
+
+def test_float64_transposed_convolutions_stay_float64(torch, rng):
+    model = Sequential(ConvTranspose2D(2, 3, 3, stride=2, padding=1, output_padding=1, rng=rng, dtype=np.float64),
+                       Upsample2D(2, mode="bilinear"))
+    net = to_torch(model)
+    assert {v.dtype for v in net.state_dict().values()} == {torch.float64}
+    x = rng.standard_normal((2, 2, 3, 4))
+    np.testing.assert_allclose(forward(torch, net, x), model.predict(x), rtol=1e-12, atol=1e-12)
+    back = from_torch(net)
+    assert back[0].weight.data.dtype == np.float64 and repr(back) == repr(model)
+
+
 def test_a_torch_state_dict_loads_straight_into_the_minicnn_model(torch, rng):
     nn = torch.nn
     net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
@@ -288,8 +322,8 @@ def test_dropout_streams_come_from_rng(torch):
 @pytest.mark.parametrize("make, error, match", [
     (lambda nn: nn.Sequential(nn.Conv2d(2, 2, 3), nn.GELU()), TypeError,
      r"module 1 is GELU .* which minicnn has no layer for. Supported: nn.Conv2d"),
-    (lambda nn: nn.Sequential(nn.Sequential(nn.ReLU(), nn.Upsample(scale_factor=2))), TypeError,
-     "module 0.1 is Upsample"),
+    (lambda nn: nn.Sequential(nn.Sequential(nn.ReLU(), nn.PixelShuffle(2))), TypeError,
+     "module 0.1 is PixelShuffle"),
     (lambda nn: nn.Sequential(nn.Conv2d(4, 4, 3, groups=2)), ValueError, "module 0 .* has groups=2"),
     (lambda nn: nn.Sequential(nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect")), ValueError,
      "padding_mode='reflect'.*build it with padding_mode='zeros'"),
@@ -312,9 +346,20 @@ def test_dropout_streams_come_from_rng(torch):
     (lambda nn: nn.Sequential(type("MyConv", (nn.Conv2d,), {})(2, 2, 3)), TypeError, "module 0 is MyConv"),
     (lambda nn: nn.Conv2d(2, 2, 3), TypeError, "must be a torch.nn.Sequential, got Conv2d; wrap it"),
     (lambda nn: nn.ModuleList([nn.ReLU()]), TypeError, "got ModuleList"),
-], ids=["gelu", "nested-upsample", "groups", "reflect", "ceil-mode", "pool-dilation", "indices", "exclude-pad",
+    (lambda nn: nn.Sequential(nn.Upsample(scale_factor=2, mode="bicubic")), ValueError,
+     "mode='bicubic'; Upsample2D computes mode='nearest' or mode='bilinear' only"),
+    (lambda nn: nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)), ValueError,
+     "align_corners=True.*build it with align_corners=False"),
+    (lambda nn: nn.Sequential(nn.Upsample(size=(4, 4))), ValueError, r"size=\(4, 4\).*whole factors"),
+    (lambda nn: nn.Sequential(nn.Upsample(scale_factor=1.5)), ValueError, "scale_factor=1.5.*whole factors"),
+    (lambda nn: nn.Sequential(nn.Upsample(scale_factor=(2, 0.5))), ValueError, "whole factors"),
+    (lambda nn: nn.Sequential(nn.UpsamplingBilinear2d(scale_factor=2)), TypeError, "module 0 is UpsamplingBilinear2d"),
+    (lambda nn: nn.Sequential(nn.ConvTranspose2d(2, 2, 3).half()), ValueError, "0.weight is float16"),
+], ids=["gelu", "nested-pixel-shuffle", "groups", "reflect", "ceil-mode", "pool-dilation", "indices", "exclude-pad",
         "divisor", "bn-affine", "bn-no-stats", "bn-cumulative", "bn-double", "half", "flatten-dims",
-        "adaptive-no-flatten", "adaptive-2", "subclass", "not-sequential", "module-list"])
+        "adaptive-no-flatten", "adaptive-2", "subclass", "not-sequential", "module-list", "upsample-bicubic",
+        "upsample-align-corners", "upsample-size", "upsample-fraction", "upsample-half", "upsampling-bilinear2d",
+        "conv-transpose-half"])
 def test_unsupported_torch_modules_are_named(torch, make, error, match):
     with pytest.raises(error, match=match):
         from_torch(make(torch.nn))

@@ -10,6 +10,7 @@ from minicnn import (
     AvgPool2D,
     BatchNorm2D,
     Conv2DVolume,
+    ConvTranspose2D,
     Dense,
     Dropout,
     Flatten,
@@ -22,6 +23,7 @@ from minicnn import (
     Sequential,
     Sigmoid,
     Tanh,
+    Upsample2D,
     gradcheck,
 )
 
@@ -44,6 +46,9 @@ CASES = {
     "BatchNorm2D": (lambda rng: BatchNorm2D(3), (2, 3, 4, 5), np.zeros((2, 4, 4, 5)), r"4 channels, expected 3"),
     "Conv2DVolume": (lambda rng: Conv2DVolume(2, 3, (3, 2), stride=2, padding="same", rng=rng),
                      (2, 2, 5, 6), np.zeros((2, 3, 5, 6)), r"3 channels, expected 2"),
+    "ConvTranspose2D": (lambda rng: ConvTranspose2D(2, 4, (3, 2), stride=2, padding=1, output_padding=1, groups=2,
+                                                    rng=rng),
+                        (2, 2, 3, 4), np.zeros((2, 3, 3, 4)), r"3 channels, expected 2"),
     "Dense": (lambda rng: Dense(4, 3, rng=rng), (2, 4), np.zeros((2, 5)), r"5 features"),
     "Dropout": (lambda rng: Dropout(0.3, rng=rng), (2, 3, 4), np.full((2, 3), "x"), r"numeric"),
     "Flatten": (lambda rng: Flatten(), (2, 3, 2, 2), np.zeros(5), r"at least 2-D"),
@@ -55,6 +60,8 @@ CASES = {
     "Sequential": (_stack, (2, 2, 4, 6), np.zeros((2, 1, 4, 6)), r"1 channel, expected 2"),
     "Sigmoid": (lambda rng: Sigmoid(), (2, 3, 4), np.full((2, 3), "x"), r"numeric"),
     "Tanh": (lambda rng: Tanh(), (2, 3, 4), np.full((2, 3), "x"), r"numeric"),
+    "Upsample2D": (lambda rng: Upsample2D((2, 3), mode="bilinear"), (2, 3, 3, 4), np.zeros((3, 3, 4)),
+                   r"x\[None\]"),
 }
 
 

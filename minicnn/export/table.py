@@ -15,6 +15,8 @@ Conv2DVolume       ``nn.Conv2d``; with ``padding="same"``, torch's own          
                    kernels), otherwise
                    :class:`~minicnn.export.torch_modules.SameConv2d`
 Dense              ``nn.Linear``                                                Gemm (transB=1)
+ConvTranspose2D    ``nn.ConvTranspose2d``                                       ConvTranspose (pads, strides,
+                                                                                dilations, group, output_padding)
 MaxPool2D          ``nn.MaxPool2d``                                             MaxPool
 AvgPool2D          ``nn.AvgPool2d`` (``count_include_pad=True``)                AveragePool (count_include_pad=1)
 GlobalAvgPool2D    ``nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())``;    GlobalAveragePool, Flatten
@@ -24,6 +26,9 @@ BatchNorm2D        ``nn.BatchNorm2d``                                           
                                                                                 statistics)
 Dropout            ``nn.Dropout``                                               nothing: the identity at inference
 Flatten            ``nn.Flatten()``                                             Flatten (axis=1)
+Upsample2D         ``nn.Upsample(scale_factor, mode)`` (bilinear:               Resize: nearest with asymmetric
+                   ``align_corners=False``)                                     coordinates and floor; linear
+                                                                                with half_pixel
 ReLU, LeakyReLU,   ``nn.ReLU``, ``nn.LeakyReLU``, ``nn.Tanh``, ``nn.Sigmoid``   Relu, LeakyRelu, Tanh, Sigmoid
 Tanh, Sigmoid
 Residual           :class:`~minicnn.export.torch_modules.Residual`              its layers, then Add
@@ -49,6 +54,7 @@ from ..layers import (
     AvgPool2D,
     BatchNorm2D,
     Conv2DVolume,
+    ConvTranspose2D,
     Dense,
     Dropout,
     Flatten,
@@ -59,6 +65,7 @@ from ..layers import (
     Residual,
     Sigmoid,
     Tanh,
+    Upsample2D,
 )
 from ..layers.base import Layer
 from ..model import Sequential
@@ -189,6 +196,11 @@ def _float_dtype(m, at: Place, allowed: tuple[str, ...]) -> np.dtype:
     return np.dtype(str(m.weight.dtype).removeprefix("torch."))
 
 
+def _constant(g, name: str, value: np.ndarray) -> str:
+    """A Constant node holding ``value`` (int64 or float32, as given); returns its output's name."""
+    return g.node("Constant", [], name, value=g.numpy_helper.from_array(value, name))
+
+
 def _pair(value) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else tuple(value)
 
@@ -233,6 +245,47 @@ def _conv_to_onnx(g, layer: Conv2DVolume, path: str, x: str, shape: tuple) -> st
     return g.node("Conv", [x, *_initializers(g, layer, path, "weight", "bias")], path,
                   kernel_shape=list(layer.kernel_size), strides=list(layer.stride), dilations=list(layer.dilation),
                   pads=_onnx_pads(pads), group=1)
+
+
+# -- ConvTranspose2D -----------------------------------------------------------------------------------
+def _conv_transpose_to_torch(layer: ConvTranspose2D, torch):
+    return torch.nn.utils.skip_init(torch.nn.ConvTranspose2d, layer.in_channels, layer.out_channels,
+                                    layer.kernel_size, stride=layer.stride, padding=layer.padding,
+                                    output_padding=layer.output_padding, groups=layer.groups,
+                                    bias=layer.bias is not None, dilation=layer.dilation,
+                                    dtype=_torch_dtype(layer, torch))
+
+
+def _conv_transpose_from_torch(m, at: Place) -> ConvTranspose2D:
+    _require(m, at, padding_mode="zeros")
+    return ConvTranspose2D(m.in_channels, m.out_channels, tuple(m.kernel_size), stride=tuple(m.stride),
+                           padding=tuple(m.padding), output_padding=tuple(m.output_padding), groups=m.groups,
+                           bias=m.bias is not None, dilation=tuple(m.dilation), rng=at.rng,
+                           dtype=_float_dtype(m, at, ("float32", "float64")))
+
+
+def _conv_transpose_to_onnx(g, layer: ConvTranspose2D, path: str, x: str, shape: tuple) -> str:
+    # ONNX's ConvTranspose has torch's weight layout (C_in, C_out/groups, KH, KW) and output size rule,
+    # with the padding per side: output_padding is first taken off the end padding (the same rows, no
+    # longer cropped). What is left, onnxruntime computes only below the stride (torch: below the stride
+    # or the dilation); the rows beyond that are past every stamp, zeros and the bias: a Pad, then the bias.
+    taken = [min(p, e) for p, e in zip(layer.padding, layer.output_padding)]
+    extra = [e - t for e, t in zip(layer.output_padding, taken)]
+    padded = [e if e >= s else 0 for e, s in zip(extra, layer.stride)]
+    weight, *bias = _initializers(g, layer, path, "weight", "bias")
+    pads = tuple((p, p - t) for p, t in zip(layer.padding, taken))
+    out = g.node("ConvTranspose", [x, weight, *([] if any(padded) else bias)], path,
+                 kernel_shape=list(layer.kernel_size), strides=list(layer.stride), dilations=list(layer.dilation),
+                 pads=_onnx_pads(pads), output_padding=[e - p for e, p in zip(extra, padded)], group=layer.groups)
+    if not any(padded):
+        return out
+    out = g.node("Pad", [out, _constant(g, _join(path, "pads"), np.array([0, 0, 0, 0, 0, 0, *padded], np.int64))],
+                 _join(path, "pad"))
+    if bias:
+        axes = _constant(g, _join(path, "axes"), np.array([1, 2], np.int64))
+        per_channel = g.node("Unsqueeze", [bias[0], axes], _join(path, "unsqueeze"))  # (C_out, 1, 1)
+        out = g.node("Add", [out, per_channel], _join(path, "add"))
+    return out
 
 
 # -- Dense ---------------------------------------------------------------------------------------------
@@ -341,6 +394,40 @@ def _flatten_from_torch(m, at: Place) -> Flatten:
     return Flatten()
 
 
+# -- Upsample2D -----------------------------------------------------------------------------------------
+def _upsample_to_torch(layer: Upsample2D, torch):
+    h, w = layer.scale_factor
+    corners = {"align_corners": False} if layer.mode == "bilinear" else {}
+    return torch.nn.Upsample(scale_factor=h if h == w else (h, w), mode=layer.mode, **corners)
+
+
+def _upsample_from_torch(m, at: Place) -> Upsample2D:
+    if m.mode not in ("nearest", "bilinear"):
+        raise ValueError(f"from_torch: module {at.path} ({m!r}) has mode={m.mode!r}; Upsample2D computes "
+                         "mode='nearest' or mode='bilinear' only: build it with one of those")
+    if m.mode == "bilinear" and m.align_corners:  # None is torch's default, False
+        _require(m, at, align_corners=False)
+    factors = m.scale_factor if isinstance(m.scale_factor, tuple) else (m.scale_factor, m.scale_factor)
+    # torch keeps the factors as floats (2.0): minicnn takes whole ones, given by factor, not by size
+    if m.size is not None or len(factors) != 2 or not all(f is not None and float(f).is_integer() and f >= 1
+                                                          for f in factors):
+        raise ValueError(f"from_torch: module {at.path} ({m!r}) has size={m.size!r}, scale_factor="
+                         f"{m.scale_factor!r}; Upsample2D scales by whole factors: build it with "
+                         "scale_factor=2 or a pair such as (2, 3), and no size")
+    return Upsample2D(tuple(int(f) for f in factors), mode=m.mode)
+
+
+def _upsample_to_onnx(g, layer: Upsample2D, path: str, x: str, shape: tuple) -> str:
+    scales = _constant(g, _join(path, "scales"), np.array([1, 1, *layer.scale_factor], dtype=np.float32))
+    # Both coordinate rules are torch's: nearest reads input floor(o / s); bilinear (align_corners=False)
+    # reads (o + 0.5) / s - 0.5, the pixel centres
+    if layer.mode == "nearest":
+        how = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
+    else:
+        how = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
+    return g.node("Resize", [x, "", scales], path, **how)
+
+
 # -- LeakyReLU (ReLU, Tanh and Sigmoid take no argument: their entries are _plain) ---------------------
 def _leaky_relu_to_onnx(g, layer: LeakyReLU, path: str, x: str, shape: tuple) -> str:
     return g.node("LeakyRelu", [x], path, alpha=layer.negative_slope)
@@ -377,6 +464,8 @@ TABLE: dict[type[Layer], Entry] = {entry.layer: entry for entry in (
     Entry(Conv2DVolume, _conv_to_torch, lambda nn: (nn.Conv2d, torch_modules.SameConv2d), _conv_from_torch,
           _conv_to_onnx),
     Entry(Dense, _dense_to_torch, lambda nn: (nn.Linear,), _dense_from_torch, _dense_to_onnx),
+    Entry(ConvTranspose2D, _conv_transpose_to_torch, lambda nn: (nn.ConvTranspose2d,), _conv_transpose_from_torch,
+          _conv_transpose_to_onnx),
     Entry(MaxPool2D, _max_pool_to_torch, lambda nn: (nn.MaxPool2d,), _max_pool_from_torch, _pool_to_onnx("MaxPool")),
     Entry(AvgPool2D, _avg_pool_to_torch, lambda nn: (nn.AvgPool2d,), _avg_pool_from_torch,
           _pool_to_onnx("AveragePool", count_include_pad=1)),
@@ -388,6 +477,7 @@ TABLE: dict[type[Layer], Entry] = {entry.layer: entry for entry in (
           lambda m, at: Dropout(m.p, rng=at.rng), lambda g, layer, path, x, shape: x),  # inference: no node
     Entry(Flatten, lambda layer, torch: torch.nn.Flatten(), lambda nn: (nn.Flatten,), _flatten_from_torch,
           _one_node("Flatten", axis=1)),
+    Entry(Upsample2D, _upsample_to_torch, lambda nn: (nn.Upsample,), _upsample_from_torch, _upsample_to_onnx),
     _plain(ReLU, lambda nn: nn.ReLU, "Relu"),
     Entry(LeakyReLU, lambda layer, torch: torch.nn.LeakyReLU(layer.negative_slope), lambda nn: (nn.LeakyReLU,),
           lambda m, at: LeakyReLU(m.negative_slope), _leaky_relu_to_onnx),

@@ -3,17 +3,20 @@
 from .activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from .base import Layer, Parameter
 from .conv import Conv2DVolume
+from .conv_transpose import ConvTranspose2D
 from .dense import Dense
 from .dropout import Dropout
 from .normalization import BatchNorm2D
 from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .reshape import Flatten
 from .residual import Residual
+from .upsample import Upsample2D
 
 __all__ = [
     "AvgPool2D",
     "BatchNorm2D",
     "Conv2DVolume",
+    "ConvTranspose2D",
     "Dense",
     "Dropout",
     "Flatten",
@@ -26,4 +29,5 @@ __all__ = [
     "Residual",
     "Sigmoid",
     "Tanh",
+    "Upsample2D",
 ]

@@ -19,7 +19,7 @@ minicnn's one dtype rule first. ``dout`` is expected in the forward's dtype, and
 gradients have it too.
 
 Shapes are PyTorch's: (N, C, *spatial) with one, two or three spatial axes for convolution,
-pooling and batch norm.
+pooling, batch norm and upsampling.
 """
 
 from .activations import (
@@ -52,6 +52,13 @@ from .pooling import (
     max_pool_forward,
 )
 from .reshape import flatten_backward, flatten_forward
+from .upsample import (
+    linear_weights,
+    upsample_linear_backward,
+    upsample_linear_forward,
+    upsample_nearest_backward,
+    upsample_nearest_forward,
+)
 from .windows import Window, col2im, conv_output_size, im2col, resolve_padding, same_padding, window
 
 __all__ = [
@@ -80,6 +87,7 @@ __all__ = [
     "im2col",
     "leaky_relu_backward",
     "leaky_relu_forward",
+    "linear_weights",
     "max_pool_backward",
     "max_pool_forward",
     "relu_backward",
@@ -90,5 +98,9 @@ __all__ = [
     "sigmoid_forward",
     "tanh_backward",
     "tanh_forward",
+    "upsample_linear_backward",
+    "upsample_linear_forward",
+    "upsample_nearest_backward",
+    "upsample_nearest_forward",
     "window",
 ]
