@@ -324,3 +324,29 @@ def test_batchnorm_eval_mode_and_skipped_input_gradient_on_the_chunked_path(rng,
     bn.backward(dout)
     np.testing.assert_array_equal(twin.weight.grad, bn.weight.grad)
     np.testing.assert_array_equal(twin.bias.grad, bn.bias.grad)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_batchnorm_with_kernels_disabled_runs_the_pure_ops_to_the_same_numbers(rng, threads, bn_chunk_calls, dtype):
+    threads(2)
+    shape = BN_SHAPES["partial-last-chunk"]
+    x = (rng.standard_normal(shape) * 3 + 2).astype(dtype)
+    dout = rng.standard_normal(shape).astype(dtype)
+
+    def step_then_eval():
+        bn = BatchNorm2D(shape[1])
+        bn.running_mean.data[...] = np.linspace(-1, 3, shape[1])
+        bn.running_var.data[...] = np.linspace(0.5, 9, shape[1])
+        return [*batchnorm_step(x, dout), bn.eval()(x)]
+
+    fast = step_then_eval()
+    assert len(bn_chunk_calls) == 6  # three passes forward, two backward, one in eval mode
+    with kernels.disabled():
+        pure = step_then_eval()
+    assert len(bn_chunk_calls) == 6  # nothing more: the ops ran, in one piece
+    names = ["out", "dx", "weight.grad", "bias.grad", "running_mean", "running_var", "eval out"]
+    tol = 2e-6 if dtype == np.float32 else 1e-14  # of the largest value: the kernel sums per sample first
+    for name, got, expected in zip(names, fast, pure):
+        assert got.dtype == expected.dtype, name
+        np.testing.assert_allclose(got, expected, rtol=0, atol=tol * np.abs(expected).max(), err_msg=name)
+    np.testing.assert_array_equal(fast[-1], pure[-1])  # eval mode: the same arithmetic in the same order
