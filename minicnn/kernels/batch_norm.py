@@ -25,11 +25,6 @@ from .threads import over_samples
 PARALLEL_MIN_SIZE = 2**18
 
 
-def _over_channels(partial: np.ndarray, m: int, dtype) -> np.ndarray:
-    """The (C,) sum (``m=1``) or mean of per-sample partial sums (N, C), added up in float64."""
-    return (partial.sum(axis=0, dtype=np.float64) / m).astype(dtype)
-
-
 def batch_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5
                        ) -> tuple[np.ndarray, tuple]:
     """:func:`minicnn.ops.batch_norm_forward`: normalise each channel with its batch statistics.
@@ -44,7 +39,7 @@ def batch_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: 
     gamma, beta = gamma.astype(dtype, copy=False)[:, None], beta.astype(dtype, copy=False)[:, None]
     xhat, out, partial = np.empty(rows.shape, dtype), np.empty(rows.shape, dtype), np.empty(rows.shape[:2], dtype)
     over_samples(lambda r: np.add.reduce(rows[r], axis=2, out=partial[r]), x.shape, PARALLEL_MIN_SIZE)
-    mean = _over_channels(partial, m, dtype)
+    mean = (partial.sum(axis=0, dtype=np.float64) / m).astype(dtype)  # the samples' sums added in float64
 
     def centre(r: slice) -> None:  # xhat = x - mean for now, and its squares summed
         np.subtract(rows[r], mean[:, None], out=xhat[r])
@@ -53,7 +48,7 @@ def batch_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: 
         np.add.reduce(np.square(xhat[r]), axis=2, out=partial[r])
 
     over_samples(centre, x.shape, PARALLEL_MIN_SIZE)
-    var = _over_channels(partial, m, dtype)
+    var = (partial.sum(axis=0, dtype=np.float64) / m).astype(dtype)
     inv_std = 1 / np.sqrt(var + dtype.type(eps))
 
     def scale(r: slice) -> None:  # xhat = (x - mean) * inv_std;  out = gamma * xhat + beta
@@ -80,7 +75,7 @@ def batch_norm_backward(dout: np.ndarray, cache: tuple, *, need_dx: bool = True)
         np.add.reduce(np.multiply(rows[r], xhat[r]), axis=2, out=gamma_part[r])
 
     over_samples(sums, dout.shape, PARALLEL_MIN_SIZE)
-    dbeta, dgamma = _over_channels(beta_part, 1, dtype), _over_channels(gamma_part, 1, dtype)
+    dbeta, dgamma = (part.sum(axis=0, dtype=np.float64).astype(dtype) for part in (beta_part, gamma_part))
     if not need_dx:
         return None, dgamma, dbeta
     a, b, scale = (dgamma / m)[:, None], (dbeta / m)[:, None], (gamma * inv_std)[:, None]

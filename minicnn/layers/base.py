@@ -328,10 +328,11 @@ class Layer:
         """
         if in_inference():
             return out
-        if self.training:
+        training = self._training  # what self.training reads outside inference(), in one look
+        if training:
             self._saved = SimpleNamespace(out_shape=out.shape, dtype=None if dtype is None else np.dtype(dtype),
                                           **values)
-        self._eval_forward_last = not self.training
+        self._eval_forward_last = not training
         return out
 
     def saved_for_backward(self, dout) -> tuple[np.ndarray, SimpleNamespace]:
