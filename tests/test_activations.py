@@ -1,7 +1,7 @@
 """ReLU, LeakyReLU, Tanh and Sigmoid: values, backward, the derivative at 0, gradient checks away
 from the kinks, no RuntimeWarning at the ends of the float range; PyTorch as an oracle where installed.
 ReLU and max pooling commute exactly, so the demo model pools first. The threaded path:
-test_activation_threads.py."""
+test_threaded_layers.py, the kernels against the ops: test_kernels_elementwise.py."""
 
 import copy
 import importlib.util

@@ -106,3 +106,26 @@ def test_bad_input(x, error, match):
 def test_bad_constructor_arguments(args, error, match):
     with pytest.raises(error, match=match):
         Dense(*args)
+
+
+def test_without_input_grad_backward_returns_none_and_the_same_parameter_gradients(rng):
+    x, dout = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+    full = make_dense(rng, 4, 3, True)
+    first = Dense(4, 3, rng=rng)
+    first.load_state_dict(full.state_dict())
+    first.input_grad = False  # what fit sets on a model's first layer: nothing reads dL/dx
+    full(x)
+    first(x)
+    assert full.backward(dout) is not None and first.backward(dout) is None
+    np.testing.assert_array_equal(first.weight.grad, full.weight.grad)
+    np.testing.assert_array_equal(first.bias.grad, full.bias.grad)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_a_float64_input_on_float32_weights_computes_in_float64(rng, dtype):
+    layer = make_dense(rng, 4, 3, True)
+    x = rng.standard_normal((2, 4)).astype(dtype)
+    out = layer(x)
+    dx = layer.backward(rng.standard_normal((2, 3)))
+    assert out.dtype == dx.dtype == dtype and layer.weight.grad.dtype == np.float32
+    np.testing.assert_allclose(out, x @ layer.weight.data.T.astype(dtype) + layer.bias.data, rtol=1e-6)

@@ -31,3 +31,17 @@ def test_gradcheck(rng, shape):
 def test_rejects_1d_input():
     with pytest.raises(ValueError, match=r"Flatten got input of shape \(5,\); expected at least 2-D"):
         Flatten()(np.zeros(5))
+
+
+def test_an_empty_batch_keeps_its_row_size(rng):
+    flat = Flatten()
+    out = flat(np.zeros((0, 3, 4)))
+    assert out.shape == (0, 12) == flat.output_shape((0, 3, 4))
+    assert flat.backward(np.zeros((0, 12))).shape == (0, 3, 4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_the_output_is_a_view_of_a_contiguous_input_and_keeps_the_dtype(rng, dtype):
+    x = rng.standard_normal((2, 3, 4)).astype(dtype)
+    out = Flatten()(x)
+    assert out.dtype == dtype and np.shares_memory(out, x)  # no copy

@@ -1,16 +1,19 @@
-"""ReLU, LeakyReLU, Tanh and Sigmoid on the worker threads: the same bits for any thread count and
-as in one piece, the dtype rule, nothing kept in eval mode, and only what backward needs kept.
+"""ReLU, LeakyReLU, Tanh and Sigmoid on the worker threads (their kernels): the same bits for any
+thread count and as in one piece, the dtype rule, nothing kept in eval mode, only what backward
+needs kept, dx skipped when nothing needs it, and the pure ops under kernels.disabled().
 BatchNorm2D's threaded statistics too: the same bits for any thread count, float64 accuracy."""
 
 import copy
+import tracemalloc
 
 import numpy as np
 import pytest
 
-from minicnn import get_num_threads, set_num_threads
+from minicnn import get_num_threads, kernels, set_num_threads
+from minicnn.kernels import batch_norm as batch_norm_kernels
+from minicnn.kernels import elementwise
 from minicnn.kernels import threads as minicnn_threads
 from minicnn.layers import BatchNorm2D, LeakyReLU, ReLU, Sigmoid, Tanh
-from minicnn.layers import activations as A
 
 LAYERS = {"ReLU": ReLU, "LeakyReLU": lambda: LeakyReLU(0.1), "LeakyReLU(3)": lambda: LeakyReLU(3.0),
           "Tanh": Tanh, "Sigmoid": Sigmoid}
@@ -71,8 +74,8 @@ def test_same_bits_for_any_thread_count_and_in_one_piece(rng, threads, chunk_cal
     total, chunk = chunk_calls[0]
     assert total == shape[0] and 1 <= chunk < total
 
-    monkeypatch.setattr(A, "PARALLEL_MIN_SIZE", 2**62)  # the one-piece path, on the calling thread
-    monkeypatch.setattr(A, "RELU_PARALLEL_MIN_SIZE", 2**62)
+    monkeypatch.setattr(elementwise, "PARALLEL_MIN_SIZE", 2**62)  # the one-piece path, on the calling thread
+    monkeypatch.setattr(elementwise, "RELU_PARALLEL_MIN_SIZE", 2**62)
     threads(2)
     whole = run(LAYERS[name], x, dout)
     assert len(chunk_calls) == 6
@@ -136,26 +139,53 @@ def test_eval_mode_keeps_nothing_on_the_chunked_path(rng, threads, chunk_calls, 
         layer.backward(np.ones_like(x))
 
 
-# What each keeps: name -> (the kept names, a check on them given the input and the output)
-KEPT = {
-    "ReLU": ({"mask"}, lambda saved, x, out: saved.mask.dtype == bool and np.array_equal(saved.mask, x > 0)),
-    "LeakyReLU": ({"positive"}, lambda saved, x, out: saved.positive.dtype == bool
-                  and np.array_equal(saved.positive, x > 0)),
-    "Tanh": ({"t"}, lambda saved, x, out: saved.t is out),
-    "Sigmoid": ({"s"}, lambda saved, x, out: saved.s is out),
-}
+# What each keeps for backward beyond its output, in bytes per input element: ReLU and LeakyReLU
+# the boolean mask x > 0, Tanh and Sigmoid nothing (their output is what backward reads)
+KEPT_BYTES = {"ReLU": 1, "LeakyReLU": 1, "Tanh": 0, "Sigmoid": 0}
 
 
-@pytest.mark.parametrize("name", KEPT)
+@pytest.mark.parametrize("name", KEPT_BYTES)
 def test_backward_keeps_only_what_it_needs(rng, threads, chunk_calls, name):
     threads(2)
-    x, _ = data(rng, SHAPES["4-D"], np.float32)
+    x, dout = data(rng, SHAPES["4-D"], np.float32)
     layer = LAYERS[name]()
-    out = layer(x)
+    layer(x)  # once before: the thread pool and its first allocations are not the layer's
+    tracemalloc.start()  # numpy reports its buffers to tracemalloc, those of the worker threads too
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        out = layer(x)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
     assert chunk_calls
-    names, check = KEPT[name]
-    assert set(vars(layer._saved)) == names | {"out_shape", "dtype"}
-    assert check(layer._saved, x, out)
+    assert abs(held - out.nbytes - KEPT_BYTES[name] * x.size) < 0.01 * x.size  # a few objects aside
+    expected = copy.deepcopy(layer).backward(dout)
+    np.testing.assert_array_equal(layer.backward(dout), expected)
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_without_input_grad_backward_returns_none(rng, threads, name):
+    threads(2)
+    x, dout = data(rng, SHAPES["4-D"], np.float32)
+    layer = LAYERS[name]()
+    layer.input_grad = False  # what fit sets on a model's first layer
+    layer(x)
+    assert layer.backward(dout) is None
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_with_kernels_disabled_the_pure_ops_give_the_same_values(rng, threads, chunk_calls, name):
+    threads(2)
+    x, dout = data(rng, SHAPES["2-D-partial-chunk"], np.float32)
+    fast = run(LAYERS[name], x, dout)
+    assert chunk_calls
+    chunk_calls.clear()
+    with kernels.disabled():
+        pure = run(LAYERS[name], x, dout)
+    assert chunk_calls == []  # the op ran, in one piece
+    for got, expected in zip(fast, pure):
+        assert got.dtype == expected.dtype == np.float32
+        np.testing.assert_array_equal(got, expected)  # the same values (LeakyReLU: a zero's sign aside)
 
 
 @pytest.mark.parametrize("name", LAYERS)
@@ -223,8 +253,6 @@ def batchnorm_step(x, dout):
 @pytest.mark.parametrize("shape", BN_SHAPES.values(), ids=BN_SHAPES)
 def test_batchnorm_same_bits_for_any_thread_count_and_in_one_piece(rng, threads, bn_chunk_calls, monkeypatch, shape,
                                                                    dtype):
-    from minicnn.layers import normalization
-
     x = (rng.standard_normal(shape) * 3 + 2).astype(dtype)
     dout = rng.standard_normal(shape).astype(dtype)
     results = []
@@ -234,7 +262,7 @@ def test_batchnorm_same_bits_for_any_thread_count_and_in_one_piece(rng, threads,
     assert len(bn_chunk_calls) == 15 and len(set(bn_chunk_calls)) == 1  # 3 phases forward, 2 backward
     total, chunk = bn_chunk_calls[0]
     assert total == shape[0] and 1 <= chunk < total
-    monkeypatch.setattr(normalization, "PARALLEL_MIN_SIZE", 2**62)
+    monkeypatch.setattr(batch_norm_kernels, "PARALLEL_MIN_SIZE", 2**62)
     whole = batchnorm_step(x, dout)
     assert len(bn_chunk_calls) == 15
     names = ["out", "dx", "weight.grad", "bias.grad", "running_mean", "running_var"]
@@ -280,8 +308,10 @@ def test_batchnorm_eval_mode_and_skipped_input_gradient_on_the_chunked_path(rng,
     bn(x)
     pending = bn._saved
     bn.eval()
+    bn_chunk_calls.clear()
     out = bn(x)
-    assert bn_chunk_calls and bn._saved is pending  # eval mode keeps nothing and leaves the cache alone
+    assert len(bn_chunk_calls) == 1  # eval mode runs its kernel too, in one pass
+    assert bn._saved is pending  # and keeps nothing and leaves the cache alone
     # (running statistics of the training forward above: eval normalises with them)
     mean, var = bn.running_mean.data[:, None, None], bn.running_var.data[:, None, None]
     np.testing.assert_allclose(out, (x - mean) / np.sqrt(var + 1e-5), rtol=1e-5, atol=1e-6)
@@ -294,3 +324,29 @@ def test_batchnorm_eval_mode_and_skipped_input_gradient_on_the_chunked_path(rng,
     bn.backward(dout)
     np.testing.assert_array_equal(twin.weight.grad, bn.weight.grad)
     np.testing.assert_array_equal(twin.bias.grad, bn.bias.grad)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_batchnorm_with_kernels_disabled_runs_the_pure_ops_to_the_same_numbers(rng, threads, bn_chunk_calls, dtype):
+    threads(2)
+    shape = BN_SHAPES["partial-last-chunk"]
+    x = (rng.standard_normal(shape) * 3 + 2).astype(dtype)
+    dout = rng.standard_normal(shape).astype(dtype)
+
+    def step_then_eval():
+        bn = BatchNorm2D(shape[1])
+        bn.running_mean.data[...] = np.linspace(-1, 3, shape[1])
+        bn.running_var.data[...] = np.linspace(0.5, 9, shape[1])
+        return [*batchnorm_step(x, dout), bn.eval()(x)]
+
+    fast = step_then_eval()
+    assert len(bn_chunk_calls) == 6  # three passes forward, two backward, one in eval mode
+    with kernels.disabled():
+        pure = step_then_eval()
+    assert len(bn_chunk_calls) == 6  # nothing more: the ops ran, in one piece
+    names = ["out", "dx", "weight.grad", "bias.grad", "running_mean", "running_var", "eval out"]
+    tol = 2e-6 if dtype == np.float32 else 1e-14  # of the largest value: the kernel sums per sample first
+    for name, got, expected in zip(names, fast, pure):
+        assert got.dtype == expected.dtype, name
+        np.testing.assert_allclose(got, expected, rtol=0, atol=tol * np.abs(expected).max(), err_msg=name)
+    np.testing.assert_array_equal(fast[-1], pure[-1])  # eval mode: the same arithmetic in the same order

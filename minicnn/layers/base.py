@@ -291,15 +291,18 @@ class Layer:
         """The op's keyword settings (stride, padding, eps, ...)."""
         return {}
 
-    def run_op(self, x: np.ndarray, params: tuple, *, op: tuple | None = None, **config) -> np.ndarray:
+    def run_op(self, x: np.ndarray, params: tuple, *, op: tuple | None = None, kernel: tuple | None = None,
+               **config) -> np.ndarray:
         """Run ``op`` (default: this layer's kernel, else its op) on ``x`` and ``params``; keep its cache.
 
         ``params`` are Parameters (or None); their values enter the op cast to ``x``'s dtype.
-        A layer with two ops (BatchNorm in training and in eval mode) passes the one to run.
+        A layer with two ops (BatchNorm in training and in eval mode) passes the one to run as
+        ``op``, and its fast pair, if it has one, as ``kernel``.
         """
-        pair = op if op is not None else self.op
-        fast = op is None and self.kernel is not None and kernels_enabled()
-        forward, backward = self.kernel if fast else pair
+        if op is None:
+            op, kernel = self.op, self.kernel
+        fast = kernel is not None and kernels_enabled()
+        forward, backward = kernel if fast else op
         arrays = [None if p is None else p.data.astype(x.dtype, copy=False) for p in params]
         out, cache = forward(x, *arrays, **config)
         return self.keep_for_backward(out, x.dtype, backward=backward, cache=cache, params=params, kernel=fast)
@@ -325,10 +328,11 @@ class Layer:
         """
         if in_inference():
             return out
-        if self.training:
+        training = self._training  # what self.training reads outside inference(), in one look
+        if training:
             self._saved = SimpleNamespace(out_shape=out.shape, dtype=None if dtype is None else np.dtype(dtype),
                                           **values)
-        self._eval_forward_last = not self.training
+        self._eval_forward_last = not training
         return out
 
     def saved_for_backward(self, dout) -> tuple[np.ndarray, SimpleNamespace]:

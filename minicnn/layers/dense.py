@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import ops
 from .._validation import as_float, check_int
 from .base import Layer, Parameter
 from .init import he_init
@@ -32,13 +33,15 @@ class Dense(Layer):
 
     Notes
     -----
-    ``dW = dout.T @ x;  db = dout.sum(0);  dx = dout @ W``
+    :func:`minicnn.ops.dense_forward`: ``dW = dout.T @ x;  db = dout.sum(0);  dx = dout @ W``.
 
     Examples
     --------
     >>> Dense(4, 2, rng=np.random.default_rng(0))(np.ones((3, 4))).shape
     (3, 2)
     """
+
+    op = (ops.dense_forward, ops.dense_backward)
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  rng: np.random.Generator | None = None, init: str = "he_uniform",
@@ -64,19 +67,12 @@ class Dense(Layer):
             raise ValueError(f"{owner} got input of shape {shape}: {shape[1]} features, expected {self.in_features}")
         return (shape[0], self.out_features)
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def check_input(self, x) -> np.ndarray:
         x = as_float(x, "Dense")
         self.output_shape(x.shape)  # rank and feature count, with hints
         if x.shape[0] == 0:
             raise ValueError(f"Dense got an empty batch, input of shape {x.shape}; expected N >= 1")
-        out = x @ self.weight.data.T.astype(x.dtype, copy=False)
-        if self.bias is not None:
-            out += self.bias.data.astype(x.dtype, copy=False)
-        return self.keep_for_backward(out, x.dtype, x=x)
+        return x
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        dout, saved = self.saved_for_backward(dout)
-        self.weight.grad += dout.T @ saved.x
-        if self.bias is not None:
-            self.bias.grad += dout.sum(axis=0)
-        return dout @ self.weight.data.astype(dout.dtype, copy=False)
+    def op_params(self) -> tuple:
+        return (self.weight, self.bias)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import as_float, check_real
+from .. import ops
+from .._validation import check_real
 from .base import Buffer, Layer
 
 _WORD = (1 << 64) - 1
@@ -61,13 +62,9 @@ class Dropout(Layer):
 
     Notes
     -----
-    With ``u`` uniform in [0, 1) (drawn in float64, so the mask does not depend on the
-    input's dtype), ``keep = u >= p``::
-
-        out = x * keep / (1 - p)
-        dx  = dout * keep / (1 - p)
-
-    Forward keeps only the boolean mask.
+    The maths is :func:`minicnn.ops.dropout_forward`: with ``u`` uniform in [0, 1) (drawn in
+    float64, so the mask does not depend on the input's dtype), ``keep = u >= p`` and
+    ``out = x * keep / (1 - p)``; forward keeps only the boolean mask.
 
     Examples
     --------
@@ -79,6 +76,8 @@ class Dropout(Layer):
     array([[1., 1., 1., 1.],
            [1., 1., 1., 1.]])
     """
+
+    op = (ops.dropout_forward, ops.dropout_backward)
 
     def __init__(self, p: float = 0.5, rng: np.random.Generator | None = None) -> None:
         super().__init__()
@@ -106,18 +105,10 @@ class Dropout(Layer):
         return tuple(input_shape)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = as_float(x, "Dropout")
-        if not self.training:
+        x = self.check_input(x)
+        if not self.training:  # the identity: x itself, and nothing kept
             return self.keep_for_backward(x, x.dtype)
         bit_generator = _decode(self.rng_state.data)
-        keep = np.random.Generator(bit_generator).random(x.shape) >= self.p
-        self.rng_state.data[...] = _encode(bit_generator)
-        scale = x.dtype.type(self._scale())
-        return self.keep_for_backward(x * keep * scale, x.dtype, keep=keep)
-
-    def _scale(self) -> float:
-        return 0.0 if self.p == 1 else 1 / (1 - self.p)  # p == 1 keeps nothing: no division by zero
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        dout, saved = self.saved_for_backward(dout)
-        return dout * saved.keep * dout.dtype.type(self._scale())
+        out = self.run_op(x, (), p=self.p, rng=np.random.Generator(bit_generator))
+        self.rng_state.data[...] = _encode(bit_generator)  # the stream, advanced past this mask
+        return out

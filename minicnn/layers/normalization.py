@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import ops
 from .._validation import as_float, check_image_shape, check_int, check_real
-from ..kernels.threads import over_samples
+from ..kernels import batch_norm
 from .base import Buffer, Layer, Parameter
-
-# Batches of fewer elements run in one piece on the calling thread: below this, handing
-# chunks to another thread costs more than it saves (measured on two cores, forward+backward
-# in float32, threaded against one piece: 0.8x at 2**17 elements, 1.3x at 2**18, 1.8-2.1x from 2**19).
-PARALLEL_MIN_SIZE = 2**18
 
 
 class BatchNorm2D(Layer):
@@ -54,29 +50,15 @@ class BatchNorm2D(Layer):
 
     Notes
     -----
-    Per channel, with M = N*H*W values and sums over (N, H, W)::
+    The maths, backward's derivation included, is :mod:`minicnn.ops.normalization`:
+    :func:`~minicnn.ops.batch_norm_forward` in training mode, then
+    :func:`~minicnn.ops.batch_norm_running_stats` for the running statistics, and
+    :func:`~minicnn.ops.batch_norm_eval_forward` in eval mode. The layer runs the same pairs
+    on every core (:mod:`minicnn.kernels.batch_norm`): each sum is taken per sample and
+    channel, then over the samples in float64, so the result is the same bits for any thread
+    count, and float32 loses no accuracy to the mean (two passes, no cancellation).
 
-        mu   = sum(x) / M
-        var  = sum((x - mu)**2) / M            (two passes: no cancellation in float32)
-        xhat = (x - mu) / sqrt(var + eps)
-        out  = gamma * xhat + beta
-
-    Each sum is taken per sample and channel first (over H*W, on the worker threads for a
-    large batch), then over the samples in float64: each sample's partial sum is the same
-    whichever thread computes it, so the result is the same bits for any thread count.
-
-    Backward. ``dbeta = sum(dout)`` and ``dgamma = sum(dout * xhat)``. Every x of the channel
-    moves mu and var too, so with ``g = gamma * dout`` (= dL/dxhat) and
-    ``s = 1/sqrt(var + eps)``::
-
-        dxhat_k/dx_i = s * (delta_ik - 1/M - xhat_i * xhat_k / M)
-        dx_i = sum_k g_k dxhat_k/dx_i = (s / M) * (M*g_i - sum(g) - xhat_i * sum(g * xhat))
-
-    and since ``sum(g) = gamma * dbeta`` and ``sum(g * xhat) = gamma * dgamma``::
-
-        dx = gamma * s * (dout - (dbeta + xhat * dgamma) / M)
-
-    A training batch with one value per channel (M == 1) has no variance: it is refused,
+    A training batch with one value per channel (N*H*W == 1) has no variance: it is refused,
     as in PyTorch.
 
     Examples
@@ -89,6 +71,11 @@ class BatchNorm2D(Layer):
     >>> bn.running_mean.data, bn.num_batches_tracked.data  # 0.1 * the batch mean, one batch seen
     (array([0.55, 0.95], dtype=float32), array(1))
     """
+
+    op = (ops.batch_norm_forward, ops.batch_norm_backward)
+    kernel = (batch_norm.batch_norm_forward, batch_norm.batch_norm_backward)
+    eval_op = (ops.batch_norm_eval_forward, ops.batch_norm_eval_backward)
+    eval_kernel = (batch_norm.batch_norm_eval_forward, batch_norm.batch_norm_eval_backward)
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
         super().__init__()
@@ -131,94 +118,22 @@ class BatchNorm2D(Layer):
                     "per channel has no batch variance")
         return None
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def check_input(self, x) -> np.ndarray:
         x = as_float(x, self._describe())
         self.output_shape(x.shape)
-        dtype = x.dtype
-        n, c, h, w = x.shape
-        m = n * h * w
         problem = self.training_shape_problem(x.shape) if self.training else None
         if problem:
             raise ValueError(f"{problem}; use a batch of 2 or more samples (or larger images), "
                              "or call .eval() to normalise with the running statistics")
-        rows = x.reshape(n, c, h * w)  # per sample and channel, the H*W values in a row
-        out = np.empty(rows.shape, dtype)
-        gamma = self.weight.data.astype(dtype, copy=False)[:, None]
-        beta = self.bias.data.astype(dtype, copy=False)[:, None]
-        if not self.training:
-            mean = self.running_mean.data.astype(dtype, copy=False)[:, None]
-            inv_std = (1 / np.sqrt(self.running_var.data.astype(dtype, copy=False) + dtype.type(self.eps)))[:, None]
+        return x
 
-            def normalise(r: slice) -> None:  # out = (x - mean) * inv_std * gamma + beta, in out
-                o = out[r]
-                np.subtract(rows[r], mean, out=o)
-                o *= inv_std
-                o *= gamma
-                o += beta
-
-            over_samples(normalise, x.shape, PARALLEL_MIN_SIZE)
-            return self.keep_for_backward(out.reshape(x.shape), dtype)
-        partial = np.empty((n, c), dtype)  # per sample and channel: a sum over H*W
-        over_samples(lambda r: np.add.reduce(rows[r], axis=2, out=partial[r]), x.shape, PARALLEL_MIN_SIZE)
-        mean = (partial.sum(axis=0, dtype=np.float64) / m).astype(dtype)
-        xhat = np.empty(rows.shape, dtype)
-
-        def centre(r: slice) -> None:  # xhat = x - mean for now, and its squares summed
-            np.subtract(rows[r], mean[:, None], out=xhat[r])
-            # a chunk of squares at a time, not an (N, C, H*W) array of them; np.einsum would
-            # not need even that, but it holds Python's lock, so the threads would take turns
-            np.add.reduce(np.square(xhat[r]), axis=2, out=partial[r])
-
-        over_samples(centre, x.shape, PARALLEL_MIN_SIZE)
-        var = (partial.sum(axis=0, dtype=np.float64) / m).astype(dtype)
-        self._update_running_stats(mean, var, m)
-        inv_std = 1 / np.sqrt(var + dtype.type(self.eps))
-
-        def scale(r: slice) -> None:
-            xhat[r] *= inv_std[:, None]
-            np.multiply(xhat[r], gamma, out=out[r])
-            out[r] += beta
-
-        over_samples(scale, x.shape, PARALLEL_MIN_SIZE)
-        return self.keep_for_backward(out.reshape(x.shape), dtype, xhat=xhat, inv_std=inv_std)
-
-    def _update_running_stats(self, mean: np.ndarray, var: np.ndarray, m: int) -> None:
-        keep, new = 1 - self.momentum, self.momentum
-        rm, rv = self.running_mean.data, self.running_var.data
-        rm[...] = keep * rm + new * mean
-        rv[...] = keep * rv + new * (var * (m / (m - 1)))  # the unbiased variance, as PyTorch
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self.check_input(x)
+        if not self.training:  # the running statistics: constants, and nothing updated
+            return self.run_op(x, (self.weight, self.bias, self.running_mean, self.running_var), op=self.eval_op,
+                               kernel=self.eval_kernel, eps=self.eps)
+        out = self.run_op(x, (self.weight, self.bias), eps=self.eps)
+        self.running_mean.data[...], self.running_var.data[...] = ops.batch_norm_running_stats(
+            self._saved.cache, self.running_mean.data, self.running_var.data, self.momentum)
         self.num_batches_tracked.data += 1
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        dout, saved = self.saved_for_backward(dout)
-        xhat, dtype = saved.xhat, dout.dtype  # xhat: (N, C, H*W)
-        n, c, hw = xhat.shape
-        m = n * hw
-        rows = dout.reshape(xhat.shape)
-        beta_part, gamma_part = np.empty((n, c), dtype), np.empty((n, c), dtype)
-
-        def sums(r: slice) -> None:  # per sample and channel: sum(dout) and sum(dout * xhat)
-            np.add.reduce(rows[r], axis=2, out=beta_part[r])
-            np.add.reduce(np.multiply(rows[r], xhat[r]), axis=2, out=gamma_part[r])
-
-        over_samples(sums, dout.shape, PARALLEL_MIN_SIZE)
-        dbeta = beta_part.sum(axis=0, dtype=np.float64).astype(dtype)
-        dgamma = gamma_part.sum(axis=0, dtype=np.float64).astype(dtype)
-        self.weight.grad += dgamma
-        self.bias.grad += dbeta
-        if not self.input_grad:  # nothing reads dx (the model's first layer, in fit): skip it
-            return None
-        gamma = self.weight.data.astype(dtype, copy=False)
-        # dx = gamma * s * (dout - (dbeta + xhat * dgamma) / M): see the class docstring
-        a, b, scale = (dgamma / m)[:, None], (dbeta / m)[:, None], (gamma * saved.inv_std)[:, None]
-        dx = np.empty(xhat.shape, dtype)
-
-        def grad(r: slice) -> None:
-            d = dx[r]
-            np.multiply(xhat[r], a, out=d)
-            d += b
-            np.subtract(rows[r], d, out=d)
-            d *= scale
-
-        over_samples(grad, dout.shape, PARALLEL_MIN_SIZE)
-        return dx.reshape(dout.shape)
+        return out

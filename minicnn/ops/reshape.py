@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -17,7 +19,7 @@ def flatten_forward(x: np.ndarray) -> tuple[np.ndarray, tuple]:
     >>> flatten_forward(np.zeros((2, 3, 4, 4)))[0].shape
     (2, 48)
     """
-    return x.reshape(x.shape[0], -1), x.shape
+    return x.reshape(x.shape[0], math.prod(x.shape[1:])), x.shape  # not -1: an empty batch has no row size to infer
 
 
 def flatten_backward(dout: np.ndarray, x_shape: tuple) -> tuple[np.ndarray]:
