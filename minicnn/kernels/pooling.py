@@ -18,12 +18,14 @@ Each backward also takes ``need_dx``: False returns ``(None,)`` at once.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
-from ..ops.windows import Window, window
+from ..ops.windows import Window
 from .threads import over_samples, run_chunks
+from .windows import geometry, taps
 
 # Average pooling of fewer elements runs in one piece on the calling thread: handing chunks
 # to another thread would cost more than it saves.
@@ -150,13 +152,16 @@ def _pairs_backward(dout: np.ndarray, x_shape: tuple, win: Window, masks: list[n
     return dx
 
 
+@functools.lru_cache(maxsize=64)
 def _first_real_offset(win: Window) -> np.ndarray:
-    """(*O) kernel offsets, in C order, of each window's first element inside the input."""
+    """(*O) kernel offsets, in C order, of each window's first element inside the input (read-only)."""
     first = np.zeros(win.out, dtype=np.int64)
     for axis, ((before, _), stride, size) in enumerate(zip(win.pads, win.stride, win.out)):
         along = np.maximum(before - np.arange(size) * stride, 0) * math.prod(win.kernel[axis + 1:])
         first += along.reshape((-1,) + (1,) * (len(win.out) - axis - 1))
-    return first.astype(np.min_scalar_type(math.prod(win.kernel) - 1))
+    first = first.astype(np.min_scalar_type(math.prod(win.kernel) - 1))
+    first.flags.writeable = False  # remembered for the next call: never written
+    return first
 
 
 def _offsets_forward(x: np.ndarray, win: Window, out: np.ndarray, keep: bool) -> np.ndarray | None:
@@ -173,7 +178,7 @@ def _offsets_forward(x: np.ndarray, win: Window, out: np.ndarray, keep: bool) ->
         xp = _padded(x[start:stop], win, -np.inf)
         best = out[start:stop]
         where = argmax[start:stop] if keep else None
-        for offset, at in enumerate(win.taps()):  # each step compares a whole (n, C, *O) block
+        for offset, at in enumerate(taps(win)):  # each step compares a whole (n, C, *O) block
             tap = xp[(..., *at)]
             if offset == 0:
                 np.copyto(best, tap)
@@ -236,7 +241,7 @@ def avg_pool_forward(x: np.ndarray, kernel_size, stride=None, padding=0) -> tupl
     def work(rows) -> None:  # some samples, on one worker thread
         xp = _padded(x[rows], win, 0.0)
         total = out[rows]
-        for offset, at in enumerate(win.taps()):  # each a whole (n, C, *O) block
+        for offset, at in enumerate(taps(win)):  # each a whole (n, C, *O) block
             if offset == 0:
                 np.copyto(total, xp[(..., *at)])
             else:
@@ -281,7 +286,7 @@ def avg_pool_backward(dout: np.ndarray, cache: tuple, *, need_dx: bool = True) -
 
 # -- what both share -------------------------------------------------------------------------------
 def _geometry(x: np.ndarray, kernel_size, stride, padding, owner: str) -> Window:
-    return window(x.shape[2:], kernel_size, kernel_size if stride is None else stride, padding, 1, owner)
+    return geometry(x.shape[2:], kernel_size, kernel_size if stride is None else stride, padding, 1, owner)
 
 
 def _is_padded(win: Window) -> bool:
@@ -293,22 +298,39 @@ def _along(axis: int, start: int) -> tuple[slice, ...]:
     return (slice(None),) * axis + (slice(start, None, 2),)
 
 
+def _padded_shape(shape: tuple, win: Window) -> tuple:
+    return tuple(shape[:2]) + tuple(n + before + after for n, (before, after) in zip(shape[2:], win.pads))
+
+
+def _inside(shape: tuple, win: Window) -> tuple[slice, ...]:
+    """Where an input of ``shape`` lies inside its padded version."""
+    return (..., *(slice(before, before + n) for n, (before, _) in zip(shape[2:], win.pads)))
+
+
 def _padded(x: np.ndarray, win: Window, value: float) -> np.ndarray:
     """``x`` with ``win.pads`` of ``value`` around its spatial axes (``x`` itself when there are none)."""
-    return np.pad(x, ((0, 0), (0, 0), *win.pads), constant_values=value) if _is_padded(win) else x
+    if not _is_padded(win):
+        return x
+    xp = np.empty(_padded_shape(x.shape, win), dtype=x.dtype)
+    xp[_inside(x.shape, win)] = x
+    for axis, (before, after) in enumerate(win.pads, start=2):  # the frame, slab by slab
+        xp[(slice(None),) * axis + (slice(0, before),)] = value
+        xp[(slice(None),) * axis + (slice(xp.shape[axis] - after, None),)] = value
+    return xp
 
 
 def _scatter(dx: np.ndarray, rows, win: Window, write, clear: bool = True) -> None:
     """Fill ``dx[rows]`` by ``write(offset, region)`` for each kernel offset and the slice of the
     (padded) gradient it reads, which starts at zero (``clear=False``: unpadded, left as it is);
     the padding's share is then dropped."""
-    if not _is_padded(win):
-        dxp = dx[rows]
+    part = dx[rows]
+    if _is_padded(win):
+        dxp = np.zeros(_padded_shape(part.shape, win), dtype=dx.dtype)
+    else:
+        dxp = part
         if clear:
             dxp[...] = 0
-    else:
-        dxp = np.zeros(dx[rows].shape[:2] + tuple(n + sum(p) for n, p in zip(dx.shape[2:], win.pads)), dx.dtype)
-    for offset, at in enumerate(win.taps()):
+    for offset, at in enumerate(taps(win)):
         write(offset, dxp[(..., *at)])
     if _is_padded(win):
-        dx[rows] = dxp[(..., *(slice(b, b + n) for (b, _), n in zip(win.pads, dx.shape[2:])))]
+        part[...] = dxp[_inside(part.shape, win)]

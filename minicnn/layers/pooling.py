@@ -8,6 +8,7 @@ from .. import ops
 from .._validation import check_image_batch, check_image_shape, check_pair
 from ..kernels import kernels_enabled
 from ..kernels import pooling as fast
+from ..kernels.windows import cached_window
 from .base import Layer
 
 
@@ -54,7 +55,7 @@ class _WindowPool2D(Layer):
         return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
 
     def _window(self, hw) -> ops.Window:
-        return ops.window(tuple(hw), self.kernel_size, self.stride, self.padding, 1, type(self).__name__)
+        return cached_window(tuple(hw), self.kernel_size, self.stride, self.padding, 1, type(self).__name__)
 
 
 class MaxPool2D(_WindowPool2D):
