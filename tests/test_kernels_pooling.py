@@ -187,3 +187,21 @@ def test_a_first_layer_pool_returns_no_dx(rng):
     pool.input_grad = False
     pool(rng.standard_normal((2, 3, 4, 4)))
     assert pool.backward(np.ones((2, 3, 2, 2))) is None
+
+
+@pytest.mark.parametrize("kind", PAIRS)
+def test_kernels_take_lists_too(rng, kind):
+    # an unhashable argument cannot use the remembered geometry: it is worked out afresh
+    (op_fwd, _), (k_fwd, k_bwd) = PAIRS[kind]
+    x = rng.standard_normal((2, 3, 7, 6))
+    out, cache = k_fwd(x, [3, 3], [2, 2], [1, 1])
+    np.testing.assert_array_equal(out, op_fwd(x, 3, 2, 1)[0])
+    assert k_bwd(np.ones_like(out), cache)[0].shape == x.shape
+
+
+@pytest.mark.parametrize("kind", PAIRS)
+def test_a_window_larger_than_the_input_is_refused_every_time(kind):
+    _, (forward, _) = PAIRS[kind]
+    for _ in range(2):  # errors are never remembered as geometries
+        with pytest.raises(ValueError, match=rf"^{kind}_pool_forward: kernel_size \(3, 3\) .* larger than the padded"):
+            forward(np.zeros((1, 1, 2, 5)), 3)
