@@ -21,7 +21,7 @@ PAIRS = {"max": ((ops.max_pool_forward, ops.max_pool_backward), (fast.max_pool_f
 # id: x shape, kernel, stride, padding
 CASES = {
     "2d-k2-pairs": ((3, 4, 8, 6), 2, None, 0),
-    "2d-k2-pairs-odd-sizes": ((2, 3, 7, 9), 2, None, 0),
+    "2d-k2-odd-sizes": ((2, 3, 7, 9), 2, None, 0),
     "2d-k2-pairs-batch1": ((1, 2, 4, 4), 2, 2, 0),
     "2d-k3-s2-pad1": ((2, 3, 7, 6), 3, 2, 1),
     "2d-k3-s1-pad1-overlap-batch1": ((1, 2, 5, 6), 3, 1, 1),

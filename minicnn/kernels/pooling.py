@@ -99,22 +99,19 @@ def max_pool_backward(dout: np.ndarray, cache: tuple, *, need_dx: bool = True) -
 def _max_pool(x: np.ndarray, kernel_size, stride, padding, keep: bool) -> tuple[np.ndarray, tuple]:
     win = _geometry(x, kernel_size, stride, padding, "max_pool_forward")
     out = np.empty(x.shape[:2] + win.out, dtype=x.dtype)
-    pairs = all(k == s == 2 for k, s in zip(win.kernel, win.stride)) and not _is_padded(win)
+    pairs = set(win.kernel) == {2} and _tiles(win, x.shape)
     kept = (_pairs_forward if pairs else _offsets_forward)(x, win, out, keep)
     return out, (pairs, x.shape, win, kept)
 
 
 def _pairs_forward(x: np.ndarray, win: Window, out: np.ndarray, keep: bool) -> list[np.ndarray] | None:
-    """Windows of 2 at stride 2, unpadded, as maxima of pairs: along the last axis, then the one
-    before, ... (the common case, with its own fast path).
+    """Windows of 2 at stride 2 that tile the input, as maxima of pairs: along the last axis, then
+    the one before, ... (the common case, with its own fast path).
 
     Each mask marks where the second of a pair beat the first, strictly, so ties keep the first
     maximum in C order, as the op does. Along the last axis of a contiguous input the pairs are
     neighbours in memory, so that first step is one long stride-2 loop over the whole chunk.
-    A trailing odd row or column, which no window covers, is left out.
     """
-    n, chunk_size = len(x), max_pool_chunk(x.shape)
-    x = x[(..., *(slice(0, 2 * o) for o in win.out))]
     shape, masks = list(x.shape), []
     for axis in range(x.ndim - 1, 1, -1):  # the shape after each step, and its mask
         shape[axis] //= 2
@@ -128,22 +125,20 @@ def _pairs_forward(x: np.ndarray, win: Window, out: np.ndarray, keep: bool) -> l
                 np.greater(second, first, out=masks[step][start:stop])
             t = np.maximum(first, second, out=out[start:stop] if axis == 2 else None)
 
-    run_chunks(chunk, n, chunk_size, blas=False)
+    run_chunks(chunk, len(x), max_pool_chunk(x.shape), blas=False)
     return masks if keep else None
 
 
 def _pairs_backward(dout: np.ndarray, x_shape: tuple, win: Window, masks: list[np.ndarray]) -> np.ndarray:
     """The gradient goes down the pairs in reverse, the first axis first: to the second of a
     pair ``d * mask``, to the first ``d - d * mask`` (exactly d or 0)."""
-    covered = tuple(2 * o for o in win.out)
-    dx = (np.empty if covered == x_shape[2:] else np.zeros)(x_shape, dtype=dout.dtype)  # zeros: an odd edge
-    inner, ndim = dx[(..., *(slice(0, c) for c in covered))], len(x_shape)
+    dx, ndim = np.empty(x_shape, dtype=dout.dtype), len(x_shape)
 
     def chunk(start: int, stop: int, worker: int) -> None:
         g = dout[start:stop]
         for axis in range(2, ndim):
             double = g.shape[:axis] + (2 * g.shape[axis],) + g.shape[axis + 1:]
-            target = inner[start:stop] if axis == ndim - 1 else np.empty(double, dtype=g.dtype)
+            target = dx[start:stop] if axis == ndim - 1 else np.empty(double, dtype=g.dtype)
             np.multiply(g, masks[ndim - 1 - axis][start:stop], out=target[_along(axis, 1)])
             np.subtract(g, target[_along(axis, 1)], out=target[_along(axis, 0)])
             g = target
@@ -264,10 +259,9 @@ def avg_pool_backward(dout: np.ndarray, cache: tuple, *, need_dx: bool = True) -
         return (None,)
     x_shape, win = cache
     dx = np.empty(x_shape, dtype=dout.dtype)
-    # Windows that tile the input exactly give every element one share: copied into place,
-    # with no zeros to add it to (0 + share is share).
-    tiles = win.stride == win.kernel and not _is_padded(win) and all(
-        o * k == n for o, k, n in zip(win.out, win.kernel, x_shape[2:]))
+    # Windows that tile the input give every element one share: copied into place, with no
+    # zeros to add it to (0 + share is share).
+    tiles = _tiles(win, x_shape)
 
     def work(rows) -> None:  # some samples, on one worker thread
         share = dout[rows] / math.prod(win.kernel)
@@ -293,6 +287,13 @@ def _is_padded(win: Window) -> bool:
     return any(before or after for before, after in win.pads)
 
 
+def _tiles(win: Window, shape: tuple) -> bool:
+    """Every element of an input of ``shape`` in exactly one window: stride = kernel, no
+    padding, no rows or columns left over."""
+    return win.stride == win.kernel and not _is_padded(win) and all(
+        o * k == n for o, k, n in zip(win.out, win.kernel, shape[2:]))
+
+
 def _along(axis: int, start: int) -> tuple[slice, ...]:
     """Every other index along ``axis`` from ``start``: one element of each pair."""
     return (slice(None),) * axis + (slice(start, None, 2),)
@@ -311,11 +312,8 @@ def _padded(x: np.ndarray, win: Window, value: float) -> np.ndarray:
     """``x`` with ``win.pads`` of ``value`` around its spatial axes (``x`` itself when there are none)."""
     if not _is_padded(win):
         return x
-    xp = np.empty(_padded_shape(x.shape, win), dtype=x.dtype)
+    xp = np.full(_padded_shape(x.shape, win), value, dtype=x.dtype)
     xp[_inside(x.shape, win)] = x
-    for axis, (before, after) in enumerate(win.pads, start=2):  # the frame, slab by slab
-        xp[(slice(None),) * axis + (slice(0, before),)] = value
-        xp[(slice(None),) * axis + (slice(xp.shape[axis] - after, None),)] = value
     return xp
 
 
