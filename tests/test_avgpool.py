@@ -4,7 +4,7 @@ PyTorch's avg_pool2d (count_include_pad=True) as an oracle where installed."""
 import numpy as np
 import pytest
 import reference_layers as ref
-from test_pooling import oracle_args
+from test_pooling import oracle_args, path  # noqa: F401 (path: a fixture, kernels then ops)
 
 from minicnn import gradcheck
 from minicnn.layers import AvgPool2D, GlobalAvgPool2D
@@ -33,6 +33,7 @@ def per_side(p):
     return ((p[0], p[0]), (p[1], p[1]))
 
 
+@pytest.mark.usefixtures("path")
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("shape, kernel, stride, padding", CASES, ids=IDS)
 def test_forward_and_backward_match_naive_loops(rng, shape, kernel, stride, padding, dtype):
@@ -50,6 +51,7 @@ def test_forward_and_backward_match_naive_loops(rng, shape, kernel, stride, padd
     np.testing.assert_allclose(dx, ref.avgpool_backward(shape, dout, k, s, per_side(p)), rtol=tol, atol=tol)
 
 
+@pytest.mark.usefixtures("path")
 @pytest.mark.parametrize("shape, kernel, stride, padding", CASES, ids=IDS)
 def test_gradcheck(rng, shape, kernel, stride, padding):
     assert gradcheck(AvgPool2D(kernel, stride, padding), rng.standard_normal(shape))
@@ -160,6 +162,7 @@ def test_global_errors_and_repr():
 # -- PyTorch as the oracle ------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("path")
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("shape, kernel, stride, padding", CASES, ids=IDS)
 def test_matches_torch_avg_pool2d_counting_the_padding(rng, shape, kernel, stride, padding, dtype):

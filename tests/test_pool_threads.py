@@ -7,7 +7,7 @@ import reference as ref
 import reference_layers as ref_layers
 
 from minicnn import AvgPool2D, MaxPool2D, get_num_threads, set_num_threads
-from minicnn.layers import pooling
+from minicnn.kernels import pooling
 
 
 @pytest.fixture
@@ -53,8 +53,11 @@ def test_pairs_path_matches_the_loops_with_ties(rng, threads, shape):
 
 def test_pairs_path_in_eval_mode_keeps_nothing(rng):
     pool = MaxPool2D(2).eval()
-    out = pool(rng.standard_normal((2, 3, 4, 4)))
-    assert out.shape == (2, 3, 2, 2) and pool._saved is None
+    x = rng.standard_normal((2, 3, 4, 4))
+    out = pool(x)
+    np.testing.assert_array_equal(out, ref.maxpool_forward(x, (2, 2), (2, 2))[0])
+    with pytest.raises(RuntimeError, match="eval mode"):
+        pool.backward(np.ones(out.shape))
 
 
 @pytest.mark.parametrize(("kernel", "stride", "padding"), [(2, None, 0), (3, 2, 1)], ids=["k2", "k3-s2-p1"])
@@ -66,7 +69,7 @@ def test_avgpool_same_bits_for_any_thread_count_and_in_one_piece(rng, threads, m
     for count in (1, 2, 3):
         threads(count)
         results.append((pool(x), pool.backward(dout)))
-    monkeypatch.setattr(pooling, "PARALLEL_MIN_SIZE", 2**62)  # one piece on the calling thread
+    monkeypatch.setattr(pooling, "AVG_PARALLEL_MIN_SIZE", 2**62)  # one piece on the calling thread
     results.append((pool(x), pool.backward(dout)))
     for out, dx in results[1:]:
         assert np.array_equal(out, results[0][0]) and np.array_equal(dx, results[0][1])

@@ -1,10 +1,21 @@
-"""MaxPool2D: forward and backward against the naive loop reference, ties, gradient checks, errors."""
+"""MaxPool2D: forward and backward against the naive loop reference, ties, gradient checks, errors;
+on the fast kernels and on the pure ops (``minicnn.kernels.disabled()``)."""
 
 import numpy as np
 import pytest
 import reference as ref
 
-from minicnn import MaxPool2D, gradcheck
+from minicnn import MaxPool2D, gradcheck, kernels
+
+
+@pytest.fixture(params=["kernels", "ops"])
+def path(request):
+    """Run the test on the layers' fast kernels, then again on their pure ops."""
+    if request.param == "kernels":
+        yield request.param
+        return
+    with kernels.disabled():
+        yield request.param
 
 
 def _pair(v):
@@ -39,6 +50,7 @@ def oracle_args(kernel, stride, padding):
     return kernel, kernel if stride is None else _pair(stride), _pair(padding)
 
 
+@pytest.mark.usefixtures("path")
 @pytest.mark.parametrize("shape, kernel, stride, padding", CASES, ids=IDS)
 def test_forward_and_backward_match_naive_loops(rng, shape, kernel, stride, padding):
     pool = MaxPool2D(kernel, stride, padding)
@@ -52,6 +64,7 @@ def test_forward_and_backward_match_naive_loops(rng, shape, kernel, stride, padd
     np.testing.assert_allclose(pool.backward(dout), ref.maxpool_backward(x, dout, k, s, p), rtol=1e-12)
 
 
+@pytest.mark.usefixtures("path")
 @pytest.mark.parametrize("shape, kernel, stride, padding", CASES, ids=IDS)
 def test_ties_send_the_gradient_to_the_first_maximum(rng, shape, kernel, stride, padding):
     # integer values from a tiny range: almost every window has a tie for the maximum
@@ -92,6 +105,7 @@ def test_overlapping_windows_add_their_gradients():
     np.testing.assert_array_equal(dx[0, 0], expected)
 
 
+@pytest.mark.usefixtures("path")
 @pytest.mark.parametrize("shape, kernel, stride, padding", CASES, ids=IDS)
 def test_gradcheck(rng, shape, kernel, stride, padding):
     assert gradcheck(MaxPool2D(kernel, stride, padding), separated(rng, shape))
@@ -145,6 +159,7 @@ def test_bad_input(x, error, match):
         MaxPool2D(3)(x)
 
 
+@pytest.mark.usefixtures("path")
 @pytest.mark.parametrize(("kernel", "stride", "padding", "shape"), [
     (3, 2, 1, (1, 1, 5, 4)), (2, 1, 1, (2, 2, 3, 3)), ((3, 2), (1, 2), (1, 1), (1, 1, 4, 5)),
 ], ids=["k3s2p1", "k2s1p1", "k32s12p11"])

@@ -1,0 +1,334 @@
+"""Fast max and average pooling: the ops of :mod:`minicnn.ops.pooling`, with no columns, on the threads.
+
+The ops gather every window into an (N, C, KK, P) column array and reduce it. These kernels
+loop over the same KK kernel offsets in the same C order, but fold each offset's strided slice
+of the (padded) input straight into a running maximum or sum, and split the batch into chunks
+of samples for the worker threads of :mod:`minicnn.kernels.threads` (chunks from the shape
+alone, so the bits do not depend on the thread count). They compute what the ops compute:
+
+- max pooling picks the same element of every window (the first maximum in C order; a window
+  whose real inputs are all ``-inf`` picks its first real input), so its output and gradient
+  are the op's values. Windows of 2 at stride 2 on every axis, unpadded, take a faster path:
+  maxima of pairs, one axis at a time.
+- average pooling adds the offsets in the op's order and divides by KK as the op does, so it
+  gives the op's bits (see :func:`avg_pool_forward` for the one exception).
+
+Each backward also takes ``need_dx``: False returns ``(None,)`` at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from ..ops.windows import Window
+from .threads import over_samples, run_chunks
+from .windows import geometry, taps
+
+# Average pooling of fewer elements runs in one piece on the calling thread: handing chunks
+# to another thread would cost more than it saves.
+AVG_PARALLEL_MIN_SIZE = 2**18
+
+
+def max_pool_chunk(shape: tuple) -> int:
+    """Samples per chunk of max pooling, from the shape alone.
+
+    About 1 MiB of float32 input, and two chunks at least, unless they would be under
+    256 KiB (then handing a chunk to another thread costs more than it saves); at most 64.
+
+    Examples
+    --------
+    >>> max_pool_chunk((64, 32, 32, 32)), max_pool_chunk((16, 64, 8, 8))
+    (8, 16)
+    """
+    sample = 4 * math.prod(shape[1:])
+    return max(1, min(64, 2**20 // sample, max(-(-shape[0] // 2), 2**18 // sample)))
+
+
+# -- max pooling -----------------------------------------------------------------------------------
+def max_pool_forward(x: np.ndarray, kernel_size, stride=None, padding=0) -> tuple[np.ndarray, tuple]:
+    """:func:`minicnn.ops.max_pool_forward`, fast: the same output, and a cache for
+    :func:`max_pool_backward` that sends each gradient to the element the op picks.
+
+    The cache holds, per output, the kernel offset of its maximum as a small unsigned int
+    (windows of 2 at stride 2: one boolean mask per axis, "the second of the pair won").
+
+    Shape
+    -----
+    x (N, C, *S) -> (N, C, *O)
+
+    Examples
+    --------
+    >>> x = np.array([[[[1., 5.], [5., 2.]]]])  # a tie: the first maximum in row-major order wins
+    >>> out, cache = max_pool_forward(x, 2)
+    >>> out, max_pool_backward(np.ones_like(out), cache)[0]
+    (array([[[[5.]]]]), array([[[[0., 1.],
+             [0., 0.]]]]))
+    """
+    return _max_pool(x, kernel_size, stride, padding, keep=True)
+
+
+def max_pool_eval_forward(x: np.ndarray, kernel_size, stride=None, padding=0) -> tuple[np.ndarray, None]:
+    """The maxima of :func:`max_pool_forward` only, and no cache: for eval mode, which keeps none.
+
+    Examples
+    --------
+    >>> max_pool_eval_forward(np.arange(16.0).reshape(1, 1, 4, 4), 2)
+    (array([[[[ 5.,  7.],
+             [13., 15.]]]]), None)
+    """
+    return _max_pool(x, kernel_size, stride, padding, keep=False)[0], None
+
+
+def max_pool_backward(dout: np.ndarray, cache: tuple, *, need_dx: bool = True) -> tuple[np.ndarray | None]:
+    """Gradient of :func:`max_pool_forward`: each output's ``dout`` to the element that won,
+    overlapping windows adding up, as :func:`minicnn.ops.max_pool_backward`. Returns ``(dx,)``.
+
+    Shape
+    -----
+    dout (N, C, *O) -> dx (N, C, *S)
+    """
+    if not need_dx:
+        return (None,)
+    pairs, x_shape, win, kept = cache
+    return ((_pairs_backward if pairs else _offsets_backward)(dout, x_shape, win, kept),)
+
+
+def _max_pool(x: np.ndarray, kernel_size, stride, padding, keep: bool) -> tuple[np.ndarray, tuple]:
+    win = _geometry(x, kernel_size, stride, padding, "max_pool_forward")
+    out = np.empty(x.shape[:2] + win.out, dtype=x.dtype)
+    pairs = set(win.kernel) == {2} and _tiles(win, x.shape)
+    kept = (_pairs_forward if pairs else _offsets_forward)(x, win, out, keep)
+    return out, (pairs, x.shape, win, kept)
+
+
+def _pairs_forward(x: np.ndarray, win: Window, out: np.ndarray, keep: bool) -> list[np.ndarray] | None:
+    """Windows of 2 at stride 2 that tile the input, as maxima of pairs: along the last axis, then
+    the one before, ... (the common case, with its own fast path).
+
+    Each mask marks where the second of a pair beat the first, strictly, so ties keep the first
+    maximum in C order, as the op does. Along the last axis of a contiguous input the pairs are
+    neighbours in memory, so that first step is one long stride-2 loop over the whole chunk.
+    """
+    shape, masks = list(x.shape), []
+    for axis in range(x.ndim - 1, 1, -1):  # the shape after each step, and its mask
+        shape[axis] //= 2
+        masks.append(np.empty(shape, dtype=bool) if keep else None)
+
+    def chunk(start: int, stop: int, worker: int) -> None:  # samples [start, stop), on one thread
+        t = x[start:stop]
+        for step, axis in enumerate(range(x.ndim - 1, 1, -1)):
+            first, second = t[_along(axis, 0)], t[_along(axis, 1)]
+            if keep:
+                np.greater(second, first, out=masks[step][start:stop])
+            t = np.maximum(first, second, out=out[start:stop] if axis == 2 else None)
+
+    run_chunks(chunk, len(x), max_pool_chunk(x.shape), blas=False)
+    return masks if keep else None
+
+
+def _pairs_backward(dout: np.ndarray, x_shape: tuple, win: Window, masks: list[np.ndarray]) -> np.ndarray:
+    """The gradient goes down the pairs in reverse, the first axis first: to the second of a
+    pair ``d * mask``, to the first ``d - d * mask`` (exactly d or 0)."""
+    dx, ndim = np.empty(x_shape, dtype=dout.dtype), len(x_shape)
+
+    def chunk(start: int, stop: int, worker: int) -> None:
+        g = dout[start:stop]
+        for axis in range(2, ndim):
+            double = g.shape[:axis] + (2 * g.shape[axis],) + g.shape[axis + 1:]
+            target = dx[start:stop] if axis == ndim - 1 else np.empty(double, dtype=g.dtype)
+            np.multiply(g, masks[ndim - 1 - axis][start:stop], out=target[_along(axis, 1)])
+            np.subtract(g, target[_along(axis, 1)], out=target[_along(axis, 0)])
+            g = target
+
+    run_chunks(chunk, x_shape[0], max_pool_chunk(x_shape), blas=False)
+    return dx
+
+
+@functools.lru_cache(maxsize=64)
+def _first_real_offset(win: Window) -> np.ndarray:
+    """(*O) kernel offsets, in C order, of each window's first element inside the input (read-only)."""
+    first = np.zeros(win.out, dtype=np.int64)
+    for axis, ((before, _), stride, size) in enumerate(zip(win.pads, win.stride, win.out)):
+        along = np.maximum(before - np.arange(size) * stride, 0) * math.prod(win.kernel[axis + 1:])
+        first += along.reshape((-1,) + (1,) * (len(win.out) - axis - 1))
+    first = first.astype(np.min_scalar_type(math.prod(win.kernel) - 1))
+    first.flags.writeable = False  # remembered for the next call: never written
+    return first
+
+
+def _offsets_forward(x: np.ndarray, win: Window, out: np.ndarray, keep: bool) -> np.ndarray | None:
+    """Any window: a running maximum over the kernel offsets, and the offset where it was found.
+
+    The offset starts at each window's first real (unpadded) element, so a window whose real
+    inputs are all ``-inf``, tied with the ``-inf`` padding, picks a real input, as the op. The
+    padding is at most half a kernel wide, so the offsets before that element are all padding,
+    and they never win the strict ``>`` below: ties keep the first maximum.
+    """
+    argmax = np.broadcast_to(_first_real_offset(win), out.shape).copy() if keep else None
+
+    def chunk(start: int, stop: int, worker: int) -> None:  # samples [start, stop), on one thread
+        xp = _padded(x[start:stop], win, -np.inf)
+        best = out[start:stop]
+        where = argmax[start:stop] if keep else None
+        for offset, at in enumerate(taps(win)):  # each step compares a whole (n, C, *O) block
+            tap = xp[(..., *at)]
+            if offset == 0:
+                np.copyto(best, tap)
+                continue
+            if keep:
+                # where = where(tap > best, offset, where) as arithmetic on small unsigned ints
+                # (~50x faster than np.putmask): where tap > best is False the product is 0,
+                # whatever offset - where wrapped around to.
+                where += (tap > best) * (offset - where)
+            np.maximum(best, tap, out=best)
+
+    run_chunks(chunk, len(x), max_pool_chunk(x.shape), blas=False)
+    return argmax
+
+
+def _offsets_backward(dout: np.ndarray, x_shape: tuple, win: Window, argmax: np.ndarray) -> np.ndarray:
+    """Each offset's slice of the (padded) gradient gets ``dout`` where that offset won."""
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    # Windows that do not overlap each write their own elements: products go straight into
+    # place, with no sum.
+    overlap = any(s < k for s, k in zip(win.stride, win.kernel))
+
+    def chunk(start: int, stop: int, worker: int) -> None:
+        d, where = dout[start:stop], argmax[start:stop]
+
+        def write(offset: int, region: np.ndarray) -> None:
+            if overlap:
+                region += d * (where == offset)  # a product with the mask: faster than np.where
+            else:
+                np.multiply(d, where == offset, out=region)
+
+        _scatter(dx, slice(start, stop), win, write)
+
+    run_chunks(chunk, x_shape[0], max_pool_chunk(x_shape), blas=False)
+    return dx
+
+
+# -- average pooling -------------------------------------------------------------------------------
+def avg_pool_forward(x: np.ndarray, kernel_size, stride=None, padding=0) -> tuple[np.ndarray, tuple]:
+    """:func:`minicnn.ops.avg_pool_forward`, fast: each offset's slice added into a running sum.
+
+    The sum runs over the kernel offsets in C order from the first, and is then divided by
+    KK, as numpy's sum over the op's columns does: the same bits, except where there is one
+    output position (P = 1) and KK >= 8, where numpy sums the op's columns pairwise instead,
+    within a few ulps of this.
+
+    Shape
+    -----
+    x (N, C, *S) -> (N, C, *O)
+
+    Examples
+    --------
+    >>> avg_pool_forward(np.array([[[1., 2., 6.]]]), 2, stride=1, padding=1)[0]
+    array([[[0.5, 1.5, 4. , 3. ]]])
+    """
+    win = _geometry(x, kernel_size, stride, padding, "avg_pool_forward")
+    kk = math.prod(win.kernel)
+    out = np.empty(x.shape[:2] + win.out, dtype=x.dtype)
+
+    def work(rows) -> None:  # some samples, on one worker thread
+        xp = _padded(x[rows], win, 0.0)
+        total = out[rows]
+        for offset, at in enumerate(taps(win)):  # each a whole (n, C, *O) block
+            if offset == 0:
+                np.copyto(total, xp[(..., *at)])
+            else:
+                total += xp[(..., *at)]
+        total /= kk
+
+    over_samples(work, x.shape, AVG_PARALLEL_MIN_SIZE)
+    return out, (x.shape, win)
+
+
+def avg_pool_backward(dout: np.ndarray, cache: tuple, *, need_dx: bool = True) -> tuple[np.ndarray | None]:
+    """Gradient of :func:`avg_pool_forward`: ``dout / KK`` added into every element of each
+    window, as :func:`minicnn.ops.avg_pool_backward` (the same bits). Returns ``(dx,)``.
+
+    Shape
+    -----
+    dout (N, C, *O) -> dx (N, C, *S)
+    """
+    if not need_dx:
+        return (None,)
+    x_shape, win = cache
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    # Windows that tile the input give every element one share: copied into place, with no
+    # zeros to add it to (0 + share is share).
+    tiles = _tiles(win, x_shape)
+
+    def work(rows) -> None:  # some samples, on one worker thread
+        share = dout[rows] / math.prod(win.kernel)
+
+        def write(offset: int, region: np.ndarray) -> None:
+            if tiles:
+                np.copyto(region, share)
+            else:
+                region += share
+
+        _scatter(dx, rows, win, write, clear=not tiles)
+
+    over_samples(work, x_shape, AVG_PARALLEL_MIN_SIZE)
+    return (dx,)
+
+
+# -- what both share -------------------------------------------------------------------------------
+def _geometry(x: np.ndarray, kernel_size, stride, padding, owner: str) -> Window:
+    return geometry(x.shape[2:], kernel_size, kernel_size if stride is None else stride, padding, 1, owner)
+
+
+def _is_padded(win: Window) -> bool:
+    return any(before or after for before, after in win.pads)
+
+
+def _tiles(win: Window, shape: tuple) -> bool:
+    """Every element of an input of ``shape`` in exactly one window: stride = kernel, no
+    padding, no rows or columns left over."""
+    return win.stride == win.kernel and not _is_padded(win) and all(
+        o * k == n for o, k, n in zip(win.out, win.kernel, shape[2:]))
+
+
+def _along(axis: int, start: int) -> tuple[slice, ...]:
+    """Every other index along ``axis`` from ``start``: one element of each pair."""
+    return (slice(None),) * axis + (slice(start, None, 2),)
+
+
+def _padded_shape(shape: tuple, win: Window) -> tuple:
+    return tuple(shape[:2]) + tuple(n + before + after for n, (before, after) in zip(shape[2:], win.pads))
+
+
+def _inside(shape: tuple, win: Window) -> tuple[slice, ...]:
+    """Where an input of ``shape`` lies inside its padded version."""
+    return (..., *(slice(before, before + n) for n, (before, _) in zip(shape[2:], win.pads)))
+
+
+def _padded(x: np.ndarray, win: Window, value: float) -> np.ndarray:
+    """``x`` with ``win.pads`` of ``value`` around its spatial axes (``x`` itself when there are none)."""
+    if not _is_padded(win):
+        return x
+    xp = np.full(_padded_shape(x.shape, win), value, dtype=x.dtype)
+    xp[_inside(x.shape, win)] = x
+    return xp
+
+
+def _scatter(dx: np.ndarray, rows, win: Window, write, clear: bool = True) -> None:
+    """Fill ``dx[rows]`` by ``write(offset, region)`` for each kernel offset and the slice of the
+    (padded) gradient it reads, which starts at zero (``clear=False``: unpadded, left as it is);
+    the padding's share is then dropped."""
+    part = dx[rows]
+    if _is_padded(win):
+        dxp = np.zeros(_padded_shape(part.shape, win), dtype=dx.dtype)
+    else:
+        dxp = part
+        if clear:
+            dxp[...] = 0
+    for offset, at in enumerate(taps(win)):
+        write(offset, dxp[(..., *at)])
+    if _is_padded(win):
+        part[...] = dxp[_inside(part.shape, win)]
