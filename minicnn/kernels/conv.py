@@ -58,7 +58,7 @@ def choose_algorithm(g: ConvGeometry) -> str:
     return Im2col.name
 
 
-def check_algorithm(algorithm, kernel, stride, dilation, groups: int, owner: str) -> str:
+def check_algorithm(algorithm: str, kernel: tuple, stride: tuple, dilation: tuple, groups: int, owner: str) -> str:
     """``algorithm`` when a layer with this window and ``groups`` can run it; else a ValueError naming ``owner``."""
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise ValueError(f"{owner}: unknown algorithm {algorithm!r}; expected one of "
@@ -153,8 +153,8 @@ class ConvKernel:
             self._kept = np.empty(shape, dtype=dtype)
         return self._kept
 
-    def forward(self, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
-                keep: bool = True) -> tuple[np.ndarray, object]:
+    def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=1, padding=0,
+                dilation=1, groups: int = 1, keep: bool = True) -> tuple[np.ndarray, object]:
         """:func:`minicnn.ops.conv_forward`, keeping the batch's columns for :meth:`backward`.
 
         ``keep=False`` (inference: nobody keeps the cache) uses one chunk's columns at a time
@@ -186,7 +186,8 @@ class ConvKernel:
             self._holder = cache
         return out, cache
 
-    def backward(self, dout, cache, need_dx: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    def backward(self, dout: np.ndarray, cache, need_dx: bool = True
+                 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
         """:func:`minicnn.ops.conv_backward`; dx is None (and not computed) when ``need_dx`` is False."""
         if not isinstance(cache, ConvCache):  # the op ran forward
             return ops.conv_backward(dout, cache)
