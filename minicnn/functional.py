@@ -14,9 +14,10 @@ row, then kernel column (the order of ``weight.reshape(F, -1)``).
 
 The window geometry (:func:`conv_output_size`, :func:`same_padding`,
 :func:`resolve_padding`, :func:`window_geometry`) is the one of :mod:`minicnn.ops.windows`,
-in any number of spatial dimensions. The copy loops at the end (:func:`unfold_into`,
-:func:`fold_into` and their helpers) are the layers' fast paths: the same columns, written
-into buffers the layers reuse, in either memory layout.
+in any number of spatial dimensions. :func:`window_slices` and :func:`pad_image` at the end
+serve the pooling layers; :func:`unfold_into`, :func:`fold_into` and :func:`tap_range`, the
+fast convolution's copy loops, live in :mod:`minicnn.kernels.conv_unfold` and are re-exported
+here.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import math
 import numpy as np
 
 from ._validation import as_float, check_pair
+from .kernels.conv_unfold import fold_into, tap_range, unfold_into  # re-exported, see above
 from .ops import conv_forward
 from .ops import windows as _windows
 from .ops.windows import Window, conv_output_size, resolve_padding, same_padding
@@ -212,7 +214,7 @@ def col2im(cols: np.ndarray, x_shape, kernel_size, stride=1, padding=0, dilation
     return _windows.col2im(cols, x_shape, win)
 
 
-# -- the layers' fast copy loops: im2col and col2im in place, without checks -------------
+# -- pooling's window helpers (the conv kernels' copy loops are in minicnn.kernels.conv_unfold) --
 def window_slices(i: int, j: int, stride: Pair, dilation: Pair, out_hw: Pair) -> tuple[slice, slice]:
     """The strided slices of the padded input that kernel offset (i, j) sees."""
     top, left = i * dilation[0], j * dilation[1]
@@ -230,97 +232,6 @@ def pad_image(x: np.ndarray, pads: Padding, value=0) -> np.ndarray:
     out = np.full(x.shape[:-2] + (x.shape[-2] + t + b, x.shape[-1] + l + r), value, dtype=x.dtype)
     out[..., t : t + x.shape[-2], l : l + x.shape[-1]] = x
     return out
-
-
-def tap_range(size: int, offset: int, stride: int, before: int, out_size: int) -> tuple[slice, slice]:
-    """Where one kernel tap lands inside the unpadded input, along one axis.
-
-    Output position ``o`` reads input ``o*stride + offset - before`` (``offset`` is the
-    kernel index times the dilation). Returns ``(outs, ins)``: the slice of output
-    positions that read a real input, and the strided slice of the inputs they read;
-    every other output position reads the zero padding.
-
-    Examples
-    --------
-    >>> tap_range(5, 0, 1, 1, 5)  # first tap, padding 1: output 0 reads the padding
-    (slice(1, 5, None), slice(0, 4, 1))
-    """
-    first = max(0, -((offset - before) // stride))  # ceil((before - offset) / stride)
-    stop = min(out_size, (size - 1 + before - offset) // stride + 1)
-    if stop <= first:
-        return slice(0, 0), slice(0, 0)
-    start = first * stride + offset - before
-    return slice(first, stop), slice(start, start + (stop - first - 1) * stride + 1, stride)
-
-
-def unfold_into(x: np.ndarray, cols: np.ndarray, kernel: Pair, stride: Pair, pads: Padding, dilation: Pair,
-                channels_last: bool = False) -> None:
-    """The copy loop of :func:`im2col`: write every window of ``x`` into ``cols``.
-
-    No checks and no conversions: the layers call it once per chunk of a batch with
-    arguments they have checked once. ``kernel``, ``stride``, ``dilation`` are pairs and
-    ``pads`` is per side, ``((top, bottom), (left, right))``.
-
-    Shape
-    -----
-    ``channels_last=False``: x (N, C, H, W) -> cols (N, C, KH, KW, OH, OW) (any strides)
-
-    ``channels_last=True``: x (N, H, W, C) -> cols (N, OH, OW, KH, KW, C), so that
-    ``cols.reshape(N*OH*OW, KH*KW*C)`` holds one window per row, its channels innermost.
-    """
-    at = _spatial_index(channels_last)
-    h, w = (x.shape[1:3] if channels_last else x.shape[2:])
-    out_hw = (cols.shape[1:3] if channels_last else cols.shape[4:])
-    # One strided-slice copy per kernel offset, straight from x: window positions over
-    # the padding are set to zero instead of copying x into a padded array first.
-    for i in range(kernel[0]):
-        rows_out, rows_in = tap_range(h, i * dilation[0], stride[0], pads[0][0], out_hw[0])
-        for j in range(kernel[1]):
-            cols_out, cols_in = tap_range(w, j * dilation[1], stride[1], pads[1][0], out_hw[1])
-            tap = cols[:, :, :, i, j] if channels_last else cols[:, :, i, j]
-            tap[at(rows_out, cols_out)] = x[at(rows_in, cols_in)]
-            # The rest of the tap reads padding. (Tested first: most edges are empty, and
-            # a Python test costs less than a numpy call on an empty slice.)
-            if rows_out.start > 0:
-                tap[at(slice(0, rows_out.start), slice(None))] = 0
-            if rows_out.stop < out_hw[0]:
-                tap[at(slice(rows_out.stop, None), slice(None))] = 0
-            if cols_out.start > 0:
-                tap[at(slice(None), slice(0, cols_out.start))] = 0
-            if cols_out.stop < out_hw[1]:
-                tap[at(slice(None), slice(cols_out.stop, None))] = 0
-
-
-def fold_into(cols: np.ndarray, x: np.ndarray, kernel: Pair, stride: Pair, pads: Padding, dilation: Pair,
-              channels_last: bool = False) -> None:
-    """The loop of :func:`col2im`: add every window in ``cols`` into ``x``, in place.
-
-    ``x`` must be zeroed by the caller (or hold what the sums should add to). Layouts as
-    for :func:`unfold_into`; no checks.
-
-    Shape
-    -----
-    cols (N, C, KH, KW, OH, OW) -> x (N, C, H, W), or with ``channels_last``
-    cols (N, OH, OW, KH, KW, C) -> x (N, H, W, C)
-    """
-    at = _spatial_index(channels_last)
-    h, w = (x.shape[1:3] if channels_last else x.shape[2:])
-    out_hw = (cols.shape[1:3] if channels_last else cols.shape[4:])
-    # One strided-slice += per kernel offset (far faster than np.add.at); overlapping
-    # windows accumulate.
-    for i in range(kernel[0]):
-        rows_out, rows_in = tap_range(h, i * dilation[0], stride[0], pads[0][0], out_hw[0])
-        for j in range(kernel[1]):
-            cols_out, cols_in = tap_range(w, j * dilation[1], stride[1], pads[1][0], out_hw[1])
-            tap = cols[:, :, :, i, j] if channels_last else cols[:, :, i, j]
-            x[at(rows_in, cols_in)] += tap[at(rows_out, cols_out)]
-
-
-def _spatial_index(channels_last: bool):
-    """Index (rows, cols) of the spatial axes of an NCHW or NHWC array."""
-    if channels_last:
-        return lambda rows, cols: (slice(None), rows, cols)
-    return lambda rows, cols: (slice(None), slice(None), rows, cols)
 
 
 # -- the teaching convolutions ------------------------------------------------------------

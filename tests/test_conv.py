@@ -283,3 +283,129 @@ def test_forward_matches_naive_loops_property(case, seed):
     b = conv.bias.data if bias else None
     expected = ref.conv2d_forward(x, conv.weight.data.astype(np.float64), b, s, pads, d)
     np.testing.assert_allclose(conv(x), expected, rtol=1e-10, atol=1e-12)
+
+
+# -- groups (as torch.nn.Conv2d) ------------------------------------------------------------
+
+# (N, C_in, H, W), C_out, kernel, stride, padding, dilation, groups
+GROUPS = {
+    "groups2": ((2, 4, 6, 5), 6, 3, 1, 1, 1, 2),
+    "depthwise-stride2-same": ((2, 3, 7, 6), 3, 3, 2, "same", 1, 3),
+    "depthwise-multiplier2-rect-kernel": ((1, 2, 5, 7), 4, (3, 2), 1, 0, 1, 2),
+    "groups3-dilated-same": ((2, 6, 7, 7), 3, 2, 1, "same", 2, 3),
+}
+
+
+def make_grouped(rng, shape, c_out, kernel, stride, padding, dilation, groups):
+    conv = Conv2DVolume(shape[1], c_out, kernel, stride=stride, padding=padding, dilation=dilation, rng=rng,
+                        groups=groups)
+    conv.bias.data[...] = rng.standard_normal(c_out)
+    return conv
+
+
+@pytest.mark.parametrize("shape, c_out, kernel, stride, padding, dilation, groups", GROUPS.values(), ids=GROUPS)
+def test_groups_forward_and_backward_match_naive_loops(rng, shape, c_out, kernel, stride, padding, dilation, groups):
+    conv = make_grouped(rng, shape, c_out, kernel, stride, padding, dilation, groups)
+    assert conv.weight.shape == (c_out, shape[1] // groups) + _pair(kernel)
+    x = rng.standard_normal(shape)
+    s, pads, d = oracle_geometry(shape, kernel, stride, padding, dilation)
+    w, b = conv.weight.data.astype(np.float64), conv.bias.data.astype(np.float64)
+    out = conv(x)
+    np.testing.assert_allclose(out, ref.conv_nd_forward(x, w, b, s, pads, d, groups), rtol=1e-10, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    dx = conv.backward(dout)
+    dx_ref, dw_ref, db_ref = ref.conv_nd_backward(x, w, dout, s, pads, d, groups)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(conv.weight.grad, dw_ref, rtol=1e-5, atol=1e-6)  # grads are float32
+    np.testing.assert_allclose(conv.bias.grad, db_ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape, c_out, kernel, stride, padding, dilation, groups", GROUPS.values(), ids=GROUPS)
+def test_groups_gradcheck(rng, shape, c_out, kernel, stride, padding, dilation, groups):
+    conv = make_grouped(rng, shape, c_out, kernel, stride, padding, dilation, groups)
+    assert gradcheck(conv, rng.standard_normal(shape))
+
+
+@pytest.mark.parametrize("shape, c_out, kernel, stride, padding, dilation, groups", GROUPS.values(), ids=GROUPS)
+def test_groups_match_torch(rng, shape, c_out, kernel, stride, padding, dilation, groups):
+    torch = pytest.importorskip("torch")
+    conv = make_grouped(rng, shape, c_out, kernel, stride, padding, dilation, groups)
+    x = rng.standard_normal(shape).astype(np.float32)
+    out = conv(x)
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    dx = conv.backward(dout)
+    (top, bottom), (left, right) = per_side(padding, shape[2:], kernel, stride, dilation)
+    tx = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    tw = torch.tensor(conv.weight.data, dtype=torch.float64, requires_grad=True)
+    tb = torch.tensor(conv.bias.data, dtype=torch.float64, requires_grad=True)
+    padded = torch.nn.functional.pad(tx, (left, right, top, bottom))
+    ty = torch.nn.functional.conv2d(padded, tw, tb, stride=stride, dilation=dilation, groups=groups)
+    ty.backward(torch.tensor(dout, dtype=torch.float64))
+    for name, ours, theirs in [("out", out, ty), ("dx", dx, tx.grad), ("dW", conv.weight.grad, tw.grad),
+                               ("db", conv.bias.grad, tb.grad)]:
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_groups_he_init_counts_the_channels_of_one_group():
+    conv = Conv2DVolume(8, 4, 3, groups=4, rng=np.random.default_rng(0))
+    assert conv.weight.shape == (4, 2, 3, 3)
+    bound = np.sqrt(6.0 / (2 * 3 * 3))  # fan_in = C_in/groups * KH * KW, as torch
+    assert 0.8 * bound < np.abs(conv.weight.data).max() <= bound
+
+
+def test_groups_shown_in_repr_and_run_on_im2col():
+    conv = Conv2DVolume(16, 32, 3, padding=1, rng=np.random.default_rng(0), groups=4)
+    assert repr(conv).endswith("bias=True, groups=4)")
+    assert conv.algorithm_for((8, 16, 16, 16)) == "im2col"  # group by group; winograd would take groups=1
+    assert "groups" not in repr(Conv2DVolume(16, 32, 3, rng=np.random.default_rng(0)))
+
+
+def test_groups_input_grad_false_skips_dx_and_keeps_the_weight_gradients(rng):
+    conv = Conv2DVolume(4, 4, 3, padding=1, rng=rng, groups=2)
+    x = rng.standard_normal((3, 4, 6, 6)).astype(np.float32)
+    dout = rng.standard_normal(conv.output_shape(x.shape)).astype(np.float32)
+    conv(x)
+    assert conv.backward(dout) is not None
+    full = conv.weight.grad.copy()
+    conv.zero_grad()
+    conv.input_grad = False
+    conv(x)
+    assert conv.backward(dout) is None
+    np.testing.assert_array_equal(conv.weight.grad, full)
+
+
+def test_groups_survive_save_and_load(rng, tmp_path):
+    from minicnn import Flatten, Sequential, load_model
+
+    model = Sequential(Conv2DVolume(4, 6, 3, padding="same", rng=rng, groups=2), Flatten())
+    model.save(tmp_path / "grouped.npz")
+    back = load_model(tmp_path / "grouped.npz")
+    assert back[0].groups == 2 and repr(back) == repr(model)
+    x = rng.standard_normal((2, 4, 5, 5)).astype(np.float32)
+    np.testing.assert_array_equal(back.predict(x), model.predict(x))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"in_channels": 4, "out_channels": 6, "groups": 3}, ValueError,
+         r"Conv2DVolume: groups=3 must divide in_channels \(4\) and out_channels \(6\).*use one of 1, 2$"),
+        ({"in_channels": 6, "out_channels": 4, "groups": 4}, ValueError, r"groups=4 must divide in_channels \(6\)"),
+        ({"groups": 0}, ValueError, r"groups must be >= 1, got 0"),
+        ({"groups": 2.0}, TypeError, r"groups must be an int, got 2.0"),
+        ({"groups": 2, "algorithm": "winograd"}, ValueError,
+         r"algorithm='winograd' runs groups=1 only, got groups=2.*algorithm='im2col' or 'auto'"),
+        ({"groups": 2, "algorithm": "im2col_nhwc"}, ValueError, r"algorithm='im2col_nhwc' runs groups=1 only"),
+    ],
+    ids=["in-and-out-not-multiples", "in-not-a-multiple", "zero", "float", "winograd", "nhwc"],
+)
+def test_bad_groups(kwargs, error, match):
+    args = {"in_channels": 4, "out_channels": 4, "kernel_size": 3, "rng": np.random.default_rng(0)} | kwargs
+    with pytest.raises(error, match=match):
+        Conv2DVolume(**args)
+
+
+def test_grouped_input_with_the_wrong_channel_count_names_the_layer():
+    conv = Conv2DVolume(4, 4, 3, rng=np.random.default_rng(0), groups=2)
+    with pytest.raises(ValueError, match=r"Conv2DVolume\(in_channels=4\) got input .* 2 channels, expected 4"):
+        conv(np.zeros((1, 2, 5, 5)))

@@ -9,8 +9,8 @@ import reference as ref
 from test_conv import CASES, IDS, oracle_geometry
 
 from minicnn import Conv2DVolume, get_num_threads, gradcheck, set_num_threads
+from minicnn.kernels.conv_winograd import winograd_matrices
 from minicnn.layers.base import inference
-from minicnn.layers.conv_winograd import winograd_matrices
 
 ALGORITHMS = ["im2col", "im2col_nhwc", "winograd"]
 

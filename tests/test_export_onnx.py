@@ -123,6 +123,16 @@ def nested_and_no_bias(rng):
         Dense(7, CLASSES, rng=rng)), (1, 6, 6)
 
 
+def grouped(rng):
+    # depthwise with 3 filters a channel, depthwise at stride 2 ("same": torch's SameConv2d),
+    # groups=2 without bias
+    return Sequential(
+        Conv2DVolume(2, 6, 3, padding="same", rng=rng, groups=2), ReLU(),
+        Conv2DVolume(6, 6, 3, stride=2, padding="same", rng=rng, groups=6), ReLU(),
+        Conv2DVolume(6, 4, 1, bias=False, rng=rng, groups=2), ReLU(),
+        Flatten(), Dense(4 * 5 * 5, CLASSES, rng=rng)), (2, 9, 10)
+
+
 def shapes_demo(rng):
     return Sequential(
         Conv2DVolume(3, 8, 3, padding="same", rng=rng), BatchNorm2D(8), ReLU(), MaxPool2D(2),
@@ -152,7 +162,7 @@ def upsampling(rng):
 
 
 ARCHITECTURES = [strided_same_even_kernels, rectangular_same, dilation, padded_max_pooling, padded_avg_pooling,
-                 batch_norm, residual_blocks, activations, dropout, nested_and_no_bias, shapes_demo,
+                 batch_norm, residual_blocks, activations, dropout, nested_and_no_bias, grouped, shapes_demo,
                  transposed_convolutions, upsampling]
 ARCH_IDS = [build.__name__.replace("_", "-") for build in ARCHITECTURES]
 

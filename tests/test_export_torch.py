@@ -110,6 +110,21 @@ def test_torchs_own_same_padding_where_it_is_even_else_a_same_conv(torch, rng):
     assert [m.padding for m in net] == ["same", "same", (0, 0), (0, 0), (1, 2)]
 
 
+@pytest.mark.parametrize("groups, padding, stride", [(2, 1, 1), (4, "same", 2), (4, "valid", 1)],
+                         ids=["groups2", "depthwise-same-stride2", "depthwise-valid"])
+def test_grouped_torch_convolutions_come_back_with_their_groups(torch, groups, padding, stride, rng):
+    from minicnn.export.torch_modules import SameConv2d
+
+    cls = SameConv2d if padding == "same" else torch.nn.Conv2d
+    extra = {} if padding == "same" else {"padding": padding}
+    net = torch.nn.Sequential(cls(4, 8, 3, stride=stride, groups=groups, **extra))
+    model = from_torch(net, rng=rng)
+    assert model[0].groups == groups and model[0].weight.shape == (8, 4 // groups, 3, 3)
+    x = rng.standard_normal((3, 4, 9, 8)).astype(np.float32)
+    grid.assert_close(model.predict(x), forward(torch, net, x))
+    assert to_torch(model)[0].groups == groups
+
+
 def test_float64_layers_stay_float64(torch, rng):
     model = Sequential(Conv2DVolume(2, 3, 3, stride=2, padding="same", rng=rng, dtype=np.float64), Flatten(),
                        Dense(3 * 3 * 3, 2, rng=rng, dtype=np.float64))
@@ -324,7 +339,6 @@ def test_dropout_streams_come_from_rng(torch):
      r"module 1 is GELU .* which minicnn has no layer for. Supported: nn.Conv2d"),
     (lambda nn: nn.Sequential(nn.Sequential(nn.ReLU(), nn.PixelShuffle(2))), TypeError,
      "module 0.1 is PixelShuffle"),
-    (lambda nn: nn.Sequential(nn.Conv2d(4, 4, 3, groups=2)), ValueError, "module 0 .* has groups=2"),
     (lambda nn: nn.Sequential(nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect")), ValueError,
      "padding_mode='reflect'.*build it with padding_mode='zeros'"),
     (lambda nn: nn.Sequential(nn.MaxPool2d(2, ceil_mode=True)), ValueError, "ceil_mode=True"),
@@ -355,7 +369,7 @@ def test_dropout_streams_come_from_rng(torch):
     (lambda nn: nn.Sequential(nn.Upsample(scale_factor=(2, 0.5))), ValueError, "whole factors"),
     (lambda nn: nn.Sequential(nn.UpsamplingBilinear2d(scale_factor=2)), TypeError, "module 0 is UpsamplingBilinear2d"),
     (lambda nn: nn.Sequential(nn.ConvTranspose2d(2, 2, 3).half()), ValueError, "0.weight is float16"),
-], ids=["gelu", "nested-pixel-shuffle", "groups", "reflect", "ceil-mode", "pool-dilation", "indices", "exclude-pad",
+], ids=["gelu", "nested-pixel-shuffle", "reflect", "ceil-mode", "pool-dilation", "indices", "exclude-pad",
         "divisor", "bn-affine", "bn-no-stats", "bn-cumulative", "bn-double", "half", "flatten-dims",
         "adaptive-no-flatten", "adaptive-2", "subclass", "not-sequential", "module-list", "upsample-bicubic",
         "upsample-align-corners", "upsample-size", "upsample-fraction", "upsample-half", "upsampling-bilinear2d",

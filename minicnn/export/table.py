@@ -11,9 +11,10 @@ in :data:`TABLE`.
 minicnn            torch                                                       ONNX
 =================  ==========================================================  ================================
 Conv2DVolume       ``nn.Conv2d``; with ``padding="same"``, torch's own          Conv, with per-side pads
-                   ``"same"`` at stride 1 with an even total padding (odd       resolved for the input size
-                   kernels), otherwise
-                   :class:`~minicnn.export.torch_modules.SameConv2d`
+                   ``"same"`` at stride 1 with an even total padding (odd       resolved for the input size,
+                   kernels), otherwise                                          and ``group``
+                   :class:`~minicnn.export.torch_modules.SameConv2d`;
+                   ``groups`` both ways
 Dense              ``nn.Linear``                                                Gemm (transB=1)
 ConvTranspose2D    ``nn.ConvTranspose2d``                                       ConvTranspose (pads, strides,
                                                                                 dilations, group, output_padding)
@@ -224,19 +225,19 @@ def _conv_to_torch(layer: Conv2DVolume, torch):
         d * (k - 1) % 2 == 0 for k, d in zip(layer.kernel_size, layer.dilation)))
     cls, padding = (nn.Conv2d, {"padding": layer.padding}) if own else (torch_modules.SameConv2d, {})
     return nn.utils.skip_init(cls, layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
-                              dilation=layer.dilation, bias=layer.bias is not None,
+                              dilation=layer.dilation, groups=layer.groups, bias=layer.bias is not None,
                               dtype=_torch_dtype(layer, torch), **padding)
 
 
 def _conv_from_torch(m, at: Place) -> Conv2DVolume:
-    _require(m, at, groups=1, padding_mode="zeros")
+    _require(m, at, padding_mode="zeros")
     if type(m) is torch_modules.SameConv2d:
         padding = "same"
     else:  # an int pair, or torch's "same" or "valid"
         padding = m.padding if isinstance(m.padding, str) else tuple(m.padding)
     return Conv2DVolume(m.in_channels, m.out_channels, tuple(m.kernel_size), stride=tuple(m.stride),
                         padding=padding, dilation=tuple(m.dilation), bias=m.bias is not None, rng=at.rng,
-                        dtype=_float_dtype(m, at, ("float32", "float64")))
+                        dtype=_float_dtype(m, at, ("float32", "float64")), groups=m.groups)
 
 
 def _conv_to_onnx(g, layer: Conv2DVolume, path: str, x: str, shape: tuple) -> str:
@@ -244,7 +245,7 @@ def _conv_to_onnx(g, layer: Conv2DVolume, path: str, x: str, shape: tuple) -> st
     pads, _ = window_geometry(shape[2:], layer.kernel_size, layer.stride, layer.padding, layer.dilation, "to_onnx")
     return g.node("Conv", [x, *_initializers(g, layer, path, "weight", "bias")], path,
                   kernel_shape=list(layer.kernel_size), strides=list(layer.stride), dilations=list(layer.dilation),
-                  pads=_onnx_pads(pads), group=1)
+                  pads=_onnx_pads(pads), group=layer.groups)
 
 
 # -- ConvTranspose2D -----------------------------------------------------------------------------------

@@ -117,7 +117,7 @@ def from_torch(module, *, rng: np.random.Generator | None = None) -> Sequential:
     TypeError
         For a module minicnn has no layer for, naming it and listing what is supported.
     ValueError
-        For a supported module with a setting minicnn cannot follow (``groups=2``,
+        For a supported module with a setting minicnn cannot follow (``padding_mode="reflect"``,
         ``ceil_mode=True``, float16 weights...), naming it, the setting and the fix.
 
     Examples

@@ -1,4 +1,4 @@
-"""What one convolution call looks like: the shapes every algorithm of Conv2DVolume works from."""
+"""What one convolution call looks like: the shapes every fast convolution algorithm works from."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import NamedTuple
 class ConvGeometry(NamedTuple):
     """The input batch, the filters and the window of one convolution, all resolved.
 
-    Built by ``Conv2DVolume`` once per input shape and handed to the algorithm it picks
-    (:mod:`~minicnn.layers.conv_im2col`, :mod:`~minicnn.layers.conv_winograd`).
+    Built by :class:`~minicnn.kernels.conv.ConvKernel` once per input shape and handed to
+    the algorithm it picks (:mod:`~minicnn.kernels.conv_im2col`, :mod:`~minicnn.kernels.conv_winograd`).
 
     Attributes
     ----------

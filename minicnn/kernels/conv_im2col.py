@@ -2,12 +2,12 @@
 
 Both algorithms here compute exactly the sum that defines the convolution (only the order
 of the additions inside a matrix product changes) and work on one chunk of the batch at a
-time: ``Conv2DVolume`` runs the chunks on its worker threads.
+time: :class:`~minicnn.kernels.conv.ConvKernel` runs the chunks on the worker threads.
 
 Let ``K = C*KH*KW`` (one window) and ``P = OH*OW`` (one output map).
 
 :class:`Im2col` (``algorithm="im2col"``), the textbook layout. Per sample, the columns are a
-(K, P) matrix (:func:`minicnn.functional.im2col`) and the filters a (F, K) matrix::
+(K, P) matrix (:func:`minicnn.ops.im2col`) and the filters a (F, K) matrix::
 
     out[n] = W @ cols[n]                  (F, P): already the NCHW output, no transpose
     dW     = sum_n dout[n] @ cols[n].T
@@ -34,8 +34,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .. import functional as F
 from .conv_geometry import ConvGeometry
+from .conv_unfold import fold_into, unfold_into
 
 Scratch = Callable[[str, tuple], np.ndarray]  # (name, shape) -> one of this worker's arrays
 
@@ -47,7 +47,7 @@ class Im2col:
 
     Examples
     --------
-    >>> from minicnn.layers.conv_geometry import ConvGeometry
+    >>> from minicnn.kernels.conv_geometry import ConvGeometry
     >>> g = ConvGeometry(2, 1, 3, 3, 1, (2, 2), (1, 1), (1, 1), ((0, 0), (0, 0)), 2, 2)
     >>> path = Im2col(g)
     >>> x = np.arange(18.0).reshape(2, 1, 3, 3)
@@ -88,7 +88,7 @@ class Im2col:
     def columns(self, x: np.ndarray, cols: np.ndarray, scratch: Scratch) -> None:
         """Write the columns of the chunk ``x`` (n, C, H, W) into ``cols`` (n, K, P)."""
         g = self.g
-        F.unfold_into(x, cols.reshape((len(x), g.c) + g.kernel + (g.oh, g.ow)), g.kernel, g.stride, g.pads,
+        unfold_into(x, cols.reshape((len(x), g.c) + g.kernel + (g.oh, g.ow)), g.kernel, g.stride, g.pads,
                       g.dilation)
 
     def forward(self, cols, w, out, bias, scratch: Scratch) -> None:
@@ -112,7 +112,7 @@ class Im2col:
         if dx is not None:
             dcols = np.matmul(w.T, d, out=cols)  # the columns' last use was dW
             dx[...] = 0
-            F.fold_into(dcols.reshape((n, g.c) + g.kernel + (g.oh, g.ow)), dx, g.kernel, g.stride, g.pads,
+            fold_into(dcols.reshape((n, g.c) + g.kernel + (g.oh, g.ow)), dx, g.kernel, g.stride, g.pads,
                         g.dilation)
         return dw
 
@@ -145,7 +145,7 @@ class Im2colRows(Im2col):
         g = self.g
         xh = scratch("x_nhwc", (len(x), g.h, g.w, g.c))
         np.copyto(xh, x.transpose(0, 2, 3, 1))
-        F.unfold_into(xh, self._windows(rows), g.kernel, g.stride, g.pads, g.dilation, channels_last=True)
+        unfold_into(xh, self._windows(rows), g.kernel, g.stride, g.pads, g.dilation, channels_last=True)
 
     def forward(self, rows, wt, out, bias, scratch: Scratch) -> None:
         g = self.g
@@ -171,6 +171,6 @@ class Im2colRows(Im2col):
             np.matmul(d, wt.T, out=rows2)  # the rows' last use was dW
             dxh = scratch("x_nhwc", (n, g.h, g.w, g.c))
             dxh[...] = 0
-            F.fold_into(self._windows(rows), dxh, g.kernel, g.stride, g.pads, g.dilation, channels_last=True)
+            fold_into(self._windows(rows), dxh, g.kernel, g.stride, g.pads, g.dilation, channels_last=True)
             np.copyto(dx, dxh.transpose(0, 3, 1, 2))
         return dw

@@ -1,0 +1,223 @@
+"""The fast convolution: :func:`minicnn.ops.conv_forward` and ``conv_backward``, made quick.
+
+The maths is the op's (``out = W_col @ cols + b``, ``dW = dout @ cols.T``,
+``dx = col2im(W_col.T @ dout)``); :class:`ConvKernel` computes the same numbers faster:
+
+- **Three algorithms**, one picked per input shape (:func:`choose_algorithm`) unless a layer
+  forces one: ``"im2col"`` (the op's layout, one product per sample), ``"im2col_nhwc"``
+  (channels last, one tall product per chunk), both in :mod:`~minicnn.kernels.conv_im2col`,
+  and ``"winograd"``, F(4x4, 3x3) (:mod:`~minicnn.kernels.conv_winograd`).
+- **Chunks on the worker threads** (:mod:`~minicnn.kernels.threads`): the batch goes out in
+  chunks of samples whose size depends on the input's shape alone, and what is summed over
+  chunks (dW, db) is added in chunk order, so results are the same bits for any thread count.
+- **One kept buffer**: a training forward writes the batch's columns (Winograd: its
+  transformed tiles) into an array reused while the input's shape stays the same, and
+  backward writes the column gradient over them once dW is done, so one forward+backward
+  holds a single such array. An inference forward (``keep=False``) uses per-thread chunk
+  buffers only and leaves the kept buffer alone.
+- **need_dx=False** (nothing needs dL/dx: a model's first layer) skips dx's products and col2im.
+
+What it does not speed up, it hands to the op: ``groups > 1`` and inputs with other than two
+spatial axes.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from types import SimpleNamespace
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import ops
+from .conv_geometry import ConvGeometry
+from .conv_im2col import Im2col, Im2colRows
+from .conv_winograd import Winograd
+from .threads import Scratch, run_chunks
+
+PATHS = {path.name: path for path in (Im2col, Im2colRows, Winograd)}
+ALGORITHMS = ("auto", *PATHS)
+# Samples per chunk: enough to keep each thread's matrix products large and the Python
+# overhead per chunk small, few enough that a chunk's arrays stay near a core's cache
+# (measured on the benchmark's shapes: 1.5-3x faster per sample than chunks 4x larger or smaller).
+CHUNK_BYTES = 5 * 2**20
+MAX_CHUNK = 16
+
+
+def choose_algorithm(g: ConvGeometry) -> str:
+    """The fastest algorithm for a convolution of geometry ``g``, from its shape alone.
+
+    Measured on the benchmark's shapes (examples/benchmark.py): Winograd wins for 3x3
+    stride-1 layers once both channel counts reach 16; channels-last rows win the other
+    layers with 16 or more input channels; with fewer, per-sample NCHW products do.
+    """
+    if Winograd.supports(g.kernel, g.stride, g.dilation) and min(g.c, g.f) >= 16:
+        return Winograd.name
+    if g.c >= 16:
+        return Im2colRows.name
+    return Im2col.name
+
+
+def check_algorithm(algorithm: str, kernel: tuple, stride: tuple, dilation: tuple, groups: int, owner: str) -> str:
+    """``algorithm`` when a layer with this window and ``groups`` can run it; else a ValueError naming ``owner``."""
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+        raise ValueError(f"{owner}: unknown algorithm {algorithm!r}; expected one of "
+                         f"{', '.join(map(repr, ALGORITHMS))} (\"auto\" picks the fastest)")
+    if algorithm == "winograd" and not Winograd.supports(kernel, stride, dilation):
+        raise ValueError(
+            f"{owner}: algorithm='winograd' needs a 3x3 kernel, stride 1 and dilation 1; got "
+            f"kernel_size {tuple(kernel)}, stride {tuple(stride)}, dilation {tuple(dilation)}. "
+            "Use algorithm='im2col' or 'auto'")
+    if groups != 1 and algorithm not in ("auto", Im2col.name):
+        raise ValueError(f"{owner}: algorithm={algorithm!r} runs groups=1 only, got groups={groups}; "
+                         "grouped convolutions run im2col group by group: use algorithm='im2col' or 'auto'")
+    return algorithm
+
+
+class ConvCache(NamedTuple):
+    """What :meth:`ConvKernel.forward` keeps for backward; the columns stay in the kernel's buffer."""
+
+    x: np.ndarray  # the input, to rebuild the columns should the buffer hold other data by then
+    plan: SimpleNamespace
+    w: np.ndarray  # the filters as the algorithm's operand (Winograd: G g G^T)
+    has_bias: bool
+
+
+class ConvKernel:
+    """One convolution layer's fast pair, and what it keeps between calls.
+
+    ``forward(x, w, b, *, stride, padding, dilation, groups) -> (out, cache)`` and
+    ``backward(dout, cache, need_dx=True) -> (dx, dw, db)`` take and return what
+    :func:`minicnn.ops.conv_forward` and :func:`~minicnn.ops.conv_backward` do (dx is None
+    when ``need_dx`` is False); forward's ``keep=False`` is for a cache nobody keeps.
+
+    Parameters
+    ----------
+    algorithm : {"auto", "im2col", "im2col_nhwc", "winograd"}
+        Forced (anything but ``"auto"``), or chosen per input shape; see
+        :func:`check_algorithm` for what a layer may force.
+
+    Examples
+    --------
+    >>> x, w = np.ones((2, 1, 4, 4)), np.ones((3, 1, 3, 3))
+    >>> conv = ConvKernel()
+    >>> out, cache = conv.forward(x, w, None, stride=1, padding=1, dilation=1, groups=1)
+    >>> out[0, 0]  # how many of the 3x3 window's pixels are inside the image
+    array([[4., 6., 6., 4.],
+           [6., 9., 9., 6.],
+           [6., 9., 9., 6.],
+           [4., 6., 6., 4.]])
+    >>> dx, dw, db = conv.backward(np.ones_like(out), cache, need_dx=False)
+    >>> dx is None, dw.shape, db
+    (True, (3, 1, 3, 3), None)
+    """
+
+    def __init__(self, algorithm: str = "auto") -> None:
+        self.algorithm = algorithm
+        self._plan = None  # the plan of the last input shape seen
+        self._kept = None  # the batch's columns (or Winograd tiles), reused while the shape stays the same
+        self._holder = None  # the cache whose columns _kept holds (None: other data)
+        self._scratch = Scratch()  # per-thread chunk buffers
+
+    def __deepcopy__(self, memo) -> ConvKernel:
+        return ConvKernel(self.algorithm)  # buffers of its own; a pending backward rebuilds its columns
+
+    def pair(self, keep: bool) -> tuple:
+        """The (forward, backward) pair, forward keeping its columns for backward when ``keep``."""
+        return (self.forward if keep else partial(self.forward, keep=False)), self.backward
+
+    def algorithm_for(self, x_shape: tuple, w_shape: tuple, *, stride, padding, dilation, groups: int) -> str:
+        """The algorithm that runs for an input of ``x_shape`` and filters of ``w_shape``."""
+        if groups != 1 or len(x_shape) != 4:
+            return Im2col.name  # the op's: im2col, group by group
+        return self._plan_for(tuple(x_shape), tuple(w_shape), stride, padding, dilation).path.name
+
+    def _plan_for(self, x_shape, w_shape, stride, padding, dilation) -> SimpleNamespace:
+        """The algorithm and chunk size for these shapes: made once per shape."""
+        key = (x_shape, w_shape, stride, padding, dilation)
+        if self._plan is not None and self._plan.key == key:
+            return self._plan
+        (n, c, h, w), (f, _, *kernel) = x_shape, w_shape
+        win = ops.window((h, w), kernel, stride, padding, dilation, "conv_forward")
+        g = ConvGeometry(n, c, h, w, f, win.kernel, win.stride, win.dilation, win.pads, *win.out)
+        path = PATHS[choose_algorithm(g) if self.algorithm == "auto" else self.algorithm](g)
+        # From the shape alone (never the thread count), and at least two chunks to share out.
+        chunk = max(1, min(MAX_CHUNK, -(-n // 2), CHUNK_BYTES // (4 * path.sample_size())))  # float32 bytes
+        self._plan = SimpleNamespace(key=key, geometry=g, path=path, chunk=chunk)
+        return self._plan
+
+    def _kept_buffer(self, plan, dtype) -> np.ndarray:
+        shape = plan.path.kept_shape(plan.geometry.n)
+        if self._kept is None or self._kept.shape != shape or self._kept.dtype != dtype:
+            self._kept = None  # free the old one first: the two never need to coexist
+            self._kept = np.empty(shape, dtype=dtype)
+        return self._kept
+
+    def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=1, padding=0,
+                dilation=1, groups: int = 1, keep: bool = True) -> tuple[np.ndarray, object]:
+        """:func:`minicnn.ops.conv_forward`, keeping the batch's columns for :meth:`backward`.
+
+        ``keep=False`` (inference: nobody keeps the cache) uses one chunk's columns at a time
+        per thread, and leaves the kept buffer alone.
+        """
+        if groups != 1 or x.ndim != 4:
+            return ops.conv_forward(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        plan = self._plan_for(x.shape, w.shape, stride, padding, dilation)
+        path, g = plan.path, plan.geometry
+        out = np.empty((g.n, g.f, g.oh, g.ow), dtype=x.dtype)
+        w = path.weight_operand(w.astype(x.dtype, copy=False))
+        b = None if b is None else b.astype(x.dtype, copy=False)
+        kept = self._kept_buffer(plan, x.dtype) if keep else None
+        scratch = partial(self._scratch.get, dtype=x.dtype)
+        if keep:
+            self._holder = None  # until every chunk is written (a forward may be interrupted)
+
+        def chunk(start: int, stop: int, worker: int) -> None:
+            if kept is None:  # inference: this chunk's columns only
+                cols = scratch("cols", path.kept_shape(stop - start))
+            else:
+                cols = path.kept_chunk(kept, start, stop)
+            path.columns(x[start:stop], cols, scratch)
+            path.forward(cols, w, out[start:stop], b, scratch)
+
+        run_chunks(chunk, g.n, plan.chunk)
+        cache = ConvCache(x, plan, w, b is not None)
+        if keep:
+            self._holder = cache
+        return out, cache
+
+    def backward(self, dout: np.ndarray, cache, need_dx: bool = True
+                 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+        """:func:`minicnn.ops.conv_backward`; dx is None (and not computed) when ``need_dx`` is False."""
+        if not isinstance(cache, ConvCache):  # the op ran forward
+            return ops.conv_backward(dout, cache)
+        plan, dtype = cache.plan, cache.x.dtype
+        path, g = plan.path, plan.geometry
+        dout = np.ascontiguousarray(dout, dtype=dtype)
+        # The columns are gone once a backward has written dx over them, or another forward its own.
+        rebuild = self._holder is not cache
+        self._holder = None  # until the end: the buffer gets dx's columns, or these rebuilt
+        kept = self._kept_buffer(plan, dtype)
+        dx = np.empty(cache.x.shape, dtype=dtype) if need_dx else None
+        scratch = partial(self._scratch.get, dtype=dtype)
+
+        def chunk(start: int, stop: int, worker: int):
+            cols = path.kept_chunk(kept, start, stop)
+            if rebuild:
+                path.columns(cache.x[start:stop], cols, scratch)
+            dw = path.backward(cols, cache.w, dout[start:stop], None if dx is None else dx[start:stop], scratch)
+            return dw, dout[start:stop].sum(axis=(0, 2, 3)) if cache.has_bias else None
+
+        parts = run_chunks(chunk, g.n, plan.chunk)
+        # Summed in chunk order, whichever thread finished first: the same bits for any thread count.
+        dw = path.weight_grad(_sum_in_order([dw for dw, _ in parts]))
+        db = _sum_in_order([db for _, db in parts]) if cache.has_bias else None
+        self._holder = cache if dx is None else None  # dx was written over the columns
+        return dx, dw, db
+
+
+def _sum_in_order(parts: list[np.ndarray]) -> np.ndarray:
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
