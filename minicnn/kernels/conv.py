@@ -23,9 +23,9 @@ spatial axes.
 
 from __future__ import annotations
 
-from functools import partial
+from collections import namedtuple
+from functools import partial, reduce
 from types import SimpleNamespace
-from typing import NamedTuple
 
 import numpy as np
 
@@ -74,13 +74,9 @@ def check_algorithm(algorithm: str, kernel: tuple, stride: tuple, dilation: tupl
     return algorithm
 
 
-class ConvCache(NamedTuple):
-    """What :meth:`ConvKernel.forward` keeps for backward; the columns stay in the kernel's buffer."""
-
-    x: np.ndarray  # the input, to rebuild the columns should the buffer hold other data by then
-    plan: SimpleNamespace
-    w: np.ndarray  # the filters as the algorithm's operand (Winograd: G g G^T)
-    has_bias: bool
+# What forward keeps for backward: the input (to rebuild the columns should the kept buffer hold
+# other data by then), the plan, the filters as the algorithm's operand, and whether there is a bias.
+ConvCache = namedtuple("ConvCache", "x plan w has_bias")
 
 
 class ConvKernel:
@@ -210,14 +206,7 @@ class ConvKernel:
 
         parts = run_chunks(chunk, g.n, plan.chunk)
         # Summed in chunk order, whichever thread finished first: the same bits for any thread count.
-        dw = path.weight_grad(_sum_in_order([dw for dw, _ in parts]))
-        db = _sum_in_order([db for _, db in parts]) if cache.has_bias else None
+        dw = path.weight_grad(reduce(np.add, [dw for dw, _ in parts]))
+        db = reduce(np.add, [db for _, db in parts]) if cache.has_bias else None
         self._holder = cache if dx is None else None  # dx was written over the columns
         return dx, dw, db
-
-
-def _sum_in_order(parts: list[np.ndarray]) -> np.ndarray:
-    total = parts[0]
-    for part in parts[1:]:
-        total = total + part
-    return total
