@@ -92,6 +92,8 @@ class MaxPool2D(_WindowPool2D):
     kernel = (fast.max_pool_forward, fast.max_pool_backward)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """As :meth:`Layer.forward`; in eval mode, which keeps nothing for backward, the kernel
+        finds the maxima only, not where they were."""
         if self.training or not kernels_enabled():
             return super().forward(x)
         return self.run_op(self.check_input(x), (), op=(fast.max_pool_eval_forward, None), **self.op_config())
