@@ -114,8 +114,3 @@ def test_predict_refuses_a_model_with_other_classes_than_the_shapes_data(tmp_pat
                        "beside it")
 
 
-@pytest.mark.parametrize(("script", "flags"), [("predict.py", 5), ("export_and_serve.py", 6)])
-def test_every_flag_has_help_that_shows_its_default(tmp_path, script, flags):
-    stdout = succeeds(script, "--help", cwd=tmp_path)
-    assert stdout.count("(default: ") == flags  # argparse shows a default only next to a help text
-
