@@ -3,9 +3,9 @@
     python examples/augment_shapes.py                         # 3 seeds, prints the test accuracies
     python examples/augment_shapes.py --pictures examples/images   # also draws augment.png
 
-For each seed, the plain demo CNN (``demo_model.build_demo_model``) trains twice on the first
---train-size images of the shapes training split, once on the images as they are and once with
-each batch augmented by ``Compose(RandomCrop(32, padding=4), RandomFlip("horizontal"))``
+For each seed, the plain demo CNN (``demo_model.build_demo_model``) trains twice for --epochs
+(60) on the first --train-size images of the shapes training split, once on the images as they
+are and once with each batch augmented by ``Compose(RandomCrop(32, padding=4), RandomFlip("horizontal"))``
 (the usual CIFAR-10 recipe: every class of the shapes data stays itself when moved or mirrored).
 Both runs start from the same weights and see the same batches in the same order; the test
 accuracy is measured on the 2,000 test images.
@@ -61,7 +61,7 @@ def draw(X_test, y_test, folder: Path) -> Path | None:
 def main(argv=None) -> int:
     cli = parser("Train the demo CNN on a few shapes images, with and without augmentation, and compare.")
     cli.add_argument("--train-size", type=int_at_least(10), default=300, help="training images")
-    cli.add_argument("--epochs", type=positive_int, default=30, help="epochs of each run")
+    cli.add_argument("--epochs", type=positive_int, default=60, help="epochs of each run")
     cli.add_argument("--batch-size", type=positive_int, default=32, help="images per training step")
     cli.add_argument("--lr", type=float, default=0.02, help="SGD's learning rate (momentum 0.9)")
     cli.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0, 1, 2],

@@ -221,7 +221,10 @@ class Normalize(Transform):
 
     @staticmethod
     def _per_channel(value, arg: str) -> np.ndarray:
-        values = np.atleast_1d(np.asarray(value, dtype=np.float64)) if not isinstance(value, str) else None
+        try:
+            values = None if isinstance(value, str) else np.atleast_1d(np.asarray(value, dtype=np.float64))
+        except (TypeError, ValueError):  # ["red"], a ragged list
+            values = None
         if values is None or values.ndim != 1 or not len(values) or not np.isfinite(values).all():
             raise ValueError(f"Normalize: {arg} must be a finite number or one per channel, got {value!r}")
         return values

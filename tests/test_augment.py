@@ -132,8 +132,11 @@ def test_bad_batches_are_named(make, x, message):
     (lambda: Normalize(0.5, 0.0), ValueError, r"Normalize: std must be > 0"),
     (lambda: Normalize((0.1, 0.2), (1, 2, 3)), ValueError, r"mean has 2 channels but std has 3"),
     (lambda: Normalize("red", 1), ValueError, r"Normalize: mean must be a finite number"),
+    (lambda: Normalize(0.5, ["wide"]), ValueError, (r"Normalize: std must be a finite number or one per channel, "
+                                                   r"got \['wide'\]")),
     (lambda: Compose(RandomFlip(), "crop"), TypeError, r"Compose: transform 1 is 'crop'"),
-], ids=["size-0", "negative-padding", "float-shift", "mode", "p", "std-0", "channels", "mean-text", "compose"])
+], ids=["size-0", "negative-padding", "float-shift", "mode", "p", "std-0", "channels", "mean-text", "std-text",
+                                            "compose"])
 def test_bad_arguments(make, error, message):
     with pytest.raises(error, match=message):
         make()

@@ -140,3 +140,47 @@ def test_augment_shapes_compares_and_draws(tmp_path):
             assert im.format == "PNG" and np.asarray(im.convert("L"), np.float64).var() > 50
         assert os.path.getsize(tmp_path / "augment.png") < 200_000
         assert f"saved {tmp_path / 'augment.png'}" in stdout
+
+
+def import_example(name: str):
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(EXAMPLES))
+
+
+@pytest.mark.parametrize("script", ["train_mnist.py", "train_cifar10.py", "augment_shapes.py"])
+def test_every_flag_has_a_help_text_and_help_shows_the_defaults(script, monkeypatch):
+    module = import_example(script.removesuffix(".py"))
+    made, make = [], module.parser
+
+    def recording_parser(description):
+        made.append(make(description))
+        return made[-1]
+
+    monkeypatch.setattr(module, "parser", recording_parser)
+    with pytest.raises(SystemExit) as stop:
+        module.main(["--help"])
+    assert stop.value.code == 0
+    (cli,) = made
+    flags = [action for action in cli._actions if action.dest != "help"]
+    help_text = " ".join(cli.format_help().split())
+    for action in flags:
+        assert action.help and action.help.strip(), f"{script}: {action.option_strings} has no help"
+        if action.default is not None:
+            shown = " ".join(map(str, action.default)) if isinstance(action.default, list) else action.default
+            assert f"(default: {shown})" in help_text.replace("[", "").replace("]", "").replace(",", ""), \
+                action.option_strings
+
+
+@pytest.mark.parametrize("script, args, expected", [
+    ("train_mnist.py", ["--epochs", "0"], "argument --epochs: expected a whole number >= 1, got 0"),
+    ("train_mnist.py", ["--kind", "letters"], "argument --kind: invalid choice: 'letters'"),
+    ("train_cifar10.py", ["--limit", "5"], "argument --limit: expected a whole number >= 10, got 5"),
+    ("augment_shapes.py", ["--seeds", "-1"], "argument --seeds: expected a whole number >= 0, got -1"),
+], ids=["mnist-epochs", "mnist-kind", "cifar-limit", "shapes-seeds"])
+def test_a_bad_flag_ends_with_one_line(script, args, expected, tmp_path):
+    result = subprocess.run(command(script, *args), cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr
