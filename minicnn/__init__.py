@@ -1,6 +1,6 @@
 """minicnn: a small, readable, fast, from-scratch trainable CNN framework in numpy."""
 
-from . import augment, functional, schedules
+from . import functional, schedules
 from .early_stopping import EarlyStopping
 from .gradcheck import GradcheckError, gradcheck
 from .kernels.threads import get_num_threads, set_num_threads
@@ -58,7 +58,6 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "Tanh",
     "TrainingDiverged",
-    "augment",
     "functional",
     "get_num_threads",
     "gradcheck",
