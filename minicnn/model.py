@@ -98,17 +98,18 @@ class Sequential(Stack):
     def fit(self, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int = 32,
             validation_data=None, shuffle: bool = True, seed: int | None = None,
             progress: bool | str = True, initial_epoch: int = 0, validation_split: float | None = None,
-            lr_schedule=None, early_stopping=None, drop_last: bool = False) -> dict[str, list[float]]:
+            lr_schedule=None, early_stopping=None, drop_last: bool = False, augment=None) -> dict[str, list[float]]:
         """Train with mini-batch gradient descent: see :func:`minicnn.training.fit`.
 
         uint8 images become float32 in [0, 1]; ``progress=True`` draws a bar on a terminal and
-        one line per epoch; ``drop_last=True`` skips a short last batch.
+        one line per epoch; ``drop_last=True`` skips a short last batch; ``augment`` (a
+        :mod:`minicnn.augment` transform) changes each training batch, never validation data.
         """
         return training.fit(self, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
                             batch_size=batch_size, validation_data=validation_data, shuffle=shuffle,
                             seed=seed, progress=progress, initial_epoch=initial_epoch,
                             validation_split=validation_split, lr_schedule=lr_schedule,
-                            early_stopping=early_stopping, drop_last=drop_last)
+                            early_stopping=early_stopping, drop_last=drop_last, augment=augment)
 
     def evaluate(self, X, y, *, loss=None, batch_size: int = 256) -> dict[str, float]:
         """Mean loss (and accuracy, for class labels) in eval mode: see :func:`minicnn.training.evaluate`."""

@@ -104,7 +104,7 @@ def _data(model: Layer, X, y, loss, owner: str) -> tuple[np.ndarray, np.ndarray]
 def fit(model: Layer, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int = 32,
         validation_data=None, shuffle: bool = True, seed: int | None = None, progress: bool | str = True,
         initial_epoch: int = 0, validation_split: float | None = None, lr_schedule=None,
-        early_stopping=None, drop_last: bool = False) -> dict[str, list[float]]:
+        early_stopping=None, drop_last: bool = False, augment=None) -> dict[str, list[float]]:
     """Train with mini-batch gradient descent.
 
     Each epoch visits every sample once, in batches of ``batch_size`` (the last one may be
@@ -162,6 +162,15 @@ def fit(model: Layer, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int
         of one sample. ``fit`` finds such a batch before epoch 1, from the layers' declared
         shapes alone, and refuses it, suggesting ``drop_last=True`` or a batch_size that
         works. Validation runs in eval mode, which takes any batch.
+    augment : callable (x, rng) -> x, optional
+        Applied to every training batch after its conversion to floats, never to validation
+        data: a :mod:`minicnn.augment` transform such as
+        ``Compose(RandomCrop(32, padding=4), RandomFlip())``, or any callable that returns a
+        float batch of the same shape. Its ``rng`` is made from ``seed`` and the epoch, as the
+        shuffle's, but is a stream of its own: the same seed gives the same run bit for bit, a
+        resumed run continues as the uninterrupted one, and the order of the batches is the
+        one without augmentation. The accuracy in the history is measured on the augmented
+        batches.
 
     Returns
     -------
@@ -196,6 +205,9 @@ def fit(model: Layer, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int
     if not (hasattr(optimizer, "step") and hasattr(optimizer, "zero_grad")):
         raise TypeError(f"fit: optimizer must have step() and zero_grad(), such as SGD, got {optimizer!r}")
     _check_optimizer_owns(model, optimizer)
+    if augment is not None and not callable(augment):
+        raise TypeError(f"fit: augment must be None or a callable (x, rng) -> x such as "
+                        f"augment.RandomFlip(), got {augment!r} ({type(augment).__name__})")
     rates = None if lr_schedule is None else _schedule_rates(lr_schedule, range(initial_epoch + 1, epochs + 1))
     X, y = _data(model, X, y, loss, "fit")
     _warn_if_intensities(X, "fit")
@@ -234,11 +246,16 @@ def fit(model: Layer, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int
             # One generator per epoch, from (seed, epoch): epoch k's order does not depend on
             # how many epochs ran before it in this call.
             rng = unseeded if seed is None else np.random.default_rng([seed, epoch])
+            # The augmentation draws from a child of the shuffle's seed sequence: its own stream,
+            # so augmenting leaves the order of the batches as it is.
+            augment_rng = None if augment is None else (
+                unseeded if seed is None else np.random.default_rng(np.random.SeedSequence([seed, epoch],
+                                                                                           spawn_key=(0,))))
             order = rng.permutation(len(X)) if shuffle else np.arange(len(X))
             if drop_last:
                 order = order[:len(order) - len(order) % batch_size]
             mean_loss, accuracy = _train_epoch(model, X, y, order, loss, optimizer, batch_size, classes,
-                                               (epoch, epochs), mode, history)
+                                               (epoch, epochs), mode, history, (augment, augment_rng))
             # The epoch's entries are appended together, once it has finished: a divergence
             # leaves every list with one entry per finished epoch.
             history["loss"].append(mean_loss)
@@ -299,7 +316,7 @@ def _schedule_rates(lr_schedule, epochs: range) -> dict[int, float]:
 
 
 def _train_epoch(model, X, y, order, loss, optimizer, batch_size, classes, epoch_of, mode,
-                 history) -> tuple[float, float | None]:
+                 history, augmenting=(None, None)) -> tuple[float, float | None]:
     """One pass over ``X[order]`` in batches; the mean loss and the accuracy (None without labels)."""
     n, n_batches = len(order), -(-len(order) // batch_size)
     params = model.parameters()
@@ -308,6 +325,8 @@ def _train_epoch(model, X, y, order, loss, optimizer, batch_size, classes, epoch
         for b in range(n_batches):
             idx = order[b * batch_size:(b + 1) * batch_size]
             xb, yb = as_float(X[idx], "fit", "X"), y[idx]  # one batch converted to floats at a time
+            if augmenting[0] is not None:
+                xb = _augmented(*augmenting, xb, epoch_of[0], b + 1)
             optimizer.zero_grad()
             out = model.forward(xb)
             batch_loss, problem = _loss_and_backward(model, out, yb, loss, params)
@@ -337,6 +356,19 @@ def _correct(out: np.ndarray, labels: np.ndarray) -> int:
     (N, K, *spatial) scores and (N, *spatial) labels, so accuracy is a fraction of labels.
     """
     return int(np.count_nonzero(out.argmax(axis=1) == labels))
+
+
+def _augmented(augment, rng: np.random.Generator, xb: np.ndarray, epoch: int, batch: int) -> np.ndarray:
+    """``augment(xb, rng)``, checked: an array of ``xb``'s shape (which the model was checked for) and
+    dtype (an augmentation never changes the precision)."""
+    out = augment(xb, rng)
+    if not (isinstance(out, np.ndarray) and out.shape == xb.shape and out.dtype == xb.dtype):
+        got = f"an array of {out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise ValueError(f"fit: augment {augment!r} turned a training batch of {xb.dtype} {xb.shape} into {got} "
+                         f"(epoch {epoch}, batch {batch}); it must return a batch of the same shape and dtype: the "
+                         "model and the validation data were checked for that shape (a RandomCrop to the images' own "
+                         "size, with padding, keeps it)")
+    return out
 
 
 # -- what fit finds before epoch 1 -------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Datasets: the synthetic shapes of the demo, and your own images from a folder.
+"""Datasets: the synthetic shapes of the demo, your own images from a folder, and the datasets
+every course uses, read from their official files.
 
 - :func:`make_shapes` draws edges and shapes from a seed; :func:`load_shapes` gives its fixed
   train and test splits, cached under ``data/`` and verified by checksum
@@ -8,21 +9,34 @@
   list of files the same way, for prediction; :func:`list_images` finds the image files in a
   folder and :func:`image_extensions` says which extensions count
   (module :mod:`~minicnn.datasets.folder`; needs Pillow, the ``images`` extra).
+- :func:`load_mnist` reads MNIST or Fashion-MNIST from the official IDX files, and
+  :func:`load_cifar10` CIFAR-10 from its official binary files (never the pickled version);
+  with ``download=True`` they fetch the files, checked against their published checksums
+  (modules :mod:`~minicnn.datasets.mnist` and :mod:`~minicnn.datasets.cifar`).
 
-All of them return float32 NCHW images in [0, 1] and int64 labels.
+The shapes and image-folder loaders return float32 NCHW images in [0, 1]; the MNIST and
+CIFAR-10 loaders return the files' uint8 NCHW intensities 0..255 (which ``fit``, ``evaluate``
+and ``predict`` read as float32 in [0, 1]) without copying them. All labels are int64.
 """
 
 from .cache import load_shapes
+from .cifar import CIFAR10_CLASSES, load_cifar10
 from .folder import image_extensions, list_images, load_image_folder, load_images
+from .mnist import DIGIT_CLASSES, FASHION_CLASSES, load_mnist
 from .shapes import CLASSES, VERSION, make_shapes
 
 __all__ = [
+    "CIFAR10_CLASSES",
     "CLASSES",
+    "DIGIT_CLASSES",
+    "FASHION_CLASSES",
     "VERSION",
     "image_extensions",
     "list_images",
+    "load_cifar10",
     "load_image_folder",
     "load_images",
+    "load_mnist",
     "load_shapes",
     "make_shapes",
 ]

@@ -13,12 +13,14 @@ use ``path=`` or ``fig.savefig(...)``.
 - :func:`output_volume`: F filters over a C-channel image, F maps stacked into a volume.
 - :func:`filters`, :func:`feature_maps`: what a conv network learned and what it sees.
 - :func:`history`, :func:`confusion`: how training went.
+- :func:`augmented`: what a :mod:`minicnn.augment` transform does to a few images.
 """
 
+from .augment import augmented
 from .network import feature_maps, filters
 from .steps import animate_convolution, convolution_steps
 from .training import confusion, history
 from .volume import output_volume
 
-__all__ = ["animate_convolution", "confusion", "convolution_steps", "feature_maps", "filters", "history",
+__all__ = ["animate_convolution", "augmented", "confusion", "convolution_steps", "feature_maps", "filters", "history",
            "output_volume"]
