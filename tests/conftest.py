@@ -15,3 +15,30 @@ settings.load_profile("minicnn")
 def rng() -> np.random.Generator:
     """A fresh, seeded numpy Generator per test."""
     return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def threads():
+    """``set_num_threads``, with the thread count a test changes restored afterwards."""
+    from minicnn import get_num_threads, set_num_threads
+
+    before = get_num_threads()
+    yield set_num_threads
+    set_num_threads(before)
+
+
+@pytest.fixture
+def chunk_calls(monkeypatch):
+    """Every (total, chunk) the kernels hand to run_chunks, in order (directly or through over_samples)."""
+    from minicnn.kernels import conv, pooling, threads
+
+    calls = []
+    real = threads.run_chunks
+
+    def spy(fn, total, chunk, **kwargs):
+        calls.append((total, chunk))
+        return real(fn, total, chunk, **kwargs)
+
+    for module in (threads, conv, pooling):  # the modules that call run_chunks by name
+        monkeypatch.setattr(module, "run_chunks", spy)
+    return calls

@@ -8,7 +8,7 @@ import pytest
 import reference as ref
 from test_conv import CASES, IDS, oracle_geometry
 
-from minicnn import Conv2DVolume, get_num_threads, gradcheck, set_num_threads
+from minicnn import Conv2DVolume, gradcheck
 from minicnn.kernels.conv_winograd import winograd_matrices
 from minicnn.layers.base import inference
 
@@ -23,14 +23,6 @@ def supports(algorithm, kernel, stride, dilation):
 GRID = [(algorithm, case) for algorithm in ALGORITHMS for case in CASES if supports(algorithm, *case[2:4], case[5])]
 GRID_IDS = [f"{algorithm}-{name}" for algorithm in ALGORITHMS for name, case in zip(IDS, CASES)
             if supports(algorithm, *case[2:4], case[5])]
-
-
-@pytest.fixture
-def threads():
-    """Restores the thread count a test changes."""
-    before = get_num_threads()
-    yield set_num_threads
-    set_num_threads(before)
 
 
 def forced(rng, algorithm, case):

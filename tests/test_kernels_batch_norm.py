@@ -6,35 +6,14 @@ threads, below and above the threading threshold, in 1, 2 and 3 spatial dimensio
 import numpy as np
 import pytest
 
-from minicnn import get_num_threads, ops, set_num_threads
+from minicnn import ops
 from minicnn.kernels import batch_norm as K
-from minicnn.kernels import threads
 
 SHAPES = {"(N, C)": (6, 5), "1-D": (4, 3, 17), "2-D": (3, 2, 5, 6), "2-D-batch1": (1, 3, 4, 7),
           "3-D": (2, 2, 3, 4, 5), "several-chunks": (16, 16, 32, 32), "partial-last-chunk": (11, 16, 40, 40),
           "odd": (7, 3, 33, 31)}
 # |kernel - op| <= TOL * max|op|: about ten times the largest gap measured (1.9e-7 and 1.3e-16)
 TOL = {np.float32: 2e-6, np.float64: 1e-14}
-
-
-@pytest.fixture
-def thread_count():
-    before = get_num_threads()
-    yield set_num_threads
-    set_num_threads(before)
-
-
-@pytest.fixture
-def chunk_calls(monkeypatch):
-    calls = []
-    real = threads.run_chunks
-
-    def spy(fn, total, chunk, **kwargs):
-        calls.append((total, chunk))
-        return real(fn, total, chunk, **kwargs)
-
-    monkeypatch.setattr(threads, "run_chunks", spy)
-    return calls
 
 
 def arrays(rng, shape, dtype):
@@ -60,8 +39,8 @@ def training_step(forward, backward, x, gamma, beta, dout):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES)
-def test_training_kernel_is_the_op_within_rounding(rng, thread_count, shape, dtype):
-    thread_count(2)
+def test_training_kernel_is_the_op_within_rounding(rng, threads, shape, dtype):
+    threads(2)
     x, gamma, beta, _, _, dout = arrays(rng, shape, dtype)
     got = training_step(K.batch_norm_forward, K.batch_norm_backward, x, gamma, beta, dout)
     expected = training_step(ops.batch_norm_forward, ops.batch_norm_backward, x, gamma, beta, dout)
@@ -72,8 +51,8 @@ def test_training_kernel_is_the_op_within_rounding(rng, thread_count, shape, dty
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES)
-def test_eval_kernel_is_the_op(rng, thread_count, shape, dtype):
-    thread_count(2)
+def test_eval_kernel_is_the_op(rng, threads, shape, dtype):
+    threads(2)
     x, gamma, beta, mean, var, dout = arrays(rng, shape, dtype)
     out, cache = K.batch_norm_eval_forward(x, gamma, beta, mean, var, 1e-5)
     e_out, e_cache = ops.batch_norm_eval_forward(x, gamma, beta, mean, var, 1e-5)
@@ -94,11 +73,11 @@ def test_parameters_are_cast_to_the_input_dtype(rng):
 
 @pytest.mark.parametrize("shape", [(16, 16, 32, 32), (11, 16, 40, 40), (3, 2, 5, 6)],
                          ids=["several-chunks", "partial-last-chunk", "one-piece"])
-def test_one_and_two_threads_give_the_same_bits(rng, thread_count, chunk_calls, shape):
+def test_one_and_two_threads_give_the_same_bits(rng, threads, chunk_calls, shape):
     x, gamma, beta, mean, var, dout = arrays(rng, shape, np.float32)
     results = []
     for count in (1, 2):
-        thread_count(count)
+        threads(count)
         step = training_step(K.batch_norm_forward, K.batch_norm_backward, x, gamma, beta, dout)
         results.append([*step, K.batch_norm_eval_forward(x, gamma, beta, mean, var)[0]])
     for one, two in zip(*results):
@@ -108,8 +87,8 @@ def test_one_and_two_threads_give_the_same_bits(rng, thread_count, chunk_calls, 
     assert len(chunk_calls) == (12 if large else 0) and len(set(chunk_calls)) <= 1
 
 
-def test_the_threshold(rng, thread_count, chunk_calls):
-    thread_count(2)
+def test_the_threshold(rng, threads, chunk_calls):
+    threads(2)
     for n, split in ((7, False), (8, True)):  # 7 samples of 2**15 values, or 8: 2**18 in all
         x, gamma, beta, mean, var, dout = arrays(rng, (n, 2, 128, 128), np.float32)
         chunk_calls.clear()

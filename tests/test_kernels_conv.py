@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 
 import minicnn.kernels
-from minicnn import Conv2DVolume, get_num_threads, ops, set_num_threads
-from minicnn.kernels import conv as kconv
+from minicnn import Conv2DVolume, ops
 from minicnn.kernels.conv import ConvKernel
 
 ALGORITHMS = ["im2col", "im2col_nhwc", "winograd"]
@@ -43,27 +42,6 @@ def runs(algorithm, case) -> bool:
 
 
 GRID = [pytest.param(a, c, id=f"{a}-{name}") for a in ALGORITHMS for name, c in CASES.items() if runs(a, c)]
-
-
-@pytest.fixture
-def threads():
-    before = get_num_threads()
-    yield set_num_threads
-    set_num_threads(before)
-
-
-@pytest.fixture
-def chunk_calls(monkeypatch):
-    """Every (total, chunk) the kernel hands to run_chunks."""
-    calls = []
-    real = kconv.run_chunks
-
-    def spy(fn, total, chunk, **kwargs):
-        calls.append((total, chunk))
-        return real(fn, total, chunk, **kwargs)
-
-    monkeypatch.setattr(kconv, "run_chunks", spy)
-    return calls
 
 
 def operands(rng, case, dtype, bias=True):

@@ -5,9 +5,8 @@ need_dx=False."""
 import numpy as np
 import pytest
 
-from minicnn import get_num_threads, ops, set_num_threads
+from minicnn import ops
 from minicnn.kernels import elementwise as K
-from minicnn.kernels import threads
 
 # name: (kernel pair, op pair, config, whether the results are the same bits or the same values)
 PAIRS = {
@@ -25,27 +24,6 @@ PAIRS = {
 # both, in whole chunks and with a partial last chunk; odd sizes; a 0-d array
 SHAPES = {"small": (3, 5, 7), "batch1-large": (1, 2**19), "between": (6, 7, 80, 100), "above": (16, 8, 64, 64),
           "above-partial-chunk": (11, 50_000), "odd": (5, 3, 31, 29), "0-d": ()}
-
-
-@pytest.fixture
-def thread_count():
-    before = get_num_threads()
-    yield set_num_threads
-    set_num_threads(before)
-
-
-@pytest.fixture
-def chunk_calls(monkeypatch):
-    """(total, chunk) of every run_chunks call the kernels make."""
-    calls = []
-    real = threads.run_chunks
-
-    def spy(fn, total, chunk, **kwargs):
-        calls.append((total, chunk))
-        return real(fn, total, chunk, **kwargs)
-
-    monkeypatch.setattr(threads, "run_chunks", spy)
-    return calls
 
 
 def data(rng, shape, dtype):
@@ -77,9 +55,9 @@ def run(pair, x, dout, config):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES)
 @pytest.mark.parametrize("name", PAIRS)
-def test_kernel_equals_op(rng, thread_count, name, shape, dtype):
+def test_kernel_equals_op(rng, threads, name, shape, dtype):
     kernel, op, config, how = PAIRS[name]
-    thread_count(2)
+    threads(2)
     x, dout = data(rng, shape, dtype)
     got, expected = run(kernel, x, dout, config), run(op, x, dout, config)
     assert_same(got[0], expected[0], how, "out")
@@ -88,12 +66,12 @@ def test_kernel_equals_op(rng, thread_count, name, shape, dtype):
 
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES)
 @pytest.mark.parametrize("name", PAIRS)
-def test_one_and_two_threads_give_the_same_bits(rng, thread_count, chunk_calls, name, shape):
+def test_one_and_two_threads_give_the_same_bits(rng, threads, chunk_calls, name, shape):
     kernel, _, config, _ = PAIRS[name]
     x, dout = data(rng, shape, np.float32)
     results = []
     for count in (1, 2):
-        thread_count(count)
+        threads(count)
         results.append(run(kernel, x, dout, config))
     for one, two in zip(*results):
         assert one.tobytes() == two.tobytes()
@@ -106,10 +84,10 @@ def threshold(name):
 
 
 @pytest.mark.parametrize("name", PAIRS)
-def test_inputs_from_the_threshold_up_are_split_over_samples_and_smaller_ones_are_not(rng, thread_count,
+def test_inputs_from_the_threshold_up_are_split_over_samples_and_smaller_ones_are_not(rng, threads,
                                                                                        chunk_calls, name):
     kernel, _, config, _ = PAIRS[name]
-    thread_count(2)
+    threads(2)
     size = threshold(name)
     below, dbelow = data(rng, (8, size // 8 - 1), np.float32)
     at, dout = data(rng, (8, size // 8), np.float32)
@@ -129,8 +107,8 @@ def test_without_need_dx_backward_returns_none(rng, name):
     assert backward(dout, cache, need_dx=False) == (None,)
 
 
-def test_a_strided_input_gives_the_ops_result(rng, thread_count):
-    thread_count(2)
+def test_a_strided_input_gives_the_ops_result(rng, threads):
+    threads(2)
     x, dout = data(rng, (32, 16, 64, 64), np.float32)
     view, dview = x[::2, :, :, ::2], dout[::2, :, :, ::2]  # not contiguous, 2**19 elements
     got, expected = run(PAIRS["sigmoid"][0], view, dview, {}), run(PAIRS["sigmoid"][1], view, dview, {})

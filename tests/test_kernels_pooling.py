@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from minicnn import AvgPool2D, MaxPool2D, get_num_threads, kernels, ops, set_num_threads
+from minicnn import AvgPool2D, MaxPool2D, kernels, ops
 from minicnn.kernels import pooling as fast
 from minicnn.kernels.threads import samples_per_chunk
 
@@ -38,13 +38,6 @@ CASES = {
     "3d-k2-s(1,2,2)": ((1, 2, 4, 5, 6), 2, (1, 2, 2), 0),
 }
 DTYPES = {"float32": np.float32, "float64": np.float64}
-
-
-@pytest.fixture
-def threads():
-    before = get_num_threads()
-    yield set_num_threads
-    set_num_threads(before)
 
 
 def data(rng, shape, dtype, kind):

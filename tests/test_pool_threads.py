@@ -6,16 +6,8 @@ import pytest
 import reference as ref
 import reference_layers as ref_layers
 
-from minicnn import AvgPool2D, MaxPool2D, get_num_threads, set_num_threads
+from minicnn import AvgPool2D, MaxPool2D
 from minicnn.kernels import pooling
-
-
-@pytest.fixture
-def threads():
-    before = get_num_threads()
-    yield set_num_threads
-    set_num_threads(before)
-
 
 # Batches of several chunks (a chunk holds about 1 MiB of input), the last one partial.
 CASES = {

@@ -9,7 +9,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from minicnn import get_num_threads, kernels, set_num_threads
+from minicnn import kernels
 from minicnn.kernels import batch_norm as batch_norm_kernels
 from minicnn.kernels import elementwise
 from minicnn.kernels import threads as minicnn_threads
@@ -20,27 +20,6 @@ LAYERS = {"ReLU": ReLU, "LeakyReLU": lambda: LeakyReLU(0.1), "LeakyReLU(3)": lam
 # Batches of several chunks (a chunk holds about 512 KiB of float32), over the larger (ReLU's)
 # threshold; the last chunk of the second one is partial.
 SHAPES = {"4-D": (16, 8, 64, 64), "2-D-partial-chunk": (11, 50_000)}
-
-
-@pytest.fixture
-def threads():
-    before = get_num_threads()
-    yield set_num_threads
-    set_num_threads(before)
-
-
-@pytest.fixture
-def chunk_calls(monkeypatch):
-    """Every (total, chunk) the layers hand to run_chunks (through threads.over_samples), in order."""
-    calls = []
-    real = minicnn_threads.run_chunks
-
-    def spy(fn, total, chunk, **kwargs):
-        calls.append((total, chunk))
-        return real(fn, total, chunk, **kwargs)
-
-    monkeypatch.setattr(minicnn_threads, "run_chunks", spy)
-    return calls
 
 
 def data(rng, shape, dtype):
