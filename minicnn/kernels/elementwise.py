@@ -29,11 +29,12 @@ RELU_PARALLEL_MIN_SIZE = 2**19
 
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`minicnn.ops.relu_forward`: ``out = max(x, 0)``, the cache is the mask ``x > 0``."""
+    zero = x.dtype.type(0)  # typed: numpy converts a Python 0 again on every call (~1 us, measured)
     out, mask = np.empty(x.shape, x.dtype), np.empty(x.shape, bool)
 
     def work(rows) -> None:
-        np.maximum(x[rows], 0, out=out[rows])  # np.where would take ~10x as long (measured)
-        np.greater(x[rows], 0, out=mask[rows])
+        np.maximum(x[rows], zero, out=out[rows])  # np.where would take ~10x as long (measured)
+        np.greater(x[rows], zero, out=mask[rows])
 
     over_samples(work, x.shape, RELU_PARALLEL_MIN_SIZE)
     return out, mask
@@ -95,12 +96,12 @@ def tanh_backward(dout: np.ndarray, t: np.ndarray, *, need_dx: bool = True) -> t
     """:func:`minicnn.ops.tanh_backward`: ``dx = dout * (1 - t*t)``."""
     if not need_dx:
         return (None,)
-    dx = np.empty(dout.shape, dout.dtype)
+    one, dx = dout.dtype.type(1), np.empty(dout.shape, dout.dtype)
 
     def work(rows) -> None:
         dx_ = dx[rows]
         np.multiply(t[rows], t[rows], out=dx_)
-        np.subtract(1, dx_, out=dx_)
+        np.subtract(one, dx_, out=dx_)
         dx_ *= dout[rows]
 
     over_samples(work, dout.shape, PARALLEL_MIN_SIZE)
@@ -109,7 +110,7 @@ def tanh_backward(dout: np.ndarray, t: np.ndarray, *, need_dx: bool = True) -> t
 
 def sigmoid_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`minicnn.ops.sigmoid_forward`: ``s = 1 / (1 + exp(-x))``, from ``e = exp(-|x|)``; ``s`` is the cache."""
-    s = np.empty(x.shape, x.dtype)
+    one, s = x.dtype.type(1), np.empty(x.shape, x.dtype)
 
     def work(rows) -> None:
         xs, s_ = x[rows], s[rows]
@@ -120,7 +121,7 @@ def sigmoid_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # numerator 1 where x >= 0 and e elsewhere: e lies in [0, 1], so it is max(e, x >= 0);
         # the values of np.where(x >= 0, 1, e), ~2x faster (measured)
         np.maximum(e, xs >= 0, out=s_)
-        np.divide(s_, np.add(e, 1, out=e), out=s_)
+        np.divide(s_, np.add(e, one, out=e), out=s_)
 
     over_samples(work, x.shape, PARALLEL_MIN_SIZE)
     return s, s
@@ -130,12 +131,12 @@ def sigmoid_backward(dout: np.ndarray, s: np.ndarray, *, need_dx: bool = True) -
     """:func:`minicnn.ops.sigmoid_backward`: ``dx = dout * s * (1 - s)``, in that order."""
     if not need_dx:
         return (None,)
-    dx = np.empty(dout.shape, dout.dtype)
+    one, dx = dout.dtype.type(1), np.empty(dout.shape, dout.dtype)
 
     def work(rows) -> None:
         s_, dx_ = s[rows], dx[rows]
         np.multiply(dout[rows], s_, out=dx_)
-        dx_ *= 1 - s_
+        dx_ *= np.subtract(one, s_, out=np.empty(s_.shape, s_.dtype))
 
     over_samples(work, dout.shape, PARALLEL_MIN_SIZE)
     return (dx,)
