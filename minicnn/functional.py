@@ -14,8 +14,7 @@ row, then kernel column (the order of ``weight.reshape(F, -1)``).
 
 The window geometry (:func:`conv_output_size`, :func:`same_padding`,
 :func:`resolve_padding`, :func:`window_geometry`) is the one of :mod:`minicnn.ops.windows`,
-in any number of spatial dimensions. :func:`window_slices` and :func:`pad_image` at the end
-serve the pooling layers; :func:`unfold_into`, :func:`fold_into` and :func:`tap_range`, the
+in any number of spatial dimensions. :func:`unfold_into`, :func:`fold_into` and :func:`tap_range`, the
 fast convolution's copy loops, live in :mod:`minicnn.kernels.conv_unfold` and are re-exported
 here.
 """
@@ -44,14 +43,12 @@ __all__ = [
     "fold_into",
     "im2col",
     "output_hw",
-    "pad_image",
     "parse_padding",
     "resolve_padding",
     "same_padding",
     "tap_range",
     "unfold_into",
     "window_geometry",
-    "window_slices",
 ]
 
 
@@ -212,26 +209,6 @@ def col2im(cols: np.ndarray, x_shape, kernel_size, stride=1, padding=0, dilation
     if cols.shape != expected:
         raise ValueError(f"col2im: cols has shape {cols.shape}; expected {expected} for x_shape {x_shape}")
     return _windows.col2im(cols, x_shape, win)
-
-
-# -- pooling's window helpers (the conv kernels' copy loops are in minicnn.kernels.conv_unfold) --
-def window_slices(i: int, j: int, stride: Pair, dilation: Pair, out_hw: Pair) -> tuple[slice, slice]:
-    """The strided slices of the padded input that kernel offset (i, j) sees."""
-    top, left = i * dilation[0], j * dilation[1]
-    return (
-        slice(top, top + stride[0] * (out_hw[0] - 1) + 1, stride[0]),
-        slice(left, left + stride[1] * (out_hw[1] - 1) + 1, stride[1]),
-    )
-
-
-def pad_image(x: np.ndarray, pads: Padding, value=0) -> np.ndarray:
-    """Pad the last two axes of ``x`` by ((top, bottom), (left, right)) with ``value``."""
-    (t, b), (l, r) = pads
-    if t == b == l == r == 0:
-        return x
-    out = np.full(x.shape[:-2] + (x.shape[-2] + t + b, x.shape[-1] + l + r), value, dtype=x.dtype)
-    out[..., t : t + x.shape[-2], l : l + x.shape[-1]] = x
-    return out
 
 
 # -- the teaching convolutions ------------------------------------------------------------
