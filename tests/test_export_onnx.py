@@ -18,7 +18,9 @@ from minicnn import (
     SGD,
     AvgPool2D,
     BatchNorm2D,
+    Conv1D,
     Conv2DVolume,
+    Conv3D,
     ConvTranspose2D,
     Dense,
     Dropout,
@@ -161,9 +163,26 @@ def upsampling(rng):
         Flatten(), Dense(2 * 22 * 78, CLASSES, rng=rng)), (3, 7, 13)
 
 
+def sequences(rng):
+    # Conv1D: stride 2 with explicit padding, dilation, depthwise, torch's own "same" (stride 1)
+    return Sequential(
+        Conv1D(3, 4, 3, stride=2, padding=1, rng=rng), ReLU(),
+        Conv1D(4, 4, 3, dilation=2, padding="same", groups=4, rng=rng), Tanh(),
+        Conv1D(4, 6, 2, groups=2, bias=False, rng=rng), ReLU(),
+        Flatten(), Dense(6 * 6, CLASSES, rng=rng)), (3, 14)
+
+
+def volumes(rng):
+    # Conv3D: the channels of the image as depth, stride and padding per axis, groups, "same"
+    return Sequential(
+        Conv3D(1, 4, (2, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), rng=rng), ReLU(),
+        Conv3D(4, 4, 3, padding="same", groups=2, rng=rng), ReLU(),
+        Flatten(), Dense(4 * 2 * 4 * 3, CLASSES, rng=rng)), (1, 3, 7, 5)
+
+
 ARCHITECTURES = [strided_same_even_kernels, rectangular_same, dilation, padded_max_pooling, padded_avg_pooling,
                  batch_norm, residual_blocks, activations, dropout, nested_and_no_bias, grouped, shapes_demo,
-                 transposed_convolutions, upsampling]
+                 transposed_convolutions, upsampling, sequences, volumes]
 ARCH_IDS = [build.__name__.replace("_", "-") for build in ARCHITECTURES]
 
 
@@ -182,8 +201,14 @@ def inputs(kind: str, shape, rng, n: int = 6) -> np.ndarray:
     """A float32 batch of ``shape``: standard normal, or shapes images cropped to it (real data)."""
     if kind == "random":
         return rng.standard_normal((n, *shape)).astype(np.float32)
+    images, _ = make_shapes(n, seed=7, image_size=max(32, *shape))
+    if len(shape) == 2:  # sequences: one row of each image
+        c, length = shape
+        return np.ascontiguousarray(images[:, :c, 0, :length])
+    if len(shape) == 4:  # volumes: the image's channels are the depth
+        c, d, h, w = shape
+        return np.ascontiguousarray(np.repeat(images[:, None, :d, :h, :w], c, axis=1))
     c, h, w = shape
-    images, _ = make_shapes(n, seed=7, image_size=max(32, h, w))
     return np.ascontiguousarray(images[:, :c, :h, :w])
 
 

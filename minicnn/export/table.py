@@ -15,6 +15,9 @@ Conv2DVolume       ``nn.Conv2d``; with ``padding="same"``, torch's own          
                    kernels), otherwise                                          and ``group``
                    :class:`~minicnn.export.torch_modules.SameConv2d`;
                    ``groups`` both ways
+Conv1D, Conv3D     ``nn.Conv1d``, ``nn.Conv3d``; ``padding="same"`` at stride 1    Conv (1 or 3 spatial axes),
+                   only, as torch's own; ``"causal"`` has no torch module       per-side pads resolved for
+                   (to_torch refuses it); ``groups`` both ways                  the input size, and ``group``
 Dense              ``nn.Linear``                                                Gemm (transB=1)
 ConvTranspose2D    ``nn.ConvTranspose2d``                                       ConvTranspose (pads, strides,
                                                                                 dilations, group, output_padding)
@@ -54,7 +57,9 @@ from ..functional import window_geometry
 from ..layers import (
     AvgPool2D,
     BatchNorm2D,
+    Conv1D,
     Conv2DVolume,
+    Conv3D,
     ConvTranspose2D,
     Dense,
     Dropout,
@@ -70,6 +75,7 @@ from ..layers import (
 )
 from ..layers.base import Layer
 from ..model import Sequential
+from ..ops.windows import window
 from . import torch_modules
 
 
@@ -246,6 +252,38 @@ def _conv_to_onnx(g, layer: Conv2DVolume, path: str, x: str, shape: tuple) -> st
     return g.node("Conv", [x, *_initializers(g, layer, path, "weight", "bias")], path,
                   kernel_shape=list(layer.kernel_size), strides=list(layer.stride), dilations=list(layer.dilation),
                   pads=_onnx_pads(pads), group=layer.groups)
+
+
+# -- Conv1D, Conv3D -------------------------------------------------------------------------------------
+def _conv_nd_to_torch(layer: Conv1D | Conv3D, torch):
+    name = type(layer).__name__
+    if layer.padding == "causal" or (layer.padding == "same" and any(s != 1 for s in layer.stride)):
+        raise ValueError(f"to_torch: {name} with padding={layer.padding!r} and stride={layer.stride} has no "
+                         f"torch module (torch's padding='same' takes stride 1 only, and it has no 'causal'): "
+                         "give the padding as ints, use padding='same' at stride 1, or export with to_onnx")
+    cls = torch.nn.Conv1d if isinstance(layer, Conv1D) else torch.nn.Conv3d
+    return torch.nn.utils.skip_init(cls, layer.in_channels, layer.out_channels, layer.kernel_size,
+                                    stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
+                                    groups=layer.groups, bias=layer.bias is not None, dtype=_torch_dtype(layer, torch))
+
+
+def _conv_nd_from_torch(layer_class: type[Conv1D | Conv3D]) -> Callable[..., Layer]:
+    def convert(m, at: Place) -> Layer:
+        _require(m, at, padding_mode="zeros")
+        _float_dtype(m, at, ("float32",))
+        padding = m.padding if isinstance(m.padding, str) else tuple(m.padding)
+        return layer_class(m.in_channels, m.out_channels, tuple(m.kernel_size), stride=tuple(m.stride),
+                           padding=padding, dilation=tuple(m.dilation), groups=m.groups, bias=m.bias is not None,
+                           rng=at.rng)
+    return convert
+
+
+def _conv_nd_to_onnx(g, layer: Conv1D | Conv3D, path: str, x: str, shape: tuple) -> str:
+    # "same" and "causal" pad each side by an amount that depends on the input size: resolve it for this one
+    pads = window(shape[2:], layer.kernel_size, layer.stride, layer.padding, layer.dilation, "to_onnx").pads
+    return g.node("Conv", [x, *_initializers(g, layer, path, "weight", "bias")], path,
+                  kernel_shape=list(layer.kernel_size), strides=list(layer.stride), dilations=list(layer.dilation),
+                  pads=[p[0] for p in pads] + [p[1] for p in pads], group=layer.groups)
 
 
 # -- ConvTranspose2D -----------------------------------------------------------------------------------
@@ -465,6 +503,8 @@ TABLE: dict[type[Layer], Entry] = {entry.layer: entry for entry in (
     Entry(Conv2DVolume, _conv_to_torch, lambda nn: (nn.Conv2d, torch_modules.SameConv2d), _conv_from_torch,
           _conv_to_onnx),
     Entry(Dense, _dense_to_torch, lambda nn: (nn.Linear,), _dense_from_torch, _dense_to_onnx),
+    Entry(Conv1D, _conv_nd_to_torch, lambda nn: (nn.Conv1d,), _conv_nd_from_torch(Conv1D), _conv_nd_to_onnx),
+    Entry(Conv3D, _conv_nd_to_torch, lambda nn: (nn.Conv3d,), _conv_nd_from_torch(Conv3D), _conv_nd_to_onnx),
     Entry(ConvTranspose2D, _conv_transpose_to_torch, lambda nn: (nn.ConvTranspose2d,), _conv_transpose_from_torch,
           _conv_transpose_to_onnx),
     Entry(MaxPool2D, _max_pool_to_torch, lambda nn: (nn.MaxPool2d,), _max_pool_from_torch, _pool_to_onnx("MaxPool")),

@@ -3,6 +3,7 @@
 from .activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from .base import Layer, Parameter
 from .conv import Conv2DVolume
+from .conv_nd import Conv1D, Conv3D
 from .conv_transpose import ConvTranspose2D
 from .dense import Dense
 from .dropout import Dropout
@@ -15,7 +16,9 @@ from .upsample import Upsample2D
 __all__ = [
     "AvgPool2D",
     "BatchNorm2D",
+    "Conv1D",
     "Conv2DVolume",
+    "Conv3D",
     "ConvTranspose2D",
     "Dense",
     "Dropout",
