@@ -25,10 +25,11 @@ GlobalAvgPool2D    ``nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())``;    
                    ``nn.Flatten()``
 BatchNorm2D        ``nn.BatchNorm2d``                                           BatchNormalization (running
                                                                                 statistics)
-...1D, ...3D       the same in 1-D and 3-D: ``nn.MaxPool1d``, ``nn.MaxPool3d``,  the same nodes (any rank);
-(MaxPool, AvgPool, ``nn.AvgPool1d`` ..., ``nn.AdaptiveAvgPool1d`` ...,            BatchNorm1D also on (N, C)
-GlobalAvgPool,     ``nn.BatchNorm1d``, ``nn.BatchNorm3d``
-BatchNorm)
+MaxPool1D/3D,      the same in 1-D and 3-D: ``nn.MaxPool1d``/``3d``,           the same nodes, which take any
+AvgPool1D/3D,      ``nn.AvgPool1d``/``3d``, ``nn.AdaptiveAvgPool1d``/``3d``    rank; BatchNorm1D also on
+GlobalAvgPool1D/   (1) with ``nn.Flatten()``, ``nn.BatchNorm1d``/``3d``        (N, C)
+3D, BatchNorm1D/
+3D
 Dropout            ``nn.Dropout``                                               nothing: the identity at inference
 Flatten            ``nn.Flatten()``                                             Flatten (axis=1)
 Upsample2D         ``nn.Upsample(scale_factor, mode)`` (bilinear:               Resize: nearest with asymmetric
