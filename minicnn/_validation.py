@@ -152,8 +152,8 @@ def check_size(value, owner: str, arg: str, dims: int, minimum: int = 1) -> tupl
         return check_pair(value, owner, arg, minimum)
     if isinstance(value, (tuple, list)):
         if len(value) != dims:
-            raise ValueError(f"{owner}: {arg} must be an int or a ({', '.join(SPATIAL_NAMES[dims]).lower()},) "
-                             f"tuple of {dims}, got {value!r}")
+            names = ", ".join(SPATIAL_NAMES[dims]).lower() + ("," if dims == 1 else "")
+            raise ValueError(f"{owner}: {arg} must be an int or a ({names}) tuple, got {value!r}")
         return tuple(check_int(v, owner, arg, minimum) for v in value)
     return (check_int(value, owner, arg, minimum),) * dims
 
