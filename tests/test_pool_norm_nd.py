@@ -264,3 +264,20 @@ def test_batch_norm_matches_torch(cls, shape):
     net.eval()
     x = rng.standard_normal(shape)
     np.testing.assert_allclose(bn(x), net(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_from_torch_takes_the_1d_and_3d_modules_and_refuses_what_they_cannot_follow():
+    torch = pytest.importorskip("torch")
+    from minicnn.export import from_torch
+
+    nn = torch.nn
+    model = from_torch(nn.Sequential(nn.MaxPool3d(2), nn.AvgPool3d((1, 2, 1), stride=1), nn.BatchNorm3d(2),
+                                     nn.Sequential(nn.AdaptiveAvgPool3d(1), nn.Flatten()), nn.BatchNorm1d(2)))
+    assert [type(layer) for layer in model] == [MaxPool3D, AvgPool3D, BatchNorm3D, GlobalAvgPool3D, BatchNorm1D]
+    assert model[1].kernel_size == (1, 2, 1) and model[1].stride == (1, 1, 1)
+    for bad, message in [(nn.MaxPool1d(3, dilation=2), r"dilation 2; MaxPool1D has none"),
+                         (nn.AdaptiveAvgPool3d(1), r"GlobalAvgPool3D, which is nn.AdaptiveAvgPool3d\(1\) followed"),
+                         (nn.AvgPool1d(2, count_include_pad=False), r"count_include_pad=False"),
+                         (nn.BatchNorm3d(2, momentum=None), r"BatchNorm3D keeps an exponential one")]:
+        with pytest.raises(ValueError, match=message):
+            from_torch(nn.Sequential(bad))
