@@ -62,34 +62,43 @@ def as_float(x, owner: str, arg: str = "x", *, keep_half: bool = False) -> np.nd
     return arr
 
 
-def check_image_batch(x, owner: str, in_channels: int | None = None) -> np.ndarray:
-    """Check an (N, C, H, W) batch for a conv or pool layer and return it as floats."""
+# The axis names of a batch with 1, 2 or 3 spatial dimensions, for messages.
+SPATIAL_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+def check_image_batch(x, owner: str, in_channels: int | None = None, spatial_dims: int = 2) -> np.ndarray:
+    """Check an (N, C, H, W) batch (``spatial_dims`` spatial axes) for a conv or pool layer; return it as floats."""
     arr = as_float(x, owner)
-    check_image_shape(arr.shape, owner, in_channels)
+    check_image_shape(arr.shape, owner, in_channels, spatial_dims)
     return arr
 
 
-def check_image_shape(shape: tuple, owner: str, in_channels: int | None = None) -> None:
+def check_image_shape(shape: tuple, owner: str, in_channels: int | None = None, spatial_dims: int = 2) -> None:
     """Raise a ``ValueError``, with a hint, unless ``shape`` is a non-empty (N, C, H, W) batch
-    (with ``in_channels`` channels, when given)."""
-    shape = tuple(shape)
-    if len(shape) != 4:
+    (with ``in_channels`` channels, when given); (N, C, L) or (N, C, D, H, W) for ``spatial_dims`` 1 or 3."""
+    shape, names = tuple(shape), SPATIAL_NAMES[spatial_dims]
+    full = ", ".join(("N", "C") + names)
+    if len(shape) != spatial_dims + 2:
         hint = ""
-        if len(shape) == 3:
-            hint = "; for a single (C, H, W) image add a batch axis with x[None]"
-        elif len(shape) == 2:
-            hint = "; for a single (H, W) image use x[None, None]"
-        raise ValueError(f"{owner} got input of shape {shape} ({len(shape)}-D); expected 4-D (N, C, H, W){hint}")
+        if len(shape) == spatial_dims + 1:
+            hint = f"; for a single ({', '.join(('C',) + names)}) {'image' if spatial_dims == 2 else 'sample'} " \
+                   "add a batch axis with x[None]"
+        elif len(shape) == spatial_dims:
+            hint = f"; for a single ({', '.join(names)}) {'image' if spatial_dims == 2 else 'sample'} " \
+                   "use x[None, None]"
+        raise ValueError(f"{owner} got input of shape {shape} ({len(shape)}-D); "
+                         f"expected {spatial_dims + 2}-D ({full}){hint}")
     if shape[0] == 0:
         raise ValueError(f"{owner} got an empty batch, input of shape {shape}; expected N >= 1")
     if in_channels is not None and shape[1] != in_channels:
         n = shape[1]
         hint = ""
-        if shape[3] == in_channels:
-            hint = "; it looks channels-last (N, H, W, C): use x.transpose(0, 3, 1, 2)"
+        if shape[-1] == in_channels:
+            order = ", ".join(str(a) for a in (0, spatial_dims + 1) + tuple(range(1, spatial_dims + 1)))
+            hint = f"; it looks channels-last (N, {', '.join(names)}, C): use x.transpose({order})"
         raise ValueError(
             f"{owner} got input of shape {shape}: {n} channel{'s' if n != 1 else ''}, "
-            f"expected {in_channels} (N, {in_channels}, H, W){hint}"
+            f"expected {in_channels} (N, {in_channels}, {', '.join(names)}){hint}"
         )
 
 
@@ -135,6 +144,18 @@ def check_pair(value, owner: str, arg: str, minimum: int = 1) -> tuple[int, int]
         return check_int(value[0], owner, arg, minimum), check_int(value[1], owner, arg, minimum)
     v = check_int(value, owner, arg, minimum)
     return v, v
+
+
+def check_size(value, owner: str, arg: str, dims: int, minimum: int = 1) -> tuple[int, ...]:
+    """An int or a ``dims``-tuple of ints >= ``minimum``, as a ``dims``-tuple (:func:`check_pair` for 2)."""
+    if dims == 2:
+        return check_pair(value, owner, arg, minimum)
+    if isinstance(value, (tuple, list)):
+        if len(value) != dims:
+            names = ", ".join(SPATIAL_NAMES[dims]).lower() + ("," if dims == 1 else "")
+            raise ValueError(f"{owner}: {arg} must be an int or a ({names}) tuple, got {value!r}")
+        return tuple(check_int(v, owner, arg, minimum) for v in value)
+    return (check_int(value, owner, arg, minimum),) * dims
 
 
 def check_number(value, owner: str, arg: str, *, at_least: float | None = None, above: float | None = None,

@@ -16,8 +16,12 @@ import pytest
 import minicnn.layers
 from minicnn import (
     SGD,
+    AvgPool1D,
     AvgPool2D,
+    AvgPool3D,
+    BatchNorm1D,
     BatchNorm2D,
+    BatchNorm3D,
     Conv1D,
     Conv2DVolume,
     Conv3D,
@@ -25,10 +29,14 @@ from minicnn import (
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool1D,
     GlobalAvgPool2D,
+    GlobalAvgPool3D,
     Layer,
     LeakyReLU,
+    MaxPool1D,
     MaxPool2D,
+    MaxPool3D,
     Parameter,
     ReLU,
     Residual,
@@ -180,9 +188,32 @@ def volumes(rng):
         Flatten(), Dense(4 * 2 * 4 * 3, CLASSES, rng=rng)), (1, 3, 7, 5)
 
 
+def pooling_1d(rng):
+    # BatchNorm1D on (N, C, L), then on (N, C) after a Dense
+    return Sequential(
+        BatchNorm1D(3, momentum=0.5), MaxPool1D(3, stride=2, padding=1), AvgPool1D(2, stride=1, padding=1), Tanh(),
+        Flatten(), Dense(3 * 7, 8, rng=rng), BatchNorm1D(8, eps=1e-3), ReLU(), Dense(8, CLASSES, rng=rng)), (3, 11)
+
+
+def pooling_3d(rng):
+    return Sequential(
+        BatchNorm3D(2, momentum=0.5), MaxPool3D((2, 3, 2), stride=(1, 2, 2), padding=(1, 1, 0)),
+        AvgPool3D(3, stride=2, padding=1), ReLU(),
+        Flatten(), Dense(2 * 3 * 2 * 2, CLASSES, rng=rng)), (2, 5, 6, 7)
+
+
+def global_pooling_1d(rng):
+    return Sequential(AvgPool1D(2, stride=1), Tanh(), GlobalAvgPool1D(), Dense(3, CLASSES, rng=rng)), (3, 9)
+
+
+def global_pooling_3d(rng):
+    return Sequential(MaxPool3D(2, stride=1), GlobalAvgPool3D(), Dense(2, CLASSES, rng=rng)), (2, 4, 5, 6)
+
+
 ARCHITECTURES = [strided_same_even_kernels, rectangular_same, dilation, padded_max_pooling, padded_avg_pooling,
                  batch_norm, residual_blocks, activations, dropout, nested_and_no_bias, grouped, shapes_demo,
-                 transposed_convolutions, upsampling, sequences, volumes]
+                 transposed_convolutions, upsampling, sequences, volumes, pooling_1d, pooling_3d,
+                 global_pooling_1d, global_pooling_3d]
 ARCH_IDS = [build.__name__.replace("_", "-") for build in ARCHITECTURES]
 
 
@@ -199,7 +230,7 @@ def trained(build, rng):
 
 def inputs(kind: str, shape, rng, n: int = 6) -> np.ndarray:
     """A float32 batch of ``shape``: standard normal, or shapes images cropped to it (real data)."""
-    if kind == "random":
+    if kind == "random" or len(shape) != 3:  # the shapes images are 2-D: 1-D and 3-D models get noise
         return rng.standard_normal((n, *shape)).astype(np.float32)
     images, _ = make_shapes(n, seed=7, image_size=max(32, *shape))
     if len(shape) == 2:  # sequences: one row of each image

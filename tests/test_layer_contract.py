@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 
 from minicnn import (
+    AvgPool1D,
     AvgPool2D,
+    AvgPool3D,
+    BatchNorm1D,
     BatchNorm2D,
+    BatchNorm3D,
     Conv1D,
     Conv2DVolume,
     Conv3D,
@@ -16,10 +20,14 @@ from minicnn import (
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool1D,
     GlobalAvgPool2D,
+    GlobalAvgPool3D,
     Layer,
     LeakyReLU,
+    MaxPool1D,
     MaxPool2D,
+    MaxPool3D,
     ReLU,
     Residual,
     Sequential,
@@ -44,6 +52,17 @@ def _block(rng):
 # test_every_public_layer_has_a_case, so a new layer cannot skip these checks. Inputs are random
 # draws, away from kinks (ReLU at 0, max-pool ties) with probability one.
 CASES = {
+    "AvgPool1D": (lambda rng: AvgPool1D(3, stride=2, padding=1), (2, 2, 7), np.zeros((2, 7)), r"x\[None\]"),
+    "AvgPool3D": (lambda rng: AvgPool3D(2, stride=1, padding=1), (1, 2, 3, 4, 3), np.zeros((2, 3, 4, 3)),
+                  r"x\[None\]"),
+    "BatchNorm1D": (lambda rng: BatchNorm1D(3), (4, 3), np.zeros((4, 5)), r"5 features"),
+    "BatchNorm3D": (lambda rng: BatchNorm3D(3), (2, 3, 2, 3, 2), np.zeros((2, 4, 2, 3, 2)),
+                    r"4 channels, expected 3"),
+    "GlobalAvgPool1D": (lambda rng: GlobalAvgPool1D(), (2, 3, 5), np.zeros((3, 5)), r"x\[None\]"),
+    "GlobalAvgPool3D": (lambda rng: GlobalAvgPool3D(), (2, 3, 2, 3, 2), np.zeros((3, 2, 3, 2)), r"x\[None\]"),
+    "MaxPool1D": (lambda rng: MaxPool1D(3, stride=2, padding=1), (2, 2, 7), np.zeros((2, 7)), r"x\[None\]"),
+    "MaxPool3D": (lambda rng: MaxPool3D(2, stride=(1, 2, 1)), (1, 2, 3, 4, 3), np.zeros((2, 3, 4, 3)),
+                  r"x\[None\]"),
     "AvgPool2D": (lambda rng: AvgPool2D(3, stride=2, padding=1), (1, 2, 5, 6), np.zeros((2, 5, 6)), r"x\[None\]"),
     "BatchNorm2D": (lambda rng: BatchNorm2D(3), (2, 3, 4, 5), np.zeros((2, 4, 4, 5)), r"4 channels, expected 3"),
     "Conv2DVolume": (lambda rng: Conv2DVolume(2, 3, (3, 2), stride=2, padding="same", rng=rng),

@@ -28,6 +28,11 @@ GlobalAvgPool2D    ``nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())``;    
                    ``nn.Flatten()``
 BatchNorm2D        ``nn.BatchNorm2d``                                           BatchNormalization (running
                                                                                 statistics)
+MaxPool1D/3D,      the same in 1-D and 3-D: ``nn.MaxPool1d``/``3d``,           the same nodes, which take any
+AvgPool1D/3D,      ``nn.AvgPool1d``/``3d``, ``nn.AdaptiveAvgPool1d``/``3d``    rank; BatchNorm1D also on
+GlobalAvgPool1D/   (1) with ``nn.Flatten()``, ``nn.BatchNorm1d``/``3d``        (N, C)
+3D, BatchNorm1D/
+3D
 Dropout            ``nn.Dropout``                                               nothing: the identity at inference
 Flatten            ``nn.Flatten()``                                             Flatten (axis=1)
 Upsample2D         ``nn.Upsample(scale_factor, mode)`` (bilinear:               Resize: nearest with asymmetric
@@ -55,8 +60,12 @@ import numpy as np
 
 from ..functional import window_geometry
 from ..layers import (
+    AvgPool1D,
     AvgPool2D,
+    AvgPool3D,
+    BatchNorm1D,
     BatchNorm2D,
+    BatchNorm3D,
     Conv1D,
     Conv2DVolume,
     Conv3D,
@@ -64,9 +73,13 @@ from ..layers import (
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool1D,
     GlobalAvgPool2D,
+    GlobalAvgPool3D,
     LeakyReLU,
+    MaxPool1D,
     MaxPool2D,
+    MaxPool3D,
     ReLU,
     Residual,
     Sigmoid,
@@ -179,9 +192,8 @@ def _initializers(g, layer: Layer, path: str, *names: str) -> list[str]:
 
 
 def _onnx_pads(pads) -> list[int]:
-    """((top, bottom), (left, right)) as ONNX orders them: all the starts, then all the ends."""
-    (top, bottom), (left, right) = pads
-    return [top, left, bottom, right]
+    """((top, bottom), (left, right)) as ONNX orders them: all the starts, then all the ends (any rank)."""
+    return [start for start, _ in pads] + [end for _, end in pads]
 
 
 def _require(m, at: Place, **settings) -> None:
@@ -283,7 +295,7 @@ def _conv_nd_to_onnx(g, layer: Conv1D | Conv3D, path: str, x: str, shape: tuple)
     pads = window(shape[2:], layer.kernel_size, layer.stride, layer.padding, layer.dilation, "to_onnx").pads
     return g.node("Conv", [x, *_initializers(g, layer, path, "weight", "bias")], path,
                   kernel_shape=list(layer.kernel_size), strides=list(layer.stride), dilations=list(layer.dilation),
-                  pads=[p[0] for p in pads] + [p[1] for p in pads], group=layer.groups)
+                  pads=_onnx_pads(pads), group=layer.groups)
 
 
 # -- ConvTranspose2D -----------------------------------------------------------------------------------
@@ -343,81 +355,108 @@ def _dense_to_onnx(g, layer: Dense, path: str, x: str, shape: tuple) -> str:
     return g.node("Gemm", [x, *_initializers(g, layer, path, "weight", "bias")], path, transB=1)
 
 
-# -- MaxPool2D, AvgPool2D ------------------------------------------------------------------------------
+# -- MaxPool, AvgPool (1-D, 2-D, 3-D) -------------------------------------------------------------------
+# Each pooling and batch-norm layer has ``spatial_dims`` (1, 2 or 3) and maps to torch's class of
+# the same number of dimensions (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d ...); ONNX's nodes take any rank.
+def _torch_class(nn, stem: str, layer_cls: type[Layer]):
+    return getattr(nn, f"{stem}{layer_cls.spatial_dims}d")
+
+
+def _size(value, dims: int) -> tuple[int, ...]:
+    return (value,) * dims if isinstance(value, int) else tuple(value)
+
+
 def _max_pool_to_torch(layer: MaxPool2D, torch):
-    return torch.nn.MaxPool2d(layer.kernel_size, stride=layer.stride, padding=layer.padding)
+    return _torch_class(torch.nn, "MaxPool", type(layer))(layer.kernel_size, stride=layer.stride, padding=layer.padding)
 
 
 def _avg_pool_to_torch(layer: AvgPool2D, torch):
-    return torch.nn.AvgPool2d(layer.kernel_size, stride=layer.stride, padding=layer.padding, count_include_pad=True)
+    return _torch_class(torch.nn, "AvgPool", type(layer))(layer.kernel_size, stride=layer.stride, padding=layer.padding,
+                                                          count_include_pad=True)
 
 
-def _max_pool_from_torch(m, at: Place) -> MaxPool2D:
-    _require(m, at, ceil_mode=False, return_indices=False)
-    if _pair(m.dilation) != (1, 1):
-        raise ValueError(f"from_torch: module {at.path} ({m!r}) has dilation {m.dilation}; MaxPool2D has none: "
-                         "use dilation=1")
-    return MaxPool2D(_pair(m.kernel_size), stride=_pair(m.stride), padding=_pair(m.padding))
+def _max_pool_from_torch(cls: type[MaxPool2D]) -> Callable[..., MaxPool2D]:
+    def from_torch(m, at: Place) -> MaxPool2D:
+        d = cls.spatial_dims
+        _require(m, at, ceil_mode=False, return_indices=False)
+        if _size(m.dilation, d) != (1,) * d:
+            raise ValueError(f"from_torch: module {at.path} ({m!r}) has dilation {m.dilation}; {cls.__name__} has "
+                             "none: use dilation=1")
+        return cls(_size(m.kernel_size, d), stride=_size(m.stride, d), padding=_size(m.padding, d))
+    return from_torch
 
 
-def _avg_pool_from_torch(m, at: Place) -> AvgPool2D:
-    _require(m, at, ceil_mode=False, count_include_pad=True, divisor_override=None)
-    return AvgPool2D(_pair(m.kernel_size), stride=_pair(m.stride), padding=_pair(m.padding))
+def _avg_pool_from_torch(cls: type[AvgPool2D]) -> Callable[..., AvgPool2D]:
+    def from_torch(m, at: Place) -> AvgPool2D:
+        d = cls.spatial_dims
+        extra = {} if d == 1 else {"divisor_override": None}  # nn.AvgPool1d has no divisor_override
+        _require(m, at, ceil_mode=False, count_include_pad=True, **extra)
+        return cls(_size(m.kernel_size, d), stride=_size(m.stride, d), padding=_size(m.padding, d))
+    return from_torch
 
 
 def _pool_to_onnx(op: str, **extra) -> Callable[..., str]:
     def emit_pool(g, layer, path: str, x: str, shape: tuple) -> str:
-        pads, _ = window_geometry(shape[2:], layer.kernel_size, layer.stride, layer.padding, (1, 1), "to_onnx")
+        pads, _ = window_geometry(shape[2:], layer.kernel_size, layer.stride, layer.padding,
+                                  (1,) * layer.spatial_dims, "to_onnx")
         # ONNX MaxPool never picks a padded value (as minicnn's -inf padding); AveragePool with
-        # count_include_pad=1 divides every window by KH*KW, as AvgPool2D does.
+        # count_include_pad=1 divides every window by its size, as AvgPool2D does.
         return g.node(op, [x], path, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
                       pads=_onnx_pads(pads), **extra)
     return emit_pool
 
 
-# -- GlobalAvgPool2D -----------------------------------------------------------------------------------
+# -- GlobalAvgPool (1-D, 2-D, 3-D) ---------------------------------------------------------------------
 def _global_pool_to_torch(layer: GlobalAvgPool2D, torch):
-    return torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    return torch.nn.Sequential(_torch_class(torch.nn, "AdaptiveAvgPool", type(layer))(1), torch.nn.Flatten())
 
 
-def _global_pool_from_torch(m, at: Place) -> GlobalAvgPool2D | None:
-    from torch import nn
+def _global_pool_from_torch(cls: type[GlobalAvgPool2D]) -> Callable[..., GlobalAvgPool2D | None]:
+    d = cls.spatial_dims
 
-    def one(size) -> bool:  # an output size meaning 1x1: 1, (1,), (1, 1)
-        return size == 1 or (isinstance(size, (tuple, list)) and tuple(size) in ((1,), (1, 1)))
+    def from_torch(m, at: Place) -> GlobalAvgPool2D | None:
+        from torch import nn
+        adaptive = _torch_class(nn, "AdaptiveAvgPool", cls)
 
-    def flatten(module) -> bool:
-        return type(module) is nn.Flatten and module.start_dim == 1 and module.end_dim == -1
+        def one(size) -> bool:  # an output size meaning all ones: 1, (1,), (1, 1) ...
+            return size == 1 or (isinstance(size, (tuple, list)) and tuple(size) in ((1,), (1,) * d))
 
-    if type(m) is nn.Sequential:  # the pair to_torch writes, or else another container
-        pair = len(m) == 2 and type(m[0]) is nn.AdaptiveAvgPool2d and one(m[0].output_size) and flatten(m[1])
-        return GlobalAvgPool2D() if pair else None
-    # GlobalAvgPool2D also drops the 1x1 axes that nn.AdaptiveAvgPool2d(1) keeps: a Flatten must follow
-    if not (one(m.output_size) and flatten(at.following)):
-        raise ValueError(
-            f"from_torch: module {at.path} is {m!r}; minicnn has GlobalAvgPool2D, which is "
-            "nn.AdaptiveAvgPool2d(1) followed by nn.Flatten(): use output_size=1 and put nn.Flatten() "
-            "right after it")
-    return GlobalAvgPool2D()
+        def flatten(module) -> bool:
+            return type(module) is nn.Flatten and module.start_dim == 1 and module.end_dim == -1
+
+        if type(m) is nn.Sequential:  # the pair to_torch writes, or else another container
+            pair = len(m) == 2 and type(m[0]) is adaptive and one(m[0].output_size) and flatten(m[1])
+            return cls() if pair else None
+        # GlobalAvgPool also drops the size-1 axes that nn.AdaptiveAvgPool(1) keeps: a Flatten must follow
+        if not (one(m.output_size) and flatten(at.following)):
+            raise ValueError(
+                f"from_torch: module {at.path} is {m!r}; minicnn has {cls.__name__}, which is "
+                f"nn.{adaptive.__name__}(1) followed by nn.Flatten(): use output_size=1 and put nn.Flatten() "
+                "right after it")
+        return cls()
+    return from_torch
 
 
 def _global_pool_to_onnx(g, layer: GlobalAvgPool2D, path: str, x: str, shape: tuple) -> str:
-    pooled = g.node("GlobalAveragePool", [x], _join(path, "pool"))  # (N, C, 1, 1)
+    pooled = g.node("GlobalAveragePool", [x], _join(path, "pool"))  # (N, C, 1, ...)
     return g.node("Flatten", [pooled], path, axis=1)  # (N, C), as GlobalAvgPool2D
 
 
-# -- BatchNorm2D ---------------------------------------------------------------------------------------
+# -- BatchNorm (1-D, 2-D, 3-D) -------------------------------------------------------------------------
 def _batch_norm_to_torch(layer: BatchNorm2D, torch):
-    return torch.nn.utils.skip_init(torch.nn.BatchNorm2d, layer.num_features, eps=layer.eps, momentum=layer.momentum)
+    return torch.nn.utils.skip_init(_torch_class(torch.nn, "BatchNorm", type(layer)), layer.num_features,
+                                    eps=layer.eps, momentum=layer.momentum)
 
 
-def _batch_norm_from_torch(m, at: Place) -> BatchNorm2D:
-    _require(m, at, affine=True, track_running_stats=True)
-    if m.momentum is None:
-        raise ValueError(f"from_torch: module {at.path} ({m!r}) has momentum=None (a cumulative average); "
-                         "BatchNorm2D keeps an exponential one: give it a momentum such as 0.1")
-    _float_dtype(m, at, ("float32",))
-    return BatchNorm2D(m.num_features, eps=m.eps, momentum=m.momentum)
+def _batch_norm_from_torch(cls: type[BatchNorm2D]) -> Callable[..., BatchNorm2D]:
+    def from_torch(m, at: Place) -> BatchNorm2D:
+        _require(m, at, affine=True, track_running_stats=True)
+        if m.momentum is None:
+            raise ValueError(f"from_torch: module {at.path} ({m!r}) has momentum=None (a cumulative average); "
+                             f"{cls.__name__} keeps an exponential one: give it a momentum such as 0.1")
+        _float_dtype(m, at, ("float32",))
+        return cls(m.num_features, eps=m.eps, momentum=m.momentum)
+    return from_torch
 
 
 def _batch_norm_to_onnx(g, layer: BatchNorm2D, path: str, x: str, shape: tuple) -> str:
@@ -425,6 +464,26 @@ def _batch_norm_to_onnx(g, layer: BatchNorm2D, path: str, x: str, shape: tuple) 
     # Inference: normalise with the running statistics. ONNX's momentum weighs the old running
     # value (minicnn's and PyTorch's weigh the new batch); it only matters in training mode.
     return g.node("BatchNormalization", inputs, path, epsilon=layer.eps, momentum=1.0 - layer.momentum)
+
+
+def _pool_norm_entries() -> tuple[Entry, ...]:
+    """The entries of the pooling and batch-norm layers, in 1, 2 and 3 dimensions."""
+    entries = []
+    for mx, avg, glob, bn in ((MaxPool1D, AvgPool1D, GlobalAvgPool1D, BatchNorm1D),
+                              (MaxPool2D, AvgPool2D, GlobalAvgPool2D, BatchNorm2D),
+                              (MaxPool3D, AvgPool3D, GlobalAvgPool3D, BatchNorm3D)):
+        entries += [
+            Entry(mx, _max_pool_to_torch, lambda nn, c=mx: (_torch_class(nn, "MaxPool", c),), _max_pool_from_torch(mx),
+                  _pool_to_onnx("MaxPool")),
+            Entry(avg, _avg_pool_to_torch, lambda nn, c=avg: (_torch_class(nn, "AvgPool", c),),
+                  _avg_pool_from_torch(avg), _pool_to_onnx("AveragePool", count_include_pad=1)),
+            Entry(glob, _global_pool_to_torch,
+                  lambda nn, c=glob: (_torch_class(nn, "AdaptiveAvgPool", c), nn.Sequential),
+                  _global_pool_from_torch(glob), _global_pool_to_onnx),
+            Entry(bn, _batch_norm_to_torch, lambda nn, c=bn: (_torch_class(nn, "BatchNorm", c),),
+                  _batch_norm_from_torch(bn), _batch_norm_to_onnx),
+        ]
+    return tuple(entries)
 
 
 # -- Flatten -------------------------------------------------------------------------------------------
@@ -507,13 +566,7 @@ TABLE: dict[type[Layer], Entry] = {entry.layer: entry for entry in (
     Entry(Conv3D, _conv_nd_to_torch, lambda nn: (nn.Conv3d,), _conv_nd_from_torch(Conv3D), _conv_nd_to_onnx),
     Entry(ConvTranspose2D, _conv_transpose_to_torch, lambda nn: (nn.ConvTranspose2d,), _conv_transpose_from_torch,
           _conv_transpose_to_onnx),
-    Entry(MaxPool2D, _max_pool_to_torch, lambda nn: (nn.MaxPool2d,), _max_pool_from_torch, _pool_to_onnx("MaxPool")),
-    Entry(AvgPool2D, _avg_pool_to_torch, lambda nn: (nn.AvgPool2d,), _avg_pool_from_torch,
-          _pool_to_onnx("AveragePool", count_include_pad=1)),
-    Entry(GlobalAvgPool2D, _global_pool_to_torch, lambda nn: (nn.AdaptiveAvgPool2d, nn.Sequential),
-          _global_pool_from_torch, _global_pool_to_onnx),
-    Entry(BatchNorm2D, _batch_norm_to_torch, lambda nn: (nn.BatchNorm2d,), _batch_norm_from_torch,
-          _batch_norm_to_onnx),
+    *_pool_norm_entries(),
     Entry(Dropout, lambda layer, torch: torch.nn.Dropout(layer.p), lambda nn: (nn.Dropout,),
           lambda m, at: Dropout(m.p, rng=at.rng), lambda g, layer, path, x, shape: x),  # inference: no node
     Entry(Flatten, lambda layer, torch: torch.nn.Flatten(), lambda nn: (nn.Flatten,), _flatten_from_torch,

@@ -1,6 +1,8 @@
-"""Batch normalisation over the channels of an image batch."""
+"""Batch normalisation over the channels of a batch with 1, 2 or 3 spatial dimensions."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -73,13 +75,14 @@ class BatchNorm2D(Layer):
     """
 
     op = (ops.batch_norm_forward, ops.batch_norm_backward)
+    spatial_dims = 2  # the 1-D and 3-D layers are subclasses that set it
     kernel = (batch_norm.batch_norm_forward, batch_norm.batch_norm_backward)
     eval_op = (ops.batch_norm_eval_forward, ops.batch_norm_eval_backward)
     eval_kernel = (batch_norm.batch_norm_eval_forward, batch_norm.batch_norm_eval_backward)
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
         super().__init__()
-        name = "BatchNorm2D"
+        name = type(self).__name__
         self.num_features = check_int(num_features, name, "num_features")
         self.eps = check_real(eps, name, "eps")
         if not self.eps > 0:
@@ -96,14 +99,14 @@ class BatchNorm2D(Layer):
         self.num_batches_tracked = Buffer(np.array(0, dtype=np.int64))
 
     def __repr__(self) -> str:
-        return f"BatchNorm2D({self.num_features}, eps={self.eps}, momentum={self.momentum})"
+        return f"{type(self).__name__}({self.num_features}, eps={self.eps}, momentum={self.momentum})"
 
     def _describe(self) -> str:
-        return f"BatchNorm2D(num_features={self.num_features})"
+        return f"{type(self).__name__}(num_features={self.num_features})"
 
     def output_shape(self, input_shape: tuple) -> tuple:
         """The input's shape, once ``input_shape`` is an (N, C, H, W) batch with C = ``num_features``."""
-        check_image_shape(input_shape, self._describe(), self.num_features)
+        check_image_shape(input_shape, self._describe(), self.num_features, self.spatial_dims)
         return tuple(input_shape)
 
     def training_shape_problem(self, input_shape: tuple) -> str | None:
@@ -112,8 +115,7 @@ class BatchNorm2D(Layer):
         A batch with one value per channel (N*H*W == 1) has no variance, as in PyTorch. ``fit``
         asks this, from the shape of its last batch alone, before epoch 1.
         """
-        n, _, h, w = input_shape
-        if n * h * w == 1:
+        if math.prod(input_shape) == input_shape[1]:
             return (f"{self._describe()} got input of shape {tuple(input_shape)} in training mode: one value "
                     "per channel has no batch variance")
         return None
@@ -137,3 +139,70 @@ class BatchNorm2D(Layer):
             self._saved.cache, self.running_mean.data, self.running_var.data, self.momentum)
         self.num_batches_tracked.data += 1
         return out
+
+
+class BatchNorm1D(BatchNorm2D):
+    """Batch normalisation of each feature of an (N, C) or (N, C, L) batch, as ``torch.nn.BatchNorm1d``.
+
+    :class:`BatchNorm2D` with statistics over N (and L): the same arguments, parameters,
+    buffers and maths.
+
+    Parameters
+    ----------
+    num_features : int
+        C, the number of features (channels).
+    eps, momentum : float
+        As :class:`BatchNorm2D`'s.
+
+    Shape
+    -----
+    x (N, C) or (N, C, L) -> the same shape
+
+    Examples
+    --------
+    >>> out = BatchNorm1D(2)(np.array([[1., 10.], [3., 30.]], dtype=np.float32))
+    >>> np.round(out, 3)
+    array([[-1., -1.],
+           [ 1.,  1.]], dtype=float32)
+    """
+
+    spatial_dims = 1
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        """The input's shape, once ``input_shape`` is an (N, C) or (N, C, L) batch with C = ``num_features``."""
+        shape, c = tuple(input_shape), self.num_features
+        if len(shape) != 2:
+            return super().output_shape(shape)
+        if shape[0] == 0 or shape[1] != c:
+            raise ValueError(f"{self._describe()} got input of shape {shape}: "
+                             f"{'an empty batch' if shape[0] == 0 else f'{shape[1]} features'}, "
+                             f"expected (N, {c}) with N >= 1, or (N, {c}, L)")
+        return shape
+
+
+class BatchNorm3D(BatchNorm2D):
+    """Batch normalisation of each channel of an (N, C, D, H, W) batch, as ``torch.nn.BatchNorm3d``.
+
+    :class:`BatchNorm2D` with statistics over N*D*H*W: the same arguments, parameters,
+    buffers and maths.
+
+    Parameters
+    ----------
+    num_features : int
+        C, the number of channels.
+    eps, momentum : float
+        As :class:`BatchNorm2D`'s.
+
+    Shape
+    -----
+    x (N, C, D, H, W) -> (N, C, D, H, W)
+
+    Examples
+    --------
+    >>> bn = BatchNorm3D(1)
+    >>> _ = bn(np.arange(16, dtype=np.float32).reshape(2, 1, 2, 2, 2))
+    >>> bn.running_mean.data, bn.num_batches_tracked.data
+    (array([0.75], dtype=float32), array(1))
+    """
+
+    spatial_dims = 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from .._validation import check_image_batch, check_image_shape, check_pair
+from .._validation import check_image_batch, check_image_shape, check_size
 from ..kernels import kernels_enabled
 from ..kernels import pooling as fast
 from ..kernels.windows import cached_window
@@ -14,6 +14,9 @@ from .base import Layer
 
 class _WindowPool2D(Layer):
     """What max and average pooling share: the window's parameters, checks and geometry.
+
+    The same code serves 1, 2 and 3 spatial dimensions: ``spatial_dims`` (2 here) says how
+    many, and the 1-D and 3-D layers are subclasses that set it.
 
     Parameters
     ----------
@@ -24,12 +27,14 @@ class _WindowPool2D(Layer):
         At most half the kernel, as PyTorch requires: a window must hold a real input.
     """
 
+    spatial_dims = 2
+
     def __init__(self, kernel_size, stride=None, padding=0) -> None:
         super().__init__()
-        name = type(self).__name__
-        self.kernel_size = check_pair(kernel_size, name, "kernel_size")
-        self.stride = self.kernel_size if stride is None else check_pair(stride, name, "stride")
-        self.padding = check_pair(padding, name, "padding", minimum=0)
+        name, d = type(self).__name__, self.spatial_dims
+        self.kernel_size = check_size(kernel_size, name, "kernel_size", d)
+        self.stride = self.kernel_size if stride is None else check_size(stride, name, "stride", d)
+        self.padding = check_size(padding, name, "padding", d, minimum=0)
         if any(p > k // 2 for p, k in zip(self.padding, self.kernel_size)):
             raise ValueError(
                 f"{name}: padding {self.padding} must be at most half of kernel_size {self.kernel_size} "
@@ -41,12 +46,12 @@ class _WindowPool2D(Layer):
 
     def output_shape(self, input_shape: tuple) -> tuple:
         """Shape of the output for ``input_shape`` (N, C, H, W)."""
-        check_image_shape(input_shape, type(self).__name__)
+        check_image_shape(input_shape, type(self).__name__, spatial_dims=self.spatial_dims)
         return tuple(input_shape[:2]) + self._window(input_shape[2:]).out
 
     def check_input(self, x) -> np.ndarray:
         """An (N, C, H, W) batch as floats, whose padded image holds a window (errors name the layer)."""
-        x = check_image_batch(x, type(self).__name__)
+        x = check_image_batch(x, type(self).__name__, spatial_dims=self.spatial_dims)
         self._window(x.shape[2:])
         return x
 
@@ -160,12 +165,133 @@ class GlobalAvgPool2D(Layer):
     """
 
     op = (ops.global_avg_pool_forward, ops.global_avg_pool_backward)
+    spatial_dims = 2
 
     def output_shape(self, input_shape: tuple) -> tuple:
         """(N, C) for an input of ``input_shape`` (N, C, H, W)."""
-        check_image_shape(input_shape, "GlobalAvgPool2D")
+        check_image_shape(input_shape, type(self).__name__, spatial_dims=self.spatial_dims)
         return tuple(input_shape[:2])
 
     def check_input(self, x) -> np.ndarray:
         """An (N, C, H, W) batch as floats."""
-        return check_image_batch(x, "GlobalAvgPool2D")
+        return check_image_batch(x, type(self).__name__, spatial_dims=self.spatial_dims)
+
+
+class MaxPool1D(MaxPool2D):
+    """1-D max pooling, as ``torch.nn.MaxPool1d``: :class:`MaxPool2D` over one spatial axis.
+
+    Parameters
+    ----------
+    kernel_size, stride, padding : int or (l,) tuple
+        As :class:`MaxPool2D`'s, for the length axis.
+
+    Shape
+    -----
+    x (N, C, L) -> (N, C, OL), ``OL = floor((L + 2*pad - K) / stride) + 1``
+
+    Examples
+    --------
+    >>> MaxPool1D(2)(np.array([[[1., 3., 2., 0.]]]))
+    array([[[3., 2.]]])
+    """
+
+    spatial_dims = 1
+
+
+class MaxPool3D(MaxPool2D):
+    """3-D max pooling, as ``torch.nn.MaxPool3d``: :class:`MaxPool2D` over three spatial axes.
+
+    Parameters
+    ----------
+    kernel_size, stride, padding : int or (d, h, w) tuple
+        As :class:`MaxPool2D`'s, for the depth, height and width axes.
+
+    Shape
+    -----
+    x (N, C, D, H, W) -> (N, C, OD, OH, OW)
+
+    Examples
+    --------
+    >>> MaxPool3D(2)(np.arange(8.0).reshape(1, 1, 2, 2, 2))
+    array([[[[[7.]]]]])
+    """
+
+    spatial_dims = 3
+
+
+class AvgPool1D(AvgPool2D):
+    """1-D average pooling, as ``torch.nn.AvgPool1d`` (``count_include_pad=True``): :class:`AvgPool2D`
+    over one spatial axis.
+
+    Parameters
+    ----------
+    kernel_size, stride, padding : int or (l,) tuple
+        As :class:`AvgPool2D`'s, for the length axis.
+
+    Shape
+    -----
+    x (N, C, L) -> (N, C, OL), ``OL = floor((L + 2*pad - K) / stride) + 1``
+
+    Examples
+    --------
+    >>> AvgPool1D(2)(np.array([[[1., 3., 2., 0.]]]))
+    array([[[2., 1.]]])
+    """
+
+    spatial_dims = 1
+
+
+class AvgPool3D(AvgPool2D):
+    """3-D average pooling, as ``torch.nn.AvgPool3d`` (``count_include_pad=True``): :class:`AvgPool2D`
+    over three spatial axes.
+
+    Parameters
+    ----------
+    kernel_size, stride, padding : int or (d, h, w) tuple
+        As :class:`AvgPool2D`'s, for the depth, height and width axes.
+
+    Shape
+    -----
+    x (N, C, D, H, W) -> (N, C, OD, OH, OW)
+
+    Examples
+    --------
+    >>> AvgPool3D(2)(np.arange(8.0).reshape(1, 1, 2, 2, 2))
+    array([[[[[3.5]]]]])
+    """
+
+    spatial_dims = 3
+
+
+class GlobalAvgPool1D(GlobalAvgPool2D):
+    """The mean of each channel over the length: (N, C, L) -> (N, C), as
+    ``nn.Sequential(nn.AdaptiveAvgPool1d(1), nn.Flatten())``.
+
+    Shape
+    -----
+    x (N, C, L) -> (N, C)
+
+    Examples
+    --------
+    >>> GlobalAvgPool1D()(np.arange(6.0).reshape(1, 2, 3))
+    array([[1., 4.]])
+    """
+
+    spatial_dims = 1
+
+
+class GlobalAvgPool3D(GlobalAvgPool2D):
+    """The mean of each channel over the volume: (N, C, D, H, W) -> (N, C), as
+    ``nn.Sequential(nn.AdaptiveAvgPool3d(1), nn.Flatten())``.
+
+    Shape
+    -----
+    x (N, C, D, H, W) -> (N, C)
+
+    Examples
+    --------
+    >>> GlobalAvgPool3D()(np.arange(16.0).reshape(1, 2, 2, 2, 2))
+    array([[ 3.5, 11.5]])
+    """
+
+    spatial_dims = 3
