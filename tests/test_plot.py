@@ -265,15 +265,70 @@ def test_convolution_pictures_reject_bad_input(call, error, match):
 
 # -- filters, feature_maps ---------------------------------------------------------------------
 
+def colour_bars(fig):
+    """The colour bars of ``fig``: the Colorbar of every image that has one."""
+    return [im.colorbar for a in fig.axes for im in a.images if im.colorbar is not None]
+
+
+def map_rows(fig):
+    """The rows of feature_maps, top to bottom: the Axes labelled with a layer (not the colour bars)."""
+    bars = {bar.ax for bar in colour_bars(fig)}
+    return [a for a in fig.axes if a.get_ylabel() and a not in bars]
+
+
+def tiles_of(image, count, h, w, per_row):
+    """The ``count`` (h, w) tiles of a minicnn.plot mosaic (1-pixel gaps), row by row: the oracle
+    that cuts the picture back into what was drawn."""
+    image = np.asarray(image)
+    return np.stack([image[(t // per_row) * (h + 1):(t // per_row) * (h + 1) + h,
+                           (t % per_row) * (w + 1):(t % per_row) * (w + 1) + w] for t in range(count)])
+
+
 @needs_matplotlib
 @pytest.mark.parametrize(("in_channels", "count"), [(3, 5), (1, 4), (2, 3)], ids=["rgb", "grey", "two-channel"])
-def test_filters_draws_one_panel_per_filter(in_channels, count, rng):
-    conv = Conv2DVolume(in_channels, count, 3, rng=rng)
+def test_filters_draws_a_column_per_filter_with_a_row_per_channel_slice(in_channels, count, rng):
+    conv = Conv2DVolume(in_channels, count, (3, 2), rng=rng)
     fig = plot.filters(conv)
-    assert len(fig.axes) == count
-    image = fig.axes[1].images[0].get_array()
-    # each filter's slices side by side (one tile for 1 or 3 channels), 1-pixel gaps
-    assert image.shape[:2] == ((3, 3) if in_channels in (1, 3) else (3, 3 * in_channels + in_channels - 1))
+    slices = fig.axes[1] if in_channels == 3 else fig.axes[0]
+    assert [t.get_text() for t in slices.get_yticklabels()] == (
+        ["R", "G", "B"] if in_channels == 3 else [f"in {c}" for c in range(in_channels)])
+    numbered = fig.axes[0]  # the filter indices head the top row
+    assert [t.get_text() for t in numbered.get_xticklabels()] == [str(i) for i in range(count)]
+    image = slices.images[0].get_array()
+    drawn = tiles_of(image, in_channels * count, 3, 2, count)  # row c: every filter's slice c
+    np.testing.assert_array_equal(drawn, conv.weight.data.transpose(1, 0, 2, 3).reshape(-1, 3, 2))
+
+
+@needs_matplotlib
+def test_filters_share_one_symmetric_scale_given_by_a_colour_bar(rng):
+    conv = Conv2DVolume(3, 4, 3, rng=rng)
+    conv.weight.data[2] *= 0.1  # a weak filter must look weak, not stretched to full contrast
+    fig = plot.filters(conv)
+    limit = np.abs(conv.weight.data).max()
+    (bar,) = colour_bars(fig)
+    assert bar.ax.get_ylabel() == "weight"
+    assert (bar.vmin, bar.vmax) == pytest.approx((-limit, limit))
+    assert [t.get_text() for t in bar.ax.get_yticklabels()] == [f"{-limit:.2g}", "0", f"{limit:.2g}"]
+    caption = fig.get_supxlabel()
+    assert "grey 0" in caption and "R, G, B slices as its red, green, blue" in caption
+    assert "one scale" in fig.get_suptitle()
+    colour = np.asarray(fig.axes[0].images[0].get_array())
+    weak = tiles_of(colour[..., :3], 4, 3, 3, 4)[2]
+    np.testing.assert_allclose(weak, 0.5 + 0.5 * conv.weight.data[2].transpose(1, 2, 0) / limit, atol=1e-6)
+    assert np.abs(weak - 0.5).max() < 0.06  # near grey: a tenth of the strongest weight
+
+
+@needs_matplotlib
+def test_filters_wrap_into_bands_of_max_cols(rng):
+    conv = Conv2DVolume(1, 10, 3, rng=rng)
+    fig = plot.filters(conv, max_cols=4)
+    bands = fig.axes[:3]
+    assert [[t.get_text() for t in a.get_xticklabels()] for a in bands] == [["0", "1", "2", "3"], ["4", "5", "6", "7"],
+                                                                           ["8", "9"]]
+    np.testing.assert_array_equal(tiles_of(bands[2].images[0].get_array(), 2, 3, 3, 2), conv.weight.data[8:, 0])
+    limit = np.abs(conv.weight.data).max()
+    assert all(a.images[0].norm.vmax == pytest.approx(limit) for a in bands)  # every band on the one scale
+    assert len(colour_bars(fig)) == 1
 
 
 @needs_matplotlib
@@ -282,12 +337,13 @@ def test_filters_rgb_tiles_show_the_weights_as_colour_with_zero_grey():
     conv.weight.data[...] = 0
     conv.weight.data[0, 0, 0, 0] = 2.0   # filter 0: one strong red weight
     conv.weight.data[0, 2, 1, 1] = -1.0  # and a weaker negative blue one
+    conv.weight.data[1, 1, 0, 0] = 0.5   # filter 1: a weak green one, on the same scale
     fig = plot.filters(conv)
-    tile = np.asarray(fig.axes[0].images[0].get_array())
-    np.testing.assert_allclose(tile[0, 0], [1.0, 0.5, 0.5])   # full red
-    np.testing.assert_allclose(tile[1, 1], [0.5, 0.5, 0.25])  # half as strong, negative blue
-    np.testing.assert_allclose(tile[0, 1], [0.5, 0.5, 0.5])   # zero: grey
-    np.testing.assert_allclose(np.asarray(fig.axes[1].images[0].get_array()), 0.5)  # an all-zero filter
+    tile0, tile1 = tiles_of(np.asarray(fig.axes[0].images[0].get_array())[..., :3], 2, 2, 2, 2)
+    np.testing.assert_allclose(tile0[0, 0], [1.0, 0.5, 0.5])    # full red
+    np.testing.assert_allclose(tile0[1, 1], [0.5, 0.5, 0.25])   # half as strong, negative blue
+    np.testing.assert_allclose(tile0[0, 1], [0.5, 0.5, 0.5])    # zero: grey
+    np.testing.assert_allclose(tile1[0, 0], [0.5, 0.625, 0.5])  # a quarter of the strongest weight
 
 
 @needs_matplotlib
@@ -305,13 +361,76 @@ def test_feature_maps_shows_the_input_then_each_image_shaped_layer(in_channels, 
     model = small_model(rng, in_channels)
     image = rng.random((in_channels, 8, 8), dtype=np.float32)
     fig = plot.feature_maps(model, image, max_maps=max_maps)
-    assert len(fig.axes) == 4  # the input, then conv, ReLU, pool (Flatten and Dense are not images)
-    conv_panel = np.asarray(fig.axes[1].images[0].get_array())
+    rows = map_rows(fig)
+    # the input, then conv, ReLU, pool (Flatten and Dense are not images)
+    assert [a.get_ylabel().split("\n")[0] for a in rows] == ["input", "0 Conv2DVolume", "1 ReLU", "2 MaxPool2D"]
+    conv_panel = np.asarray(rows[1].images[0].get_array())
     assert conv_panel.shape == (6, tiles * 6 + tiles - 1)  # `tiles` 6x6 maps, 1-pixel gaps
-    # The first map is the model's own output, each map stretched to [0, 1] on its own.
-    expected = model[0](image[None])[0, 0]
-    expected = (expected - expected.min()) / (expected.max() - expected.min())
-    np.testing.assert_allclose(conv_panel[:, :6], expected, atol=1e-6)
+    # The maps are the model's own outputs, as they are: one colour scale for the row.
+    np.testing.assert_allclose(tiles_of(conv_panel, tiles, 6, 6, tiles), model[0](image[None])[0, :tiles], atol=1e-6)
+    if max_maps == 2:
+        assert rows[1].get_ylabel().endswith("\n2 of 4 shown")  # a subset is stated
+    else:
+        assert "shown" not in rows[1].get_ylabel()
+
+
+@needs_matplotlib
+def test_feature_maps_give_each_row_one_colour_scale_with_its_colour_bar(rng):
+    model = small_model(rng)
+    image = rng.random((3, 8, 8), dtype=np.float32)
+    fig = plot.feature_maps(model, image)
+    rows = map_rows(fig)[1:]  # conv, ReLU, pool
+    conv_out = model[0](image[None])[0]
+    relu_out = np.maximum(conv_out, 0)
+    for a, maps in zip(rows, (conv_out, relu_out, model[2](relu_out[None])[0])):
+        (im,) = a.images
+        bar = im.colorbar
+        assert bar is not None, a.get_ylabel()
+        limit = np.abs(maps).max()
+        # signed maps: -limit..+limit with 0 white; maps >= 0 (after the ReLU): 0..limit
+        expected = (-limit, limit) if maps.min() < 0 else (0.0, limit)
+        assert (im.norm.vmin, im.norm.vmax) == pytest.approx(expected, rel=1e-6)
+        assert (bar.vmin, bar.vmax) == pytest.approx(expected, rel=1e-6)
+        np.testing.assert_allclose(im.cmap(im.norm(0.0)), (0.97, 0.97, 0.97, 1.0), atol=0.03)  # 0 is white
+    assert "its colour bar" in fig.get_supxlabel() and "white 0, red +, blue -" in fig.get_supxlabel()
+
+
+@needs_matplotlib
+def test_feature_maps_hatch_and_count_the_maps_that_are_one_value(rng):
+    conv = Conv2DVolume(3, 5, 3, rng=rng)
+    conv.weight.data[...] = np.abs(conv.weight.data)    # positive maps of a positive image, but
+    conv.weight.data[1] *= -1                           # map 1 negative everywhere:
+    conv.bias.data[1] = -0.1                            # ReLU makes map 1 all 0
+    conv.weight.data[3] = 0                             # map 3: its bias everywhere
+    conv.bias.data[3] = 0.25
+    model = Sequential(conv, ReLU())
+    fig = plot.feature_maps(model, rng.random((3, 8, 8), dtype=np.float32) + 0.1)
+    conv_row, relu_row = map_rows(fig)[1:]
+    assert conv_row.get_ylabel() == "0 Conv2DVolume\n5x6x6\n1 constant"
+    assert relu_row.get_ylabel() == "1 ReLU\n5x6x6\n1 of 5 all 0\n1 constant"
+    for a, marked in ((conv_row, [3]), (relu_row, [1, 3])):
+        (hatch,) = [c for c in a.collections if c.get_gid() == "constant maps"]
+        assert hatch.get_hatch() == "////"
+        corners = sorted(path.get_extents().x0 for path in hatch.get_paths())
+        assert corners == pytest.approx([t * 7 - 0.5 for t in marked])  # tile t starts at x = 7 t
+
+
+@needs_matplotlib
+def test_feature_maps_show_every_map_by_default_in_rows_of_equal_width(rng):
+    model = Sequential(Conv2DVolume(3, 6, 3, rng=rng), Conv2DVolume(6, 40, 3, rng=rng))
+    image = rng.random((3, 9, 9), dtype=np.float32)
+    fig = plot.feature_maps(model, image, per_row=4)
+    few, many = map_rows(fig)[1:]
+    # 6 maps: more than 4, so a row of up to 8 at half size; 40 maps: 5 rows of 8
+    assert np.asarray(few.images[0].get_array()).shape == (7, 6 * 8 - 1)
+    assert np.asarray(many.images[0].get_array()).shape == (5 * 6 - 1, 8 * 6 - 1)
+    assert "shown" not in many.get_ylabel()
+    fig = plot.feature_maps(model, image, max_maps=16)
+    many = map_rows(fig)[-1]
+    assert many.get_ylabel() == "1 Conv2DVolume\n40x5x5\n16 of 40 shown"
+    assert "(at most 16 maps per layer)" in fig.get_suptitle()
+    with pytest.raises(ValueError, match="per_row=0; expected a positive int"):
+        plot.feature_maps(model, image, per_row=0)
 
 
 @needs_matplotlib
@@ -380,6 +499,21 @@ def test_history_draws_a_panel_per_quantity_with_the_recorded_values(keys, title
         assert list(a.lines[0].get_xdata()) == [1, 2, 3]  # epochs count from 1
         if "val_" + key in keys:
             assert curves["validation"] == HISTORY["val_" + key]
+
+
+@needs_matplotlib
+@pytest.mark.parametrize("epochs", [1, 2, 3, 8, 40], ids=lambda n: f"{n}-epochs")
+def test_history_ticks_whole_epochs_also_after_one(epochs):
+    history = {"loss": list(np.linspace(1, 0.5, epochs)), "val_accuracy": [0.5] * epochs, "lr": [0.1] * epochs}
+    fig = plot.history(history)
+    fig.draw_without_rendering()
+    for a in fig.axes:
+        lo, hi = a.get_xlim()
+        shown = [t.get_text() for t, x in zip(a.get_xticklabels(), a.get_xticks()) if lo <= x <= hi]
+        assert shown and all(text.isdigit() for text in shown), shown  # no 0.96 ... 1.04
+        assert lo < 1 and hi > epochs  # room around the first and last point
+        if epochs <= 3:
+            assert shown == [str(e) for e in range(1, epochs + 1)]  # every epoch, nothing between
 
 
 @pytest.mark.parametrize(("history", "error", "match"), [
@@ -460,15 +594,36 @@ def test_output_volume_draws_each_filters_map_and_their_stack(rng):
     w[0, 0] = [[1, 0, -1]] * 3  # vertical edges in channel 0 only
     w[1, 2] = w[0, 0].T         # horizontal edges in channel 2 only
     fig = plot.output_volume(x, w)
-    assert len(fig.axes) == 1 + 3 + 2 * (3 + 1) + 1
+    assert len(fig.axes) == 1 + 3 + 2 * (3 + 1) + 1 + 2  # ... the stack, its colour bar, the key to the cells
     maps = [np.asarray(a.images[0].get_array()) for a in fig.axes if a.get_title().startswith("map ")]
     expected = ref.conv2d_forward(x[None].astype(np.float64), w.astype(np.float64), np.zeros(2))[0]
     np.testing.assert_allclose(np.stack(maps), expected, atol=1e-5)
-    stack = fig.axes[-1]
+    (stack,) = [a for a in fig.axes if a.get_title().startswith("output volume")]
     assert stack.get_title() == "output volume\n2x5x4" and len(stack.images) == 2
     # the filters' weights are written in their cells: filter 0's R slice reads 1 0 -1 on every row
     slice_r = next(a for a in fig.axes if a.get_title() == "filter 0, R slice")
     assert [t.get_text() for t in slice_r.texts] == ["1", "0", "-1"] * 3
+
+
+@needs_matplotlib
+def test_output_volume_says_what_its_colours_mean(rng):
+    x = rng.random((3, 6, 6), dtype=np.float32)
+    w = rng.standard_normal((2, 3, 3, 3)).astype(np.float32)
+    fig = plot.output_volume(x, w)
+    (bar,) = colour_bars(fig)  # one scale for every map, and the stack, as they are drawn
+    assert bar.ax.get_xlabel() == "map value: red +, blue -, white 0"
+    maps = [a.images[0] for a in fig.axes if a.get_title().startswith("map ")]
+    assert all((im.norm.vmin, im.norm.vmax) == (bar.vmin, bar.vmax) for im in maps)
+    assert bar.vmax == pytest.approx(-bar.vmin) and bar.cmap.name == "RdBu_r"  # 0 in the white middle
+    (legend,) = [a.get_legend() for a in fig.axes if a.get_legend() is not None]
+    assert legend.get_title().get_text() == "filter cells"
+    assert [t.get_text() for t in legend.get_texts()] == ["weight > 0", "weight 0", "weight < 0"]
+    # the key's colours are the cells' colours: a positive weight's cell, a negative one's
+    slice_r = next(a for a in fig.axes if a.get_title() == "filter 0, R slice")
+    cells = np.asarray(slice_r.images[0].get_array())[::2, ::2, :3]  # two pixels per cell
+    key = {t.get_text(): h.get_facecolor()[:3] for t, h in zip(legend.get_texts(), legend.legend_handles)}
+    for (i, j), weight in np.ndenumerate(w[0, 0]):
+        np.testing.assert_allclose(cells[i, j], key["weight > 0" if weight > 0 else "weight < 0"], atol=1e-6)
 
 
 @pytest.mark.parametrize(("x", "w", "match"), [

@@ -103,22 +103,21 @@ def symmetric_limit(a: np.ndarray) -> float:
     return limit if limit > 0 and np.isfinite(limit) else 1.0
 
 
-def grid_shape(n: int, max_cols: int) -> tuple[int, int]:
-    """(rows, cols) of a near-square grid for ``n`` panels, at most ``max_cols`` wide."""
-    cols = max(1, min(max_cols, int(np.ceil(np.sqrt(n)))))
-    return -(-n // cols), cols
+def tile_gap(height: int) -> int:
+    """Pixels between two tiles ``height`` pixels tall in a :func:`mosaic`: an eighth, at least 1."""
+    return max(1, height // 8)
 
 
 def mosaic(tiles: np.ndarray, per_row: int) -> np.ndarray:
     """Tiles (T, h, w) or (T, h, w, 4) side by side in rows of ``per_row``, as one image.
 
     The gaps between tiles are NaN (grey tiles) or transparent (RGBA tiles), so one imshow
-    draws them all. A gap is an eighth of a tile, at least one pixel.
+    draws them all. A gap is an eighth of a tile's height, at least one pixel (:func:`tile_gap`).
     """
     t, h, w = tiles.shape[:3]
     rows = -(-t // per_row)
     cols = min(per_row, t)
-    gap = max(1, h // 8)
+    gap = tile_gap(h)
     blank = np.nan if tiles.ndim == 3 else 0.0  # NaN: drawn as nothing; RGBA: alpha 0
     tiles = tiles.astype(np.float64)
     padded = np.full((rows * cols, h + gap, w + gap) + tiles.shape[3:], blank)
@@ -126,3 +125,39 @@ def mosaic(tiles: np.ndarray, per_row: int) -> np.ndarray:
     image = padded.reshape((rows, cols, h + gap, w + gap) + tiles.shape[3:])
     image = image.swapaxes(1, 2).reshape((rows * (h + gap), cols * (w + gap)) + tiles.shape[3:])
     return image[: rows * (h + gap) - gap, : cols * (w + gap) - gap]
+
+
+SIGNED_CMAP = "RdBu_r"  # red positive, white 0, blue negative: every signed picture uses it
+
+
+def signed_scale(values: np.ndarray):
+    """(cmap, vmin, vmax) that draw ``values`` with 0 white, positive red, negative blue.
+
+    Signed values get a symmetric scale from -limit to +limit. Values that are all >= 0 (after
+    a ReLU, say) get the red half only, from 0 to their largest, so the colour bar spends no
+    room on a blue that never shows; a value has the same colour either way. NaN (a gap
+    between tiles) is drawn as nothing.
+    """
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+
+    full = colormaps[SIGNED_CMAP]
+    finite = values[np.isfinite(values)]
+    limit = symmetric_limit(finite)
+    if finite.size and finite.min() >= 0:
+        half = ListedColormap(full(np.linspace(0.5, 1.0, 128)), name=f"{SIGNED_CMAP}_positive")
+        return half.with_extremes(bad=(0, 0, 0, 0)), 0.0, limit
+    return full.with_extremes(bad=(0, 0, 0, 0)), -limit, limit
+
+
+def colour_bar(root, mappable, ax, label: str, *, fontsize: float = 7, **kwargs):
+    """A colour bar for ``mappable`` beside ``ax`` (an Axes or a list of them), ticks at its
+    ends and at 0 when 0 is inside, written with 2 significant digits. The Axes keep their
+    anchor (matplotlib would move them against the bar)."""
+    vmin, vmax = mappable.norm.vmin, mappable.norm.vmax
+    ticks = [vmin, 0.0, vmax] if vmin < 0 < vmax else [vmin, vmax]
+    bar = root.colorbar(mappable, ax=ax, ticks=ticks, panchor=False, **kwargs)
+    bar.set_ticklabels([f"{t:.2g}" for t in ticks])
+    bar.ax.tick_params(labelsize=fontsize, length=2, pad=1)
+    bar.set_label(label, fontsize=fontsize)
+    return bar

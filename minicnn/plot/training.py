@@ -85,8 +85,18 @@ def history(history: Mapping[str, Sequence[float]], *, ax=None, path=None, dpi: 
         a.grid(alpha=0.3)
         if key != "lr":
             a.legend(fontsize=8)
-        a.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole numbers
+        _epoch_axis(a, len(loss))
     return finish(fig, path, dpi)
+
+
+def _epoch_axis(a, epochs: int) -> None:
+    """Whole-number epoch ticks, also for one epoch (where matplotlib would tick 0.96 ... 1.04),
+    and half an epoch (at least) of room either side of the first and last point."""
+    from matplotlib.ticker import MaxNLocator
+
+    a.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1, steps=[1, 2, 5, 10]))
+    pad = max(0.5, 0.04 * (epochs - 1))
+    a.set_xlim(1 - pad, epochs + pad)
 
 
 def _labels(owner: str, name: str, y, n_classes: int) -> np.ndarray:

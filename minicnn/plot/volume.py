@@ -9,9 +9,11 @@ import numpy as np
 from .._validation import as_float
 from ..functional import im2col
 from ._figure import (
+    SIGNED_CMAP,
     canvas,
     check_dpi,
     check_path,
+    colour_bar,
     finish,
     require_matplotlib,
     symmetric_limit,
@@ -31,12 +33,22 @@ def _stack(a, maps: np.ndarray) -> None:
     limit = symmetric_limit(maps)
     for i in reversed(range(f)):  # back to front, one map at a time
         x0, y0 = i * step, -i * step
-        a.imshow(maps[i], cmap="RdBu_r", vmin=-limit, vmax=limit, extent=(x0, x0 + w, y0 + h, y0),
+        a.imshow(maps[i], cmap=SIGNED_CMAP, vmin=-limit, vmax=limit, extent=(x0, x0 + w, y0 + h, y0),
                  interpolation="nearest", zorder=f - i)
         a.add_patch(Rectangle((x0, y0), w, h, fill=False, edgecolor="0.2", linewidth=1, zorder=f - i))
     a.set_xlim(-1, (f - 1) * step + w + 1)
     a.set_ylim(h + 1, -(f - 1) * step - 1)
     a.set_aspect("equal")
+    a.set_axis_off()
+
+
+def _weight_legend(a) -> None:
+    """The key to the filter cells' colours, in an Axes of its own (no frame)."""
+    from matplotlib.patches import Patch
+
+    names = ("weight < 0", "weight 0", "weight > 0")
+    handles = [Patch(facecolor=colour, edgecolor="0.35", label=name) for colour, name in zip(_SIGN_PALETTE, names)]
+    a.legend(handles=handles[::-1], loc="center", fontsize=7, title="filter cells", title_fontsize=7, frameon=False)
     a.set_axis_off()
 
 
@@ -64,7 +76,9 @@ def output_volume(x, w, *, channel_names: Sequence[str] | None = None, ax=None, 
     Returns
     -------
     matplotlib.figure.Figure
-        ``1 + C`` panels for the image, ``C + 1`` per filter, and 1 for the stack.
+        ``1 + C`` panels for the image, ``C + 1`` per filter, 1 for the stack, then the
+        colour bar of the maps (under the stack, labelled with what red and blue mean) and
+        the key to the filter cells' colours (a legend in an Axes of its own).
 
     Shape
     -----
@@ -77,8 +91,8 @@ def output_volume(x, w, *, channel_names: Sequence[str] | None = None, ax=None, 
     >>> w = np.zeros((2, 3, 3, 3), np.float32)
     >>> w[0, 0] = [[1, 0, -1]] * 3  # filter 0: vertical edges, red channel only
     >>> w[1, 2] = w[0, 0].T         # filter 1: horizontal edges, blue channel only
-    >>> len(output_volume(x, w).axes)  # 1 + 3, then 4 per filter, then the stack
-    13
+    >>> len(output_volume(x, w).axes)  # 1 + 3, then 4 per filter, the stack, its colour bar, the key
+    15
     """
     owner = "output_volume"
     require_matplotlib(owner)
@@ -130,12 +144,15 @@ def output_volume(x, w, *, channel_names: Sequence[str] | None = None, ax=None, 
             draw_cells(a, w[j, i][None], _SIGN_PALETTE, codes[j, i][None], texts=texts[j, i][None], fontsize=size)
             a.set_title(f"filter {j}, {names[i]} slice", fontsize=7)
         a = root.add_subplot(grid[j + 1, c + 1])
-        a.imshow(maps[j], cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        a.imshow(maps[j], cmap=SIGNED_CMAP, vmin=-limit, vmax=limit, interpolation="nearest")
         a.set_title(f"map {j}: {oh}x{ow}", fontsize=8)
         a.set_axis_off()
     a = root.add_subplot(grid[1:, c + 2])
     _stack(a, maps)
     a.set_title(f"output volume\n{f}x{oh}x{ow}", fontsize=8)
+    colour_bar(root, a.images[-1], a, "map value: red +, blue -, white 0", orientation="horizontal",
+               shrink=0.8, aspect=12, pad=0.02)
+    _weight_legend(root.add_subplot(grid[0, c + 1:]))
     root.suptitle(f"{f} filters of {c}x{kh}x{kw} over a {c}-channel image: one map per filter, "
                   "stacked into the output volume", fontsize=9)
     return finish(fig, path, dpi)
