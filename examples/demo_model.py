@@ -9,6 +9,8 @@ the residual network of ``train_resnet.py``; run as a script, this prints their 
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from minicnn import (
@@ -52,6 +54,17 @@ def build_demo_model(n_classes: int = 6, rng: np.random.Generator | None = None,
         layers += [Conv2DVolume(channels, width, 3, padding="same", rng=rng), MaxPool2D(2), ReLU()]
         channels, size = width, size // 2
     return Sequential(*layers, Flatten(), Dense(channels * size * size, n_classes, rng=rng))
+
+
+def pools_before_relu(model: Sequential) -> bool:
+    """Whether some MaxPool2D of ``model`` comes straight before a ReLU, as in the demo's blocks."""
+    layers = model.layers
+    return any(isinstance(a, MaxPool2D) and isinstance(b, ReLU) for a, b in itertools.pairwise(layers))
+
+
+# What a picture of the demo's layers says about their order (the reason is in build_demo_model).
+POOL_BEFORE_RELU_NOTE = ("each block pools before its ReLU: max pooling and ReLU commute, so these are the maps\n"
+                         "of the usual conv, ReLU, pool, with the ReLU run on a quarter of the values")
 
 
 def build_residual_model(n_classes: int = 6, rng: np.random.Generator | None = None,

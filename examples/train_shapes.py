@@ -10,6 +10,7 @@ Quick smoke run: ``python examples/train_shapes.py --limit 300 --epochs 1``.
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, however it is run
 
 from _cli import int_at_least, nonnegative_int, output_folder, parser, positive_int, run
-from demo_model import build_demo_model
+from demo_model import POOL_BEFORE_RELU_NOTE, build_demo_model, pools_before_relu
 
 from minicnn import SGD, SoftmaxCrossEntropy
 from minicnn.datasets import CLASSES, load_shapes
@@ -40,6 +41,17 @@ def format_confusion(matrix: np.ndarray, classes: tuple[str, ...]) -> str:
     return "\n".join(["confusion matrix (rows: true class, columns: predicted)", head, *rows])
 
 
+def save_as_256_colours(fig, path: Path, dpi: float) -> None:
+    """Save ``fig`` as a PNG of 256 colours. Hundreds of small noisy maps make matplotlib's
+    full-colour file over 150 kB; with a palette it is under half that and looks the same."""
+    from PIL import Image  # Pillow comes with matplotlib
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    with Image.open(buffer) as image:
+        image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(path, format="PNG", optimize=True)
+
+
 def save_pictures(model, history, X_test, y_test, predicted, out: Path) -> list[Path]:
     """PNG pictures drawn with minicnn.plot, or [] when matplotlib is missing."""
     from minicnn import plot
@@ -48,9 +60,9 @@ def save_pictures(model, history, X_test, y_test, predicted, out: Path) -> list[
     try:
         plot.filters(model[0], path=paths[0])
         maps = plot.feature_maps(model, X_test[0])
-        maps.suptitle(f"a test image ({CLASSES[y_test[0]]}) and its feature maps after each layer "
-                      "(at most 8 maps per layer)", fontsize=9)
-        maps.savefig(paths[1], dpi=90)  # many small noisy maps: 90 dpi keeps the file under 100 kB
+        note = f"\n{POOL_BEFORE_RELU_NOTE}" if pools_before_relu(model) else ""
+        maps.suptitle(f"a test image ({CLASSES[y_test[0]]}) and its feature maps after each layer{note}", fontsize=9)
+        save_as_256_colours(maps, paths[1], dpi=90)
         plot.confusion(y_test, predicted, CLASSES, path=paths[2])
         plot.history(history, path=paths[3])
     except ImportError as exc:

@@ -266,6 +266,34 @@ def test_demo_model_prints_the_summary_of_both_demo_networks(tmp_path):
     assert module.build_residual_model(10).summary((3, 32, 32), print_fn=None) in stdout
 
 
+@pytest.mark.skipif(not HAS_MATPLOTLIB, reason="pictures need the plot extra (matplotlib)")
+def test_the_demos_feature_map_picture_says_why_it_pools_before_relu(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from minicnn import plot
+
+    shapes, demo, folder = (import_example(name) for name in ("train_shapes", "demo_model", "train_folder"))
+    assert demo.pools_before_relu(demo.build_demo_model())
+    assert not demo.pools_before_relu(demo.build_residual_model())
+    assert not demo.pools_before_relu(folder.build_folder_model((3, 32, 32), 2, (4, 8)))  # conv, ReLU, pool
+    drawn = []
+    real = plot.feature_maps
+    monkeypatch.setattr(plot, "feature_maps", lambda *args, **kwargs: drawn.append(real(*args, **kwargs)) or drawn[-1])
+    X = make_shapes(4, seed=0)[0]
+    history = {"loss": [1.0], "accuracy": [0.5]}
+    for build, says in ((demo.build_demo_model, True), (demo.build_residual_model, False)):
+        model = build(rng=np.random.default_rng(0))
+        out = tmp_path / build.__name__
+        out.mkdir()
+        shapes.save_pictures(model, history, X, np.zeros(4, np.int64), np.zeros(4, np.int64), out)
+        title = drawn[-1].get_suptitle()
+        assert title.startswith(f"a test image ({CLASSES[0]}) and its feature maps after each layer"), title
+        assert ("max pooling and ReLU commute" in title) == says, title
+        with Image.open(out / "feature_maps.png") as image:  # 256 colours: small enough for the README
+            assert image.mode == "P"
+            assert np.allclose(image.size, drawn[-1].get_size_inches() * 90, atol=1)  # at 90 dpi, whole pixels
+
+
 def import_example(name: str):
     """The example script ``name`` as a module, imported as the other scripts import their siblings."""
     sys.path.insert(0, str(EXAMPLES))
