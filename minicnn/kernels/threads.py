@@ -152,7 +152,9 @@ def run_chunks(fn: Callable[[int, int, int], object], total: int, chunk: int, *,
     ``min(get_num_threads(), number of chunks)`` workers, numbered from 0 (the calling
     thread). ``fn`` may use buffers of its ``worker`` freely: no two chunks run on one worker
     at the same time. BLAS is held at one thread throughout (``blas=False``: ``fn`` calls no
-    matrix product, so BLAS is left alone, which saves the switch).
+    matrix product, so BLAS is left alone, which saves the switch). A single chunk runs
+    directly on the calling thread, with BLAS left alone: the layers size their chunks so that
+    small work comes in one piece, and the switch would cost more than such work.
 
     Returns
     -------
@@ -165,6 +167,8 @@ def run_chunks(fn: Callable[[int, int, int], object], total: int, chunk: int, *,
     """
     if chunk < 1:
         raise ValueError(f"run_chunks: chunk must be >= 1, got {chunk}")
+    if 0 < total <= chunk:  # one chunk: no thread to hand it to, and BLAS may keep its own threads
+        return [fn(0, total, 0)]
     bounds = [(start, min(start + chunk, total)) for start in range(0, total, chunk)]
     results: list = [None] * len(bounds)
     workers = 1 if getattr(_in_worker, "active", False) else min(get_num_threads(), len(bounds))
