@@ -58,7 +58,10 @@ def samples_per_chunk(n: int, sample_size: int, sample_macs: int) -> int:
     one piece on the calling thread.
     """
     chunk = max(1, min(MAX_CHUNK, -(-n // 2), CHUNK_BYTES // (4 * sample_size)))
-    return max(chunk, min(n, -(-MIN_CHUNK_MACS // max(sample_macs, 1))))
+    smallest = -(-MIN_CHUNK_MACS // max(sample_macs, 1))
+    if chunk >= smallest:
+        return chunk
+    return -(-n // max(1, n // smallest))  # as many chunks of that size as fit, evened out
 
 
 def conv_chunk(g: ConvGeometry, sample_size: int) -> int:
