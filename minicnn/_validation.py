@@ -11,6 +11,8 @@ import numbers
 
 import numpy as np
 
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
 
 def check_numeric(x, owner: str, arg: str) -> np.ndarray:
     """Return ``x`` as an ndarray of real numbers, or raise ``TypeError``.
@@ -18,6 +20,8 @@ def check_numeric(x, owner: str, arg: str) -> np.ndarray:
     Rejects object/string arrays and complex numbers; booleans and integers pass
     (callers decide how to convert them).
     """
+    if type(x) is np.ndarray and x.dtype in _FLOATS:  # the common case, checked once per layer call
+        return x
     try:
         arr = np.asarray(x)
     except (TypeError, ValueError) as exc:  # ragged nested lists and the like
@@ -51,6 +55,8 @@ def as_float(x, owner: str, arg: str = "x", *, keep_half: bool = False) -> np.nd
     >>> as_float(np.array([0, 51, 255], np.int64), "demo")
     array([  0.,  51., 255.], dtype=float32)
     """
+    if type(x) is np.ndarray and x.dtype in _FLOATS:  # a chosen precision: kept (and the layers' hot path)
+        return x
     arr = check_numeric(x, owner, arg)
     if arr.dtype == np.uint8 and not keep_half:
         # float32 division, as torchvision's img.float().div(255): the same bits as the

@@ -98,15 +98,15 @@ def test_float32_is_within_1e_5_of_float64_torch(rng, algorithm, shape, f, kerne
         assert error < 1e-5, f"{name}: relative error {error:.1e}"
 
 
-BATCHES = {  # batches of several chunks, the last one partial (the chunk size is at most 16)
-    "im2col": ((37, 2, 7, 6), 3, (3, 2), 2, 1),
-    "im2col_nhwc": ((37, 16, 5, 6), 5, 3, 2, "same"),
-    "winograd": ((37, 16, 6, 7), 16, 3, 1, 1),
+BATCHES = {  # batches of several chunks (each of 16 samples at most), the last one partial
+    "im2col": ((37, 3, 48, 48), 16, (3, 2), 2, 1),
+    "im2col_nhwc": ((37, 16, 16, 18), 16, 3, 2, "same"),
+    "winograd": ((37, 16, 12, 14), 16, 3, 1, 1),
 }
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_results_are_the_same_bits_for_any_thread_count(rng, threads, algorithm):
+def test_results_are_the_same_bits_for_any_thread_count(rng, threads, chunk_calls, algorithm):
     shape, f, kernel, stride, padding = BATCHES[algorithm]
     conv = Conv2DVolume(shape[1], f, kernel, stride=stride, padding=padding, rng=rng, algorithm=algorithm)
     x = rng.standard_normal(shape).astype(np.float32)
@@ -117,6 +117,7 @@ def test_results_are_the_same_bits_for_any_thread_count(rng, threads, algorithm)
         conv.zero_grad()
         out = conv(x)
         results[count] = (out, conv.backward(dout), conv.weight.grad.copy(), conv.bias.grad.copy())
+    assert all(chunk < total for total, chunk in chunk_calls)  # several chunks: threads could differ
     for count in (2, 3, 4):
         for name, a, b in zip(("out", "dx", "dW", "db"), results[1], results[count]):
             assert np.array_equal(a, b), f"{name} differs between 1 and {count} threads"

@@ -32,7 +32,7 @@ CASES = {
     "1x1": ((4, 8, 5, 5), 3, 1, 1, 0, 1),
     "3x3-partial-tiles": ((6, 16, 9, 11), 16, 3, 1, 1, 1),
     "3x3-valid": ((2, 5, 10, 10), 7, 3, 1, 0, 1),
-    "3x3-three-chunks": ((37, 16, 6, 7), 16, 3, 1, 1, 1),  # chunks of at most 16 samples, the last partial
+    "3x3-three-chunks": ((37, 16, 12, 14), 16, 3, 1, 1, 1),  # several chunks, the last partial
 }
 
 

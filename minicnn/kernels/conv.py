@@ -17,12 +17,14 @@ The maths is the op's (``out = W_col @ cols + b``, ``dW = dout @ cols.T``,
   buffers only and leaves the kept buffer alone.
 - **need_dx=False** (nothing needs dL/dx: a model's first layer) skips dx's products and col2im.
 
-What it does not speed up, it hands to the op: ``groups > 1`` and inputs with other than two
-spatial axes.
+A 1-D convolution runs as a 2-D one over a height of 1 (:func:`lift_1d`). What the three
+algorithms do not cover, ``groups > 1`` and 3-D inputs, runs the op itself on the same chunks
+of samples on the threads (:class:`ChunkedOp`).
 """
 
 from __future__ import annotations
 
+import math
 from collections import namedtuple
 from functools import partial, reduce
 from types import SimpleNamespace
@@ -34,6 +36,7 @@ from .conv_geometry import ConvGeometry
 from .conv_im2col import Im2col, Im2colRows
 from .conv_winograd import Winograd
 from .threads import Scratch, run_chunks
+from .windows import geometry
 
 PATHS = {path.name: path for path in (Im2col, Im2colRows, Winograd)}
 ALGORITHMS = ("auto", *PATHS)
@@ -42,6 +45,93 @@ ALGORITHMS = ("auto", *PATHS)
 # (measured on the benchmark's shapes: 1.5-3x faster per sample than chunks 4x larger or smaller).
 CHUNK_BYTES = 5 * 2**20
 MAX_CHUNK = 16
+# Handing a chunk to another thread (and holding BLAS at one thread) costs some 20-60 us on two
+# cores: a chunk of fewer multiply-adds than this (about 50 us of work) is not worth it.
+MIN_CHUNK_MACS = 2**21
+
+
+def samples_per_chunk(n: int, sample_size: int, sample_macs: int) -> int:
+    """Samples per chunk of a convolution, from its shape alone (never the thread count), so that
+    results are the same bits for any thread count: two chunks at least, each of at most
+    ``CHUNK_BYTES`` of float32 buffers (``sample_size`` elements per sample), and none under
+    ``MIN_CHUNK_MACS`` multiply-adds (``sample_macs`` per sample): a smaller convolution runs in
+    one piece on the calling thread.
+    """
+    chunk = max(1, min(MAX_CHUNK, -(-n // 2), CHUNK_BYTES // (4 * sample_size)))
+    smallest = -(-MIN_CHUNK_MACS // max(sample_macs, 1))
+    if chunk >= smallest:
+        return chunk
+    return -(-n // max(1, n // smallest))  # as many chunks of that size as fit, evened out
+
+
+def conv_chunk(g: ConvGeometry, sample_size: int) -> int:
+    """:func:`samples_per_chunk` for a 2-D convolution of geometry ``g``.
+
+    Examples
+    --------
+    >>> big = ConvGeometry(64, 16, 32, 32, 32, (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), 32, 32)
+    >>> conv_chunk(big, 32 * 32 * 16 * 9)
+    8
+    >>> digits = ConvGeometry(64, 1, 8, 8, 16, (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), 8, 8)
+    >>> conv_chunk(digits, 8 * 8 * 9)   # 590k multiply-adds in all: not worth a thread
+    64
+    """
+    return samples_per_chunk(g.n, sample_size, g.f * g.k * g.p)
+
+
+def lift_1d(x: np.ndarray, w: np.ndarray, stride, padding, dilation) -> tuple:
+    """A 1-D convolution's arguments as those of the same 2-D one over a height of 1.
+
+    ``x`` (N, C, L) and ``w`` (F, C, k) become views (N, C, 1, L) and (F, C, 1, k), and the
+    window gains a height-1 axis with no padding, so the 2-D output (N, F, 1, L_out) is the 1-D
+    one with an extra axis, and so are the gradients.
+    """
+    win = geometry(x.shape[2:], w.shape[2:], stride, padding, dilation, "conv_forward")
+    return (x[:, :, None], w[:, :, None], (1, *win.stride), ((0, 0), *win.pads), (1, *win.dilation))
+
+
+class ChunkedOp:
+    """:func:`minicnn.ops.conv_forward` and ``conv_backward`` as they are, on chunks of samples.
+
+    For what the fast algorithms do not cover (``groups > 1``, three spatial axes): each chunk
+    runs the op on its samples, on the worker threads, and the chunks' dW and db are added in
+    chunk order (the same bits for any thread count, within rounding of the op's own sums).
+    """
+
+    @staticmethod
+    def forward(x, w, b, *, stride, padding, dilation, groups) -> tuple[np.ndarray, tuple]:
+        n, c, *spatial = x.shape
+        f, _, *kernel = w.shape
+        config = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+        win = geometry(spatial, kernel, stride, padding, dilation, "conv_forward")
+        taps, p = math.prod(kernel), math.prod(win.out)
+        chunk = samples_per_chunk(n, c * taps * p + c * math.prod(spatial) + f * p, f * (c // groups) * taps * p)
+        if chunk >= n:
+            out, cache = ops.conv_forward(x, w, b, **config)
+            return out, (x.shape, chunk, [cache])
+        out = np.empty((n, f, *win.out), dtype=x.dtype)
+
+        def part(start: int, stop: int, worker: int):
+            out[start:stop], cache = ops.conv_forward(x[start:stop], w, b, **config)
+            return cache
+
+        return out, (x.shape, chunk, run_chunks(part, n, chunk))
+
+    @staticmethod
+    def backward(dout, cache) -> tuple:
+        x_shape, chunk, caches = cache
+        if len(caches) == 1:
+            return ops.conv_backward(dout, caches[0])
+        dx = np.empty(x_shape, dtype=dout.dtype)
+
+        def part(start: int, stop: int, worker: int):
+            dx[start:stop], *grads = ops.conv_backward(dout[start:stop], caches[start // chunk])
+            return grads
+
+        parts = run_chunks(part, len(dout), chunk)
+        dw = reduce(np.add, [dw for dw, _ in parts])
+        db = None if parts[0][1] is None else reduce(np.add, [db for _, db in parts])
+        return dx, dw, db
 
 
 def choose_algorithm(g: ConvGeometry) -> str:
@@ -124,8 +214,12 @@ class ConvKernel:
 
     def algorithm_for(self, x_shape: tuple, w_shape: tuple, *, stride, padding, dilation, groups: int) -> str:
         """The algorithm that runs for an input of ``x_shape`` and filters of ``w_shape``."""
-        if groups != 1 or len(x_shape) != 4:
+        if groups != 1 or len(x_shape) not in (3, 4):
             return Im2col.name  # the op's: im2col, group by group
+        if len(x_shape) == 3:
+            x4, w4, *window = lift_1d(np.empty(x_shape, np.uint8), np.empty(w_shape, np.uint8), stride, padding,
+                                      dilation)
+            return self._plan_for(x4.shape, w4.shape, *window).path.name
         return self._plan_for(tuple(x_shape), tuple(w_shape), stride, padding, dilation).path.name
 
     def _plan_for(self, x_shape, w_shape, stride, padding, dilation) -> SimpleNamespace:
@@ -137,8 +231,7 @@ class ConvKernel:
         win = ops.window((h, w), kernel, stride, padding, dilation, "conv_forward")
         g = ConvGeometry(n, c, h, w, f, win.kernel, win.stride, win.dilation, win.pads, *win.out)
         path = PATHS[choose_algorithm(g) if self.algorithm == "auto" else self.algorithm](g)
-        # From the shape alone (never the thread count), and at least two chunks to share out.
-        chunk = max(1, min(MAX_CHUNK, -(-n // 2), CHUNK_BYTES // (4 * path.sample_size())))  # float32 bytes
+        chunk = conv_chunk(g, path.sample_size())
         self._plan = SimpleNamespace(key=key, geometry=g, path=path, chunk=chunk)
         return self._plan
 
@@ -156,8 +249,13 @@ class ConvKernel:
         ``keep=False`` (inference: nobody keeps the cache) uses one chunk's columns at a time
         per thread, and leaves the kept buffer alone.
         """
-        if groups != 1 or x.ndim != 4:
-            return ops.conv_forward(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        if groups != 1 or x.ndim not in (3, 4):
+            return ChunkedOp.forward(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        if x.ndim == 3:
+            x4, w4, *window = lift_1d(x, w, stride, padding, dilation)
+            out, cache = self.forward(x4, w4, b, stride=window[0], padding=window[1], dilation=window[2],
+                                      keep=keep)
+            return out[:, :, 0], cache
         plan = self._plan_for(x.shape, w.shape, stride, padding, dilation)
         path, g = plan.path, plan.geometry
         out = np.empty((g.n, g.f, g.oh, g.ow), dtype=x.dtype)
@@ -186,7 +284,10 @@ class ConvKernel:
                  ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
         """:func:`minicnn.ops.conv_backward`; dx is None (and not computed) when ``need_dx`` is False."""
         if not isinstance(cache, ConvCache):  # the op ran forward
-            return ops.conv_backward(dout, cache)
+            return ChunkedOp.backward(dout, cache)
+        if dout.ndim == 3:  # a 1-D convolution, run as 2-D
+            dx, dw, db = self.backward(dout[:, :, None], cache, need_dx)
+            return None if dx is None else dx[:, :, 0], dw[:, :, 0], db
         plan, dtype = cache.plan, cache.x.dtype
         path, g = plan.path, plan.geometry
         dout = np.ascontiguousarray(dout, dtype=dtype)

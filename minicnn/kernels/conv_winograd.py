@@ -136,14 +136,14 @@ class Winograd:
     def weight_operand(self, weight: np.ndarray) -> np.ndarray:
         """U = G g G^T for every (channel, filter): (36, C, F)."""
         _, _, g, _, _ = _matrices(weight.dtype)
-        u = np.einsum("ai,fcij,bj->abcf", g, weight, g, optimize=True)
-        return np.ascontiguousarray(u.reshape(TILE * TILE, self.g.c, self.g.f))
+        u = g @ weight @ g.T  # (F, C, 6, 6): matmul, as einsum would spend longer planning than computing
+        return np.ascontiguousarray(u.transpose(2, 3, 1, 0)).reshape(TILE * TILE, self.g.c, self.g.f)
 
     def weight_grad(self, total: np.ndarray) -> np.ndarray:
         """dW = G^T dU G, from the (36, C, F) sum of the chunks' dU."""
         _, _, g, _, _ = _matrices(total.dtype)
-        du = total.reshape(TILE, TILE, self.g.c, self.g.f)
-        return np.einsum("ai,abcf,bj->fcij", g, du, g, optimize=True)
+        du = total.reshape(TILE, TILE, self.g.c, self.g.f).transpose(3, 2, 0, 1)  # (F, C, 6, 6)
+        return g.T @ du @ g
 
     def _tiles(self, n: int, channels: int) -> tuple:
         return (TILE, TILE, n, self.th, self.tw, channels)

@@ -123,7 +123,9 @@ def _get_pool(workers: int) -> ThreadPoolExecutor:
 def single_threaded_blas() -> Iterator[None]:
     """Hold numpy's BLAS at one thread inside the block (re-entrant; restored on exit).
 
-    Needs ``threadpoolctl``; without it the block runs with BLAS as it is.
+    Needs ``threadpoolctl``; without it the block runs with BLAS as it is. The libraries are
+    found once and then set directly (a few microseconds, where a fresh ``threadpool_limits``
+    costs tens: small layers enter this block on every call).
     """
     global _blas, _blas_depth
     with _lock:
@@ -131,18 +133,24 @@ def single_threaded_blas() -> Iterator[None]:
             try:
                 from threadpoolctl import ThreadpoolController
             except ImportError:  # pragma: no cover - a runtime dependency, but degrade gracefully
-                _blas = False
+                _blas = ()
             else:
-                _blas = ThreadpoolController().select(user_api="blas")
+                _blas = tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
         _blas_depth += 1
-        limiter = _blas.limit(limits=1) if _blas and _blas_depth == 1 else None
+        saved = []
+        if _blas_depth == 1:
+            for lib in _blas:
+                threads = lib.get_num_threads()
+                if threads != 1:
+                    saved.append((lib, threads))
+                    lib.set_num_threads(1)
     try:
         yield
     finally:
         with _lock:
             _blas_depth -= 1
-            if limiter is not None:
-                limiter.restore_original_limits()
+            for lib, threads in saved:
+                lib.set_num_threads(threads)
 
 
 def run_chunks(fn: Callable[[int, int, int], object], total: int, chunk: int, *, blas: bool = True) -> list:
@@ -152,7 +160,11 @@ def run_chunks(fn: Callable[[int, int, int], object], total: int, chunk: int, *,
     ``min(get_num_threads(), number of chunks)`` workers, numbered from 0 (the calling
     thread). ``fn`` may use buffers of its ``worker`` freely: no two chunks run on one worker
     at the same time. BLAS is held at one thread throughout (``blas=False``: ``fn`` calls no
-    matrix product, so BLAS is left alone, which saves the switch).
+    matrix product, so BLAS is left alone, which saves the switch). A single chunk runs
+    directly on the calling thread: the layers size their chunks so that small work comes in
+    one piece, which a hand-off to a thread would cost more than it saves. (BLAS is held at one
+    thread there too: OpenBLAS would share a small product out to threads of its own, which
+    costs more than the product on a busy machine.)
 
     Returns
     -------
@@ -165,6 +177,9 @@ def run_chunks(fn: Callable[[int, int, int], object], total: int, chunk: int, *,
     """
     if chunk < 1:
         raise ValueError(f"run_chunks: chunk must be >= 1, got {chunk}")
+    if 0 < total <= chunk:  # one chunk: no thread to hand it to
+        with single_threaded_blas() if blas else nullcontext():
+            return [fn(0, total, 0)]
     bounds = [(start, min(start + chunk, total)) for start in range(0, total, chunk)]
     results: list = [None] * len(bounds)
     workers = 1 if getattr(_in_worker, "active", False) else min(get_num_threads(), len(bounds))

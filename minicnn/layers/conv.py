@@ -14,6 +14,12 @@ from .base import Layer, Parameter
 from .init import he_init
 
 
+def fast_conv_pair(layer) -> tuple:
+    """A convolution layer's fast pair (its ``kernel``): its forward keeps the columns for backward
+    in training mode only."""
+    return layer._kernel.pair(keep=layer.training)
+
+
 class Conv2DVolume(Layer):
     """2-D convolution (cross-correlation) of a batch of volumes with ``out_channels`` filters.
 
@@ -92,10 +98,7 @@ class Conv2DVolume(Layer):
         self.weight = Parameter(he_init(shape, math.prod(shape[1:]), rng, init, dtype))
         self.bias = Parameter(np.zeros(self.out_channels, dtype=dtype)) if bias else None
 
-    @property
-    def kernel(self) -> tuple:
-        """The fast pair; its forward keeps the columns for backward in training mode only."""
-        return self._kernel.pair(keep=self.training)
+    kernel = property(fast_conv_pair)
 
     def op_params(self) -> tuple:
         return self.weight, self.bias

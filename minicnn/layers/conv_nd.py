@@ -8,8 +8,9 @@ import numpy as np
 
 from .. import ops
 from .._validation import as_float, check_int
+from ..kernels.conv import ConvKernel
 from .base import Layer, Parameter
-from .conv import check_groups
+from .conv import check_groups, fast_conv_pair
 from .init import he_init
 
 
@@ -25,6 +26,8 @@ class _ConvND(Layer):
     """What Conv1D and Conv3D share: the arguments, the checks and the op; ``ndim`` spatial axes."""
 
     op = (ops.conv_forward, ops.conv_backward)
+    kernel = property(fast_conv_pair)
+    _fits = None  # the last input shape found to fit
     ndim = 0
     axes = ""  # the spatial axes' letters, for messages
     paddings = ("valid", "same")
@@ -45,6 +48,7 @@ class _ConvND(Layer):
         else:
             self.padding = _per_axis_ints(padding, self.ndim, name, "padding", minimum=0)
         self.groups = check_groups(groups, self.in_channels, self.out_channels, name)
+        self._kernel = ConvKernel()  # the per-shape plan and the reused buffers
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         self.weight = Parameter(he_init(shape, math.prod(shape[1:]), rng, "he_uniform", np.float32))
         self.bias = Parameter(np.zeros(self.out_channels, dtype=np.float32)) if bias else None
@@ -57,7 +61,9 @@ class _ConvND(Layer):
 
     def check_input(self, x) -> np.ndarray:
         x = as_float(x, self._describe())
-        self.output_shape(x.shape)
+        if x.shape != self._fits:  # the window's geometry costs more than a small conv: once per shape
+            self.output_shape(x.shape)
+            self._fits = x.shape
         return x
 
     def output_shape(self, input_shape: tuple) -> tuple:
