@@ -214,7 +214,7 @@ let cells = 0;
 for (const n of NODES) {
   if (n.kind === "block") continue;
   const S = VIEWS[n.output].S, total = prod(S);
-  for (let c = 0; c < Math.min(channelsOf(n), 3); c++)
+  for (let c = 0; c < Math.min(channelsOf(n), arguments[0]); c++)
     for (const i of [0, Math.floor(total / 2), total - 1]) {
       select(n.id, c, unravel(i, S));
       const r = Number($("result-value").dataset.value), o = Number($("out-value").dataset.value);
@@ -230,7 +230,19 @@ return [cells, bad, NODES.filter(n => n.kind !== "block").map(n => n.kind)];
 def test_every_built_in_layers_panel_opens_and_works_its_cell_out(driver, tmp_path, case):
     _, model, x = every_layer_models(np.random.default_rng(0))[case]
     open_page(driver, explore(model, x, tmp_path / "page.html"))
-    cells, bad, kinds = driver.execute_script(SWEEP)
+    cells, bad, kinds = driver.execute_script(SWEEP, 3)
     assert bad == []  # the page's own sums (or maxima, means, ...) equal minicnn's outputs, everywhere
     assert cells >= 3 * len(kinds)
+    assert_no_errors(driver)
+
+
+def test_a_page_cut_to_its_budget_still_works_out_every_cell_it_offers(driver, tmp_path):
+    # with 1,024 values per tensor most maps and filters are cut: the page offers the steps it can show
+    model = demo_network(np.random.default_rng(5))
+    x = np.random.default_rng(6).random((3, 32, 32), dtype=np.float32)
+    open_page(driver, explore(model, x, tmp_path / "page.html", max_values=1024))
+    cells, bad, _ = driver.execute_script(SWEEP, 64)
+    assert bad == [] and cells > 11 * 3
+    assert "Subsampled to keep the page small" in driver.find_element(By.ID, "notes").text
+    assert "not embedded" in driver.find_element(By.ID, "node-1").text
     assert_no_errors(driver)
