@@ -4,7 +4,8 @@
     python examples/train_shapes.py
 
 Prints the model summary, a progress bar and a line of results per epoch, a confusion
-matrix and the test accuracy; saves the model and (with matplotlib) pictures into --out.
+matrix and the test accuracy; saves the model, the explorer page (explorer.html, a
+step-by-step view of the network on a test image) and (with matplotlib) pictures into --out.
 Quick smoke run: ``python examples/train_shapes.py --limit 300 --epochs 1``.
 """
 
@@ -24,6 +25,7 @@ from demo_model import POOL_BEFORE_RELU_NOTE, build_demo_model, pools_before_rel
 
 from minicnn import SGD, SoftmaxCrossEntropy
 from minicnn.datasets import CLASSES, load_shapes
+from minicnn.plot import explore
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -118,6 +120,8 @@ def report_on_test_set(model, history, X_test, y_test, out: Path, start: float, 
         print("saved pictures:", ", ".join(str(p) for p in pictures))
     else:
         print('matplotlib is not installed, so no pictures: pip install -e ".[plot]" to get them')
+    page = explore(model, X_test[0], out / "explorer.html", classes=CLASSES)  # needs no matplotlib
+    print(f"saved the explorer page: {page} (open it in a browser: python -m webbrowser {page})")
     print(f"total time: {time.perf_counter() - start:.1f} s (data, training and evaluation)")
     print(f"test accuracy: {accuracy:.4f}")
     return accuracy

@@ -14,13 +14,17 @@ use ``path=`` or ``fig.savefig(...)``.
 - :func:`filters`, :func:`feature_maps`: what a conv network learned and what it sees.
 - :func:`history`, :func:`confusion`: how training went.
 - :func:`augmented`: what a :mod:`minicnn.augment` transform does to a few images.
+
+:func:`explore` is the exception to all of the above: it writes an HTML page (no matplotlib)
+that explains a model on one input, step by step, in a browser.
 """
 
 from .augment import augmented
+from .explore import explore
 from .network import feature_maps, filters
 from .steps import animate_convolution, convolution_steps
 from .training import confusion, history
 from .volume import output_volume
 
-__all__ = ["animate_convolution", "augmented", "confusion", "convolution_steps", "feature_maps", "filters", "history",
-           "output_volume"]
+__all__ = ["animate_convolution", "augmented", "confusion", "convolution_steps", "explore", "feature_maps", "filters",
+           "history", "output_volume"]
