@@ -3,12 +3,15 @@ and what is left over, for minicnn and for its PyTorch twin (examples/benchmark.
 
 minicnn's step is run by hand exactly as ``Sequential`` runs it (``layer.forward`` in order, the
 loss, its backward, ``layer.backward`` in reverse, the optimizer), with a clock around every
-call; the same step run the ordinary way (``model.forward``, ``model.backward``) is timed in the
-same loop. What the ordinary step takes beyond the sum of its timed parts is the Python
-overhead: ``Sequential``'s shape checks and its loop. torch's modules are timed one by one the
-same way: forward in order with autograd recording, and each module's backward on its own
+call. In the same loop the step is also timed whole, twice: the ordinary way (``model.forward``,
+``model.backward``) and by hand with no inner clocks; the difference is ``Sequential``'s own
+overhead (its shape checks and its loop), measured directly. What the ordinary step takes beyond
+its timed parts and that overhead is left "unattributed": the best of each part is taken over
+different runs, so this is noise, small on an idle machine. torch's modules are timed one by one
+the same way: forward in order with autograd recording, and each module's backward on its own
 (autograd runs one backward for the whole graph, which cannot be split by a clock), from the
-inputs and gradients of one step taken at the start.
+inputs and gradients of one step taken at the start; torch's unattributed time is mostly its
+autograd engine.
 
 Every figure is the best of the timed runs: noise from the rest of the machine only adds time.
 """
@@ -21,6 +24,8 @@ import numpy as np
 
 from minicnn.training import fit
 
+SEQUENTIAL = "Sequential's checks and loop"
+UNATTRIBUTED = "unattributed"
 FIT_BATCHES = 8  # fit's time per batch is the mean over this many (fit times no single batch)
 
 
@@ -51,6 +56,21 @@ def _minicnn_parts(model, x, y, loss, optimizer) -> tuple[list[float], list[floa
     optimizer.step()
     parts["optimizer step"] = clock() - start
     return forward, backward, parts
+
+
+def _minicnn_by_hand(model, x, y, loss, optimizer) -> float:
+    """The step of :func:`_minicnn_parts` with one clock around it: Sequential's calls without Sequential."""
+    start = time.perf_counter()
+    optimizer.zero_grad()
+    out = x
+    for layer in model.layers:
+        out = layer.forward(out)
+    loss(out, y)
+    grad = loss.backward()
+    for layer in reversed(model.layers):
+        grad = layer.backward(grad)
+    optimizer.step()
+    return time.perf_counter() - start
 
 
 def _minicnn_step(model, x, y, loss, optimizer) -> float:
@@ -151,19 +171,24 @@ def profile_step(model, x: np.ndarray, y: np.ndarray, loss, optimizer, *, repeat
     dict
         ``layers``: one row per layer (``index``, ``layer``, ``input_shape``, ``forward_ms``,
         ``backward_ms``, and the torch ``torch_forward_ms``, ``torch_backward_ms``);
-        ``parts``: the loss and optimizer rows, then ``the rest (Python overhead)``, each with
-        ``ms`` and ``torch_ms``; ``step_ms``, ``torch_step_ms`` and ``fit_batch_ms``.
+        ``parts``: the loss and optimizer rows, ``Sequential's checks and loop`` and
+        ``unattributed`` (the step less everything above), each with ``ms`` and ``torch_ms``;
+        ``step_ms``, ``torch_step_ms`` and ``fit_batch_ms``.
     """
     torch_side = None if twin is None else _TorchTwin(twin[0], twin[1], x, y, twin[2])
-    runs: dict[str, list] = {"parts": [], "step": [], "torch_parts": [], "torch_step": []}
+    runs: dict[str, list] = {"parts": [], "step": [], "by_hand": [], "torch_parts": [], "torch_step": []}
+    kinds = {"parts": lambda: _minicnn_parts(model, x, y, loss, optimizer),
+             "step": lambda: _minicnn_step(model, x, y, loss, optimizer),
+             "by_hand": lambda: _minicnn_by_hand(model, x, y, loss, optimizer)}
+    if torch_side is not None:
+        kinds.update(torch_parts=torch_side.parts, torch_step=torch_side.step)
+    names = list(kinds)
     for i in range(warmup + repeat):
-        results = {"parts": _minicnn_parts(model, x, y, loss, optimizer),
-                   "step": _minicnn_step(model, x, y, loss, optimizer)}
-        if torch_side is not None:
-            results["torch_parts"] = torch_side.parts()
-            results["torch_step"] = torch_side.step()
-        if i >= warmup:
-            for key, value in results.items():
+        # Each run in turn goes first: the first after the other library's runs shares the cores
+        # with that library's threads, which keep spinning a while after their last task.
+        for key in names[i % len(names):] + names[:i % len(names)]:
+            value = kinds[key]()
+            if i >= warmup:
                 runs[key].append(value)
     fit_batch = min(_fit_batch(model, x, y, loss, optimizer, FIT_BATCHES) for _ in range(3))
 
@@ -187,9 +212,11 @@ def profile_step(model, x: np.ndarray, y: np.ndarray, loss, optimizer, *, repeat
         shape = layer.output_shape(shape)
     rows = [{"part": key, "ms": value * 1e3, "torch_ms": None if theirs is None else theirs[2][key] * 1e3}
             for key, value in parts.items()]
-    rest = step - sum(forward) - sum(backward) - sum(parts.values())
+    sequential = step - min(runs["by_hand"])
+    rows.append({"part": SEQUENTIAL, "ms": sequential * 1e3, "torch_ms": None})
+    rest = step - sequential - sum(forward) - sum(backward) - sum(parts.values())
     torch_rest = None if theirs is None else torch_step - sum(theirs[0]) - sum(theirs[1]) - sum(theirs[2].values())
-    rows.append({"part": "the rest (Python overhead)", "ms": rest * 1e3,
+    rows.append({"part": UNATTRIBUTED, "ms": rest * 1e3,
                  "torch_ms": None if torch_rest is None else torch_rest * 1e3})
     return {"batch_size": len(x), "layers": layers, "parts": rows, "step_ms": step * 1e3,
             "torch_step_ms": None if torch_step is None else torch_step * 1e3, "fit_batch_ms": fit_batch * 1e3}
@@ -200,7 +227,7 @@ def _ms(value: float | None, width: int = 9) -> str:
 
 
 def format_profile(profile: dict, title: str) -> str:
-    """The profile as a table: one row per layer, then the loss, the optimizer, the rest and the step."""
+    """The profile as a table: one row per layer, the loss, the optimizer, the overhead, and the step."""
     step = profile["step_ms"]
     head = (f"{'phase':<28} {'input':<14} {'fwd ms':>9} {'bwd ms':>9} {'torch fwd':>9} {'torch bwd':>9} "
             f"{'x torch':>7} {'share':>6}")

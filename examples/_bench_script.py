@@ -15,12 +15,11 @@ recipe (optimizer, learning rate, momentum, epochs, batch size, validation after
 on the same images in the same order, then predicts the test images: what a PyTorch user
 would write. Its training time is the yardstick of the script's.
 
-    python examples/_bench_script.py --launched TIME --json FILE -- [train_shapes.py flags]
+    python examples/_bench_script.py --threads N --json FILE --launched TIME -- [train_shapes.py flags]
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import re
@@ -35,6 +34,7 @@ sys.path.insert(0, str(HERE))  # sibling modules, however it is run
 
 import numpy as np
 import train_shapes
+from _cli import parser, positive_int, run
 
 from minicnn import Sequential, set_num_threads
 
@@ -249,11 +249,10 @@ def format_script(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    cli = argparse.ArgumentParser(description="Run examples/train_shapes.py with its phases timed (for "
-                                              "examples/benchmark.py).")
+    cli = parser("Run examples/train_shapes.py with its phases timed (for examples/benchmark.py).")
     cli.add_argument("--launched", type=float, required=True, help="time.time() when the process was launched")
     cli.add_argument("--json", required=True, help="where to write the phases")
-    cli.add_argument("--threads", type=int, required=True, help="minicnn's thread count")
+    cli.add_argument("--threads", type=positive_int, required=True, help="minicnn's thread count")
     cli.add_argument("script_args", nargs="*", help="train_shapes.py's flags (after --)")
     args = cli.parse_args(argv)
     set_num_threads(args.threads)
@@ -263,4 +262,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

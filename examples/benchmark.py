@@ -24,7 +24,7 @@ the machine's speed drifts.
 
 After the table come the algorithm each convolution picked, the thread scaling (a few cases
 at one thread and at all of them, interleaved), a profile of one demo training step at
-batch 32 (each layer's forward and backward, the loss, the optimizer, the Python overhead),
+batch 32 (each layer's forward and backward, the loss, the optimizer, Sequential's overhead),
 one whole epoch of the demo training against the same loop in PyTorch, and the main job:
 ``examples/train_shapes.py`` run whole in a fresh process, phase by phase (import, data,
 fit, evaluation, save, pictures), against a PyTorch twin of its recipe.
@@ -764,6 +764,7 @@ def main(argv=None) -> int:
 
 def run_benchmark(args, threads: int) -> dict:
     """Every section of the benchmark, printed as it ends; returns what ``--json`` writes."""
+    began = time.perf_counter()
     monitor = LoadMonitor(idle_gflops=args.idle_gflops, repeat=1 if args.quick else 3)
     rng = np.random.default_rng(args.seed)
     use_torch = torch is not None and not args.no_torch
@@ -819,9 +820,10 @@ def run_benchmark(args, threads: int) -> dict:
         print()
         print(format_profile(profile, f"one demo training step at batch {profile['batch_size']}, phase by phase "
                                       "(best of each; minicnn as Sequential runs it, torch module by module):"))
-        print("(the rest: the step timed whole, less its timed parts: Sequential's checks and loop; "
-              "fit, per batch: the step as fit runs it, with its batch gathering, finite checks and accuracy; "
-              "a mean, so it takes noise the best of the other rows does not)",
+        print("(Sequential's checks and loop: the step through model.forward and model.backward less the same "
+              "calls made by hand; unattributed: the step less all of the above, noise between the bests of the "
+              "parts, and in torch its autograd engine; fit, per batch: the step as fit runs it, with its batch "
+              "gathering, finite checks and accuracy, a mean, so it takes noise the best of the other rows does not)",
               flush=True)
     epoch = None
     if not args.no_epoch:
@@ -839,9 +841,11 @@ def run_benchmark(args, threads: int) -> dict:
     summary = summarize(rows, script)
     load = monitor.verdict()
     targets = judge(summary, load, args.quick)
+    meta["seconds"] = time.perf_counter() - began
     print()
     print(format_load(load))
     print(format_targets(targets, summary))
+    print(f"the benchmark took {meta['seconds']:.0f} s")
     result = {"meta": meta, "rows": rows, "summary": summary, "targets": targets, "load": load,
               "scaling": scaling, "profile": profile, "epoch": epoch, "script": script}
     if args.json:

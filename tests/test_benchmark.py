@@ -49,10 +49,11 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path):
     assert "machine load at the start: 1-min load average" in out
     assert "1024x1024 matrix product" in out
     assert "machine load: idle;" in out or "machine load: LOADED;" in out
-    # the profile of one demo step: a row per layer, then the loss, the optimizer and the rest
+    assert out.rstrip().splitlines()[-2].startswith("the benchmark took ")  # then "wrote FILE"
+    # the profile of one demo step: a row per layer, then the loss, the optimizer and the overhead
     assert "one demo training step at batch 2, phase by phase" in out
     for phase in ("0 Conv2DVolume", "10 Dense", "loss forward", "loss backward", "optimizer step",
-                  "the rest (Python overhead)", "whole step", "fit, per batch (mean of 8)"):
+                  "Sequential's checks and loop", "unattributed", "whole step", "fit, per batch (mean of 8)"):
         assert phase in out
     # the main job, phase by phase
     assert "the main job: examples/train_shapes.py --limit 100 --epochs 1" in out
@@ -65,7 +66,7 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path):
     assert ("fwd+bwd x torch, worst row (no target): ReLU" in out) == with_torch
     assert ("torch not used" in out) == (not with_torch)
     assert set(result) == {"meta", "rows", "summary", "targets", "load", "scaling", "profile", "epoch", "script"}
-    assert {"numpy", "threads", "machine", "quick", "square_gemm_gflops"} <= set(result["meta"])
+    assert {"numpy", "threads", "machine", "quick", "square_gemm_gflops", "seconds"} <= set(result["meta"])
     assert result["meta"]["quick"] is True
     names = {(row["name"], row["pass"]) for row in result["rows"]}
     for shape in ("S1", "S2", "S3", "S4"):
@@ -138,11 +139,12 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path):
         "Conv2DVolume", "MaxPool2D", "ReLU"] * 3 + ["Flatten", "Dense"]
     assert profile["layers"][0]["input_shape"] == "2x3x32x32" and profile["batch_size"] == 2
     assert [row["part"] for row in profile["parts"]] == [
-        "zero_grad", "loss forward", "loss backward", "optimizer step", "the rest (Python overhead)"]
+        "zero_grad", "loss forward", "loss backward", "optimizer step", "Sequential's checks and loop",
+        "unattributed"]
     for row in profile["layers"]:
         assert row["forward_ms"] > 0 and row["backward_ms"] > 0
         assert (row["torch_forward_ms"] is not None) == with_torch
-    # the rest is what the whole step took beyond its parts, so the parts add up to the step
+    # "unattributed" is what the whole step took beyond everything else, so the rows add up to the step
     parts = sum(r["forward_ms"] + r["backward_ms"] for r in profile["layers"]) + sum(r["ms"] for r in profile["parts"])
     assert parts == pytest.approx(profile["step_ms"])
     assert profile["fit_batch_ms"] > 0
