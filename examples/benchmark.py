@@ -1,36 +1,48 @@
-"""Time minicnn's layers, and PyTorch's where it is installed, on a fixed suite of shapes.
+"""Time minicnn's layers, its training steps and its main job, and PyTorch's where it is installed.
 
 The suite: four convolutions (S1-S4), max pooling of each one's output; ReLU, BatchNorm2D
 (training mode) and AvgPool2D (2x2, and 3x3 at stride 2 with padding 1) on S1's output and
-on the demo's first feature maps (batch x 16 x 32 x 32); then the demo network layer by
-layer, as ``build_demo_model`` orders it, and one whole training step.
+on the demo's first feature maps (batch x 16 x 32 x 32); one representative shape for each
+of the other layers (1-D and 3-D convolution, pooling and BatchNorm, transposed convolution,
+upsampling, depthwise convolution); the demo network layer by layer, as ``build_demo_model``
+orders it; and whole training steps: the demo at batch 32 and 64, a small CNN on 8x8 digits
+and the MNIST-1D paper's CNN.
 
 For every case the script reports the best and the median of many timed runs (the best
 is the figure to compare: noise from the rest of the machine only ever adds time), the
 rate in GFLOP/s, the time of plain numpy matrix products doing the same arithmetic (the
 floor an im2col convolution can reach), PyTorch's time at the same thread count and our
 time as a multiple of it, and the peak extra memory of one forward+backward from a
-freshly built layer (measured with tracemalloc, which sees every numpy buffer).
+freshly built layer (measured with tracemalloc, which sees every numpy buffer). PyTorch's
+side is the same network or layer, made by ``minicnn.export.to_torch`` with the same weights,
+trained with the same ``torch.optim`` rule.
 
 The timed runs come in several passes over the whole suite, each after its own warm-up,
 so that a burst of load elsewhere on the machine spoils one pass of a case, not all; and
 our time and torch's are taken in the same pass, so their ratio is a fair one even when
 the machine's speed drifts.
 
-After the table come the algorithm each convolution picked, the thread scaling (every case
-at one thread and at all of them, interleaved), and one whole epoch of the demo training
-against the same loop in PyTorch.
+After the table come the algorithm each convolution picked, the thread scaling (a few cases
+at one thread and at all of them, interleaved), a profile of one demo training step at
+batch 32 (each layer's forward and backward, the loss, the optimizer, Sequential's overhead),
+one whole epoch of the demo training against the same loop in PyTorch, and the main job:
+``examples/train_shapes.py`` run whole in a fresh process, phase by phase (import, data,
+fit, evaluation, save, pictures), against a PyTorch twin of its recipe.
 
-Run ``python examples/benchmark.py`` for the full suite (a few minutes on two cores),
-``--quick`` for a smoke run on tiny batches, and ``--json FILE`` to keep the results.
-PyTorch is never required: without it the torch columns stay empty.
+The machine itself is measured too (examples/_bench_load.py): numpy's 1024x1024 matrix
+product several times during the run, and the load average before it. On a loaded machine
+every number is still printed, but the targets are marked "not judged: machine loaded".
+
+Run ``python examples/benchmark.py`` for the full run (about five minutes on two idle
+cores), ``--no-script`` to leave out the main job (the longest part), ``--quick`` for a smoke
+run on tiny batches, and ``--json FILE`` to keep the results. PyTorch is never required:
+without it the torch columns stay empty.
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
-import gc
 import json
 import math
 import os
@@ -45,24 +57,41 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, however it is run
 
+from _bench_load import LoadMonitor, format_load
+from _bench_phases import format_profile, profile_step
+from _bench_script import demo_script, format_script
+from _cli import parser, positive_int, run
 from demo_model import build_demo_model
 
 import minicnn
 from minicnn import (
+    AvgPool1D,
     AvgPool2D,
+    AvgPool3D,
+    BatchNorm1D,
     BatchNorm2D,
+    BatchNorm3D,
+    Conv1D,
     Conv2DVolume,
+    Conv3D,
+    ConvTranspose2D,
     Dense,
     Flatten,
+    GlobalAvgPool1D,
+    GlobalAvgPool3D,
+    MaxPool1D,
     MaxPool2D,
+    MaxPool3D,
     ReLU,
     Sequential,
+    Upsample2D,
     get_num_threads,
     set_num_threads,
 )
 from minicnn.datasets import load_shapes, make_shapes
+from minicnn.export import to_torch
 from minicnn.functional import resolve_padding
-from minicnn.summary import multiply_accumulates, trace_shapes
+from minicnn.summary import multiply_accumulates
 
 try:  # an optional yardstick, never a dependency
     import torch
@@ -78,10 +107,73 @@ SUITE = {
 }
 DEMO_BATCH = 64
 EPOCH_BATCH = 32  # examples/train_shapes.py's default
-TARGETS = {  # the performance issue's targets: at most these
-    "geomean_x_torch": 1.5, "worst_x_torch": 2.5, "s3_x_torch": 1.0, "step_x_torch": 1.8,
-    "s1_peak_mib": 60.0, "pool_x_torch": 1.2,
+
+
+def _seeded() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+# The layers beyond the demo's, one representative shape each: row name -> (input shape, label, layer)
+LAYER_ROWS = {
+    "conv1d": ((32, 16, 512), "F32 k5 p2", lambda: Conv1D(16, 32, 5, padding=2, rng=_seeded())),
+    "conv3d": ((8, 8, 16, 16, 16), "F16 k3 p1", lambda: Conv3D(8, 16, 3, padding=1, rng=_seeded())),
+    "convT2d": ((32, 32, 16, 16), "F16 k2 s2", lambda: ConvTranspose2D(32, 16, 2, stride=2, rng=_seeded())),
+    "depthwise conv": ((32, 32, 32, 32), "k3 p1 g32",
+                       lambda: Conv2DVolume(32, 32, 3, padding=1, groups=32, rng=_seeded())),
+    "upsample nearest": ((32, 32, 16, 16), "x2", lambda: Upsample2D(2)),
+    "upsample bilin": ((32, 32, 16, 16), "x2", lambda: Upsample2D(2, mode="bilinear")),
+    "maxpool1d": ((32, 32, 512), "k2", lambda: MaxPool1D(2)),
+    "avgpool1d": ((32, 32, 512), "k2", lambda: AvgPool1D(2)),
+    "globalavg1d": ((32, 32, 512), "", GlobalAvgPool1D),
+    "maxpool3d": ((8, 16, 16, 16, 16), "k2", lambda: MaxPool3D(2)),
+    "avgpool3d": ((8, 16, 16, 16, 16), "k2", lambda: AvgPool3D(2)),
+    "globalavg3d": ((8, 16, 16, 16, 16), "", GlobalAvgPool3D),
+    "bn1d (N,C)": ((256, 512), "", lambda: BatchNorm1D(512)),
+    "bn1d (N,C,L)": ((32, 32, 512), "", lambda: BatchNorm1D(32)),
+    "bn3d": ((8, 16, 16, 16, 16), "", lambda: BatchNorm3D(16)),
 }
+LAYER_ROW_TARGET = 2.0  # each of these rows: fwd+bwd at most this many times torch's
+
+
+def build_digits_model(rng: np.random.Generator | None = None) -> Sequential:
+    """A small CNN for 8x8 grayscale digits: (N, 1, 8, 8) -> (N, 10) logits."""
+    return Sequential(Conv2DVolume(1, 16, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2),
+                      Conv2DVolume(16, 32, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2),
+                      Flatten(), Dense(32 * 2 * 2, 10, rng=rng))
+
+
+def build_mnist1d_model(rng: np.random.Generator | None = None) -> Sequential:
+    """The CNN of the MNIST-1D paper: (N, 1, 40) signals -> (N, 10) logits."""
+    return Sequential(Conv1D(1, 25, 5, stride=2, padding=1, rng=rng), ReLU(),
+                      Conv1D(25, 25, 3, stride=2, padding=1, rng=rng), ReLU(),
+                      Conv1D(25, 25, 3, stride=2, padding=1, rng=rng), ReLU(),
+                      Flatten(), Dense(25 * 5, 10, rng=rng))
+
+
+# The training steps: row name -> (model builder, batch shape, classes, optimizer and its settings,
+# which torch.optim has under the same names)
+DEMO_RECIPE = ("SGD", {"lr": 0.02, "momentum": 0.9})  # examples/train_shapes.py's
+STEPS = {
+    "demo step b32": (build_demo_model, (32, 3, 32, 32), 6, DEMO_RECIPE),
+    "demo step b64": (build_demo_model, (DEMO_BATCH, 3, 32, 32), 6, DEMO_RECIPE),
+    "digits step": (build_digits_model, (64, 1, 8, 8), 10, ("Adam", {"lr": 1e-3})),
+    "mnist1d step": (build_mnist1d_model, (100, 1, 40), 10, ("Adam", {"lr": 1e-2})),
+}
+
+TARGETS = {  # the performance issues' targets: key -> (what, at most); ratios are minicnn's time / torch's
+    "geomean_x_torch": ("conv fwd+bwd x torch, geometric mean of S1-S4", 1.5),
+    "worst_x_torch": ("conv fwd+bwd x torch, worst of S1-S4", 2.0),
+    "s3_x_torch": ("conv S3 fwd+bwd x torch", 1.0),
+    "step32_x_torch": ("demo train step x torch, batch 32", 1.3),
+    "step64_x_torch": ("demo train step x torch, batch 64", 1.2),
+    "digits_x_torch": ("digits train step x torch", 1.2),
+    "mnist1d_x_torch": ("MNIST-1D train step x torch", 1.2),
+    "script_x_torch": ("whole demo script / torch twin's training time", 1.3),
+    "pool_x_torch": ("MaxPool2D fwd+bwd x torch, worst pool row", 1.2),
+    "s1_peak_mib": ("conv S1 peak extra MiB of one fwd+bwd", 60.0),
+}
+STEP_TARGETS = {"step32_x_torch": "demo step b32", "step64_x_torch": "demo step b64",
+                "digits_x_torch": "digits step", "mnist1d_x_torch": "mnist1d step"}
 # summary key: the row-name prefix of the layers reported without a target (the worst row's x torch)
 OTHER_LAYERS = {"relu_x_torch": ("relu ", "demo relu"), "bn_x_torch": ("bn ",), "avgpool_x_torch": ("avgpool ",)}
 OTHER_NAMES = {"relu_x_torch": "ReLU", "bn_x_torch": "BatchNorm2D", "avgpool_x_torch": "AvgPool2D"}
@@ -106,8 +198,7 @@ def peak_extra_mib(fn) -> float:
     ``fn`` should build its layer itself, so that workspace buffers a layer keeps between
     calls are counted too; its inputs are made before, and are not counted.
     """
-    gc.collect()
-    tracemalloc.start()
+    tracemalloc.start()  # it sees only what is allocated from here on: no collection needed before
     try:
         before = tracemalloc.get_traced_memory()[0]
         fn()
@@ -231,10 +322,12 @@ def conv_cases(name, spec, rng, use_torch: bool, passes=("fwd", "fwd+bwd")) -> l
     return cases
 
 
-def layer_case(name, label, make, shape_nchw, rng, torch_op=None) -> Case:
+def layer_case(name, label, make, shape_nchw, rng, torch_op=None, twin: bool = False) -> Case:
     """Forward+backward of the layer ``make()`` builds, against ``torch_op(tx)`` with autograd.
 
-    ``torch_op`` takes the input tensor and returns the output tensor (None: no torch column).
+    ``torch_op`` takes the input tensor and returns the output tensor (None: no torch column);
+    ``twin=True`` makes it the layer's own torch module, from ``to_torch`` with the same weights.
+    A layer with weights gets a GFLOP/s figure: forward and backward are three products each.
     """
     x = rand(rng, shape_nchw)
     layer = make()
@@ -249,17 +342,23 @@ def layer_case(name, label, make, shape_nchw, rng, torch_op=None) -> Case:
         y = again.forward(x)
         return y, again.backward(dout)
 
+    if twin:
+        torch_op = to_torch(Sequential(layer))[0]
     torch_fn = None
     if torch_op is not None:
         tx = torch.from_numpy(x).requires_grad_()
         tdout = torch.from_numpy(dout)
 
         def torch_fn():
-            tx.grad = None
+            tx.grad = None  # a module's weight gradients accumulate, as ours do
             torch_op(tx).backward(tdout)
 
+    macs = multiply_accumulates(layer, dout.shape, x.shape)
+    flops = 3 * 2.0 * len(x) * macs if macs else None
+    algorithm = layer.algorithm_for(x.shape) if hasattr(layer, "algorithm_for") else None
     label = "x".join(map(str, shape_nchw)) + (f" {label}" if label else "")
-    return Case(name, label, "fwd+bwd", ours, torch_fn=torch_fn, peak=peak_extra_mib(fresh))
+    return Case(name, label, "fwd+bwd", ours, flops, torch_fn=torch_fn, peak=peak_extra_mib(fresh),
+                algorithm=algorithm)
 
 
 def pool_case(name, shape_nchw, rng, use_torch: bool) -> Case:
@@ -324,38 +423,25 @@ def dense_case(name, n, fin, fout, rng, use_torch: bool) -> Case:
     return Case(name, f"{n}x{fin} -> {fout}", "fwd+bwd", ours, 3 * 2.0 * n * fin * fout, gemm, torch_fn)
 
 
-def torch_twin(model: Sequential):
-    """The same network in PyTorch, with the same initial weights, for the step timing."""
-    nn = torch.nn
-    layers = []
-    for layer in model.layers:
-        if isinstance(layer, Conv2DVolume):
-            pads = resolve_padding(layer.padding, (32, 32), layer.kernel_size, layer.stride, layer.dilation)
-            if any(before != after for before, after in pads):
-                raise NotImplementedError("the torch twin needs symmetric padding")
-            twin = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
-                             padding=tuple(p[0] for p in pads), dilation=layer.dilation)
-        elif isinstance(layer, Dense):
-            twin = nn.Linear(layer.in_features, layer.out_features)
-        elif isinstance(layer, MaxPool2D):
-            twin = nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
-        else:
-            twin = {ReLU: nn.ReLU, Flatten: nn.Flatten}[type(layer)]()
-        if hasattr(layer, "weight"):
-            with torch.no_grad():
-                twin.weight.copy_(torch.from_numpy(layer.weight.data))
-                twin.bias.copy_(torch.from_numpy(layer.bias.data))
-        layers.append(twin)
-    return nn.Sequential(*layers)
+def optimizer_pair(recipe, params, torch_params=None):
+    """minicnn's optimizer over ``params`` and, with ``torch_params``, torch.optim's of the same name
+    and settings (the update rules are the same)."""
+    name, settings = recipe
+    ours = getattr(minicnn, name)(params, **settings)
+    return ours, None if torch_params is None else getattr(torch.optim, name)(torch_params, **settings)
 
 
-def train_step_case(batch, rng, use_torch: bool) -> Case:
-    """One SGD step (forward, backward, update) of the demo network, as fit runs it."""
-    model = build_demo_model(rng=rng)
+def step_case(name, rng, use_torch: bool, batch: int | None = None) -> Case:
+    """One training step (zero_grad, forward, loss, backward, update) of a ``STEPS`` network, as fit
+    runs it, and the same step of its torch twin."""
+    build, shape, classes, recipe = STEPS[name]
+    shape = shape if batch is None else (batch, *shape[1:])
+    model = build(rng=rng)
     model.layers[0].input_grad = False  # as fit does: nothing needs dL/dx of the images (nor in torch)
-    x = rand(rng, (batch, 3, 32, 32))
-    y = rng.integers(0, 6, size=batch)
-    opt = minicnn.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = rand(rng, shape)
+    y = rng.integers(0, classes, size=shape[0])
+    tmodel = to_torch(model) if use_torch else None
+    opt, topt = optimizer_pair(recipe, model.parameters(), None if tmodel is None else tmodel.parameters())
     loss = minicnn.SoftmaxCrossEntropy()
 
     def step():
@@ -366,8 +452,6 @@ def train_step_case(batch, rng, use_torch: bool) -> Case:
 
     torch_fn = None
     if use_torch:
-        tmodel = torch_twin(model)
-        topt = torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9)
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
 
         def torch_fn():
@@ -376,10 +460,9 @@ def train_step_case(batch, rng, use_torch: bool) -> Case:
             topt.step()
 
     # forward and backward are three matrix products each: 3 x 2 FLOPs per multiply-accumulate
-    shapes = trace_shapes(model.layers, (1, 3, 32, 32))
-    macs = sum(multiply_accumulates(layer, shape) for layer, shape in zip(model.layers, shapes))
-    return Case("demo train step", f"batch {batch}, 3x32x32", "step", step, 3 * 2.0 * batch * macs,
-                torch_fn=torch_fn)
+    macs = multiply_accumulates(model, None, (1, *shape[1:]))
+    label = f"batch {shape[0]}, " + "x".join(map(str, shape[1:]))
+    return Case(name, label, "step", step, 3 * 2.0 * shape[0] * macs, torch_fn=torch_fn)
 
 
 def demo_layer_cases(batch, rng, use_torch: bool) -> list[Case]:
@@ -424,14 +507,20 @@ def build_cases(args, rng) -> list[Case]:
         cases.append(batchnorm_case(f"bn {name}", shape, rng, use_torch))
         cases.append(avgpool_case(f"avgpool {name}", shape, 2, 2, 0, rng, use_torch))
         cases.append(avgpool_case(f"avgpool {name} k3", shape, 3, 2, 1, rng, use_torch))
-    # The demo network layer by layer, then one whole training step.
+    # The other layers, one shape each, against their own torch modules.
+    for name, (shape, label, make) in LAYER_ROWS.items():
+        shape = (2, *shape[1:]) if args.quick else shape
+        cases.append(layer_case(name, label, make, shape, rng, twin=use_torch))
+    # The demo network layer by layer, then whole training steps.
     cases += demo_layer_cases(batch, rng, use_torch)
-    cases.append(train_step_case(batch, rng, use_torch))
+    for name in STEPS:
+        cases.append(step_case(name, rng, use_torch, batch=2 if args.quick else None))
     return cases
 
 
 SCALING_CASES = {("conv S1", "fwd+bwd"), ("conv S2", "fwd+bwd"), ("conv S3", "fwd+bwd"), ("conv S4", "fwd+bwd"),
-                 ("pool S1", "fwd+bwd"), ("relu S1", "fwd+bwd"), ("demo train step", "step")}
+                 ("pool S1", "fwd+bwd"), ("relu S1", "fwd+bwd"), ("demo step b32", "step"),
+                 ("demo step b64", "step")}
 
 
 def thread_scaling(cases: list[Case], threads: int, args) -> list[dict]:
@@ -472,10 +561,10 @@ def demo_epoch(args, use_torch: bool) -> dict:
                   seed=args.seed, progress=False)
         times["ours"].append(time.perf_counter() - start)
         if use_torch:
-            tmodel = torch_twin(build_demo_model(rng=np.random.default_rng(args.seed)))
+            tmodel = to_torch(build_demo_model(rng=np.random.default_rng(args.seed)))
             topt = torch.optim.SGD(tmodel.parameters(), lr=0.02, momentum=0.9)
             tx, ty = torch.from_numpy(np.ascontiguousarray(X, np.float32)), torch.from_numpy(y)
-            order = torch.from_numpy(np.random.default_rng(args.seed).permutation(len(X)))
+            order = torch.from_numpy(np.random.default_rng([args.seed, 1]).permutation(len(X)))  # fit's epoch 1
             start = time.perf_counter()
             for first in range(0, len(X), EPOCH_BATCH):
                 batch = order[first:first + EPOCH_BATCH]
@@ -487,6 +576,21 @@ def demo_epoch(args, use_torch: bool) -> dict:
     theirs = min(times["torch"]) if times["torch"] else None
     return {"images": len(X), "batch_size": EPOCH_BATCH, "ours_s": ours, "torch_s": theirs,
             "x_torch": None if theirs is None else ours / theirs}
+
+
+def demo_step_profile(args, use_torch: bool) -> dict:
+    """Where one demo training step at batch 32 (train_shapes.py's) spends its time, layer by layer."""
+    rng = np.random.default_rng(args.seed)
+    batch = 2 if args.quick else EPOCH_BATCH
+    model = build_demo_model(rng=rng)
+    model.layers[0].input_grad = False  # as inside fit
+    x, y = rand(rng, (batch, 3, 32, 32)), rng.integers(0, 6, size=batch)
+    tmodel = to_torch(model) if use_torch else None
+    opt, topt = optimizer_pair(DEMO_RECIPE, model.parameters(), None if tmodel is None else tmodel.parameters())
+    twin = None if tmodel is None else (torch, tmodel, topt)
+    # at least one untimed step: torch's first calls set up what every later one reuses
+    return profile_step(model, x, y, minicnn.SoftmaxCrossEntropy(), opt, repeat=args.passes * args.repeat,
+                        warmup=max(args.warmup, 1), twin=twin)
 
 
 # -- reporting ---------------------------------------------------------------------------------
@@ -509,8 +613,9 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def summarize(rows: list[dict], quick: bool) -> dict:
-    """The issue's targets, checked on this run's numbers."""
+def summarize(rows: list[dict], script: dict | None = None) -> dict:
+    """This run's figures for the targets (keys of ``TARGETS``, each where it was measured), the
+    worst row of the layers without a target, and ``layers``: each ``LAYER_ROWS`` row's x torch."""
     by_name = {(r["name"], r["pass"]): r for r in rows}
     summary: dict = {}
     ratios = {name: by_name[(f"conv {name}", "fwd+bwd")]["x_torch"] for name in SUITE}
@@ -520,9 +625,11 @@ def summarize(rows: list[dict], quick: bool) -> dict:
         summary["worst_x_torch"] = ratios[worst]
         summary["worst_shape"] = worst
         summary["s3_x_torch"] = ratios["S3"]
-    step = by_name[("demo train step", "step")]["x_torch"]
-    if step is not None:
-        summary["step_x_torch"] = step
+    for key, name in STEP_TARGETS.items():
+        if by_name[(name, "step")]["x_torch"] is not None:
+            summary[key] = by_name[(name, "step")]["x_torch"]
+    if script is not None and script["whole_x_torch_training"] is not None:
+        summary["script_x_torch"] = script["whole_x_torch_training"]
     pools = [r["x_torch"] for (name, _), r in by_name.items() if name.startswith("pool ")]
     if all(v is not None for v in pools):
         summary["pool_x_torch"] = max(pools)  # the worst of the pool rows
@@ -531,33 +638,53 @@ def summarize(rows: list[dict], quick: bool) -> dict:
         if ratios and all(v is not None for v in ratios):
             summary[key] = max(ratios)
     summary["s1_peak_mib"] = by_name[("conv S1", "fwd+bwd")]["peak_mib"]
-    checks = {key: summary[key] <= limit for key, limit in TARGETS.items() if key in summary}
-    summary["targets_met"] = None if quick else checks  # tiny batches say nothing about the targets
+    summary["layers"] = {name: by_name[(name, "fwd+bwd")]["x_torch"] for name in LAYER_ROWS
+                         if by_name[(name, "fwd+bwd")]["x_torch"] is not None}
     return summary
 
 
-def format_summary(summary: dict) -> str:
-    lines = []
-    if "geomean_x_torch" in summary:
-        lines.append(f"conv fwd+bwd x torch: geometric mean {summary['geomean_x_torch']:.2f} "
-                     f"(target <= {TARGETS['geomean_x_torch']}), worst {summary['worst_x_torch']:.2f} on "
-                     f"{summary['worst_shape']} (target <= {TARGETS['worst_x_torch']}), S3 "
-                     f"{summary['s3_x_torch']:.2f} (target < {TARGETS['s3_x_torch']})")
-    if "step_x_torch" in summary:
-        lines.append(f"demo train step x torch: {summary['step_x_torch']:.2f} (target <= {TARGETS['step_x_torch']})")
-    if "pool_x_torch" in summary:
-        lines.append(f"MaxPool2D fwd+bwd x torch, worst pool row: {summary['pool_x_torch']:.2f} "
-                     f"(target <= {TARGETS['pool_x_torch']})")
+def judge(summary: dict, load: dict, quick: bool) -> list[dict]:
+    """Every target with this run's value and its verdict: "OK", "MISSED", "not judged: <why>"
+    (tiny --quick batches, or a loaded machine: see examples/_bench_load.py) or "not measured"
+    (no torch, or a section that did not run). Sets ``summary["targets_met"]`` (None when not
+    judged) and ``summary["not_judged"]`` (the reason, or None)."""
+    reason = "--quick batches" if quick else "machine loaded" if load["loaded"] else None
+    wanted = [(key, what, limit, summary.get(key)) for key, (what, limit) in TARGETS.items()]
+    wanted += [(f"layer {name}", f"{name} fwd+bwd x torch", LAYER_ROW_TARGET, summary["layers"].get(name))
+               for name in LAYER_ROWS]
+    targets = []
+    for key, what, limit, value in wanted:
+        if value is None:
+            verdict = "not measured"
+        elif reason:
+            verdict = f"not judged: {reason}"
+        else:
+            verdict = "OK" if value <= limit else "MISSED"
+        targets.append({"key": key, "what": what, "value": value, "limit": limit, "verdict": verdict})
+    summary["not_judged"] = reason
+    summary["targets_met"] = None if reason else {
+        t["key"]: t["verdict"] == "OK" for t in targets if t["verdict"] in ("OK", "MISSED")}
+    return targets
+
+
+def format_targets(targets: list[dict], summary: dict) -> str:
+    """One line per target: what, this run's value, the limit and the verdict."""
+    lines = ["targets (x torch: minicnn's time over torch's, both from this run; judged on an idle machine only):"]
+    for t in targets:
+        value = "-" if t["value"] is None else f"{t['value']:.2f}"
+        lines.append(f"  {t['what']:<50} {value:>6}  <= {t['limit']:<4g} {t['verdict']}")
+    if "worst_shape" in summary:
+        lines.append(f"  (the worst convolution is {summary['worst_shape']})")
     others = [f"{OTHER_NAMES[key]} {summary[key]:.2f}" for key in OTHER_LAYERS if key in summary]
     if others:
         lines.append("fwd+bwd x torch, worst row (no target): " + ", ".join(others))
-    lines.append(f"conv S1 peak extra memory of one fwd+bwd: {summary['s1_peak_mib']:.1f} MiB "
-                 f"(target <= {TARGETS['s1_peak_mib']})")
-    if summary["targets_met"] is None:
-        lines.append("targets: not judged on --quick batches")
-    else:
-        lines.append("targets: " + ", ".join(f"{k} {'OK' if ok else 'MISSED'}"
-                                              for k, ok in summary["targets_met"].items()))
+    judged = [t for t in targets if t["verdict"] in ("OK", "MISSED")]
+    if judged:
+        missed = [t["key"] for t in judged if t["verdict"] == "MISSED"]
+        lines.append(f"targets: {len(judged) - len(missed)} of {len(judged)} met"
+                     + (f"; missed: {', '.join(missed)}" if missed else ""))
+    elif summary["not_judged"]:
+        lines.append(f"targets: not judged ({summary['not_judged']})")
     return "\n".join(lines)
 
 
@@ -578,43 +705,67 @@ def format_epoch(epoch: dict) -> str:
 
 
 # -- main --------------------------------------------------------------------------------------
+def positive_float(text: str) -> float:
+    """An argparse ``type``: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: batches of 2, one short pass (the numbers mean nothing)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads for minicnn and for torch (default: every core)")
-    parser.add_argument("--passes", type=int, default=None, help="passes over the suite (default 5, quick 1)")
-    parser.add_argument("--repeat", type=int, default=None,
-                        help="timed runs per case in each pass (default 6, quick 2)")
-    parser.add_argument("--warmup", type=int, default=None,
-                        help="untimed runs per case before each pass (default 2, quick 1)")
-    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
-    parser.add_argument("--no-epoch", action="store_true", help="skip the whole-epoch comparison")
-    parser.add_argument("--json", metavar="FILE", help="also write the table and the summary as JSON")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs and weights")
-    args = parser.parse_args(argv)
+    cli = parser(__doc__.split("\n\n")[0])
+    cli.add_argument("--quick", action="store_true",
+                     help="a smoke run: batches of 2, one short pass (the numbers mean nothing)")
+    cli.add_argument("--threads", type=positive_int, default=None,
+                     help="threads for minicnn and for torch (default: every core)")
+    cli.add_argument("--passes", type=positive_int, default=None, help="passes over the suite (default 5, quick 1)")
+    cli.add_argument("--repeat", type=positive_int, default=None,
+                     help="timed runs per case in each pass (default 6, quick 2)")
+    cli.add_argument("--warmup", type=int, default=None,
+                     help="untimed runs per case before each pass (default 2, quick 1)")
+    cli.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
+    cli.add_argument("--no-epoch", action="store_true", help="skip the whole-epoch comparison")
+    cli.add_argument("--no-profile", action="store_true", help="skip the per-phase profile of a demo step")
+    cli.add_argument("--script", action=argparse.BooleanOptionalAction, default=None,
+                     help="time the main job, examples/train_shapes.py run whole, against a torch twin of its "
+                          "recipe (default: in full runs; with --quick, a 100-image 1-epoch smoke run)")
+    cli.add_argument("--idle-gflops", type=positive_float, default=None,
+                     help="this machine's numpy float32 1024x1024 matrix product rate when idle, in GFLOP/s: "
+                          "a run whose best sample is below 80%% of it counts as loaded")
+    cli.add_argument("--json", metavar="FILE", help="also write the table and the summary as JSON")
+    cli.add_argument("--seed", type=int, default=0, help="seed of the random inputs and weights")
+    args = cli.parse_args(argv)
     defaults = {"passes": (1, 5), "repeat": (2, 6), "warmup": (1, 2)}  # (quick, full)
     for key, (quick, full) in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, quick if args.quick else full)
-    if args.threads is not None and args.threads < 1:
-        parser.error("--threads must be at least 1")
+    if args.warmup < 0:
+        cli.error(f"argument --warmup: expected a whole number >= 0, got {args.warmup}")
+    if args.script is None:
+        args.script = not args.quick
     return args
 
 
-def main(argv=None) -> dict:
+def main(argv=None) -> int:
     args = parse_args(argv)
     threads = args.threads or get_num_threads()
     before = get_num_threads()
     set_num_threads(threads)
     try:
-        return run(args, threads)
+        run_benchmark(args, threads)
     finally:
         set_num_threads(before)
+    return 0
 
 
-def run(args, threads: int) -> dict:
+def run_benchmark(args, threads: int) -> dict:
+    """Every section of the benchmark, printed as it ends; returns what ``--json`` writes."""
+    began = time.perf_counter()
+    monitor = LoadMonitor(idle_gflops=args.idle_gflops, repeat=1 if args.quick else 3)
     rng = np.random.default_rng(args.seed)
     use_torch = torch is not None and not args.no_torch
     meta = {
@@ -628,9 +779,8 @@ def run(args, threads: int) -> dict:
     if use_torch:
         torch.set_num_threads(threads)
         meta["torch_threads"] = torch.get_num_threads()
-    size = 64 if args.quick else 1024
-    a, b = rand(rng, (size, size)), rand(rng, (size, size))
-    meta["square_gemm_gflops"] = 2.0 * size**3 / min(time_runs(lambda: a @ b, args.repeat, args.warmup)) / 1e9
+    meta["square_gemm_gflops"] = monitor.sample("at the start")["gflops"]
+    load = "unknown" if monitor.load_before is None else f"{monitor.load_before:.2f}"
     print(f"minicnn {meta['minicnn']} benchmark: python {meta['python']}, numpy {meta['numpy']}, "
           f"torch {meta['torch'] or 'not used'}")
     print(f"machine: {meta['machine']}, {meta['cpus']} CPUs; threads: minicnn {threads}, numpy BLAS "
@@ -638,33 +788,66 @@ def run(args, threads: int) -> dict:
           f"{meta.get('torch_threads', '-')}; float32")
     print(f"timing: best and median over {args.passes} pass(es) of the suite, each running every case "
           f"{args.warmup} time(s) untimed, then {args.repeat} times timed")
-    print(f"numpy float32 {size}x{size} matrix product: {meta['square_gemm_gflops']:.1f} GFLOP/s", flush=True)
+    print(f"machine load at the start: 1-min load average {load}, numpy float32 1024x1024 matrix product "
+          f"{meta['square_gemm_gflops']:.1f} GFLOP/s"
+          + ("" if args.idle_gflops is None else f" (idle: {args.idle_gflops:g})"))
+    print("  (the product is timed again between sections; the run counts as loaded, and no target is judged, "
+          "if a sample falls below 80% of the run's best, the load average was above 0.5 at the start, or "
+          "the best is below 80% of --idle-gflops)", flush=True)
 
     cases = build_cases(args, rng)
-    for _ in range(args.passes):
+    for i in range(args.passes):
         for case in cases:
             case.run(args.repeat, args.warmup)
+        monitor.sample(f"after pass {i + 1} of the suite")
     rows = [case.row() for case in cases]
-
     print()
     print(format_table(rows))
     print("(gemm ms: numpy matrix products with the same FLOP count as the case, on ready operands;"
-          " peak MiB: one fwd+bwd from a fresh layer; algorithm: the one Conv2DVolume picked)")
-    summary = summarize(rows, args.quick)
-    print(format_summary(summary))
+          " peak MiB: one fwd+bwd from a fresh layer; algorithm: the one Conv2DVolume picked)", flush=True)
 
     scaling = []
     if threads > 1:
         scaling = thread_scaling(cases, threads, args)
+        monitor.sample("after the thread scaling")
         print()
-        print("thread scaling (minicnn only; every case at 1 thread and at all, taking turns):")
-        print(format_scaling(scaling))
+        print("thread scaling (minicnn only; each case at 1 thread and at all, taking turns):")
+        print(format_scaling(scaling), flush=True)
+    profile = None
+    if not args.no_profile:
+        profile = demo_step_profile(args, use_torch)
+        monitor.sample("after the step profile")
+        print()
+        print(format_profile(profile, f"one demo training step at batch {profile['batch_size']}, phase by phase "
+                                      "(best of each; minicnn as Sequential runs it, torch module by module):"))
+        print("(Sequential's checks and loop: the step through model.forward and model.backward less the same "
+              "calls made by hand; unattributed: the step less all of the above, noise between the bests of the "
+              "parts, and in torch its autograd engine; fit, per batch: the step as fit runs it, with its batch "
+              "gathering, finite checks and accuracy, a mean, so it takes noise the best of the other rows does not)",
+              flush=True)
     epoch = None
     if not args.no_epoch:
         epoch = demo_epoch(args, use_torch)
+        monitor.sample("after the demo epoch")
         print()
-        print(format_epoch(epoch))
-    result = {"meta": meta, "rows": rows, "summary": summary, "scaling": scaling, "epoch": epoch}
+        print(format_epoch(epoch), flush=True)
+    script = None
+    if args.script:
+        script = demo_script(torch if use_torch else None, threads, args.quick)
+        monitor.sample("after the main job")
+        print()
+        print(format_script(script), flush=True)
+
+    summary = summarize(rows, script)
+    load = monitor.verdict()
+    targets = judge(summary, load, args.quick)
+    meta["seconds"] = time.perf_counter() - began
+    print()
+    print(format_load(load))
+    print(format_targets(targets, summary))
+    print(f"the benchmark took {meta['seconds']:.0f} s")
+    result = {"meta": meta, "rows": rows, "summary": summary, "targets": targets, "load": load,
+              "scaling": scaling, "profile": profile, "epoch": epoch, "script": script}
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=2)
@@ -673,4 +856,4 @@ def run(args, threads: int) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run(main))
