@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from minicnn import Conv1D, Conv2DVolume, Conv3D, kernels, ops
-from minicnn.kernels.conv import MIN_CHUNK_MACS, ConvKernel
+from minicnn.kernels.conv import ConvKernel
+from minicnn.kernels.conv_geometry import MIN_CHUNK_MACS
 
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
 
@@ -21,7 +22,9 @@ CASES = {
     "1d-few-channels-causal": ((40, 3, 50), 8, 5, 1, "causal", 2, 1, "im2col"),
     "1d-many-channels-same-stride2": ((64, 16, 201), 16, 3, 2, "same", 1, 1, "im2col_nhwc"),
     "1d-batch1-pad(2,0)": ((1, 4, 9), 3, 3, 1, ((2, 0),), 1, 1, "im2col"),
-    "1d-depthwise": ((64, 32, 600), 32, 5, 1, 2, 1, 32, "im2col"),
+    "1d-depthwise": ((64, 32, 600), 32, 5, 1, 2, 1, 32, "depthwise"),
+    "2d-depthwise-strided-dilated": ((20, 8, 17, 15), 8, 3, 2, "same", 2, 8, "depthwise"),
+    "3d-depthwise": ((6, 4, 6, 7, 8), 4, (2, 3, 3), 1, 1, 1, 4, "depthwise"),
     "2d-grouped": ((30, 8, 12, 12), 16, 3, 1, 1, 1, 2, "im2col"),
     "3d-volume": ((24, 2, 8, 10, 10), 8, 3, 1, 1, 1, 1, "im2col"),
     "3d-strided-grouped": ((6, 4, 7, 9, 8), 6, (3, 2, 2), 2, "same", 1, 2, "im2col"),

@@ -17,9 +17,11 @@ The maths is the op's (``out = W_col @ cols + b``, ``dW = dout @ cols.T``,
   buffers only and leaves the kept buffer alone.
 - **need_dx=False** (nothing needs dL/dx: a model's first layer) skips dx's products and col2im.
 
-A 1-D convolution runs as a 2-D one over a height of 1 (:func:`lift_1d`). What the three
-algorithms do not cover, ``groups > 1`` and 3-D inputs, runs the op itself on the same chunks
-of samples on the threads (:class:`ChunkedOp`).
+A 1-D convolution runs as a 2-D one over a height of 1 (:func:`lift_1d`). A depthwise one
+(``groups == in_channels == out_channels``) runs one kernel offset at a time
+(:mod:`~minicnn.kernels.conv_depthwise`). What else the three algorithms do not cover, other
+``groups > 1`` and 3-D inputs, runs the op itself on the same chunks of samples on the
+threads (:class:`ChunkedOp`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from .. import ops
-from .conv_geometry import ConvGeometry
+from . import conv_depthwise
+from .conv_geometry import ConvGeometry, samples_per_chunk
 from .conv_im2col import Im2col, Im2colRows
 from .conv_winograd import Winograd
 from .threads import Scratch, run_chunks
@@ -40,28 +43,6 @@ from .windows import geometry
 
 PATHS = {path.name: path for path in (Im2col, Im2colRows, Winograd)}
 ALGORITHMS = ("auto", *PATHS)
-# Samples per chunk: enough to keep each thread's matrix products large and the Python
-# overhead per chunk small, few enough that a chunk's arrays stay near a core's cache
-# (measured on the benchmark's shapes: 1.5-3x faster per sample than chunks 4x larger or smaller).
-CHUNK_BYTES = 5 * 2**20
-MAX_CHUNK = 16
-# Handing a chunk to another thread (and holding BLAS at one thread) costs some 20-60 us on two
-# cores: a chunk of fewer multiply-adds than this (about 50 us of work) is not worth it.
-MIN_CHUNK_MACS = 2**21
-
-
-def samples_per_chunk(n: int, sample_size: int, sample_macs: int) -> int:
-    """Samples per chunk of a convolution, from its shape alone (never the thread count), so that
-    results are the same bits for any thread count: two chunks at least, each of at most
-    ``CHUNK_BYTES`` of float32 buffers (``sample_size`` elements per sample), and none under
-    ``MIN_CHUNK_MACS`` multiply-adds (``sample_macs`` per sample): a smaller convolution runs in
-    one piece on the calling thread.
-    """
-    chunk = max(1, min(MAX_CHUNK, -(-n // 2), CHUNK_BYTES // (4 * sample_size)))
-    smallest = -(-MIN_CHUNK_MACS // max(sample_macs, 1))
-    if chunk >= smallest:
-        return chunk
-    return -(-n // max(1, n // smallest))  # as many chunks of that size as fit, evened out
 
 
 def conv_chunk(g: ConvGeometry, sample_size: int) -> int:
@@ -214,6 +195,8 @@ class ConvKernel:
 
     def algorithm_for(self, x_shape: tuple, w_shape: tuple, *, stride, padding, dilation, groups: int) -> str:
         """The algorithm that runs for an input of ``x_shape`` and filters of ``w_shape``."""
+        if self.algorithm == "auto" and conv_depthwise.applies(x_shape, w_shape, groups):
+            return "depthwise"
         if groups != 1 or len(x_shape) not in (3, 4):
             return Im2col.name  # the op's: im2col, group by group
         if len(x_shape) == 3:
@@ -249,6 +232,8 @@ class ConvKernel:
         ``keep=False`` (inference: nobody keeps the cache) uses one chunk's columns at a time
         per thread, and leaves the kept buffer alone.
         """
+        if self.algorithm == "auto" and conv_depthwise.applies(x.shape, w.shape, groups):
+            return conv_depthwise.forward(x, w, b, stride=stride, padding=padding, dilation=dilation)
         if groups != 1 or x.ndim not in (3, 4):
             return ChunkedOp.forward(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
         if x.ndim == 3:
@@ -283,6 +268,8 @@ class ConvKernel:
     def backward(self, dout: np.ndarray, cache, need_dx: bool = True
                  ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
         """:func:`minicnn.ops.conv_backward`; dx is None (and not computed) when ``need_dx`` is False."""
+        if isinstance(cache, conv_depthwise.DepthwiseCache):
+            return conv_depthwise.backward(np.ascontiguousarray(dout), cache, need_dx)
         if not isinstance(cache, ConvCache):  # the op ran forward
             return ChunkedOp.backward(dout, cache)
         if dout.ndim == 3:  # a 1-D convolution, run as 2-D
