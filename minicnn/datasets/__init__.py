@@ -1,8 +1,10 @@
 """Datasets: the synthetic shapes of the demo, your own images from a folder, and the datasets
 every course uses, read from their official files.
 
-- :func:`make_shapes` draws edges and shapes from a seed; :func:`load_shapes` gives its fixed
-  train and test splits, cached under ``data/`` and verified by checksum
+- :func:`make_shapes` draws edges and shapes from a seed (:func:`make_shapes_with_masks` also
+  gives each pixel's class, named by :data:`SEGMENT_CLASSES`, for segmentation);
+  :func:`load_shapes` gives its fixed train and test splits, cached under ``data/`` and
+  verified by checksum
   (modules :mod:`~minicnn.datasets.shapes` and :mod:`~minicnn.datasets.cache`).
 - :func:`load_image_folder` reads the images, in any format Pillow decodes, laid out as
   ``root/<class>/<image>``, shuffled with a fixed seed by default; :func:`load_images` reads a
@@ -23,13 +25,14 @@ from .cache import load_shapes
 from .cifar import CIFAR10_CLASSES, load_cifar10
 from .folder import image_extensions, list_images, load_image_folder, load_images
 from .mnist import DIGIT_CLASSES, FASHION_CLASSES, load_mnist
-from .shapes import CLASSES, VERSION, make_shapes
+from .shapes import CLASSES, SEGMENT_CLASSES, VERSION, make_shapes, make_shapes_with_masks
 
 __all__ = [
     "CIFAR10_CLASSES",
     "CLASSES",
     "DIGIT_CLASSES",
     "FASHION_CLASSES",
+    "SEGMENT_CLASSES",
     "VERSION",
     "image_extensions",
     "list_images",
@@ -39,4 +42,5 @@ __all__ = [
     "load_mnist",
     "load_shapes",
     "make_shapes",
+    "make_shapes_with_masks",
 ]
