@@ -1,4 +1,4 @@
-"""The synthetic shapes dataset: shapes, determinism, balance, colour-blindness and the cache."""
+"""The synthetic shapes dataset: shapes, determinism, balance, colour-blindness, masks and the cache."""
 
 import warnings
 from pathlib import Path
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from minicnn import SGD, Dense, Flatten, Sequential, SoftmaxCrossEntropy
-from minicnn.datasets import CLASSES, VERSION, load_shapes, make_shapes
+from minicnn.datasets import CLASSES, SEGMENT_CLASSES, VERSION, load_shapes, make_shapes, make_shapes_with_masks
 from minicnn.datasets import cache as datasets_cache
 from minicnn.datasets import shapes as datasets_shapes
 
@@ -109,7 +109,7 @@ def test_shapes_stay_inside_the_image(name, size):
     """Shapes never touch the border, so none can pass for an edge leaving the image."""
     draw = datasets_shapes._DRAWERS[CLASSES.index(name)]
     coords = (np.arange(size, dtype=np.float32) + 0.5) - size / 2
-    d = draw(np.random.default_rng(0), 500, coords[None, :, None], coords[None, None, :], size / 32)
+    d, _ = draw(np.random.default_rng(0), 500, coords[None, :, None], coords[None, None, :], size / 32)
     inside = d < 0.5  # any coverage at all
     assert inside.any(axis=(1, 2)).all()
     assert not (inside[:, 0].any() or inside[:, -1].any() or inside[:, :, 0].any() or inside[:, :, -1].any())
@@ -189,6 +189,100 @@ def test_bad_arguments(kwargs, error):
     args = {"n": 6, "seed": 0, **kwargs}
     with pytest.raises(error):
         make_shapes(args.pop("n"), **args)
+
+
+# -- make_shapes_with_masks ----------------------------------------------------------------------
+
+def test_segment_classes_are_the_background_then_the_classes():
+    assert SEGMENT_CLASSES == ("background", *CLASSES)
+
+
+@pytest.mark.parametrize("n, seed, size, noise", [(1, 0, 32, 0.06), (61, 5, 32, 0.06), (600, 20240602, 32, 0.06),
+                                                  (12, 3, 16, 0.06), (12, 4, 48, 0.0)],
+                         ids=["one-image", "odd-n", "600", "small-16px", "large-48px-no-noise"])
+def test_masks_leave_the_images_and_labels_byte_for_byte(n, seed, size, noise):
+    """The cached splits are verified by checksum under VERSION 1: the masks draw no random number."""
+    X, y = make_shapes(n, seed=seed, image_size=size, noise=noise)
+    Xm, ym, _ = make_shapes_with_masks(n, seed=seed, image_size=size, noise=noise)
+    assert Xm.dtype == X.dtype and ym.dtype == y.dtype
+    assert Xm.tobytes() == X.tobytes() and ym.tobytes() == y.tobytes()
+
+
+@pytest.mark.parametrize("size", [16, 32, 48], ids=lambda v: f"{v}px")
+def test_masks_shape_dtype_and_values(size):
+    _, y, masks = make_shapes_with_masks(120, seed=1, image_size=size)
+    assert masks.shape == (120, size, size) and masks.dtype == np.int64 and masks.flags.c_contiguous
+    # every image holds background and its own object, and nothing else
+    for image, label in zip(masks, y):
+        assert set(np.unique(image).tolist()) == {0, 1 + label}
+    assert (masks > 0).sum(axis=(1, 2)).min() >= 0.02 * size * size  # no object is a speck
+
+
+def fitted_line(alpha: np.ndarray) -> np.ndarray | None:
+    """The signed distance to one straight boundary that draws this coverage (H, W) exactly, or None.
+
+    A step edge's coverage is ``clip(0.5 - d, 0, 1)`` with ``d`` a signed distance to one line, so
+    on its ramp pixels (0 < alpha < 1) ``d = 0.5 - alpha`` is a plane in the pixel coordinates:
+    fit it there, and keep it only if it redraws the whole image (a bar or a shape does not).
+    A line within a degree or two of the axes may keep its ramp in one row or column, which does
+    not fix the plane: then the ValueError says so."""
+    size = alpha.shape[0]
+    coords = np.arange(size) + 0.5 - size / 2
+    yy, xx = np.meshgrid(coords, coords, indexing="ij")
+    ramp = (alpha > 0) & (alpha < 1)
+    design = np.stack([xx[ramp], yy[ramp], np.ones(ramp.sum())], axis=1)
+    if np.linalg.matrix_rank(design) < 3:
+        raise ValueError("the ramp is one row or column of pixels")
+    (a, b, c), *_ = np.linalg.lstsq(design, 0.5 - alpha[ramp].astype(np.float64), rcond=None)
+    d = a * xx + b * yy + c
+    if abs(np.hypot(a, b) - 1) > 1e-3 or np.abs(np.clip(0.5 - d, 0, 1) - alpha).max() > 1e-3:
+        return None
+    return d
+
+
+@pytest.mark.parametrize("size", [32, 48], ids=lambda v: f"{v}px")
+def test_masks_are_the_covered_pixels_and_a_steps_boundary_line(size):
+    """Every object's mask is where its coverage alpha >= 0.5, except a step edge's: the pixels within
+    1.5 px (scaled with the image) of its boundary line, found here from the coverage alone."""
+    _, y, alpha, _ = datasets_shapes._generate("test", 300, 2, size, 0.06)
+    _, _, masks = make_shapes_with_masks(300, seed=2, image_size=size)
+    half_width, steps, unsure = 1.5 * size / 32, 0, 0
+    for image, label, a in zip(masks, y, alpha[:, 0]):
+        try:
+            line = fitted_line(a) if CLASSES[label].endswith("_edge") else None
+        except ValueError:
+            unsure += 1
+            continue
+        if line is None:
+            np.testing.assert_array_equal(image > 0, a >= 0.5)
+        else:
+            steps += 1
+            clear = np.abs(np.abs(line) - half_width) > 1e-3  # pixels not on the strip's own edge
+            np.testing.assert_array_equal((image > 0)[clear], (np.abs(line) <= half_width)[clear])
+    assert 0.3 * 150 < steps < 0.7 * 150 and unsure < 8  # about half of the 150 edges are steps
+
+
+def test_a_steps_mask_is_a_strip_along_its_boundary_not_a_half_plane():
+    """A bar's mask is the bar; a step's is about 3 px wide along the line, not the painted half."""
+    _, y, alpha, _ = datasets_shapes._generate("test", 240, 6, 32, 0.06)
+    _, _, masks = make_shapes_with_masks(240, seed=6)
+    vertical = np.flatnonzero(y == CLASSES.index("vertical_edge"))
+    steps = [i for i in vertical if alpha[i, 0].mean() > 0.3]  # a bar covers at most 6 px of 32
+    assert steps
+    for i in steps:
+        widths = (masks[i] > 0).sum(axis=1)  # pixels per row across a near-vertical line
+        assert widths.min() >= 2 and widths.max() <= 5, widths
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"n": 0}, ValueError),
+    ({"image_size": 8}, ValueError),
+    ({"noise": -0.1}, ValueError),
+], ids=["n=0", "too-small", "negative-noise"])
+def test_masks_bad_arguments_name_the_function(kwargs, error):
+    args = {"n": 6, "seed": 0, **kwargs}
+    with pytest.raises(error, match=r"^make_shapes_with_masks"):
+        make_shapes_with_masks(args.pop("n"), **args)
 
 
 # -- load_shapes and its cache -------------------------------------------------------------------

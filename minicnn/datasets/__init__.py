@@ -1,8 +1,10 @@
 """Datasets: the synthetic shapes of the demo, your own images from a folder, and the datasets
 every course uses, read from their official files.
 
-- :func:`make_shapes` draws edges and shapes from a seed; :func:`load_shapes` gives its fixed
-  train and test splits, cached under ``data/`` and verified by checksum
+- :func:`make_shapes` draws edges and shapes from a seed (:func:`make_shapes_with_masks` also
+  gives each pixel's class, named by :data:`SEGMENT_CLASSES`, for segmentation);
+  :func:`load_shapes` gives its fixed train and test splits, cached under ``data/`` and
+  verified by checksum
   (modules :mod:`~minicnn.datasets.shapes` and :mod:`~minicnn.datasets.cache`).
 - :func:`make_motion` draws clips of a shape moving left, right, up or down
   (:data:`MOTION_CLASSES`), for 3-D convolution: no single frame tells the direction
@@ -28,7 +30,7 @@ from .cifar import CIFAR10_CLASSES, load_cifar10
 from .folder import image_extensions, list_images, load_image_folder, load_images
 from .mnist import DIGIT_CLASSES, FASHION_CLASSES, load_mnist
 from .motion import MOTION_CLASSES, make_motion
-from .shapes import CLASSES, VERSION, make_shapes
+from .shapes import CLASSES, SEGMENT_CLASSES, VERSION, make_shapes, make_shapes_with_masks
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -36,6 +38,7 @@ __all__ = [
     "DIGIT_CLASSES",
     "FASHION_CLASSES",
     "MOTION_CLASSES",
+    "SEGMENT_CLASSES",
     "VERSION",
     "image_extensions",
     "list_images",
@@ -46,4 +49,5 @@ __all__ = [
     "load_shapes",
     "make_motion",
     "make_shapes",
+    "make_shapes_with_masks",
 ]

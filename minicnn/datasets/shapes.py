@@ -21,6 +21,14 @@ vertical (90 +/- 12 degrees), horizontal (0 +/- 12) and diagonal (45 or 135, +/-
 Shapes lie wholly inside the image, filled or outlined at random; squares are rotated by
 at most 15 degrees (so they never look like a diamond), triangles are equilateral at any
 rotation.
+
+Masks. :func:`make_shapes_with_masks` also returns, for segmentation, which pixels show the
+object: its class there (``1 + label``, an index into :data:`SEGMENT_CLASSES`), 0 elsewhere.
+The object's pixels are those it covers at least half (coverage >= 0.5, i.e. ``d <= 0``), with
+one exception: a step edge's painted half-plane is no object one could point at (the painted
+side is the drawing's convention, the left or upper one, and both sides' colours come from one
+distribution), so its mask is the edge itself, the strip of pixels within 1.5 px of the
+boundary line (3 px wide, about as wide as the thinnest bar).
 """
 
 from __future__ import annotations
@@ -40,6 +48,9 @@ CLASSES: tuple[str, ...] = (
     "triangle",
 )
 
+# The classes of a mask's pixels: 0 is the background, 1 + k is the object of class CLASSES[k].
+SEGMENT_CLASSES: tuple[str, ...] = ("background", *CLASSES)
+
 # Bump whenever make_shapes' output changes for a given seed: caches of another version are
 # regenerated instead of being trusted, and the cache file name changes with it.
 VERSION = 1
@@ -47,23 +58,28 @@ VERSION = 1
 _MIN_CONTRAST = 0.5  # Euclidean RGB distance between foreground and background colours
 _EDGE_TILT = math.radians(12)
 _SQUARE_TILT = math.radians(15)
+_STEP_LINE = 3.0  # width of a step edge's mask, the strip along its boundary line
 
 
 # -- drawing ---------------------------------------------------------------------------------
 # Every drawer takes (rng, m, yy, xx, s): the generator, the number of images, the pixel-centre
 # coordinates relative to the image centre, shaped (1, H, 1) and (1, 1, W), and the scale
 # s = image_size / 32 that all lengths (given for 32x32 images) are multiplied by.
-# It returns the signed distance d, shape (m, H, W), whose region d < 0 is the foreground.
+# It returns two signed distances, shape (m, H, W): d, whose region d < 0 is painted in the
+# foreground colour, and the mask's, whose region <= 0 is labelled as the object (d itself, except
+# for a step edge, whose mask is the strip along its boundary).
 
 def _col(v: np.ndarray) -> np.ndarray:
     """Per-image parameters (m,) as (m, 1, 1), to broadcast against the pixel grid."""
     return v.astype(np.float32)[:, None, None]
 
 
-def _stroke_or_fill(rng: np.random.Generator, d: np.ndarray, thickness: np.ndarray) -> np.ndarray:
-    """Keep ``d`` (filled) or turn it into a stroke of the boundary, per image at random."""
+def _stroke_or_fill(rng: np.random.Generator, d: np.ndarray,
+                    thickness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keep ``d`` (filled) or turn it into a stroke of the boundary, per image at random;
+    also which images (m,) were kept filled."""
     filled = rng.random(d.shape[0]) < 0.5
-    return np.where(filled[:, None, None], d, np.abs(d) - _col(thickness) / 2)
+    return np.where(filled[:, None, None], d, np.abs(d) - _col(thickness) / 2), filled
 
 
 def _edge(rng, m, yy, xx, s, normal_angle):
@@ -72,7 +88,10 @@ def _edge(rng, m, yy, xx, s, normal_angle):
     # Near the centre, so a step never cuts off a small corner that could pass for a triangle.
     offset = rng.uniform(-5, 5, m) * s
     d = xx * _col(np.cos(phi)) + yy * _col(np.sin(phi)) - _col(offset)
-    return _stroke_or_fill(rng, d, rng.uniform(2.5, 6, m) * s)
+    drawn, step = _stroke_or_fill(rng, d, rng.uniform(2.5, 6, m) * s)
+    # A step's mask is its boundary line, as wide as a thin bar; a bar's is the bar.
+    line = np.abs(d) - np.float32(_STEP_LINE * s / 2)
+    return drawn, np.where(step[:, None, None], line, drawn)
 
 
 def _vertical_edge(rng, m, yy, xx, s):
@@ -116,7 +135,8 @@ def _polygon(rng, m, yy, xx, s, sides, inradius, rotation):
         a = rotation + 2 * np.pi * k / sides
         dk = x * _col(np.cos(a)) + y * _col(np.sin(a))
         d = dk if d is None else np.maximum(d, dk)
-    return _stroke_or_fill(rng, d - _col(inradius), thickness)
+    drawn, _ = _stroke_or_fill(rng, d - _col(inradius), thickness)
+    return drawn, drawn
 
 
 def _square(rng, m, yy, xx, s):
@@ -135,7 +155,8 @@ def _circle(rng, m, yy, xx, s):
     extent = radius + thickness / 2 + 0.5
     cx, cy = _centres(rng, m, extent, extent, yy.shape[1] / 2)
     d = np.sqrt((xx - _col(cx)) ** 2 + (yy - _col(cy)) ** 2) - _col(radius)
-    return _stroke_or_fill(rng, d, thickness)
+    drawn, _ = _stroke_or_fill(rng, d, thickness)
+    return drawn, drawn
 
 
 _DRAWERS = (_vertical_edge, _horizontal_edge, _diagonal_edge, _square, _circle, _triangle)
@@ -160,7 +181,8 @@ def make_shapes(n: int, *, seed: int, image_size: int = 32,
 
     Classes are balanced (counts differ by at most one) and shuffled; the label of an
     image is its index in :data:`CLASSES`. Pixel values are multiples of 1/255, as if
-    read from an 8-bit image, so a uint8 copy holds them exactly.
+    read from an 8-bit image, so a uint8 copy holds them exactly. For each pixel's class
+    as well (segmentation), use :func:`make_shapes_with_masks`.
 
     Parameters
     ----------
@@ -194,10 +216,63 @@ def make_shapes(n: int, *, seed: int, image_size: int = 32,
     >>> bool(X.min() >= 0 and X.max() <= 1)
     True
     """
-    n = check_int(n, "make_shapes", "n")
-    size = check_int(image_size, "make_shapes", "image_size", minimum=16)
+    X, y, _, _ = _generate("make_shapes", n, seed, image_size, noise)
+    return X, y
+
+
+def make_shapes_with_masks(n: int, *, seed: int, image_size: int = 32,
+                           noise: float = 0.06) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The images and labels of :func:`make_shapes`, and the class of every pixel, for segmentation.
+
+    ``X`` and ``y`` are exactly those of ``make_shapes`` with the same arguments, byte for byte
+    (the masks draw no random numbers). A mask holds 0 for the background and ``1 + y`` on the
+    object's pixels, so its values index :data:`SEGMENT_CLASSES`: 7 classes with the background.
+    The object's pixels are those it covers at least half (the anti-aliased coverage is >= 0.5):
+    a filled shape's inside, an outline's stroke, a bar. A *step* edge (one side of the line
+    painted) is the exception: nothing in the picture marks either half as the object (the
+    painted side is the drawing's convention and both colours come from one distribution), so
+    its mask is the edge itself, the pixels within 1.5 px of the boundary line (a strip 3 px
+    wide, scaled with ``image_size``, about as wide as the thinnest bar).
+
+    Parameters
+    ----------
+    n, seed, image_size, noise
+        As for :func:`make_shapes`.
+
+    Returns
+    -------
+    X : ndarray of float32, shape (n, 3, image_size, image_size)
+    y : ndarray of int64, shape (n,)
+        As from :func:`make_shapes`.
+    masks : ndarray of int64, shape (n, image_size, image_size)
+        Per-pixel classes in ``range(len(SEGMENT_CLASSES))``: 0 or ``1 + y[i]`` in image ``i``.
+
+    Shape
+    -----
+    ``() -> X (N, 3, H, W), y (N,), masks (N, H, W)`` with ``H = W = image_size``.
+
+    Examples
+    --------
+    >>> X, y, masks = make_shapes_with_masks(6, seed=0)
+    >>> masks.shape, masks.dtype
+    ((6, 32, 32), dtype('int64'))
+    >>> SEGMENT_CLASSES[masks[0].max()] == CLASSES[y[0]]  # each image holds its own object
+    True
+    >>> bool(np.array_equal(X, make_shapes(6, seed=0)[0]))
+    True
+    """
+    X, y, _, covered = _generate("make_shapes_with_masks", n, seed, image_size, noise)
+    return X, y, np.where(covered, y[:, None, None] + 1, 0)
+
+
+def _generate(owner: str, n, seed, image_size, noise) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Images X (n, 3, S, S), labels y (n,), the coverage alpha (n, 1, S, S) in [0, 1] and the
+    mask region (n, S, S), a boolean array; the random numbers are drawn in one fixed order
+    (the masks take none), which is what keeps a seed's bytes."""
+    n = check_int(n, owner, "n")
+    size = check_int(image_size, owner, "image_size", minimum=16)
     if not (isinstance(noise, (int, float, np.floating, np.integer)) and 0 <= noise < math.inf):
-        raise ValueError(f"make_shapes: noise must be a finite number >= 0, got {noise!r}")
+        raise ValueError(f"{owner}: noise must be a finite number >= 0, got {noise!r}")
     rng = np.random.default_rng(seed)
 
     y = rng.permutation(np.arange(n, dtype=np.int64) % len(CLASSES))
@@ -207,10 +282,14 @@ def make_shapes(n: int, *, seed: int, image_size: int = 32,
 
     # Coverage in [0, 1]: 1 inside, 0 outside, a one-pixel linear ramp across the boundary.
     alpha = np.empty((n, 1, size, size), np.float32)
+    covered = np.empty((n, size, size), bool)
     for label, draw in enumerate(_DRAWERS):
         idx = np.flatnonzero(y == label)
         if idx.size:
-            alpha[idx, 0] = np.clip(0.5 - draw(rng, idx.size, yy, xx, s), 0, 1)
+            d, region = draw(rng, idx.size, yy, xx, s)
+            alpha[idx, 0] = np.clip(0.5 - d, 0, 1)
+            # the same arithmetic as alpha, so that where region is d this is exactly alpha >= 0.5
+            covered[idx] = 0.5 - region >= 0.5
 
     fg, bg = _colour_pairs(rng, n)
     # Soft background gradient: a linear ramp in a random direction towards a random colour shift.
@@ -222,7 +301,7 @@ def make_shapes(n: int, *, seed: int, image_size: int = 32,
     if noise > 0:
         X += np.float32(noise) * rng.standard_normal(X.shape, dtype=np.float32)
     X = _quantise(np.clip(X, 0, 1, out=X))
-    return _dequantise(X), y
+    return _dequantise(X), y, alpha, covered
 
 
 def _quantise(X: np.ndarray) -> np.ndarray:

@@ -25,7 +25,6 @@ from .conv_geometry import samples_per_chunk
 from .threads import run_chunks
 from .windows import geometry, taps
 
-
 # What forward keeps: the padded input, the shapes, the filters per offset (T, C, 1, ...), the window,
 # the chunk size and whether there is a bias.
 DepthwiseCache = namedtuple("DepthwiseCache", "xp x_shape w_shape wt win chunk has_bias")
