@@ -81,6 +81,7 @@ class ChunkedOp:
 
     @staticmethod
     def forward(x, w, b, *, stride, padding, dilation, groups) -> tuple[np.ndarray, tuple]:
+        """:func:`minicnn.ops.conv_forward` chunk by chunk; the cache holds each chunk's op cache."""
         n, c, *spatial = x.shape
         f, _, *kernel = w.shape
         config = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
@@ -100,6 +101,7 @@ class ChunkedOp:
 
     @staticmethod
     def backward(dout, cache) -> tuple:
+        """:func:`minicnn.ops.conv_backward` chunk by chunk: dx per chunk, dW and db added in chunk order."""
         x_shape, chunk, caches = cache
         if len(caches) == 1:
             return ops.conv_backward(dout, caches[0])
