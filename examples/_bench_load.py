@@ -74,6 +74,8 @@ class LoadMonitor:
         # A moment's rest first, so that the worker threads of the section that just ended
         # (torch's and BLAS's spin for a while after their last task) have gone to sleep.
         time.sleep(0.05)
+        if not self.samples:  # the process's first products start BLAS's threads and page in its memory
+            gemm_gflops(self._a, self._b, self.repeat)
         point = {"label": label, "gflops": gemm_gflops(self._a, self._b, self.repeat), "load_1min": load_average()}
         self.samples.append(point)
         return point
