@@ -14,13 +14,35 @@ from .base import Layer, Parameter
 from .init import he_init
 
 
-def fast_conv_pair(layer) -> tuple:
-    """A convolution layer's fast pair (its ``kernel``): its forward keeps the columns for backward
-    in training mode only."""
-    return layer._kernel.pair(keep=layer.training)
+class _ConvShell(Layer):
+    """What every convolution layer shares: the op, the fast kernel, the op's arguments and the
+    input check, made once per input shape. A subclass sets ``weight``, ``bias``, ``stride``,
+    ``padding``, ``dilation``, ``groups`` and ``_kernel`` (a :class:`~minicnn.kernels.conv.ConvKernel`),
+    and declares ``output_shape`` and ``_describe``."""
+
+    op = (ops.conv_forward, ops.conv_backward)
+    _fits = None  # the last input shape found to fit
+
+    @property
+    def kernel(self) -> tuple:
+        """The fast pair; its forward keeps the columns for backward in training mode only."""
+        return self._kernel.pair(keep=self.training)
+
+    def op_params(self) -> tuple:
+        return self.weight, self.bias
+
+    def op_config(self) -> dict:
+        return {"stride": self.stride, "padding": self.padding, "dilation": self.dilation, "groups": self.groups}
+
+    def check_input(self, x) -> np.ndarray:
+        x = as_float(x, self._describe())
+        if x.shape != self._fits:  # the window's geometry costs more than a small conv: once per shape
+            self.output_shape(x.shape)
+            self._fits = x.shape
+        return x
 
 
-class Conv2DVolume(Layer):
+class Conv2DVolume(_ConvShell):
     """2-D convolution (cross-correlation) of a batch of volumes with ``out_channels`` filters.
 
     Each filter has shape (C_in/groups, KH, KW): it spans the whole depth of the input (of its
@@ -78,9 +100,6 @@ class Conv2DVolume(Layer):
     (8, 2, 3, 3)
     """
 
-    op = (ops.conv_forward, ops.conv_backward)
-    _fits = None  # the last input shape found to fit
-
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  bias: bool = True, rng: np.random.Generator | None = None, init: str = "he_uniform",
                  dtype=np.float32, algorithm: str = "auto", *, groups: int = 1) -> None:
@@ -97,21 +116,6 @@ class Conv2DVolume(Layer):
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         self.weight = Parameter(he_init(shape, math.prod(shape[1:]), rng, init, dtype))
         self.bias = Parameter(np.zeros(self.out_channels, dtype=dtype)) if bias else None
-
-    kernel = property(fast_conv_pair)
-
-    def op_params(self) -> tuple:
-        return self.weight, self.bias
-
-    def op_config(self) -> dict:
-        return {"stride": self.stride, "padding": self.padding, "dilation": self.dilation, "groups": self.groups}
-
-    def check_input(self, x) -> np.ndarray:
-        x = as_float(x, self._describe())
-        if x.shape != self._fits:  # the window's geometry costs more than a small conv: once per shape
-            self.output_shape(x.shape)
-            self._fits = x.shape
-        return x
 
     def output_shape(self, input_shape: tuple) -> tuple:
         """Shape of the output for an input of ``input_shape`` (N, C_in, H, W).

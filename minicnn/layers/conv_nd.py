@@ -7,10 +7,10 @@ import math
 import numpy as np
 
 from .. import ops
-from .._validation import as_float, check_int
+from .._validation import check_int
 from ..kernels.conv import ConvKernel
-from .base import Layer, Parameter
-from .conv import check_groups, fast_conv_pair
+from .base import Parameter
+from .conv import _ConvShell, check_groups
 from .init import he_init
 
 
@@ -22,12 +22,9 @@ def _per_axis_ints(value, ndim: int, owner: str, arg: str, minimum: int = 1) -> 
     return tuple(check_int(v, owner, arg, minimum) for v in values)
 
 
-class _ConvND(Layer):
+class _ConvND(_ConvShell):
     """What Conv1D and Conv3D share: the arguments, the checks and the op; ``ndim`` spatial axes."""
 
-    op = (ops.conv_forward, ops.conv_backward)
-    kernel = property(fast_conv_pair)
-    _fits = None  # the last input shape found to fit
     ndim = 0
     axes = ""  # the spatial axes' letters, for messages
     paddings = ("valid", "same")
@@ -52,19 +49,6 @@ class _ConvND(Layer):
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         self.weight = Parameter(he_init(shape, math.prod(shape[1:]), rng, "he_uniform", np.float32))
         self.bias = Parameter(np.zeros(self.out_channels, dtype=np.float32)) if bias else None
-
-    def op_params(self) -> tuple:
-        return self.weight, self.bias
-
-    def op_config(self) -> dict:
-        return {"stride": self.stride, "padding": self.padding, "dilation": self.dilation, "groups": self.groups}
-
-    def check_input(self, x) -> np.ndarray:
-        x = as_float(x, self._describe())
-        if x.shape != self._fits:  # the window's geometry costs more than a small conv: once per shape
-            self.output_shape(x.shape)
-            self._fits = x.shape
-        return x
 
     def output_shape(self, input_shape: tuple) -> tuple:
         """Shape of the output for an input of ``input_shape`` (N, C_in, *spatial).
