@@ -2,13 +2,13 @@
 the rules behind the report (when a run counts as loaded, how targets are judged, the phase clock)."""
 
 import doctest
-import importlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from test_examples import import_example
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SCRIPT = EXAMPLES / "benchmark.py"
@@ -22,14 +22,6 @@ LAYER_ROWS = ("conv1d", "conv3d", "convT2d", "depthwise conv", "upsample nearest
 STEPS = ("demo step b32", "demo step b64", "digits step", "mnist1d step")
 PHASES = ("import", "data", "fit", "evaluation", "save", "pictures", "other")
 
-
-def import_example(name: str):
-    """An example module, imported as the scripts import their siblings."""
-    sys.path.insert(0, str(EXAMPLES))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(EXAMPLES))
 
 
 def test_quick_run_prints_the_table_and_writes_json(tmp_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from dataset_files import cifar_file_bytes, mnist_file_bytes, write_files
+from test_examples import import_example
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
@@ -141,13 +142,6 @@ def test_augment_shapes_compares_and_draws(tmp_path):
         assert os.path.getsize(tmp_path / "augment.png") < 200_000
         assert f"saved {tmp_path / 'augment.png'}" in stdout
 
-
-def import_example(name: str):
-    sys.path.insert(0, str(EXAMPLES))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(EXAMPLES))
 
 
 @pytest.mark.parametrize("script", ["train_mnist.py", "train_cifar10.py", "augment_shapes.py"])
