@@ -199,7 +199,12 @@ def test_grouped_and_other_rank_convolutions_run_the_op(rng, x_shape, w_shape, g
     got = run(kernel, x, w, b, config, dout)
     assert kernel.algorithm_for(x_shape, w_shape, **config) == "im2col"
     for name, mine, theirs in zip(("out", "dx", "dw", "db"), got, (out, *ops.conv_backward(dout, cache))):
-        np.testing.assert_array_equal(mine, theirs, err_msg=name)
+        if name == "dw" and len(x_shape) == 3:
+            # 1-D runs the 2-D im2col kernel, whose dW is the transposed product: BLAS may order its
+            # sums differently (it does on some CPUs), a few ulps
+            np.testing.assert_allclose(mine, theirs, rtol=1e-13, atol=1e-14, err_msg=name)
+        else:
+            np.testing.assert_array_equal(mine, theirs, err_msg=name)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)

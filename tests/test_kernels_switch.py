@@ -57,8 +57,12 @@ def test_the_demo_models_train_to_the_same_numbers_on_the_pure_ops(which, monkey
     assert all(calls[cls] > 0 for cls in layers if cls.__dict__.get("op") is not None)  # every op ran
 
     np.testing.assert_allclose(pure_losses, fast_losses, rtol=1e-4)
-    for p, q in zip(pure.parameters(), fast.parameters()):
-        np.testing.assert_allclose(p.data, q.data, rtol=1e-3, atol=1e-5)
+    # Winograd's error is relative to a tensor's largest value (its module docstring), and after a few
+    # steps a pooling window whose two largest inputs nearly tie may route a gradient differently: so
+    # each parameter is compared on its own scale (a wrong kernel is off by about that scale itself).
+    for (name, p), q in zip(pure.named_parameters(), fast.parameters()):
+        scale = np.abs(q.data).max()
+        assert np.abs(p.data - q.data).max() <= 5e-4 * scale, name
     for a, b in zip(pure.buffers(), fast.buffers()):  # BatchNorm's running statistics, Dropout's stream
         np.testing.assert_allclose(a.data, b.data, rtol=1e-4, atol=1e-6)
 

@@ -115,6 +115,37 @@ def test_blas_runs_one_thread_inside_the_block_and_is_restored():
     assert blas_threads() == before
 
 
+def test_blas_is_held_at_one_thread_from_any_thread_until_the_last_block_ends():
+    # OpenBLAS ignores its usual setter outside the main thread: a layer run from a user's thread
+    # would then round as BLAS on every core does (seen in 0.3.31)
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        if not blas_threads() or set(blas_threads()) != {2}:
+            pytest.skip("numpy's BLAS cannot run on 2 threads here")
+        seen, inside, release = {}, threading.Event(), threading.Event()
+
+        def other():
+            with T.single_threaded_blas():
+                seen["inside the other thread's block"] = set(blas_threads())
+                inside.set()
+                release.wait()
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        inside.wait()
+        with T.single_threaded_blas():
+            pass  # the main thread's block ends while the other's is still open
+        seen["after the main thread's block"] = set(blas_threads())
+        release.set()
+        thread.join()
+        assert seen == {"inside the other thread's block": {1}, "after the main thread's block": {1}}
+        assert set(blas_threads()) == {2}
+
+
 def test_scratch_reuses_a_threads_memory_and_keeps_threads_apart():
     s = T.Scratch()
     a = s.get("x", (4, 5), np.float32)

@@ -51,6 +51,7 @@ _pool_size = 0  # threads in _pool
 _in_worker = threading.local()  # set in the pool's threads: a nested run_chunks runs inline
 _blas = None  # threadpoolctl's handle on the BLAS libraries, found on first use
 _blas_depth = 0  # nesting depth of single_threaded_blas, over all threads
+_blas_saved: list = []  # (library, its thread count) to restore when that depth returns to 0
 
 
 def available_cores() -> int:
@@ -119,9 +120,50 @@ def _get_pool(workers: int) -> ThreadPoolExecutor:
         return _pool
 
 
+class _BlasThreads:
+    """Get and set one BLAS library's thread count, from any thread.
+
+    OpenBLAS (0.3.31, seen here) ignores ``openblas_set_num_threads`` (what threadpoolctl calls)
+    when a thread other than the main one calls it, so a layer run from a user's thread would
+    keep BLAS at every core and round differently. Its ``openblas_set_num_threads_local`` sets
+    the same process-wide count from any thread: it is used where the library has it.
+    """
+
+    def __init__(self, controller) -> None:
+        self.get = controller.get_num_threads
+        self._set = controller.set_num_threads
+        self._set_any = None
+        if controller.internal_api == "openblas":
+            import ctypes
+
+            try:
+                setter = ctypes.CDLL(controller.filepath).openblas_set_num_threads_local
+            except (OSError, AttributeError):
+                setter = None
+            if setter is not None:
+                setter.restype, setter.argtypes = ctypes.c_int, [ctypes.c_int]
+                self._set_any = setter
+
+    def set(self, n: int) -> None:
+        if self._set_any is not None:
+            self._set_any(n)
+        else:
+            self._set(n)
+
+
+def _blas_libraries() -> tuple:
+    """The BLAS libraries numpy has loaded (none without threadpoolctl)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - a runtime dependency, but degrade gracefully
+        return ()
+    return tuple(_BlasThreads(lib) for lib in ThreadpoolController().select(user_api="blas").lib_controllers)
+
+
 @contextmanager
 def single_threaded_blas() -> Iterator[None]:
-    """Hold numpy's BLAS at one thread inside the block (re-entrant; restored on exit).
+    """Hold numpy's BLAS at one thread inside the block (re-entrant, from any thread; restored
+    when the last open block ends).
 
     Needs ``threadpoolctl``; without it the block runs with BLAS as it is. The libraries are
     found once and then set directly (a few microseconds, where a fresh ``threadpool_limits``
@@ -130,27 +172,25 @@ def single_threaded_blas() -> Iterator[None]:
     global _blas, _blas_depth
     with _lock:
         if _blas is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-            except ImportError:  # pragma: no cover - a runtime dependency, but degrade gracefully
-                _blas = ()
-            else:
-                _blas = tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
+            _blas = _blas_libraries()
         _blas_depth += 1
-        saved = []
         if _blas_depth == 1:
             for lib in _blas:
-                threads = lib.get_num_threads()
+                threads = lib.get()
                 if threads != 1:
-                    saved.append((lib, threads))
-                    lib.set_num_threads(1)
+                    _blas_saved.append((lib, threads))
+                    lib.set(1)
     try:
         yield
     finally:
         with _lock:
             _blas_depth -= 1
-            for lib, threads in saved:
-                lib.set_num_threads(threads)
+            # Restored when the last block ends, whichever thread opened the first: another
+            # thread's block may still be running products that must round as on one thread.
+            if _blas_depth == 0:
+                for lib, threads in _blas_saved:
+                    lib.set(threads)
+                _blas_saved.clear()
 
 
 def run_chunks(fn: Callable[[int, int, int], object], total: int, chunk: int, *, blas: bool = True) -> list:
