@@ -25,6 +25,15 @@ from .threads import over_samples
 PARALLEL_MIN_SIZE = 2**18
 
 
+def _sum_positions(a: np.ndarray, out: np.ndarray) -> None:
+    """``out[n, c] = a[n, c, :].sum()`` for rows (n, C, S). With S == 1 (an (N, C) input) that is a
+    copy: numpy's reduction over a length-1 axis costs a loop step per element (4x the whole layer)."""
+    if a.shape[2] == 1:
+        np.copyto(out, a[:, :, 0])
+    else:
+        np.add.reduce(a, axis=2, out=out)
+
+
 def batch_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5
                        ) -> tuple[np.ndarray, tuple]:
     """:func:`minicnn.ops.batch_norm_forward`: normalise each channel with its batch statistics.
@@ -38,14 +47,14 @@ def batch_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: 
     dtype, rows = x.dtype, x.reshape(x.shape[0], x.shape[1], -1)  # (N, C, S)
     gamma, beta = gamma.astype(dtype, copy=False)[:, None], beta.astype(dtype, copy=False)[:, None]
     xhat, out, partial = np.empty(rows.shape, dtype), np.empty(rows.shape, dtype), np.empty(rows.shape[:2], dtype)
-    over_samples(lambda r: np.add.reduce(rows[r], axis=2, out=partial[r]), x.shape, PARALLEL_MIN_SIZE)
+    over_samples(lambda r: _sum_positions(rows[r], partial[r]), x.shape, PARALLEL_MIN_SIZE)
     mean = (partial.sum(axis=0, dtype=np.float64) / m).astype(dtype)  # the samples' sums added in float64
 
     def centre(r: slice) -> None:  # xhat = x - mean for now, and its squares summed
         np.subtract(rows[r], mean[:, None], out=xhat[r])
         # a chunk of squares at a time, not an (N, C, S) array of them; np.einsum would not need
         # even that, but it holds Python's lock, so the threads would take turns
-        np.add.reduce(np.square(xhat[r]), axis=2, out=partial[r])
+        _sum_positions(np.square(xhat[r]), partial[r])
 
     over_samples(centre, x.shape, PARALLEL_MIN_SIZE)
     var = (partial.sum(axis=0, dtype=np.float64) / m).astype(dtype)
@@ -71,8 +80,8 @@ def batch_norm_backward(dout: np.ndarray, cache: tuple, *, need_dx: bool = True)
     beta_part, gamma_part = np.empty(xhat.shape[:2], dtype), np.empty(xhat.shape[:2], dtype)
 
     def sums(r: slice) -> None:  # per sample and channel: sum(dout) and sum(dout * xhat)
-        np.add.reduce(rows[r], axis=2, out=beta_part[r])
-        np.add.reduce(np.multiply(rows[r], xhat[r]), axis=2, out=gamma_part[r])
+        _sum_positions(rows[r], beta_part[r])
+        _sum_positions(np.multiply(rows[r], xhat[r]), gamma_part[r])
 
     over_samples(sums, dout.shape, PARALLEL_MIN_SIZE)
     dbeta, dgamma = (part.sum(axis=0, dtype=np.float64).astype(dtype) for part in (beta_part, gamma_part))
