@@ -33,6 +33,7 @@ class Stack(Layer):
                                 "(did you pass the class instead of an instance, e.g. ReLU instead of ReLU()?)")
         check_distinct_layers(name, layers)
         self.layers = list(layers)
+        self._traced = None  # (input shape and layer ids, output shape) of the last trace
 
     def _named_members(self):
         # Children are named by position, as in PyTorch ("0.weight"); anything else a
@@ -64,11 +65,18 @@ class Stack(Layer):
         layer runs: otherwise the layers before it would already have replaced what they kept
         for backward.
         """
+        # Once per input shape and list of layers: tracing costs tens of microseconds a call,
+        # a tenth of a small model's training step.
+        key = (tuple(shape), tuple(map(id, self.layers)))
+        if self._traced is not None and self._traced[0] == key:
+            return self._traced[1]
         try:
             shapes = trace_shapes(self.layers, tuple(shape), probe=False)
         except ValueError as exc:
             raise ValueError(f"{type(self).__name__}: {exc}") from None
-        return shapes[-1] if shapes else tuple(shape)
+        out = shapes[-1] if shapes else tuple(shape)
+        self._traced = (key, out)
+        return out
 
     def forward_layers(self, x: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
         """Run the layers in order; return the output and each layer's input shape."""
