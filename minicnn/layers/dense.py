@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import ops
 from .._validation import as_float, check_int
+from ..kernels import dense
 from .base import Layer, Parameter
 from .init import he_init
 
@@ -33,7 +34,8 @@ class Dense(Layer):
 
     Notes
     -----
-    :func:`minicnn.ops.dense_forward`: ``dW = dout.T @ x;  db = dout.sum(0);  dx = dout @ W``.
+    :func:`minicnn.ops.dense_forward`: ``dW = dout.T @ x;  db = dout.sum(0);  dx = dout @ W``. The layer
+    runs it through :mod:`minicnn.kernels.dense`, which keeps small products off BLAS's own threads.
 
     Examples
     --------
@@ -42,6 +44,7 @@ class Dense(Layer):
     """
 
     op = (ops.dense_forward, ops.dense_backward)
+    kernel = (dense.dense_forward, dense.dense_backward)
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  rng: np.random.Generator | None = None, init: str = "he_uniform",
