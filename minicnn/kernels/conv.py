@@ -18,8 +18,8 @@ The maths is the op's (``out = W_col @ cols + b``, ``dW = dout @ cols.T``,
 - **need_dx=False** (nothing needs dL/dx: a model's first layer) skips dx's products and col2im.
 
 A 1-D convolution runs as a 2-D one over a height of 1 (:func:`lift_1d`). A depthwise one
-(``groups == in_channels == out_channels``) runs one kernel offset at a time
-(:mod:`~minicnn.kernels.conv_depthwise`). What else the three algorithms do not cover, other
+(``groups == in_channels == out_channels``) runs as shifted copies and one matrix-vector
+product per channel (:mod:`~minicnn.kernels.conv_depthwise`). What else the three algorithms do not cover, other
 ``groups > 1`` and 3-D inputs, runs the op itself on the same chunks of samples on the
 threads (:class:`ChunkedOp`).
 """
