@@ -17,11 +17,13 @@ The maths is the op's (``out = W_col @ cols + b``, ``dW = dout @ cols.T``,
   buffers only and leaves the kept buffer alone.
 - **need_dx=False** (nothing needs dL/dx: a model's first layer) skips dx's products and col2im.
 
-A 1-D convolution runs as a 2-D one over a height of 1 (:func:`lift_1d`). A depthwise one
+The two im2col algorithms take one, two or three spatial axes alike (their copy loops,
+:mod:`~minicnn.kernels.conv_unfold`, are N-d), so 1-D and 3-D convolutions get the same
+chunks, kept buffer and need_dx skip as 2-D ones; Winograd is 2-D only. A depthwise one
 (``groups == in_channels == out_channels``) runs one kernel offset at a time
-(:mod:`~minicnn.kernels.conv_depthwise`). What else the three algorithms do not cover, other
-``groups > 1`` and 3-D inputs, runs the op itself on the same chunks of samples on the
-threads (:class:`ChunkedOp`).
+(:mod:`~minicnn.kernels.conv_depthwise`). What else the algorithms do not cover, other
+``groups > 1``, runs the op itself on the same chunks of samples on the threads
+(:class:`ChunkedOp`).
 """
 
 from __future__ import annotations
@@ -46,35 +48,24 @@ ALGORITHMS = ("auto", *PATHS)
 
 
 def conv_chunk(g: ConvGeometry, sample_size: int) -> int:
-    """:func:`samples_per_chunk` for a 2-D convolution of geometry ``g``.
+    """:func:`samples_per_chunk` for a convolution of geometry ``g``.
 
     Examples
     --------
-    >>> big = ConvGeometry(64, 16, 32, 32, 32, (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), 32, 32)
+    >>> big = ConvGeometry(64, 16, (32, 32), 32, (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), (32, 32))
     >>> conv_chunk(big, 32 * 32 * 16 * 9)
     8
-    >>> digits = ConvGeometry(64, 1, 8, 8, 16, (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), 8, 8)
+    >>> digits = ConvGeometry(64, 1, (8, 8), 16, (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), (8, 8))
     >>> conv_chunk(digits, 8 * 8 * 9)   # 590k multiply-adds in all: not worth a thread
     64
     """
     return samples_per_chunk(g.n, sample_size, g.f * g.k * g.p)
 
 
-def lift_1d(x: np.ndarray, w: np.ndarray, stride, padding, dilation) -> tuple:
-    """A 1-D convolution's arguments as those of the same 2-D one over a height of 1.
-
-    ``x`` (N, C, L) and ``w`` (F, C, k) become views (N, C, 1, L) and (F, C, 1, k), and the
-    window gains a height-1 axis with no padding, so the 2-D output (N, F, 1, L_out) is the 1-D
-    one with an extra axis, and so are the gradients.
-    """
-    win = geometry(x.shape[2:], w.shape[2:], stride, padding, dilation, "conv_forward")
-    return (x[:, :, None], w[:, :, None], (1, *win.stride), ((0, 0), *win.pads), (1, *win.dilation))
-
-
 class ChunkedOp:
     """:func:`minicnn.ops.conv_forward` and ``conv_backward`` as they are, on chunks of samples.
 
-    For what the fast algorithms do not cover (``groups > 1``, three spatial axes): each chunk
+    For what the fast algorithms do not cover (``groups > 1``): each chunk
     runs the op on its samples, on the worker threads, and the chunks' dW and db are added in
     chunk order (the same bits for any thread count, within rounding of the op's own sums).
     """
@@ -121,12 +112,15 @@ def choose_algorithm(g: ConvGeometry) -> str:
     """The fastest algorithm for a convolution of geometry ``g``, from its shape alone.
 
     Measured on the benchmark's shapes (examples/benchmark.py): Winograd wins for 3x3
-    stride-1 layers once both channel counts reach 16; channels-last rows win the other
-    layers with 16 or more input channels; with fewer, per-sample NCHW products do.
+    stride-1 layers once both channel counts reach 16; channels-last rows win the other 2-D
+    layers with 16 or more input channels; with fewer, per-sample NCHW products do. On one
+    spatial axis NCHW wins whatever the channels (its copies move whole rows of the signal,
+    and it needs no transposes), and on three up to 32 channels at least (its copies move
+    rows of W values, channels-last ones runs of C).
     """
     if Winograd.supports(g.kernel, g.stride, g.dilation) and min(g.c, g.f) >= 16:
         return Winograd.name
-    if g.c >= 16:
+    if len(g.kernel) == 2 and g.c >= 16:
         return Im2colRows.name
     return Im2col.name
 
@@ -199,12 +193,8 @@ class ConvKernel:
         """The algorithm that runs for an input of ``x_shape`` and filters of ``w_shape``."""
         if self.algorithm == "auto" and conv_depthwise.applies(x_shape, w_shape, groups):
             return "depthwise"
-        if groups != 1 or len(x_shape) not in (3, 4):
+        if groups != 1:
             return Im2col.name  # the op's: im2col, group by group
-        if len(x_shape) == 3:
-            x4, w4, *window = lift_1d(np.empty(x_shape, np.uint8), np.empty(w_shape, np.uint8), stride, padding,
-                                      dilation)
-            return self._plan_for(x4.shape, w4.shape, *window).path.name
         return self._plan_for(tuple(x_shape), tuple(w_shape), stride, padding, dilation).path.name
 
     def _plan_for(self, x_shape, w_shape, stride, padding, dilation) -> SimpleNamespace:
@@ -212,9 +202,9 @@ class ConvKernel:
         key = (x_shape, w_shape, stride, padding, dilation)
         if self._plan is not None and self._plan.key == key:
             return self._plan
-        (n, c, h, w), (f, _, *kernel) = x_shape, w_shape
-        win = ops.window((h, w), kernel, stride, padding, dilation, "conv_forward")
-        g = ConvGeometry(n, c, h, w, f, win.kernel, win.stride, win.dilation, win.pads, *win.out)
+        (n, c, *spatial), (f, _, *kernel) = x_shape, w_shape
+        win = geometry(spatial, kernel, stride, padding, dilation, "conv_forward")
+        g = ConvGeometry(n, c, tuple(spatial), f, win.kernel, win.stride, win.dilation, win.pads, win.out)
         path = PATHS[choose_algorithm(g) if self.algorithm == "auto" else self.algorithm](g)
         chunk = conv_chunk(g, path.sample_size())
         self._plan = SimpleNamespace(key=key, geometry=g, path=path, chunk=chunk)
@@ -236,16 +226,11 @@ class ConvKernel:
         """
         if self.algorithm == "auto" and conv_depthwise.applies(x.shape, w.shape, groups):
             return conv_depthwise.forward(x, w, b, stride=stride, padding=padding, dilation=dilation)
-        if groups != 1 or x.ndim not in (3, 4):
+        if groups != 1:
             return ChunkedOp.forward(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
-        if x.ndim == 3:
-            x4, w4, *window = lift_1d(x, w, stride, padding, dilation)
-            out, cache = self.forward(x4, w4, b, stride=window[0], padding=window[1], dilation=window[2],
-                                      keep=keep)
-            return out[:, :, 0], cache
         plan = self._plan_for(x.shape, w.shape, stride, padding, dilation)
         path, g = plan.path, plan.geometry
-        out = np.empty((g.n, g.f, g.oh, g.ow), dtype=x.dtype)
+        out = np.empty((g.n, g.f, *g.out), dtype=x.dtype)
         w = path.weight_operand(w.astype(x.dtype, copy=False))
         b = None if b is None else b.astype(x.dtype, copy=False)
         kept = self._kept_buffer(plan, x.dtype) if keep else None
@@ -274,9 +259,6 @@ class ConvKernel:
             return conv_depthwise.backward(np.ascontiguousarray(dout), cache, need_dx)
         if not isinstance(cache, ConvCache):  # the op ran forward
             return ChunkedOp.backward(dout, cache)
-        if dout.ndim == 3:  # a 1-D convolution, run as 2-D
-            dx, dw, db = self.backward(dout[:, :, None], cache, need_dx)
-            return None if dx is None else dx[:, :, 0], dw[:, :, 0], db
         plan, dtype = cache.plan, cache.x.dtype
         path, g = plan.path, plan.geometry
         dout = np.ascontiguousarray(dout, dtype=dtype)
@@ -286,13 +268,14 @@ class ConvKernel:
         kept = self._kept_buffer(plan, dtype)
         dx = np.empty(cache.x.shape, dtype=dtype) if need_dx else None
         scratch = partial(self._scratch.get, dtype=dtype)
+        spatial_axes = (0, *range(2, dout.ndim))  # db sums over samples and positions
 
         def chunk(start: int, stop: int, worker: int):
             cols = path.kept_chunk(kept, start, stop)
             if rebuild:
                 path.columns(cache.x[start:stop], cols, scratch)
             dw = path.backward(cols, cache.w, dout[start:stop], None if dx is None else dx[start:stop], scratch)
-            return dw, dout[start:stop].sum(axis=(0, 2, 3)) if cache.has_bias else None
+            return dw, dout[start:stop].sum(axis=spatial_axes) if cache.has_bias else None
 
         parts = run_chunks(chunk, g.n, plan.chunk)
         # Summed in chunk order, whichever thread finished first: the same bits for any thread count.

@@ -4,7 +4,9 @@ Both algorithms here compute exactly the sum that defines the convolution (only 
 of the additions inside a matrix product changes) and work on one chunk of the batch at a
 time: :class:`~minicnn.kernels.conv.ConvKernel` runs the chunks on the worker threads.
 
-Let ``K = C*KH*KW`` (one window) and ``P = OH*OW`` (one output map).
+Let ``K = C*KH*KW`` (one window) and ``P = OH*OW`` (one output map); on one or three
+spatial axes the same with ``K = C*prod(kernel)`` and ``P = prod(out)``, the windows and
+the channels-last layout taken along every spatial axis (:mod:`~minicnn.kernels.conv_unfold`).
 
 :class:`Im2col` (``algorithm="im2col"``), the textbook layout. Per sample, the columns are a
 (K, P) matrix (:func:`minicnn.ops.im2col`) and the filters a (F, K) matrix::
@@ -30,6 +32,7 @@ copies are as cheap, and its per-sample products need no transposes at all.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -48,7 +51,7 @@ class Im2col:
     Examples
     --------
     >>> from minicnn.kernels.conv_geometry import ConvGeometry
-    >>> g = ConvGeometry(2, 1, 3, 3, 1, (2, 2), (1, 1), (1, 1), ((0, 0), (0, 0)), 2, 2)
+    >>> g = ConvGeometry(2, 1, (3, 3), 1, (2, 2), (1, 1), (1, 1), ((0, 0), (0, 0)), (2, 2))
     >>> path = Im2col(g)
     >>> x = np.arange(18.0).reshape(2, 1, 3, 3)
     >>> cols, out = np.empty(path.kept_shape(2)), np.empty((2, 1, 2, 2))
@@ -75,28 +78,28 @@ class Im2col:
     def sample_size(self) -> int:
         """Elements of the arrays one sample needs, its columns first (sets the chunk size)."""
         g = self.g
-        return g.k * g.p + (g.c * g.h * g.w + g.f * g.p)
+        return g.k * g.p + (g.c * math.prod(g.spatial) + g.f * g.p)
 
     def weight_operand(self, weight: np.ndarray) -> np.ndarray:
         """The filters as the (F, K) matrix the products use."""
         return weight.reshape(self.g.f, -1)
 
     def weight_grad(self, total: np.ndarray) -> np.ndarray:
-        """dL/dW in the layer's (F, C, KH, KW) shape, from the sum of :meth:`backward`'s parts."""
+        """dL/dW in the layer's (F, C, *kernel) shape, from the sum of :meth:`backward`'s parts."""
         return total.reshape(self.g.f, self.g.c, *self.g.kernel)
 
     def columns(self, x: np.ndarray, cols: np.ndarray, scratch: Scratch) -> None:
-        """Write the columns of the chunk ``x`` (n, C, H, W) into ``cols`` (n, K, P)."""
+        """Write the columns of the chunk ``x`` (n, C, *spatial) into ``cols`` (n, K, P)."""
         g = self.g
-        unfold_into(x, cols.reshape((len(x), g.c) + g.kernel + (g.oh, g.ow)), g.kernel, g.stride, g.pads,
-                      g.dilation)
+        unfold_into(x, cols.reshape((len(x), g.c) + g.kernel + g.out), g.kernel, g.stride, g.pads, g.dilation)
 
     def forward(self, cols, w, out, bias, scratch: Scratch) -> None:
-        """``out`` (n, F, OH, OW) = W @ cols (+ bias), sample by sample."""
+        """``out`` (n, F, *out) = W @ cols (+ bias), sample by sample."""
         n = len(out)
-        np.matmul(w, cols, out=out.reshape(n, self.g.f, self.g.p))
+        maps = out.reshape(n, self.g.f, self.g.p)
+        np.matmul(w, cols, out=maps)
         if bias is not None:
-            out += bias[:, None, None]
+            maps += bias[:, None]
 
     def backward(self, cols, w, dout, dx, scratch: Scratch) -> np.ndarray:
         """This chunk's part of dW, as an (F, K) matrix; and, unless ``dx`` is None, its dx.
@@ -112,8 +115,7 @@ class Im2col:
         if dx is not None:
             dcols = np.matmul(w.T, d, out=cols)  # the columns' last use was dW
             dx[...] = 0
-            fold_into(dcols.reshape((n, g.c) + g.kernel + (g.oh, g.ow)), dx, g.kernel, g.stride, g.pads,
-                        g.dilation)
+            fold_into(dcols.reshape((n, g.c) + g.kernel + g.out), dx, g.kernel, g.stride, g.pads, g.dilation)
         return dw
 
 
@@ -130,47 +132,50 @@ class Im2colRows(Im2col):
 
     def weight_operand(self, weight: np.ndarray) -> np.ndarray:
         """The filters as a (K, F) matrix, K in (kernel row, kernel column, channel) order."""
-        return weight.transpose(2, 3, 1, 0).reshape(-1, self.g.f)
+        nd = len(self.g.kernel)
+        return weight.transpose(*range(2, 2 + nd), 1, 0).reshape(-1, self.g.f)
 
     def weight_grad(self, total: np.ndarray) -> np.ndarray:
         g = self.g
-        return total.T.reshape(g.f, *g.kernel, g.c).transpose(0, 3, 1, 2)
+        nd = len(g.kernel)
+        return total.T.reshape(g.f, *g.kernel, g.c).transpose(0, 1 + nd, *range(1, 1 + nd))
 
     def _windows(self, rows: np.ndarray) -> np.ndarray:
-        """(n, P, K) rows seen as (n, OH, OW, KH, KW, C)."""
+        """(n, P, K) rows seen as (n, *out, *kernel, C): in 2-D (n, OH, OW, KH, KW, C)."""
         g = self.g
-        return rows.reshape((len(rows), g.oh, g.ow) + g.kernel + (g.c,))
+        return rows.reshape((len(rows),) + g.out + g.kernel + (g.c,))
 
     def columns(self, x, rows, scratch: Scratch) -> None:
         g = self.g
-        xh = scratch("x_nhwc", (len(x), g.h, g.w, g.c))
-        np.copyto(xh, x.transpose(0, 2, 3, 1))
+        nd = len(g.kernel)
+        xh = scratch("x_nhwc", (len(x), *g.spatial, g.c))
+        np.copyto(xh, x.transpose(0, *range(2, 2 + nd), 1))
         unfold_into(xh, self._windows(rows), g.kernel, g.stride, g.pads, g.dilation, channels_last=True)
 
     def forward(self, rows, wt, out, bias, scratch: Scratch) -> None:
         g = self.g
         n = len(out)
-        prod = scratch("y_nhwc", (n, g.oh, g.ow, g.f))
+        prod = scratch("y_nhwc", (n, g.p, g.f))
         np.matmul(rows.reshape(-1, g.k), wt, out=prod.reshape(-1, g.f))
-        nchw = prod.transpose(0, 3, 1, 2)
+        nchw, maps = prod.transpose(0, 2, 1), out.reshape(n, g.f, g.p)
         if bias is None:
-            np.copyto(out, nchw)
+            np.copyto(maps, nchw)
         else:
-            np.add(nchw, bias[:, None, None], out=out)
+            np.add(nchw, bias[:, None], out=maps)
 
     def backward(self, rows, wt, dout, dx, scratch: Scratch) -> np.ndarray:
         """This chunk's part of dW, as a (K, F) matrix; and, unless ``dx`` is None, its dx."""
         g = self.g
         n = len(dout)
-        d = scratch("y_nhwc", (n, g.oh, g.ow, g.f))
-        np.copyto(d, dout.transpose(0, 2, 3, 1))
+        d = scratch("y_nhwc", (n, g.p, g.f))
+        np.copyto(d, dout.reshape(n, g.f, g.p).transpose(0, 2, 1))
         d = d.reshape(-1, g.f)
         rows2 = rows.reshape(-1, g.k)
         dw = rows2.T @ d
         if dx is not None:
             np.matmul(d, wt.T, out=rows2)  # the rows' last use was dW
-            dxh = scratch("x_nhwc", (n, g.h, g.w, g.c))
+            dxh = scratch("x_nhwc", (n, *g.spatial, g.c))
             dxh[...] = 0
             fold_into(self._windows(rows), dxh, g.kernel, g.stride, g.pads, g.dilation, channels_last=True)
-            np.copyto(dx, dxh.transpose(0, 3, 1, 2))
+            np.copyto(dx.reshape(n, g.c, -1), dxh.reshape(n, -1, g.c).transpose(0, 2, 1))
         return dw
