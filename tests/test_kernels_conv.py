@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import minicnn.kernels
+import minicnn.kernels.conv
 from minicnn import Conv2DVolume, ops
 from minicnn.kernels.conv import ConvKernel
 
@@ -170,6 +171,21 @@ def test_a_backward_after_another_forward_rebuilds_its_columns(rng, algorithm):
     kernel.forward(second, w, b, **config)  # its columns are in the kept buffer now
     for name, mine, theirs in zip(("dx", "dw", "db"), kernel.backward(dout, cache), expected):
         np.testing.assert_array_equal(mine, theirs, err_msg=name)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_columns_too_large_to_keep_are_built_again_in_backward_with_the_same_bits(rng, monkeypatch, algorithm):
+    x, w, b, config = operands(rng, CASES["3x3-three-chunks"], np.float32)
+    dout = rng.standard_normal(ops.conv_forward(x, w, b, **config)[0].shape).astype(np.float32)
+    expected = [run(ConvKernel(algorithm), x, w, b, config, dout, need_dx) for need_dx in (True, False)]
+    monkeypatch.setattr(minicnn.kernels.conv, "KEEP_BYTES", 0)  # nothing is small enough to keep
+    kernel = ConvKernel(algorithm)
+    for need_dx, theirs in zip((True, False), expected):
+        for _ in range(2):  # a second pass, on the same kernel, must not find stale columns
+            for name, mine, their in zip(("out", "dx", "dw", "db"), run(kernel, x, w, b, config, dout, need_dx),
+                                         theirs):
+                np.testing.assert_array_equal(mine, their, err_msg=name)
+    assert kernel._kept is None  # no batch-sized buffer was made
 
 
 def test_a_deep_copy_between_forward_and_backward_differentiates_the_same_forward(rng):
