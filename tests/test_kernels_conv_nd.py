@@ -1,7 +1,7 @@
 """minicnn.kernels.conv on one and three spatial axes and on groups, against the pure op.
 
-1-D and 3-D convolutions run the N-d im2col algorithms (per sample NCHW, or channels last when
-forced); groups run the op itself on chunks of samples. Both add dW and db over chunks in
+1-D and 3-D convolutions run the N-d im2col algorithms (per sample NCHW, or channels last for
+many channels over short rows); groups run the op itself on chunks of samples. Both add dW and db over chunks in
 another order than the op, so they are compared within the tolerance of
 tests/test_kernels_conv.py; every result is the same bits for one and two threads.
 """
@@ -22,11 +22,13 @@ CASES = {
     "1d-few-channels-causal": ((40, 3, 50), 8, 5, 1, "causal", 2, 1, "im2col"),
     "1d-many-channels-same-stride2": ((64, 16, 201), 16, 3, 2, "same", 1, 1, "im2col"),
     "1d-batch1-pad(2,0)": ((1, 4, 9), 3, 3, 1, ((2, 0),), 1, 1, "im2col"),
+    "1d-short-many-channels": ((50, 25, 19), 25, 3, 2, 1, 1, 1, "im2col_nhwc"),
     "1d-depthwise": ((64, 32, 600), 32, 5, 1, 2, 1, 32, "depthwise"),
     "2d-depthwise-strided-dilated": ((20, 8, 17, 15), 8, 3, 2, "same", 2, 8, "depthwise"),
     "3d-depthwise": ((6, 4, 6, 7, 8), 4, (2, 3, 3), 1, 1, 1, 4, "depthwise"),
     "2d-grouped": ((30, 8, 12, 12), 16, 3, 1, 1, 1, 2, "im2col"),
     "3d-volume": ((24, 2, 8, 10, 10), 8, 3, 1, 1, 1, 1, "im2col"),
+    "3d-many-channels-rect": ((4, 16, 4, 6, 5), 8, (2, 3, 3), 1, (1, 0, 1), 1, 1, "im2col_nhwc"),
     "3d-strided-grouped": ((6, 4, 7, 9, 8), 6, (3, 2, 2), 2, "same", 1, 2, "im2col"),
 }
 

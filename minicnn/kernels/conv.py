@@ -122,15 +122,16 @@ def choose_algorithm(g: ConvGeometry) -> str:
     Measured on the benchmark's shapes (examples/benchmark.py): Winograd wins for 3x3
     stride-1 layers once both channel counts reach 16; channels-last rows win the other 2-D
     layers with 16 or more input channels; with fewer, per-sample NCHW products do. On one
-    spatial axis NCHW wins whatever the channels (its copies move whole rows of the signal,
-    and it needs no transposes), and on three up to 32 channels at least (its copies move
-    rows of W values, channels-last ones runs of C).
+    or three spatial axes the copies decide: NCHW's move runs of one output row (the last
+    axis), channels-last ones runs of C, and the rows pay two transposes more, so they win
+    once C is twice the row or more (measured: signals of 512 and 100 outputs and volumes of
+    16 per row stay NCHW up to 64 and 32 channels; 25 channels over 5-10 outputs, 64 over 8
+    and 16 over 8 run 10-40% faster as rows).
     """
     if Winograd.supports(g.kernel, g.stride, g.dilation) and min(g.c, g.f) >= 16:
         return Winograd.name
-    if len(g.kernel) == 2 and g.c >= 16:
-        return Im2colRows.name
-    return Im2col.name
+    rows = g.c >= 16 if len(g.kernel) == 2 else g.c >= 2 * g.out[-1]
+    return Im2colRows.name if rows else Im2col.name
 
 
 def check_algorithm(algorithm: str, kernel: tuple, stride: tuple, dilation: tuple, groups: int, owner: str) -> str:
