@@ -46,7 +46,7 @@ def tap_plan(spatial: Ints, out: Ints, kernel: Ints, stride: Ints, pads: Padding
              channels_last: bool) -> tuple:
     """The copies of :func:`unfold_into` for one geometry, each kernel offset's in C order.
 
-    Returns one ``(offset, outs, ins, pads)`` per kernel offset: the offset's index tuple,
+    Returns one ``(offset, outs, ins, zero)`` per kernel offset: the offset's index tuple,
     the index of the output positions that read a real input and of the inputs they read
     (:func:`tap_range` along every axis, with the leading batch, and channel, axes), and
     the indices of the output slabs that read the padding (one per axis and side that has
@@ -55,9 +55,11 @@ def tap_plan(spatial: Ints, out: Ints, kernel: Ints, stride: Ints, pads: Padding
     Examples
     --------
     >>> plan = tap_plan((4,), (4,), (3,), (1,), ((1, 1),), (1,), False)  # k3, padding 1
-    >>> [(offset, outs[-1], ins[-1], len(zero)) for offset, outs, ins, zero in plan]
-    [((0,), slice(1, 4, None), slice(0, 3, 1), 1), ((1,), slice(0, 4, None), slice(0, 4, 1), 0), \
-((2,), slice(0, 3, None), slice(1, 4, 1), 1)]
+    >>> for offset, outs, ins, zero in plan:
+    ...     print(offset, outs[-1], ins[-1], len(zero))
+    (0,) slice(1, 4, None) slice(0, 3, 1) 1
+    (1,) slice(0, 4, None) slice(0, 4, 1) 0
+    (2,) slice(0, 3, None) slice(1, 4, 1) 1
     """
     lead = (slice(None),) if channels_last else (slice(None), slice(None))
     plan = []
@@ -65,12 +67,14 @@ def tap_plan(spatial: Ints, out: Ints, kernel: Ints, stride: Ints, pads: Padding
         ranges = [tap_range(size, i * d, s, before, o)
                   for size, i, d, s, (before, _), o in zip(spatial, offset, dilation, stride, pads, out)]
         outs = tuple(r[0] for r in ranges)
-        edges = []
+        zero = []
         for axis, (part, size) in enumerate(zip(outs, out)):
-            for edge in ((slice(0, part.start),) if part.start > 0 else ()) + (
-                    (slice(part.stop, None),) if part.stop < size else ()):
-                edges.append(lead + (slice(None),) * axis + (edge,))
-        plan.append((offset, lead + outs, lead + tuple(r[1] for r in ranges), tuple(edges)))
+            upto = lead + (slice(None),) * axis  # every position along the axes before this one
+            if part.start > 0:
+                zero.append(upto + (slice(0, part.start),))
+            if part.stop < size:
+                zero.append(upto + (slice(part.stop, None),))
+        plan.append((offset, lead + outs, lead + tuple(r[1] for r in ranges), tuple(zero)))
     return tuple(plan)
 
 
