@@ -22,7 +22,8 @@ The maths is the op's (``out = W_col @ cols + b``, ``dW = dout @ cols.T``,
 
 The two im2col algorithms take one, two or three spatial axes alike (their copy loops,
 :mod:`~minicnn.kernels.conv_unfold`, are N-d), so 1-D and 3-D convolutions get the same
-chunks, kept buffer and need_dx skip as 2-D ones; Winograd is 2-D only. A depthwise one
+chunks, kept buffer and need_dx skip as 2-D ones (3-D per-sample dx takes the last axis's
+taps inside its product, so that col2im moves whole rows); Winograd is 2-D only. A depthwise one
 (``groups == in_channels == out_channels``) runs one kernel offset at a time
 (:mod:`~minicnn.kernels.conv_depthwise`). What else the algorithms do not cover, other
 ``groups > 1``, runs the op itself on the same chunks of samples on the threads
