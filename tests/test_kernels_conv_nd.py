@@ -1,8 +1,8 @@
 """minicnn.kernels.conv on one and three spatial axes and on groups, against the pure op.
 
-A 1-D convolution runs as the 2-D one over a height of 1 (any of the 2-D algorithms but
-Winograd); groups and 3-D inputs run the op itself on chunks of samples. Both add dW and db
-over chunks in another order than the op, so they are compared within the tolerance of
+1-D and 3-D convolutions run the N-d im2col algorithms (per sample NCHW, or channels last for
+many channels over short rows); groups run the op itself on chunks of samples. Both add dW and db over chunks in
+another order than the op, so they are compared within the tolerance of
 tests/test_kernels_conv.py; every result is the same bits for one and two threads.
 """
 
@@ -20,13 +20,17 @@ TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
 # (x shape, F, kernel, stride, padding, dilation, groups, algorithm the 1-D/2-D plan picks)
 CASES = {
     "1d-few-channels-causal": ((40, 3, 50), 8, 5, 1, "causal", 2, 1, "im2col"),
-    "1d-many-channels-same-stride2": ((64, 16, 201), 16, 3, 2, "same", 1, 1, "im2col_nhwc"),
+    "1d-many-channels-same-stride2": ((64, 16, 201), 16, 3, 2, "same", 1, 1, "im2col"),
     "1d-batch1-pad(2,0)": ((1, 4, 9), 3, 3, 1, ((2, 0),), 1, 1, "im2col"),
+    "1d-short-many-channels": ((50, 25, 19), 25, 3, 2, 1, 1, 1, "im2col_nhwc"),
+    "1d-k1-padding-beyond-the-kernel": ((4, 3, 6), 2, 1, 1, 2, 1, 1, "im2col"),
     "1d-depthwise": ((64, 32, 600), 32, 5, 1, 2, 1, 32, "depthwise"),
     "2d-depthwise-strided-dilated": ((20, 8, 17, 15), 8, 3, 2, "same", 2, 8, "depthwise"),
     "3d-depthwise": ((6, 4, 6, 7, 8), 4, (2, 3, 3), 1, 1, 1, 4, "depthwise"),
     "2d-grouped": ((30, 8, 12, 12), 16, 3, 1, 1, 1, 2, "im2col"),
     "3d-volume": ((24, 2, 8, 10, 10), 8, 3, 1, 1, 1, 1, "im2col"),
+    "3d-strided-dilated": ((6, 3, 9, 8, 7), 4, (3, 2, 3), (2, 3, 1), ((2, 0), 1, (3, 1)), (1, 2, 2), 1, "im2col"),
+    "3d-many-channels-rect": ((4, 16, 4, 6, 5), 8, (2, 3, 3), 1, (1, 0, 1), 1, 1, "im2col_nhwc"),
     "3d-strided-grouped": ((6, 4, 7, 9, 8), 6, (3, 2, 2), 2, "same", 1, 2, "im2col"),
 }
 
@@ -59,6 +63,31 @@ def test_the_kernel_computes_what_the_op_computes(rng, name, dtype):
         assert mine.shape == theirs.shape and mine.dtype == theirs.dtype == dtype, label
         error = np.abs(mine - theirs).max() / np.abs(theirs).max()
         assert error <= TOLERANCE[dtype], f"{label}: relative error {error:.1e}"
+
+
+@pytest.mark.parametrize("algorithm", ["im2col", "im2col_nhwc"])
+@pytest.mark.parametrize("name", [name for name, case in CASES.items() if case[-2] == 1])
+def test_either_layout_on_one_and_three_axes_computes_what_the_op_computes(rng, name, algorithm):
+    x, w, b, config = operands(rng, CASES[name], np.float64)
+    out, cache = ops.conv_forward(x, w, b, **config)
+    dout = rng.standard_normal(out.shape)
+    expected = (out, *ops.conv_backward(dout, cache))
+    kernel = ConvKernel(algorithm)
+    assert kernel.algorithm_for(x.shape, w.shape, **config) == algorithm
+    got = run(kernel, x, w, b, config, dout)
+    for label, mine, theirs in zip(("out", "dx", "dw", "db"), got, expected):
+        assert mine.shape == theirs.shape, label
+        # the op's products, and in 1-D col2im's sums (3-D takes the last axis's taps in a product)
+        if algorithm == "im2col" and (label == "out" or label == "dx" and x.ndim == 3):
+            np.testing.assert_array_equal(mine, theirs, err_msg=label)
+        else:
+            np.testing.assert_allclose(mine, theirs, rtol=0, atol=TOLERANCE[np.float64] * np.abs(theirs).max(),
+                                       err_msg=label)
+    np.testing.assert_array_equal(kernel.forward(x, w, b, keep=False, **config)[0], got[0])  # inference
+    _, dx, dw, db = run(kernel, x, w, b, config, dout, need_dx=False)
+    assert dx is None
+    np.testing.assert_array_equal(dw, got[2])
+    np.testing.assert_array_equal(db, got[3])
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -14,14 +14,20 @@ The maths is the op's (``out = W_col @ cols + b``, ``dW = dout @ cols.T``,
   transformed tiles) into an array reused while the input's shape stays the same, and
   backward writes the column gradient over them once dW is done, so one forward+backward
   holds a single such array. An inference forward (``keep=False``) uses per-thread chunk
-  buffers only and leaves the kept buffer alone.
+  buffers only and leaves the kept buffer alone. So does a training forward whose batch's
+  columns would exceed ``KEEP_BYTES``: its backward builds each chunk's columns again in a
+  per-thread buffer, which costs one more copy loop but stays in cache (3-D layers, whose
+  columns are 27 times their input: 7-14% faster forward+backward, measured).
 - **need_dx=False** (nothing needs dL/dx: a model's first layer) skips dx's products and col2im.
 
-A 1-D convolution runs as a 2-D one over a height of 1 (:func:`lift_1d`). A depthwise one
+The two im2col algorithms take one, two or three spatial axes alike (their copy loops,
+:mod:`~minicnn.kernels.conv_unfold`, are N-d), so 1-D and 3-D convolutions get the same
+chunks, kept buffer and need_dx skip as 2-D ones (3-D per-sample dx takes the last axis's
+taps inside its product, so that col2im moves whole rows); Winograd is 2-D only. A depthwise one
 (``groups == in_channels == out_channels``) runs as shifted copies and one matrix-vector
-product per channel (:mod:`~minicnn.kernels.conv_depthwise`). What else the three algorithms do not cover, other
-``groups > 1`` and 3-D inputs, runs the op itself on the same chunks of samples on the
-threads (:class:`ChunkedOp`).
+product per channel (:mod:`~minicnn.kernels.conv_depthwise`). What else the algorithms do not
+cover, other ``groups > 1``, runs the op itself on the same chunks of samples on the threads
+(:class:`ChunkedOp`).
 """
 
 from __future__ import annotations
@@ -42,39 +48,33 @@ from .threads import Scratch, run_chunks
 from .windows import geometry
 
 PATHS = {path.name: path for path in (Im2col, Im2colRows, Winograd)}
+# The largest batch's columns (float32 bytes) a training forward keeps for backward. Beyond about
+# half the last-level cache, writing them out and reading them back costs more than building
+# each chunk's columns again in backward (measured on 28-56 MiB cases in 2-D and 3-D: forward
+# 20-35% faster, forward+backward 0-14%); below it (every 2-D benchmark layer) keeping wins.
+KEEP_BYTES = 16 * 2**20
 ALGORITHMS = ("auto", *PATHS)
 
 
 def conv_chunk(g: ConvGeometry, sample_size: int) -> int:
-    """:func:`samples_per_chunk` for a 2-D convolution of geometry ``g``.
+    """:func:`samples_per_chunk` for a convolution of geometry ``g``.
 
     Examples
     --------
-    >>> big = ConvGeometry(64, 16, 32, 32, 32, (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), 32, 32)
+    >>> big = ConvGeometry(64, 16, (32, 32), 32, (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), (32, 32))
     >>> conv_chunk(big, 32 * 32 * 16 * 9)
     8
-    >>> digits = ConvGeometry(64, 1, 8, 8, 16, (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), 8, 8)
+    >>> digits = ConvGeometry(64, 1, (8, 8), 16, (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), (8, 8))
     >>> conv_chunk(digits, 8 * 8 * 9)   # 590k multiply-adds in all: not worth a thread
     64
     """
     return samples_per_chunk(g.n, sample_size, g.f * g.k * g.p)
 
 
-def lift_1d(x: np.ndarray, w: np.ndarray, stride, padding, dilation) -> tuple:
-    """A 1-D convolution's arguments as those of the same 2-D one over a height of 1.
-
-    ``x`` (N, C, L) and ``w`` (F, C, k) become views (N, C, 1, L) and (F, C, 1, k), and the
-    window gains a height-1 axis with no padding, so the 2-D output (N, F, 1, L_out) is the 1-D
-    one with an extra axis, and so are the gradients.
-    """
-    win = geometry(x.shape[2:], w.shape[2:], stride, padding, dilation, "conv_forward")
-    return (x[:, :, None], w[:, :, None], (1, *win.stride), ((0, 0), *win.pads), (1, *win.dilation))
-
-
 class ChunkedOp:
     """:func:`minicnn.ops.conv_forward` and ``conv_backward`` as they are, on chunks of samples.
 
-    For what the fast algorithms do not cover (``groups > 1``, three spatial axes): each chunk
+    For what the fast algorithms do not cover (``groups > 1``): each chunk
     runs the op on its samples, on the worker threads, and the chunks' dW and db are added in
     chunk order (the same bits for any thread count, within rounding of the op's own sums).
     """
@@ -121,14 +121,18 @@ def choose_algorithm(g: ConvGeometry) -> str:
     """The fastest algorithm for a convolution of geometry ``g``, from its shape alone.
 
     Measured on the benchmark's shapes (examples/benchmark.py): Winograd wins for 3x3
-    stride-1 layers once both channel counts reach 16; channels-last rows win the other
-    layers with 16 or more input channels; with fewer, per-sample NCHW products do.
+    stride-1 layers once both channel counts reach 16; channels-last rows win the other 2-D
+    layers with 16 or more input channels; with fewer, per-sample NCHW products do. On one
+    or three spatial axes the copies decide: NCHW's move runs of one output row (the last
+    axis), channels-last ones runs of C, and the rows pay two transposes more, so they win
+    once C is twice the row or more (measured: signals of 512 and 100 outputs and volumes of
+    16 per row stay NCHW up to 64 and 32 channels; 25 channels over 5-10 outputs, 64 over 8
+    and 16 over 8 run 10-40% faster as rows).
     """
     if Winograd.supports(g.kernel, g.stride, g.dilation) and min(g.c, g.f) >= 16:
         return Winograd.name
-    if g.c >= 16:
-        return Im2colRows.name
-    return Im2col.name
+    rows = g.c >= 16 if len(g.kernel) == 2 else g.c >= 2 * g.out[-1]
+    return Im2colRows.name if rows else Im2col.name
 
 
 def check_algorithm(algorithm: str, kernel: tuple, stride: tuple, dilation: tuple, groups: int, owner: str) -> str:
@@ -199,12 +203,8 @@ class ConvKernel:
         """The algorithm that runs for an input of ``x_shape`` and filters of ``w_shape``."""
         if self.algorithm == "auto" and conv_depthwise.applies(x_shape, w_shape, groups):
             return "depthwise"
-        if groups != 1 or len(x_shape) not in (3, 4):
+        if groups != 1:
             return Im2col.name  # the op's: im2col, group by group
-        if len(x_shape) == 3:
-            x4, w4, *window = lift_1d(np.empty(x_shape, np.uint8), np.empty(w_shape, np.uint8), stride, padding,
-                                      dilation)
-            return self._plan_for(x4.shape, w4.shape, *window).path.name
         return self._plan_for(tuple(x_shape), tuple(w_shape), stride, padding, dilation).path.name
 
     def _plan_for(self, x_shape, w_shape, stride, padding, dilation) -> SimpleNamespace:
@@ -212,12 +212,13 @@ class ConvKernel:
         key = (x_shape, w_shape, stride, padding, dilation)
         if self._plan is not None and self._plan.key == key:
             return self._plan
-        (n, c, h, w), (f, _, *kernel) = x_shape, w_shape
-        win = ops.window((h, w), kernel, stride, padding, dilation, "conv_forward")
-        g = ConvGeometry(n, c, h, w, f, win.kernel, win.stride, win.dilation, win.pads, *win.out)
+        (n, c, *spatial), (f, _, *kernel) = x_shape, w_shape
+        win = geometry(spatial, kernel, stride, padding, dilation, "conv_forward")
+        g = ConvGeometry(n, c, tuple(spatial), f, win.kernel, win.stride, win.dilation, win.pads, win.out)
         path = PATHS[choose_algorithm(g) if self.algorithm == "auto" else self.algorithm](g)
         chunk = conv_chunk(g, path.sample_size())
-        self._plan = SimpleNamespace(key=key, geometry=g, path=path, chunk=chunk)
+        keeps = 4 * math.prod(path.kept_shape(g.n)) <= KEEP_BYTES
+        self._plan = SimpleNamespace(key=key, geometry=g, path=path, chunk=chunk, keeps=keeps)
         return self._plan
 
     def _kept_buffer(self, plan, dtype) -> np.ndarray:
@@ -232,22 +233,19 @@ class ConvKernel:
         """:func:`minicnn.ops.conv_forward`, keeping the batch's columns for :meth:`backward`.
 
         ``keep=False`` (inference: nobody keeps the cache) uses one chunk's columns at a time
-        per thread, and leaves the kept buffer alone.
+        per thread, and leaves the kept buffer alone; so does a plan whose columns are too
+        large to keep (``KEEP_BYTES``), whose backward builds them again.
         """
         if self.algorithm == "auto" and conv_depthwise.applies(x.shape, w.shape, groups):
             return conv_depthwise.forward(x, w, b, stride=stride, padding=padding, dilation=dilation)
-        if groups != 1 or x.ndim not in (3, 4):
+        if groups != 1:
             return ChunkedOp.forward(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
-        if x.ndim == 3:
-            x4, w4, *window = lift_1d(x, w, stride, padding, dilation)
-            out, cache = self.forward(x4, w4, b, stride=window[0], padding=window[1], dilation=window[2],
-                                      keep=keep)
-            return out[:, :, 0], cache
         plan = self._plan_for(x.shape, w.shape, stride, padding, dilation)
         path, g = plan.path, plan.geometry
-        out = np.empty((g.n, g.f, g.oh, g.ow), dtype=x.dtype)
+        out = np.empty((g.n, g.f, *g.out), dtype=x.dtype)
         w = path.weight_operand(w.astype(x.dtype, copy=False))
         b = None if b is None else b.astype(x.dtype, copy=False)
+        keep = keep and plan.keeps
         kept = self._kept_buffer(plan, x.dtype) if keep else None
         scratch = partial(self._scratch.get, dtype=x.dtype)
         if keep:
@@ -274,29 +272,31 @@ class ConvKernel:
             return conv_depthwise.backward(np.ascontiguousarray(dout), cache, need_dx)
         if not isinstance(cache, ConvCache):  # the op ran forward
             return ChunkedOp.backward(dout, cache)
-        if dout.ndim == 3:  # a 1-D convolution, run as 2-D
-            dx, dw, db = self.backward(dout[:, :, None], cache, need_dx)
-            return None if dx is None else dx[:, :, 0], dw[:, :, 0], db
         plan, dtype = cache.plan, cache.x.dtype
         path, g = plan.path, plan.geometry
         dout = np.ascontiguousarray(dout, dtype=dtype)
-        # The columns are gone once a backward has written dx over them, or another forward its own.
-        rebuild = self._holder is not cache
+        kept = self._kept_buffer(plan, dtype) if plan.keeps else None
+        # The columns are gone once a backward has written dx over them, or another forward its own
+        # (and were never kept when too large).
+        rebuild = kept is None or self._holder is not cache
         self._holder = None  # until the end: the buffer gets dx's columns, or these rebuilt
-        kept = self._kept_buffer(plan, dtype)
         dx = np.empty(cache.x.shape, dtype=dtype) if need_dx else None
         scratch = partial(self._scratch.get, dtype=dtype)
+        spatial_axes = (0, *range(2, dout.ndim))  # db sums over samples and positions
 
         def chunk(start: int, stop: int, worker: int):
-            cols = path.kept_chunk(kept, start, stop)
+            if kept is None:  # columns too large to keep: this chunk's, again
+                cols = scratch("cols", path.kept_shape(stop - start))
+            else:
+                cols = path.kept_chunk(kept, start, stop)
             if rebuild:
                 path.columns(cache.x[start:stop], cols, scratch)
             dw = path.backward(cols, cache.w, dout[start:stop], None if dx is None else dx[start:stop], scratch)
-            return dw, dout[start:stop].sum(axis=(0, 2, 3)) if cache.has_bias else None
+            return dw, dout[start:stop].sum(axis=spatial_axes) if cache.has_bias else None
 
         parts = run_chunks(chunk, g.n, plan.chunk)
         # Summed in chunk order, whichever thread finished first: the same bits for any thread count.
         dw = path.weight_grad(reduce(np.add, [dw for dw, _ in parts]))
         db = reduce(np.add, [db for _, db in parts]) if cache.has_bias else None
-        self._holder = cache if dx is None else None  # dx was written over the columns
+        self._holder = cache if dx is None and kept is not None else None  # dx was written over the columns
         return dx, dw, db

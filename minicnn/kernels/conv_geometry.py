@@ -3,48 +3,62 @@ and how many samples of it go to a thread at a time."""
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 
 class ConvGeometry(NamedTuple):
-    """The input batch, the filters and the window of one convolution, all resolved.
+    """The input, the filters and the window of one convolution, all resolved, on one, two or
+    three spatial axes.
 
     Built by :class:`~minicnn.kernels.conv.ConvKernel` once per input shape and handed to
     the algorithm it picks (:mod:`~minicnn.kernels.conv_im2col`, :mod:`~minicnn.kernels.conv_winograd`).
 
     Attributes
     ----------
-    n, c, h, w : int
-        Input batch (N, C, H, W).
+    n, c : int
+        Batch size and input channels.
+    spatial : tuple of int
+        The input's spatial size, (L,), (H, W) or (D, H, W).
     f : int
         Filters (output channels).
-    kernel, stride, dilation : (h, w) pairs
-    pads : ((top, bottom), (left, right))
-    oh, ow : int
-        Output height and width.
+    kernel, stride, dilation : tuple of int, one per spatial axis
+    pads : tuple of (before, after) pairs, one per spatial axis
+    out : tuple of int
+        The output's spatial size.
+
+    Examples
+    --------
+    >>> g = ConvGeometry(8, 8, (16, 16, 16), 16, (3, 3, 3), (1, 1, 1), (1, 1, 1), ((1, 1),) * 3, (16, 16, 16))
+    >>> g.k, g.p
+    (216, 4096)
     """
 
     n: int
     c: int
-    h: int
-    w: int
+    spatial: tuple[int, ...]
     f: int
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    dilation: tuple[int, int]
-    pads: tuple[tuple[int, int], tuple[int, int]]
-    oh: int
-    ow: int
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    pads: tuple[tuple[int, int], ...]
+    out: tuple[int, ...]
 
     @property
     def k(self) -> int:
-        """Length of one window: C*KH*KW."""
-        return self.c * self.kernel[0] * self.kernel[1]
+        """Length of one window: C times the kernel's size."""
+        return self.c * math.prod(self.kernel)
 
     @property
     def p(self) -> int:
-        """Output pixels per map: OH*OW."""
-        return self.oh * self.ow
+        """Output positions per map: the product of ``out``."""
+        return math.prod(self.out)
+
+    # The 2-D names, for the algorithm that runs on images only (Winograd).
+    h = property(lambda self: self.spatial[-2], doc="Input height (2-D).")
+    w = property(lambda self: self.spatial[-1], doc="Input width (2-D).")
+    oh = property(lambda self: self.out[-2], doc="Output height (2-D).")
+    ow = property(lambda self: self.out[-1], doc="Output width (2-D).")
 
 
 # Samples per chunk: enough to keep each thread's matrix products large and the Python

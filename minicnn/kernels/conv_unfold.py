@@ -2,17 +2,22 @@
 
 :func:`minicnn.ops.im2col` pads the input and copies one strided slice per kernel offset
 into a new array. These loops do the same copies straight from the unpadded input into a
-buffer the caller reuses (any strides, either memory layout), setting the window positions
-over the padding to zero instead; :func:`fold_into` adds back, as col2im. No checks: the
-kernels call them once per chunk of a batch, with a geometry checked once per shape.
+buffer the caller reuses (any strides, either memory layout, one to three spatial axes),
+setting the window positions over the padding to zero instead; :func:`fold_into` adds back,
+as col2im. No checks: the kernels call them once per chunk of a batch, with a geometry
+checked once per shape; the slices of each kernel offset are worked out once per geometry
+(:func:`tap_plan`).
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
+
 import numpy as np
 
-Pair = tuple[int, int]
-Padding = tuple[Pair, Pair]  # ((top, bottom), (left, right))
+Ints = tuple[int, ...]  # one entry per spatial axis
+Padding = tuple[tuple[int, int], ...]  # (before, after) per spatial axis: ((top, bottom), (left, right)) in 2-D
 
 
 def tap_range(size: int, offset: int, stride: int, before: int, out_size: int) -> tuple[slice, slice]:
@@ -36,45 +41,85 @@ def tap_range(size: int, offset: int, stride: int, before: int, out_size: int) -
     return slice(first, stop), slice(start, start + (stop - first - 1) * stride + 1, stride)
 
 
-def unfold_into(x: np.ndarray, cols: np.ndarray, kernel: Pair, stride: Pair, pads: Padding, dilation: Pair,
+@functools.lru_cache(maxsize=256)
+def tap_plan(spatial: Ints, out: Ints, kernel: Ints, stride: Ints, pads: Padding, dilation: Ints,
+             channels_last: bool) -> tuple:
+    """The copies of :func:`unfold_into` for one geometry, each kernel offset's in C order.
+
+    Returns one ``(offset, outs, ins, zero)`` per kernel offset: the offset's index tuple,
+    the index of the output positions that read a real input and of the inputs they read
+    (:func:`tap_range` along every axis, with the leading batch, and channel, axes), and
+    the indices of the output slabs that read the padding (one per axis and side that has
+    any). All hashable arguments: the result is remembered.
+
+    Examples
+    --------
+    >>> plan = tap_plan((4,), (4,), (3,), (1,), ((1, 1),), (1,), False)  # k3, padding 1
+    >>> for offset, outs, ins, zero in plan:
+    ...     print(offset, outs[-1], ins[-1], len(zero))
+    (0,) slice(1, 4, None) slice(0, 3, 1) 1
+    (1,) slice(0, 4, None) slice(0, 4, 1) 0
+    (2,) slice(0, 3, None) slice(1, 4, 1) 1
+    """
+    lead = (slice(None),) if channels_last else (slice(None), slice(None))
+    plan = []
+    for offset in itertools.product(*map(range, kernel)):
+        ranges = [tap_range(size, i * d, s, before, o)
+                  for size, i, d, s, (before, _), o in zip(spatial, offset, dilation, stride, pads, out)]
+        outs = tuple(r[0] for r in ranges)
+        zero = []
+        for axis, (part, size) in enumerate(zip(outs, out)):
+            upto = lead + (slice(None),) * axis  # every position along the axes before this one
+            if part.start > 0:
+                zero.append(upto + (slice(0, part.start),))
+            if part.stop < size:
+                zero.append(upto + (slice(part.stop, None),))
+        plan.append((offset, lead + outs, lead + tuple(r[1] for r in ranges), tuple(zero)))
+    return tuple(plan)
+
+
+def _plan(x, cols, kernel, stride, pads, dilation, channels_last) -> tuple:
+    """:func:`tap_plan` for these arrays (``x`` the input side, ``cols`` the windows)."""
+    nd = len(kernel)
+    spatial = x.shape[1:1 + nd] if channels_last else x.shape[2:]
+    out = cols.shape[1:1 + nd] if channels_last else cols.shape[2 + nd:]
+    return tap_plan(tuple(spatial), tuple(out), tuple(kernel), tuple(stride), tuple(map(tuple, pads)),
+                    tuple(dilation), channels_last)
+
+
+def _tap(cols: np.ndarray, offset: tuple, channels_last: bool) -> np.ndarray:
+    """The windows' values at one kernel offset: (N, C, *out), or (N, *out, C) channels last."""
+    nd = len(offset)
+    return cols[(slice(None),) * (1 + nd) + offset] if channels_last else cols[(slice(None), slice(None)) + offset]
+
+
+def unfold_into(x: np.ndarray, cols: np.ndarray, kernel: Ints, stride: Ints, pads: Padding, dilation: Ints,
                 channels_last: bool = False) -> None:
     """The copy loop of im2col: write every window of ``x`` into ``cols``.
 
     No checks and no conversions: the kernels call it once per chunk of a batch with
-    arguments checked once. ``kernel``, ``stride``, ``dilation`` are pairs and
-    ``pads`` is per side, ``((top, bottom), (left, right))``.
+    arguments checked once. ``kernel``, ``stride``, ``dilation`` have one entry per
+    spatial axis (one to three) and ``pads`` one (before, after) pair per axis, e.g.
+    ``((top, bottom), (left, right))``.
 
     Shape
     -----
-    ``channels_last=False``: x (N, C, H, W) -> cols (N, C, KH, KW, OH, OW) (any strides)
+    ``channels_last=False``: x (N, C, *S) -> cols (N, C, *K, *O) (any strides), in 2-D
+    x (N, C, H, W) -> cols (N, C, KH, KW, OH, OW)
 
-    ``channels_last=True``: x (N, H, W, C) -> cols (N, OH, OW, KH, KW, C), so that
-    ``cols.reshape(N*OH*OW, KH*KW*C)`` holds one window per row, its channels innermost.
+    ``channels_last=True``: x (N, *S, C) -> cols (N, *O, *K, C), so that
+    ``cols.reshape(N*prod(O), prod(K)*C)`` holds one window per row, its channels innermost.
     """
-    at = _spatial_index(channels_last)
-    h, w = (x.shape[1:3] if channels_last else x.shape[2:])
-    out_hw = (cols.shape[1:3] if channels_last else cols.shape[4:])
     # One strided-slice copy per kernel offset, straight from x: window positions over
     # the padding are set to zero instead of copying x into a padded array first.
-    for i in range(kernel[0]):
-        rows_out, rows_in = tap_range(h, i * dilation[0], stride[0], pads[0][0], out_hw[0])
-        for j in range(kernel[1]):
-            cols_out, cols_in = tap_range(w, j * dilation[1], stride[1], pads[1][0], out_hw[1])
-            tap = cols[:, :, :, i, j] if channels_last else cols[:, :, i, j]
-            tap[at(rows_out, cols_out)] = x[at(rows_in, cols_in)]
-            # The rest of the tap reads padding. (Tested first: most edges are empty, and
-            # a Python test costs less than a numpy call on an empty slice.)
-            if rows_out.start > 0:
-                tap[at(slice(0, rows_out.start), slice(None))] = 0
-            if rows_out.stop < out_hw[0]:
-                tap[at(slice(rows_out.stop, None), slice(None))] = 0
-            if cols_out.start > 0:
-                tap[at(slice(None), slice(0, cols_out.start))] = 0
-            if cols_out.stop < out_hw[1]:
-                tap[at(slice(None), slice(cols_out.stop, None))] = 0
+    for offset, outs, ins, zero in _plan(x, cols, kernel, stride, pads, dilation, channels_last):
+        tap = _tap(cols, offset, channels_last)
+        tap[outs] = x[ins]
+        for edge in zero:
+            tap[edge] = 0
 
 
-def fold_into(cols: np.ndarray, x: np.ndarray, kernel: Pair, stride: Pair, pads: Padding, dilation: Pair,
+def fold_into(cols: np.ndarray, x: np.ndarray, kernel: Ints, stride: Ints, pads: Padding, dilation: Ints,
               channels_last: bool = False) -> None:
     """The loop of col2im: add every window in ``cols`` into ``x``, in place.
 
@@ -83,24 +128,9 @@ def fold_into(cols: np.ndarray, x: np.ndarray, kernel: Pair, stride: Pair, pads:
 
     Shape
     -----
-    cols (N, C, KH, KW, OH, OW) -> x (N, C, H, W), or with ``channels_last``
-    cols (N, OH, OW, KH, KW, C) -> x (N, H, W, C)
+    cols (N, C, *K, *O) -> x (N, C, *S), or with ``channels_last`` cols (N, *O, *K, C) -> x (N, *S, C)
     """
-    at = _spatial_index(channels_last)
-    h, w = (x.shape[1:3] if channels_last else x.shape[2:])
-    out_hw = (cols.shape[1:3] if channels_last else cols.shape[4:])
     # One strided-slice += per kernel offset (far faster than np.add.at); overlapping
-    # windows accumulate.
-    for i in range(kernel[0]):
-        rows_out, rows_in = tap_range(h, i * dilation[0], stride[0], pads[0][0], out_hw[0])
-        for j in range(kernel[1]):
-            cols_out, cols_in = tap_range(w, j * dilation[1], stride[1], pads[1][0], out_hw[1])
-            tap = cols[:, :, :, i, j] if channels_last else cols[:, :, i, j]
-            x[at(rows_in, cols_in)] += tap[at(rows_out, cols_out)]
-
-
-def _spatial_index(channels_last: bool):
-    """Index (rows, cols) of the spatial axes of an NCHW or NHWC array."""
-    if channels_last:
-        return lambda rows, cols: (slice(None), rows, cols)
-    return lambda rows, cols: (slice(None), slice(None), rows, cols)
+    # windows accumulate, offset by offset in C order.
+    for offset, outs, ins, _ in _plan(x, cols, kernel, stride, pads, dilation, channels_last):
+        x[ins] += _tap(cols, offset, channels_last)[outs]
