@@ -30,7 +30,7 @@ def threads():
 @pytest.fixture
 def chunk_calls(monkeypatch):
     """Every (total, chunk) the kernels hand to run_chunks, in order (directly or through over_samples)."""
-    from minicnn.kernels import conv, conv_depthwise, pooling, threads
+    from minicnn.kernels import chunked, conv, conv_depthwise, pooling, threads
 
     calls = []
     real = threads.run_chunks
@@ -39,6 +39,6 @@ def chunk_calls(monkeypatch):
         calls.append((total, chunk))
         return real(fn, total, chunk, **kwargs)
 
-    for module in (threads, conv, conv_depthwise, pooling):  # the modules that call run_chunks by name
+    for module in (threads, chunked, conv, conv_depthwise, pooling):  # the modules that call run_chunks by name
         monkeypatch.setattr(module, "run_chunks", spy)
     return calls

@@ -27,7 +27,7 @@ taps inside its product, so that col2im moves whole rows); Winograd is 2-D only.
 (``groups == in_channels == out_channels``) runs as shifted copies and one matrix-vector
 product per channel (:mod:`~minicnn.kernels.conv_depthwise`). What else the algorithms do not
 cover, other ``groups > 1``, runs the op itself on the same chunks of samples on the threads
-(:class:`ChunkedOp`).
+(:class:`~minicnn.kernels.chunked.ChunkedOp`).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import numpy as np
 
 from .. import ops
 from . import conv_depthwise
+from .chunked import ChunkedOp
 from .conv_geometry import ConvGeometry, samples_per_chunk
 from .conv_im2col import Im2col, Im2colRows
 from .conv_winograd import Winograd
@@ -71,50 +72,18 @@ def conv_chunk(g: ConvGeometry, sample_size: int) -> int:
     return samples_per_chunk(g.n, sample_size, g.f * g.k * g.p)
 
 
-class ChunkedOp:
-    """:func:`minicnn.ops.conv_forward` and ``conv_backward`` as they are, on chunks of samples.
+def _grouped_per_sample(x_shape, w_shape, b_shape, *, stride, padding, dilation, groups) -> tuple[int, int]:
+    """One sample's arrays and multiply-adds in :func:`minicnn.ops.conv_forward` (its columns, its
+    input and its output), for :class:`~minicnn.kernels.chunked.ChunkedOp`'s chunk rule."""
+    _, c, *spatial = x_shape
+    f, _, *kernel = w_shape
+    win = geometry(spatial, kernel, stride, padding, dilation, "conv_forward")
+    taps, p = math.prod(kernel), math.prod(win.out)
+    return c * taps * p + c * math.prod(spatial) + f * p, f * (c // groups) * taps * p
 
-    For what the fast algorithms do not cover (``groups > 1``): each chunk
-    runs the op on its samples, on the worker threads, and the chunks' dW and db are added in
-    chunk order (the same bits for any thread count, within rounding of the op's own sums).
-    """
 
-    @staticmethod
-    def forward(x, w, b, *, stride, padding, dilation, groups) -> tuple[np.ndarray, tuple]:
-        """:func:`minicnn.ops.conv_forward` chunk by chunk; the cache holds each chunk's op cache."""
-        n, c, *spatial = x.shape
-        f, _, *kernel = w.shape
-        config = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
-        win = geometry(spatial, kernel, stride, padding, dilation, "conv_forward")
-        taps, p = math.prod(kernel), math.prod(win.out)
-        chunk = samples_per_chunk(n, c * taps * p + c * math.prod(spatial) + f * p, f * (c // groups) * taps * p)
-        if chunk >= n:
-            out, cache = ops.conv_forward(x, w, b, **config)
-            return out, (x.shape, chunk, [cache])
-        out = np.empty((n, f, *win.out), dtype=x.dtype)
-
-        def part(start: int, stop: int, worker: int):
-            out[start:stop], cache = ops.conv_forward(x[start:stop], w, b, **config)
-            return cache
-
-        return out, (x.shape, chunk, run_chunks(part, n, chunk))
-
-    @staticmethod
-    def backward(dout, cache) -> tuple:
-        """:func:`minicnn.ops.conv_backward` chunk by chunk: dx per chunk, dW and db added in chunk order."""
-        x_shape, chunk, caches = cache
-        if len(caches) == 1:
-            return ops.conv_backward(dout, caches[0])
-        dx = np.empty(x_shape, dtype=dout.dtype)
-
-        def part(start: int, stop: int, worker: int):
-            dx[start:stop], *grads = ops.conv_backward(dout[start:stop], caches[start // chunk])
-            return grads
-
-        parts = run_chunks(part, len(dout), chunk)
-        dw = reduce(np.add, [dw for dw, _ in parts])
-        db = None if parts[0][1] is None else reduce(np.add, [db for _, db in parts])
-        return dx, dw, db
+# What the fast algorithms do not cover (groups > 1, not depthwise): the op itself, on chunks of samples.
+GROUPED = ChunkedOp((ops.conv_forward, ops.conv_backward), _grouped_per_sample)
 
 
 def choose_algorithm(g: ConvGeometry) -> str:
@@ -239,7 +208,7 @@ class ConvKernel:
         if self.algorithm == "auto" and conv_depthwise.applies(x.shape, w.shape, groups):
             return conv_depthwise.forward(x, w, b, stride=stride, padding=padding, dilation=dilation)
         if groups != 1:
-            return ChunkedOp.forward(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+            return GROUPED.forward(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
         plan = self._plan_for(x.shape, w.shape, stride, padding, dilation)
         path, g = plan.path, plan.geometry
         out = np.empty((g.n, g.f, *g.out), dtype=x.dtype)
@@ -271,7 +240,7 @@ class ConvKernel:
         if isinstance(cache, conv_depthwise.DepthwiseCache):
             return conv_depthwise.backward(np.ascontiguousarray(dout), cache, need_dx)
         if not isinstance(cache, ConvCache):  # the op ran forward
-            return ChunkedOp.backward(dout, cache)
+            return GROUPED.backward(dout, cache)
         plan, dtype = cache.plan, cache.x.dtype
         path, g = plan.path, plan.geometry
         dout = np.ascontiguousarray(dout, dtype=dtype)

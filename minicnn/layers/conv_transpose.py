@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import ops
 from .._validation import check_image_batch, check_image_shape, check_int, check_pair
+from ..kernels import conv_transpose
 from .base import Layer, Parameter
 from .init import he_init
 
@@ -76,6 +77,7 @@ class ConvTranspose2D(Layer):
     """
 
     op = (ops.conv_transpose_forward, ops.conv_transpose_backward)
+    kernel = (conv_transpose.forward, conv_transpose.backward)  # the op on chunks of samples, on the threads
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
                  groups: int = 1, bias: bool = True, dilation=1, rng: np.random.Generator | None = None,
