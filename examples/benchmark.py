@@ -228,6 +228,20 @@ def blas_threads(n: int | None = None) -> int | None:
     return None
 
 
+def blas_kernels() -> str:
+    """numpy's BLAS library, version and the CPU kernels it runs, and OPENBLAS_CORETYPE when the
+    environment sets it: a pinned older core type (e.g. Haswell on an AVX-512 CPU) makes every
+    matrix product here slower, and torch, with BLAS of its own, not."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (no threadpoolctl)"
+    libs = [f"{i.get('internal_api')} {i.get('version')}, {i.get('architecture') or '?'} kernels"
+            for i in threadpool_info() if i.get("user_api") == "blas"]
+    pinned = os.environ.get("OPENBLAS_CORETYPE")
+    return "; ".join(libs or ["unknown"]) + (f" (OPENBLAS_CORETYPE={pinned} in the environment)" if pinned else "")
+
+
 def rand(rng, shape) -> np.ndarray:
     return rng.standard_normal(shape).astype(np.float32)
 
@@ -774,7 +788,7 @@ def run_benchmark(args, threads: int) -> dict:
         "machine": f"{platform.machine()} {platform.processor()}".strip(), "platform": platform.platform(),
         "cpus": os.cpu_count(), "threads": threads, "blas_threads": blas_threads(threads),
         "passes": args.passes, "repeat": args.repeat, "warmup": args.warmup, "quick": args.quick,
-        "dtype": "float32",
+        "dtype": "float32", "blas": blas_kernels(),
     }
     if use_torch:
         torch.set_num_threads(threads)
@@ -786,6 +800,7 @@ def run_benchmark(args, threads: int) -> dict:
     print(f"machine: {meta['machine']}, {meta['cpus']} CPUs; threads: minicnn {threads}, numpy BLAS "
           f"{meta['blas_threads']} (1 per minicnn thread inside conv and pooling), torch "
           f"{meta.get('torch_threads', '-')}; float32")
+    print(f"numpy's BLAS: {meta['blas']}")
     print(f"timing: best and median over {args.passes} pass(es) of the suite, each running every case "
           f"{args.warmup} time(s) untimed, then {args.repeat} times timed")
     print(f"machine load at the start: 1-min load average {load}, numpy float32 1024x1024 matrix product "
