@@ -119,26 +119,41 @@ def judge_load(samples: list[dict], load_before: float | None, idle_gflops: floa
     best, worst_i = max(rates), min(range(len(rates)), key=rates.__getitem__)
     reasons = []
     if rates[worst_i] < DIP * best:
-        reasons.append(f"the GEMM fell to {rates[worst_i]:.1f} GFLOP/s {samples[worst_i]['label']}, "
-                       f"{rates[worst_i] / best:.0%} of the best sample ({best:.1f})")
+        reasons.append(
+            f"the GEMM fell to {rates[worst_i]:.1f} GFLOP/s {samples[worst_i]['label']}, "
+            f"{rates[worst_i] / best:.0%} of the best sample ({best:.1f})"
+        )
     if load_before is not None and load_before > MAX_START_LOAD:
-        reasons.append(f"the 1-minute load average was {load_before:.2f} before the run began "
-                       f"(idle is at most {MAX_START_LOAD})")
+        reasons.append(
+            f"the 1-minute load average was {load_before:.2f} before the run began (idle is at most {MAX_START_LOAD})"
+        )
     if idle_gflops is not None and best < DIP * idle_gflops:
-        reasons.append(f"the best GEMM sample ({best:.1f} GFLOP/s) is {best / idle_gflops:.0%} of this "
-                       f"machine's idle rate ({idle_gflops:.1f})")
-    return {"loaded": bool(reasons), "reasons": reasons, "best_gflops": best, "latest_gflops": rates[-1],
-            "worst_gflops": rates[worst_i], "worst_at": samples[worst_i]["label"], "load_before": load_before,
-            "idle_gflops": idle_gflops, "samples": list(samples)}
+        reasons.append(
+            f"the best GEMM sample ({best:.1f} GFLOP/s) is {best / idle_gflops:.0%} of this "
+            f"machine's idle rate ({idle_gflops:.1f})"
+        )
+    return {
+        "loaded": bool(reasons),
+        "reasons": reasons,
+        "best_gflops": best,
+        "latest_gflops": rates[-1],
+        "worst_gflops": rates[worst_i],
+        "worst_at": samples[worst_i]["label"],
+        "load_before": load_before,
+        "idle_gflops": idle_gflops,
+        "samples": list(samples),
+    }
 
 
 def format_load(verdict: dict) -> str:
     """The verdict as the lines the benchmark prints at its end."""
     load = "unknown" if verdict["load_before"] is None else f"{verdict['load_before']:.2f}"
-    lines = [f"machine load: {'LOADED' if verdict['loaded'] else 'idle'}; GEMM {GEMM_SIZE}x{GEMM_SIZE} float32 "
-             f"over {len(verdict['samples'])} samples: best {verdict['best_gflops']:.1f}, latest "
-             f"{verdict['latest_gflops']:.1f}, worst {verdict['worst_gflops']:.1f} GFLOP/s "
-             f"({verdict['worst_at']}); 1-min load average before the run {load}"
-             + ("" if verdict["idle_gflops"] is None else f"; idle GEMM given: {verdict['idle_gflops']:.1f}")]
+    lines = [
+        f"machine load: {'LOADED' if verdict['loaded'] else 'idle'}; GEMM {GEMM_SIZE}x{GEMM_SIZE} float32 "
+        f"over {len(verdict['samples'])} samples: best {verdict['best_gflops']:.1f}, latest "
+        f"{verdict['latest_gflops']:.1f}, worst {verdict['worst_gflops']:.1f} GFLOP/s "
+        f"({verdict['worst_at']}); 1-min load average before the run {load}"
+        + ("" if verdict["idle_gflops"] is None else f"; idle GEMM given: {verdict['idle_gflops']:.1f}")
+    ]
     lines += [f"  loaded because {reason}" for reason in verdict["reasons"]]
     return "\n".join(lines)

@@ -149,8 +149,7 @@ def _fit_batch(model, x, y, loss, optimizer, batches: int) -> float:
     return (time.perf_counter() - start) / batches
 
 
-def profile_step(model, x: np.ndarray, y: np.ndarray, loss, optimizer, *, repeat: int, warmup: int,
-                 twin=None) -> dict:
+def profile_step(model, x: np.ndarray, y: np.ndarray, loss, optimizer, *, repeat: int, warmup: int, twin=None) -> dict:
     """The per-phase profile of one training step of ``model`` on the batch ``(x, y)``.
 
     Parameters
@@ -177,16 +176,18 @@ def profile_step(model, x: np.ndarray, y: np.ndarray, loss, optimizer, *, repeat
     """
     torch_side = None if twin is None else _TorchTwin(twin[0], twin[1], x, y, twin[2])
     runs: dict[str, list] = {"parts": [], "step": [], "by_hand": [], "torch_parts": [], "torch_step": []}
-    kinds = {"parts": lambda: _minicnn_parts(model, x, y, loss, optimizer),
-             "step": lambda: _minicnn_step(model, x, y, loss, optimizer),
-             "by_hand": lambda: _minicnn_by_hand(model, x, y, loss, optimizer)}
+    kinds = {
+        "parts": lambda: _minicnn_parts(model, x, y, loss, optimizer),
+        "step": lambda: _minicnn_step(model, x, y, loss, optimizer),
+        "by_hand": lambda: _minicnn_by_hand(model, x, y, loss, optimizer),
+    }
     if torch_side is not None:
         kinds.update(torch_parts=torch_side.parts, torch_step=torch_side.step)
     names = list(kinds)
     for i in range(warmup + repeat):
         # Each run in turn goes first: the first after the other library's runs shares the cores
         # with that library's threads, which keep spinning a while after their last task.
-        for key in names[i % len(names):] + names[:i % len(names)]:
+        for key in names[i % len(names) :] + names[: i % len(names)]:
             value = kinds[key]()
             if i >= warmup:
                 runs[key].append(value)
@@ -205,21 +206,35 @@ def profile_step(model, x: np.ndarray, y: np.ndarray, loss, optimizer, *, repeat
 
     shape, layers = x.shape, []
     for i, layer in enumerate(model.layers):
-        layers.append({"index": i, "layer": type(layer).__name__, "input_shape": "x".join(map(str, shape)),
-                       "forward_ms": forward[i] * 1e3, "backward_ms": backward[i] * 1e3,
-                       "torch_forward_ms": None if theirs is None else theirs[0][i] * 1e3,
-                       "torch_backward_ms": None if theirs is None else theirs[1][i] * 1e3})
+        layers.append(
+            {
+                "index": i,
+                "layer": type(layer).__name__,
+                "input_shape": "x".join(map(str, shape)),
+                "forward_ms": forward[i] * 1e3,
+                "backward_ms": backward[i] * 1e3,
+                "torch_forward_ms": None if theirs is None else theirs[0][i] * 1e3,
+                "torch_backward_ms": None if theirs is None else theirs[1][i] * 1e3,
+            }
+        )
         shape = layer.output_shape(shape)
-    rows = [{"part": key, "ms": value * 1e3, "torch_ms": None if theirs is None else theirs[2][key] * 1e3}
-            for key, value in parts.items()]
+    rows = [
+        {"part": key, "ms": value * 1e3, "torch_ms": None if theirs is None else theirs[2][key] * 1e3}
+        for key, value in parts.items()
+    ]
     sequential = step - min(runs["by_hand"])
     rows.append({"part": SEQUENTIAL, "ms": sequential * 1e3, "torch_ms": None})
     rest = step - sequential - sum(forward) - sum(backward) - sum(parts.values())
     torch_rest = None if theirs is None else torch_step - sum(theirs[0]) - sum(theirs[1]) - sum(theirs[2].values())
-    rows.append({"part": UNATTRIBUTED, "ms": rest * 1e3,
-                 "torch_ms": None if torch_rest is None else torch_rest * 1e3})
-    return {"batch_size": len(x), "layers": layers, "parts": rows, "step_ms": step * 1e3,
-            "torch_step_ms": None if torch_step is None else torch_step * 1e3, "fit_batch_ms": fit_batch * 1e3}
+    rows.append({"part": UNATTRIBUTED, "ms": rest * 1e3, "torch_ms": None if torch_rest is None else torch_rest * 1e3})
+    return {
+        "batch_size": len(x),
+        "layers": layers,
+        "parts": rows,
+        "step_ms": step * 1e3,
+        "torch_step_ms": None if torch_step is None else torch_step * 1e3,
+        "fit_batch_ms": fit_batch * 1e3,
+    }
 
 
 def _ms(value: float | None, width: int = 9) -> str:
@@ -229,25 +244,33 @@ def _ms(value: float | None, width: int = 9) -> str:
 def format_profile(profile: dict, title: str) -> str:
     """The profile as a table: one row per layer, the loss, the optimizer, the overhead, and the step."""
     step = profile["step_ms"]
-    head = (f"{'phase':<28} {'input':<14} {'fwd ms':>9} {'bwd ms':>9} {'torch fwd':>9} {'torch bwd':>9} "
-            f"{'x torch':>7} {'share':>6}")
+    head = (
+        f"{'phase':<28} {'input':<14} {'fwd ms':>9} {'bwd ms':>9} {'torch fwd':>9} {'torch bwd':>9} "
+        f"{'x torch':>7} {'share':>6}"
+    )
     lines = [title, head, "-" * len(head)]
     for row in profile["layers"]:
         ours = row["forward_ms"] + row["backward_ms"]
         theirs = None if row["torch_forward_ms"] is None else row["torch_forward_ms"] + row["torch_backward_ms"]
         ratio = "-" if theirs is None else f"{ours / theirs:.2f}"
-        lines.append(f"{str(row['index']) + ' ' + row['layer']:<28} {row['input_shape']:<14} "
-                     f"{_ms(row['forward_ms'])} {_ms(row['backward_ms'])} {_ms(row['torch_forward_ms'])} "
-                     f"{_ms(row['torch_backward_ms'])} {ratio:>7} {ours / step:>6.0%}")
+        lines.append(
+            f"{str(row['index']) + ' ' + row['layer']:<28} {row['input_shape']:<14} "
+            f"{_ms(row['forward_ms'])} {_ms(row['backward_ms'])} {_ms(row['torch_forward_ms'])} "
+            f"{_ms(row['torch_backward_ms'])} {ratio:>7} {ours / step:>6.0%}"
+        )
     for row in profile["parts"]:
         both = row["torch_ms"] is not None and min(row["ms"], row["torch_ms"]) > 0
         ratio = f"{row['ms'] / row['torch_ms']:.2f}" if both else "-"
-        lines.append(f"{row['part']:<28} {'':<14} {_ms(row['ms'])} {'':>9} {_ms(row['torch_ms'])} {'':>9} "
-                     f"{ratio:>7} {row['ms'] / step:>6.0%}")
+        lines.append(
+            f"{row['part']:<28} {'':<14} {_ms(row['ms'])} {'':>9} {_ms(row['torch_ms'])} {'':>9} "
+            f"{ratio:>7} {row['ms'] / step:>6.0%}"
+        )
     torch_step = profile["torch_step_ms"]
     ratio = "-" if torch_step is None else f"{step / torch_step:.2f}"
     lines.append(f"{'whole step':<28} {'':<14} {_ms(step)} {'':>9} {_ms(torch_step)} {'':>9} {ratio:>7} {1:>6.0%}")
     fit_label = f"fit, per batch (mean of {FIT_BATCHES})"
-    lines.append(f"{fit_label:<28} {'':<14} {_ms(profile['fit_batch_ms'])} {'':>9} {'':>9} {'':>9} {'':>7} "
-                 f"{profile['fit_batch_ms'] / step:>6.0%}")
+    lines.append(
+        f"{fit_label:<28} {'':<14} {_ms(profile['fit_batch_ms'])} {'':>9} {'':>9} {'':>9} {'':>7} "
+        f"{profile['fit_batch_ms'] / step:>6.0%}"
+    )
     return "\n".join(lines)

@@ -109,10 +109,16 @@ def _record_recipe(recipe: dict) -> None:
     @functools.wraps(original)
     def fit(self, X, y, **kwargs):
         optimizer, validation = kwargs["optimizer"], kwargs.get("validation_data")
-        recipe.update(optimizer=type(optimizer).__name__, lr=optimizer.lr,
-                      momentum=getattr(optimizer, "momentum", 0.0), epochs=kwargs.get("epochs", 1),
-                      batch_size=kwargs.get("batch_size", 32), seed=kwargs.get("seed"), n_train=len(X),
-                      n_val=0 if validation is None else len(validation[0]))
+        recipe.update(
+            optimizer=type(optimizer).__name__,
+            lr=optimizer.lr,
+            momentum=getattr(optimizer, "momentum", 0.0),
+            epochs=kwargs.get("epochs", 1),
+            batch_size=kwargs.get("batch_size", 32),
+            seed=kwargs.get("seed"),
+            n_train=len(X),
+            n_val=0 if validation is None else len(validation[0]),
+        )
         return original(self, X, y, **kwargs)
 
     Sequential.fit = fit
@@ -141,16 +147,28 @@ def time_script(script_args: list[str], threads: int) -> dict:
     its whole wall time, the recipe it trained with and its test accuracy."""
     with tempfile.TemporaryDirectory() as tmp:
         result_file = Path(tmp) / "phases.json"
-        command = [sys.executable, str(Path(__file__).resolve()), "--threads", str(threads), "--json",
-                   str(result_file), "--launched"]
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--threads",
+            str(threads),
+            "--json",
+            str(result_file),
+            "--launched",
+        ]
         launched = time.time()
         start = time.perf_counter()
-        proc = subprocess.run([*command, repr(launched), "--", "--out", str(Path(tmp) / "out"), *script_args],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [*command, repr(launched), "--", "--out", str(Path(tmp) / "out"), *script_args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         wall = time.perf_counter() - start
         if proc.returncode != 0:
-            raise RuntimeError(f"examples/train_shapes.py {' '.join(script_args)} failed under the benchmark:\n"
-                               f"{proc.stderr}")
+            raise RuntimeError(
+                f"examples/train_shapes.py {' '.join(script_args)} failed under the benchmark:\n{proc.stderr}"
+            )
         result = json.loads(result_file.read_text())
     accuracy = re.findall(r"test accuracy: ([0-9.]+)", proc.stdout)
     result.update(wall_s=wall, test_accuracy=float(accuracy[-1]) if accuracy else None)
@@ -181,9 +199,9 @@ def torch_recipe(torch, recipe: dict, limit: int | None) -> dict:
         total, correct = 0.0, 0
         with torch.no_grad():
             for first in range(0, len(inputs), 256):
-                out = net(inputs[first:first + 256])
-                total += F.cross_entropy(out, labels[first:first + 256], reduction="sum").item()
-                correct += (out.argmax(1) == labels[first:first + 256]).sum().item()
+                out = net(inputs[first : first + 256])
+                total += F.cross_entropy(out, labels[first : first + 256], reduction="sum").item()
+                correct += (out.argmax(1) == labels[first : first + 256]).sum().item()
         return total / max(len(inputs), 1), correct / max(len(inputs), 1)
 
     start = time.perf_counter()
@@ -192,7 +210,7 @@ def torch_recipe(torch, recipe: dict, limit: int | None) -> dict:
         order = torch.from_numpy(np.random.default_rng([recipe["seed"], epoch]).permutation(n_train))
         total, correct = 0.0, 0
         for first in range(0, n_train, batch):
-            idx = order[first:first + batch]
+            idx = order[first : first + batch]
             optimizer.zero_grad()
             out = net(tx[idx])
             loss = F.cross_entropy(out, ty[idx])
@@ -220,31 +238,42 @@ def demo_script(torch, threads: int, quick: bool) -> dict:
     # "other" is what the clocks did not see: the script's own lines, and Python's exit
     seconds = dict(ours["seconds"])
     seconds["other"] = whole - sum(value for key, value in seconds.items() if key != "other")
-    return {"args": script_args, "recipe": ours["recipe"], "seconds": seconds, "whole_s": whole,
-            "test_accuracy": ours["test_accuracy"], "torch": twin,
-            "fit_x_torch": None if twin is None else fit / twin["training_s"],
-            "whole_x_torch_training": None if twin is None else whole / twin["training_s"]}
+    return {
+        "args": script_args,
+        "recipe": ours["recipe"],
+        "seconds": seconds,
+        "whole_s": whole,
+        "test_accuracy": ours["test_accuracy"],
+        "torch": twin,
+        "fit_x_torch": None if twin is None else fit / twin["training_s"],
+        "whole_x_torch_training": None if twin is None else whole / twin["training_s"],
+    }
 
 
 def format_script(result: dict) -> str:
     """The main job's phase table, then the comparison with the twin."""
     recipe, seconds, whole = result["recipe"], result["seconds"], result["whole_s"]
     epochs = f"{recipe['epochs']} epoch{'s' if recipe['epochs'] != 1 else ''}"
-    lines = [f"the main job: examples/train_shapes.py {' '.join(result['args'])}".rstrip()
-             + f" ({epochs} of {recipe['n_train']} images, batch {recipe['batch_size']}, {recipe['optimizer']} "
-             f"lr {recipe['lr']:g} momentum {recipe['momentum']:g}), in a fresh process:",
-             f"{'phase':<11} {'seconds':>8} {'share':>6}  what"]
+    lines = [
+        f"the main job: examples/train_shapes.py {' '.join(result['args'])}".rstrip()
+        + f" ({epochs} of {recipe['n_train']} images, batch {recipe['batch_size']}, {recipe['optimizer']} "
+        f"lr {recipe['lr']:g} momentum {recipe['momentum']:g}), in a fresh process:",
+        f"{'phase':<11} {'seconds':>8} {'share':>6}  what",
+    ]
     for phase in PHASES:
         lines.append(f"{phase:<11} {seconds[phase]:>8.2f} {seconds[phase] / whole:>6.0%}  {PHASE_NOTES[phase]}")
     lines.append(f"{'whole':<11} {whole:>8.2f} {1:>6.0%}")
     twin = result["torch"]
     if twin is not None:
-        lines.append(f"torch twin of the recipe: training {twin['training_s']:.2f} s (fit: minicnn "
-                     f"{seconds['fit']:.2f} s, x torch {result['fit_x_torch']:.2f}); the whole script takes "
-                     f"{result['whole_x_torch_training']:.2f}x torch's training time")
+        lines.append(
+            f"torch twin of the recipe: training {twin['training_s']:.2f} s (fit: minicnn "
+            f"{seconds['fit']:.2f} s, x torch {result['fit_x_torch']:.2f}); the whole script takes "
+            f"{result['whole_x_torch_training']:.2f}x torch's training time"
+        )
         if result["test_accuracy"] is not None:
-            lines.append(f"test accuracy: minicnn {result['test_accuracy']:.4f}, "
-                         f"torch twin {twin['test_accuracy']:.4f}")
+            lines.append(
+                f"test accuracy: minicnn {result['test_accuracy']:.4f}, torch twin {twin['test_accuracy']:.4f}"
+            )
     return "\n".join(lines)
 
 

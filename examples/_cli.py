@@ -46,6 +46,7 @@ def parser(description: str) -> argparse.ArgumentParser:
 def int_at_least(minimum: int) -> Callable[[str], int]:
     """An argparse ``type``: a whole number >= ``minimum``; anything else is the flag's error,
     ``argument --epochs: expected a whole number >= 1, got 0``."""
+
     def whole_number(text: str) -> int:
         try:
             value = int(text)

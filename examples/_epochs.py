@@ -22,8 +22,9 @@ from minicnn._atomic import write_atomically
 RUN_FILE = "run.json"
 
 
-def train_with_checkpoints(model, optimizer, X, y, *, out: Path, epochs: int, resume: bool, settings: dict,
-                           script: str, **fit_kwargs) -> dict[str, list[float]]:
+def train_with_checkpoints(
+    model, optimizer, X, y, *, out: Path, epochs: int, resume: bool, settings: dict, script: str, **fit_kwargs
+) -> dict[str, list[float]]:
     """Train epoch by epoch up to ``epochs``, saving after each; with ``resume``, start after the
     last saved epoch of the run in ``out``, which must have the same ``settings``.
 
@@ -33,36 +34,55 @@ def train_with_checkpoints(model, optimizer, X, y, *, out: Path, epochs: int, re
     start, history = 0, {}
     if resume:
         if not run_file.is_file():
-            raise FileNotFoundError(f"--resume: there is no run to resume in {out} (no {RUN_FILE}); train without "
-                                    "--resume first, or give its --out")
+            raise FileNotFoundError(
+                f"--resume: there is no run to resume in {out} (no {RUN_FILE}); train without "
+                "--resume first, or give its --out"
+            )
         run = json.loads(run_file.read_text(encoding="utf-8"))
-        changed = {key: (run["settings"].get(key), value) for key, value in settings.items()
-                   if run["settings"].get(key) != value}
+        changed = {
+            key: (run["settings"].get(key), value)
+            for key, value in settings.items()
+            if run["settings"].get(key) != value
+        }
         if changed:
             listed = ", ".join(f"{key} was {old!r}, now {new!r}" for key, (old, new) in changed.items())
-            raise ValueError(f"--resume: the run in {out} was started with other settings ({listed}); resume it with "
-                             "the same ones, or start a new run with another --out")
+            raise ValueError(
+                f"--resume: the run in {out} was started with other settings ({listed}); resume it with "
+                "the same ones, or start a new run with another --out"
+            )
         model.load(out / run["checkpoint"], optimizer=optimizer)
         start, history = run["epoch"], run["history"]
         print(f"resumed from {out / run['checkpoint']}: epoch {start} of {epochs} done")
     elif run_file.exists():
-        raise ValueError(f"{out} already holds a run ({RUN_FILE}); pass --resume to continue it, or choose another "
-                         "--out (nothing was overwritten)")
+        raise ValueError(
+            f"{out} already holds a run ({RUN_FILE}); pass --resume to continue it, or choose another "
+            "--out (nothing was overwritten)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     previous = None if not resume else out / run["checkpoint"]
     for epoch in range(start + 1, epochs + 1):
         began = time.perf_counter()
         # one fit call per epoch, to save between them; fit's own line would read "epoch k/k", so it
         # stays silent and the line below says "epoch k/epochs"
-        new = model.fit(X, y, optimizer=optimizer, epochs=epoch, initial_epoch=epoch - 1, progress=False,
-                        **fit_kwargs)
+        new = model.fit(X, y, optimizer=optimizer, epochs=epoch, initial_epoch=epoch - 1, progress=False, **fit_kwargs)
         seconds = time.perf_counter() - began
         for key, values in new.items():
             history.setdefault(key, []).extend(values)
         checkpoint = out / f"epoch-{epoch:03d}.npz"
         model.save(checkpoint, optimizer=optimizer)
-        text = json.dumps({"script": script, "epoch": epoch, "checkpoint": checkpoint.name, "settings": settings,
-                           "history": history}, indent=2) + "\n"
+        text = (
+            json.dumps(
+                {
+                    "script": script,
+                    "epoch": epoch,
+                    "checkpoint": checkpoint.name,
+                    "settings": settings,
+                    "history": history,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         write_atomically(run_file, lambda f, text=text: f.write(text.encode("utf-8")), script, ".json")
         if previous is not None and previous != checkpoint:
             previous.unlink(missing_ok=True)

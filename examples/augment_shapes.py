@@ -32,13 +32,23 @@ from minicnn.datasets import CLASSES, load_shapes
 AUGMENT = Compose(RandomCrop(32, padding=4), RandomFlip("horizontal"))
 
 
-def accuracy_after_training(X, y, X_test, y_test, *, augment, seed: int, epochs: int, batch_size: int,
-                            lr: float) -> float:
+def accuracy_after_training(
+    X, y, X_test, y_test, *, augment, seed: int, epochs: int, batch_size: int, lr: float
+) -> float:
     """Train the demo CNN from the weights of ``seed`` and return its test accuracy."""
     model = build_demo_model(len(CLASSES), rng=np.random.default_rng(seed))
     optimizer = SGD(model.parameters(), lr=lr, momentum=0.9)
-    model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=optimizer, epochs=epochs, batch_size=batch_size,
-              seed=seed, progress=False, augment=augment)
+    model.fit(
+        X,
+        y,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=optimizer,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        progress=False,
+        augment=augment,
+    )
     return model.evaluate(X_test, y_test)["accuracy"]
 
 
@@ -64,15 +74,21 @@ def main(argv=None) -> int:
     cli.add_argument("--epochs", type=positive_int, default=60, help="epochs of each run")
     cli.add_argument("--batch-size", type=positive_int, default=32, help="images per training step")
     cli.add_argument("--lr", type=float, default=0.02, help="SGD's learning rate (momentum 0.9)")
-    cli.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0, 1, 2],
-                     help="one pair of runs per seed (the weights, batch order and augmentation)")
-    cli.add_argument("--pictures", type=output_folder, default=None,
-                     help="also draw augment.png into this folder (needs matplotlib)")
+    cli.add_argument(
+        "--seeds",
+        type=nonnegative_int,
+        nargs="+",
+        default=[0, 1, 2],
+        help="one pair of runs per seed (the weights, batch order and augmentation)",
+    )
+    cli.add_argument(
+        "--pictures", type=output_folder, default=None, help="also draw augment.png into this folder (needs matplotlib)"
+    )
     args = cli.parse_args(argv)
 
     start = time.perf_counter()
     X, y = load_shapes("train")
-    X, y = X[:args.train_size], y[:args.train_size]
+    X, y = X[: args.train_size], y[: args.train_size]
     X_test, y_test = load_shapes("test")
     print(f"data: {len(X)} training and {len(X_test)} test images; augmentation: {AUGMENT!r}")
     if args.pictures is not None:
@@ -89,8 +105,10 @@ def main(argv=None) -> int:
         print(f"seed {seed}: test accuracy {plain:.4f} without augmentation, {augmented:.4f} with")
     plain, augmented = np.mean(results, axis=0)
     print(f"total time: {time.perf_counter() - start:.1f} s")
-    print(f"mean test accuracy over {len(results)} seed{'s' if len(results) > 1 else ''}: {plain:.4f} without "
-          f"augmentation, {augmented:.4f} with")
+    print(
+        f"mean test accuracy over {len(results)} seed{'s' if len(results) > 1 else ''}: {plain:.4f} without "
+        f"augmentation, {augmented:.4f} with"
+    )
     return 0
 
 

@@ -118,8 +118,11 @@ LAYER_ROWS = {
     "conv1d": ((32, 16, 512), "F32 k5 p2", lambda: Conv1D(16, 32, 5, padding=2, rng=_seeded())),
     "conv3d": ((8, 8, 16, 16, 16), "F16 k3 p1", lambda: Conv3D(8, 16, 3, padding=1, rng=_seeded())),
     "convT2d": ((32, 32, 16, 16), "F16 k2 s2", lambda: ConvTranspose2D(32, 16, 2, stride=2, rng=_seeded())),
-    "depthwise conv": ((32, 32, 32, 32), "k3 p1 g32",
-                       lambda: Conv2DVolume(32, 32, 3, padding=1, groups=32, rng=_seeded())),
+    "depthwise conv": (
+        (32, 32, 32, 32),
+        "k3 p1 g32",
+        lambda: Conv2DVolume(32, 32, 3, padding=1, groups=32, rng=_seeded()),
+    ),
     "upsample nearest": ((32, 32, 16, 16), "x2", lambda: Upsample2D(2)),
     "upsample bilin": ((32, 32, 16, 16), "x2", lambda: Upsample2D(2, mode="bilinear")),
     "maxpool1d": ((32, 32, 512), "k2", lambda: MaxPool1D(2)),
@@ -137,17 +140,30 @@ LAYER_ROW_TARGET = 2.0  # each of these rows: fwd+bwd at most this many times to
 
 def build_digits_model(rng: np.random.Generator | None = None) -> Sequential:
     """A small CNN for 8x8 grayscale digits: (N, 1, 8, 8) -> (N, 10) logits."""
-    return Sequential(Conv2DVolume(1, 16, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2),
-                      Conv2DVolume(16, 32, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2),
-                      Flatten(), Dense(32 * 2 * 2, 10, rng=rng))
+    return Sequential(
+        Conv2DVolume(1, 16, 3, padding=1, rng=rng),
+        ReLU(),
+        MaxPool2D(2),
+        Conv2DVolume(16, 32, 3, padding=1, rng=rng),
+        ReLU(),
+        MaxPool2D(2),
+        Flatten(),
+        Dense(32 * 2 * 2, 10, rng=rng),
+    )
 
 
 def build_mnist1d_model(rng: np.random.Generator | None = None) -> Sequential:
     """The CNN of the MNIST-1D paper: (N, 1, 40) signals -> (N, 10) logits."""
-    return Sequential(Conv1D(1, 25, 5, stride=2, padding=1, rng=rng), ReLU(),
-                      Conv1D(25, 25, 3, stride=2, padding=1, rng=rng), ReLU(),
-                      Conv1D(25, 25, 3, stride=2, padding=1, rng=rng), ReLU(),
-                      Flatten(), Dense(25 * 5, 10, rng=rng))
+    return Sequential(
+        Conv1D(1, 25, 5, stride=2, padding=1, rng=rng),
+        ReLU(),
+        Conv1D(25, 25, 3, stride=2, padding=1, rng=rng),
+        ReLU(),
+        Conv1D(25, 25, 3, stride=2, padding=1, rng=rng),
+        ReLU(),
+        Flatten(),
+        Dense(25 * 5, 10, rng=rng),
+    )
 
 
 # The training steps: row name -> (model builder, batch shape, classes, optimizer and its settings,
@@ -172,8 +188,12 @@ TARGETS = {  # the performance issues' targets: key -> (what, at most); ratios a
     "pool_x_torch": ("MaxPool2D fwd+bwd x torch, worst pool row", 1.2),
     "s1_peak_mib": ("conv S1 peak extra MiB of one fwd+bwd", 60.0),
 }
-STEP_TARGETS = {"step32_x_torch": "demo step b32", "step64_x_torch": "demo step b64",
-                "digits_x_torch": "digits step", "mnist1d_x_torch": "mnist1d step"}
+STEP_TARGETS = {
+    "step32_x_torch": "demo step b32",
+    "step64_x_torch": "demo step b64",
+    "digits_x_torch": "digits step",
+    "mnist1d_x_torch": "mnist1d step",
+}
 # summary key: the row-name prefix of the layers reported without a target (the worst row's x torch)
 OTHER_LAYERS = {"relu_x_torch": ("relu ", "demo relu"), "bn_x_torch": ("bn ",), "avgpool_x_torch": ("avgpool ",)}
 OTHER_NAMES = {"relu_x_torch": "ReLU", "bn_x_torch": "BatchNorm2D", "avgpool_x_torch": "AvgPool2D"}
@@ -236,8 +256,11 @@ def blas_kernels() -> str:
         from threadpoolctl import threadpool_info
     except ImportError:
         return "unknown (no threadpoolctl)"
-    libs = [f"{i.get('internal_api')} {i.get('version')}, {i.get('architecture') or '?'} kernels"
-            for i in threadpool_info() if i.get("user_api") == "blas"]
+    libs = [
+        f"{i.get('internal_api')} {i.get('version')}, {i.get('architecture') or '?'} kernels"
+        for i in threadpool_info()
+        if i.get("user_api") == "blas"
+    ]
     pinned = os.environ.get("OPENBLAS_CORETYPE")
     return "; ".join(libs or ["unknown"]) + (f" (OPENBLAS_CORETYPE={pinned} in the environment)" if pinned else "")
 
@@ -265,11 +288,19 @@ class Case:
 
     def row(self) -> dict:
         best = {key: min(t) for key, t in self.times.items()}
-        row = {"name": self.name, "shape": self.shape, "pass": self.kind,
-               "best_ms": best["ours"] * 1e3, "median_ms": statistics.median(self.times["ours"]) * 1e3,
-               "gflops": None if self.flops is None else self.flops / best["ours"] / 1e9,
-               "gemm_ms": None, "torch_ms": None, "x_torch": None, "peak_mib": self.peak,
-               "algorithm": self.algorithm}
+        row = {
+            "name": self.name,
+            "shape": self.shape,
+            "pass": self.kind,
+            "best_ms": best["ours"] * 1e3,
+            "median_ms": statistics.median(self.times["ours"]) * 1e3,
+            "gflops": None if self.flops is None else self.flops / best["ours"] / 1e9,
+            "gemm_ms": None,
+            "torch_ms": None,
+            "x_torch": None,
+            "peak_mib": self.peak,
+            "algorithm": self.algorithm,
+        }
         if "gemm" in best:
             row["gemm_ms"] = best["gemm"] * 1e3
         if "torch" in best:
@@ -331,8 +362,19 @@ def conv_cases(name, spec, rng, use_torch: bool, passes=("fwd", "fwd+bwd")) -> l
     if "fwd" in passes:
         cases.append(Case(name, shape, "fwd", ours_fwd, flops, gemm_fwd, torch_fwd, algorithm=algorithm))
     if "fwd+bwd" in passes:
-        cases.append(Case(name, shape, "fwd+bwd", ours_fwd_bwd, 3 * flops, gemm_fwd_bwd, torch_fwd_bwd,
-                          peak_extra_mib(fresh_fwd_bwd), algorithm=algorithm))
+        cases.append(
+            Case(
+                name,
+                shape,
+                "fwd+bwd",
+                ours_fwd_bwd,
+                3 * flops,
+                gemm_fwd_bwd,
+                torch_fwd_bwd,
+                peak_extra_mib(fresh_fwd_bwd),
+                algorithm=algorithm,
+            )
+        )
     return cases
 
 
@@ -371,8 +413,7 @@ def layer_case(name, label, make, shape_nchw, rng, torch_op=None, twin: bool = F
     flops = 3 * 2.0 * len(x) * macs if macs else None
     algorithm = layer.algorithm_for(x.shape) if hasattr(layer, "algorithm_for") else None
     label = "x".join(map(str, shape_nchw)) + (f" {label}" if label else "")
-    return Case(name, label, "fwd+bwd", ours, flops, torch_fn=torch_fn, peak=peak_extra_mib(fresh),
-                algorithm=algorithm)
+    return Case(name, label, "fwd+bwd", ours, flops, torch_fn=torch_fn, peak=peak_extra_mib(fresh), algorithm=algorithm)
 
 
 def pool_case(name, shape_nchw, rng, use_torch: bool) -> Case:
@@ -391,8 +432,10 @@ def avgpool_case(name, shape_nchw, kernel, stride, padding, rng, use_torch: bool
     """Average pooling, the zero padding counted in the average as in both libraries' defaults."""
     op = None
     if use_torch:
+
         def op(t):
             return torch.nn.functional.avg_pool2d(t, kernel, stride, padding)
+
     label = f"k{kernel}" + ("" if stride == kernel else f" s{stride}") + (f" p{padding}" if padding else "")
     return layer_case(name, label, lambda: AvgPool2D(kernel, stride, padding), shape_nchw, rng, op)
 
@@ -408,6 +451,7 @@ def batchnorm_case(name, shape_nchw, rng, use_torch: bool) -> Case:
         def op(t):
             weight.grad = bias.grad = None
             return torch.nn.functional.batch_norm(t, running_mean, running_var, weight, bias, training=True)
+
     return layer_case(name, "", lambda: BatchNorm2D(c), shape_nchw, rng, op)
 
 
@@ -532,9 +576,16 @@ def build_cases(args, rng) -> list[Case]:
     return cases
 
 
-SCALING_CASES = {("conv S1", "fwd+bwd"), ("conv S2", "fwd+bwd"), ("conv S3", "fwd+bwd"), ("conv S4", "fwd+bwd"),
-                 ("pool S1", "fwd+bwd"), ("relu S1", "fwd+bwd"), ("demo step b32", "step"),
-                 ("demo step b64", "step")}
+SCALING_CASES = {
+    ("conv S1", "fwd+bwd"),
+    ("conv S2", "fwd+bwd"),
+    ("conv S3", "fwd+bwd"),
+    ("conv S4", "fwd+bwd"),
+    ("pool S1", "fwd+bwd"),
+    ("relu S1", "fwd+bwd"),
+    ("demo step b32", "step"),
+    ("demo step b64", "step"),
+}
 
 
 def thread_scaling(cases: list[Case], threads: int, args) -> list[dict]:
@@ -550,8 +601,16 @@ def thread_scaling(cases: list[Case], threads: int, args) -> list[dict]:
                 times[count] += time_runs(case.fns["ours"], args.repeat, args.warmup)
         set_num_threads(threads)
         one, many = min(times[1]), min(times[threads])
-        rows.append({"name": case.name, "pass": case.kind, "one_thread_ms": one * 1e3,
-                     "all_threads_ms": many * 1e3, "threads": threads, "speedup": one / many})
+        rows.append(
+            {
+                "name": case.name,
+                "pass": case.kind,
+                "one_thread_ms": one * 1e3,
+                "all_threads_ms": many * 1e3,
+                "threads": threads,
+                "speedup": one / many,
+            }
+        )
     return rows
 
 
@@ -571,8 +630,16 @@ def demo_epoch(args, use_torch: bool) -> dict:
         model = build_demo_model(rng=np.random.default_rng(args.seed))
         opt = minicnn.SGD(model.parameters(), lr=0.02, momentum=0.9)
         start = time.perf_counter()
-        model.fit(X, y, loss=minicnn.SoftmaxCrossEntropy(), optimizer=opt, epochs=1, batch_size=EPOCH_BATCH,
-                  seed=args.seed, progress=False)
+        model.fit(
+            X,
+            y,
+            loss=minicnn.SoftmaxCrossEntropy(),
+            optimizer=opt,
+            epochs=1,
+            batch_size=EPOCH_BATCH,
+            seed=args.seed,
+            progress=False,
+        )
         times["ours"].append(time.perf_counter() - start)
         if use_torch:
             tmodel = to_torch(build_demo_model(rng=np.random.default_rng(args.seed)))
@@ -581,15 +648,20 @@ def demo_epoch(args, use_torch: bool) -> dict:
             order = torch.from_numpy(np.random.default_rng([args.seed, 1]).permutation(len(X)))  # fit's epoch 1
             start = time.perf_counter()
             for first in range(0, len(X), EPOCH_BATCH):
-                batch = order[first:first + EPOCH_BATCH]
+                batch = order[first : first + EPOCH_BATCH]
                 topt.zero_grad()
                 torch.nn.functional.cross_entropy(tmodel(tx[batch]), ty[batch]).backward()
                 topt.step()
             times["torch"].append(time.perf_counter() - start)
     ours = min(times["ours"])
     theirs = min(times["torch"]) if times["torch"] else None
-    return {"images": len(X), "batch_size": EPOCH_BATCH, "ours_s": ours, "torch_s": theirs,
-            "x_torch": None if theirs is None else ours / theirs}
+    return {
+        "images": len(X),
+        "batch_size": EPOCH_BATCH,
+        "ours_s": ours,
+        "torch_s": theirs,
+        "x_torch": None if theirs is None else ours / theirs,
+    }
 
 
 def demo_step_profile(args, use_torch: bool) -> dict:
@@ -603,17 +675,31 @@ def demo_step_profile(args, use_torch: bool) -> dict:
     opt, topt = optimizer_pair(DEMO_RECIPE, model.parameters(), None if tmodel is None else tmodel.parameters())
     twin = None if tmodel is None else (torch, tmodel, topt)
     # at least one untimed step: torch's first calls set up what every later one reuses
-    return profile_step(model, x, y, minicnn.SoftmaxCrossEntropy(), opt, repeat=args.passes * args.repeat,
-                        warmup=max(args.warmup, 1), twin=twin)
+    return profile_step(
+        model,
+        x,
+        y,
+        minicnn.SoftmaxCrossEntropy(),
+        opt,
+        repeat=args.passes * args.repeat,
+        warmup=max(args.warmup, 1),
+        twin=twin,
+    )
 
 
 # -- reporting ---------------------------------------------------------------------------------
 COLUMNS = [  # (key, header, format)
-    ("name", "case", "{:<16}"), ("shape", "shape", "{:<24}"), ("pass", "pass", "{:<7}"),
-    ("best_ms", "best ms", "{:>9.2f}"), ("median_ms", "median ms", "{:>9.2f}"),
-    ("gflops", "GFLOP/s", "{:>7.1f}"), ("gemm_ms", "gemm ms", "{:>8.2f}"),
-    ("torch_ms", "torch ms", "{:>8.2f}"), ("x_torch", "x torch", "{:>7.2f}"),
-    ("peak_mib", "peak MiB", "{:>8.1f}"), ("algorithm", "algorithm", "{:<11}"),
+    ("name", "case", "{:<16}"),
+    ("shape", "shape", "{:<24}"),
+    ("pass", "pass", "{:<7}"),
+    ("best_ms", "best ms", "{:>9.2f}"),
+    ("median_ms", "median ms", "{:>9.2f}"),
+    ("gflops", "GFLOP/s", "{:>7.1f}"),
+    ("gemm_ms", "gemm ms", "{:>8.2f}"),
+    ("torch_ms", "torch ms", "{:>8.2f}"),
+    ("x_torch", "x torch", "{:>7.2f}"),
+    ("peak_mib", "peak MiB", "{:>8.1f}"),
+    ("algorithm", "algorithm", "{:<11}"),
 ]
 
 
@@ -622,8 +708,11 @@ def format_table(rows: list[dict]) -> str:
     header = " ".join(h.ljust(w) if "<" in fmt else h.rjust(w) for (_, h, fmt), w in zip(COLUMNS, widths))
     lines = [header, "-" * len(header)]
     for row in rows:
-        lines.append(" ".join("-".rjust(w) if row[key] is None else fmt.format(row[key])
-                              for (key, _, fmt), w in zip(COLUMNS, widths)))
+        lines.append(
+            " ".join(
+                "-".rjust(w) if row[key] is None else fmt.format(row[key]) for (key, _, fmt), w in zip(COLUMNS, widths)
+            )
+        )
     return "\n".join(lines)
 
 
@@ -652,8 +741,11 @@ def summarize(rows: list[dict], script: dict | None = None) -> dict:
         if ratios and all(v is not None for v in ratios):
             summary[key] = max(ratios)
     summary["s1_peak_mib"] = by_name[("conv S1", "fwd+bwd")]["peak_mib"]
-    summary["layers"] = {name: by_name[(name, "fwd+bwd")]["x_torch"] for name in LAYER_ROWS
-                         if by_name[(name, "fwd+bwd")]["x_torch"] is not None}
+    summary["layers"] = {
+        name: by_name[(name, "fwd+bwd")]["x_torch"]
+        for name in LAYER_ROWS
+        if by_name[(name, "fwd+bwd")]["x_torch"] is not None
+    }
     return summary
 
 
@@ -664,8 +756,10 @@ def judge(summary: dict, load: dict, quick: bool) -> list[dict]:
     judged) and ``summary["not_judged"]`` (the reason, or None)."""
     reason = "--quick batches" if quick else "machine loaded" if load["loaded"] else None
     wanted = [(key, what, limit, summary.get(key)) for key, (what, limit) in TARGETS.items()]
-    wanted += [(f"layer {name}", f"{name} fwd+bwd x torch", LAYER_ROW_TARGET, summary["layers"].get(name))
-               for name in LAYER_ROWS]
+    wanted += [
+        (f"layer {name}", f"{name} fwd+bwd x torch", LAYER_ROW_TARGET, summary["layers"].get(name))
+        for name in LAYER_ROWS
+    ]
     targets = []
     for key, what, limit, value in wanted:
         if value is None:
@@ -676,8 +770,9 @@ def judge(summary: dict, load: dict, quick: bool) -> list[dict]:
             verdict = "OK" if value <= limit else "MISSED"
         targets.append({"key": key, "what": what, "value": value, "limit": limit, "verdict": verdict})
     summary["not_judged"] = reason
-    summary["targets_met"] = None if reason else {
-        t["key"]: t["verdict"] == "OK" for t in targets if t["verdict"] in ("OK", "MISSED")}
+    summary["targets_met"] = (
+        None if reason else {t["key"]: t["verdict"] == "OK" for t in targets if t["verdict"] in ("OK", "MISSED")}
+    )
     return targets
 
 
@@ -695,8 +790,10 @@ def format_targets(targets: list[dict], summary: dict) -> str:
     judged = [t for t in targets if t["verdict"] in ("OK", "MISSED")]
     if judged:
         missed = [t["key"] for t in judged if t["verdict"] == "MISSED"]
-        lines.append(f"targets: {len(judged) - len(missed)} of {len(judged)} met"
-                     + (f"; missed: {', '.join(missed)}" if missed else ""))
+        lines.append(
+            f"targets: {len(judged) - len(missed)} of {len(judged)} met"
+            + (f"; missed: {', '.join(missed)}" if missed else "")
+        )
     elif summary["not_judged"]:
         lines.append(f"targets: not judged ({summary['not_judged']})")
     return "\n".join(lines)
@@ -705,14 +802,15 @@ def format_targets(targets: list[dict], summary: dict) -> str:
 def format_scaling(rows: list[dict]) -> str:
     lines = [f"{'case':<16} {'pass':<7} {'1 thread ms':>11} {'all ms':>9} {'threads':>7} {'speedup':>7}"]
     for r in rows:
-        lines.append(f"{r['name']:<16} {r['pass']:<7} {r['one_thread_ms']:>11.2f} {r['all_threads_ms']:>9.2f} "
-                     f"{r['threads']:>7} {r['speedup']:>7.2f}")
+        lines.append(
+            f"{r['name']:<16} {r['pass']:<7} {r['one_thread_ms']:>11.2f} {r['all_threads_ms']:>9.2f} "
+            f"{r['threads']:>7} {r['speedup']:>7.2f}"
+        )
     return "\n".join(lines)
 
 
 def format_epoch(epoch: dict) -> str:
-    line = (f"one demo epoch ({epoch['images']} images, batch {epoch['batch_size']}): "
-            f"minicnn {epoch['ours_s']:.2f} s")
+    line = f"one demo epoch ({epoch['images']} images, batch {epoch['batch_size']}): minicnn {epoch['ours_s']:.2f} s"
     if epoch["torch_s"] is not None:
         line += f", torch {epoch['torch_s']:.2f} s, x torch {epoch['x_torch']:.2f}"
     return line
@@ -732,24 +830,36 @@ def positive_float(text: str) -> float:
 
 def parse_args(argv=None) -> argparse.Namespace:
     cli = parser(__doc__.split("\n\n")[0])
-    cli.add_argument("--quick", action="store_true",
-                     help="a smoke run: batches of 2, one short pass (the numbers mean nothing)")
-    cli.add_argument("--threads", type=positive_int, default=None,
-                     help="threads for minicnn and for torch (default: every core)")
+    cli.add_argument(
+        "--quick", action="store_true", help="a smoke run: batches of 2, one short pass (the numbers mean nothing)"
+    )
+    cli.add_argument(
+        "--threads", type=positive_int, default=None, help="threads for minicnn and for torch (default: every core)"
+    )
     cli.add_argument("--passes", type=positive_int, default=None, help="passes over the suite (default 5, quick 1)")
-    cli.add_argument("--repeat", type=positive_int, default=None,
-                     help="timed runs per case in each pass (default 6, quick 2)")
-    cli.add_argument("--warmup", type=int, default=None,
-                     help="untimed runs per case before each pass (default 2, quick 1)")
+    cli.add_argument(
+        "--repeat", type=positive_int, default=None, help="timed runs per case in each pass (default 6, quick 2)"
+    )
+    cli.add_argument(
+        "--warmup", type=int, default=None, help="untimed runs per case before each pass (default 2, quick 1)"
+    )
     cli.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     cli.add_argument("--no-epoch", action="store_true", help="skip the whole-epoch comparison")
     cli.add_argument("--no-profile", action="store_true", help="skip the per-phase profile of a demo step")
-    cli.add_argument("--script", action=argparse.BooleanOptionalAction, default=None,
-                     help="time the main job, examples/train_shapes.py run whole, against a torch twin of its "
-                          "recipe (default: in full runs; with --quick, a 100-image 1-epoch smoke run)")
-    cli.add_argument("--idle-gflops", type=positive_float, default=None,
-                     help="this machine's numpy float32 1024x1024 matrix product rate when idle, in GFLOP/s: "
-                          "a run whose best sample is below 80%% of it counts as loaded")
+    cli.add_argument(
+        "--script",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="time the main job, examples/train_shapes.py run whole, against a torch twin of its "
+        "recipe (default: in full runs; with --quick, a 100-image 1-epoch smoke run)",
+    )
+    cli.add_argument(
+        "--idle-gflops",
+        type=positive_float,
+        default=None,
+        help="this machine's numpy float32 1024x1024 matrix product rate when idle, in GFLOP/s: "
+        "a run whose best sample is below 80%% of it counts as loaded",
+    )
     cli.add_argument("--json", metavar="FILE", help="also write the table and the summary as JSON")
     cli.add_argument("--seed", type=int, default=0, help="seed of the random inputs and weights")
     args = cli.parse_args(argv)
@@ -783,32 +893,52 @@ def run_benchmark(args, threads: int) -> dict:
     rng = np.random.default_rng(args.seed)
     use_torch = torch is not None and not args.no_torch
     meta = {
-        "python": platform.python_version(), "numpy": np.__version__, "minicnn": minicnn.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "minicnn": minicnn.__version__,
         "torch": torch.__version__ if use_torch else None,
-        "machine": f"{platform.machine()} {platform.processor()}".strip(), "platform": platform.platform(),
-        "cpus": os.cpu_count(), "threads": threads, "blas_threads": blas_threads(threads),
-        "passes": args.passes, "repeat": args.repeat, "warmup": args.warmup, "quick": args.quick,
-        "dtype": "float32", "blas": blas_kernels(),
+        "machine": f"{platform.machine()} {platform.processor()}".strip(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "threads": threads,
+        "blas_threads": blas_threads(threads),
+        "passes": args.passes,
+        "repeat": args.repeat,
+        "warmup": args.warmup,
+        "quick": args.quick,
+        "dtype": "float32",
+        "blas": blas_kernels(),
     }
     if use_torch:
         torch.set_num_threads(threads)
         meta["torch_threads"] = torch.get_num_threads()
     meta["square_gemm_gflops"] = monitor.sample("at the start")["gflops"]
     load = "unknown" if monitor.load_before is None else f"{monitor.load_before:.2f}"
-    print(f"minicnn {meta['minicnn']} benchmark: python {meta['python']}, numpy {meta['numpy']}, "
-          f"torch {meta['torch'] or 'not used'}")
-    print(f"machine: {meta['machine']}, {meta['cpus']} CPUs; threads: minicnn {threads}, numpy BLAS "
-          f"{meta['blas_threads']} (1 per minicnn thread inside conv and pooling), torch "
-          f"{meta.get('torch_threads', '-')}; float32")
+    print(
+        f"minicnn {meta['minicnn']} benchmark: python {meta['python']}, numpy {meta['numpy']}, "
+        f"torch {meta['torch'] or 'not used'}"
+    )
+    print(
+        f"machine: {meta['machine']}, {meta['cpus']} CPUs; threads: minicnn {threads}, numpy BLAS "
+        f"{meta['blas_threads']} (1 per minicnn thread inside conv and pooling), torch "
+        f"{meta.get('torch_threads', '-')}; float32"
+    )
     print(f"numpy's BLAS: {meta['blas']}")
-    print(f"timing: best and median over {args.passes} pass(es) of the suite, each running every case "
-          f"{args.warmup} time(s) untimed, then {args.repeat} times timed")
-    print(f"machine load at the start: 1-min load average {load}, numpy float32 1024x1024 matrix product "
-          f"{meta['square_gemm_gflops']:.1f} GFLOP/s"
-          + ("" if args.idle_gflops is None else f" (idle: {args.idle_gflops:g})"))
-    print("  (the product is timed again between sections; the run counts as loaded, and no target is judged, "
-          "if a sample falls below 80% of the run's best, the load average was above 0.5 at the start, or "
-          "the best is below 80% of --idle-gflops)", flush=True)
+    print(
+        f"timing: best and median over {args.passes} pass(es) of the suite, each running every case "
+        f"{args.warmup} time(s) untimed, then {args.repeat} times timed"
+    )
+    print(
+        f"machine load at the start: 1-min load average {load}, numpy float32 1024x1024 matrix product "
+        f"{meta['square_gemm_gflops']:.1f} GFLOP/s"
+        + ("" if args.idle_gflops is None else f" (idle: {args.idle_gflops:g})")
+    )
+    print(
+        "  (the product is timed again between sections; the run counts as loaded, and no target is judged, "
+        "if a sample falls below 80% of the run's best, the load average was above 0.5 at the start, or "
+        "the best is below 80% of --idle-gflops)",
+        flush=True,
+    )
 
     cases = build_cases(args, rng)
     for i in range(args.passes):
@@ -818,8 +948,11 @@ def run_benchmark(args, threads: int) -> dict:
     rows = [case.row() for case in cases]
     print()
     print(format_table(rows))
-    print("(gemm ms: numpy matrix products with the same FLOP count as the case, on ready operands;"
-          " peak MiB: one fwd+bwd from a fresh layer; algorithm: the one Conv2DVolume picked)", flush=True)
+    print(
+        "(gemm ms: numpy matrix products with the same FLOP count as the case, on ready operands;"
+        " peak MiB: one fwd+bwd from a fresh layer; algorithm: the one Conv2DVolume picked)",
+        flush=True,
+    )
 
     scaling = []
     if threads > 1:
@@ -833,13 +966,20 @@ def run_benchmark(args, threads: int) -> dict:
         profile = demo_step_profile(args, use_torch)
         monitor.sample("after the step profile")
         print()
-        print(format_profile(profile, f"one demo training step at batch {profile['batch_size']}, phase by phase "
-                                      "(best of each; minicnn as Sequential runs it, torch module by module):"))
-        print("(Sequential's checks and loop: the step through model.forward and model.backward less the same "
-              "calls made by hand; unattributed: the step less all of the above, noise between the bests of the "
-              "parts, and in torch its autograd engine; fit, per batch: the step as fit runs it, with its batch "
-              "gathering, finite checks and accuracy, a mean, so it takes noise the best of the other rows does not)",
-              flush=True)
+        print(
+            format_profile(
+                profile,
+                f"one demo training step at batch {profile['batch_size']}, phase by phase "
+                "(best of each; minicnn as Sequential runs it, torch module by module):",
+            )
+        )
+        print(
+            "(Sequential's checks and loop: the step through model.forward and model.backward less the same "
+            "calls made by hand; unattributed: the step less all of the above, noise between the bests of the "
+            "parts, and in torch its autograd engine; fit, per batch: the step as fit runs it, with its batch "
+            "gathering, finite checks and accuracy, a mean, so it takes noise the best of the other rows does not)",
+            flush=True,
+        )
     epoch = None
     if not args.no_epoch:
         epoch = demo_epoch(args, use_torch)
@@ -861,8 +1001,17 @@ def run_benchmark(args, threads: int) -> dict:
     print(format_load(load))
     print(format_targets(targets, summary))
     print(f"the benchmark took {meta['seconds']:.0f} s")
-    result = {"meta": meta, "rows": rows, "summary": summary, "targets": targets, "load": load,
-              "scaling": scaling, "profile": profile, "epoch": epoch, "script": script}
+    result = {
+        "meta": meta,
+        "rows": rows,
+        "summary": summary,
+        "targets": targets,
+        "load": load,
+        "scaling": scaling,
+        "profile": profile,
+        "epoch": epoch,
+        "script": script,
+    }
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=2)

@@ -85,8 +85,12 @@ def build_model(rng: np.random.Generator) -> Sequential:
     """
     layers, channels = [], 3
     for width in (8, 16, 32):
-        layers += [Conv2DVolume(channels, width, 3, padding="same", rng=rng), ChannelScale(width), LeakyReLU(),
-                   MaxPool2D(2)]
+        layers += [
+            Conv2DVolume(channels, width, 3, padding="same", rng=rng),
+            ChannelScale(width),
+            LeakyReLU(),
+            MaxPool2D(2),
+        ]
         channels = width
     return Sequential(*layers, Flatten(), Dense(channels * 4 * 4, len(CLASSES), rng=rng))
 
@@ -94,8 +98,12 @@ def build_model(rng: np.random.Generator) -> Sequential:
 def main(argv=None) -> int:
     cli = parser(__doc__.splitlines()[0])
     cli.add_argument("--epochs", type=positive_int, default=4, help="passes over the training images")
-    cli.add_argument("--limit", type=positive_int, default=4000,
-                     help="training images to generate (a quarter as many, at least 100, for the test)")
+    cli.add_argument(
+        "--limit",
+        type=positive_int,
+        default=4000,
+        help="training images to generate (a quarter as many, at least 100, for the test)",
+    )
     cli.add_argument("--batch-size", type=positive_int, default=32, help="images per training step")
     cli.add_argument("--lr", type=float, default=3e-3, help="Adam's learning rate")
     cli.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the weights, the images and their order")
@@ -120,8 +128,15 @@ def main(argv=None) -> int:
     X, y = make_shapes(args.limit, seed=args.seed + 1)
     X_test, y_test = make_shapes(max(args.limit // 4, 100), seed=args.seed + 2)
     optimizer = Adam(model.parameters(), lr=args.lr)
-    model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=optimizer, epochs=args.epochs,
-              batch_size=args.batch_size, seed=args.seed)
+    model.fit(
+        X,
+        y,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=optimizer,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
     scores = model.evaluate(X_test, y_test)
     print(f"trained {args.epochs} epoch(s) on {len(X)} images in {time.perf_counter() - start:.1f} s")
     print(f"learned gains of the first ChannelScale: {np.round(model[1].gain.data, 2)}")

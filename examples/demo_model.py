@@ -27,8 +27,9 @@ from minicnn import (
 )
 
 
-def build_demo_model(n_classes: int = 6, rng: np.random.Generator | None = None,
-                     widths: tuple[int, ...] = (16, 32, 64)) -> Sequential:
+def build_demo_model(
+    n_classes: int = 6, rng: np.random.Generator | None = None, widths: tuple[int, ...] = (16, 32, 64)
+) -> Sequential:
     """Three conv3x3-pool-relu blocks, then one dense layer: a small CNN for 3x32x32 images.
 
     Shape
@@ -63,12 +64,18 @@ def pools_before_relu(model: Sequential) -> bool:
 
 
 # What a picture of the demo's layers says about their order (the reason is in build_demo_model).
-POOL_BEFORE_RELU_NOTE = ("each block pools before its ReLU: max pooling and ReLU commute, so these are the maps\n"
-                         "of the usual conv, ReLU, pool, with the ReLU run on a quarter of the values")
+POOL_BEFORE_RELU_NOTE = (
+    "each block pools before its ReLU: max pooling and ReLU commute, so these are the maps\n"
+    "of the usual conv, ReLU, pool, with the ReLU run on a quarter of the values"
+)
 
 
-def build_residual_model(n_classes: int = 6, rng: np.random.Generator | None = None,
-                         widths: tuple[int, ...] = (16, 24, 48), dropout: float = 0.2) -> Sequential:
+def build_residual_model(
+    n_classes: int = 6,
+    rng: np.random.Generator | None = None,
+    widths: tuple[int, ...] = (16, 24, 48),
+    dropout: float = 0.2,
+) -> Sequential:
     """A small residual network for 3x32x32 images: the second demo.
 
     Shape
@@ -84,6 +91,7 @@ def build_residual_model(n_classes: int = 6, rng: np.random.Generator | None = N
     and Dropout keeps it from leaning on a few of them. The convs before a BatchNorm have no
     bias: BatchNorm subtracts the mean, which would cancel it.
     """
+
     def conv(c_in, c_out):
         return Conv2DVolume(c_in, c_out, 3, padding="same", bias=False, rng=rng)
 
@@ -93,9 +101,13 @@ def build_residual_model(n_classes: int = 6, rng: np.random.Generator | None = N
     for stage, width in enumerate(widths[1:]):
         if stage > 0:
             layers.append(MaxPool2D(2))
-        layers += [conv(channels, width), BatchNorm2D(width), ReLU(),
-                   Residual(conv(width, width), BatchNorm2D(width), ReLU(), conv(width, width), BatchNorm2D(width)),
-                   ReLU()]
+        layers += [
+            conv(channels, width),
+            BatchNorm2D(width),
+            ReLU(),
+            Residual(conv(width, width), BatchNorm2D(width), ReLU(), conv(width, width), BatchNorm2D(width)),
+            ReLU(),
+        ]
         channels = width
     return Sequential(*layers, GlobalAvgPool2D(), Dropout(dropout, rng=rng), Dense(channels, n_classes, rng=rng))
 

@@ -58,12 +58,27 @@ def train_small_model(limit: int, epochs: int, seed: int) -> Sequential:
     X, y = make_shapes(limit, seed=seed)
     rng = np.random.default_rng(seed)
     model = Sequential(
-        Conv2DVolume(3, 16, 3, padding="same", rng=rng), BatchNorm2D(16), ReLU(), MaxPool2D(2),
-        Conv2DVolume(16, 32, 3, stride=2, padding="same", rng=rng), BatchNorm2D(32), ReLU(),
-        GlobalAvgPool2D(), Dropout(0.2, rng=rng), Dense(32, len(CLASSES), rng=rng),
+        Conv2DVolume(3, 16, 3, padding="same", rng=rng),
+        BatchNorm2D(16),
+        ReLU(),
+        MaxPool2D(2),
+        Conv2DVolume(16, 32, 3, stride=2, padding="same", rng=rng),
+        BatchNorm2D(32),
+        ReLU(),
+        GlobalAvgPool2D(),
+        Dropout(0.2, rng=rng),
+        Dense(32, len(CLASSES), rng=rng),
     )
-    model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.05, momentum=0.9),
-              epochs=epochs, batch_size=32, seed=seed, progress=False)
+    model.fit(
+        X,
+        y,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=SGD(model.parameters(), lr=0.05, momentum=0.9),
+        epochs=epochs,
+        batch_size=32,
+        seed=seed,
+        progress=False,
+    )
     print(f"trained on {limit} shapes images for {epochs} epoch(s)")
     return model
 
@@ -71,21 +86,27 @@ def train_small_model(limit: int, epochs: int, seed: int) -> Sequential:
 def compare(name: str, outputs: np.ndarray, expected: np.ndarray) -> None:
     """Print how closely ``outputs`` follow minicnn's ``expected`` ones: classes and largest difference."""
     same = int(np.sum(outputs.argmax(axis=1) == expected.argmax(axis=1)))
-    print(f"{name}: {len(outputs)} images, the same class as minicnn for {same}, "
-          f"largest |difference| of the outputs {np.abs(outputs - expected).max():.2e}")
+    print(
+        f"{name}: {len(outputs)} images, the same class as minicnn for {same}, "
+        f"largest |difference| of the outputs {np.abs(outputs - expected).max():.2e}"
+    )
 
 
 def main(argv=None) -> int:
     parser = make_parser("Export a minicnn model to ONNX and PyTorch and check both.")
-    parser.add_argument("--model", type=Path, default=None,
-                        help="any model.npz saved by model.save (None: train a small one first)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="folder for model.onnx and model_torch.pt (None: the model's folder, or runs/export)")
+    parser.add_argument(
+        "--model", type=Path, default=None, help="any model.npz saved by model.save (None: train a small one first)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for model.onnx and model_torch.pt (None: the model's folder, or runs/export)",
+    )
     parser.add_argument("--count", type=int, default=64, help="images to compare the three on")
     parser.add_argument("--limit", type=int, default=600, help="training images when no --model is given")
     parser.add_argument("--epochs", type=int, default=3, help="training epochs when no --model is given")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the training and of the images compared on")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the training and of the images compared on")
     args = parser.parse_args(argv)
     if args.count < 1 or args.limit < 2 or args.epochs < 1:
         parser.error("--count and --epochs must be at least 1, --limit at least 2")

@@ -48,8 +48,9 @@ def load_classifier(model_path: Path) -> tuple[Sequential, tuple[str, ...], tupl
     try:
         model = load_model(model_path)
     except FileNotFoundError as exc:
-        raise FileNotFoundError(f"{exc}; or train one first: python examples/train_shapes.py, "
-                                "train_resnet.py or train_folder.py ROOT") from None
+        raise FileNotFoundError(
+            f"{exc}; or train one first: python examples/train_shapes.py, train_resnet.py or train_folder.py ROOT"
+        ) from None
     info_path = model_path.with_suffix(".json")
     if not info_path.is_file():
         return model, CLASSES, SHAPES_INPUT, True
@@ -61,11 +62,15 @@ def check_classes(scores: np.ndarray, classes: tuple[str, ...], model_path: Path
     """Refuse a model whose number of outputs is not the number of class names it is read with."""
     found = f"{model_path} gives {scores.shape[1]} scores per image"
     if scores.shape[1] != len(classes) and shapes:
-        raise ValueError(f"{found}, but has no model.json beside it to name its classes, and the shapes data has "
-                         f"{len(classes)}; give a model of the shapes data, or put its model.json beside it")
+        raise ValueError(
+            f"{found}, but has no model.json beside it to name its classes, and the shapes data has "
+            f"{len(classes)}; give a model of the shapes data, or put its model.json beside it"
+        )
     if scores.shape[1] != len(classes):
-        raise ValueError(f"{found}, but {model_path.with_suffix('.json')} names {len(classes)} classes; give the "
-                         "model.json saved with this model")
+        raise ValueError(
+            f"{found}, but {model_path.with_suffix('.json')} names {len(classes)} classes; give the "
+            "model.json saved with this model"
+        )
 
 
 def read_images(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
@@ -74,7 +79,8 @@ def read_images(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
     if not isinstance(images, np.ndarray):  # an .npz archive of several arrays
         images.close()
         raise ValueError(  # noqa: TRY004 - a wrong file, not a wrong argument
-            f"{path} is an .npz archive, not a .npy file of images; save them with np.save")
+            f"{path} is an .npz archive, not a .npy file of images; save them with np.save"
+        )
     if images.ndim == 3:
         images = images[None]
     channels = shape[0]
@@ -82,8 +88,10 @@ def read_images(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
         print("note: the images look channels-last (N, H, W, C); transposing to (N, C, H, W)")
         images = images.transpose(0, 3, 1, 2)
     if images.ndim != 4 or images.shape[1:] != shape:
-        raise ValueError(f"{path}: images of shape {images.shape}; expected (N, {', '.join(map(str, shape))}) "
-                         f"or ({', '.join(map(str, shape))})")
+        raise ValueError(
+            f"{path}: images of shape {images.shape}; expected (N, {', '.join(map(str, shape))}) "
+            f"or ({', '.join(map(str, shape))})"
+        )
     if np.issubdtype(images.dtype, np.integer):
         return images.astype(np.float32) / 255.0
     return images.astype(np.float32, copy=False)
@@ -113,11 +121,16 @@ def gather_files(inputs: list[Path], classes: tuple[str, ...]) -> tuple[list[Pat
 def main(argv=None) -> int:
     parser = make_parser("Classify images with a saved model (any model saved by model.save).")
     parser.add_argument("inputs", type=Path, nargs="*", help="image files (PNG, JPEG) or folders of them")
-    parser.add_argument("--model", type=Path, default=Path("runs/shapes/model.npz"),
-                        help="the model.npz to classify with (saved by model.save)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=Path("runs/shapes/model.npz"),
+        help="the model.npz to classify with (saved by model.save)",
+    )
     parser.add_argument("--images", type=Path, help=".npy file of images, (N, C, H, W) or one (C, H, W)")
-    parser.add_argument("--count", type=int, default=10,
-                        help="how many shapes test images to classify when no images are given")
+    parser.add_argument(
+        "--count", type=int, default=10, help="how many shapes test images to classify when no images are given"
+    )
     parser.add_argument("--top", type=int, default=1, help="show the K most likely classes per image")
     args = parser.parse_args(argv)
     if args.count < 1:
@@ -138,7 +151,7 @@ def main(argv=None) -> int:
         names = [f"image {i}" for i in range(len(images))]
     elif shapes:
         X, y = load_shapes("test")
-        images, labels = X[:args.count], list(y[:args.count])
+        images, labels = X[: args.count], list(y[: args.count])
         names = [f"image {i}" for i in range(len(images))]
     else:
         parser.error("give image files or folders to classify (or --images file.npy)")
@@ -146,7 +159,7 @@ def main(argv=None) -> int:
     scores = model.predict(images)
     check_classes(scores, classes, args.model, shapes)
     probs = softmax(scores)
-    ranked = np.argsort(-probs, axis=1, kind="stable")[:, :args.top]
+    ranked = np.argsort(-probs, axis=1, kind="stable")[:, : args.top]
     width = max(len(c) for c in classes)
     for name, row, best, true in zip(names, probs, ranked, labels or [None] * len(names)):
         others = ", ".join(f"{classes[k]} {row[k]:.1%}" for k in best[1:])

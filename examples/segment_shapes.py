@@ -45,8 +45,11 @@ TRAIN_SEED, TEST_SEED = 1, 2  # the data's seeds: distinct, so train and test sh
 N_TRAIN, N_TEST = 6000, 600
 
 
-def build_segmenter(n_classes: int = len(SEGMENT_CLASSES), rng: np.random.Generator | None = None,
-                    widths: tuple[int, int, int] = (16, 32, 64)) -> Sequential:
+def build_segmenter(
+    n_classes: int = len(SEGMENT_CLASSES),
+    rng: np.random.Generator | None = None,
+    widths: tuple[int, int, int] = (16, 32, 64),
+) -> Sequential:
     """An encoder-decoder for 3x32x32 images: class scores for every pixel.
 
     Shape
@@ -68,12 +71,24 @@ def build_segmenter(n_classes: int = len(SEGMENT_CLASSES), rng: np.random.Genera
         return Conv2DVolume(c_in, c_out, 3, padding="same", dilation=dilation, rng=rng)
 
     return Sequential(
-        conv(3, a), ReLU(), MaxPool2D(2),                                         # 32 -> 16
-        conv(a, b), ReLU(), MaxPool2D(2),                                         # 16 -> 8
-        conv(b, c), ReLU(), conv(c, c, dilation=2), ReLU(),                       # the whole image
-        ConvTranspose2D(c, b, 2, stride=2, rng=rng), ReLU(), conv(b, b), ReLU(),  # 8 -> 16
-        Upsample2D(2, mode="bilinear"), conv(b, a), ReLU(),                       # 16 -> 32
-        Conv2DVolume(a, n_classes, 1, rng=rng),                                   # scores per pixel
+        conv(3, a),
+        ReLU(),
+        MaxPool2D(2),  # 32 -> 16
+        conv(a, b),
+        ReLU(),
+        MaxPool2D(2),  # 16 -> 8
+        conv(b, c),
+        ReLU(),
+        conv(c, c, dilation=2),
+        ReLU(),  # the whole image
+        ConvTranspose2D(c, b, 2, stride=2, rng=rng),
+        ReLU(),
+        conv(b, b),
+        ReLU(),  # 8 -> 16
+        Upsample2D(2, mode="bilinear"),
+        conv(b, a),
+        ReLU(),  # 16 -> 32
+        Conv2DVolume(a, n_classes, 1, rng=rng),  # scores per pixel
     )
 
 
@@ -93,8 +108,10 @@ def format_ious(ious: np.ndarray, shares: np.ndarray, baseline: np.ndarray) -> s
     """A table: each class, its share of the test pixels, its IoU and that of the baseline."""
     width = max(len(c) for c in SEGMENT_CLASSES) + 1
     rows = [f"{'class'.ljust(width)}  pixels    IoU  background everywhere"]
-    rows += [f"{name.ljust(width)}  {share:6.1%}  {iou:5.3f}  {base:5.3f}"
-             for name, share, iou, base in zip(SEGMENT_CLASSES, shares, ious, baseline)]
+    rows += [
+        f"{name.ljust(width)}  {share:6.1%}  {iou:5.3f}  {base:5.3f}"
+        for name, share, iou, base in zip(SEGMENT_CLASSES, shares, ious, baseline)
+    ]
     return "\n".join(rows)
 
 
@@ -133,8 +150,15 @@ def save_picture(X: np.ndarray, truth: np.ndarray, predicted: np.ndarray, y: np.
             ax.imshow(mask, cmap=cmap, vmin=-0.5, vmax=len(colours) - 0.5, interpolation="nearest")
             ax.set_title(title, fontsize=8)
     handles = [Patch(facecolor=colour, edgecolor="0.5", label=name) for colour, name in zip(colours, SEGMENT_CLASSES)]
-    fig.legend(handles=handles, loc="outside lower center", ncol=7, fontsize=7, frameon=False,
-               handlelength=1.2, columnspacing=1.0)
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=7,
+        fontsize=7,
+        frameon=False,
+        handlelength=1.2,
+        columnspacing=1.0,
+    )
     fig.savefig(path, dpi=100)
     return True
 
@@ -146,18 +170,24 @@ def main(argv=None) -> int:
     cli.add_argument("--lr", type=float, default=3e-3, help="Adam's first learning rate, decayed along a cosine to 0")
     cli.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the weights and batch order")
     cli.add_argument("--out", type=output_folder, default="runs/segment", help="folder for the model and picture")
-    cli.add_argument("--limit", type=int_at_least(10), default=None,
-                     help=f"use only the first N training images (a smoke run); all {N_TRAIN} by default")
+    cli.add_argument(
+        "--limit",
+        type=int_at_least(10),
+        default=None,
+        help=f"use only the first N training images (a smoke run); all {N_TRAIN} by default",
+    )
     args = cli.parse_args(argv)
 
     start = time.perf_counter()
     X, _, masks = make_shapes_with_masks(N_TRAIN, seed=TRAIN_SEED)
     X_test, y_test, masks_test = make_shapes_with_masks(N_TEST, seed=TEST_SEED)
     if args.limit is not None:
-        X, masks = X[:args.limit], masks[:args.limit]
+        X, masks = X[: args.limit], masks[: args.limit]
     k = len(SEGMENT_CLASSES)
-    print(f"data: {len(X)} training and {len(X_test)} test images of shape {X.shape[1:]}, each pixel one of "
-          f"{k} classes ({', '.join(SEGMENT_CLASSES)}) ({time.perf_counter() - start:.1f} s)")
+    print(
+        f"data: {len(X)} training and {len(X_test)} test images of shape {X.shape[1:]}, each pixel one of "
+        f"{k} classes ({', '.join(SEGMENT_CLASSES)}) ({time.perf_counter() - start:.1f} s)"
+    )
 
     model = build_segmenter(k, rng=np.random.default_rng(args.seed))
     # Start from the class frequencies: with the last layer's biases at their logs, the untrained
@@ -170,8 +200,16 @@ def main(argv=None) -> int:
     optimizer = Adam(model.parameters(), lr=args.lr)
     # The rate decays along a cosine to 0 by the last epoch, so that training ends settled rather
     # than on whatever the last few large steps left.
-    model.fit(X, masks, loss=SoftmaxCrossEntropy(), optimizer=optimizer, epochs=args.epochs,
-              batch_size=args.batch_size, seed=args.seed, lr_schedule=CosineDecay(args.lr, args.epochs))
+    model.fit(
+        X,
+        masks,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=optimizer,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        lr_schedule=CosineDecay(args.lr, args.epochs),
+    )
 
     predicted = model.predict(X_test).argmax(axis=1)
     confusion = confusion_matrix(masks_test.ravel(), predicted.ravel(), k)
@@ -191,8 +229,10 @@ def main(argv=None) -> int:
     else:
         print('matplotlib is not installed, so no picture: pip install -e ".[plot]" to get it')
     print(f"total time: {time.perf_counter() - start:.1f} s (data, training and evaluation)")
-    print(f"predicting {SEGMENT_CLASSES[majority]} everywhere: pixel accuracy {test_shares[majority]:.4f}, "
-          f"mean IoU {np.nanmean(baseline):.4f}")
+    print(
+        f"predicting {SEGMENT_CLASSES[majority]} everywhere: pixel accuracy {test_shares[majority]:.4f}, "
+        f"mean IoU {np.nanmean(baseline):.4f}"
+    )
     print(f"mean IoU: {np.nanmean(ious):.4f} over the {int(np.sum(~np.isnan(ious)))} classes present")
     print(f"pixel accuracy: {np.trace(confusion) / confusion.sum():.4f}")
     return 0

@@ -50,31 +50,49 @@ def load_split(root, split: str, download: bool):
 
 def main(argv=None) -> int:
     cli = parser("Train a small residual network with augmentation on CIFAR-10 from the official binary files.")
-    cli.add_argument("--data", type=Path, default=None,
-                     help="folder holding cifar-10-batches-bin (or that folder); by default ~/.cache/minicnn/cifar10")
-    cli.add_argument("--download", action="store_true",
-                     help="fetch and unpack cifar-10-binary.tar.gz (162 MB) from the official address when missing")
-    cli.add_argument("--epochs", type=positive_int, default=20,
-                     help="epochs: one linear warm-up, then a cosine decay to 0")
+    cli.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder holding cifar-10-batches-bin (or that folder); by default ~/.cache/minicnn/cifar10",
+    )
+    cli.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch and unpack cifar-10-binary.tar.gz (162 MB) from the official address when missing",
+    )
+    cli.add_argument(
+        "--epochs", type=positive_int, default=20, help="epochs: one linear warm-up, then a cosine decay to 0"
+    )
     cli.add_argument("--batch-size", type=positive_int, default=64, help="images per training step")
     cli.add_argument("--lr", type=float, default=3e-3, help="peak learning rate, after the warm-up")
     cli.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW's decoupled weight decay")
     cli.add_argument("--no-augment", action="store_true", help="train on the images as they are")
-    cli.add_argument("--seed", type=nonnegative_int, default=0,
-                     help="seed of the weights, Dropout, the batch order and the augmentation")
+    cli.add_argument(
+        "--seed",
+        type=nonnegative_int,
+        default=0,
+        help="seed of the weights, Dropout, the batch order and the augmentation",
+    )
     cli.add_argument("--out", type=output_folder, default="runs/cifar10", help="folder for the checkpoints")
     cli.add_argument("--resume", action="store_true", help="continue the run saved in --out")
-    cli.add_argument("--limit", type=int_at_least(10), default=None,
-                     help="use only the first N training and N test images (a smoke run); all by default")
+    cli.add_argument(
+        "--limit",
+        type=int_at_least(10),
+        default=None,
+        help="use only the first N training and N test images (a smoke run); all by default",
+    )
     args = cli.parse_args(argv)
 
     start = time.perf_counter()
     X, y, classes = load_split(args.data, "train", args.download)
     X_test, y_test, _ = load_split(args.data, "test", args.download)
     if args.limit is not None:
-        X, y, X_test, y_test = X[:args.limit], y[:args.limit], X_test[:args.limit], y_test[:args.limit]
-    print(f"data: {len(X)} training and {len(X_test)} test images of shape {X.shape[1:]} ({X.dtype}), "
-          f"{len(classes)} classes: {', '.join(classes)} ({time.perf_counter() - start:.1f} s)")
+        X, y, X_test, y_test = X[: args.limit], y[: args.limit], X_test[: args.limit], y_test[: args.limit]
+    print(
+        f"data: {len(X)} training and {len(X_test)} test images of shape {X.shape[1:]} ({X.dtype}), "
+        f"{len(classes)} classes: {', '.join(classes)} ({time.perf_counter() - start:.1f} s)"
+    )
 
     model = build_residual_model(len(classes), rng=np.random.default_rng(args.seed), widths=WIDTHS)
     model.summary(X.shape[1:])
@@ -82,12 +100,32 @@ def main(argv=None) -> int:
     print(f"augmentation: {augment!r}" if augment else "augmentation: none")
     optimizer = AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     schedule = CosineDecay(args.lr, args.epochs, warmup_epochs=1 if args.epochs > 1 else 0)
-    settings = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                "weight_decay": args.weight_decay, "augment": repr(augment), "seed": args.seed, "limit": args.limit}
-    train_with_checkpoints(model, optimizer, X, y, out=args.out, epochs=args.epochs, resume=args.resume,
-                           settings=settings, script="train_cifar10", loss=SoftmaxCrossEntropy(),
-                           batch_size=args.batch_size, validation_data=(X_test, y_test), seed=args.seed,
-                           lr_schedule=schedule, augment=augment)
+    settings = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "augment": repr(augment),
+        "seed": args.seed,
+        "limit": args.limit,
+    }
+    train_with_checkpoints(
+        model,
+        optimizer,
+        X,
+        y,
+        out=args.out,
+        epochs=args.epochs,
+        resume=args.resume,
+        settings=settings,
+        script="train_cifar10",
+        loss=SoftmaxCrossEntropy(),
+        batch_size=args.batch_size,
+        validation_data=(X_test, y_test),
+        seed=args.seed,
+        lr_schedule=schedule,
+        augment=augment,
+    )
     accuracy = model.evaluate(X_test, y_test)["accuracy"]
     print(f"total time: {time.perf_counter() - start:.1f} s")
     print(f"test accuracy: {accuracy:.4f}")

@@ -68,8 +68,9 @@ def default_widths(input_shape: tuple[int, int, int]) -> tuple[int, ...]:
     return (16, 32, 64, 64)[:blocks]
 
 
-def build_folder_model(input_shape: tuple[int, int, int], n_classes: int, widths: tuple[int, ...],
-                       rng: np.random.Generator | None = None) -> Sequential:
+def build_folder_model(
+    input_shape: tuple[int, int, int], n_classes: int, widths: tuple[int, ...], rng: np.random.Generator | None = None
+) -> Sequential:
     """conv3x3-relu-pool blocks of the given widths, then one dense layer.
 
     Shape
@@ -140,11 +141,19 @@ def save_pictures(model, history, validation, class_names, image, out: Path) -> 
 def main(argv=None) -> int:
     cli = parser("Train a CNN on a folder of images, one subfolder per class.")
     cli.add_argument("root", type=Path, help="folder holding root/<class>/<image> files (any format Pillow reads)")
-    cli.add_argument("--image-size", type=parse_size, default="32",
-                     help="resize to this side (32) or HxW (48x64); 'native' keeps the files' size")
+    cli.add_argument(
+        "--image-size",
+        type=parse_size,
+        default="32",
+        help="resize to this side (32) or HxW (48x64); 'native' keeps the files' size",
+    )
     cli.add_argument("--grayscale", action="store_true", help="one luma channel instead of RGB")
-    cli.add_argument("--on-error", choices=("raise", "skip"), default="raise",
-                     help="unreadable images: stop and list them all, or skip them with a warning")
+    cli.add_argument(
+        "--on-error",
+        choices=("raise", "skip"),
+        default="raise",
+        help="unreadable images: stop and list them all, or skip them with a warning",
+    )
     cli.add_argument("--epochs", type=positive_int, default=10, help="passes over the training images")
     cli.add_argument("--batch-size", type=positive_int, default=32, help="images per training step")
     cli.add_argument("--lr", type=float, default=0.02, help="SGD's learning rate")
@@ -152,38 +161,53 @@ def main(argv=None) -> int:
     cli.add_argument("--val-split", type=float, default=0.2, help="share of each class held out for validation")
     cli.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the split, weights and batch order")
     cli.add_argument("--out", type=output_folder, default="runs/folder", help="folder for the model and pictures")
-    cli.add_argument("--limit", type=int_at_least(2), default=None,
-                     help="use only N images, picked at random (a smoke run); all of them by default")
+    cli.add_argument(
+        "--limit",
+        type=int_at_least(2),
+        default=None,
+        help="use only N images, picked at random (a smoke run); all of them by default",
+    )
     args = cli.parse_args(argv)
     if not 0 <= args.val_split < 1:
         cli.error(f"argument --val-split: expected a share in [0, 1), got {args.val_split}")
 
     start = time.perf_counter()
-    X, y, class_names = load_image_folder(args.root, image_size=args.image_size, grayscale=args.grayscale,
-                                          on_error=args.on_error)
+    X, y, class_names = load_image_folder(
+        args.root, image_size=args.image_size, grayscale=args.grayscale, on_error=args.on_error
+    )
     if len(class_names) < 2:
         raise ValueError(f"{args.root} holds one class folder ({class_names[0]}); a classifier needs two or more")
     rng = np.random.default_rng(args.seed)
     if args.limit is not None and args.limit < len(X):
-        keep = np.sort(rng.permutation(len(X))[:args.limit])
+        keep = np.sort(rng.permutation(len(X))[: args.limit])
         X, y = X[keep], y[keep]
     train, val = stratified_split(y, args.val_split, rng)
     if not len(train):
         raise ValueError(f"--val-split {args.val_split} leaves no image for training; lower it")
     X_train, y_train, X_val, y_val = X[train], y[train], X[val], y[val]
     counts = np.bincount(y, minlength=len(class_names))
-    print(f"data: {len(X)} images of shape {X.shape[1:]} in {len(class_names)} classes: "
-          + ", ".join(f"{name} ({c})" for name, c in zip(class_names, counts))
-          + f"; {len(X_train)} for training, {len(X_val)} for validation ({time.perf_counter() - start:.1f} s)")
+    print(
+        f"data: {len(X)} images of shape {X.shape[1:]} in {len(class_names)} classes: "
+        + ", ".join(f"{name} ({c})" for name, c in zip(class_names, counts))
+        + f"; {len(X_train)} for training, {len(X_val)} for validation ({time.perf_counter() - start:.1f} s)"
+    )
 
     input_shape = X.shape[1:]
     widths = default_widths(input_shape)
     model = build_folder_model(input_shape, len(class_names), widths, rng=rng)
     model.summary(input_shape)
     optimizer = SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
-    history = model.fit(X_train, y_train, loss=SoftmaxCrossEntropy(), optimizer=optimizer,
-                        epochs=args.epochs, batch_size=args.batch_size,
-                        validation_data=(X_val, y_val) if len(X_val) else None, seed=args.seed, progress=True)
+    history = model.fit(
+        X_train,
+        y_train,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=optimizer,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_data=(X_val, y_val) if len(X_val) else None,
+        seed=args.seed,
+        progress=True,
+    )
 
     matrix = validation = None
     if len(X_val):
@@ -194,10 +218,17 @@ def main(argv=None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     model.save(args.out / "model.npz")
-    write_json_atomically(args.out / "model.json", {
-        "format": INFO_FORMAT, "version": INFO_VERSION, "class_names": list(class_names),
-        "input_shape": list(input_shape), "grayscale": args.grayscale, "widths": list(widths),
-    })
+    write_json_atomically(
+        args.out / "model.json",
+        {
+            "format": INFO_FORMAT,
+            "version": INFO_VERSION,
+            "class_names": list(class_names),
+            "input_shape": list(input_shape),
+            "grayscale": args.grayscale,
+            "widths": list(widths),
+        },
+    )
     print(f"saved the model to {args.out / 'model.npz'} and its classes and input shape to {args.out / 'model.json'}")
     image = (X_val if len(X_val) else X_train)[0]
     pictures = save_pictures(model, history, validation, class_names, image, args.out)

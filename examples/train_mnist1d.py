@@ -84,17 +84,26 @@ def load_mnist1d() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ModuleNotFoundError as exc:
-        needed = ("the mnist1d package" if (exc.name or "").split(".")[0] == "mnist1d"
-                  else f"{exc.name}, which the mnist1d package imports")
-        raise ModuleNotFoundError(f'this example needs {needed} to generate MNIST-1D: pip install -e ".[mnist1d]" '
-                                  "(or pip install mnist1d)", name=exc.name) from None
+        needed = (
+            "the mnist1d package"
+            if (exc.name or "").split(".")[0] == "mnist1d"
+            else f"{exc.name}, which the mnist1d package imports"
+        )
+        raise ModuleNotFoundError(
+            f'this example needs {needed} to generate MNIST-1D: pip install -e ".[mnist1d]" (or pip install mnist1d)',
+            name=exc.name,
+        ) from None
     data = make_dataset(get_dataset_args())  # from the paper's arguments and seed; never its pickle
 
     def signals(x) -> np.ndarray:
         return np.asarray(x, dtype=np.float32)[:, None, :]  # (N, 40) float64 -> (N, C=1, L=40) float32
 
-    return signals(data["x"]), np.asarray(data["y"], np.int64), signals(data["x_test"]), np.asarray(data["y_test"],
-                                                                                                     np.int64)
+    return (
+        signals(data["x"]),
+        np.asarray(data["y"], np.int64),
+        signals(data["x_test"]),
+        np.asarray(data["y_test"], np.int64),
+    )
 
 
 def build_mnist1d_model(rng: np.random.Generator | None = None, init: str = "torch") -> Sequential:
@@ -122,10 +131,15 @@ def build_mnist1d_model(rng: np.random.Generator | None = None, init: str = "tor
         raise ValueError(f"build_mnist1d_model: unknown init {init!r}; expected 'torch' or 'he'")
     rng = np.random.default_rng() if rng is None else rng
     model = Sequential(
-        Conv1D(1, 25, 5, stride=2, padding=1, rng=rng), ReLU(),
-        Conv1D(25, 25, 3, stride=2, padding=1, rng=rng), ReLU(),
-        Conv1D(25, 25, 3, stride=2, padding=1, rng=rng), ReLU(),
-        Flatten(), Dense(125, N_CLASSES, rng=rng))
+        Conv1D(1, 25, 5, stride=2, padding=1, rng=rng),
+        ReLU(),
+        Conv1D(25, 25, 3, stride=2, padding=1, rng=rng),
+        ReLU(),
+        Conv1D(25, 25, 3, stride=2, padding=1, rng=rng),
+        ReLU(),
+        Flatten(),
+        Dense(125, N_CLASSES, rng=rng),
+    )
     if init == "torch":
         for layer in model.layers:
             if isinstance(layer, (Conv1D, Dense)):
@@ -149,8 +163,9 @@ def epoch_sizes(n: int, steps: int, batch_size: int) -> list[int]:
     return [n] * full + ([rest * batch_size] if rest else [])
 
 
-def minicnn_training(model: Sequential, X: np.ndarray, y: np.ndarray, *, steps: int, batch_size: int,
-                     lr: float) -> Iterator[tuple[int, float, float]]:
+def minicnn_training(
+    model: Sequential, X: np.ndarray, y: np.ndarray, *, steps: int, batch_size: int, lr: float
+) -> Iterator[tuple[int, float, float]]:
     """Train ``model`` with the paper's recipe, one ``fit`` call per epoch.
 
     Yields (steps done, the epoch's mean training loss, seconds that epoch took) after each epoch,
@@ -159,15 +174,25 @@ def minicnn_training(model: Sequential, X: np.ndarray, y: np.ndarray, *, steps: 
     optimizer, loss, done = Adam(model.parameters(), lr=lr), SoftmaxCrossEntropy(), 0
     for epoch, n in enumerate(epoch_sizes(len(X), steps, batch_size), start=1):
         began = time.perf_counter()
-        history = model.fit(X[:n], y[:n], loss=loss, optimizer=optimizer, epochs=epoch, initial_epoch=epoch - 1,
-                            batch_size=batch_size, shuffle=False, progress=False)
+        history = model.fit(
+            X[:n],
+            y[:n],
+            loss=loss,
+            optimizer=optimizer,
+            epochs=epoch,
+            initial_epoch=epoch - 1,
+            batch_size=batch_size,
+            shuffle=False,
+            progress=False,
+        )
         seconds = time.perf_counter() - began
         done += -(-n // batch_size)
         yield done, history["loss"][0], seconds
 
 
-def torch_training(net, X: np.ndarray, y: np.ndarray, *, steps: int, batch_size: int,
-                   lr: float) -> Iterator[tuple[int, float, float]]:
+def torch_training(
+    net, X: np.ndarray, y: np.ndarray, *, steps: int, batch_size: int, lr: float
+) -> Iterator[tuple[int, float, float]]:
     """The same training in PyTorch: torch.optim.Adam, cross-entropy, the same batches in the same order.
 
     Yields as :func:`minicnn_training` does.
@@ -180,7 +205,7 @@ def torch_training(net, X: np.ndarray, y: np.ndarray, *, steps: int, batch_size:
         began, total = time.perf_counter(), 0.0
         net.train()
         for start in range(0, n, batch_size):
-            xb, yb = X[start:min(start + batch_size, n)], y[start:min(start + batch_size, n)]
+            xb, yb = X[start : min(start + batch_size, n)], y[start : min(start + batch_size, n)]
             optimizer.zero_grad()
             loss = criterion(net(xb), yb)
             loss.backward()
@@ -212,8 +237,10 @@ def follow(name: str, training: Iterator[tuple[int, float, float]], accuracy, st
         at.append(done)
         accuracies.append(accuracy())
         if done // REPORT_EVERY > last_line // REPORT_EVERY or done == steps:
-            print(f"{name}: step {done}/{steps} - loss {loss:.4f} - test accuracy {accuracies[-1]:.4f} "
-                  f"- {seconds:.1f} s", flush=True)
+            print(
+                f"{name}: step {done}/{steps} - loss {loss:.4f} - test accuracy {accuracies[-1]:.4f} - {seconds:.1f} s",
+                flush=True,
+            )
             last_line = done
     return at, accuracies, seconds
 
@@ -283,13 +310,24 @@ def main(argv=None) -> int:
     cli.add_argument("--lr", type=float, default=1e-2, help="Adam's learning rate")
     cli.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the first run's initial weights")
     cli.add_argument("--seeds", type=positive_int, default=5, help="runs, with seeds --seed, --seed + 1, ...")
-    cli.add_argument("--init", choices=("torch", "he"), default="torch",
-                     help="initial weights: PyTorch's default, as the paper's, or minicnn's He-uniform")
-    cli.add_argument("--torch", action="store_true",
-                     help="also train each run's network in PyTorch (same weights and batches) and compare the times")
+    cli.add_argument(
+        "--init",
+        choices=("torch", "he"),
+        default="torch",
+        help="initial weights: PyTorch's default, as the paper's, or minicnn's He-uniform",
+    )
+    cli.add_argument(
+        "--torch",
+        action="store_true",
+        help="also train each run's network in PyTorch (same weights and batches) and compare the times",
+    )
     cli.add_argument("--threads", type=positive_int, default=None, help="minicnn's threads (default: every core)")
-    cli.add_argument("--torch-threads", type=positive_int, default=1,
-                     help="PyTorch's threads with --torch: one is its fastest for a network this small")
+    cli.add_argument(
+        "--torch-threads",
+        type=positive_int,
+        default=1,
+        help="PyTorch's threads with --torch: one is its fastest for a network this small",
+    )
     cli.add_argument("--out", type=output_folder, default="runs/mnist1d", help="folder for the models and the picture")
     args = cli.parse_args(argv)
     if args.threads is not None:
@@ -298,16 +336,21 @@ def main(argv=None) -> int:
         try:
             import torch
         except ModuleNotFoundError:
-            raise ModuleNotFoundError("--torch needs PyTorch, which minicnn never installs itself: pip install torch "
-                                      "(see pytorch.org for the right build)", name="torch") from None
+            raise ModuleNotFoundError(
+                "--torch needs PyTorch, which minicnn never installs itself: pip install torch "
+                "(see pytorch.org for the right build)",
+                name="torch",
+            ) from None
         from minicnn.export import to_torch
 
         torch.set_num_threads(args.torch_threads)
 
     began = time.perf_counter()
     X, y, X_test, y_test = load_mnist1d()
-    print(f"data: MNIST-1D generated by mnist1d, {len(X)} training and {len(X_test)} test signals of shape "
-          f"{X.shape[1:]}, {N_CLASSES} classes ({time.perf_counter() - began:.1f} s)")
+    print(
+        f"data: MNIST-1D generated by mnist1d, {len(X)} training and {len(X_test)} test signals of shape "
+        f"{X.shape[1:]}, {N_CLASSES} classes ({time.perf_counter() - began:.1f} s)"
+    )
     seeds = list(range(args.seed, args.seed + args.seeds))
     frameworks = ("minicnn", "torch") if args.torch else ("minicnn",)
     results = {name: {"accuracy": [], "seconds": [], "curves": []} for name in frameworks}
@@ -319,8 +362,12 @@ def main(argv=None) -> int:
             first = model
         net = to_torch(model) if args.torch else None  # a copy of the initial weights, before minicnn trains them
         recipe = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr}
-        runs = {"minicnn": (minicnn_training(model, X, y, **recipe),
-                            lambda model=model: model.evaluate(X_test, y_test)["accuracy"])}
+        runs = {
+            "minicnn": (
+                minicnn_training(model, X, y, **recipe),
+                lambda model=model: model.evaluate(X_test, y_test)["accuracy"],
+            )
+        }
         if net is not None:
             runs["torch"] = (torch_training(net, X, y, **recipe), lambda net=net: torch_accuracy(net, X_test, y_test))
         for name, (training, accuracy) in runs.items():
@@ -333,22 +380,28 @@ def main(argv=None) -> int:
         line = f"seed {seed}: test accuracy {results['minicnn']['accuracy'][-1]:.4f}"
         if args.torch:
             mine, theirs = results["minicnn"]["seconds"][-1], results["torch"]["seconds"][-1]
-            line += (f" (torch {results['torch']['accuracy'][-1]:.4f}); trained in {mine:.1f} s "
-                     f"(torch {theirs:.1f} s: {mine / theirs:.2f}x torch)")
+            line += (
+                f" (torch {results['torch']['accuracy'][-1]:.4f}); trained in {mine:.1f} s "
+                f"(torch {theirs:.1f} s: {mine / theirs:.2f}x torch)"
+            )
         else:
             line += f"; trained in {results['minicnn']['seconds'][-1]:.1f} s"
         print(f"{line}; saved {args.out / f'seed-{seed}.npz'}", flush=True)
 
-    print(f"{plural(len(seeds), 'seed')} ({', '.join(map(str, seeds))}) of {args.steps} steps; the paper's CNN: "
-          f"{PAPER_ACCURACY:.2f}")
+    print(
+        f"{plural(len(seeds), 'seed')} ({', '.join(map(str, seeds))}) of {args.steps} steps; the paper's CNN: "
+        f"{PAPER_ACCURACY:.2f}"
+    )
     threads = {"minicnn": get_num_threads(), "torch": args.torch_threads}
     for name in frameworks:
         scores, seconds = results[name]["accuracy"], results[name]["seconds"]
         # the best of the curve is picked by looking at the test set, so it is no estimate of accuracy
         peak = np.mean([max(accuracies) for _, accuracies in results[name]["curves"]])
-        print(f"{name}: test accuracy {' '.join(f'{a:.4f}' for a in scores)}, mean {np.mean(scores):.4f} "
-              f"(mean of each run's best epoch {peak:.4f}); training {sum(seconds):.1f} s on "
-              f"{plural(threads[name], 'thread')}")
+        print(
+            f"{name}: test accuracy {' '.join(f'{a:.4f}' for a in scores)}, mean {np.mean(scores):.4f} "
+            f"(mean of each run's best epoch {peak:.4f}); training {sum(seconds):.1f} s on "
+            f"{plural(threads[name], 'thread')}"
+        )
     if args.torch:
         ratio = sum(results["minicnn"]["seconds"]) / sum(results["torch"]["seconds"])
         print(f"training time: {ratio:.2f}x torch")

@@ -53,22 +53,44 @@ def build_motion_3d(n_classes: int, rng: np.random.Generator | None = None) -> S
     The first filters span 3 frames, so they can respond to an edge that moves; the global
     average makes the answer the same wherever (and whenever) the motion happens.
     """
-    return Sequential(Conv3D(1, 8, 3, rng=rng), ReLU(), MaxPool3D(2), Conv3D(8, 16, 3, rng=rng), ReLU(),
-                      GlobalAvgPool3D(), Dense(16, n_classes, rng=rng))
+    return Sequential(
+        Conv3D(1, 8, 3, rng=rng),
+        ReLU(),
+        MaxPool3D(2),
+        Conv3D(8, 16, 3, rng=rng),
+        ReLU(),
+        GlobalAvgPool3D(),
+        Dense(16, n_classes, rng=rng),
+    )
 
 
 def build_frame_2d(n_classes: int, rng: np.random.Generator | None = None) -> Sequential:
     """The same network with 2-D layers (Conv2DVolume, MaxPool2D, GlobalAvgPool2D), for one (1, H, W) frame."""
-    return Sequential(Conv2DVolume(1, 8, 3, rng=rng), ReLU(), MaxPool2D(2), Conv2DVolume(8, 16, 3, rng=rng), ReLU(),
-                      GlobalAvgPool2D(), Dense(16, n_classes, rng=rng))
+    return Sequential(
+        Conv2DVolume(1, 8, 3, rng=rng),
+        ReLU(),
+        MaxPool2D(2),
+        Conv2DVolume(8, 16, 3, rng=rng),
+        ReLU(),
+        GlobalAvgPool2D(),
+        Dense(16, n_classes, rng=rng),
+    )
 
 
 def train(model: Sequential, X: np.ndarray, y: np.ndarray, args) -> dict:
     """Adam on all but the last tenth of (X, y), which validates each epoch; returns the history."""
     n_val = max(len(X) // 10, 1)
     optimizer = Adam(model.parameters(), lr=args.lr)
-    return model.fit(X[:-n_val], y[:-n_val], loss=SoftmaxCrossEntropy(), optimizer=optimizer, epochs=args.epochs,
-                     batch_size=args.batch_size, validation_data=(X[-n_val:], y[-n_val:]), seed=args.seed)
+    return model.fit(
+        X[:-n_val],
+        y[:-n_val],
+        loss=SoftmaxCrossEntropy(),
+        optimizer=optimizer,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_data=(X[-n_val:], y[-n_val:]),
+        seed=args.seed,
+    )
 
 
 def clear_examples(clean: np.ndarray, y: np.ndarray) -> list[int]:
@@ -121,9 +143,12 @@ def draw(clips: np.ndarray, conv: Conv3D, accuracies: list[float], frame: int, p
                 ax.set_title(f"t = {t}", fontsize=8)
         row[0].set_ylabel(MOTION_CLASSES[k], fontsize=9)
     acc_3d, acc_2d = accuracies
-    top.suptitle(f"a clear test clip of each direction, frame by frame (the frames wrap around)\n"
-                 f"test accuracy: Conv3D network on whole clips {acc_3d:.3f}; "
-                 f"2-D CNN on frame t = {frame} alone (orange) {acc_2d:.3f}, chance {CHANCE:.2f}", fontsize=9)
+    top.suptitle(
+        f"a clear test clip of each direction, frame by frame (the frames wrap around)\n"
+        f"test accuracy: Conv3D network on whole clips {acc_3d:.3f}; "
+        f"2-D CNN on frame t = {frame} alone (orange) {acc_2d:.3f}, chance {CHANCE:.2f}",
+        fontsize=9,
+    )
 
     cmap = colormaps["RdBu_r"].with_extremes(bad=(0, 0, 0, 0))  # NaN: the gap between two slices
     per_row = 4
@@ -138,9 +163,12 @@ def draw(clips: np.ndarray, conv: Conv3D, accuracies: list[float], frame: int, p
     bar = bottom.colorbar(image, ax=axes.ravel().tolist(), shrink=0.9, pad=0.02)
     bar.set_label("weight", fontsize=8)
     bar.ax.tick_params(labelsize=7)
-    bottom.suptitle(f"the {n_filters} learned first-layer Conv3D filters, each {kd}x{kh}x{kw} (time x height x "
-                    f"width), its {kd} time slices t, t+1, ... left to right\none colour scale for all filters: "
-                    f"-{limit:.2f} (blue) to +{limit:.2f} (red), white is 0", fontsize=9)
+    bottom.suptitle(
+        f"the {n_filters} learned first-layer Conv3D filters, each {kd}x{kh}x{kw} (time x height x "
+        f"width), its {kd} time slices t, t+1, ... left to right\none colour scale for all filters: "
+        f"-{limit:.2f} (blue) to +{limit:.2f} (red), white is 0",
+        fontsize=9,
+    )
     fig.savefig(path, dpi=85)
 
 
@@ -149,12 +177,20 @@ def main(argv=None) -> int:
     cli.add_argument("--epochs", type=positive_int, default=5, help="passes over the training clips, for each network")
     cli.add_argument("--batch-size", type=positive_int, default=32, help="clips per training step")
     cli.add_argument("--lr", type=float, default=0.01, help="Adam's learning rate")
-    cli.add_argument("--frame", type=nonnegative_int, default=0,
-                     help=f"the one frame (0 to {FRAMES - 1}) of each clip the 2-D CNN sees")
+    cli.add_argument(
+        "--frame",
+        type=nonnegative_int,
+        default=0,
+        help=f"the one frame (0 to {FRAMES - 1}) of each clip the 2-D CNN sees",
+    )
     cli.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the weights and batch order")
     cli.add_argument("--out", type=output_folder, default="runs/motion", help="folder for the model and picture")
-    cli.add_argument("--limit", type=int_at_least(10), default=None,
-                     help=f"use only the first N training clips (a smoke run); all {TRAIN_CLIPS} by default")
+    cli.add_argument(
+        "--limit",
+        type=int_at_least(10),
+        default=None,
+        help=f"use only the first N training clips (a smoke run); all {TRAIN_CLIPS} by default",
+    )
     args = cli.parse_args(argv)
     if args.frame >= FRAMES:
         cli.error(f"argument --frame: a clip has {FRAMES} frames, 0 to {FRAMES - 1}; got {args.frame}")
@@ -162,14 +198,18 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     X, y = make_motion(TRAIN_CLIPS if args.limit is None else args.limit, seed=TRAIN_SEED, frames=FRAMES, size=SIZE)
     X_test, y_test = make_motion(TEST_CLIPS, seed=TEST_SEED, frames=FRAMES, size=SIZE)
-    print(f"data: {len(X)} training clips (the last tenth validates), {len(X_test)} test clips of shape "
-          f"{X.shape[1:]} (C, T, H, W), {len(MOTION_CLASSES)} directions: {', '.join(MOTION_CLASSES)} "
-          f"({time.perf_counter() - start:.1f} s)")
+    print(
+        f"data: {len(X)} training clips (the last tenth validates), {len(X_test)} test clips of shape "
+        f"{X.shape[1:]} (C, T, H, W), {len(MOTION_CLASSES)} directions: {', '.join(MOTION_CLASSES)} "
+        f"({time.perf_counter() - start:.1f} s)"
+    )
 
     rng = np.random.default_rng(args.seed)
     title_2d = f"2-D CNN on frame {args.frame} alone"
-    runs = (("Conv3D network on whole clips", build_motion_3d, X, X_test),
-            (title_2d, build_frame_2d, X[:, :, args.frame], X_test[:, :, args.frame]))
+    runs = (
+        ("Conv3D network on whole clips", build_motion_3d, X, X_test),
+        (title_2d, build_frame_2d, X[:, :, args.frame], X_test[:, :, args.frame]),
+    )
     models, accuracies = [], []
     for title, build, inputs, test_inputs in runs:
         began = time.perf_counter()

@@ -38,7 +38,7 @@ def format_confusion(matrix: np.ndarray, classes: tuple[str, ...]) -> str:
     """The confusion matrix as a text table with class names."""
     width = max(len(c) for c in classes) + 1
     cell = max(5, len(str(matrix.max())) + 1)
-    head = " " * width + "".join(c[:cell - 1].rjust(cell) for c in classes)
+    head = " " * width + "".join(c[: cell - 1].rjust(cell) for c in classes)
     rows = [c.ljust(width) + "".join(str(v).rjust(cell) for v in row) for c, row in zip(classes, matrix)]
     return "\n".join(["confusion matrix (rows: true class, columns: predicted)", head, *rows])
 
@@ -82,26 +82,39 @@ def main(argv=None) -> int:
     cli.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum")
     cli.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the weights and batch order")
     cli.add_argument("--out", type=output_folder, default="runs/shapes", help="folder for the model and pictures")
-    cli.add_argument("--limit", type=int_at_least(10), default=None,
-                     help="use only the first N training images (a smoke run); all 10000 by default")
+    cli.add_argument(
+        "--limit",
+        type=int_at_least(10),
+        default=None,
+        help="use only the first N training images (a smoke run); all 10000 by default",
+    )
     args = cli.parse_args(argv)
 
     start = time.perf_counter()
     X, y = load_shapes("train")
     X_test, y_test = load_shapes("test")
     if args.limit is not None:
-        X, y = X[:args.limit], y[:args.limit]
+        X, y = X[: args.limit], y[: args.limit]
     n_val = max(len(X) // 10, 1)  # the last tenth of the training split, for validation
     X_train, y_train, X_val, y_val = X[:-n_val], y[:-n_val], X[-n_val:], y[-n_val:]
-    print(f"data: {len(X_train)} training, {len(X_val)} validation, {len(X_test)} test images "
-          f"of shape {X.shape[1:]}, {len(CLASSES)} classes ({time.perf_counter() - start:.1f} s)")
+    print(
+        f"data: {len(X_train)} training, {len(X_val)} validation, {len(X_test)} test images "
+        f"of shape {X.shape[1:]}, {len(CLASSES)} classes ({time.perf_counter() - start:.1f} s)"
+    )
 
     model = build_demo_model(len(CLASSES), rng=np.random.default_rng(args.seed))
     model.summary(X.shape[1:])
     optimizer = SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
-    history = model.fit(X_train, y_train, loss=SoftmaxCrossEntropy(), optimizer=optimizer,
-                        epochs=args.epochs, batch_size=args.batch_size,
-                        validation_data=(X_val, y_val), seed=args.seed)
+    history = model.fit(
+        X_train,
+        y_train,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=optimizer,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_data=(X_val, y_val),
+        seed=args.seed,
+    )
     report_on_test_set(model, history, X_test, y_test, args.out, start)
     return 0
 

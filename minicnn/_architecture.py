@@ -79,8 +79,12 @@ def record(model: Layer) -> str:
         document = {"version": VERSION, "model": _layer(model, "", set(), set())}
     except _Unrecordable as exc:
         document = {"version": VERSION, "model": None, "unrecorded": str(exc)}
-        warnings.warn(f"save: the architecture is not recorded, only the weights: {exc}; load them by building "
-                      "the model and calling model.load(path)", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"save: the architecture is not recorded, only the weights: {exc}; load them by building "
+            "the model and calling model.load(path)",
+            UserWarning,
+            stacklevel=3,
+        )
     return json.dumps(document)
 
 
@@ -89,8 +93,7 @@ def _layer(layer: Layer, path: str, seen: set[int], open_: set[int]) -> dict:
     name = type(layer).__name__
     where = f"layer {path} ({name})" if path else f"the model ({name})"
     if id(layer) in seen:
-        raise _Unrecordable(f"{where} is given to two constructors, and JSON cannot record one layer "
-                            "at two places")
+        raise _Unrecordable(f"{where} is given to two constructors, and JSON cannot record one layer at two places")
     seen.add(id(layer))
     arguments = layer.constructor_arguments()
     if arguments is None:
@@ -98,13 +101,17 @@ def _layer(layer: Layer, path: str, seen: set[int], open_: set[int]) -> dict:
     args, kwargs = arguments
     names = _positional_names(type(layer), len(args))
     prefix = f"{path}." if path else ""
-    return {"class": name, "module": type(layer).__module__,
-            "args": [_value(v, f"{prefix}{i}", where, names[i], seen, open_) for i, v in enumerate(args)],
-            "kwargs": {k: _value(v, f"{prefix}{k}", where, k, seen, open_) for k, v in kwargs.items()}}
+    return {
+        "class": name,
+        "module": type(layer).__module__,
+        "args": [_value(v, f"{prefix}{i}", where, names[i], seen, open_) for i, v in enumerate(args)],
+        "kwargs": {k: _value(v, f"{prefix}{k}", where, k, seen, open_) for k, v in kwargs.items()},
+    }
 
 
 def _value(value, path: str, where: str, argument: str, seen: set[int], open_: set[int]):
     """``value`` in the JSON layout; ``path`` names a layer found inside it."""
+
     def inner(item, step):
         return _value(item, f"{path}.{step}", where, argument, seen, open_)
 
@@ -135,8 +142,10 @@ def _value(value, path: str, where: str, argument: str, seen: set[int], open_: s
         return {"$type": value.__name__}
     if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
         return {"$array": {"dtype": value.dtype.str, "shape": list(value.shape), "data": value.ravel().tolist()}}
-    raise _Unrecordable(f"{where}: argument {argument} is {_a(value)}, which JSON cannot hold (a layer may "
-                        "override constructor_arguments() to give arguments that JSON can hold)")
+    raise _Unrecordable(
+        f"{where}: argument {argument} is {_a(value)}, which JSON cannot hold (a layer may "
+        "override constructor_arguments() to give arguments that JSON can hold)"
+    )
 
 
 def _a(value) -> str:
@@ -190,14 +199,21 @@ def parse(text: str, where: str) -> dict:
         raise ValueError(f"{where}: its architecture is damaged (not JSON: {exc}); save the model again") from None
     if not isinstance(document, dict) or not isinstance(document.get("version"), int):
         raise ValueError(  # noqa: TRY004 - what a damaged file holds, not a wrong argument
-            f"{where}: its architecture is damaged (no version); save the model again")
+            f"{where}: its architecture is damaged (no version); save the model again"
+        )
     if document["version"] != VERSION:
-        raise ValueError(f"{where}: its architecture has version {document['version']}, this minicnn reads "
-                         f"version {VERSION}; load it with the minicnn version that saved it")
+        raise ValueError(
+            f"{where}: its architecture has version {document['version']}, this minicnn reads "
+            f"version {VERSION}; load it with the minicnn version that saved it"
+        )
     model = document.get("model")
-    problem = ("it has neither a model nor the reason it is missing"
-               if model is None and not isinstance(document.get("unrecorded"), str)
-               else None if model is None else _layout_problem(model))
+    problem = (
+        "it has neither a model nor the reason it is missing"
+        if model is None and not isinstance(document.get("unrecorded"), str)
+        else None
+        if model is None
+        else _layout_problem(model)
+    )
     if problem:
         raise ValueError(f"{where}: its architecture is damaged ({problem}); save the model again")
     return document
@@ -205,8 +221,13 @@ def parse(text: str, where: str) -> dict:
 
 def _layout_problem(spec) -> str | None:
     """What is wrong with a LAYER of the layout, or None."""
-    if not (isinstance(spec, dict) and isinstance(spec.get("class"), str) and isinstance(spec.get("module"), str)
-            and isinstance(spec.get("args"), list) and isinstance(spec.get("kwargs"), dict)):
+    if not (
+        isinstance(spec, dict)
+        and isinstance(spec.get("class"), str)
+        and isinstance(spec.get("module"), str)
+        and isinstance(spec.get("args"), list)
+        and isinstance(spec.get("kwargs"), dict)
+    ):
         return f"a layer is not {{'class', 'module', 'args', 'kwargs'}}: {_clip(spec)}"
     for value in [*spec["args"], *spec["kwargs"].values()]:
         problem = _value_problem(value)
@@ -222,11 +243,19 @@ def _value_problem(value) -> str | None:
         return next(filter(None, map(_value_problem, value)), None)
     if not (isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _MARKERS):
         return f"unknown argument {_clip(value)}"
-    (key, inner), = value.items()
-    good = {"$tuple": isinstance(inner, list), "$dict": isinstance(inner, dict), "$layer": True,
-            "$rng": inner is None, "$dtype": isinstance(inner, str), "$type": isinstance(inner, str),
-            "$array": isinstance(inner, dict) and isinstance(inner.get("dtype"), str)
-            and isinstance(inner.get("shape"), list) and isinstance(inner.get("data"), list)}[key]
+    ((key, inner),) = value.items()
+    good = {
+        "$tuple": isinstance(inner, list),
+        "$dict": isinstance(inner, dict),
+        "$layer": True,
+        "$rng": inner is None,
+        "$dtype": isinstance(inner, str),
+        "$type": isinstance(inner, str),
+        "$array": isinstance(inner, dict)
+        and isinstance(inner.get("dtype"), str)
+        and isinstance(inner.get("shape"), list)
+        and isinstance(inner.get("data"), list),
+    }[key]
     if not good:
         return f"malformed argument {_clip(value)}"
     if key == "$layer":
@@ -267,9 +296,11 @@ def build(document: dict, custom_layers: dict[str, type] | None, where: str) -> 
     """
     classes = _checked_custom_layers(custom_layers)
     if document["model"] is None:
-        raise ValueError(f"{where}: its architecture could not be recorded when it was saved: "
-                         f"{document['unrecorded']}. Build the model in Python as it was built, then call "
-                         "model.load(path)")
+        raise ValueError(
+            f"{where}: its architecture could not be recorded when it was saved: "
+            f"{document['unrecorded']}. Build the model in Python as it was built, then call "
+            "model.load(path)"
+        )
     return _build_layer(document["model"], "", classes, where)
 
 
@@ -277,13 +308,17 @@ def _checked_custom_layers(custom_layers) -> dict[str, type]:
     if custom_layers is None:
         return {}
     if not isinstance(custom_layers, dict):
-        raise TypeError(f"load_model: custom_layers must be a dict of class name to Layer class, got "
-                        f"{type(custom_layers).__name__}; pass e.g. custom_layers={{'ChannelScale': ChannelScale}}")
+        raise TypeError(
+            f"load_model: custom_layers must be a dict of class name to Layer class, got "
+            f"{type(custom_layers).__name__}; pass e.g. custom_layers={{'ChannelScale': ChannelScale}}"
+        )
     for name, cls in custom_layers.items():
         if not (isinstance(cls, type) and issubclass(cls, Layer)):
             got = f"a {type(cls).__name__} instance" if isinstance(cls, Layer) else _a(cls)
-            raise TypeError(f"load_model: custom_layers[{name!r}] is {got}, expected a Layer subclass; pass the "
-                            f"class itself, e.g. custom_layers={{{name!r}: {name}}}")
+            raise TypeError(
+                f"load_model: custom_layers[{name!r}] is {got}, expected a Layer subclass; pass the "
+                f"class itself, e.g. custom_layers={{{name!r}: {name}}}"
+            )
     return dict(custom_layers)
 
 
@@ -295,8 +330,10 @@ def _build_layer(spec: dict, path: str, classes: dict[str, type], where: str) ->
     try:
         return cls(*args, **kwargs)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: {_named(spec, path)} could not be built again from {_call(spec, 1)} "
-                         f"({type(exc).__name__}: {exc}); has the class changed since the file was saved?") from exc
+        raise ValueError(
+            f"{where}: {_named(spec, path)} could not be built again from {_call(spec, 1)} "
+            f"({type(exc).__name__}: {exc}); has the class changed since the file was saved?"
+        ) from exc
 
 
 def _layer_class(spec: dict, path: str, classes: dict[str, type], where: str) -> type:
@@ -306,8 +343,10 @@ def _layer_class(spec: dict, path: str, classes: dict[str, type], where: str) ->
     ours = _minicnn_layers()
     if name in ours and module.split(".")[0] == "minicnn":
         return ours[name]
-    raise ValueError(f"{where}: {_named(spec, path)} is of class '{name}' (from module '{module}'), which is not "
-                     f"a minicnn layer; pass its class: load_model(path, custom_layers={{'{name}': {name}}})")
+    raise ValueError(
+        f"{where}: {_named(spec, path)} is of class '{name}' (from module '{module}'), which is not "
+        f"a minicnn layer; pass its class: load_model(path, custom_layers={{'{name}': {name}}})"
+    )
 
 
 def _minicnn_layers() -> dict[str, type]:
@@ -327,7 +366,7 @@ def _decode(value, path: str, classes: dict[str, type], where: str):
         return value
     if isinstance(value, list):
         return [_decode(item, f"{path}.{i}", classes, where) for i, item in enumerate(value)]
-    (key, inner), = value.items()
+    ((key, inner),) = value.items()
     if key == "$layer":
         return _build_layer(inner, path, classes, where)
     if key == "$tuple":
@@ -341,7 +380,7 @@ def _decode(value, path: str, classes: dict[str, type], where: str):
             return np.dtype(inner)
         if key == "$type":
             if inner.startswith("numpy."):
-                return np.dtype(inner[len("numpy."):]).type
+                return np.dtype(inner[len("numpy.") :]).type
             if inner in _NUMBER_TYPES:
                 return getattr(builtins, inner)
             raise ValueError(f"unknown type {inner!r}")
@@ -350,8 +389,9 @@ def _decode(value, path: str, classes: dict[str, type], where: str):
             raise ValueError(f"an array of dtype {dtype}")
         return np.array(inner["data"], dtype=dtype).reshape(inner["shape"])
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: its architecture is damaged (argument {path}: {exc}); save the model "
-                         "again") from None
+        raise ValueError(
+            f"{where}: its architecture is damaged (argument {path}: {exc}); save the model again"
+        ) from None
 
 
 # -- describing ---------------------------------------------------------------------------------
@@ -383,7 +423,7 @@ def _show(value, depth: int) -> str:
         return "[" + ", ".join(_show(v, depth) for v in value) + "]"
     if not isinstance(value, dict):
         return repr(value)
-    (key, inner), = value.items()
+    ((key, inner),) = value.items()
     if key == "$layer":
         return _call(inner, depth + 1)  # only the model's own list is cut short
     if key == "$tuple":

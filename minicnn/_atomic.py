@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 
-def write_atomically(path, write: Callable[[BinaryIO], object], verb: str = "save",
-                     example_suffix: str = ".npz") -> Path:
+def write_atomically(
+    path, write: Callable[[BinaryIO], object], verb: str = "save", example_suffix: str = ".npz"
+) -> Path:
     """Write a file at exactly ``path`` by calling ``write(f)`` on a temporary file, atomically.
 
     Parameters
@@ -84,18 +85,20 @@ def write_atomically(path, write: Callable[[BinaryIO], object], verb: str = "sav
 
 # -- paths and messages -----------------------------------------------------------------------
 class _Where(NamedTuple):
-    verb: str       # who writes, for the messages: "save", "to_onnx"
-    given: str      # as the user wrote it: every message names this
-    expanded: str   # ~ expanded: what the caller gets back
-    resolved: str   # symlinks followed, absolute: the file that is really read or replaced
-    shown: str      # given, plus the resolved path when the two differ
+    verb: str  # who writes, for the messages: "save", "to_onnx"
+    given: str  # as the user wrote it: every message names this
+    expanded: str  # ~ expanded: what the caller gets back
+    resolved: str  # symlinks followed, absolute: the file that is really read or replaced
+    shown: str  # given, plus the resolved path when the two differ
 
 
 def locate(path, verb: str) -> _Where:
     """``path`` checked and named the ways the messages need: as given, expanded, resolved."""
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{verb}: path must be a str or os.PathLike, got {type(path).__name__}; "
-                        "pass a file name such as 'model.npz'")
+        raise TypeError(
+            f"{verb}: path must be a str or os.PathLike, got {type(path).__name__}; "
+            "pass a file name such as 'model.npz'"
+        )
     given = os.fspath(path)
     if not isinstance(given, str):
         raise TypeError(f"{verb}: path must be text, got {type(given).__name__} {given!r}; decode it first")
@@ -110,18 +113,26 @@ def locate(path, verb: str) -> _Where:
 def _check_target(where: _Where, folder: str, example_suffix: str) -> os.stat_result | None:
     """What is at the target now (None: nothing); raises, naming the fix, when it cannot be written."""
     if where.given.endswith(("/", os.sep)) or os.path.isdir(where.resolved):
-        raise IsADirectoryError(f"{where.verb}: {where.shown} is a folder; give a file name inside it, such as "
-                                f"'{os.path.join(where.given, 'model' + example_suffix)}'")
+        raise IsADirectoryError(
+            f"{where.verb}: {where.shown} is a folder; give a file name inside it, such as "
+            f"'{os.path.join(where.given, 'model' + example_suffix)}'"
+        )
     if os.path.islink(where.resolved):  # realpath stops on a loop of links
-        raise OSError(f"{where.verb}: {where.shown} is a symbolic link that loops back on itself; remove the link "
-                      "or point it at a file")
+        raise OSError(
+            f"{where.verb}: {where.shown} is a symbolic link that loops back on itself; remove the link "
+            "or point it at a file"
+        )
     shown_folder = (os.path.dirname(where.given) or ".") if where.shown == f"'{where.given}'" else folder
     if not os.path.isdir(folder):
         if os.path.exists(folder):
-            raise NotADirectoryError(f"{where.verb}: cannot write {where.shown}: '{shown_folder}' is a file, not a "
-                                     "folder; choose another path")
-        raise FileNotFoundError(f"{where.verb}: cannot write {where.shown}: folder '{shown_folder}' does not exist; "
-                                f"create it first, e.g. os.makedirs('{shown_folder}', exist_ok=True)")
+            raise NotADirectoryError(
+                f"{where.verb}: cannot write {where.shown}: '{shown_folder}' is a file, not a "
+                "folder; choose another path"
+            )
+        raise FileNotFoundError(
+            f"{where.verb}: cannot write {where.shown}: folder '{shown_folder}' does not exist; "
+            f"create it first, e.g. os.makedirs('{shown_folder}', exist_ok=True)"
+        )
     try:
         existing = os.stat(where.resolved)
     except FileNotFoundError:
@@ -130,8 +141,10 @@ def _check_target(where: _Where, folder: str, example_suffix: str) -> os.stat_re
         raise ValueError(f"{where.verb}: {where.shown} exists and is not a regular file; give a file path")
     # The rename could replace a read-only file; refuse, as a plain open() for writing would.
     if not os.access(where.resolved, os.W_OK):
-        raise PermissionError(f"{where.verb}: {where.shown} is read-only (mode {stat.S_IMODE(existing.st_mode):o}); "
-                              "make it writable (chmod u+w) or save under another name. Nothing was changed")
+        raise PermissionError(
+            f"{where.verb}: {where.shown} is read-only (mode {stat.S_IMODE(existing.st_mode):o}); "
+            "make it writable (chmod u+w) or save under another name. Nothing was changed"
+        )
     return existing
 
 

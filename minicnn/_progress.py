@@ -28,8 +28,10 @@ def progress_mode(progress, owner: str) -> str | None:
         progress = bool(progress)
     if not isinstance(progress, (bool, str)) or progress not in MODES:
         error = ValueError if isinstance(progress, str) else TypeError
-        raise error(f"{owner}: progress must be True (a bar on a terminal, else one line per epoch), "
-                    f"False (print nothing), 'bar' or 'lines', got {progress!r}")
+        raise error(
+            f"{owner}: progress must be True (a bar on a terminal, else one line per epoch), "
+            f"False (print nothing), 'bar' or 'lines', got {progress!r}"
+        )
     mode = MODES[progress]
     if mode == "auto":
         mode = "bar" if _is_terminal(sys.stderr) else "lines"

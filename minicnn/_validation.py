@@ -87,13 +87,15 @@ def check_image_shape(shape: tuple, owner: str, in_channels: int | None = None, 
     if len(shape) != spatial_dims + 2:
         hint = ""
         if len(shape) == spatial_dims + 1:
-            hint = f"; for a single ({', '.join(('C',) + names)}) {'image' if spatial_dims == 2 else 'sample'} " \
-                   "add a batch axis with x[None]"
+            hint = (
+                f"; for a single ({', '.join(('C',) + names)}) {'image' if spatial_dims == 2 else 'sample'} "
+                "add a batch axis with x[None]"
+            )
         elif len(shape) == spatial_dims:
-            hint = f"; for a single ({', '.join(names)}) {'image' if spatial_dims == 2 else 'sample'} " \
-                   "use x[None, None]"
-        raise ValueError(f"{owner} got input of shape {shape} ({len(shape)}-D); "
-                         f"expected {spatial_dims + 2}-D ({full}){hint}")
+            hint = f"; for a single ({', '.join(names)}) {'image' if spatial_dims == 2 else 'sample'} use x[None, None]"
+        raise ValueError(
+            f"{owner} got input of shape {shape} ({len(shape)}-D); expected {spatial_dims + 2}-D ({full}){hint}"
+        )
     if shape[0] == 0:
         raise ValueError(f"{owner} got an empty batch, input of shape {shape}; expected N >= 1")
     if in_channels is not None and shape[1] != in_channels:
@@ -164,8 +166,16 @@ def check_size(value, owner: str, arg: str, dims: int, minimum: int = 1) -> tupl
     return (check_int(value, owner, arg, minimum),) * dims
 
 
-def check_number(value, owner: str, arg: str, *, at_least: float | None = None, above: float | None = None,
-                 below: float | None = None, hint: str = "") -> float:
+def check_number(
+    value,
+    owner: str,
+    arg: str,
+    *,
+    at_least: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    hint: str = "",
+) -> float:
     """``value`` as a finite Python float with ``value >= at_least``, ``> above`` and ``< below``
     (each bound optional); ``hint``, the usual choice, ends the message of a ``ValueError``.
 
@@ -178,12 +188,17 @@ def check_number(value, owner: str, arg: str, *, at_least: float | None = None, 
         number = float(value)  # NaN or an infinity: refused below, with the rule in the message
     else:
         number = check_real(value, owner, arg)  # refuses what is not a real number
-    rules = [f"{sign} {bound:g}" for sign, bound in ((">=", at_least), (">", above), ("<", below))
-             if bound is not None]
-    if not (math.isfinite(number) and (at_least is None or number >= at_least)
-            and (above is None or number > above) and (below is None or number < below)):
-        raise ValueError(f"{owner}: {arg} must be a finite number {' and '.join(rules)}, got {arg}={number}"
-                         + (f" ({hint})" if hint else ""))
+    rules = [f"{sign} {bound:g}" for sign, bound in ((">=", at_least), (">", above), ("<", below)) if bound is not None]
+    if not (
+        math.isfinite(number)
+        and (at_least is None or number >= at_least)
+        and (above is None or number > above)
+        and (below is None or number < below)
+    ):
+        raise ValueError(
+            f"{owner}: {arg} must be a finite number {' and '.join(rules)}, got {arg}={number}"
+            + (f" ({hint})" if hint else "")
+        )
     return number
 
 
@@ -192,8 +207,10 @@ def check_rng(rng, owner: str) -> np.random.Generator:
     if rng is None:
         return np.random.default_rng()
     if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"{owner}: rng must be a numpy.random.Generator or None, got {type(rng).__name__}; "
-                        "use numpy.random.default_rng(seed)")
+        raise TypeError(
+            f"{owner}: rng must be a numpy.random.Generator or None, got {type(rng).__name__}; "
+            "use numpy.random.default_rng(seed)"
+        )
     return rng
 
 

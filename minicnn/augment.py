@@ -61,8 +61,9 @@ class Transform:
         raise NotImplementedError(f"{type(self).__name__} must implement apply(x, rng)")
 
 
-def _windows(x: np.ndarray, out_h: int, out_w: int, pad: tuple[int, int], fill: float,
-             rng: np.random.Generator) -> np.ndarray:
+def _windows(
+    x: np.ndarray, out_h: int, out_w: int, pad: tuple[int, int], fill: float, rng: np.random.Generator
+) -> np.ndarray:
     """For each image, the ``out_h x out_w`` window at its own random place in ``x`` padded by
     ``pad`` (rows, columns) of ``fill``: one gather for the whole batch.
 
@@ -109,9 +110,11 @@ class RandomCrop(Transform):
     def apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         (h, w), (py, px) = self.size, self.padding
         if h > x.shape[2] + 2 * py or w > x.shape[3] + 2 * px:
-            raise ValueError(f"{self!r} got input of shape {x.shape}: a {h}x{w} crop does not fit in "
-                             f"{x.shape[2] + 2 * py}x{x.shape[3] + 2 * px} (the images with their padding); "
-                             "use a smaller size or more padding")
+            raise ValueError(
+                f"{self!r} got input of shape {x.shape}: a {h}x{w} crop does not fit in "
+                f"{x.shape[2] + 2 * py}x{x.shape[3] + 2 * px} (the images with their padding); "
+                "use a smaller size or more padding"
+            )
         return _windows(x, h, w, self.padding, self.fill, rng)
 
     def __repr__(self) -> str:
@@ -216,8 +219,10 @@ class Normalize(Transform):
         if (self.std <= 0).any():
             raise ValueError(f"Normalize: std must be > 0 for every channel, got std={self.std.tolist()}")
         if len(self.mean) != len(self.std) and min(len(self.mean), len(self.std)) > 1:
-            raise ValueError(f"Normalize: mean has {len(self.mean)} channels but std has {len(self.std)}; "
-                             "give one number, or one per channel, for both")
+            raise ValueError(
+                f"Normalize: mean has {len(self.mean)} channels but std has {len(self.std)}; "
+                "give one number, or one per channel, for both"
+            )
 
     @staticmethod
     def _per_channel(value, arg: str) -> np.ndarray:
@@ -232,8 +237,10 @@ class Normalize(Transform):
     def apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         channels = max(len(self.mean), len(self.std))
         if channels > 1 and x.shape[1] != channels:
-            raise ValueError(f"{self!r} got input of shape {x.shape}: {x.shape[1]} channel"
-                             f"{'s' if x.shape[1] != 1 else ''}, expected {channels}")
+            raise ValueError(
+                f"{self!r} got input of shape {x.shape}: {x.shape[1]} channel"
+                f"{'s' if x.shape[1] != 1 else ''}, expected {channels}"
+            )
         mean = self.mean.astype(x.dtype)[:, None, None]
         std = self.std.astype(x.dtype)[:, None, None]
         return (x - mean) / std
@@ -259,8 +266,10 @@ class Compose(Transform):
             transforms = tuple(transforms[0])
         for i, t in enumerate(transforms):
             if not callable(t):
-                raise TypeError(f"Compose: transform {i} is {t!r} ({type(t).__name__}); expected a transform such as "
-                                "RandomFlip() or a callable f(x, rng)")
+                raise TypeError(
+                    f"Compose: transform {i} is {t!r} ({type(t).__name__}); expected a transform such as "
+                    "RandomFlip() or a callable f(x, rng)"
+                )
         self.transforms = tuple(transforms)
 
     def apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:

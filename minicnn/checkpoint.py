@@ -72,10 +72,13 @@ class Checkpoint(NamedTuple):
 
 
 # -- the public functions -----------------------------------------------------------------------
-def write_checkpoint(path, state: dict[str, np.ndarray],
-                     optimizer_state: dict[str, np.ndarray] | None = None,
-                     resume_state: dict[str, np.ndarray] | None = None,
-                     architecture: str | None = None) -> Path:
+def write_checkpoint(
+    path,
+    state: dict[str, np.ndarray],
+    optimizer_state: dict[str, np.ndarray] | None = None,
+    resume_state: dict[str, np.ndarray] | None = None,
+    architecture: str | None = None,
+) -> Path:
     """Write a model's state (and optionally an optimizer's) as one checkpoint file.
 
     The layout is the module's file format: ``state`` under its own keys,
@@ -131,16 +134,20 @@ def write_checkpoint(path, state: dict[str, np.ndarray],
     for key in arrays:
         if key.startswith(_RESERVED):
             reserved = ", ".join(map(repr, _RESERVED))
-            raise ValueError(f"save: state key '{key}' starts with a reserved prefix ({reserved} are kept for "
-                             "the format version, the optimizer's state and what resuming needs); rename that "
-                             "parameter or buffer")
+            raise ValueError(
+                f"save: state key '{key}' starts with a reserved prefix ({reserved} are kept for "
+                "the format version, the optimizer's state and what resuming needs); rename that "
+                "parameter or buffer"
+            )
     arrays[_VERSION_KEY] = np.array(FORMAT_VERSION)
     if architecture is not None:
         if not isinstance(architecture, str):
             raise TypeError(f"save: architecture must be JSON text (str), got {type(architecture).__name__}")
         arrays[ARCHITECTURE_KEY] = np.array(architecture)
-    for prefix, section, name in ((OPTIM_PREFIX, optimizer_state, "optimizer_state"),
-                                  (RESUME_PREFIX, resume_state, "resume_state")):
+    for prefix, section, name in (
+        (OPTIM_PREFIX, optimizer_state, "optimizer_state"),
+        (RESUME_PREFIX, resume_state, "resume_state"),
+    ):
         if section is not None:
             for key, value in _checked_arrays(section, name).items():
                 arrays[prefix + key] = value
@@ -207,19 +214,25 @@ def read_checkpoint_file(path, verb: str = "load") -> Checkpoint:
     arrays = read_npz(path, verb)
     version = arrays.pop(_VERSION_KEY, None)
     if version is not None and not (version.shape == () and np.issubdtype(version.dtype, np.integer)):
-        raise ValueError(f"{verb}: {where.shown} has checkpoint format {version.tolist()!r} (a {version.dtype} "
-                         f"array of shape {version.shape}, where a 0-d integer belongs), this minicnn reads "
-                         f"format {FORMAT_VERSION}; minicnn's save did not write this file: fix or remove its "
-                         f"'{_VERSION_KEY}'")
+        raise ValueError(
+            f"{verb}: {where.shown} has checkpoint format {version.tolist()!r} (a {version.dtype} "
+            f"array of shape {version.shape}, where a 0-d integer belongs), this minicnn reads "
+            f"format {FORMAT_VERSION}; minicnn's save did not write this file: fix or remove its "
+            f"'{_VERSION_KEY}'"
+        )
     if version is not None and int(version) != FORMAT_VERSION:
-        raise ValueError(f"{verb}: {where.shown} has checkpoint format {int(version)}, this minicnn reads format "
-                         f"{FORMAT_VERSION}; read it with the minicnn version that wrote it")
+        raise ValueError(
+            f"{verb}: {where.shown} has checkpoint format {int(version)}, this minicnn reads format "
+            f"{FORMAT_VERSION}; read it with the minicnn version that wrote it"
+        )
     architecture = arrays.get(ARCHITECTURE_KEY)
     if architecture is not None:
         if architecture.shape != () or architecture.dtype.kind != "U":
-            raise ValueError(f"{verb}: {where.shown} has a '{ARCHITECTURE_KEY}' that is a {architecture.dtype} "
-                             f"array of shape {architecture.shape}, where 0-d text belongs; minicnn's save did "
-                             f"not write it: fix or remove that entry")
+            raise ValueError(
+                f"{verb}: {where.shown} has a '{ARCHITECTURE_KEY}' that is a {architecture.dtype} "
+                f"array of shape {architecture.shape}, where 0-d text belongs; minicnn's save did "
+                f"not write it: fix or remove that entry"
+            )
         architecture = str(architecture[()])
     return Checkpoint(*_split(arrays), architecture)
 
@@ -228,8 +241,10 @@ def _split(arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], ...]:
     """The model state, then the optimizer and resume sections without their prefixes;
     other meta. keys are ignored."""
     state = {k: v for k, v in arrays.items() if not k.startswith(_RESERVED)}
-    sections = ({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-                for prefix in (OPTIM_PREFIX, RESUME_PREFIX))
+    sections = (
+        {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+        for prefix in (OPTIM_PREFIX, RESUME_PREFIX)
+    )
     return (state, *sections)
 
 
@@ -289,16 +304,20 @@ def read_npz(path, verb: str = "load") -> dict[str, np.ndarray]:
     where = locate(path, verb)
     bad = f"{verb}: {where.shown} is not a readable minicnn checkpoint"
     if os.path.isdir(where.expanded):
-        raise ValueError(f"{bad}: it is not an .npz archive but a folder; give the file inside it, such as "
-                         f"'{os.path.join(where.given, 'model.npz')}'")
+        raise ValueError(
+            f"{bad}: it is not an .npz archive but a folder; give the file inside it, such as "
+            f"'{os.path.join(where.given, 'model.npz')}'"
+        )
     try:
         f = open(where.expanded, "rb")  # noqa: SIM115 - closed by the with below
     except FileNotFoundError:
-        raise FileNotFoundError(f"{verb}: no checkpoint at {where.shown}; check the path "
-                                "(model.save(path) writes one)") from None
+        raise FileNotFoundError(
+            f"{verb}: no checkpoint at {where.shown}; check the path (model.save(path) writes one)"
+        ) from None
     except OSError as exc:
-        error = type(exc)(f"{verb}: cannot open {where.shown}: {exc.strerror or exc}; check that it is a "
-                          "file you may read")
+        error = type(exc)(
+            f"{verb}: cannot open {where.shown}: {exc.strerror or exc}; check that it is a file you may read"
+        )
         error.errno = exc.errno
         raise error from None
     with f:
@@ -311,14 +330,25 @@ def read_npz(path, verb: str = "load") -> dict[str, np.ndarray]:
         except _Refused:
             raise
         except _READ_ERRORS as exc:
-            raise ValueError(f"{bad}: the .npz archive is truncated or corrupt ({type(exc).__name__}: "
-                             f"{exc}); save it again or restore a copy") from None
+            raise ValueError(
+                f"{bad}: the .npz archive is truncated or corrupt ({type(exc).__name__}: "
+                f"{exc}); save it again or restore a copy"
+            ) from None
 
 
 # -- reading ----------------------------------------------------------------------------------
 # A damaged archive can fail anywhere from the zip layer to numpy's header parser.
-_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, NotImplementedError,
-                zlib.error, OverflowError, SyntaxError)
+_READ_ERRORS = (
+    OSError,
+    EOFError,
+    ValueError,
+    KeyError,
+    zipfile.BadZipFile,
+    NotImplementedError,
+    zlib.error,
+    OverflowError,
+    SyntaxError,
+)
 _ZIP_MAGIC = b"PK"  # then a member header, or the end record of an empty archive
 _TEXT_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
@@ -330,8 +360,10 @@ def _what_it_is(head: bytes) -> str | None:
     if not head:
         return "an empty file (0 bytes); it was never fully written: save it again"
     if head.startswith(b"\x93NUMPY"):
-        return ("a .npy file: a single ndarray, not an .npz archive of named arrays; save checkpoints "
-                "with model.save(path) or np.savez(path, **model.state_dict())")
+        return (
+            "a .npy file: a single ndarray, not an .npz archive of named arrays; save checkpoints "
+            "with model.save(path) or np.savez(path, **model.state_dict())"
+        )
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return "a Python pickle, which load never reads (unpickling can run arbitrary code)"
     try:
@@ -350,20 +382,23 @@ def _read_members(f, bad: str) -> dict[str, np.ndarray]:
     with zipfile.ZipFile(f) as archive:
         for info in archive.infolist():
             if not info.filename.endswith(".npy"):
-                raise _Refused(f"{bad}: it is a zip archive but not an .npz (member '{info.filename}' "
-                                 "is not a .npy array; a PyTorch file?)")
-            key = info.filename[:-len(".npy")]
+                raise _Refused(
+                    f"{bad}: it is a zip archive but not an .npz (member '{info.filename}' "
+                    "is not a .npy array; a PyTorch file?)"
+                )
+            key = info.filename[: -len(".npy")]
             with archive.open(info) as member:
                 # Look at the header before numpy reads the data: an object array is pickled.
                 major, _ = np.lib.format.read_magic(member)
                 # Format 3.0 differs from 2.0 only in UTF-8 field names, which cannot add objects.
-                read_header = (np.lib.format.read_array_header_1_0 if major == 1
-                               else np.lib.format.read_array_header_2_0)
+                read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
                 _, _, dtype = read_header(member)
                 if dtype.hasobject:
-                    raise _Refused(f"{bad}: array '{key}' holds Python objects (dtype {dtype}), and load "
-                                   "refuses pickled objects (unpickling can run arbitrary code); save "
-                                   "numeric arrays instead")
+                    raise _Refused(
+                        f"{bad}: array '{key}' holds Python objects (dtype {dtype}), and load "
+                        "refuses pickled objects (unpickling can run arbitrary code); save "
+                        "numeric arrays instead"
+                    )
                 member.seek(0)
                 arrays[key] = np.lib.format.read_array(member, allow_pickle=False)
     return arrays
@@ -376,15 +411,19 @@ class _Refused(ValueError):
 def _checked_arrays(arrays, argument: str) -> dict[str, np.ndarray]:
     """``arrays`` as a new dict of ndarrays, after checking it can be saved without pickling."""
     if not isinstance(arrays, dict):
-        raise TypeError(f"save: {argument} must be a dict of str to ndarray, got {type(arrays).__name__}; "
-                        "pass model.state_dict() or optimizer.state_dict()")
+        raise TypeError(
+            f"save: {argument} must be a dict of str to ndarray, got {type(arrays).__name__}; "
+            "pass model.state_dict() or optimizer.state_dict()"
+        )
     out = {}
     for key, value in arrays.items():
         if not isinstance(key, str):
             raise TypeError(f"save: {argument} keys must be str, got {key!r} ({type(key).__name__})")
         value = np.asarray(value)
         if value.dtype.hasobject:
-            raise ValueError(f"save: {argument}['{key}'] has dtype object, which would be saved pickled "
-                             "and then refused by load; give a numeric array")
+            raise ValueError(
+                f"save: {argument}['{key}'] has dtype object, which would be saved pickled "
+                "and then refused by load; give a numeric array"
+            )
         out[key] = value
     return out

@@ -67,17 +67,26 @@ class EarlyStopping:
     (4, 0.69, 6)
     """
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
-                 restore_best: bool = True) -> None:
+    def __init__(
+        self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0, restore_best: bool = True
+    ) -> None:
         if not isinstance(monitor, str):
-            raise TypeError(f"EarlyStopping: monitor must be a str naming a history key, e.g. 'val_loss', "
-                            f"got {monitor!r} ({type(monitor).__name__})")
+            raise TypeError(
+                f"EarlyStopping: monitor must be a str naming a history key, e.g. 'val_loss', "
+                f"got {monitor!r} ({type(monitor).__name__})"
+            )
         if not monitor.strip():
-            raise ValueError(f"EarlyStopping: monitor must name a history key, e.g. 'val_loss' or "
-                             f"'val_accuracy', got {monitor!r}")
+            raise ValueError(
+                f"EarlyStopping: monitor must name a history key, e.g. 'val_loss' or 'val_accuracy', got {monitor!r}"
+            )
         patience = check_int(patience, "EarlyStopping", "patience", minimum=0)
-        min_delta = check_number(min_delta, "EarlyStopping", "min_delta", at_least=0,
-                                 hint="the direction comes from the monitor's name: give the change's size only")
+        min_delta = check_number(
+            min_delta,
+            "EarlyStopping",
+            "min_delta",
+            at_least=0,
+            hint="the direction comes from the monitor's name: give the change's size only",
+        )
         restore_best = check_bool(restore_best, "EarlyStopping", "restore_best")
         self.monitor = monitor
         self.patience = patience
@@ -87,8 +96,10 @@ class EarlyStopping:
         self.reset()
 
     def __repr__(self) -> str:
-        return (f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, "
-                f"min_delta={self.min_delta!r}, restore_best={self.restore_best})")
+        return (
+            f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, "
+            f"min_delta={self.min_delta!r}, restore_best={self.restore_best})"
+        )
 
     def check_monitor(self, available: Iterable[str]) -> None:
         """Raise ``ValueError`` unless ``monitor`` is one of the history keys ``available``.
@@ -102,9 +113,10 @@ class EarlyStopping:
         names = ", ".join(repr(name) for name in available) or "no keys"
         message = f"EarlyStopping: monitor={self.monitor!r} is not in the training history, which has {names}"
         if self.monitor.startswith("val_") and not any(name.startswith("val_") for name in available):
-            message += ("; there is no validation data: pass validation_data=(X_val, y_val) or "
-                        "validation_split=0.2 to fit")
-            plain = self.monitor[len("val_"):]
+            message += (
+                "; there is no validation data: pass validation_data=(X_val, y_val) or validation_split=0.2 to fit"
+            )
+            plain = self.monitor[len("val_") :]
             if plain in available:
                 message += f", or watch the training metric with EarlyStopping(monitor={plain!r})"
         elif "acc" in self.monitor and not any("acc" in name for name in available):
@@ -140,8 +152,10 @@ class EarlyStopping:
         self.check_monitor(logs.keys())
         value = logs[self.monitor]
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-            raise TypeError(f"EarlyStopping.update: logs[{self.monitor!r}] must be a real number, "
-                            f"got {value!r} ({type(value).__name__})")
+            raise TypeError(
+                f"EarlyStopping.update: logs[{self.monitor!r}] must be a real number, "
+                f"got {value!r} ({type(value).__name__})"
+            )
         value = float(value)
         if self._improves(value):
             if self.restore_best:

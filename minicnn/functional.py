@@ -72,8 +72,7 @@ def output_hw(hw: Pair, kernel: Pair, stride: Pair, pads: Padding, dilation: Pai
     return tuple(conv_output_size(n, k, s, p, d) for n, k, s, p, d in zip(hw, kernel, stride, pads, dilation))
 
 
-def window_geometry(hw: Pair, kernel: Pair, stride: Pair, padding, dilation: Pair,
-                    owner: str) -> tuple[Padding, Pair]:
+def window_geometry(hw: Pair, kernel: Pair, stride: Pair, padding, dilation: Pair, owner: str) -> tuple[Padding, Pair]:
     """Per-side padding and output size of a window sliding over an image: the one geometry
     that convolution, pooling, im2col and col2im share (:func:`minicnn.ops.window`).
 

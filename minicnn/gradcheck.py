@@ -14,8 +14,16 @@ class GradcheckError(AssertionError):
     """A layer's analytic gradient disagrees with the finite-difference estimate."""
 
 
-def gradcheck(layer: Layer, x, *, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1e-4,
-              seed: int = 0, samples: int | None = None) -> bool:
+def gradcheck(
+    layer: Layer,
+    x,
+    *,
+    eps: float = 1e-6,
+    atol: float = 1e-6,
+    rtol: float = 1e-4,
+    seed: int = 0,
+    samples: int | None = None,
+) -> bool:
     """Compare a layer's ``backward`` against central finite differences, in float64.
 
     The check works on a float64 deep copy of ``layer`` in training mode (the layer
@@ -92,15 +100,24 @@ def gradcheck(layer: Layer, x, *, eps: float = 1e-6, atol: float = 1e-6, rtol: f
     dout = rng.standard_normal(out.shape)
     dx = model.backward(dout.copy())
     if dx is None or np.shape(dx) != x64.shape:
-        raise GradcheckError(f"gradcheck({layer!r}): backward returned shape {np.shape(dx)}, "
-                             f"expected the input's shape {x64.shape}")
+        raise GradcheckError(
+            f"gradcheck({layer!r}): backward returned shape {np.shape(dx)}, expected the input's shape {x64.shape}"
+        )
     # A layer that rounds to float32 (or less) inside makes finite differences with a
     # small eps meaningless; said in the error, should the check fail.
-    low = sorted({str(a.dtype) for a in (out, np.asarray(dx), *(p.grad for _, p in named))
-                  if np.issubdtype(a.dtype, np.floating) and a.dtype.itemsize < 8})
-    precision_hint = (f"; the layer computed in {', '.join(low)}, not float64: finite differences need "
-                      "float64 throughout (compute in the input's dtype instead of casting to float32)"
-                      if low else "")
+    low = sorted(
+        {
+            str(a.dtype)
+            for a in (out, np.asarray(dx), *(p.grad for _, p in named))
+            if np.issubdtype(a.dtype, np.floating) and a.dtype.itemsize < 8
+        }
+    )
+    precision_hint = (
+        f"; the layer computed in {', '.join(low)}, not float64: finite differences need "
+        "float64 throughout (compute in the input's dtype instead of casting to float32)"
+        if low
+        else ""
+    )
 
     def loss() -> float:
         return float(np.sum(np.asarray(forward(), dtype=np.float64) * dout))
@@ -133,14 +150,17 @@ def gradcheck(layer: Layer, x, *, eps: float = 1e-6, atol: float = 1e-6, rtol: f
             index = np.unravel_index(i, value.shape)
             hint = ""
             if not np.isfinite(numeric):
-                hint = ("; the finite difference is not finite: move x away from the edge of the "
-                        "layer's domain, or use a smaller eps")
+                hint = (
+                    "; the finite difference is not finite: move x away from the edge of the "
+                    "layer's domain, or use a smaller eps"
+                )
             elif name in prefill and abs(a + prefill[name].reshape(-1)[i] - numeric) <= atol + rtol * abs(numeric):
                 hint = "; backward seems to overwrite param.grad instead of adding to it (use +=)"
             raise GradcheckError(
                 f"gradcheck({layer!r}): dL/d{name} disagrees with finite differences at index "
                 f"{tuple(int(k) for k in index)}: analytic {a:.8g}, numeric {numeric:.8g} "
                 f"(|difference| {abs(a - numeric):.3g} > atol + rtol*|numeric| = {atol + rtol * abs(numeric):.3g})"
-                + hint + precision_hint
+                + hint
+                + precision_hint
             )
     return True

@@ -115,12 +115,16 @@ class SoftmaxCrossEntropy(Loss):
         output_shape = tuple(output_shape)
         wanted_y = (len(y),) + output_shape[2:]
         if len(output_shape) < 2 or (np.ndim(y) == 1 and len(output_shape) > 2):
-            per_pixel = (f", or labels y of shape {_batch_shape(wanted_y)} for one class per position"
-                         if len(output_shape) > 2 else "")
+            per_pixel = (
+                f", or labels y of shape {_batch_shape(wanted_y)} for one class per position"
+                if len(output_shape) > 2
+                else ""
+            )
             raise ValueError(
                 f"{owner}: the model's output has shape {_batch_shape(output_shape)}, but "
                 f"SoftmaxCrossEntropy needs (N, K) class scores for one label per sample; end the model "
-                f"with Flatten() and Dense(..., K){per_pixel}")
+                f"with Flatten() and Dense(..., K){per_pixel}"
+            )
         _check_labels(y, wanted_y, output_shape[1], owner, "y")
 
     def loss(self, logits: np.ndarray, labels: np.ndarray) -> float:
@@ -224,18 +228,23 @@ def _check_same_shape(pred_shape: tuple, target_shape: tuple, pred_name: str, ta
         hint = f"; use {target_name}.reshape(-1, 1) (or {target_name}[:, None]) to match"
     elif target_shape == pred_shape + (1,):
         hint = f"; use {target_name}.ravel() to match"
-    raise ValueError(f"{pred_name} has shape {pred_shape} but {target_name} has shape {target_shape}; "
-                     f"expected the same shape (no broadcasting){hint}")
+    raise ValueError(
+        f"{pred_name} has shape {pred_shape} but {target_name} has shape {target_shape}; "
+        f"expected the same shape (no broadcasting){hint}"
+    )
 
 
-def _check_finite(x: np.ndarray, owner: str, arg: str,
-                  hint: str = "training has probably diverged: try a lower learning rate",
-                  allow_neg_inf: bool = False) -> None:
+def _check_finite(
+    x: np.ndarray,
+    owner: str,
+    arg: str,
+    hint: str = "training has probably diverged: try a lower learning rate",
+    allow_neg_inf: bool = False,
+) -> None:
     bad = np.count_nonzero(np.isnan(x) | (x == np.inf) if allow_neg_inf else ~np.isfinite(x))
     if bad:
         kind = "nan or +inf" if allow_neg_inf else "nan or inf"
-        raise ValueError(f"{owner}: {arg} contains {bad} non-finite value{'s' if bad != 1 else ''} "
-                         f"({kind}); {hint}")
+        raise ValueError(f"{owner}: {arg} contains {bad} non-finite value{'s' if bad != 1 else ''} ({kind}); {hint}")
 
 
 def _batch_shape(shape: tuple) -> str:
@@ -247,7 +256,8 @@ def _batch_shape(shape: tuple) -> str:
 def _spatial_names(n_axes: int) -> tuple:
     """How the spatial axes are written in messages: (L,), (H, W), (D, H, W), or numbered."""
     return {0: (), 1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}.get(
-        n_axes, tuple(f"S{i}" for i in range(1, n_axes + 1)))
+        n_axes, tuple(f"S{i}" for i in range(1, n_axes + 1))
+    )
 
 
 def _check_labels(labels, shape: tuple, k: int | None, owner: str, var: str = "labels") -> np.ndarray:
@@ -274,8 +284,10 @@ def _check_labels(labels, shape: tuple, k: int | None, owner: str, var: str = "l
         axes = ", ".join(("N",) + _spatial_names(len(spatial)))
         axes = f"({axes},)" if not spatial else f"({axes})"
         per = ", one per position" if spatial else ""
-        raise ValueError(f"{owner}: {name} have shape {labels.shape} ({labels.ndim}-D); expected "
-                         f"{len(shape)}-D {axes} = {tuple(shape)} class indices{per}{hint}")
+        raise ValueError(
+            f"{owner}: {name} have shape {labels.shape} ({labels.ndim}-D); expected "
+            f"{len(shape)}-D {axes} = {tuple(shape)} class indices{per}{hint}"
+        )
     if not np.issubdtype(labels.dtype, np.integer):
         whole = labels.dtype != np.bool_ and np.isfinite(labels).all() and (labels == np.round(labels)).all()
         fix = f"use {var}.astype(int)" if whole else "for regression targets use loss=MSE()"
@@ -284,8 +296,10 @@ def _check_labels(labels, shape: tuple, k: int | None, owner: str, var: str = "l
         if not spatial:
             raise ValueError(f"{owner}: {labels.shape[0]} labels for {n} rows of logits; expected one label per row")
         scores = "the logits have" if var == "labels" else "the model's output has"
-        raise ValueError(f"{owner}: {name} have shape {labels.shape} but {scores} shape {(n, k) + spatial}; "
-                         f"expected labels of shape {tuple(shape)}, one class index per sample and position")
+        raise ValueError(
+            f"{owner}: {name} have shape {labels.shape} but {scores} shape {(n, k) + spatial}; "
+            f"expected labels of shape {tuple(shape)}, one class index per sample and position"
+        )
     if labels.size:
         low, high = labels.min(), labels.max()
         if low < 0 or (k is not None and high >= k):
@@ -293,8 +307,10 @@ def _check_labels(labels, shape: tuple, k: int | None, owner: str, var: str = "l
             if k is None:
                 raise ValueError(f"{owner}: label {bad} is negative; expected class indices >= 0")
             outputs = "output channels" if spatial else "outputs"
-            raise ValueError(f"{owner}: label {bad} is out of range for K={k} classes (the model has {k} "
-                             f"{outputs}); expected labels in [0, {k})")
+            raise ValueError(
+                f"{owner}: label {bad} is out of range for K={k} classes (the model has {k} "
+                f"{outputs}); expected labels in [0, {k})"
+            )
     return labels
 
 
@@ -304,26 +320,32 @@ def _check_logits_labels(logits, labels) -> tuple[np.ndarray, np.ndarray]:
     logits = as_float(logits, owner, "logits")
     if logits.ndim < 2:
         hint = "; for one sample use logits[None]" if logits.ndim == 1 else ""
-        raise ValueError(f"{owner}: logits have shape {logits.shape} ({logits.ndim}-D); "
-                         f"expected 2-D (N, K) class scores, or (N, K, *spatial) per position{hint}")
+        raise ValueError(
+            f"{owner}: logits have shape {logits.shape} ({logits.ndim}-D); "
+            f"expected 2-D (N, K) class scores, or (N, K, *spatial) per position{hint}"
+        )
     n, k, spatial = logits.shape[0], logits.shape[1], logits.shape[2:]
     if n == 0:
         raise ValueError(f"{owner} got an empty batch, logits of shape {logits.shape}; expected N >= 1")
     if k == 0:
         raise ValueError(f"{owner}: logits have shape {logits.shape}, no classes; expected K >= 1")
     if 0 in spatial:
-        raise ValueError(f"{owner}: logits have shape {logits.shape}, no positions to classify; "
-                         "expected every spatial size >= 1")
+        raise ValueError(
+            f"{owner}: logits have shape {logits.shape}, no positions to classify; expected every spatial size >= 1"
+        )
     labels = _check_labels(labels, (n,) + spatial, k, owner)
     _check_finite(logits, owner, "logits", allow_neg_inf=True)
     masked = np.isneginf(logits).all(axis=1)
     if masked.any():
         where = np.unravel_index(int(masked.argmax()), masked.shape)
         if not spatial:
-            raise ValueError(f"{owner}: row {where[0]} of the logits is -inf for every class; "
-                             "at least one class must stay possible")
+            raise ValueError(
+                f"{owner}: row {where[0]} of the logits is -inf for every class; at least one class must stay possible"
+            )
         at = ", ".join(str(int(i)) for i in where[1:])
-        raise ValueError(f"{owner}: {int(masked.sum())} position(s) of the logits are -inf for every class, "
-                         f"the first logits[{int(where[0])}, :, {at}]; at least one class must stay possible "
-                         "at every position")
+        raise ValueError(
+            f"{owner}: {int(masked.sum())} position(s) of the logits are -inf for every class, "
+            f"the first logits[{int(where[0])}, :, {at}]; at least one class must stay possible "
+            "at every position"
+        )
     return logits, labels

@@ -95,21 +95,51 @@ class Sequential(Stack):
         return table
 
     # -- training (the loop itself lives in minicnn.training) ----------------------------------
-    def fit(self, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int = 32,
-            validation_data=None, shuffle: bool = True, seed: int | None = None,
-            progress: bool | str = True, initial_epoch: int = 0, validation_split: float | None = None,
-            lr_schedule=None, early_stopping=None, drop_last: bool = False, augment=None) -> dict[str, list[float]]:
+    def fit(
+        self,
+        X,
+        y,
+        *,
+        loss,
+        optimizer,
+        epochs: int = 1,
+        batch_size: int = 32,
+        validation_data=None,
+        shuffle: bool = True,
+        seed: int | None = None,
+        progress: bool | str = True,
+        initial_epoch: int = 0,
+        validation_split: float | None = None,
+        lr_schedule=None,
+        early_stopping=None,
+        drop_last: bool = False,
+        augment=None,
+    ) -> dict[str, list[float]]:
         """Train with mini-batch gradient descent: see :func:`minicnn.training.fit`.
 
         uint8 images become float32 in [0, 1]; ``progress=True`` draws a bar on a terminal and
         one line per epoch; ``drop_last=True`` skips a short last batch; ``augment`` (a
         :mod:`minicnn.augment` transform) changes each training batch, never validation data.
         """
-        return training.fit(self, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
-                            batch_size=batch_size, validation_data=validation_data, shuffle=shuffle,
-                            seed=seed, progress=progress, initial_epoch=initial_epoch,
-                            validation_split=validation_split, lr_schedule=lr_schedule,
-                            early_stopping=early_stopping, drop_last=drop_last, augment=augment)
+        return training.fit(
+            self,
+            X,
+            y,
+            loss=loss,
+            optimizer=optimizer,
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_data=validation_data,
+            shuffle=shuffle,
+            seed=seed,
+            progress=progress,
+            initial_epoch=initial_epoch,
+            validation_split=validation_split,
+            lr_schedule=lr_schedule,
+            early_stopping=early_stopping,
+            drop_last=drop_last,
+            augment=augment,
+        )
 
     def evaluate(self, X, y, *, loss=None, batch_size: int = 256) -> dict[str, float]:
         """Mean loss (and accuracy, for class labels) in eval mode: see :func:`minicnn.training.evaluate`."""
@@ -134,9 +164,13 @@ class Sequential(Stack):
         place, so a crash never leaves a half-written checkpoint nor destroys the previous one.
         See :mod:`minicnn.checkpoint`.
         """
-        checkpoint.write_checkpoint(path, self.state_dict(),
-                                    None if optimizer is None else optimizer.state_dict(), self._resume_state(),
-                                    architecture.record(self))
+        checkpoint.write_checkpoint(
+            path,
+            self.state_dict(),
+            None if optimizer is None else optimizer.state_dict(),
+            self._resume_state(),
+            architecture.record(self),
+        )
 
     def load(self, path, *, optimizer=None) -> None:
         """Load what :meth:`save` wrote, after checking every name and shape.
@@ -160,8 +194,9 @@ class Sequential(Stack):
         if problems:
             held = None if recorded is None else architecture.describe(recorded)
             hint = "" if held is None else f" It holds {held}: load it with minicnn.load_model(path)."
-            raise ValueError(f"load: {path} does not fit this model; nothing was changed.{hint}\n  "
-                             + _listing(problems))
+            raise ValueError(
+                f"load: {path} does not fit this model; nothing was changed.{hint}\n  " + _listing(problems)
+            )
         if optimizer is not None:
             if not optim:
                 raise ValueError(f"load: {path} holds no optimizer state (save it with save(path, optimizer=...))")
@@ -216,18 +251,23 @@ def load_model(path, custom_layers: dict[str, type] | None = None) -> Sequential
     saved = checkpoint.read_checkpoint_file(path, "load_model")
     where = f"load_model: {locate(path, 'load_model').shown}"
     if saved.architecture is None:
-        raise ValueError(f"{where} holds weights only, without the architecture (saved by an older minicnn, or "
-                         "by np.savez); build the model in Python as it was built, then call model.load(path)")
+        raise ValueError(
+            f"{where} holds weights only, without the architecture (saved by an older minicnn, or "
+            "by np.savez); build the model in Python as it was built, then call model.load(path)"
+        )
     model = architecture.build(architecture.parse(saved.architecture, where), custom_layers, where)
     if not isinstance(model, Sequential):
         raise ValueError(  # noqa: TRY004 - what the file holds, not a wrong argument
             f"{where} holds a {type(model).__name__}, not a Sequential model; build the model in Python, then "
-            "call model.load(path)")
+            "call model.load(path)"
+        )
     problems = model._state_problems(saved.state) + model._resume_problems(saved.resume)
     if problems:
-        raise ValueError(f"{where}: the architecture recorded in the file does not fit the weights saved with "
-                         "it (was a layer replaced or added after it was built?); build the model in Python, "
-                         "then call model.load(path):\n  " + _listing(problems))
+        raise ValueError(
+            f"{where}: the architecture recorded in the file does not fit the weights saved with "
+            "it (was a layer replaced or added after it was built?); build the model in Python, "
+            "then call model.load(path):\n  " + _listing(problems)
+        )
     model.load_state_dict(saved.state)
     model._load_resume_state(saved.resume)
     return model
@@ -237,4 +277,3 @@ def _listing(problems: list[str], first: int = 5) -> str:
     """The first few problems, one per line, then how many more there are."""
     shown = problems[:first] + ([f"and {len(problems) - first} more"] if len(problems) > first else [])
     return "\n  ".join(shown)
-

@@ -145,15 +145,20 @@ class CosineDecay:
     def __init__(self, lr: float, epochs: int, min_lr: float = 0.0, warmup_epochs: int = 0) -> None:
         lr = _non_negative(lr, "CosineDecay", "lr")
         epochs = check_int(epochs, "CosineDecay", "epochs", minimum=1)
-        min_lr = check_number(min_lr, "CosineDecay", "min_lr", at_least=0,
-                              hint=f"the floor the learning rate decays to, in [0, lr={lr}]")
+        min_lr = check_number(
+            min_lr, "CosineDecay", "min_lr", at_least=0, hint=f"the floor the learning rate decays to, in [0, lr={lr}]"
+        )
         if min_lr > lr:
-            raise ValueError(f"CosineDecay: min_lr must be a finite number in [0, lr={lr}], got min_lr={min_lr}; "
-                             "it is the floor the learning rate decays to")
+            raise ValueError(
+                f"CosineDecay: min_lr must be a finite number in [0, lr={lr}], got min_lr={min_lr}; "
+                "it is the floor the learning rate decays to"
+            )
         warmup_epochs = check_int(warmup_epochs, "CosineDecay", "warmup_epochs", minimum=0)
         if warmup_epochs >= epochs:
-            raise ValueError(f"CosineDecay: warmup_epochs={warmup_epochs} leaves no epoch for the cosine, "
-                             f"expected warmup_epochs < epochs={epochs}; epochs counts the warm-up too")
+            raise ValueError(
+                f"CosineDecay: warmup_epochs={warmup_epochs} leaves no epoch for the cosine, "
+                f"expected warmup_epochs < epochs={epochs}; epochs counts the warm-up too"
+            )
         self.lr, self.epochs, self.min_lr, self.warmup_epochs = lr, epochs, min_lr, warmup_epochs
 
     def __call__(self, epoch: int) -> float:
@@ -166,17 +171,22 @@ class CosineDecay:
         return self.min_lr + (self.lr - self.min_lr) * (1 + math.cos(math.pi * t / period)) / 2
 
     def __repr__(self) -> str:
-        return (f"CosineDecay(lr={self.lr!r}, epochs={self.epochs!r}, min_lr={self.min_lr!r}, "
-                f"warmup_epochs={self.warmup_epochs!r})")
+        return (
+            f"CosineDecay(lr={self.lr!r}, epochs={self.epochs!r}, min_lr={self.min_lr!r}, "
+            f"warmup_epochs={self.warmup_epochs!r})"
+        )
 
 
 def _check_epoch(epoch, owner: str) -> int:
     if isinstance(epoch, (bool, np.bool_)) or not isinstance(epoch, numbers.Integral):
-        raise TypeError(f"{owner}: epoch must be an int (1, 2, ... as fit counts epochs), "
-                        f"got {epoch!r} ({type(epoch).__name__})")
+        raise TypeError(
+            f"{owner}: epoch must be an int (1, 2, ... as fit counts epochs), got {epoch!r} ({type(epoch).__name__})"
+        )
     if epoch < 1:
-        raise ValueError(f"{owner}: epoch must be >= 1, got {epoch}; epochs are numbered from 1 as fit "
-                         "counts them (torch's 0-based epoch t is epoch t + 1 here)")
+        raise ValueError(
+            f"{owner}: epoch must be >= 1, got {epoch}; epochs are numbered from 1 as fit "
+            "counts them (torch's 0-based epoch t is epoch t + 1 here)"
+        )
     return int(epoch)
 
 
@@ -189,6 +199,8 @@ def _factor(gamma, owner: str) -> float:
     gamma = check_real(gamma, owner, "gamma")
     if not (0 < gamma <= 1):
         # A gamma above 1 grows the learning rate every decay, almost always a typo for 1/gamma.
-        raise ValueError(f"{owner}: gamma must be in (0, 1], got gamma={gamma}; the learning rate is "
-                         "multiplied by gamma at each decay, e.g. gamma=0.1 divides it by 10")
+        raise ValueError(
+            f"{owner}: gamma must be in (0, 1], got gamma={gamma}; the learning rate is "
+            "multiplied by gamma at each decay, e.g. gamma=0.1 divides it by 10"
+        )
     return gamma

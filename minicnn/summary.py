@@ -19,11 +19,14 @@ def check_input_shape(input_shape, owner: str = "summary") -> tuple[int, ...]:
     try:
         shape = tuple(input_shape)
     except TypeError:
-        raise TypeError(f"{owner}: input_shape must be a tuple of ints such as (3, 32, 32), "
-                        f"got {input_shape!r}") from None
+        raise TypeError(
+            f"{owner}: input_shape must be a tuple of ints such as (3, 32, 32), got {input_shape!r}"
+        ) from None
     if not shape or not all(isinstance(d, numbers.Integral) and d >= 1 for d in shape):
-        raise ValueError(f"{owner}: input_shape must be a non-empty tuple of positive ints without "
-                         f"the batch axis, such as (3, 32, 32); got {input_shape!r}")
+        raise ValueError(
+            f"{owner}: input_shape must be a non-empty tuple of positive ints without "
+            f"the batch axis, such as (3, 32, 32); got {input_shape!r}"
+        )
     return tuple(int(d) for d in shape)
 
 
@@ -96,8 +99,7 @@ def trace_shapes(layers: list[Layer], input_shape: tuple, *, probe: bool = True)
                 shape = probed_output_shape(layer, shape) if probe else declared_output_shape(layer, shape)
             except (ValueError, TypeError) as exc:
                 raise ValueError(
-                    f"the layers do not fit together: layer {i} ({layer!r}) cannot take input of shape "
-                    f"{shape}: {exc}"
+                    f"the layers do not fit together: layer {i} ({layer!r}) cannot take input of shape {shape}: {exc}"
                 ) from None
         shapes.append(shape)
     return shapes
@@ -123,19 +125,22 @@ def summary_table(layers: list[Layer], input_shape: tuple) -> str:
         total_buffers += buffers
         total_macs += macs
         shown = "?" if shape is None else str(("N",) + shape[1:]).replace("'", "")
-        rows.append((f"{i}: {type(layer).__name__}", shown,
-                     f"{params:,}", f"{buffers:,}", f"{macs:,}"))
+        rows.append((f"{i}: {type(layer).__name__}", shown, f"{params:,}", f"{buffers:,}", f"{macs:,}"))
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
 
     def fmt(row):
-        return "  ".join([row[0].ljust(widths[0]), row[1].ljust(widths[1])]
-                         + [cell.rjust(w) for cell, w in zip(row[2:], widths[2:])])
+        return "  ".join(
+            [row[0].ljust(widths[0]), row[1].ljust(widths[1])] + [cell.rjust(w) for cell, w in zip(row[2:], widths[2:])]
+        )
 
     rule = "-" * len(fmt(rows[0]))
     lines = [f"Input shape: {('N',) + tuple(input_shape)}".replace("'", ""), rule, fmt(rows[0]), rule]
     lines += [fmt(row) for row in rows[1:]]
-    lines += [rule, f"Total parameters: {total_params + total_buffers:,}",
-              f"Trainable parameters: {total_params:,}",
-              f"Non-trainable parameters (buffers): {total_buffers:,}",
-              f"Multiply-accumulates per sample: {total_macs:,}"]
+    lines += [
+        rule,
+        f"Total parameters: {total_params + total_buffers:,}",
+        f"Trainable parameters: {total_params:,}",
+        f"Non-trainable parameters (buffers): {total_buffers:,}",
+        f"Multiply-accumulates per sample: {total_macs:,}",
+    ]
     return "\n".join(lines)

@@ -61,7 +61,7 @@ def _inputs(model: Layer, X, owner: str) -> tuple[np.ndarray, tuple | None]:
 def _count_non_finite(a: np.ndarray) -> int:
     if not np.issubdtype(a.dtype, np.floating):
         return 0
-    return sum(int(np.count_nonzero(~np.isfinite(a[i:i + _SCAN_ROWS]))) for i in range(0, len(a), _SCAN_ROWS))
+    return sum(int(np.count_nonzero(~np.isfinite(a[i : i + _SCAN_ROWS]))) for i in range(0, len(a), _SCAN_ROWS))
 
 
 def _wants_labels(loss, y: np.ndarray) -> bool:
@@ -80,8 +80,12 @@ def _default_loss(y: np.ndarray, output_shape: tuple | None):
     """
     if not np.issubdtype(y.dtype, np.integer):
         return MSE()
-    per_pixel = (y.ndim >= 2 and output_shape is not None and len(output_shape) == y.ndim + 1
-                 and tuple(output_shape[2:]) == y.shape[1:])
+    per_pixel = (
+        y.ndim >= 2
+        and output_shape is not None
+        and len(output_shape) == y.ndim + 1
+        and tuple(output_shape[2:]) == y.shape[1:]
+    )
     return SoftmaxCrossEntropy() if y.ndim == 1 or per_pixel else MSE()
 
 
@@ -93,18 +97,35 @@ def _data(model: Layer, X, y, loss, owner: str) -> tuple[np.ndarray, np.ndarray]
         raise ValueError(f"{owner}: X holds {bad} non-finite values (NaN or inf); clean the data first")
     y = check_numeric(y, owner, "y")
     if y.ndim == 0 or len(y) != len(X):
-        raise ValueError(f"{owner}: X has {len(X)} samples but y has shape {y.shape}; "
-                         f"expected {len(X)} labels or targets")
+        raise ValueError(
+            f"{owner}: X has {len(X)} samples but y has shape {y.shape}; expected {len(X)} labels or targets"
+        )
     if hasattr(loss, "check_targets"):
         loss.check_targets(y, out_shape, owner)
     return X, y
 
 
 # -- fit -----------------------------------------------------------------------------------------
-def fit(model: Layer, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int = 32,
-        validation_data=None, shuffle: bool = True, seed: int | None = None, progress: bool | str = True,
-        initial_epoch: int = 0, validation_split: float | None = None, lr_schedule=None,
-        early_stopping=None, drop_last: bool = False, augment=None) -> dict[str, list[float]]:
+def fit(
+    model: Layer,
+    X,
+    y,
+    *,
+    loss,
+    optimizer,
+    epochs: int = 1,
+    batch_size: int = 32,
+    validation_data=None,
+    shuffle: bool = True,
+    seed: int | None = None,
+    progress: bool | str = True,
+    initial_epoch: int = 0,
+    validation_split: float | None = None,
+    lr_schedule=None,
+    early_stopping=None,
+    drop_last: bool = False,
+    augment=None,
+) -> dict[str, list[float]]:
     """Train with mini-batch gradient descent.
 
     Each epoch visits every sample once, in batches of ``batch_size`` (the last one may be
@@ -193,8 +214,10 @@ def fit(model: Layer, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int
     batch_size = check_int(batch_size, "fit", "batch_size")
     initial_epoch = check_int(initial_epoch, "fit", "initial_epoch", minimum=0)
     if initial_epoch >= epochs:
-        raise ValueError(f"fit: initial_epoch={initial_epoch} leaves nothing to do with epochs={epochs}; "
-                         "epochs is the number of the last epoch, as in Keras")
+        raise ValueError(
+            f"fit: initial_epoch={initial_epoch} leaves nothing to do with epochs={epochs}; "
+            "epochs is the number of the last epoch, as in Keras"
+        )
     if seed is not None:
         seed = check_int(seed, "fit", "seed", minimum=0)
     if not isinstance(drop_last, (bool, np.bool_)):
@@ -206,8 +229,10 @@ def fit(model: Layer, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int
         raise TypeError(f"fit: optimizer must have step() and zero_grad(), such as SGD, got {optimizer!r}")
     _check_optimizer_owns(model, optimizer)
     if augment is not None and not callable(augment):
-        raise TypeError(f"fit: augment must be None or a callable (x, rng) -> x such as "
-                        f"augment.RandomFlip(), got {augment!r} ({type(augment).__name__})")
+        raise TypeError(
+            f"fit: augment must be None or a callable (x, rng) -> x such as "
+            f"augment.RandomFlip(), got {augment!r} ({type(augment).__name__})"
+        )
     rates = None if lr_schedule is None else _schedule_rates(lr_schedule, range(initial_epoch + 1, epochs + 1))
     X, y = _data(model, X, y, loss, "fit")
     _warn_if_intensities(X, "fit")
@@ -248,14 +273,32 @@ def fit(model: Layer, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int
             rng = unseeded if seed is None else np.random.default_rng([seed, epoch])
             # The augmentation draws from a child of the shuffle's seed sequence: its own stream,
             # so augmenting leaves the order of the batches as it is.
-            augment_rng = None if augment is None else (
-                unseeded if seed is None else np.random.default_rng(np.random.SeedSequence([seed, epoch],
-                                                                                           spawn_key=(0,))))
+            augment_rng = (
+                None
+                if augment is None
+                else (
+                    unseeded
+                    if seed is None
+                    else np.random.default_rng(np.random.SeedSequence([seed, epoch], spawn_key=(0,)))
+                )
+            )
             order = rng.permutation(len(X)) if shuffle else np.arange(len(X))
             if drop_last:
-                order = order[:len(order) - len(order) % batch_size]
-            mean_loss, accuracy = _train_epoch(model, X, y, order, loss, optimizer, batch_size, classes,
-                                               (epoch, epochs), mode, history, (augment, augment_rng))
+                order = order[: len(order) - len(order) % batch_size]
+            mean_loss, accuracy = _train_epoch(
+                model,
+                X,
+                y,
+                order,
+                loss,
+                optimizer,
+                batch_size,
+                classes,
+                (epoch, epochs),
+                mode,
+                history,
+                (augment, augment_rng),
+            )
             # The epoch's entries are appended together, once it has finished: a divergence
             # leaves every list with one entry per finished epoch.
             history["loss"].append(mean_loss)
@@ -268,12 +311,21 @@ def fit(model: Layer, X, y, *, loss, optimizer, epochs: int = 1, batch_size: int
                     history["val_accuracy"].append(scores["accuracy"])
             if rates is not None:
                 history["lr"].append(rates[epoch])
-            report(mode, f"epoch {epoch}/{epochs}: " + " - ".join(
-                f"{key} {values[-1]:{'.4g' if key == 'lr' else '.4f'}}" for key, values in history.items()))
+            report(
+                mode,
+                f"epoch {epoch}/{epochs}: "
+                + " - ".join(
+                    f"{key} {values[-1]:{'.4g' if key == 'lr' else '.4f'}}" for key, values in history.items()
+                ),
+            )
             if early_stopping is not None and early_stopping.update(
-                    epoch, {key: values[-1] for key, values in history.items()}, model):
-                report(mode, f"early stopping: {early_stopping.monitor} did not improve for "
-                             f"{early_stopping.wait} epoch{'s' if early_stopping.wait != 1 else ''}")
+                epoch, {key: values[-1] for key, values in history.items()}, model
+            ):
+                report(
+                    mode,
+                    f"early stopping: {early_stopping.monitor} did not improve for "
+                    f"{early_stopping.wait} epoch{'s' if early_stopping.wait != 1 else ''}",
+                )
                 break
     if early_stopping is not None:
         early_stopping.finish(model)
@@ -294,36 +346,42 @@ def _first_layer_skips_input_grad(model: Layer) -> Iterator[None]:
 def _schedule_rates(lr_schedule, epochs: range) -> dict[int, float]:
     """The schedule's rate for each epoch of the run, all checked before epoch 1."""
     if not callable(lr_schedule):
-        raise TypeError(f"fit: lr_schedule must be a callable epoch -> lr such as "
-                        f"schedules.CosineDecay(...), got {lr_schedule!r}")
+        raise TypeError(
+            f"fit: lr_schedule must be a callable epoch -> lr such as schedules.CosineDecay(...), got {lr_schedule!r}"
+        )
     rates = {}
     for epoch in epochs:
         try:
             value = lr_schedule(epoch)
         except Exception as exc:  # whatever a user's schedule raises, named with its epoch
-            raise ValueError(f"fit: lr_schedule({epoch}) gave no usable learning rate: it raised "
-                             f"{type(exc).__name__}: {exc}") from exc
+            raise ValueError(
+                f"fit: lr_schedule({epoch}) gave no usable learning rate: it raised {type(exc).__name__}: {exc}"
+            ) from exc
         if isinstance(value, np.ndarray) and value.shape == ():
             value = value[()]
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-            raise TypeError(f"fit: lr_schedule({epoch}) gave no usable learning rate: {value!r} "
-                             f"({type(value).__name__}); expected a number >= 0")
+            raise TypeError(
+                f"fit: lr_schedule({epoch}) gave no usable learning rate: {value!r} "
+                f"({type(value).__name__}); expected a number >= 0"
+            )
         if not (math.isfinite(value) and value >= 0):
-            raise ValueError(f"fit: lr_schedule({epoch}) gave no usable learning rate: {float(value)}; "
-                             "expected a finite number >= 0")
+            raise ValueError(
+                f"fit: lr_schedule({epoch}) gave no usable learning rate: {float(value)}; expected a finite number >= 0"
+            )
         rates[epoch] = float(value)
     return rates
 
 
-def _train_epoch(model, X, y, order, loss, optimizer, batch_size, classes, epoch_of, mode,
-                 history, augmenting=(None, None)) -> tuple[float, float | None]:
+def _train_epoch(
+    model, X, y, order, loss, optimizer, batch_size, classes, epoch_of, mode, history, augmenting=(None, None)
+) -> tuple[float, float | None]:
     """One pass over ``X[order]`` in batches; the mean loss and the accuracy (None without labels)."""
     n, n_batches = len(order), -(-len(order) // batch_size)
     params = model.parameters()
     total_loss, total_correct, seen, labelled = 0.0, 0, 0, 0
     with epoch_bar(mode, n_batches, "epoch {}/{}".format(*epoch_of)) as bar:
         for b in range(n_batches):
-            idx = order[b * batch_size:(b + 1) * batch_size]
+            idx = order[b * batch_size : (b + 1) * batch_size]
             xb, yb = as_float(X[idx], "fit", "X"), y[idx]  # one batch converted to floats at a time
             if augmenting[0] is not None:
                 xb = _augmented(*augmenting, xb, epoch_of[0], b + 1)
@@ -335,7 +393,8 @@ def _train_epoch(model, X, y, order, loss, optimizer, batch_size, classes, epoch
                     f"fit: {problem} in epoch {epoch_of[0]}, batch {b + 1} of {n_batches}; training "
                     "stopped and the weights are as they were before that step. Try a smaller lr or scale "
                     "the inputs. The history so far is in this error's .history.",
-                    {key: list(values) for key, values in history.items()})
+                    {key: list(values) for key, values in history.items()},
+                )
             optimizer.step()
             total_loss += batch_loss * len(idx)
             seen += len(idx)
@@ -364,10 +423,12 @@ def _augmented(augment, rng: np.random.Generator, xb: np.ndarray, epoch: int, ba
     out = augment(xb, rng)
     if not (isinstance(out, np.ndarray) and out.shape == xb.shape and out.dtype == xb.dtype):
         got = f"an array of {out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
-        raise ValueError(f"fit: augment {augment!r} turned a training batch of {xb.dtype} {xb.shape} into {got} "
-                         f"(epoch {epoch}, batch {batch}); it must return a batch of the same shape and dtype: the "
-                         "model and the validation data were checked for that shape (a RandomCrop to the images' own "
-                         "size, with padding, keeps it)")
+        raise ValueError(
+            f"fit: augment {augment!r} turned a training batch of {xb.dtype} {xb.shape} into {got} "
+            f"(epoch {epoch}, batch {batch}); it must return a batch of the same shape and dtype: the "
+            "model and the validation data were checked for that shape (a RandomCrop to the images' own "
+            "size, with padding, keeps it)"
+        )
     return out
 
 
@@ -385,13 +446,17 @@ def _warn_if_intensities(X: np.ndarray, owner: str) -> None:
     if low < 0 or high <= 1:
         return
     for i in range(0, len(X), _SCAN_ROWS):
-        rows = X[i:i + _SCAN_ROWS]
+        rows = X[i : i + _SCAN_ROWS]
         if not np.array_equal(rows, np.rint(rows)):
             return
-    warnings.warn(f"{owner}: X ({X.dtype}) holds only whole numbers from {low:g} to {high:g}: they look like "
-                  "pixel intensities 0..255 that were not scaled; divide by 255 (X / 255) to train on [0, 1], "
-                  "as a uint8 X is read (or pass the uint8 array itself). If they are not intensities, "
-                  "ignore this warning.", UserWarning, stacklevel=3)
+    warnings.warn(
+        f"{owner}: X ({X.dtype}) holds only whole numbers from {low:g} to {high:g}: they look like "
+        "pixel intensities 0..255 that were not scaled; divide by 255 (X / 255) to train on [0, 1], "
+        "as a uint8 X is read (or pass the uint8 array itself). If they are not intensities, "
+        "ignore this warning.",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _warn_if_split_lacks_classes(y_train: np.ndarray, y_val: np.ndarray, fraction) -> None:
@@ -405,7 +470,10 @@ def _warn_if_split_lacks_classes(y_train: np.ndarray, y_val: np.ndarray, fractio
         f"fit: validation_split={fraction} holds out the last {len(y_val)} samples, and they have no sample of "
         f"class {_classes(missing)}, which the training part has{also}. Is the data sorted by class? "
         "Shuffle X and y together first (order = np.random.default_rng(0).permutation(len(X)); "
-        "X, y = X[order], y[order]), or pass validation_data.", UserWarning, stacklevel=3)
+        "X, y = X[order], y[order]), or pass validation_data.",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _classes(labels: np.ndarray, shown: int = 10) -> str:
@@ -421,8 +489,10 @@ def _check_training_batches(model: Layer, shape: tuple, batch_size: int, drop_la
     """
     n, sample = shape[0], tuple(shape[1:])
     if drop_last and n < batch_size:
-        raise ValueError(f"fit: drop_last=True with batch_size={batch_size} and {n} training samples leaves no "
-                         f"batch to train on; use batch_size <= {n}")
+        raise ValueError(
+            f"fit: drop_last=True with batch_size={batch_size} and {n} training samples leaves no "
+            f"batch to train on; use batch_size <= {n}"
+        )
     for size in _batch_sizes(n, batch_size, drop_last):
         problem = _training_refusal(model, (size,) + sample)
         if problem is None:
@@ -430,11 +500,14 @@ def _check_training_batches(model: Layer, shape: tuple, batch_size: int, drop_la
         works = _nearest_batch_size(model, n, sample, batch_size, drop_last)
         fix = f"use batch_size={works}" if works else "more samples are needed"
         if size == min(batch_size, n):
-            raise ValueError(f"fit: a training batch of {size} sample{'s' if size != 1 else ''} is refused by "
-                             f"{problem}; {fix}")
-        raise ValueError(f"fit: with {n} training samples and batch_size={batch_size} the last batch of each "
-                         f"epoch holds {size} sample{'s' if size != 1 else ''}, refused by {problem}; pass "
-                         f"drop_last=True to skip that batch (as torch's DataLoader), or {fix}")
+            raise ValueError(
+                f"fit: a training batch of {size} sample{'s' if size != 1 else ''} is refused by {problem}; {fix}"
+            )
+        raise ValueError(
+            f"fit: with {n} training samples and batch_size={batch_size} the last batch of each "
+            f"epoch holds {size} sample{'s' if size != 1 else ''}, refused by {problem}; pass "
+            f"drop_last=True to skip that batch (as torch's DataLoader), or {fix}"
+        )
 
 
 def _batch_sizes(n: int, batch_size: int, drop_last: bool) -> list[int]:
@@ -449,8 +522,9 @@ def _nearest_batch_size(model: Layer, n: int, sample: tuple, batch_size: int, dr
     """The batch size closest to ``batch_size`` whose every batch the layers take (None if none within reach)."""
     for step in range(1, 1000):
         for b in (batch_size - step, batch_size + step):
-            if 1 <= b <= n and all(_training_refusal(model, (s,) + sample) is None
-                                   for s in _batch_sizes(n, b, drop_last)):
+            if 1 <= b <= n and all(
+                _training_refusal(model, (s,) + sample) is None for s in _batch_sizes(n, b, drop_last)
+            ):
                 return b
     return None
 
@@ -491,23 +565,29 @@ def _check_optimizer_owns(model: Layer, optimizer) -> None:
     held_ids = {id(p) for p in held}
     owned = sum(id(p) in held_ids for p in ours)
     if ours and owned == 0:
-        raise ValueError("fit: the optimizer holds none of this model's parameters, so nothing would "
-                         "train (was it built over another model?); build it with model.parameters()")
+        raise ValueError(
+            "fit: the optimizer holds none of this model's parameters, so nothing would "
+            "train (was it built over another model?); build it with model.parameters()"
+        )
     if owned < len(ours):
-        warnings.warn(f"fit: the optimizer holds {owned} of the model's {len(ours)} parameters; "
-                      "the others will not train", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"fit: the optimizer holds {owned} of the model's {len(ours)} parameters; the others will not train",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _split(X: np.ndarray, y: np.ndarray, fraction) -> tuple:
     """The last ``fraction`` of the samples as validation data, as Keras' validation_split."""
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) \
-            or not 0 < fraction < 1:
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) or not 0 < fraction < 1:
         raise ValueError(f"fit: validation_split must be a number between 0 and 1 (exclusive), got {fraction!r}")
     split_at = int(len(X) * (1 - fraction))
     if split_at < 1 or split_at >= len(X):
-        raise ValueError(f"fit: validation_split={fraction} of {len(X)} samples leaves "
-                         f"{split_at} for training and {len(X) - split_at} for validation; "
-                         "both need at least one")
+        raise ValueError(
+            f"fit: validation_split={fraction} of {len(X)} samples leaves "
+            f"{split_at} for training and {len(X) - split_at} for validation; "
+            "both need at least one"
+        )
     return X[:split_at], y[:split_at], (X[split_at:], y[split_at:])
 
 
@@ -565,7 +645,7 @@ def _scores(model: Layer, X: np.ndarray, y: np.ndarray, loss, batch_size: int) -
     total_loss, correct = 0.0, 0
     with inference():
         for start in range(0, len(X), batch_size):
-            xb, yb = as_float(X[start:start + batch_size], "evaluate", "X"), y[start:start + batch_size]
+            xb, yb = as_float(X[start : start + batch_size], "evaluate", "X"), y[start : start + batch_size]
             out = model.forward(xb)
             total_loss += float(loss(out, yb)) * len(xb)
             if classes:
@@ -592,8 +672,8 @@ def predict(model: Layer, X, *, batch_size: int = 256) -> np.ndarray:
     outputs = None
     with inference():
         for start in range(0, len(X), batch_size):
-            out = model.forward(as_float(X[start:start + batch_size], "predict", "X"))
+            out = model.forward(as_float(X[start : start + batch_size], "predict", "X"))
             if outputs is None:  # allocated once: memory does not grow with batches
                 outputs = np.empty((len(X),) + out.shape[1:], dtype=out.dtype)
-            outputs[start:start + len(out)] = out
+            outputs[start : start + len(out)] = out
     return outputs

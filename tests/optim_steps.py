@@ -23,8 +23,10 @@ CASES = {
     "rmsprop-decay": (RMSprop, {"weight_decay": 0.05}),
     "rmsprop-momentum": (RMSprop, {"momentum": 0.9}),
     "rmsprop-centered": (RMSprop, {"alpha": 0.9, "centered": True}),
-    "rmsprop-everything": (RMSprop, {"lr": 0.005, "alpha": 0.3, "eps": 1e-6, "weight_decay": 0.05,
-                                     "momentum": 0.9, "centered": True}),
+    "rmsprop-everything": (
+        RMSprop,
+        {"lr": 0.005, "alpha": 0.3, "eps": 1e-6, "weight_decay": 0.05, "momentum": 0.9, "centered": True},
+    ),
 }
 
 

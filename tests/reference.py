@@ -222,8 +222,10 @@ def conv_transpose_nd_forward(x, w, b, stride, pads, output_padding, dilation, g
     x = np.asarray(x, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
     (n, cin), cog, kernel = x.shape[:2], w.shape[1], w.shape[2:]
-    size = tuple((s - 1) * st - b - a + d * (k - 1) + e + 1
-                 for s, st, (b, a), d, k, e in zip(x.shape[2:], stride, pads, dilation, kernel, output_padding))
+    size = tuple(
+        (s - 1) * st - b - a + d * (k - 1) + e + 1
+        for s, st, (b, a), d, k, e in zip(x.shape[2:], stride, pads, dilation, kernel, output_padding)
+    )
     out = np.zeros((n, cog * groups) + size)
     for ni in range(n):
         for ci in range(cin):

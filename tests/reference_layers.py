@@ -121,8 +121,9 @@ def _sigmoid(v: float) -> float:
 def elementwise(name: str, x, dout, negative_slope: float = 0.01):
     """(out, dx) of LeakyReLU, Tanh or Sigmoid, one element at a time with ``math``."""
     out, dx = [], []
-    for v, g in zip(np.asarray(x, dtype=np.float64).reshape(-1).tolist(),
-                    np.asarray(dout, dtype=np.float64).reshape(-1).tolist()):
+    for v, g in zip(
+        np.asarray(x, dtype=np.float64).reshape(-1).tolist(), np.asarray(dout, dtype=np.float64).reshape(-1).tolist()
+    ):
         if name == "LeakyReLU":
             out.append(v if v > 0 else negative_slope * v)
             dx.append(g if v > 0 else negative_slope * g)

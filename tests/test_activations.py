@@ -97,9 +97,14 @@ def test_relu_has_no_parameters():
 
 # -- LeakyReLU, Tanh, Sigmoid -----------------------------------------------------------------
 
-SMOOTH = {"LeakyReLU": lambda: LeakyReLU(), "LeakyReLU(0.2)": lambda: LeakyReLU(0.2),
-          "LeakyReLU(-0.5)": lambda: LeakyReLU(-0.5), "LeakyReLU(3)": lambda: LeakyReLU(3.0), "Tanh": Tanh,
-          "Sigmoid": Sigmoid}
+SMOOTH = {
+    "LeakyReLU": lambda: LeakyReLU(),
+    "LeakyReLU(0.2)": lambda: LeakyReLU(0.2),
+    "LeakyReLU(-0.5)": lambda: LeakyReLU(-0.5),
+    "LeakyReLU(3)": lambda: LeakyReLU(3.0),
+    "Tanh": Tanh,
+    "Sigmoid": Sigmoid,
+}
 SMOOTH_IDS = list(SMOOTH)
 
 
@@ -184,8 +189,11 @@ def test_repr_and_output_shape():
 
 @pytest.mark.parametrize(
     "slope, error, match",
-    [("0.1", TypeError, r"LeakyReLU: negative_slope must be a real number, got '0.1'"),
-     (True, TypeError, r"real number"), (float("inf"), ValueError, r"negative_slope must be finite, got inf")],
+    [
+        ("0.1", TypeError, r"LeakyReLU: negative_slope must be a real number, got '0.1'"),
+        (True, TypeError, r"real number"),
+        (float("inf"), ValueError, r"negative_slope must be finite, got inf"),
+    ],
     ids=["string", "bool", "inf"],
 )
 def test_leaky_relu_bad_slope(slope, error, match):
@@ -224,8 +232,12 @@ def test_smooth_activations_match_torch(rng, name, shape, dtype):
 
 # -- ReLU and max pooling commute ----------------------------------------------------------------
 
-POOLS = {"2x2-pairs-path": ((2,), (3, 4, 8, 6)), "k3-s2-pad1": ((3, 2, 1), (2, 3, 9, 7)),
-         "2x2-odd-width": ((2,), (2, 3, 6, 7)), "batch1": ((2,), (1, 2, 4, 4))}
+POOLS = {
+    "2x2-pairs-path": ((2,), (3, 4, 8, 6)),
+    "k3-s2-pad1": ((3, 2, 1), (2, 3, 9, 7)),
+    "2x2-odd-width": ((2,), (2, 3, 6, 7)),
+    "batch1": ((2,), (1, 2, 4, 4)),
+}
 
 
 @pytest.mark.parametrize("pool_args, shape", POOLS.values(), ids=POOLS)

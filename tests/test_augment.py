@@ -16,17 +16,26 @@ def crops_of(x, out, pad, fill):
     """For each image, every (top, left) at which ``out[i]`` is a window of the padded image (naive)."""
     py, px = pad
     padded = np.full((x.shape[0], x.shape[1], x.shape[2] + 2 * py, x.shape[3] + 2 * px), fill, x.dtype)
-    padded[:, :, py:py + x.shape[2], px:px + x.shape[3]] = x
+    padded[:, :, py : py + x.shape[2], px : px + x.shape[3]] = x
     h, w = out.shape[2:]
     places = []
     for i in range(len(x)):
-        places.append([(a, b) for a in range(padded.shape[2] - h + 1) for b in range(padded.shape[3] - w + 1)
-                       if np.array_equal(padded[i, :, a:a + h, b:b + w], out[i])])
+        places.append(
+            [
+                (a, b)
+                for a in range(padded.shape[2] - h + 1)
+                for b in range(padded.shape[3] - w + 1)
+                if np.array_equal(padded[i, :, a : a + h, b : b + w], out[i])
+            ]
+        )
     return places
 
 
-@pytest.mark.parametrize("size, padding", [((5, 7), 2), ((3, 4), 0), ((6, 9), (1, 2)), (5, (0, 1))],
-                         ids=["same-size-padded", "smaller-no-padding", "larger-than-image", "square-size"])
+@pytest.mark.parametrize(
+    "size, padding",
+    [((5, 7), 2), ((3, 4), 0), ((6, 9), (1, 2)), (5, (0, 1))],
+    ids=["same-size-padded", "smaller-no-padding", "larger-than-image", "square-size"],
+)
 def test_random_crop_is_a_window_of_the_padded_image(size, padding):
     x = batch()
     crop = RandomCrop(size, padding=padding, fill=0.25)
@@ -51,8 +60,9 @@ def test_random_shift_is_a_crop_of_the_images_own_size():
     assert all(crops_of(x, shifted, (2, 1), 0.5))
 
 
-@pytest.mark.parametrize("mode, axes", [("horizontal", [(3,)]), ("vertical", [(2,)]),
-                                        ("horizontal_and_vertical", [(3,), (2,), (2, 3)])])
+@pytest.mark.parametrize(
+    "mode, axes", [("horizontal", [(3,)]), ("vertical", [(2,)]), ("horizontal_and_vertical", [(3,), (2,), (2, 3)])]
+)
 def test_random_flip_mirrors_each_image_or_leaves_it(mode, axes):
     x = batch(n=400)
     out = RandomFlip(mode)(x, np.random.default_rng(2))
@@ -100,8 +110,10 @@ def test_compose_applies_in_order_and_takes_a_list():
         by_hand = step(by_hand, rng)
     np.testing.assert_array_equal(Compose(*steps)(x, np.random.default_rng(7)), by_hand)
     np.testing.assert_array_equal(Compose(steps)(x, np.random.default_rng(7)), by_hand)
-    assert repr(Compose(steps)) == ("Compose(RandomShift(max_shift=(1, 1), fill=0), RandomFlip('vertical', p=0.5), "
-                                    "Normalize(mean=[0.5], std=[0.2]))")
+    assert repr(Compose(steps)) == (
+        "Compose(RandomShift(max_shift=(1, 1), fill=0), RandomFlip('vertical', p=0.5), "
+        "Normalize(mean=[0.5], std=[0.2]))"
+    )
 
 
 def test_the_same_generator_seed_gives_the_same_batch():
@@ -112,31 +124,69 @@ def test_the_same_generator_seed_gives_the_same_batch():
     assert not np.array_equal(a, augment(x, np.random.default_rng(4)))
 
 
-@pytest.mark.parametrize("make, x, message", [
-    (lambda: RandomCrop(9), batch(), (r"RandomCrop\(size=\(9, 9\), padding=\(0, 0\), fill=0\) got input of shape "
-                                     r"\(6, 2, 5, 7\): a 9x9 crop does not fit in 5x7")),
-    (lambda: Normalize((0.5, 0.5, 0.5), 0.2), batch(c=1), r"got input of shape \(6, 1, 5, 7\): 1 channel, expected 3"),
-    (lambda: RandomFlip(), batch()[0], r"RandomFlip got input of shape \(2, 5, 7\) \(3-D\); expected 4-D .* x\[None\]"),
-], ids=["crop-too-large", "normalize-channels", "single-image"])
+@pytest.mark.parametrize(
+    "make, x, message",
+    [
+        (
+            lambda: RandomCrop(9),
+            batch(),
+            (
+                r"RandomCrop\(size=\(9, 9\), padding=\(0, 0\), fill=0\) got input of shape "
+                r"\(6, 2, 5, 7\): a 9x9 crop does not fit in 5x7"
+            ),
+        ),
+        (
+            lambda: Normalize((0.5, 0.5, 0.5), 0.2),
+            batch(c=1),
+            r"got input of shape \(6, 1, 5, 7\): 1 channel, expected 3",
+        ),
+        (
+            lambda: RandomFlip(),
+            batch()[0],
+            r"RandomFlip got input of shape \(2, 5, 7\) \(3-D\); expected 4-D .* x\[None\]",
+        ),
+    ],
+    ids=["crop-too-large", "normalize-channels", "single-image"],
+)
 def test_bad_batches_are_named(make, x, message):
     with pytest.raises(ValueError, match=message):
         make()(x)
 
 
-@pytest.mark.parametrize("make, error, message", [
-    (lambda: RandomCrop(0), ValueError, r"RandomCrop: size must be >= 1, got 0"),
-    (lambda: RandomCrop(8, padding=-1), ValueError, r"RandomCrop: padding must be >= 0"),
-    (lambda: RandomShift(1.5), TypeError, r"RandomShift: max_shift must be an int"),
-    (lambda: RandomFlip("diagonal"), ValueError, r"RandomFlip: mode must be one of 'horizontal', 'vertical'"),
-    (lambda: RandomFlip(p=1.5), ValueError, r"RandomFlip: p must be a probability in \[0, 1\]"),
-    (lambda: Normalize(0.5, 0.0), ValueError, r"Normalize: std must be > 0"),
-    (lambda: Normalize((0.1, 0.2), (1, 2, 3)), ValueError, r"mean has 2 channels but std has 3"),
-    (lambda: Normalize("red", 1), ValueError, r"Normalize: mean must be a finite number"),
-    (lambda: Normalize(0.5, ["wide"]), ValueError, (r"Normalize: std must be a finite number or one per channel, "
-                                                   r"got \['wide'\]")),
-    (lambda: Compose(RandomFlip(), "crop"), TypeError, r"Compose: transform 1 is 'crop'"),
-], ids=["size-0", "negative-padding", "float-shift", "mode", "p", "std-0", "channels", "mean-text", "std-text",
-                                            "compose"])
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda: RandomCrop(0), ValueError, r"RandomCrop: size must be >= 1, got 0"),
+        (lambda: RandomCrop(8, padding=-1), ValueError, r"RandomCrop: padding must be >= 0"),
+        (lambda: RandomShift(1.5), TypeError, r"RandomShift: max_shift must be an int"),
+        (lambda: RandomFlip("diagonal"), ValueError, r"RandomFlip: mode must be one of 'horizontal', 'vertical'"),
+        (lambda: RandomFlip(p=1.5), ValueError, r"RandomFlip: p must be a probability in \[0, 1\]"),
+        (lambda: Normalize(0.5, 0.0), ValueError, r"Normalize: std must be > 0"),
+        (lambda: Normalize((0.1, 0.2), (1, 2, 3)), ValueError, r"mean has 2 channels but std has 3"),
+        (lambda: Normalize("red", 1), ValueError, r"Normalize: mean must be a finite number"),
+        (
+            lambda: Normalize(0.5, ["wide"]),
+            ValueError,
+            (
+                r"Normalize: std must be a finite number or one per channel, "
+                r"got \['wide'\]"
+            ),
+        ),
+        (lambda: Compose(RandomFlip(), "crop"), TypeError, r"Compose: transform 1 is 'crop'"),
+    ],
+    ids=[
+        "size-0",
+        "negative-padding",
+        "float-shift",
+        "mode",
+        "p",
+        "std-0",
+        "channels",
+        "mean-text",
+        "std-text",
+        "compose",
+    ],
+)
 def test_bad_arguments(make, error, message):
     with pytest.raises(error, match=message):
         make()
@@ -158,8 +208,9 @@ def data(n=48, seed=0):
 
 def model_and_optimizer(seed=0):
     rng = np.random.default_rng(seed)
-    model = Sequential(Conv2DVolume(1, 4, 3, padding="same", rng=rng), ReLU(), MaxPool2D(2), Flatten(),
-                       Dense(4 * 4 * 4, 3, rng=rng))
+    model = Sequential(
+        Conv2DVolume(1, 4, 3, padding="same", rng=rng), ReLU(), MaxPool2D(2), Flatten(), Dense(4 * 4 * 4, 3, rng=rng)
+    )
     return model, SGD(model.parameters(), lr=0.05, momentum=0.9)
 
 
@@ -167,8 +218,18 @@ def train(augment, *, seed=0, epochs=2, X=None, y=None, **kwargs):
     model, optimizer = model_and_optimizer()
     if X is None:
         X, y = data()
-    history = model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=optimizer, epochs=epochs, batch_size=16,
-                        seed=seed, progress=False, augment=augment, **kwargs)
+    history = model.fit(
+        X,
+        y,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=optimizer,
+        epochs=epochs,
+        batch_size=16,
+        seed=seed,
+        progress=False,
+        augment=augment,
+        **kwargs,
+    )
     return model, history
 
 
@@ -231,18 +292,37 @@ def test_a_resumed_run_augments_as_the_uninterrupted_one():
     whole, _ = train(augment, seed=1, epochs=3)
     model, optimizer = model_and_optimizer()
     for epoch in range(1, 4):
-        model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=optimizer, epochs=epoch, initial_epoch=epoch - 1,
-                  batch_size=16, seed=1, progress=False, augment=augment)
+        model.fit(
+            X,
+            y,
+            loss=SoftmaxCrossEntropy(),
+            optimizer=optimizer,
+            epochs=epoch,
+            initial_epoch=epoch - 1,
+            batch_size=16,
+            seed=1,
+            progress=False,
+            augment=augment,
+        )
     assert_same_weights(weights(whole), weights(model))
 
 
-@pytest.mark.parametrize("augment, message", [
-    (RandomCrop(6), (r"fit: augment RandomCrop\(size=\(6, 6\).* turned a training batch of float32 \(16, 1, 8, 8\) "
-                    r"into an array of float32 \(16, 1, 6, 6\) \(epoch 1, batch 1\); it must return a batch of the "
-                    "same shape and dtype")),
-    (lambda x, rng: x.astype(np.float64), r"into an array of float64 \(16, 1, 8, 8\)"),
-    (lambda x, rng: x.tolist(), r"into list"),
-], ids=["smaller-crop", "float64", "list"])
+@pytest.mark.parametrize(
+    "augment, message",
+    [
+        (
+            RandomCrop(6),
+            (
+                r"fit: augment RandomCrop\(size=\(6, 6\).* turned a training batch of float32 \(16, 1, 8, 8\) "
+                r"into an array of float32 \(16, 1, 6, 6\) \(epoch 1, batch 1\); it must return a batch of the "
+                "same shape and dtype"
+            ),
+        ),
+        (lambda x, rng: x.astype(np.float64), r"into an array of float64 \(16, 1, 8, 8\)"),
+        (lambda x, rng: x.tolist(), r"into list"),
+    ],
+    ids=["smaller-crop", "float64", "list"],
+)
 def test_an_augmentation_that_changes_the_batch_is_refused(augment, message):
     with pytest.raises(ValueError, match=message):
         train(augment, epochs=1)
@@ -269,8 +349,9 @@ def test_the_picture_shows_each_image_then_the_versions_fit_would_make(tmp_path)
     for i in range(2):
         np.testing.assert_allclose(fig.axes[i * 5].images[0].get_array(), x[i].transpose(1, 2, 0), rtol=1e-6)
         for j in range(4):
-            np.testing.assert_allclose(fig.axes[i * 5 + 1 + j].images[0].get_array(),
-                                       versions[i, j].transpose(1, 2, 0), rtol=1e-6)
+            np.testing.assert_allclose(
+                fig.axes[i * 5 + 1 + j].images[0].get_array(), versions[i, j].transpose(1, 2, 0), rtol=1e-6
+            )
     assert fig.axes[5].get_ylabel() == "second"
     with Image.open(tmp_path / "a.png") as im:
         assert im.format == "PNG" and np.asarray(im.convert("L"), np.float64).var() > 50

@@ -100,8 +100,15 @@ def test_eval_mode_gives_the_same_output_and_keeps_nothing(rng):
         ((2,), {"padding": "same"}, TypeError, r"padding must be an int"),
         ((2.0,), {}, TypeError, r"kernel_size must be an int"),
     ],
-    ids=["kernel0", "stride0", "negative-padding", "padding>half-kernel", "padding>half-kernel-w",
-         "padding-string", "float-kernel"],
+    ids=[
+        "kernel0",
+        "stride0",
+        "negative-padding",
+        "padding>half-kernel",
+        "padding>half-kernel-w",
+        "padding-string",
+        "float-kernel",
+    ],
 )
 def test_bad_constructor_arguments(args, kwargs, error, match):
     with pytest.raises(error, match=match):

@@ -22,8 +22,18 @@ from minicnn import Dense, Layer, Parameter, ReLU
         (2.5, np.float32),
         (np.float64(2.5), np.float64),  # a numpy floating scalar keeps its dtype
     ],
-    ids=["float64-kept", "float32-kept", "float16-kept", "int", "uint8", "bool", "list", "float-list",
-         "python-float", "numpy-float64-scalar"],
+    ids=[
+        "float64-kept",
+        "float32-kept",
+        "float16-kept",
+        "int",
+        "uint8",
+        "bool",
+        "list",
+        "float-list",
+        "python-float",
+        "numpy-float64-scalar",
+    ],
 )
 def test_parameter_dtype_and_zero_grad(data, dtype):
     p = Parameter(data)
@@ -100,11 +110,17 @@ def test_discovery_order_names_and_no_duplicates():
     names = [name for name, _ in block.named_parameters()]
     # attribute-definition order (docs/design.md), a child's parameters where the child is defined,
     # list items by index; the shared child and the tied parameter appear once, first name wins
-    assert names == ["alpha", "head.weight", "head.bias", "beta",
-                     "blocks.0.weight", "blocks.0.bias", "blocks.2.weight"]
+    assert names == ["alpha", "head.weight", "head.bias", "beta", "blocks.0.weight", "blocks.0.bias", "blocks.2.weight"]
     params = block.parameters()
-    expected = [block.alpha, block.head.weight, block.head.bias, block.beta,
-                block.blocks[0].weight, block.blocks[0].bias, block.blocks[2].weight]
+    expected = [
+        block.alpha,
+        block.head.weight,
+        block.head.bias,
+        block.beta,
+        block.blocks[0].weight,
+        block.blocks[0].bias,
+        block.blocks[2].weight,
+    ]
     assert len(params) == len(expected) and all(p is q for p, q in zip(params, expected))
 
 
@@ -192,8 +208,10 @@ def test_load_state_dict_casts_to_the_parameter_dtype_in_place():
         (lambda s: s.pop("head.bias"), [r"missing parameter 'head.bias'"]),
         (lambda s: s.update(extra=np.zeros(1)), [r"unexpected parameter 'extra'"]),
         (lambda s: s.update({"beta": np.zeros(3)}), [r"'beta': shape \(3,\) in the state, \(2,\) in the model"]),
-        (lambda s: (s.pop("alpha"), s.update(gamma=np.zeros(1), beta=np.zeros((2, 1)))),
-         [r"missing parameter 'alpha'", r"unexpected parameter 'gamma'", r"'beta': shape \(2, 1\)"]),
+        (
+            lambda s: (s.pop("alpha"), s.update(gamma=np.zeros(1), beta=np.zeros((2, 1)))),
+            [r"missing parameter 'alpha'", r"unexpected parameter 'gamma'", r"'beta': shape \(2, 1\)"],
+        ),
         (lambda s: s.update(beta=np.array(["a", "b"])), [r"'beta': dtype <U1 is not a real number"]),
     ],
     ids=["missing", "unexpected", "wrong-shape", "all-three-listed", "strings"],

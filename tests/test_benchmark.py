@@ -13,27 +13,53 @@ from test_examples import import_example
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SCRIPT = EXAMPLES / "benchmark.py"
 
-ROW_KEYS = {"name", "shape", "pass", "best_ms", "median_ms", "gflops", "gemm_ms", "torch_ms", "x_torch", "peak_mib",
-            "algorithm"}
+ROW_KEYS = {
+    "name",
+    "shape",
+    "pass",
+    "best_ms",
+    "median_ms",
+    "gflops",
+    "gemm_ms",
+    "torch_ms",
+    "x_torch",
+    "peak_mib",
+    "algorithm",
+}
 ALGORITHMS = {"im2col", "im2col_nhwc", "winograd"}  # what a 2-D convolution row may name
-LAYER_ROWS = ("conv1d", "conv3d", "convT2d", "depthwise conv", "upsample nearest", "upsample bilin", "maxpool1d",
-              "avgpool1d", "globalavg1d", "maxpool3d", "avgpool3d", "globalavg3d", "bn1d (N,C)", "bn1d (N,C,L)",
-              "bn3d")
+LAYER_ROWS = (
+    "conv1d",
+    "conv3d",
+    "convT2d",
+    "depthwise conv",
+    "upsample nearest",
+    "upsample bilin",
+    "maxpool1d",
+    "avgpool1d",
+    "globalavg1d",
+    "maxpool3d",
+    "avgpool3d",
+    "globalavg3d",
+    "bn1d (N,C)",
+    "bn1d (N,C,L)",
+    "bn3d",
+)
 STEPS = ("demo step b32", "demo step b64", "digits step", "mnist1d step")
 PHASES = ("import", "data", "fit", "evaluation", "save", "pictures", "other")
-
 
 
 def test_quick_run_prints_the_table_and_writes_json(tmp_path):
     out_file = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--repeat", "1", "--warmup", "0", "--script", "--json", str(out_file)],
-        check=False, capture_output=True, text=True, timeout=240,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    for header in ("best ms", "median ms", "GFLOP/s", "x torch", "peak MiB", "numpy", "algorithm",
-                   "one demo epoch"):
+    for header in ("best ms", "median ms", "GFLOP/s", "x torch", "peak MiB", "numpy", "algorithm", "one demo epoch"):
         assert header in out
     for case in ("conv S1", "conv S4", "pool S1", "demo pool2", "demo dense", *STEPS, *LAYER_ROWS):
         assert case in out
@@ -44,8 +70,17 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path):
     assert out.rstrip().splitlines()[-2].startswith("the benchmark took ")  # then "wrote FILE"
     # the profile of one demo step: a row per layer, then the loss, the optimizer and the overhead
     assert "one demo training step at batch 2, phase by phase" in out
-    for phase in ("0 Conv2DVolume", "10 Dense", "loss forward", "loss backward", "optimizer step",
-                  "Sequential's checks and loop", "unattributed", "whole step", "fit, per batch (mean of 8)"):
+    for phase in (
+        "0 Conv2DVolume",
+        "10 Dense",
+        "loss forward",
+        "loss backward",
+        "optimizer step",
+        "Sequential's checks and loop",
+        "unattributed",
+        "whole step",
+        "fit, per batch (mean of 8)",
+    ):
         assert phase in out
     # the main job, phase by phase
     assert "the main job: examples/train_shapes.py --limit 100 --epochs 1" in out
@@ -83,7 +118,11 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path):
         assert rows[name]["gflops"] > 0
     # the training steps: the demo at two batch sizes (2 on --quick), digits and MNIST-1D
     assert [rows[name]["shape"] for name in STEPS] == [
-        "batch 2, 3x32x32", "batch 2, 3x32x32", "batch 2, 1x8x8", "batch 2, 1x40"]
+        "batch 2, 3x32x32",
+        "batch 2, 3x32x32",
+        "batch 2, 1x8x8",
+        "batch 2, 1x40",
+    ]
     for name in STEPS:
         assert rows[name]["pass"] == "step" and (rows[name]["x_torch"] is not None) == with_torch
     # the demo rows follow build_demo_model: each block pools, then applies ReLU to a quarter of the values
@@ -98,8 +137,9 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path):
         assert row["best_ms"] > 0 and row["median_ms"] >= row["best_ms"]
         # every 2-D convolution row names the algorithm its layer picked, and no other row does
         # (a depthwise convolution runs its own kernel, named "depthwise", whatever its algorithm= says)
-        assert (row["algorithm"] in {*ALGORITHMS, "depthwise"}) == row["name"].startswith(("conv S", "demo conv",
-                                                                                            "depthwise"))
+        assert (row["algorithm"] in {*ALGORITHMS, "depthwise"}) == row["name"].startswith(
+            ("conv S", "demo conv", "depthwise")
+        )
     conv_s1 = next(r for r in result["rows"] if r["name"] == "conv S1" and r["pass"] == "fwd+bwd")
     assert conv_s1["peak_mib"] > 0
     assert {"s1_peak_mib", "targets_met", "not_judged"} <= set(result["summary"])
@@ -107,8 +147,15 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path):
 
     # every target has a line, and none is judged on --quick batches
     targets = {t["key"]: t for t in result["targets"]}
-    assert {"step32_x_torch", "step64_x_torch", "digits_x_torch", "mnist1d_x_torch", "script_x_torch",
-            "geomean_x_torch", "worst_x_torch"} <= set(targets)
+    assert {
+        "step32_x_torch",
+        "step64_x_torch",
+        "digits_x_torch",
+        "mnist1d_x_torch",
+        "script_x_torch",
+        "geomean_x_torch",
+        "worst_x_torch",
+    } <= set(targets)
     assert {f"layer {name}" for name in LAYER_ROWS} <= set(targets)
     assert targets["worst_x_torch"]["limit"] == 2.0 and targets["step32_x_torch"]["limit"] == 1.3
     for target in result["targets"]:
@@ -129,12 +176,19 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path):
     assert result["epoch"]["images"] > 0 and result["epoch"]["ours_s"] > 0
 
     profile = result["profile"]
-    assert [row["layer"] for row in profile["layers"]] == [
-        "Conv2DVolume", "MaxPool2D", "ReLU"] * 3 + ["Flatten", "Dense"]
+    assert [row["layer"] for row in profile["layers"]] == ["Conv2DVolume", "MaxPool2D", "ReLU"] * 3 + [
+        "Flatten",
+        "Dense",
+    ]
     assert profile["layers"][0]["input_shape"] == "2x3x32x32" and profile["batch_size"] == 2
     assert [row["part"] for row in profile["parts"]] == [
-        "zero_grad", "loss forward", "loss backward", "optimizer step", "Sequential's checks and loop",
-        "unattributed"]
+        "zero_grad",
+        "loss forward",
+        "loss backward",
+        "optimizer step",
+        "Sequential's checks and loop",
+        "unattributed",
+    ]
     for row in profile["layers"]:
         assert row["forward_ms"] > 0 and row["backward_ms"] > 0
         assert (row["torch_forward_ms"] is not None) == with_torch
@@ -144,8 +198,16 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path):
     assert profile["fit_batch_ms"] > 0
 
     script = result["script"]
-    assert script["recipe"] == {"optimizer": "SGD", "lr": 0.02, "momentum": 0.9, "epochs": 1, "batch_size": 32,
-                                "seed": 0, "n_train": 90, "n_val": 10}
+    assert script["recipe"] == {
+        "optimizer": "SGD",
+        "lr": 0.02,
+        "momentum": 0.9,
+        "epochs": 1,
+        "batch_size": 32,
+        "seed": 0,
+        "n_train": 90,
+        "n_val": 10,
+    }
     assert list(script["seconds"]) == list(PHASES)
     assert sum(script["seconds"].values()) == pytest.approx(script["whole_s"])
     for phase in ("import", "data", "fit", "evaluation", "save"):
@@ -161,9 +223,26 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path):
 def test_threads_option_sets_minicnn_and_reports_it(tmp_path):
     out_file = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--repeat", "1", "--warmup", "0", "--threads", "1", "--no-torch",
-         "--no-epoch", "--no-profile", "--json", str(out_file)],
-        check=False, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--quick",
+            "--repeat",
+            "1",
+            "--warmup",
+            "0",
+            "--threads",
+            "1",
+            "--no-torch",
+            "--no-epoch",
+            "--no-profile",
+            "--json",
+            str(out_file),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out_file.read_text())
@@ -174,11 +253,13 @@ def test_threads_option_sets_minicnn_and_reports_it(tmp_path):
 
 
 def test_a_bad_flag_is_one_line():
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--idle-gflops", "-3"], check=False, capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--idle-gflops", "-3"], check=False, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [
-        "benchmark.py: error: argument --idle-gflops: expected a number > 0, got '-3' (see --help)"]
+        "benchmark.py: error: argument --idle-gflops: expected a number > 0, got '-3' (see --help)"
+    ]
 
 
 # -- the load rule -------------------------------------------------------------------------------------------
@@ -195,11 +276,15 @@ def test_a_steady_idle_run_is_not_loaded():
     assert "machine load: idle;" in load.format_load(verdict)
 
 
-@pytest.mark.parametrize("rates, load_before, idle, reason", [
-    ((280.0, 200.0, 285.0), 0.1, None, "the GEMM fell to 200.0 GFLOP/s sample 1, 70% of the best sample (285.0)"),
-    ((280.0, 285.0), 1.5, None, "the 1-minute load average was 1.50 before the run began (idle is at most 0.5)"),
-    ((140.0, 138.0, 141.0), 0.0, 280.0, "the best GEMM sample (141.0 GFLOP/s) is 50% of this machine's idle rate"),
-], ids=["a-dip", "busy-before", "evenly-slow"])
+@pytest.mark.parametrize(
+    "rates, load_before, idle, reason",
+    [
+        ((280.0, 200.0, 285.0), 0.1, None, "the GEMM fell to 200.0 GFLOP/s sample 1, 70% of the best sample (285.0)"),
+        ((280.0, 285.0), 1.5, None, "the 1-minute load average was 1.50 before the run began (idle is at most 0.5)"),
+        ((140.0, 138.0, 141.0), 0.0, 280.0, "the best GEMM sample (141.0 GFLOP/s) is 50% of this machine's idle rate"),
+    ],
+    ids=["a-dip", "busy-before", "evenly-slow"],
+)
 def test_each_rule_calls_a_run_loaded(rates, load_before, idle, reason):
     load = import_example("_bench_load")
     verdict = load.judge_load(samples(*rates), load_before=load_before, idle_gflops=idle)
@@ -254,9 +339,11 @@ def test_targets_on_an_idle_machine_are_ok_or_missed():
     assert "missed: worst_x_torch, layer conv3d" in printed
 
 
-@pytest.mark.parametrize("load, quick, reason", [(LOADED, False, "machine loaded"), (IDLE, True, "--quick batches"),
-                                                 (LOADED, True, "--quick batches")],
-                         ids=["loaded", "quick", "quick-and-loaded"])
+@pytest.mark.parametrize(
+    "load, quick, reason",
+    [(LOADED, False, "machine loaded"), (IDLE, True, "--quick batches"), (LOADED, True, "--quick batches")],
+    ids=["loaded", "quick", "quick-and-loaded"],
+)
 def test_no_target_is_judged_on_a_loaded_machine_or_quick_batches(load, quick, reason):
     benchmark, summary = summary_with(geomean_x_torch=1.0, worst_x_torch=5.0)
     targets = benchmark.judge(summary, load, quick=quick)

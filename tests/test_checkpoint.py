@@ -45,8 +45,10 @@ from minicnn.checkpoint import (
 
 
 def arrays(rng, scale=1.0):
-    return {"0.weight": (scale * rng.standard_normal((4, 3, 3, 3))).astype(np.float32),
-            "0.bias": np.zeros(4, np.float32)}
+    return {
+        "0.weight": (scale * rng.standard_normal((4, 3, 3, 3))).astype(np.float32),
+        "0.bias": np.zeros(4, np.float32),
+    }
 
 
 def hidden(folder):
@@ -208,8 +210,7 @@ def test_a_failure_mid_write_keeps_the_previous_file_and_names_no_temp_file(tmp_
         write_npz_atomically(path, arrays(rng, 2.0))
     message = str(info.value)
     assert info.value.errno == errno.ENOSPC
-    assert message.startswith(f"save: could not write '{path}': the disk holding '{tmp_path}' is full; "
-                              "free some space")
+    assert message.startswith(f"save: could not write '{path}': the disk holding '{tmp_path}' is full; free some space")
     assert "the previous file is unchanged" in message
     assert os.path.basename(seen[0]) not in message and ".tmp" not in message
     assert info.value.__cause__ is None and info.value.__suppress_context__
@@ -242,20 +243,26 @@ def test_a_read_only_folder_error_names_the_users_path_and_no_temp_file(tmp_path
         with pytest.raises(PermissionError) as info:
             write_npz_atomically(folder / "m.npz", arrays(rng))
         message = str(info.value)
-        assert message.startswith(f"save: could not write '{folder / 'm.npz'}': no permission to create files "
-                                  f"in folder '{folder}'; save into a folder you can write to")
+        assert message.startswith(
+            f"save: could not write '{folder / 'm.npz'}': no permission to create files "
+            f"in folder '{folder}'; save into a folder you can write to"
+        )
         assert ".tmp" not in message and ".m.npz" not in message
         assert os.listdir(folder) == []
     finally:
         os.chmod(folder, 0o755)
 
 
-@pytest.mark.parametrize(("code", "reason"), [
-    (errno.EACCES, "no permission to create files in folder '{folder}'; save into a folder you can write to"),
-    (errno.EROFS, "folder '{folder}' is on a read-only file system; save somewhere else"),
-    (errno.EDQUOT, "your disk quota for '{folder}' is used up; free some space"),
-    (errno.EIO, os.strerror(errno.EIO)),
-], ids=["no-permission", "read-only-file-system", "quota", "other"])
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        (errno.EACCES, "no permission to create files in folder '{folder}'; save into a folder you can write to"),
+        (errno.EROFS, "folder '{folder}' is on a read-only file system; save somewhere else"),
+        (errno.EDQUOT, "your disk quota for '{folder}' is used up; free some space"),
+        (errno.EIO, os.strerror(errno.EIO)),
+    ],
+    ids=["no-permission", "read-only-file-system", "quota", "other"],
+)
 def test_an_os_refusal_to_create_the_file_is_worded_for_the_user(tmp_path, rng, monkeypatch, code, reason):
     # The refusal a read-only folder gets from the OS, simulated so that it is tested under root too.
     def refuse(file, mode="r", *args, **kwargs):
@@ -282,17 +289,29 @@ def test_a_file_the_user_may_not_write_is_not_replaced(tmp_path, rng, monkeypatc
     assert path.read_bytes() == good and hidden(tmp_path) == []
 
 
-@pytest.mark.parametrize(("make", "error", "expected"), [
-    (lambda tmp: "nowhere/m.npz", FileNotFoundError,
-     "save: cannot write 'nowhere/m.npz': folder 'nowhere' does not exist; create it first"),
-    (lambda tmp: (tmp / "runs").mkdir() or "runs", IsADirectoryError,
-     "save: 'runs' is a folder; give a file name inside it, such as 'runs/model.npz'"),
-    (lambda tmp: "runs/", IsADirectoryError, "save: 'runs/' is a folder"),
-    (lambda tmp: (tmp / "notes").write_text("x") and "notes/m.npz", NotADirectoryError,
-     "save: cannot write 'notes/m.npz': 'notes' is a file, not a folder"),
-], ids=["missing-folder", "path-is-a-folder", "trailing-slash", "parent-is-a-file"])
-def test_a_save_to_an_impossible_path_says_why_and_writes_nothing(tmp_path, rng, monkeypatch, make, error,
-                                                                   expected):
+@pytest.mark.parametrize(
+    ("make", "error", "expected"),
+    [
+        (
+            lambda tmp: "nowhere/m.npz",
+            FileNotFoundError,
+            "save: cannot write 'nowhere/m.npz': folder 'nowhere' does not exist; create it first",
+        ),
+        (
+            lambda tmp: (tmp / "runs").mkdir() or "runs",
+            IsADirectoryError,
+            "save: 'runs' is a folder; give a file name inside it, such as 'runs/model.npz'",
+        ),
+        (lambda tmp: "runs/", IsADirectoryError, "save: 'runs/' is a folder"),
+        (
+            lambda tmp: (tmp / "notes").write_text("x") and "notes/m.npz",
+            NotADirectoryError,
+            "save: cannot write 'notes/m.npz': 'notes' is a file, not a folder",
+        ),
+    ],
+    ids=["missing-folder", "path-is-a-folder", "trailing-slash", "parent-is-a-file"],
+)
+def test_a_save_to_an_impossible_path_says_why_and_writes_nothing(tmp_path, rng, monkeypatch, make, error, expected):
     monkeypatch.chdir(tmp_path)
     given = make(tmp_path)
     before = sorted(os.listdir(tmp_path))
@@ -318,16 +337,20 @@ def write_zip(path):
         z.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
 
 
-@pytest.mark.parametrize(("write", "what"), [
-    (lambda p: p.write_text("not a checkpoint at all\n"), "plain text, starting 'not a checkpoint"),
-    (lambda p: p.write_bytes(b""), "an empty file (0 bytes)"),
-    (lambda p: p.write_bytes(b"\x00\x01\x02"), "unrecognised binary data (first bytes 00 01 02)"),
-    (write_npy, "a .npy file: a single ndarray, not an .npz archive of named arrays"),
-    (lambda p: p.write_bytes(bytes(range(256))[::-1] * 4), "unrecognised binary data (first bytes ff fe"),
-    (lambda p: p.mkdir(), "a folder; give the file inside it"),
-    (write_pickle, "a Python pickle, which load never reads"),
-    (lambda p: p.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:ab\n"), "git lfs pull"),
-], ids=["text", "empty", "nul-bytes", "npy", "random-bytes", "folder", "python-pickle", "git-lfs-pointer"])
+@pytest.mark.parametrize(
+    ("write", "what"),
+    [
+        (lambda p: p.write_text("not a checkpoint at all\n"), "plain text, starting 'not a checkpoint"),
+        (lambda p: p.write_bytes(b""), "an empty file (0 bytes)"),
+        (lambda p: p.write_bytes(b"\x00\x01\x02"), "unrecognised binary data (first bytes 00 01 02)"),
+        (write_npy, "a .npy file: a single ndarray, not an .npz archive of named arrays"),
+        (lambda p: p.write_bytes(bytes(range(256))[::-1] * 4), "unrecognised binary data (first bytes ff fe"),
+        (lambda p: p.mkdir(), "a folder; give the file inside it"),
+        (write_pickle, "a Python pickle, which load never reads"),
+        (lambda p: p.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:ab\n"), "git lfs pull"),
+    ],
+    ids=["text", "empty", "nul-bytes", "npy", "random-bytes", "folder", "python-pickle", "git-lfs-pointer"],
+)
 def test_a_file_that_is_not_an_npz_says_what_it_is(tmp_path, monkeypatch, write, what):
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "m.npz")
@@ -355,14 +378,17 @@ def test_a_damaged_archive_is_truncated_or_corrupt(tmp_path, rng, damage):
     if damage == "truncate":
         raw = raw[:middle]
     elif damage == "flip-bytes":
-        raw = raw[:middle] + bytes(b ^ 0xFF for b in raw[middle:middle + 64]) + raw[middle + 64:]
+        raw = raw[:middle] + bytes(b ^ 0xFF for b in raw[middle : middle + 64]) + raw[middle + 64 :]
     elif damage == "cut-the-directory":
         raw = raw[:-10]
     else:
         raw = raw[:3]
     path.write_bytes(raw)
-    with pytest.raises(ValueError, match=rf"^load: '{path}' is not a readable minicnn checkpoint: the \.npz "
-                                         r"archive is truncated or corrupt") as info:
+    with pytest.raises(
+        ValueError,
+        match=rf"^load: '{path}' is not a readable minicnn checkpoint: the \.npz "
+        r"archive is truncated or corrupt",
+    ) as info:
         read_npz(path)
     assert "pickle" not in str(info.value)
 
@@ -419,14 +445,18 @@ def test_a_plain_state_dict_npz_is_format_1(tmp_path, rng):
     assert got_optim == {}
 
 
-@pytest.mark.parametrize(("version", "found"), [
-    (np.array(2), "format 2,"),
-    (np.array(0), "format 0,"),
-    (np.array(1.0), "format 1.0 (a float64 array of shape ()"),
-    (np.array([1]), "format [1] (a int64 array of shape (1,)"),
-    (np.array("1"), "format '1' (a <U1 array of shape ()"),
-    (np.array(True), "format True (a bool array"),
-], ids=["future", "zero", "float", "vector", "string", "bool"])
+@pytest.mark.parametrize(
+    ("version", "found"),
+    [
+        (np.array(2), "format 2,"),
+        (np.array(0), "format 0,"),
+        (np.array(1.0), "format 1.0 (a float64 array of shape ()"),
+        (np.array([1]), "format [1] (a int64 array of shape (1,)"),
+        (np.array("1"), "format '1' (a <U1 array of shape ()"),
+        (np.array(True), "format True (a bool array"),
+    ],
+    ids=["future", "zero", "float", "vector", "string", "bool"],
+)
 def test_another_or_malformed_format_version_is_refused(tmp_path, rng, version, found):
     np.savez(tmp_path / "c.npz", **arrays(rng), **{"meta.format_version": version})
     with pytest.raises(ValueError) as info:
@@ -436,14 +466,18 @@ def test_another_or_malformed_format_version_is_refused(tmp_path, rng, version, 
     assert "this minicnn reads format 1" in message
 
 
-@pytest.mark.parametrize(("state", "optim", "error", "expected"), [
-    ({"meta.note": np.zeros(1)}, None, ValueError, "save: state key 'meta.note' starts with a reserved prefix"),
-    ({"optim.lr": np.zeros(1)}, None, ValueError, "save: state key 'optim.lr' starts with a reserved prefix"),
-    ({"w": np.array([None])}, None, ValueError, "save: state['w'] has dtype object"),
-    ({"w": np.zeros(1)}, {"buf": np.array([{}])}, ValueError, "save: optimizer_state['buf'] has dtype object"),
-    ({0: np.zeros(1)}, None, TypeError, "save: state keys must be str, got 0"),
-    ([np.zeros(1)], None, TypeError, "save: state must be a dict of str to ndarray, got list"),
-], ids=["meta-key", "optim-key", "object-state", "object-optimizer", "int-key", "not-a-dict"])
+@pytest.mark.parametrize(
+    ("state", "optim", "error", "expected"),
+    [
+        ({"meta.note": np.zeros(1)}, None, ValueError, "save: state key 'meta.note' starts with a reserved prefix"),
+        ({"optim.lr": np.zeros(1)}, None, ValueError, "save: state key 'optim.lr' starts with a reserved prefix"),
+        ({"w": np.array([None])}, None, ValueError, "save: state['w'] has dtype object"),
+        ({"w": np.zeros(1)}, {"buf": np.array([{}])}, ValueError, "save: optimizer_state['buf'] has dtype object"),
+        ({0: np.zeros(1)}, None, TypeError, "save: state keys must be str, got 0"),
+        ([np.zeros(1)], None, TypeError, "save: state must be a dict of str to ndarray, got list"),
+    ],
+    ids=["meta-key", "optim-key", "object-state", "object-optimizer", "int-key", "not-a-dict"],
+)
 def test_write_checkpoint_refuses_bad_state_before_writing(tmp_path, state, optim, error, expected):
     path = tmp_path / "c.npz"
     path.write_bytes(b"previous")
@@ -491,10 +525,20 @@ def residual_demo(seed=0):
     def conv(c_in, c_out):
         return Conv2DVolume(c_in, c_out, 3, padding="same", bias=False, rng=rng)
 
-    return Sequential(conv(3, 4), BatchNorm2D(4), ReLU(), MaxPool2D(2),
-                      conv(4, 6), BatchNorm2D(6), ReLU(),
-                      Residual(conv(6, 6), BatchNorm2D(6), ReLU(), conv(6, 6), BatchNorm2D(6)), ReLU(),
-                      GlobalAvgPool2D(), Dropout(0.2, rng=rng), Dense(6, 3, rng=rng))
+    return Sequential(
+        conv(3, 4),
+        BatchNorm2D(4),
+        ReLU(),
+        MaxPool2D(2),
+        conv(4, 6),
+        BatchNorm2D(6),
+        ReLU(),
+        Residual(conv(6, 6), BatchNorm2D(6), ReLU(), conv(6, 6), BatchNorm2D(6)),
+        ReLU(),
+        GlobalAvgPool2D(),
+        Dropout(0.2, rng=rng),
+        Dense(6, 3, rng=rng),
+    )
 
 
 def assert_same_model(loaded, model, x):
@@ -528,19 +572,44 @@ def test_every_public_layer_is_built_again_by_load_model(tmp_path, name):
 def test_every_argument_of_the_built_in_layers_comes_back_as_given(tmp_path):
     rng = np.random.default_rng(0)
     model = Sequential(
-        Conv2DVolume(2, 3, (3, 5), stride=(2, 1), padding="same", dilation=(1, 2), bias=False, rng=rng,
-                     init="he_normal", dtype=np.float64, algorithm="im2col"),
-        BatchNorm2D(3, eps=1e-3, momentum=0.25), LeakyReLU(negative_slope=0.2),
-        MaxPool2D((2, 3), padding=(1, 0)), AvgPool2D(kernel_size=2, stride=[1, 1]),
+        Conv2DVolume(
+            2,
+            3,
+            (3, 5),
+            stride=(2, 1),
+            padding="same",
+            dilation=(1, 2),
+            bias=False,
+            rng=rng,
+            init="he_normal",
+            dtype=np.float64,
+            algorithm="im2col",
+        ),
+        BatchNorm2D(3, eps=1e-3, momentum=0.25),
+        LeakyReLU(negative_slope=0.2),
+        MaxPool2D((2, 3), padding=(1, 0)),
+        AvgPool2D(kernel_size=2, stride=[1, 1]),
         Residual(Conv2DVolume(3, 3, 3, padding="same", algorithm="winograd", rng=rng), Tanh()),
-        GlobalAvgPool2D(), Dropout(p=0.25, rng=rng), Dense(3, 2, False, rng, "he_normal", np.float64))
+        GlobalAvgPool2D(),
+        Dropout(p=0.25, rng=rng),
+        Dense(3, 2, False, rng, "he_normal", np.float64),
+    )
     model.save(tmp_path / "m.npz")
     loaded = load_model(tmp_path / "m.npz")
     args, kwargs = loaded[0].constructor_arguments()
     assert isinstance(kwargs.pop("rng"), np.random.Generator)  # a fresh one: its state is not in the file
-    assert (args, kwargs) == ((2, 3, (3, 5)), {"stride": (2, 1), "padding": "same", "dilation": (1, 2),
-                                               "bias": False, "init": "he_normal", "dtype": np.float64,
-                                               "algorithm": "im2col"})
+    assert (args, kwargs) == (
+        (2, 3, (3, 5)),
+        {
+            "stride": (2, 1),
+            "padding": "same",
+            "dilation": (1, 2),
+            "bias": False,
+            "init": "he_normal",
+            "dtype": np.float64,
+            "algorithm": "im2col",
+        },
+    )
     assert kwargs["dtype"] is np.float64
     assert loaded[0].weight.data.dtype == np.float64 and loaded[0].bias is None
     assert loaded[4].constructor_arguments() == ((), {"kernel_size": 2, "stride": [1, 1]})  # a list stays one
@@ -557,11 +626,20 @@ def test_the_architecture_is_json_text_read_without_pickle(tmp_path):
     document = json.loads(str(text))
     assert document["version"] == 1
     conv = document["model"]["args"][0]["$layer"]
-    assert conv == {"class": "Conv2DVolume", "module": "minicnn.layers.conv", "args": [3, 4, 3],
-                    "kwargs": {"padding": "same", "bias": False, "rng": {"$rng": None}}}  # no generator state
+    assert conv == {
+        "class": "Conv2DVolume",
+        "module": "minicnn.layers.conv",
+        "args": [3, 4, 3],
+        "kwargs": {"padding": "same", "bias": False, "rng": {"$rng": None}},
+    }  # no generator state
     inner = document["model"]["args"][7]["$layer"]
     assert inner["class"] == "Residual" and [a["$layer"]["class"] for a in inner["args"]] == [
-        "Conv2DVolume", "BatchNorm2D", "ReLU", "Conv2DVolume", "BatchNorm2D"]
+        "Conv2DVolume",
+        "BatchNorm2D",
+        "ReLU",
+        "Conv2DVolume",
+        "BatchNorm2D",
+    ]
 
 
 def test_load_model_is_public():
@@ -578,7 +656,8 @@ def test_a_users_layer_loads_with_custom_layers_and_is_named_without(tmp_path):
     assert str(info.value) == (
         f"load_model: '{tmp_path / 'm.npz'}': layer 1 (ChannelScale) is of class 'ChannelScale' (from module "
         f"'{__name__}'), which is not a minicnn layer; pass its class: load_model(path, "
-        "custom_layers={'ChannelScale': ChannelScale})")
+        "custom_layers={'ChannelScale': ChannelScale})"
+    )
     loaded = load_model(tmp_path / "m.npz", custom_layers={"ChannelScale": ChannelScale})
     assert type(loaded[1]) is ChannelScale
     np.testing.assert_array_equal(loaded[1].gain.data, [0.5, 2.0, -1.0, 3.0])
@@ -590,18 +669,31 @@ def test_a_users_layer_that_shares_a_minicnn_name_needs_custom_layers(tmp_path):
         pass
 
     Sequential(Dense(4)).save(tmp_path / "m.npz")
-    with pytest.raises(ValueError, match=r"layer 0 \(Dense\) is of class 'Dense' \(from module '.*'\), which is "
-                                         r"not a minicnn layer; pass its class"):
+    with pytest.raises(
+        ValueError,
+        match=r"layer 0 \(Dense\) is of class 'Dense' \(from module '.*'\), which is "
+        r"not a minicnn layer; pass its class",
+    ):
         load_model(tmp_path / "m.npz")
     assert type(load_model(tmp_path / "m.npz", custom_layers={"Dense": Dense})[0]) is Dense
 
 
-@pytest.mark.parametrize(("custom", "error", "expected"), [
-    ([ChannelScale], TypeError, "custom_layers must be a dict of class name to Layer class, got list"),
-    ({"ChannelScale": ChannelScale(2)}, TypeError, ("custom_layers['ChannelScale'] is a ChannelScale instance, "
-                                                    "expected a Layer subclass; pass the class itself")),
-    ({"ChannelScale": int}, TypeError, "custom_layers['ChannelScale'] is a type, expected a Layer subclass"),
-], ids=["list", "instance", "not-a-layer"])
+@pytest.mark.parametrize(
+    ("custom", "error", "expected"),
+    [
+        ([ChannelScale], TypeError, "custom_layers must be a dict of class name to Layer class, got list"),
+        (
+            {"ChannelScale": ChannelScale(2)},
+            TypeError,
+            (
+                "custom_layers['ChannelScale'] is a ChannelScale instance, "
+                "expected a Layer subclass; pass the class itself"
+            ),
+        ),
+        ({"ChannelScale": int}, TypeError, "custom_layers['ChannelScale'] is a type, expected a Layer subclass"),
+    ],
+    ids=["list", "instance", "not-a-layer"],
+)
 def test_custom_layers_of_the_wrong_kind_are_refused(tmp_path, custom, error, expected):
     Sequential(ChannelScale(2)).save(tmp_path / "m.npz")
     with pytest.raises(error) as info:
@@ -610,17 +702,31 @@ def test_custom_layers_of_the_wrong_kind_are_refused(tmp_path, custom, error, ex
 
 
 def test_a_users_layer_keeps_arguments_of_every_json_kind(tmp_path):
-    args = (None, True, 3, -2.5, float("inf"), "same", [1, [2, (3, 4)]], (5,), {"a": (1, 2), "b": [None]},
-            np.float32(0.5), np.int64(7), np.dtype("float16"), np.float32, float,
-            np.arange(6, dtype=np.int16).reshape(2, 3), np.array(1.5, np.float32))
+    args = (
+        None,
+        True,
+        3,
+        -2.5,
+        float("inf"),
+        "same",
+        [1, [2, (3, 4)]],
+        (5,),
+        {"a": (1, 2), "b": [None]},
+        np.float32(0.5),
+        np.int64(7),
+        np.dtype("float16"),
+        np.float32,
+        float,
+        np.arange(6, dtype=np.int16).reshape(2, 3),
+        np.array(1.5, np.float32),
+    )
     kwargs = {"inner": Dense(2, 3, rng=np.random.default_rng(0)), "rng": np.random.default_rng(1), "same": (5,)}
     model = Sequential(Keep(*args, **kwargs))
     model.save(tmp_path / "m.npz")
     loaded = load_model(tmp_path / "m.npz", custom_layers={"Keep": Keep})
     got_args, got_kwargs = loaded[0].args, loaded[0].kwargs
     assert got_args[:12] == args[:12]
-    assert [type(a) for a in got_args[:11]] == [type(None), bool, int, float, float, str, list, tuple, dict,
-                                                float, int]
+    assert [type(a) for a in got_args[:11]] == [type(None), bool, int, float, float, str, list, tuple, dict, float, int]
     assert isinstance(got_args[11], np.dtype)
     assert got_args[6][1][1] == (3, 4) and got_args[8]["a"] == (1, 2)
     assert got_args[12] is np.float32 and got_args[13] is float
@@ -636,22 +742,31 @@ def add_one(x):
     return x + 1
 
 
-@pytest.mark.parametrize(("argument", "what"), [
-    (add_one, "argument fn is a function"),
-    (Parameter(np.ones(2)), "argument fn is a Parameter"),
-    ({1: "one"}, "argument fn is a dict with keys that are not all str"),
-    (np.zeros(2, complex), "argument fn is an array of dtype complex128"),
-], ids=["function", "parameter", "int-keys", "complex-array"])
+@pytest.mark.parametrize(
+    ("argument", "what"),
+    [
+        (add_one, "argument fn is a function"),
+        (Parameter(np.ones(2)), "argument fn is a Parameter"),
+        ({1: "one"}, "argument fn is a dict with keys that are not all str"),
+        (np.zeros(2, complex), "argument fn is an array of dtype complex128"),
+    ],
+    ids=["function", "parameter", "int-keys", "complex-array"],
+)
 def test_arguments_json_cannot_hold_save_the_weights_and_say_how_to_load_them(tmp_path, argument, what):
     model = Sequential(Dense(2, 2, rng=np.random.default_rng(0)), Keep(fn=argument))
-    with pytest.warns(UserWarning, match=f"save: the architecture is not recorded, only the weights: layer 1 "
-                                         rf"\(Keep\): {what}, which JSON cannot hold"):
+    with pytest.warns(
+        UserWarning,
+        match=f"save: the architecture is not recorded, only the weights: layer 1 "
+        rf"\(Keep\): {what}, which JSON cannot hold",
+    ):
         model.save(tmp_path / "m.npz")
     with pytest.raises(ValueError) as info:
         load_model(tmp_path / "m.npz", custom_layers={"Keep": Keep})
     message = str(info.value)
-    assert message.startswith(f"load_model: '{tmp_path / 'm.npz'}': its architecture could not be recorded when "
-                              f"it was saved: layer 1 (Keep): {what}, which JSON cannot hold")
+    assert message.startswith(
+        f"load_model: '{tmp_path / 'm.npz'}': its architecture could not be recorded when "
+        f"it was saved: layer 1 (Keep): {what}, which JSON cannot hold"
+    )
     assert message.endswith("Build the model in Python as it was built, then call model.load(path)")
     fresh = Sequential(Dense(2, 2, rng=np.random.default_rng(5)), Keep(fn=argument))
     fresh.load(tmp_path / "m.npz")  # which works as always
@@ -667,8 +782,11 @@ def test_a_layer_given_to_two_constructors_is_not_recorded(tmp_path):
             self.width = template.out_features
 
     template = Dense(2, 2)
-    with pytest.warns(UserWarning, match=r"layer 1\.0 \(Dense\) is given to two constructors, and JSON cannot "
-                                         "record one layer at two places"):
+    with pytest.warns(
+        UserWarning,
+        match=r"layer 1\.0 \(Dense\) is given to two constructors, and JSON cannot "
+        "record one layer at two places",
+    ):
         Sequential(template, Like(template)).save(tmp_path / "m.npz")
     with pytest.raises(ValueError, match="could not be recorded"):
         load_model(tmp_path / "m.npz", custom_layers={"Like": Like})
@@ -703,10 +821,13 @@ def test_a_model_changed_after_it_was_built_is_refused_by_load_model(tmp_path):
     model = Sequential(Dense(4, 3))
     model.layers.append(Dense(3, 2))
     model.save(tmp_path / "m.npz")
-    with pytest.raises(ValueError, match=r"the architecture recorded in the file does not fit the weights saved "
-                                         r"with it \(was a layer replaced or added after it was built\?\); build the "
-                                         r"model in Python, then call model.load\(path\):\n  unexpected parameter "
-                                         r"'1.bias'\n  unexpected parameter '1.weight'$"):
+    with pytest.raises(
+        ValueError,
+        match=r"the architecture recorded in the file does not fit the weights saved "
+        r"with it \(was a layer replaced or added after it was built\?\); build the "
+        r"model in Python, then call model.load\(path\):\n  unexpected parameter "
+        r"'1.bias'\n  unexpected parameter '1.weight'$",
+    ):
         load_model(tmp_path / "m.npz")
 
 
@@ -725,9 +846,11 @@ def test_a_file_saved_before_the_architecture_loads_with_model_load_only(tmp_pat
     np.testing.assert_array_equal(fresh.predict(x), model.predict(x))
     with pytest.raises(ValueError) as info:
         load_model(path)
-    assert str(info.value) == (f"load_model: '{path}' holds weights only, without the architecture (saved by an "
-                               "older minicnn, or by np.savez); build the model in Python as it was built, then "
-                               "call model.load(path)")
+    assert str(info.value) == (
+        f"load_model: '{path}' holds weights only, without the architecture (saved by an "
+        "older minicnn, or by np.savez); build the model in Python as it was built, then "
+        "call model.load(path)"
+    )
 
 
 def test_a_file_that_does_not_fit_says_in_one_line_what_it_holds_and_how_to_load_it(tmp_path):
@@ -737,9 +860,11 @@ def test_a_file_that_does_not_fit_says_in_one_line_what_it_holds_and_how_to_load
     with pytest.raises(ValueError) as info:
         model.load(tmp_path / "resnet.npz")
     first, *listed = str(info.value).split("\n")
-    assert first == (f"load: {tmp_path / 'resnet.npz'} does not fit this model; nothing was changed. It holds "
-                     "Sequential(Conv2DVolume(3, 4, 3, padding='same', bias=False), BatchNorm2D(4), ReLU(), "
-                     "MaxPool2D(2), ... 8 more): load it with minicnn.load_model(path).")
+    assert first == (
+        f"load: {tmp_path / 'resnet.npz'} does not fit this model; nothing was changed. It holds "
+        "Sequential(Conv2DVolume(3, 4, 3, padding='same', bias=False), BatchNorm2D(4), ReLU(), "
+        "MaxPool2D(2), ... 8 more): load it with minicnn.load_model(path)."
+    )
     problems = model._state_problems(read_checkpoint(tmp_path / "resnet.npz")[0])
     assert listed == [f"  {p}" for p in problems[:5]] + [f"  and {len(problems) + 1 - 5} more"]  # + a resume entry
     np.testing.assert_array_equal(model.state_dict()["0.weight"], before["0.weight"])
@@ -754,15 +879,25 @@ def test_a_file_without_architecture_that_does_not_fit_lists_its_mismatches(tmp_
     assert second == "  '0.weight': shape (4, 3, 3, 3) in the state, (2, 3) in the model"
 
 
-@pytest.mark.parametrize(("stored", "expected"), [
-    (np.array("{not json"), "its architecture is damaged (not JSON"),
-    (np.array('{"version": 1, "model": {"class": "Dense"}}'), "its architecture is damaged (a layer is not"),
-    (np.array('{"version": 1, "model": {"class": "Dense", "module": "minicnn", "args": [{"$set": 1}], '
-              '"kwargs": {}}}'), 'its architecture is damaged (unknown argument {"$set": 1})'),
-    (np.array('{"version": 2, "model": null}'), "its architecture has version 2, this minicnn reads version 1"),
-    (np.frombuffer(b"{}", np.uint8), ("has a 'meta.architecture' that is a uint8 array of shape (2,), where "
-                                      "0-d text belongs")),
-], ids=["not-json", "not-a-layer", "unknown-marker", "future", "bytes"])
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        (np.array("{not json"), "its architecture is damaged (not JSON"),
+        (np.array('{"version": 1, "model": {"class": "Dense"}}'), "its architecture is damaged (a layer is not"),
+        (
+            np.array(
+                '{"version": 1, "model": {"class": "Dense", "module": "minicnn", "args": [{"$set": 1}], "kwargs": {}}}'
+            ),
+            'its architecture is damaged (unknown argument {"$set": 1})',
+        ),
+        (np.array('{"version": 2, "model": null}'), "its architecture has version 2, this minicnn reads version 1"),
+        (
+            np.frombuffer(b"{}", np.uint8),
+            ("has a 'meta.architecture' that is a uint8 array of shape (2,), where 0-d text belongs"),
+        ),
+    ],
+    ids=["not-json", "not-a-layer", "unknown-marker", "future", "bytes"],
+)
 def test_a_damaged_architecture_is_named_and_model_load_still_reads_the_weights(tmp_path, stored, expected):
     model = Sequential(Dense(3, 2))
     path = tmp_path / "m.npz"
@@ -785,8 +920,11 @@ def test_a_constructor_that_refuses_its_recorded_arguments_is_named(tmp_path):
     Picky.largest = 5
     Sequential(Picky(4)).save(tmp_path / "m.npz")
     Picky.largest = 3
-    with pytest.raises(ValueError, match=r"layer 0 \(Picky\) could not be built again from Picky\(4\) \(ValueError: "
-                                         r"Picky: size 4 is too large\); has the class changed"):
+    with pytest.raises(
+        ValueError,
+        match=r"layer 0 \(Picky\) could not be built again from Picky\(4\) \(ValueError: "
+        r"Picky: size 4 is too large\); has the class changed",
+    ):
         load_model(tmp_path / "m.npz", custom_layers={"Picky": Picky})
 
 

@@ -104,8 +104,11 @@ def test_the_pickled_python_version_is_recognised_and_never_read(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     (folder / "data_batch_1").write_bytes(pickle.dumps({"labels": [0]}))
-    with pytest.raises(FileNotFoundError, match=r"cifar-10-batches-py is the pickled Python version, which is never "
-                                                r"read .*cifar-10-binary.tar.gz"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"cifar-10-batches-py is the pickled Python version, which is never "
+        r"read .*cifar-10-binary.tar.gz",
+    ):
         load_cifar10(tmp_path)
 
 
@@ -124,8 +127,11 @@ def test_a_pickled_batch_under_a_binary_name_is_named(root):
 def test_a_size_that_is_no_whole_number_of_records(root, files, cut):
     path = root / FOLDER / "data_batch_3.bin"
     path.write_bytes(files[0]["data_batch_3.bin"][:-cut])
-    with pytest.raises(ValueError, match=rf"{path} is [\d,]+ bytes, not a whole number of 3,073-byte records .*"
-                                         "truncated or not a CIFAR-10 binary batch"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{path} is [\d,]+ bytes, not a whole number of 3,073-byte records .*"
+        "truncated or not a CIFAR-10 binary batch",
+    ):
         load_cifar10(root)
 
 
@@ -157,11 +163,15 @@ def test_labels_outside_0_to_9_name_the_file_and_record(root, files):
         load_cifar10(root)
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    ({"split": "validation"}, ValueError, r"split must be 'train' or 'test', got 'validation'"),
-    ({"root": ["data"]}, TypeError, r"root must be a folder"),
-    ({"download": 1}, TypeError, r"download must be True or False"),
-], ids=["split", "root", "download"])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"split": "validation"}, ValueError, r"split must be 'train' or 'test', got 'validation'"),
+        ({"root": ["data"]}, TypeError, r"root must be a folder"),
+        ({"download": 1}, TypeError, r"download must be True or False"),
+    ],
+    ids=["split", "root", "download"],
+)
 def test_bad_arguments(tmp_path, kwargs, error, message):
     with pytest.raises(error, match=f"load_cifar10: {message}"):
         load_cifar10(**{"root": tmp_path, **kwargs})
@@ -199,8 +209,12 @@ def test_an_intact_archive_already_there_is_used_and_kept(tmp_path, files, archi
 
 
 def test_an_archive_that_is_not_the_official_one(tmp_path, files):
-    with serve({"cifar-10-binary.tar.gz": cifar_archive_bytes(files[0])}) as server, pytest.raises(
-            ValueError, match=r"its MD5 is [0-9a-f]{32}, the published one is c32a1d4ab5d03f1284b67883e8d87530"):
+    with (
+        serve({"cifar-10-binary.tar.gz": cifar_archive_bytes(files[0])}) as server,
+        pytest.raises(
+            ValueError, match=r"its MD5 is [0-9a-f]{32}, the published one is c32a1d4ab5d03f1284b67883e8d87530"
+        ),
+    ):
         load_cifar10(tmp_path, download=True, mirror=server.base)
     assert leftovers(tmp_path) == []
     (tmp_path / "cifar-10-binary.tar.gz").write_bytes(b"mine")
@@ -213,8 +227,12 @@ def test_an_archive_without_a_batch_is_refused(tmp_path, files, monkeypatch):
     partial = {k: v for k, v in files[0].items() if k != "data_batch_2.bin"}
     data = cifar_archive_bytes(partial)
     monkeypatch.setattr(cifar_module, "ARCHIVE_MD5", md5(data))
-    with serve({"cifar-10-binary.tar.gz": data}) as server, pytest.raises(
-            ValueError, match=r"has no cifar-10-batches-bin/data_batch_2.bin; it is not the official archive"):
+    with (
+        serve({"cifar-10-binary.tar.gz": data}) as server,
+        pytest.raises(
+            ValueError, match=r"has no cifar-10-batches-bin/data_batch_2.bin; it is not the official archive"
+        ),
+    ):
         load_cifar10(tmp_path, download=True, mirror=server.base)
 
 
@@ -227,8 +245,11 @@ def test_an_interrupted_download_leaves_nothing(tmp_path, archive):
 
 
 def test_without_a_network_the_error_says_so(tmp_path):
-    with pytest.raises(ConnectionError, match=r"could not download cifar-10-binary.tar.gz: .*refused.*Check the "
-                                              "network connection"):
+    with pytest.raises(
+        ConnectionError,
+        match=r"could not download cifar-10-binary.tar.gz: .*refused.*Check the "
+        "network connection",
+    ):
         load_cifar10(tmp_path, download=True, mirror=closed_port_url())
     assert leftovers(tmp_path) == []
 

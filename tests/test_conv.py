@@ -71,8 +71,7 @@ IDS = list(GRID)
 
 
 def make_conv(rng, shape, c_out, kernel, stride, padding, dilation, bias):
-    conv = Conv2DVolume(shape[1], c_out, kernel, stride=stride, padding=padding, dilation=dilation,
-                        bias=bias, rng=rng)
+    conv = Conv2DVolume(shape[1], c_out, kernel, stride=stride, padding=padding, dilation=dilation, bias=bias, rng=rng)
     if bias:  # biases start at zero; make them count
         conv.bias.data[...] = rng.standard_normal(c_out)
     return conv
@@ -211,9 +210,21 @@ def test_init_depends_only_on_the_passed_rng():
         ({"kernel_size": (3, 3, 3)}, ValueError, r"kernel_size must be an int or an \(h, w\) pair"),
         ({"stride": 1.5}, TypeError, r"stride must be an int"),
     ],
-    ids=["stride0", "stride-pair-0", "kernel0", "kernel-negative", "dilation0", "unknown-padding",
-         "negative-padding", "negative-padding-pair", "in-channels0", "out-channels0", "float-channels",
-         "kernel-triple", "float-stride"],
+    ids=[
+        "stride0",
+        "stride-pair-0",
+        "kernel0",
+        "kernel-negative",
+        "dilation0",
+        "unknown-padding",
+        "negative-padding",
+        "negative-padding-pair",
+        "in-channels0",
+        "out-channels0",
+        "float-channels",
+        "kernel-triple",
+        "float-stride",
+    ],
 )
 def test_bad_constructor_arguments(kwargs, error, match):
     args = {"in_channels": 2, "out_channels": 3, "kernel_size": 3, "rng": np.random.default_rng(0)} | kwargs
@@ -232,8 +243,11 @@ def conv3():
         (np.zeros((3, 8, 8)), ValueError, r"\(3, 8, 8\) \(3-D\); expected 4-D \(N, C, H, W\).*x\[None\]"),
         (np.zeros((8, 8)), ValueError, r"expected 4-D.*x\[None, None\]"),
         (np.zeros((1, 2, 3, 8, 8)), ValueError, r"expected 4-D"),
-        (np.zeros((8, 1, 28, 28)), ValueError,
-         r"Conv2DVolume\(in_channels=3\) got input of shape \(8, 1, 28, 28\): 1 channel, expected 3"),
+        (
+            np.zeros((8, 1, 28, 28)),
+            ValueError,
+            r"Conv2DVolume\(in_channels=3\) got input of shape \(8, 1, 28, 28\): 1 channel, expected 3",
+        ),
         (np.zeros((2, 8, 8, 3)), ValueError, r"8 channels, expected 3.*transpose\(0, 3, 1, 2\)"),
         (np.zeros((0, 3, 8, 8)), ValueError, r"empty batch"),
         (np.zeros((1, 3, 2, 8)), ValueError, r"spans \(3, 3\), larger than the padded input \(2, 8\)"),
@@ -241,8 +255,18 @@ def conv3():
         (np.empty((1, 3, 4, 4), dtype=object), TypeError, r"dtype object; expected a numeric array"),
         (np.zeros((1, 3, 4, 4), complex), TypeError, r"complex"),
     ],
-    ids=["CHW-image", "HW-image", "5-D", "wrong-channels", "channels-last", "empty-batch",
-         "kernel-larger-than-input", "strings", "object", "complex"],
+    ids=[
+        "CHW-image",
+        "HW-image",
+        "5-D",
+        "wrong-channels",
+        "channels-last",
+        "empty-batch",
+        "kernel-larger-than-input",
+        "strings",
+        "object",
+        "complex",
+    ],
 )
 def test_bad_input(conv3, x, error, match):
     with pytest.raises(error, match=match):
@@ -264,8 +288,9 @@ def conv_cases(draw):
     kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    padding = draw(st.one_of(st.just("same"), st.just("valid"), st.integers(0, 2),
-                             st.tuples(st.integers(0, 2), st.integers(0, 2))))
+    padding = draw(
+        st.one_of(st.just("same"), st.just("valid"), st.integers(0, 2), st.tuples(st.integers(0, 2), st.integers(0, 2)))
+    )
     pads = per_side(padding, shape[2:], kernel, stride, dilation)
     for n, k, d, p in zip(shape[2:], kernel, dilation, pads):
         assume(n + sum(p) >= d * (k - 1) + 1)
@@ -297,8 +322,9 @@ GROUPS = {
 
 
 def make_grouped(rng, shape, c_out, kernel, stride, padding, dilation, groups):
-    conv = Conv2DVolume(shape[1], c_out, kernel, stride=stride, padding=padding, dilation=dilation, rng=rng,
-                        groups=groups)
+    conv = Conv2DVolume(
+        shape[1], c_out, kernel, stride=stride, padding=padding, dilation=dilation, rng=rng, groups=groups
+    )
     conv.bias.data[...] = rng.standard_normal(c_out)
     return conv
 
@@ -341,8 +367,12 @@ def test_groups_match_torch(rng, shape, c_out, kernel, stride, padding, dilation
     padded = torch.nn.functional.pad(tx, (left, right, top, bottom))
     ty = torch.nn.functional.conv2d(padded, tw, tb, stride=stride, dilation=dilation, groups=groups)
     ty.backward(torch.tensor(dout, dtype=torch.float64))
-    for name, ours, theirs in [("out", out, ty), ("dx", dx, tx.grad), ("dW", conv.weight.grad, tw.grad),
-                               ("db", conv.bias.grad, tb.grad)]:
+    for name, ours, theirs in [
+        ("out", out, ty),
+        ("dx", dx, tx.grad),
+        ("dW", conv.weight.grad, tw.grad),
+        ("db", conv.bias.grad, tb.grad),
+    ]:
         np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-5, atol=1e-5, err_msg=name)
 
 
@@ -388,13 +418,19 @@ def test_groups_survive_save_and_load(rng, tmp_path):
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        ({"in_channels": 4, "out_channels": 6, "groups": 3}, ValueError,
-         r"Conv2DVolume: groups=3 must divide in_channels \(4\) and out_channels \(6\).*use one of 1, 2$"),
+        (
+            {"in_channels": 4, "out_channels": 6, "groups": 3},
+            ValueError,
+            r"Conv2DVolume: groups=3 must divide in_channels \(4\) and out_channels \(6\).*use one of 1, 2$",
+        ),
         ({"in_channels": 6, "out_channels": 4, "groups": 4}, ValueError, r"groups=4 must divide in_channels \(6\)"),
         ({"groups": 0}, ValueError, r"groups must be >= 1, got 0"),
         ({"groups": 2.0}, TypeError, r"groups must be an int, got 2.0"),
-        ({"groups": 2, "algorithm": "winograd"}, ValueError,
-         r"algorithm='winograd' runs groups=1 only, got groups=2.*algorithm='im2col' or 'auto'"),
+        (
+            {"groups": 2, "algorithm": "winograd"},
+            ValueError,
+            r"algorithm='winograd' runs groups=1 only, got groups=2.*algorithm='im2col' or 'auto'",
+        ),
         ({"groups": 2, "algorithm": "im2col_nhwc"}, ValueError, r"algorithm='im2col_nhwc' runs groups=1 only"),
     ],
     ids=["in-and-out-not-multiples", "in-not-a-multiple", "zero", "float", "winograd", "nhwc"],

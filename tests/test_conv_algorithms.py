@@ -21,15 +21,28 @@ def supports(algorithm, kernel, stride, dilation):
 
 
 GRID = [(algorithm, case) for algorithm in ALGORITHMS for case in CASES if supports(algorithm, *case[2:4], case[5])]
-GRID_IDS = [f"{algorithm}-{name}" for algorithm in ALGORITHMS for name, case in zip(IDS, CASES)
-            if supports(algorithm, *case[2:4], case[5])]
+GRID_IDS = [
+    f"{algorithm}-{name}"
+    for algorithm in ALGORITHMS
+    for name, case in zip(IDS, CASES)
+    if supports(algorithm, *case[2:4], case[5])
+]
 
 
 def forced(rng, algorithm, case):
     """test_conv's make_conv, on a forced algorithm."""
     shape, c_out, kernel, stride, padding, dilation, bias = case
-    conv = Conv2DVolume(shape[1], c_out, kernel, stride=stride, padding=padding, dilation=dilation, bias=bias,
-                        rng=rng, algorithm=algorithm)
+    conv = Conv2DVolume(
+        shape[1],
+        c_out,
+        kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        bias=bias,
+        rng=rng,
+        algorithm=algorithm,
+    )
     if bias:  # biases start at zero; make them count
         conv.bias.data[...] = rng.standard_normal(c_out)
     return conv
@@ -91,8 +104,12 @@ def test_float32_is_within_1e_5_of_float64_torch(rng, algorithm, shape, f, kerne
     tb = torch.tensor(conv.bias.data, dtype=torch.float64, requires_grad=True)
     ty = torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=padding)
     ty.backward(torch.tensor(dout, dtype=torch.float64))
-    for name, ours, theirs in [("out", out, ty), ("dx", dx, tx.grad), ("dW", conv.weight.grad, tw.grad),
-                               ("db", conv.bias.grad, tb.grad)]:
+    for name, ours, theirs in [
+        ("out", out, ty),
+        ("dx", dx, tx.grad),
+        ("dW", conv.weight.grad, tw.grad),
+        ("db", conv.bias.grad, tb.grad),
+    ]:
         theirs = theirs.detach().numpy()
         error = np.abs(ours - theirs).max() / np.abs(theirs).max()
         assert error < 1e-5, f"{name}: relative error {error:.1e}"
@@ -243,8 +260,9 @@ def test_winograd_matrices_are_lavins_for_the_classic_points():
     np.testing.assert_allclose(at[3], [0, 1, -1, 8, -8, 1])
 
 
-@pytest.mark.parametrize("points", [(0, 1, -1, 0.5, -2), (0, 1, -1, 2, -2), (0, 2, -3, 0.25, 5)],
-                         ids=["default", "lavin", "odd"])
+@pytest.mark.parametrize(
+    "points", [(0, 1, -1, 0.5, -2), (0, 1, -1, 2, -2), (0, 2, -3, 0.25, 5)], ids=["default", "lavin", "odd"]
+)
 def test_winograd_1d_computes_the_correlation(rng, points):
     at, g, bt = winograd_matrices(4, 3, points)
     d, k = rng.standard_normal(6), rng.standard_normal(3)

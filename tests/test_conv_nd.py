@@ -33,8 +33,9 @@ def build(name, rng):
 def pads_of(layer, spatial):
     """The per-side pads, worked out here rather than by the library."""
     if layer.padding == "same":
-        return tuple(same_pads(n, k, s, d) for n, k, s, d in zip(spatial, layer.kernel_size, layer.stride,
-                                                                   layer.dilation))
+        return tuple(
+            same_pads(n, k, s, d) for n, k, s, d in zip(spatial, layer.kernel_size, layer.stride, layer.dilation)
+        )
     if layer.padding == "causal":
         return tuple((d * (k - 1), 0) for k, d in zip(layer.kernel_size, layer.dilation))
     return tuple((p, p) for p in layer.padding)
@@ -91,43 +92,55 @@ def test_causal_output_does_not_see_the_future(rng):
     assert not np.allclose(out[..., 6:], out_later[..., 6:])
 
 
-@pytest.mark.parametrize(("layer", "shape", "expected"), [
-    (Conv1D(2, 4, 3, stride=2, padding="same"), (5, 2, 9), (5, 4, 5)),
-    (Conv1D(2, 4, 3, padding="causal", dilation=3), (1, 2, 4), (1, 4, 4)),
-    (Conv1D(2, 4, 3, dilation=2, padding=1), (1, 2, 8), (1, 4, 6)),
-    (Conv3D(2, 4, (1, 3, 3), stride=(1, 2, 2), padding="same"), (3, 2, 4, 7, 8), (3, 4, 4, 4, 4)),
-    (Conv3D(2, 4, 2, padding=(0, 1, 0)), (1, 2, 3, 3, 3), (1, 4, 2, 4, 2)),
-])
+@pytest.mark.parametrize(
+    ("layer", "shape", "expected"),
+    [
+        (Conv1D(2, 4, 3, stride=2, padding="same"), (5, 2, 9), (5, 4, 5)),
+        (Conv1D(2, 4, 3, padding="causal", dilation=3), (1, 2, 4), (1, 4, 4)),
+        (Conv1D(2, 4, 3, dilation=2, padding=1), (1, 2, 8), (1, 4, 6)),
+        (Conv3D(2, 4, (1, 3, 3), stride=(1, 2, 2), padding="same"), (3, 2, 4, 7, 8), (3, 4, 4, 4, 4)),
+        (Conv3D(2, 4, 2, padding=(0, 1, 0)), (1, 2, 3, 3, 3), (1, 4, 2, 4, 2)),
+    ],
+)
 def test_output_shape(layer, shape, expected):
     assert layer.output_shape(shape) == expected
     assert layer(np.zeros(shape, np.float32)).shape == expected
 
 
-@pytest.mark.parametrize(("make", "x", "match"), [
-    (lambda: Conv1D(3, 2, 3), np.zeros((2, 4, 8)),
-     r"Conv1D\(in_channels=3\) got input of shape \(2, 4, 8\): 4 channels, expected 3 \(N, C, L\)"),
-    (lambda: Conv1D(3, 2, 3), np.zeros((3, 8)), r"expected 3-D \(N, C, L\); .* x\[None\]"),
-    (lambda: Conv1D(3, 2, 3), np.zeros((1, 3, 4, 4)), r"\(4-D\); expected 3-D \(N, C, L\)$"),
-    (lambda: Conv3D(1, 2, 3), np.zeros((1, 2, 4, 4, 4)), r"2 channels, expected 1 \(N, C, D, H, W\)"),
-    (lambda: Conv3D(1, 2, 3), np.zeros((1, 4, 4, 4)), r"expected 5-D \(N, C, D, H, W\); .* x\[None\]"),
-    (lambda: Conv3D(1, 2, 3), np.zeros((1, 1, 2, 4, 4)), r"Conv3D: kernel_size \(3, 3, 3\) .* larger"),
-    (lambda: Conv1D(1, 2, 3), np.zeros((0, 1, 4)), r"empty batch"),
-])
+@pytest.mark.parametrize(
+    ("make", "x", "match"),
+    [
+        (
+            lambda: Conv1D(3, 2, 3),
+            np.zeros((2, 4, 8)),
+            r"Conv1D\(in_channels=3\) got input of shape \(2, 4, 8\): 4 channels, expected 3 \(N, C, L\)",
+        ),
+        (lambda: Conv1D(3, 2, 3), np.zeros((3, 8)), r"expected 3-D \(N, C, L\); .* x\[None\]"),
+        (lambda: Conv1D(3, 2, 3), np.zeros((1, 3, 4, 4)), r"\(4-D\); expected 3-D \(N, C, L\)$"),
+        (lambda: Conv3D(1, 2, 3), np.zeros((1, 2, 4, 4, 4)), r"2 channels, expected 1 \(N, C, D, H, W\)"),
+        (lambda: Conv3D(1, 2, 3), np.zeros((1, 4, 4, 4)), r"expected 5-D \(N, C, D, H, W\); .* x\[None\]"),
+        (lambda: Conv3D(1, 2, 3), np.zeros((1, 1, 2, 4, 4)), r"Conv3D: kernel_size \(3, 3, 3\) .* larger"),
+        (lambda: Conv1D(1, 2, 3), np.zeros((0, 1, 4)), r"empty batch"),
+    ],
+)
 def test_bad_input_is_refused_with_its_reason(make, x, match):
     layer = make()
     with pytest.raises(ValueError, match=match):
         layer(x)
 
 
-@pytest.mark.parametrize(("make", "error", "match"), [
-    (lambda: Conv1D(4, 6, 3, groups=4), ValueError, r"Conv1D: groups=4 must divide .* use one of 1, 2"),
-    (lambda: Conv3D(2, 2, (3, 3)), ValueError, r"Conv3D: kernel_size must be an int or 3 ints"),
-    (lambda: Conv3D(2, 2, 3, padding="causal"), ValueError, r"Conv3D: unknown padding 'causal'"),
-    (lambda: Conv1D(2, 2, 3, padding="full"), ValueError, r"Conv1D: unknown padding 'full'.*'causal'"),
-    (lambda: Conv1D(2, 2, 3, stride=0), ValueError, r"Conv1D: stride must be >= 1"),
-    (lambda: Conv1D(2, 2, 3, padding=-1), ValueError, r"Conv1D: padding must be >= 0"),
-    (lambda: Conv1D(2.0, 2, 3), TypeError, r"Conv1D: in_channels must be an int"),
-])
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda: Conv1D(4, 6, 3, groups=4), ValueError, r"Conv1D: groups=4 must divide .* use one of 1, 2"),
+        (lambda: Conv3D(2, 2, (3, 3)), ValueError, r"Conv3D: kernel_size must be an int or 3 ints"),
+        (lambda: Conv3D(2, 2, 3, padding="causal"), ValueError, r"Conv3D: unknown padding 'causal'"),
+        (lambda: Conv1D(2, 2, 3, padding="full"), ValueError, r"Conv1D: unknown padding 'full'.*'causal'"),
+        (lambda: Conv1D(2, 2, 3, stride=0), ValueError, r"Conv1D: stride must be >= 1"),
+        (lambda: Conv1D(2, 2, 3, padding=-1), ValueError, r"Conv1D: padding must be >= 0"),
+        (lambda: Conv1D(2.0, 2, 3), TypeError, r"Conv1D: in_channels must be an int"),
+    ],
+)
 def test_bad_arguments_are_refused(make, error, match):
     with pytest.raises(error, match=match):
         make()
@@ -136,8 +149,10 @@ def test_bad_arguments_are_refused(make, error, match):
 def test_valid_is_no_padding_and_the_repr_says_what_it_is():
     layer = Conv3D(2, 4, 3, padding="valid", groups=2)
     assert layer.padding == (0, 0, 0)
-    assert repr(layer) == ("Conv3D(2, 4, kernel_size=(3, 3, 3), stride=(1, 1, 1), padding=(0, 0, 0), "
-                           "dilation=(1, 1, 1), groups=2, bias=True)")
+    assert repr(layer) == (
+        "Conv3D(2, 4, kernel_size=(3, 3, 3), stride=(1, 1, 1), padding=(0, 0, 0), "
+        "dilation=(1, 1, 1), groups=2, bias=True)"
+    )
 
 
 def test_summary_counts_the_multiply_accumulates():
@@ -150,8 +165,9 @@ def test_summary_counts_the_multiply_accumulates():
 
 
 # -- torch, as the second oracle ------------------------------------------------------------------------
-TORCH_CONFIGS = [name for name in CONFIGS if "causal" not in name and not
-                 (CONFIGS[name][5] == "same" and CONFIGS[name][4] != 1)]
+TORCH_CONFIGS = [
+    name for name in CONFIGS if "causal" not in name and not (CONFIGS[name][5] == "same" and CONFIGS[name][4] != 1)
+]
 
 
 @pytest.mark.parametrize("name", TORCH_CONFIGS)
@@ -162,8 +178,11 @@ def test_torch_gives_the_same_forward_and_gradients(name, rng):
     layer, shape = build(name, rng)
     x = rng.standard_normal(shape).astype(np.float32)
     net = to_torch(Sequential(layer))
-    assert list(net.state_dict()) == ["0." + k for k in layer.state_dict()] == (
-        ["0.weight", "0.bias"] if layer.bias is not None else ["0.weight"])
+    assert (
+        list(net.state_dict())
+        == ["0." + k for k in layer.state_dict()]
+        == (["0.weight", "0.bias"] if layer.bias is not None else ["0.weight"])
+    )
     assert type(net[0]) is (torch.nn.Conv1d if isinstance(layer, Conv1D) else torch.nn.Conv3d)
     tx = torch.from_numpy(x).requires_grad_()
     out = net(tx)
@@ -180,8 +199,9 @@ def test_a_torch_conv1d_and_conv3d_come_back_as_minicnn_layers(rng):
     torch = pytest.importorskip("torch")
     from minicnn.export import from_torch
 
-    net = torch.nn.Sequential(torch.nn.Conv1d(2, 4, 3, padding="same", groups=2),
-                              torch.nn.Conv1d(4, 3, 2, stride=2, dilation=2, bias=False))
+    net = torch.nn.Sequential(
+        torch.nn.Conv1d(2, 4, 3, padding="same", groups=2), torch.nn.Conv1d(4, 3, 2, stride=2, dilation=2, bias=False)
+    )
     back = from_torch(net)
     assert [type(layer) for layer in back.layers] == [Conv1D, Conv1D]
     assert back[0].padding == "same" and back[0].groups == 2 and back[1].bias is None
@@ -193,8 +213,14 @@ def test_a_torch_conv1d_and_conv3d_come_back_as_minicnn_layers(rng):
     assert type(layer) is Conv3D and layer.padding == (0, 1, 1) and layer.stride == (1, 2, 1)
 
 
-@pytest.mark.parametrize("layer", [Conv1D(2, 2, 3, padding="causal"), Conv1D(2, 2, 3, stride=2, padding="same"),
-                                   Conv3D(2, 2, 3, stride=2, padding="same")])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        Conv1D(2, 2, 3, padding="causal"),
+        Conv1D(2, 2, 3, stride=2, padding="same"),
+        Conv3D(2, 2, 3, stride=2, padding="same"),
+    ],
+)
 def test_to_torch_refuses_what_torch_has_no_module_for(layer):
     pytest.importorskip("torch")
     from minicnn.export import to_torch
@@ -208,8 +234,10 @@ def test_onnx_takes_causal_and_strided_same_padding(rng, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     from minicnn.export import to_onnx
 
-    model = Sequential(Conv1D(2, 4, 3, padding="causal", dilation=2, rng=rng),
-                       Conv1D(4, 4, 4, stride=2, padding="same", groups=2, rng=rng))
+    model = Sequential(
+        Conv1D(2, 4, 3, padding="causal", dilation=2, rng=rng),
+        Conv1D(4, 4, 4, stride=2, padding="same", groups=2, rng=rng),
+    )
     path = tmp_path / "seq.onnx"
     to_onnx(model, path, (2, 11))
     x = rng.standard_normal((3, 2, 11)).astype(np.float32)

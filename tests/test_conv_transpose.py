@@ -32,8 +32,19 @@ IDS = list(GRID)
 
 
 def make(rng, shape, c_out, kernel, stride, padding, output_padding, dilation, groups, bias, dtype=np.float64):
-    layer = ConvTranspose2D(shape[1], c_out, kernel, stride=stride, padding=padding, output_padding=output_padding,
-                            groups=groups, bias=bias, dilation=dilation, rng=rng, dtype=dtype)
+    layer = ConvTranspose2D(
+        shape[1],
+        c_out,
+        kernel,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        groups=groups,
+        bias=bias,
+        dilation=dilation,
+        rng=rng,
+        dtype=dtype,
+    )
     if bias:  # a bias of zeros would hide a bias added in the wrong place
         layer.bias.data[...] = rng.standard_normal(c_out)
     return layer, rng.standard_normal(shape)
@@ -96,13 +107,20 @@ def test_it_inverts_the_shape_of_the_convolution_it_transposes(rng):
 
 
 @pytest.mark.parametrize("h, w", [(1, 1), (3, 5), (7, 2)])
-@pytest.mark.parametrize("kernel, stride, padding, output_padding, dilation", [
-    (3, 1, 0, 0, 1), (4, 2, 1, 0, 1), (3, 2, 1, 1, 1), ((2, 5), (3, 1), (0, 2), (2, 0), 1), (3, 1, 1, (1, 0), 2)])
+@pytest.mark.parametrize(
+    "kernel, stride, padding, output_padding, dilation",
+    [(3, 1, 0, 0, 1), (4, 2, 1, 0, 1), (3, 2, 1, 1, 1), ((2, 5), (3, 1), (0, 2), (2, 0), 1), (3, 1, 1, (1, 0), 2)],
+)
 def test_output_size_is_torchs_formula(h, w, kernel, stride, padding, output_padding, dilation):
-    layer = ConvTranspose2D(1, 2, kernel, stride=stride, padding=padding, output_padding=output_padding,
-                            dilation=dilation)
-    expected = tuple((n - 1) * s - 2 * p + d * (k - 1) + e + 1 for n, s, p, d, k, e in zip(
-        (h, w), _pair(stride), _pair(padding), _pair(dilation), _pair(kernel), _pair(output_padding)))
+    layer = ConvTranspose2D(
+        1, 2, kernel, stride=stride, padding=padding, output_padding=output_padding, dilation=dilation
+    )
+    expected = tuple(
+        (n - 1) * s - 2 * p + d * (k - 1) + e + 1
+        for n, s, p, d, k, e in zip(
+            (h, w), _pair(stride), _pair(padding), _pair(dilation), _pair(kernel), _pair(output_padding)
+        )
+    )
     assert layer.output_shape((2, 1, h, w)) == (2, 2) + expected
     assert layer(np.zeros((2, 1, h, w), np.float32)).shape == (2, 2) + expected
 
@@ -135,8 +153,10 @@ def test_init_depends_only_on_the_passed_rng():
 
 def test_repr_shows_every_setting():
     layer = ConvTranspose2D(4, 2, 3, stride=2, padding=1, output_padding=1, bias=False)
-    assert repr(layer) == ("ConvTranspose2D(4, 2, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), "
-                           "output_padding=(1, 1), groups=1, bias=False, dilation=(1, 1))")
+    assert repr(layer) == (
+        "ConvTranspose2D(4, 2, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), "
+        "output_padding=(1, 1), groups=1, bias=False, dilation=(1, 1))"
+    )
 
 
 def test_float32_stays_float32_and_float64_float64(rng):
@@ -164,36 +184,73 @@ def test_the_first_layer_of_a_model_returns_no_input_gradient(rng):
 
 
 # -- errors ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"padding": "same"}, TypeError, (r"ConvTranspose2D: padding must be an int or an \(h, w\) pair, got 'same'.*"
-                                      r"no 'same' or 'valid'.*kernel_size=4, stride=2, padding=1")),
-    ({"padding": "valid"}, TypeError, "no 'same' or 'valid'"),
-    ({"padding": -1}, ValueError, "padding must be >= 0, got -1"),
-    ({"padding": (1, 1, 1, 1)}, ValueError, r"padding must be an int or an \(h, w\) pair"),
-    ({"stride": 0}, ValueError, "stride must be >= 1"),
-    ({"output_padding": 2, "stride": 2}, ValueError, (r"output_padding \(2, 2\) must be less than the stride "
-                                                       r"\(2, 2\) or the dilation \(1, 1\)")),
-    ({"output_padding": (0, 1)}, ValueError, "must be less than the stride"),
-    ({"groups": 2}, ValueError, "in_channels=3 and out_channels=4 must both be multiples of groups=2"),
-    ({"kernel_size": 2.5}, TypeError, "kernel_size must be an int, got 2.5"),
-    ({"init": "xavier"}, ValueError, "unknown init 'xavier'"),
-    ({"rng": 0}, TypeError, "rng must be a numpy.random.Generator"),
-], ids=["same", "valid", "negative-pad", "per-side-pad", "stride0", "op=stride", "op-w", "groups", "float-kernel",
-        "init", "rng"])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (
+            {"padding": "same"},
+            TypeError,
+            (
+                r"ConvTranspose2D: padding must be an int or an \(h, w\) pair, got 'same'.*"
+                r"no 'same' or 'valid'.*kernel_size=4, stride=2, padding=1"
+            ),
+        ),
+        ({"padding": "valid"}, TypeError, "no 'same' or 'valid'"),
+        ({"padding": -1}, ValueError, "padding must be >= 0, got -1"),
+        ({"padding": (1, 1, 1, 1)}, ValueError, r"padding must be an int or an \(h, w\) pair"),
+        ({"stride": 0}, ValueError, "stride must be >= 1"),
+        (
+            {"output_padding": 2, "stride": 2},
+            ValueError,
+            (
+                r"output_padding \(2, 2\) must be less than the stride "
+                r"\(2, 2\) or the dilation \(1, 1\)"
+            ),
+        ),
+        ({"output_padding": (0, 1)}, ValueError, "must be less than the stride"),
+        ({"groups": 2}, ValueError, "in_channels=3 and out_channels=4 must both be multiples of groups=2"),
+        ({"kernel_size": 2.5}, TypeError, "kernel_size must be an int, got 2.5"),
+        ({"init": "xavier"}, ValueError, "unknown init 'xavier'"),
+        ({"rng": 0}, TypeError, "rng must be a numpy.random.Generator"),
+    ],
+    ids=[
+        "same",
+        "valid",
+        "negative-pad",
+        "per-side-pad",
+        "stride0",
+        "op=stride",
+        "op-w",
+        "groups",
+        "float-kernel",
+        "init",
+        "rng",
+    ],
+)
 def test_bad_constructor_arguments(kwargs, error, match):
     args = {"in_channels": 3, "out_channels": 4, "kernel_size": 3, **kwargs}
     with pytest.raises(error, match=match):
         ConvTranspose2D(**args)
 
 
-@pytest.mark.parametrize("x, error, match", [
-    (np.zeros((2, 1, 4, 4)), ValueError, (r"ConvTranspose2D\(in_channels=3\) got input of shape \(2, 1, 4, 4\): "
-                                          r"1 channel, expected 3")),
-    (np.zeros((3, 4, 4)), ValueError, r"3-D\); expected 4-D \(N, C, H, W\).*x\[None\]"),
-    (np.zeros((0, 3, 4, 4)), ValueError, "empty batch"),
-    (np.zeros((2, 4, 4, 3)), ValueError, r"channels-last.*transpose\(0, 3, 1, 2\)"),
-    (np.full((1, 3, 2, 2), "a"), TypeError, "numeric"),
-], ids=["channels", "3d", "empty", "channels-last", "strings"])
+@pytest.mark.parametrize(
+    "x, error, match",
+    [
+        (
+            np.zeros((2, 1, 4, 4)),
+            ValueError,
+            (
+                r"ConvTranspose2D\(in_channels=3\) got input of shape \(2, 1, 4, 4\): "
+                r"1 channel, expected 3"
+            ),
+        ),
+        (np.zeros((3, 4, 4)), ValueError, r"3-D\); expected 4-D \(N, C, H, W\).*x\[None\]"),
+        (np.zeros((0, 3, 4, 4)), ValueError, "empty batch"),
+        (np.zeros((2, 4, 4, 3)), ValueError, r"channels-last.*transpose\(0, 3, 1, 2\)"),
+        (np.full((1, 3, 2, 2), "a"), TypeError, "numeric"),
+    ],
+    ids=["channels", "3d", "empty", "channels-last", "strings"],
+)
 def test_bad_input(x, error, match):
     with pytest.raises(error, match=match):
         ConvTranspose2D(3, 2, 3)(x)
@@ -201,8 +258,11 @@ def test_bad_input(x, error, match):
 
 def test_a_padding_that_leaves_no_output_is_named():
     layer = ConvTranspose2D(1, 1, 1, padding=1)  # 1x1 in, (1-1) - 2 + 0 + 1 = -1 out
-    with pytest.raises(ValueError, match=r"ConvTranspose2D\(in_channels=1\) got input of shape \(1, 1, 1, 1\): "
-                                         r"its output would be \(-1, -1\).*use less padding"):
+    with pytest.raises(
+        ValueError,
+        match=r"ConvTranspose2D\(in_channels=1\) got input of shape \(1, 1, 1, 1\): "
+        r"its output would be \(-1, -1\).*use less padding",
+    ):
         layer(np.zeros((1, 1, 1, 1)))
 
 
@@ -214,9 +274,18 @@ def test_matches_torch_forward_gradients_and_keys(rng, case, dtype):
     shape, c_out, kernel, stride, padding, output_padding, dilation, groups, bias = case
     layer, x = make(rng, *case, dtype=dtype)
     x = x.astype(dtype)
-    net = torch.nn.ConvTranspose2d(shape[1], c_out, kernel, stride=stride, padding=padding,
-                                   output_padding=output_padding, groups=groups, bias=bias, dilation=dilation,
-                                   dtype=getattr(torch, np.dtype(dtype).name))
+    net = torch.nn.ConvTranspose2d(
+        shape[1],
+        c_out,
+        kernel,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        groups=groups,
+        bias=bias,
+        dilation=dilation,
+        dtype=getattr(torch, np.dtype(dtype).name),
+    )
     assert list(net.state_dict()) == list(layer.state_dict())
     net.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()})
     tx = torch.from_numpy(x).requires_grad_()

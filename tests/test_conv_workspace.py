@@ -41,8 +41,12 @@ def test_conv_output_never_aliases_the_reused_buffer(rng):
 
 def test_conv_follows_changes_of_batch_size_and_dtype(rng):
     conv = Conv2DVolume(2, 3, 3, stride=2, padding="same", rng=rng)
-    for shape, dtype in [((4, 2, 7, 6), np.float32), ((1, 2, 7, 6), np.float32), ((4, 2, 9, 9), np.float64),
-                         ((4, 2, 7, 6), np.float32)]:
+    for shape, dtype in [
+        ((4, 2, 7, 6), np.float32),
+        ((1, 2, 7, 6), np.float32),
+        ((4, 2, 9, 9), np.float64),
+        ((4, 2, 7, 6), np.float32),
+    ]:
         x = rng.standard_normal(shape).astype(dtype)
         fresh = Conv2DVolume(2, 3, 3, stride=2, padding="same", rng=rng)
         fresh.weight.data[...] = conv.weight.data
@@ -51,5 +55,3 @@ def test_conv_follows_changes_of_batch_size_and_dtype(rng):
         np.testing.assert_array_equal(out, fresh(x))
         dout = rng.standard_normal(out.shape).astype(dtype)
         np.testing.assert_array_equal(conv.backward(dout), fresh.backward(dout))
-
-

@@ -27,14 +27,18 @@ def cache_file(tmp_path, split="test"):
 
 # -- make_shapes ---------------------------------------------------------------------------------
 
+
 def test_classes_are_named_and_at_least_six():
     assert len(CLASSES) >= 6 and len(set(CLASSES)) == len(CLASSES)
     for name in ("vertical_edge", "horizontal_edge", "diagonal_edge", "square", "circle", "triangle"):
         assert name in CLASSES
 
 
-@pytest.mark.parametrize("n, size", [(1, 32), (7, 32), (60, 32), (12, 16), (12, 48)],
-                         ids=["one-image", "odd-n", "sixty", "small-16px", "large-48px"])
+@pytest.mark.parametrize(
+    "n, size",
+    [(1, 32), (7, 32), (60, 32), (12, 16), (12, 48)],
+    ids=["one-image", "odd-n", "sixty", "small-16px", "large-48px"],
+)
 def test_shapes_dtypes_and_range(n, size):
     X, y = make_shapes(n, seed=0, image_size=size)
     assert X.shape == (n, 3, size, size) and X.dtype == np.float32
@@ -149,8 +153,7 @@ def linear_accuracies(X, y, X_test, y_test):
     X, X_test = (X - mean) / scale, (X_test - mean) / scale
     model = Sequential(Flatten(), Dense(3 * 32 * 32, K, rng=np.random.default_rng(33)))
     optimizer = SGD(model.parameters(), lr=0.003, momentum=0.9)
-    model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=optimizer, epochs=10, batch_size=32,
-              seed=34, progress=False)
+    model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=optimizer, epochs=10, batch_size=32, seed=34, progress=False)
     return model.evaluate(X, y)["accuracy"], model.evaluate(X_test, y_test)["accuracy"]
 
 
@@ -178,13 +181,17 @@ def test_linear_recipe_does_learn_a_linear_signal(linear_splits):
     assert test_accuracy > 0.95
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    ({"n": 0}, ValueError),
-    ({"n": 2.5}, TypeError),
-    ({"image_size": 8}, ValueError),
-    ({"noise": -0.1}, ValueError),
-    ({"noise": float("nan")}, ValueError),
-], ids=["n=0", "float-n", "too-small", "negative-noise", "nan-noise"])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"n": 0}, ValueError),
+        ({"n": 2.5}, TypeError),
+        ({"image_size": 8}, ValueError),
+        ({"noise": -0.1}, ValueError),
+        ({"noise": float("nan")}, ValueError),
+    ],
+    ids=["n=0", "float-n", "too-small", "negative-noise", "nan-noise"],
+)
 def test_bad_arguments(kwargs, error):
     args = {"n": 6, "seed": 0, **kwargs}
     with pytest.raises(error):
@@ -193,13 +200,16 @@ def test_bad_arguments(kwargs, error):
 
 # -- make_shapes_with_masks ----------------------------------------------------------------------
 
+
 def test_segment_classes_are_the_background_then_the_classes():
     assert SEGMENT_CLASSES == ("background", *CLASSES)
 
 
-@pytest.mark.parametrize("n, seed, size, noise", [(1, 0, 32, 0.06), (61, 5, 32, 0.06), (600, 20240602, 32, 0.06),
-                                                  (12, 3, 16, 0.06), (12, 4, 48, 0.0)],
-                         ids=["one-image", "odd-n", "600", "small-16px", "large-48px-no-noise"])
+@pytest.mark.parametrize(
+    "n, seed, size, noise",
+    [(1, 0, 32, 0.06), (61, 5, 32, 0.06), (600, 20240602, 32, 0.06), (12, 3, 16, 0.06), (12, 4, 48, 0.0)],
+    ids=["one-image", "odd-n", "600", "small-16px", "large-48px-no-noise"],
+)
 def test_masks_leave_the_images_and_labels_byte_for_byte(n, seed, size, noise):
     """The cached splits are verified by checksum under VERSION 1: the masks draw no random number."""
     X, y = make_shapes(n, seed=seed, image_size=size, noise=noise)
@@ -274,11 +284,15 @@ def test_a_steps_mask_is_a_strip_along_its_boundary_not_a_half_plane():
         assert widths.min() >= 2 and widths.max() <= 5, widths
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    ({"n": 0}, ValueError),
-    ({"image_size": 8}, ValueError),
-    ({"noise": -0.1}, ValueError),
-], ids=["n=0", "too-small", "negative-noise"])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"n": 0}, ValueError),
+        ({"image_size": 8}, ValueError),
+        ({"noise": -0.1}, ValueError),
+    ],
+    ids=["n=0", "too-small", "negative-noise"],
+)
 def test_masks_bad_arguments_name_the_function(kwargs, error):
     args = {"n": 6, "seed": 0, **kwargs}
     with pytest.raises(error, match=r"^make_shapes_with_masks"):
@@ -286,6 +300,7 @@ def test_masks_bad_arguments_name_the_function(kwargs, error):
 
 
 # -- load_shapes and its cache -------------------------------------------------------------------
+
 
 def test_bad_split_lists_the_valid_ones(tmp_path):
     with pytest.raises(ValueError, match=r"'validation'.*'train'.*'test'"):
@@ -336,7 +351,7 @@ def test_cache_is_loaded_without_pickle(tmp_path, small_splits):
 def _flip_bytes(path):
     data = bytearray(path.read_bytes())
     middle = len(data) // 2  # inside the image array
-    data[middle:middle + 8] = bytes(b ^ 0xFF for b in data[middle:middle + 8])
+    data[middle : middle + 8] = bytes(b ^ 0xFF for b in data[middle : middle + 8])
     path.write_bytes(bytes(data))
 
 
@@ -390,9 +405,22 @@ def _pickled(path):
     np.savez(path, **arrays)
 
 
-@pytest.mark.parametrize("damage", [_flip_bytes, _truncate, _garbage, _empty, _other_seed,
-                                    _wrong_checksum, _old_version, _missing_key, _plain_npy, _pickled],
-                         ids=lambda f: f.__name__.strip("_"))
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _flip_bytes,
+        _truncate,
+        _garbage,
+        _empty,
+        _other_seed,
+        _wrong_checksum,
+        _old_version,
+        _missing_key,
+        _plain_npy,
+        _pickled,
+    ],
+    ids=lambda f: f.__name__.strip("_"),
+)
 def test_damaged_cache_is_detected_and_regenerated(tmp_path, small_splits, damage):
     X_good, y_good = load_shapes("test", data_dir=tmp_path)
     damage(cache_file(tmp_path))

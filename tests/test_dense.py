@@ -79,8 +79,11 @@ def test_parameters_and_init():
     [
         (np.zeros((2, 3, 4, 4)), ValueError, r"\(2, 3, 4, 4\) \(4-D\); expected 2-D \(N, 48\).*Flatten\(\)"),
         (np.zeros(48), ValueError, r"expected 2-D.*x\[None\]"),
-        (np.zeros((2, 47)), ValueError,
-         r"Dense\(in_features=48\) got input of shape \(2, 47\): 47 features, expected 48"),
+        (
+            np.zeros((2, 47)),
+            ValueError,
+            r"Dense\(in_features=48\) got input of shape \(2, 47\): 47 features, expected 48",
+        ),
         (np.zeros((0, 48)), ValueError, r"empty batch"),
         (np.zeros((2, 48), complex), TypeError, r"complex"),
         (np.full((2, 48), "a"), TypeError, r"numeric"),

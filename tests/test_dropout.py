@@ -126,8 +126,9 @@ def test_deepcopy_gives_the_same_next_mask(rng):
     np.testing.assert_array_equal(twin(np.ones((3, 30))), drop(np.ones((3, 30))))
 
 
-@pytest.mark.parametrize("shape", [(1, 5), (3, 4), (1, 2, 3, 4), (2, 3, 4, 5)],
-                         ids=["batch1", "2-D", "4-D-batch1", "4-D"])
+@pytest.mark.parametrize(
+    "shape", [(1, 5), (3, 4), (1, 2, 3, 4), (2, 3, 4, 5)], ids=["batch1", "2-D", "4-D-batch1", "4-D"]
+)
 def test_gradcheck(rng, shape):
     # gradcheck restores every Buffer before each forward, so all its passes see one mask
     drop = Dropout(0.5, rng=rng)

@@ -32,8 +32,16 @@ def example():
 
 def test_the_network_is_the_papers(example):
     model = example.build_mnist1d_model(np.random.default_rng(0))
-    assert [type(layer).__name__ for layer in model.layers] == ["Conv1D", "ReLU", "Conv1D", "ReLU", "Conv1D", "ReLU",
-                                                                "Flatten", "Dense"]
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Conv1D",
+        "ReLU",
+        "Conv1D",
+        "ReLU",
+        "Conv1D",
+        "ReLU",
+        "Flatten",
+        "Dense",
+    ]
     convs = [(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding) for c in model.layers[:6:2]]
     assert convs == [(1, 25, (5,), (2,), (1,)), (25, 25, (3,), (2,), (1,)), (25, 25, (3,), (2,), (1,))]
     assert (model[7].weight.data.shape, model[7].bias.data.shape) == ((10, 125), (10,))
@@ -50,8 +58,16 @@ def test_the_network_is_the_papers_pytorch_modules(example):
 
     net = to_torch(example.build_mnist1d_model(np.random.default_rng(0)))
     nn = torch.nn
-    paper = [nn.Conv1d(1, 25, 5, stride=2, padding=1), nn.ReLU(), nn.Conv1d(25, 25, 3, stride=2, padding=1),
-             nn.ReLU(), nn.Conv1d(25, 25, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(125, 10)]
+    paper = [
+        nn.Conv1d(1, 25, 5, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv1d(25, 25, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv1d(25, 25, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(125, 10),
+    ]
     assert [repr(module) for module in net] == [repr(module) for module in paper]
 
 
@@ -154,15 +170,20 @@ def without_mnist1d(tmp_path: Path) -> dict:
 
 def test_without_mnist1d_it_says_how_to_install_it_in_one_line(tmp_path):
     result = launch(SCRIPT, *SHORT, "--out", tmp_path, cwd=tmp_path, env=without_mnist1d(tmp_path))
-    assert_one_line_error(result, SCRIPT, 'this example needs the mnist1d package to generate MNIST-1D: '
-                                          'pip install -e ".[mnist1d]" (or pip install mnist1d)')
+    assert_one_line_error(
+        result,
+        SCRIPT,
+        "this example needs the mnist1d package to generate MNIST-1D: "
+        'pip install -e ".[mnist1d]" (or pip install mnist1d)',
+    )
     assert not list(tmp_path.glob("*.npz"))
 
 
 def test_torch_without_pytorch_is_one_line(tmp_path):
     result = launch(SCRIPT, *SHORT, "--torch", "--out", tmp_path, cwd=tmp_path, env=without_torch(tmp_path))
-    assert_one_line_error(result, SCRIPT, "--torch needs PyTorch, which minicnn never installs itself: "
-                                          "pip install torch")
+    assert_one_line_error(
+        result, SCRIPT, "--torch needs PyTorch, which minicnn never installs itself: pip install torch"
+    )
 
 
 BAD_VALUES = [

@@ -68,8 +68,17 @@ def test_draws_the_clips_and_the_filters_small_enough_for_the_readme(trained):
 
 def test_without_matplotlib_it_trains_saves_and_says_how_to_get_the_picture(tmp_path):
     out = tmp_path / "run"
-    stdout = run("train_motion.py", "--limit", "40", "--epochs", "1", "--out", out, cwd=tmp_path,
-                 env=without_matplotlib(tmp_path))
+    stdout = run(
+        "train_motion.py",
+        "--limit",
+        "40",
+        "--epochs",
+        "1",
+        "--out",
+        out,
+        cwd=tmp_path,
+        env=without_matplotlib(tmp_path),
+    )
     assert 'pip install -e ".[plot]"' in stdout
     assert (out / "model.npz").is_file() and not list(out.glob("*.png"))
 
@@ -89,13 +98,17 @@ def test_every_flag_has_a_help_text_and_help_shows_the_defaults(monkeypatch):
     check_help("train_motion.py", monkeypatch)
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--frame", "8"], "argument --frame: a clip has 8 frames, 0 to 7; got 8"),
-    (["--epochs", "0"], "argument --epochs: expected a whole number >= 1, got 0"),
-    (["--limit", "5"], "argument --limit: expected a whole number >= 10, got 5"),
-    (["--out", "a_file"], "argument --out: a_file is a file, not a folder"),
-    (["--lr", "-1", "--limit", "10"], "Adam: lr must be a finite number >= 0, got lr=-1.0"),
-], ids=["frame=8", "epochs=0", "limit=5", "out=file", "lr<0"])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--frame", "8"], "argument --frame: a clip has 8 frames, 0 to 7; got 8"),
+        (["--epochs", "0"], "argument --epochs: expected a whole number >= 1, got 0"),
+        (["--limit", "5"], "argument --limit: expected a whole number >= 10, got 5"),
+        (["--out", "a_file"], "argument --out: a_file is a file, not a folder"),
+        (["--lr", "-1", "--limit", "10"], "Adam: lr must be a finite number >= 0, got lr=-1.0"),
+    ],
+    ids=["frame=8", "epochs=0", "limit=5", "out=file", "lr<0"],
+)
 def test_a_users_mistake_ends_with_one_line(args, expected, tmp_path):
     (tmp_path / "a_file").write_text("not a folder\n")
     assert_one_line_error(launch("train_motion.py", *args, cwd=tmp_path), "train_motion.py", expected)

@@ -71,8 +71,11 @@ def test_the_baseline_is_the_share_of_background_pixels_in_the_test_images(segme
 
 def test_every_class_gets_its_iou_in_a_table(segmented):
     _, stdout = segmented
-    rows = {line.split()[0]: line.split()[1:] for line in stdout.splitlines() if line.split()[:1] and
-            line.split()[0] in SEGMENT_CLASSES}
+    rows = {
+        line.split()[0]: line.split()[1:]
+        for line in stdout.splitlines()
+        if line.split()[:1] and line.split()[0] in SEGMENT_CLASSES
+    }
     assert list(rows) == list(SEGMENT_CLASSES)
     ious = [float(row[1]) for row in rows.values()]
     assert all(0 <= iou <= 1 for iou in ious)
@@ -134,12 +137,16 @@ def test_every_flag_has_a_help_text_and_help_shows_the_defaults(monkeypatch):
     check_help(SCRIPT, monkeypatch)
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--epochs", "0"], "argument --epochs: expected a whole number >= 1, got 0"),
-    (["--limit", "5"], "argument --limit: expected a whole number >= 10, got 5"),
-    (["--out", "a_file"], "argument --out: a_file is a file, not a folder"),
-    (["--lr", "-1", "--limit", "10"], "Adam: lr must be a finite number >= 0, got lr=-1.0"),
-], ids=["epochs-0", "limit-5", "out-a-file", "negative-lr"])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--epochs", "0"], "argument --epochs: expected a whole number >= 1, got 0"),
+        (["--limit", "5"], "argument --limit: expected a whole number >= 10, got 5"),
+        (["--out", "a_file"], "argument --out: a_file is a file, not a folder"),
+        (["--lr", "-1", "--limit", "10"], "Adam: lr must be a finite number >= 0, got lr=-1.0"),
+    ],
+    ids=["epochs-0", "limit-5", "out-a-file", "negative-lr"],
+)
 def test_a_users_mistake_ends_with_one_line(args, expected, tmp_path):
     (tmp_path / "a_file").write_text("not a folder\n")
     assert_one_line_error(launch(SCRIPT, *args, cwd=tmp_path), SCRIPT, expected)

@@ -22,8 +22,15 @@ CHANCE = 1 / len(CLASSES)
 
 def launch(script: str, *args, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run an example like a user would."""
-    return subprocess.run([sys.executable, str(EXAMPLES / script), *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def run(script: str, *args, cwd: Path, env: dict | None = None) -> str:
@@ -42,8 +49,11 @@ def last_value(stdout: str, label: str) -> float:
 
 def epoch_losses(stdout: str) -> list[float]:
     """The training loss of each ``epoch i/n: loss ...`` line."""
-    return [float(line.split(": loss ")[1].split()[0]) for line in stdout.splitlines()
-            if line.startswith("epoch ") and ": loss " in line]
+    return [
+        float(line.split(": loss ")[1].split()[0])
+        for line in stdout.splitlines()
+        if line.startswith("epoch ") and ": loss " in line
+    ]
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, script: str, expected: str) -> None:
@@ -74,7 +84,7 @@ def test_train_shapes_short_run_learns_reports_and_saves(trained):
     assert last_value(stdout, "test accuracy") > 0.5  # 3 x chance, well below every seed's result
     first, second = epoch_losses(stdout)
     assert second < first
-    assert "Total parameters:" in stdout                      # the summary
+    assert "Total parameters:" in stdout  # the summary
     assert "epoch 2/2:" in stdout and "val_accuracy" in stdout  # a line per epoch
     assert "confusion matrix" in stdout
     assert (out / "model.npz").is_file()
@@ -98,7 +108,8 @@ def without_matplotlib(tmp_path: Path) -> dict:
     fake = tmp_path / "fake" / "matplotlib"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text(
-        'raise ModuleNotFoundError("No module named \'matplotlib\'", name="matplotlib")\n')
+        'raise ModuleNotFoundError("No module named \'matplotlib\'", name="matplotlib")\n'
+    )
     return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(fake.parent), os.environ.get("PYTHONPATH")])))
 
 
@@ -125,7 +136,7 @@ def test_train_shapes_confusion_matrix_counts_every_test_image_and_gives_the_acc
     _, stdout = trained
     lines = stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("confusion matrix"))
-    rows = [[int(v) for v in row.split()[1:]] for row in lines[start + 2:start + 8]]
+    rows = [[int(v) for v in row.split()[1:]] for row in lines[start + 2 : start + 8]]
     assert sum(map(sum, rows)) == 2000
     # the reported accuracy is the confusion matrix's diagonal over its total
     correct = sum(rows[i][i] for i in range(6))
@@ -143,8 +154,7 @@ def test_predict_reads_a_users_npy_file_channels_last_and_uint8(trained, tmp_pat
     out, _ = trained
     images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
     np.save(tmp_path / "mine.npy", images)
-    stdout = run("predict.py", "--model", str(out / "model.npz"), "--images", str(tmp_path / "mine.npy"),
-                 cwd=tmp_path)
+    stdout = run("predict.py", "--model", str(out / "model.npz"), "--images", str(tmp_path / "mine.npy"), cwd=tmp_path)
     assert "channels-last" in stdout
     assert stdout.count("image ") == 3
 
@@ -157,8 +167,14 @@ def test_convolutions_walks_through_the_ideas(tmp_path):
     assert "(4, 6, 6)" in stdout  # a filter shallower than the volume slides along depth
 
 
-CONVOLUTION_PICTURES = ("conv1d_steps.png", "conv2d_steps.png", "conv_volume_steps.png", "conv_depth_steps.png",
-                        "edge_channels.png", "conv2d_sliding.gif")
+CONVOLUTION_PICTURES = (
+    "conv1d_steps.png",
+    "conv2d_steps.png",
+    "conv_volume_steps.png",
+    "conv_depth_steps.png",
+    "edge_channels.png",
+    "conv2d_sliding.gif",
+)
 
 
 @pytest.mark.skipif(not HAS_MATPLOTLIB, reason="pictures need the plot extra (matplotlib)")
@@ -238,8 +254,7 @@ def test_train_folder_on_its_defaults_learns_the_users_classes(shape_folder, tmp
     assert "epoch 10/10:" in stdout
     # validation accuracy 0.83, 0.87, 0.83 for seeds 0, 1, 2; chance is 1/3
     assert last_value(stdout, "validation accuracy") > 0.6
-    assert json.loads((out / "model.json").read_text())["class_names"] == ["circle", "horizontal_edge",
-                                                                           "vertical_edge"]
+    assert json.loads((out / "model.json").read_text())["class_names"] == ["circle", "horizontal_edge", "vertical_edge"]
     assert (out / "model.json").stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no temporary file left
 
@@ -303,8 +318,16 @@ def import_example(name: str):
         sys.path.remove(str(EXAMPLES))
 
 
-SCRIPTS = ("custom_layer.py", "train_shapes.py", "train_resnet.py", "train_folder.py", "convolutions.py",
-           "demo_model.py", "predict.py", "export_and_serve.py")
+SCRIPTS = (
+    "custom_layer.py",
+    "train_shapes.py",
+    "train_resnet.py",
+    "train_folder.py",
+    "convolutions.py",
+    "demo_model.py",
+    "predict.py",
+    "export_and_serve.py",
+)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -361,8 +384,9 @@ BAD_VALUES = [
 ]
 
 
-@pytest.mark.parametrize("script, args, expected", BAD_VALUES,
-                         ids=[f"{script} {' '.join(args)}" for script, args, _ in BAD_VALUES])
+@pytest.mark.parametrize(
+    "script, args, expected", BAD_VALUES, ids=[f"{script} {' '.join(args)}" for script, args, _ in BAD_VALUES]
+)
 def test_a_users_mistake_ends_with_one_line(script, args, expected, tmp_path):
     (tmp_path / "a_file").write_text("not a folder\n")
     assert_one_line_error(launch(script, *args, cwd=tmp_path), script, expected)
@@ -380,9 +404,29 @@ def test_train_folder_skips_unreadable_images_when_asked(tmp_path):
             pixels = np.clip(rng.normal(level, 20, (8, 8, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(folder / f"{i}.png")
         (folder / "broken.png").write_bytes(b"not an image")
-    refused = launch("train_folder.py", str(tmp_path / "photos"), "--epochs", "1", "--image-size", "8",
-                     "--out", str(tmp_path / "run"), cwd=tmp_path)
+    refused = launch(
+        "train_folder.py",
+        str(tmp_path / "photos"),
+        "--epochs",
+        "1",
+        "--image-size",
+        "8",
+        "--out",
+        str(tmp_path / "run"),
+        cwd=tmp_path,
+    )
     assert refused.returncode != 0 and "broken.png" in refused.stderr and "on_error" in refused.stderr
-    stdout = run("train_folder.py", str(tmp_path / "photos"), "--epochs", "1", "--image-size", "8", "--on-error",
-                 "skip", "--out", str(tmp_path / "run"), cwd=tmp_path)
+    stdout = run(
+        "train_folder.py",
+        str(tmp_path / "photos"),
+        "--epochs",
+        "1",
+        "--image-size",
+        "8",
+        "--on-error",
+        "skip",
+        "--out",
+        str(tmp_path / "run"),
+        cwd=tmp_path,
+    )
     assert "validation accuracy" in stdout or "accuracy" in stdout

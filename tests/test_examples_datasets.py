@@ -59,18 +59,49 @@ def assert_same_checkpoints(a: Path, b: Path) -> None:
 
 
 def test_train_mnist_saves_every_epoch_and_resumes_to_the_same_weights(data, tmp_path):
-    whole = succeeds("train_mnist.py", "--data", str(data / "mnist"), "--epochs", "2", "--shift", "1",
-                     "--out", str(tmp_path / "whole"), cwd=tmp_path)
+    whole = succeeds(
+        "train_mnist.py",
+        "--data",
+        str(data / "mnist"),
+        "--epochs",
+        "2",
+        "--shift",
+        "1",
+        "--out",
+        str(tmp_path / "whole"),
+        cwd=tmp_path,
+    )
     assert "Total parameters: 61,706" in whole
     assert "epoch 1/2: loss " in whole and "epoch 2/2: loss " in whole and "val_accuracy" in whole
     assert whole.strip().splitlines()[-1].startswith("test accuracy: ")
     assert sorted(p.name for p in (tmp_path / "whole").iterdir()) == ["epoch-002.npz", "run.json"]
 
-    first = succeeds("train_mnist.py", "--data", str(data / "mnist"), "--epochs", "1", "--shift", "1",
-                     "--out", str(tmp_path / "parts"), cwd=tmp_path)
+    first = succeeds(
+        "train_mnist.py",
+        "--data",
+        str(data / "mnist"),
+        "--epochs",
+        "1",
+        "--shift",
+        "1",
+        "--out",
+        str(tmp_path / "parts"),
+        cwd=tmp_path,
+    )
     assert "epoch 1/1: loss " in first
-    resumed = succeeds("train_mnist.py", "--data", str(data / "mnist"), "--epochs", "2", "--shift", "1",
-                       "--out", str(tmp_path / "parts"), "--resume", cwd=tmp_path)
+    resumed = succeeds(
+        "train_mnist.py",
+        "--data",
+        str(data / "mnist"),
+        "--epochs",
+        "2",
+        "--shift",
+        "1",
+        "--out",
+        str(tmp_path / "parts"),
+        "--resume",
+        cwd=tmp_path,
+    )
     assert "resumed from " in resumed and "epoch 1/2" not in resumed and "epoch 2/2: loss " in resumed
     assert_same_checkpoints(tmp_path / "whole" / "epoch-002.npz", tmp_path / "parts" / "epoch-002.npz")
     run = json.loads((tmp_path / "parts" / "run.json").read_text())
@@ -85,8 +116,13 @@ def test_train_cifar10_interrupted_then_resumed_ends_with_the_same_weights(data,
     assert "epoch 2/2: loss " in whole and " - lr 0.003 " in whole
 
     # stopped (Ctrl-C) once epoch 1 is saved, then resumed
-    process = subprocess.Popen(command("train_cifar10.py", *args, "--out", str(tmp_path / "parts")), cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command("train_cifar10.py", *args, "--out", str(tmp_path / "parts")),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for line in process.stdout:
             if line.startswith("epoch 1/2: "):
@@ -104,8 +140,9 @@ def test_train_cifar10_interrupted_then_resumed_ends_with_the_same_weights(data,
 
 
 def test_missing_files_say_how_to_get_them(tmp_path):
-    line = fails_in_one_line("train_mnist.py", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "a"),
-                             cwd=tmp_path)
+    line = fails_in_one_line(
+        "train_mnist.py", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "a"), cwd=tmp_path
+    )
     assert "train-images-idx3-ubyte.gz" in line and "--download" in line
     line = fails_in_one_line("train_cifar10.py", "--data", str(tmp_path), "--out", str(tmp_path / "b"), cwd=tmp_path)
     assert "data_batch_1.bin" in line and "--download" in line
@@ -113,24 +150,69 @@ def test_missing_files_say_how_to_get_them(tmp_path):
 
 def test_a_run_is_never_overwritten_and_resumes_only_with_its_settings(data, tmp_path):
     out = tmp_path / "run"
-    succeeds("train_mnist.py", "--data", str(data / "mnist"), "--epochs", "1", "--limit", "32", "--out", str(out),
-             cwd=tmp_path)
+    succeeds(
+        "train_mnist.py",
+        "--data",
+        str(data / "mnist"),
+        "--epochs",
+        "1",
+        "--limit",
+        "32",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     saved = (out / "epoch-001.npz").read_bytes()
-    line = fails_in_one_line("train_mnist.py", "--data", str(data / "mnist"), "--epochs", "1", "--limit", "32",
-                             "--out", str(out), cwd=tmp_path)
+    line = fails_in_one_line(
+        "train_mnist.py",
+        "--data",
+        str(data / "mnist"),
+        "--epochs",
+        "1",
+        "--limit",
+        "32",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     assert "already holds a run (run.json); pass --resume" in line
-    line = fails_in_one_line("train_mnist.py", "--data", str(data / "mnist"), "--epochs", "2", "--limit", "32",
-                             "--lr", "0.01", "--out", str(out), "--resume", cwd=tmp_path)
+    line = fails_in_one_line(
+        "train_mnist.py",
+        "--data",
+        str(data / "mnist"),
+        "--epochs",
+        "2",
+        "--limit",
+        "32",
+        "--lr",
+        "0.01",
+        "--out",
+        str(out),
+        "--resume",
+        cwd=tmp_path,
+    )
     assert "started with other settings (lr was 0.001, now 0.01)" in line
     assert (out / "epoch-001.npz").read_bytes() == saved
-    line = fails_in_one_line("train_mnist.py", "--data", str(data / "mnist"), "--out", str(tmp_path / "new"),
-                             "--resume", cwd=tmp_path)
+    line = fails_in_one_line(
+        "train_mnist.py", "--data", str(data / "mnist"), "--out", str(tmp_path / "new"), "--resume", cwd=tmp_path
+    )
     assert "there is no run to resume" in line
 
 
 def test_augment_shapes_compares_and_draws(tmp_path):
-    stdout = succeeds("augment_shapes.py", "--train-size", "40", "--epochs", "1", "--seeds", "0", "1",
-                      "--pictures", str(tmp_path), cwd=tmp_path)
+    stdout = succeeds(
+        "augment_shapes.py",
+        "--train-size",
+        "40",
+        "--epochs",
+        "1",
+        "--seeds",
+        "0",
+        "1",
+        "--pictures",
+        str(tmp_path),
+        cwd=tmp_path,
+    )
     lines = stdout.strip().splitlines()
     assert lines[-1].startswith("mean test accuracy over 2 seeds: ") and lines[-1].endswith(" with")
     assert sum(line.startswith("seed ") for line in lines) == 2
@@ -141,7 +223,6 @@ def test_augment_shapes_compares_and_draws(tmp_path):
             assert im.format == "PNG" and np.asarray(im.convert("L"), np.float64).var() > 50
         assert os.path.getsize(tmp_path / "augment.png") < 200_000
         assert f"saved {tmp_path / 'augment.png'}" in stdout
-
 
 
 @pytest.mark.parametrize("script", ["train_mnist.py", "train_cifar10.py", "augment_shapes.py"])
@@ -164,17 +245,23 @@ def test_every_flag_has_a_help_text_and_help_shows_the_defaults(script, monkeypa
         assert action.help and action.help.strip(), f"{script}: {action.option_strings} has no help"
         if action.default is not None:
             shown = " ".join(map(str, action.default)) if isinstance(action.default, list) else action.default
-            assert f"(default: {shown})" in help_text.replace("[", "").replace("]", "").replace(",", ""), \
+            assert f"(default: {shown})" in help_text.replace("[", "").replace("]", "").replace(",", ""), (
                 action.option_strings
+            )
 
 
-@pytest.mark.parametrize("script, args, expected", [
-    ("train_mnist.py", ["--epochs", "0"], "argument --epochs: expected a whole number >= 1, got 0"),
-    ("train_mnist.py", ["--kind", "letters"], "argument --kind: invalid choice: 'letters'"),
-    ("train_cifar10.py", ["--limit", "5"], "argument --limit: expected a whole number >= 10, got 5"),
-    ("augment_shapes.py", ["--seeds", "-1"], "argument --seeds: expected a whole number >= 0, got -1"),
-], ids=["mnist-epochs", "mnist-kind", "cifar-limit", "shapes-seeds"])
+@pytest.mark.parametrize(
+    "script, args, expected",
+    [
+        ("train_mnist.py", ["--epochs", "0"], "argument --epochs: expected a whole number >= 1, got 0"),
+        ("train_mnist.py", ["--kind", "letters"], "argument --kind: invalid choice: 'letters'"),
+        ("train_cifar10.py", ["--limit", "5"], "argument --limit: expected a whole number >= 10, got 5"),
+        ("augment_shapes.py", ["--seeds", "-1"], "argument --seeds: expected a whole number >= 0, got -1"),
+    ],
+    ids=["mnist-epochs", "mnist-kind", "cifar-limit", "shapes-seeds"],
+)
 def test_a_bad_flag_ends_with_one_line(script, args, expected, tmp_path):
-    result = subprocess.run(command(script, *args), cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                            check=False)
+    result = subprocess.run(
+        command(script, *args), cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr

@@ -25,8 +25,15 @@ def build_residual_model(*args, **kwargs):
 
 def run(script: str, *args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run an example like a user would."""
-    return subprocess.run([sys.executable, str(EXAMPLES / script), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def succeeds(script: str, *args: str, cwd: Path, env: dict | None = None) -> str:
@@ -41,7 +48,7 @@ def fails_in_one_line(script: str, *args: str, cwd: Path) -> str:
     assert result.returncode == 1, f"{script}:\n{result.stdout}\n{result.stderr}"
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{script}: error: "), result.stderr
-    return lines[0][len(f"{script}: error: "):]
+    return lines[0][len(f"{script}: error: ") :]
 
 
 def without_torch(tmp_path: Path) -> dict:
@@ -75,8 +82,17 @@ def test_predict_classifies_with_the_residual_demos_model(resnet, tmp_path):
 
 def test_export_and_serve_exports_the_residual_demos_model_without_torch(resnet, tmp_path):
     _, path = resnet
-    stdout = succeeds("export_and_serve.py", "--model", str(path), "--count", "8", "--out", str(tmp_path),
-                      cwd=tmp_path, env=without_torch(tmp_path))
+    stdout = succeeds(
+        "export_and_serve.py",
+        "--model",
+        str(path),
+        "--count",
+        "8",
+        "--out",
+        str(tmp_path),
+        cwd=tmp_path,
+        env=without_torch(tmp_path),
+    )
     assert f"loaded {path}: input (3, 32, 32)" in stdout
     assert "onnxruntime: 8 images, the same class as minicnn for 8," in stdout
     assert "PyTorch is not installed, so no torch model" in stdout
@@ -86,8 +102,7 @@ def test_export_and_serve_exports_the_residual_demos_model_without_torch(resnet,
 def test_export_and_serve_converts_the_residual_demos_model_to_torch(resnet, tmp_path):
     pytest.importorskip("torch")
     _, path = resnet
-    stdout = succeeds("export_and_serve.py", "--model", str(path), "--count", "8", "--out", str(tmp_path),
-                      cwd=tmp_path)
+    stdout = succeeds("export_and_serve.py", "--model", str(path), "--count", "8", "--out", str(tmp_path), cwd=tmp_path)
     assert "PyTorch: 8 images, the same class as minicnn for 8," in stdout
     assert (tmp_path / "model_torch.pt").is_file()
 
@@ -109,8 +124,8 @@ def test_a_model_file_mistake_is_one_line(resnet, tmp_path, script):
 def test_predict_refuses_a_model_with_other_classes_than_the_shapes_data(tmp_path):
     build_residual_model(4, rng=np.random.default_rng(0), widths=(4, 6)).save(tmp_path / "four.npz")
     message = fails_in_one_line("predict.py", "--model", str(tmp_path / "four.npz"), "--count", "2", cwd=tmp_path)
-    assert message == (f"{tmp_path / 'four.npz'} gives 4 scores per image, but has no model.json beside it to name "
-                       "its classes, and the shapes data has 6; give a model of the shapes data, or put its model.json "
-                       "beside it")
-
-
+    assert message == (
+        f"{tmp_path / 'four.npz'} gives 4 scores per image, but has no model.json beside it to name "
+        "its classes, and the shapes data has 6; give a model of the shapes data, or put its model.json "
+        "beside it"
+    )

@@ -58,7 +58,7 @@ def conv_cell(X, W, bias, node, f, o) -> float:
     taps = np.array(list(np.ndindex(*node["kernel"])))  # (KK, spatial axes)
     at = np.array(o) * node["stride"] - np.array(node["pads"]) + taps * node["dilation"]
     inside = ((at >= 0) & (at < X.shape[1:])).all(axis=1)
-    window = X[g * cg:(g + 1) * cg][(slice(None), *at[inside].T)]  # (C/groups, taps inside)
+    window = X[g * cg : (g + 1) * cg][(slice(None), *at[inside].T)]  # (C/groups, taps inside)
     products = window * W[f].reshape(cg, -1)[:, inside]
     return products.sum() + (0.0 if bias is None else bias[f])
 
@@ -74,8 +74,11 @@ def check_conv_sums(data: dict, node: dict, expected: np.ndarray, positions=None
     cells = list(np.ndindex(*out_shape)) if positions is None else positions
     for f in range(node["filters"]):
         for o in cells:
-            assert conv_cell(X, W, bias, node, f, o) == pytest.approx(float(expected[(f, *o)]), rel=1e-5, abs=1e-5), \
-                (node["label"], f, o)
+            assert conv_cell(X, W, bias, node, f, o) == pytest.approx(float(expected[(f, *o)]), rel=1e-5, abs=1e-5), (
+                node["label"],
+                f,
+                o,
+            )
     return node["filters"] * len(cells)
 
 
@@ -243,11 +246,15 @@ def test_a_residual_block_is_its_layers_and_the_sum_with_its_skip(tmp_path):
     nodes = nodes_by_label(data)
     block, add = nodes["6 Residual"], nodes["6 x + f(x)"]
     assert block["residual"] and [data["meta"]["nodes"][c]["label"] for c in block["children"]] == [
-        "6.0 Conv2DVolume", "6.1 Tanh", "6 x + f(x)"]
+        "6.0 Conv2DVolume",
+        "6.1 Tanh",
+        "6 x + f(x)",
+    ]
     assert add["skip"] == block["input"] == nodes["5 AvgPool2D"]["output"]
     assert add["input"] == nodes["6.1 Tanh"]["output"] and block["output"] == add["output"]
-    np.testing.assert_allclose(tensor(data, add["output"]), tensor(data, add["skip"]) + tensor(data, add["input"]),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        tensor(data, add["output"]), tensor(data, add["skip"]) + tensor(data, add["input"]), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_a_subclass_of_a_built_in_layer_is_shown_as_the_users_own(tmp_path):
@@ -300,25 +307,52 @@ def test_class_names_cannot_end_the_data_early(tmp_path):
 
 # -- arguments ---------------------------------------------------------------------------------------------
 BAD_ARGUMENTS = [
-    ("not a Sequential", lambda model: (model[0], np.zeros((3, 32, 32)), None), TypeError,
-     "explore: model must be a Sequential, got Conv2DVolume (wrap it: Sequential(layer))"),
-    ("wrong channels", lambda model: (model, np.zeros((1, 32, 32)), None), ValueError,
-     ("explore: x of shape (1, 32, 32) does not fit the model, as one input without the batch axis nor as a batch "
-      "of one: Sequential: the layers do not fit together: layer 0")),
-    ("a batch", lambda model: (model, np.zeros((2, 3, 32, 32)), None), ValueError,
-     "explore: x of shape (2, 3, 32, 32) is a batch of 2 inputs; the page explains one: pass x[0]"),
-    ("too few classes", lambda model: (model, np.zeros((3, 32, 32)), ["a", "b"]), ValueError,
-     "explore: classes has 2 names, but the model's last output has 6 classes (shape (1, 6), classes on axis 1)"),
-    ("classes a string", lambda model: (model, np.zeros((3, 32, 32)), "abcdef"), TypeError,
-     "explore: classes must be a sequence of names"),
-    ("classes not str", lambda model: (model, np.zeros((3, 32, 32)), list(range(6))), TypeError,
-     "explore: classes must hold str names, got int 0"),
+    (
+        "not a Sequential",
+        lambda model: (model[0], np.zeros((3, 32, 32)), None),
+        TypeError,
+        "explore: model must be a Sequential, got Conv2DVolume (wrap it: Sequential(layer))",
+    ),
+    (
+        "wrong channels",
+        lambda model: (model, np.zeros((1, 32, 32)), None),
+        ValueError,
+        (
+            "explore: x of shape (1, 32, 32) does not fit the model, as one input without the batch axis nor "
+            "as a batch of one: Sequential: the layers do not fit together: layer 0"
+        ),
+    ),
+    (
+        "a batch",
+        lambda model: (model, np.zeros((2, 3, 32, 32)), None),
+        ValueError,
+        "explore: x of shape (2, 3, 32, 32) is a batch of 2 inputs; the page explains one: pass x[0]",
+    ),
+    (
+        "too few classes",
+        lambda model: (model, np.zeros((3, 32, 32)), ["a", "b"]),
+        ValueError,
+        "explore: classes has 2 names, but the model's last output has 6 classes (shape (1, 6), classes on axis 1)",
+    ),
+    (
+        "classes a string",
+        lambda model: (model, np.zeros((3, 32, 32)), "abcdef"),
+        TypeError,
+        "explore: classes must be a sequence of names",
+    ),
+    (
+        "classes not str",
+        lambda model: (model, np.zeros((3, 32, 32)), list(range(6))),
+        TypeError,
+        "explore: classes must hold str names, got int 0",
+    ),
     ("x not numbers", lambda model: (model, np.array(["a"]), None), TypeError, "explore: x has dtype <U1"),
 ]
 
 
-@pytest.mark.parametrize("make, error, message", [case[1:] for case in BAD_ARGUMENTS],
-                         ids=[case[0] for case in BAD_ARGUMENTS])
+@pytest.mark.parametrize(
+    "make, error, message", [case[1:] for case in BAD_ARGUMENTS], ids=[case[0] for case in BAD_ARGUMENTS]
+)
 def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, demo, make, error, message):
     model, x, classes = make(demo[0])
     with pytest.raises(error) as info:
@@ -366,9 +400,15 @@ def test_the_demo_writes_the_page_beside_its_pictures_without_matplotlib(tmp_pat
     (fake / "__init__.py").write_text("raise ModuleNotFoundError('No module named matplotlib', name='matplotlib')\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(fake.parent), os.environ.get("PYTHONPATH")])))
     out = tmp_path / "run"
-    result = subprocess.run([sys.executable, str(EXAMPLES / "train_shapes.py"), "--limit", "100", "--epochs", "1",
-                             "--out", str(out)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "train_shapes.py"), "--limit", "100", "--epochs", "1", "--out", str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     page = out / "explorer.html"
     assert f"saved the explorer page: {page}" in result.stdout

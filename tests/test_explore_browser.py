@@ -23,9 +23,17 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 # On a closed network Chromium's background connections hang or fail: these flags keep it offline.
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1400,1000")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1000",
+)
 
 
 def find_browser() -> tuple[str, str] | None:
@@ -133,8 +141,13 @@ def test_the_arrow_keys_and_the_buttons_move_the_window(driver, demo):
     click_cell(driver, overview_map(driver, 0, 2), (10, 20))
     body = driver.find_element(By.TAG_NAME, "body")
     assert shown(driver)["pos"] == [10, 20] and window_origin(driver) == [9, 19]
-    for key, pos in ((Keys.ARROW_RIGHT, [10, 21]), (Keys.ARROW_DOWN, [11, 21]), (Keys.ARROW_LEFT, [11, 20]),
-                     (Keys.ARROW_UP, [10, 20]), (Keys.ARROW_UP, [9, 20])):
+    for key, pos in (
+        (Keys.ARROW_RIGHT, [10, 21]),
+        (Keys.ARROW_DOWN, [11, 21]),
+        (Keys.ARROW_LEFT, [11, 20]),
+        (Keys.ARROW_UP, [10, 20]),
+        (Keys.ARROW_UP, [9, 20]),
+    ):
         body.send_keys(key)
         seen = shown(driver)
         assert seen["pos"] == pos
@@ -187,8 +200,9 @@ def test_hovering_over_a_map_reads_its_value(driver, demo):
     open_page(driver, path)
     canvas = overview_map(driver, 4, 1)  # 4 MaxPool2D, 8x8 maps
     cell = int(canvas.get_attribute("data-cell"))
-    ActionChains(driver).move_to_element_with_offset(canvas, round(1 + 2.5 * cell - canvas.size["width"] / 2),
-                                                     round(1 + 5.5 * cell - canvas.size["height"] / 2)).perform()
+    ActionChains(driver).move_to_element_with_offset(
+        canvas, round(1 + 2.5 * cell - canvas.size["width"] / 2), round(1 + 5.5 * cell - canvas.size["height"] / 2)
+    ).perform()
     tip = driver.find_element(By.ID, "tooltip")
     assert tip.is_displayed()
     assert "channel 1, (5, 2) = " in tip.text

@@ -58,148 +58,239 @@ CLASSES = 5
 def strided_same_even_kernels(rng):
     # k=4 s=2 on 13x11 and k=2 s=3 on the 7x6 result: odd totals, extra row/column bottom/right
     return Sequential(
-        Conv2DVolume(3, 4, 4, stride=2, padding="same", rng=rng), ReLU(),
-        Conv2DVolume(4, 6, 2, stride=3, padding="same", rng=rng), ReLU(),
-        Flatten(), Dense(6 * 3 * 2, CLASSES, rng=rng)), (3, 13, 11)
+        Conv2DVolume(3, 4, 4, stride=2, padding="same", rng=rng),
+        ReLU(),
+        Conv2DVolume(4, 6, 2, stride=3, padding="same", rng=rng),
+        ReLU(),
+        Flatten(),
+        Dense(6 * 3 * 2, CLASSES, rng=rng),
+    ), (3, 13, 11)
 
 
 def rectangular_same(rng):
     return Sequential(
-        Conv2DVolume(2, 5, (3, 2), stride=(1, 2), padding="same", rng=rng), ReLU(),
-        Conv2DVolume(5, 3, (2, 5), stride=(3, 1), padding="same", rng=rng), ReLU(),
-        Flatten(), Dense(3 * 4 * 7, CLASSES, rng=rng)), (2, 10, 14)
+        Conv2DVolume(2, 5, (3, 2), stride=(1, 2), padding="same", rng=rng),
+        ReLU(),
+        Conv2DVolume(5, 3, (2, 5), stride=(3, 1), padding="same", rng=rng),
+        ReLU(),
+        Flatten(),
+        Dense(3 * 4 * 7, CLASSES, rng=rng),
+    ), (2, 10, 14)
 
 
 def dilation(rng):
     return Sequential(
-        Conv2DVolume(3, 4, 3, dilation=2, padding=(1, 2), rng=rng), ReLU(),
-        Conv2DVolume(4, 4, 3, stride=2, dilation=(2, 1), padding="same", rng=rng), ReLU(),
-        Flatten(), Dense(4 * 7 * 8, CLASSES, rng=rng)), (3, 16, 15)
+        Conv2DVolume(3, 4, 3, dilation=2, padding=(1, 2), rng=rng),
+        ReLU(),
+        Conv2DVolume(4, 4, 3, stride=2, dilation=(2, 1), padding="same", rng=rng),
+        ReLU(),
+        Flatten(),
+        Dense(4 * 7 * 8, CLASSES, rng=rng),
+    ), (3, 16, 15)
 
 
 def padded_max_pooling(rng):
     return Sequential(
-        Conv2DVolume(3, 4, 3, rng=rng), ReLU(),
+        Conv2DVolume(3, 4, 3, rng=rng),
+        ReLU(),
         MaxPool2D(3, stride=2, padding=1),
         MaxPool2D((2, 3), stride=(1, 2), padding=(1, 1)),
-        Flatten(), Dense(4 * 9 * 4, CLASSES, rng=rng)), (3, 17, 15)
+        Flatten(),
+        Dense(4 * 9 * 4, CLASSES, rng=rng),
+    ), (3, 17, 15)
 
 
 def padded_avg_pooling(rng):
     return Sequential(
-        Conv2DVolume(3, 4, 3, padding=1, rng=rng), Tanh(),
+        Conv2DVolume(3, 4, 3, padding=1, rng=rng),
+        Tanh(),
         AvgPool2D(3, stride=2, padding=1),
         AvgPool2D(2, stride=1, padding=1),
-        Flatten(), Dense(4 * 7 * 7, CLASSES, rng=rng)), (3, 12, 12)
+        Flatten(),
+        Dense(4 * 7 * 7, CLASSES, rng=rng),
+    ), (3, 12, 12)
 
 
 def batch_norm(rng):
     return Sequential(
-        Conv2DVolume(3, 6, 3, padding="same", rng=rng), BatchNorm2D(6, momentum=0.5), ReLU(),
+        Conv2DVolume(3, 6, 3, padding="same", rng=rng),
+        BatchNorm2D(6, momentum=0.5),
+        ReLU(),
         MaxPool2D(2),
-        Conv2DVolume(6, 8, 3, stride=2, padding="same", bias=False, rng=rng), BatchNorm2D(8, eps=1e-3), ReLU(),
-        Flatten(), Dense(8 * 4 * 4, CLASSES, rng=rng)), (3, 16, 16)
+        Conv2DVolume(6, 8, 3, stride=2, padding="same", bias=False, rng=rng),
+        BatchNorm2D(8, eps=1e-3),
+        ReLU(),
+        Flatten(),
+        Dense(8 * 4 * 4, CLASSES, rng=rng),
+    ), (3, 16, 16)
 
 
 def residual_blocks(rng):
     return Sequential(
-        Conv2DVolume(3, 6, 3, padding="same", rng=rng), ReLU(),
-        Residual(Conv2DVolume(6, 6, 3, padding="same", rng=rng), BatchNorm2D(6, momentum=0.5), ReLU(),
-                 Conv2DVolume(6, 6, 2, padding="same", rng=rng)),
+        Conv2DVolume(3, 6, 3, padding="same", rng=rng),
+        ReLU(),
+        Residual(
+            Conv2DVolume(6, 6, 3, padding="same", rng=rng),
+            BatchNorm2D(6, momentum=0.5),
+            ReLU(),
+            Conv2DVolume(6, 6, 2, padding="same", rng=rng),
+        ),
         ReLU(),
         Residual(Conv2DVolume(6, 6, 3, padding="same", dilation=2, rng=rng), Tanh()),
-        GlobalAvgPool2D(), Dense(6, CLASSES, rng=rng)), (3, 11, 13)
+        GlobalAvgPool2D(),
+        Dense(6, CLASSES, rng=rng),
+    ), (3, 11, 13)
 
 
 def activations(rng):
     return Sequential(
-        Conv2DVolume(3, 4, 3, padding="same", rng=rng), LeakyReLU(0.2),
-        Conv2DVolume(4, 4, 3, stride=2, padding="same", rng=rng), Sigmoid(),
-        Flatten(), Dense(4 * 5 * 5, 8, rng=rng), Tanh(), Dense(8, CLASSES, rng=rng), LeakyReLU()), (3, 9, 9)
+        Conv2DVolume(3, 4, 3, padding="same", rng=rng),
+        LeakyReLU(0.2),
+        Conv2DVolume(4, 4, 3, stride=2, padding="same", rng=rng),
+        Sigmoid(),
+        Flatten(),
+        Dense(4 * 5 * 5, 8, rng=rng),
+        Tanh(),
+        Dense(8, CLASSES, rng=rng),
+        LeakyReLU(),
+    ), (3, 9, 9)
 
 
 def dropout(rng):
     # Dropout is the identity at inference: left out of the graph, last layer included
     return Sequential(
-        Conv2DVolume(3, 4, 3, padding="same", rng=rng), ReLU(), Dropout(0.3, rng=rng),
+        Conv2DVolume(3, 4, 3, padding="same", rng=rng),
+        ReLU(),
+        Dropout(0.3, rng=rng),
         Residual(Conv2DVolume(4, 4, 3, padding="same", rng=rng), Dropout(0.5, rng=rng)),
-        GlobalAvgPool2D(), Dense(4, CLASSES, rng=rng), Dropout(0.2, rng=rng)), (3, 8, 10)
+        GlobalAvgPool2D(),
+        Dense(4, CLASSES, rng=rng),
+        Dropout(0.2, rng=rng),
+    ), (3, 8, 10)
 
 
 def nested_and_no_bias(rng):
     return Sequential(
         Sequential(Conv2DVolume(1, 3, 2, bias=False, rng=rng), ReLU()),
         Sequential(Flatten(), Sequential(Dense(3 * 5 * 5, 7, bias=False, rng=rng), Sigmoid())),
-        Dense(7, CLASSES, rng=rng)), (1, 6, 6)
+        Dense(7, CLASSES, rng=rng),
+    ), (1, 6, 6)
 
 
 def grouped(rng):
     # depthwise with 3 filters a channel, depthwise at stride 2 ("same": torch's SameConv2d),
     # groups=2 without bias
     return Sequential(
-        Conv2DVolume(2, 6, 3, padding="same", rng=rng, groups=2), ReLU(),
-        Conv2DVolume(6, 6, 3, stride=2, padding="same", rng=rng, groups=6), ReLU(),
-        Conv2DVolume(6, 4, 1, bias=False, rng=rng, groups=2), ReLU(),
-        Flatten(), Dense(4 * 5 * 5, CLASSES, rng=rng)), (2, 9, 10)
+        Conv2DVolume(2, 6, 3, padding="same", rng=rng, groups=2),
+        ReLU(),
+        Conv2DVolume(6, 6, 3, stride=2, padding="same", rng=rng, groups=6),
+        ReLU(),
+        Conv2DVolume(6, 4, 1, bias=False, rng=rng, groups=2),
+        ReLU(),
+        Flatten(),
+        Dense(4 * 5 * 5, CLASSES, rng=rng),
+    ), (2, 9, 10)
 
 
 def shapes_demo(rng):
     return Sequential(
-        Conv2DVolume(3, 8, 3, padding="same", rng=rng), BatchNorm2D(8), ReLU(), MaxPool2D(2),
-        Conv2DVolume(8, 16, 3, padding="same", rng=rng), ReLU(), MaxPool2D(2),
-        Flatten(), Dense(16 * 8 * 8, CLASSES, rng=rng)), (3, 32, 32)
+        Conv2DVolume(3, 8, 3, padding="same", rng=rng),
+        BatchNorm2D(8),
+        ReLU(),
+        MaxPool2D(2),
+        Conv2DVolume(8, 16, 3, padding="same", rng=rng),
+        ReLU(),
+        MaxPool2D(2),
+        Flatten(),
+        Dense(16 * 8 * 8, CLASSES, rng=rng),
+    ), (3, 32, 32)
 
 
 def transposed_convolutions(rng):
     # back up: k3 s2 p1 op1 doubles (5, 4) to (10, 8); output_padding (1, 1) at stride (1, 2) and
     # dilation (2, 1) is beyond the padding and the stride on H (ONNX pads the end), within the padding on W
     return Sequential(
-        ConvTranspose2D(3, 4, 3, stride=2, padding=1, output_padding=1, rng=rng), ReLU(),
-        Conv2DVolume(4, 4, 3, stride=2, padding=1, rng=rng), ReLU(),
-        ConvTranspose2D(4, 6, (2, 3), stride=(1, 2), padding=(0, 1), output_padding=(1, 1), groups=2,
-                        dilation=(2, 1), rng=rng), Tanh(),
+        ConvTranspose2D(3, 4, 3, stride=2, padding=1, output_padding=1, rng=rng),
+        ReLU(),
+        Conv2DVolume(4, 4, 3, stride=2, padding=1, rng=rng),
+        ReLU(),
+        ConvTranspose2D(
+            4, 6, (2, 3), stride=(1, 2), padding=(0, 1), output_padding=(1, 1), groups=2, dilation=(2, 1), rng=rng
+        ),
+        Tanh(),
         ConvTranspose2D(6, 3, 2, stride=3, groups=3, bias=False, rng=rng),
-        Flatten(), Dense(3 * 23 * 23, CLASSES, rng=rng)), (3, 5, 4)
+        Flatten(),
+        Dense(3 * 23 * 23, CLASSES, rng=rng),
+    ), (3, 5, 4)
 
 
 def upsampling(rng):
     return Sequential(
-        Conv2DVolume(3, 4, 3, stride=2, padding=1, rng=rng), ReLU(),
-        Upsample2D(2), Conv2DVolume(4, 4, 3, padding="same", rng=rng), ReLU(),
-        Upsample2D((3, 2), mode="bilinear"), Conv2DVolume(4, 2, 3, stride=2, rng=rng), Tanh(),
-        Upsample2D((1, 3)), Upsample2D(2, mode="bilinear"),
-        Flatten(), Dense(2 * 22 * 78, CLASSES, rng=rng)), (3, 7, 13)
+        Conv2DVolume(3, 4, 3, stride=2, padding=1, rng=rng),
+        ReLU(),
+        Upsample2D(2),
+        Conv2DVolume(4, 4, 3, padding="same", rng=rng),
+        ReLU(),
+        Upsample2D((3, 2), mode="bilinear"),
+        Conv2DVolume(4, 2, 3, stride=2, rng=rng),
+        Tanh(),
+        Upsample2D((1, 3)),
+        Upsample2D(2, mode="bilinear"),
+        Flatten(),
+        Dense(2 * 22 * 78, CLASSES, rng=rng),
+    ), (3, 7, 13)
 
 
 def sequences(rng):
     # Conv1D: stride 2 with explicit padding, dilation, depthwise, torch's own "same" (stride 1)
     return Sequential(
-        Conv1D(3, 4, 3, stride=2, padding=1, rng=rng), ReLU(),
-        Conv1D(4, 4, 3, dilation=2, padding="same", groups=4, rng=rng), Tanh(),
-        Conv1D(4, 6, 2, groups=2, bias=False, rng=rng), ReLU(),
-        Flatten(), Dense(6 * 6, CLASSES, rng=rng)), (3, 14)
+        Conv1D(3, 4, 3, stride=2, padding=1, rng=rng),
+        ReLU(),
+        Conv1D(4, 4, 3, dilation=2, padding="same", groups=4, rng=rng),
+        Tanh(),
+        Conv1D(4, 6, 2, groups=2, bias=False, rng=rng),
+        ReLU(),
+        Flatten(),
+        Dense(6 * 6, CLASSES, rng=rng),
+    ), (3, 14)
 
 
 def volumes(rng):
     # Conv3D: the channels of the image as depth, stride and padding per axis, groups, "same"
     return Sequential(
-        Conv3D(1, 4, (2, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), rng=rng), ReLU(),
-        Conv3D(4, 4, 3, padding="same", groups=2, rng=rng), ReLU(),
-        Flatten(), Dense(4 * 2 * 4 * 3, CLASSES, rng=rng)), (1, 3, 7, 5)
+        Conv3D(1, 4, (2, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), rng=rng),
+        ReLU(),
+        Conv3D(4, 4, 3, padding="same", groups=2, rng=rng),
+        ReLU(),
+        Flatten(),
+        Dense(4 * 2 * 4 * 3, CLASSES, rng=rng),
+    ), (1, 3, 7, 5)
 
 
 def pooling_1d(rng):
     # BatchNorm1D on (N, C, L), then on (N, C) after a Dense
     return Sequential(
-        BatchNorm1D(3, momentum=0.5), MaxPool1D(3, stride=2, padding=1), AvgPool1D(2, stride=1, padding=1), Tanh(),
-        Flatten(), Dense(3 * 7, 8, rng=rng), BatchNorm1D(8, eps=1e-3), ReLU(), Dense(8, CLASSES, rng=rng)), (3, 11)
+        BatchNorm1D(3, momentum=0.5),
+        MaxPool1D(3, stride=2, padding=1),
+        AvgPool1D(2, stride=1, padding=1),
+        Tanh(),
+        Flatten(),
+        Dense(3 * 7, 8, rng=rng),
+        BatchNorm1D(8, eps=1e-3),
+        ReLU(),
+        Dense(8, CLASSES, rng=rng),
+    ), (3, 11)
 
 
 def pooling_3d(rng):
     return Sequential(
-        BatchNorm3D(2, momentum=0.5), MaxPool3D((2, 3, 2), stride=(1, 2, 2), padding=(1, 1, 0)),
-        AvgPool3D(3, stride=2, padding=1), ReLU(),
-        Flatten(), Dense(2 * 3 * 2 * 2, CLASSES, rng=rng)), (2, 5, 6, 7)
+        BatchNorm3D(2, momentum=0.5),
+        MaxPool3D((2, 3, 2), stride=(1, 2, 2), padding=(1, 1, 0)),
+        AvgPool3D(3, stride=2, padding=1),
+        ReLU(),
+        Flatten(),
+        Dense(2 * 3 * 2 * 2, CLASSES, rng=rng),
+    ), (2, 5, 6, 7)
 
 
 def global_pooling_1d(rng):
@@ -210,10 +301,28 @@ def global_pooling_3d(rng):
     return Sequential(MaxPool3D(2, stride=1), GlobalAvgPool3D(), Dense(2, CLASSES, rng=rng)), (2, 4, 5, 6)
 
 
-ARCHITECTURES = [strided_same_even_kernels, rectangular_same, dilation, padded_max_pooling, padded_avg_pooling,
-                 batch_norm, residual_blocks, activations, dropout, nested_and_no_bias, grouped, shapes_demo,
-                 transposed_convolutions, upsampling, sequences, volumes, pooling_1d, pooling_3d,
-                 global_pooling_1d, global_pooling_3d]
+ARCHITECTURES = [
+    strided_same_even_kernels,
+    rectangular_same,
+    dilation,
+    padded_max_pooling,
+    padded_avg_pooling,
+    batch_norm,
+    residual_blocks,
+    activations,
+    dropout,
+    nested_and_no_bias,
+    grouped,
+    shapes_demo,
+    transposed_convolutions,
+    upsampling,
+    sequences,
+    volumes,
+    pooling_1d,
+    pooling_3d,
+    global_pooling_1d,
+    global_pooling_3d,
+]
 ARCH_IDS = [build.__name__.replace("_", "-") for build in ARCHITECTURES]
 
 
@@ -223,8 +332,16 @@ def trained(build, rng):
     model, shape = build(rng)
     X = rng.standard_normal((24, *shape)).astype(np.float32)
     y = rng.integers(0, CLASSES, len(X))
-    model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.05, momentum=0.9),
-              epochs=1, batch_size=8, seed=0, progress=False)
+    model.fit(
+        X,
+        y,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=SGD(model.parameters(), lr=0.05, momentum=0.9),
+        epochs=1,
+        batch_size=8,
+        seed=0,
+        progress=False,
+    )
     return model.eval(), shape
 
 
@@ -298,8 +415,16 @@ def test_a_model_in_training_mode_exports_its_inference_graph(onnx, ort, rng, tm
 def test_a_model_trained_on_shapes_classifies_alike(onnx, ort, rng, tmp_path):
     X, y = make_shapes(240, seed=11)
     model = shapes_demo(rng)[0]
-    model.fit(X, y % CLASSES, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.02, momentum=0.9),
-              epochs=1, batch_size=32, seed=0, progress=False)
+    model.fit(
+        X,
+        y % CLASSES,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=SGD(model.parameters(), lr=0.02, momentum=0.9),
+        epochs=1,
+        batch_size=32,
+        seed=0,
+        progress=False,
+    )
     X_test, _ = make_shapes(64, seed=12)
     served = run(ort, to_onnx(model, tmp_path / "shapes.onnx", (3, 32, 32)), X_test)
     expected = model.predict(X_test)
@@ -350,14 +475,23 @@ def test_same_padding_is_written_per_side_for_the_input_size(onnx, rng, tmp_path
 
 
 def test_pooling_and_batch_norm_attributes(onnx, rng, tmp_path):
-    model = Sequential(AvgPool2D(3, stride=2, padding=1), MaxPool2D((2, 3), stride=(1, 2), padding=(1, 1)),
-                       BatchNorm2D(2, eps=1e-3, momentum=0.25))
+    model = Sequential(
+        AvgPool2D(3, stride=2, padding=1),
+        MaxPool2D((2, 3), stride=(1, 2), padding=(1, 1)),
+        BatchNorm2D(2, eps=1e-3, momentum=0.25),
+    )
     graph = onnx.load(to_onnx(model, tmp_path / "model.onnx", (2, 9, 9))).graph
     avg, mx, bn = graph.node
-    assert (avg.op_type, attribute(avg, "count_include_pad").i, list(attribute(avg, "pads").ints)) == \
-        ("AveragePool", 1, [1, 1, 1, 1])
-    assert (mx.op_type, list(attribute(mx, "kernel_shape").ints), list(attribute(mx, "pads").ints)) == \
-        ("MaxPool", [2, 3], [1, 1, 1, 1])
+    assert (avg.op_type, attribute(avg, "count_include_pad").i, list(attribute(avg, "pads").ints)) == (
+        "AveragePool",
+        1,
+        [1, 1, 1, 1],
+    )
+    assert (mx.op_type, list(attribute(mx, "kernel_shape").ints), list(attribute(mx, "pads").ints)) == (
+        "MaxPool",
+        [2, 3],
+        [1, 1, 1, 1],
+    )
     # ONNX's momentum weighs the running value: 1 - minicnn's
     assert bn.op_type == "BatchNormalization" and attribute(bn, "momentum").f == pytest.approx(0.75)
     assert attribute(bn, "epsilon").f == pytest.approx(1e-3)
@@ -366,16 +500,29 @@ def test_pooling_and_batch_norm_attributes(onnx, rng, tmp_path):
 def test_transposed_convolution_and_resize_attributes(onnx, ort, rng, tmp_path):
     from onnx import numpy_helper
 
-    model = Sequential(ConvTranspose2D(2, 4, 3, stride=2, padding=1, output_padding=1, groups=2, rng=rng),
-                       Upsample2D((2, 3)), Upsample2D(2, mode="bilinear"),
-                       ConvTranspose2D(4, 2, 3, padding=(1, 0), output_padding=(1, 1), dilation=2, rng=rng))
+    model = Sequential(
+        ConvTranspose2D(2, 4, 3, stride=2, padding=1, output_padding=1, groups=2, rng=rng),
+        Upsample2D((2, 3)),
+        Upsample2D(2, mode="bilinear"),
+        ConvTranspose2D(4, 2, 3, padding=(1, 0), output_padding=(1, 1), dilation=2, rng=rng),
+    )
     for p in model.parameters():  # a bias that is not zero, to be added where it belongs
         p.data[...] = rng.standard_normal(p.shape)
     path = to_onnx(model, tmp_path / "model.onnx", (2, 4, 5))
     graph = onnx.load(path).graph
     assert [node.op_type for node in graph.node] == [
-        "ConvTranspose", "Constant", "Resize", "Constant", "Resize", "ConvTranspose", "Constant", "Pad", "Constant",
-        "Unsqueeze", "Add"]
+        "ConvTranspose",
+        "Constant",
+        "Resize",
+        "Constant",
+        "Resize",
+        "ConvTranspose",
+        "Constant",
+        "Pad",
+        "Constant",
+        "Unsqueeze",
+        "Add",
+    ]
     assert [init.name for init in graph.initializer] == list(model.state_dict())  # constants are nodes
     first, _, nearest, _, bilinear, last, pads = graph.node[:7]
     # output_padding 1 with padding 1: the same rows as one less padding at the bottom/right
@@ -384,9 +531,14 @@ def test_transposed_convolution_and_resize_attributes(onnx, ort, rng, tmp_path):
     assert attribute(first, "group").i == 2 and list(attribute(first, "strides").ints) == [2, 2]
     assert list(numpy_helper.to_array(attribute(graph.node[1], "value").t)) == [1, 1, 2, 3]
     assert [(a.name, a.s) for a in nearest.attribute] == [
-        ("coordinate_transformation_mode", b"asymmetric"), ("mode", b"nearest"), ("nearest_mode", b"floor")]
-    assert [(a.name, a.s) for a in bilinear.attribute] == [("coordinate_transformation_mode", b"half_pixel"),
-                                                           ("mode", b"linear")]
+        ("coordinate_transformation_mode", b"asymmetric"),
+        ("mode", b"nearest"),
+        ("nearest_mode", b"floor"),
+    ]
+    assert [(a.name, a.s) for a in bilinear.attribute] == [
+        ("coordinate_transformation_mode", b"half_pixel"),
+        ("mode", b"linear"),
+    ]
     # on W, output_padding 1 >= stride 1 with no padding to take it from: zeros padded, then the bias added
     assert list(attribute(last, "pads").ints) == [1, 0, 0, 0] and list(attribute(last, "dilations").ints) == [2, 2]
     assert list(last.input) == [graph.node[4].output[0], "3.weight"]  # the bias comes after the Pad
@@ -450,11 +602,17 @@ class MyModel(Sequential):
     """A user's Sequential subclass: it could override forward."""
 
 
-@pytest.mark.parametrize("layer, where", [(ChannelScale(), "layer 1.1 is a ChannelScale"),
-                                          (MyReLU(), "layer 1.1 is a MyReLU")], ids=["user-layer", "subclass"])
+@pytest.mark.parametrize(
+    "layer, where",
+    [(ChannelScale(), "layer 1.1 is a ChannelScale"), (MyReLU(), "layer 1.1 is a MyReLU")],
+    ids=["user-layer", "subclass"],
+)
 def test_an_unsupported_layer_is_named(layer, where, rng, tmp_path):
-    model = Sequential(Conv2DVolume(3, 4, 3, padding="same", rng=rng),
-                       Residual(Conv2DVolume(4, 4, 3, padding="same", rng=rng), layer), Flatten())
+    model = Sequential(
+        Conv2DVolume(3, 4, 3, padding="same", rng=rng),
+        Residual(Conv2DVolume(4, 4, 3, padding="same", rng=rng), layer),
+        Flatten(),
+    )
     with pytest.raises(TypeError, match=where) as info:
         to_onnx(model, tmp_path / "model.onnx", (3, 8, 8))
     assert "Supported layers: Conv2DVolume, Dense" in str(info.value)
@@ -467,13 +625,17 @@ def test_a_subclass_given_as_the_model_is_named(rng, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("input_shape, error, match", [
-    ((1, 16, 16), ValueError, "input_shape \\(1, 16, 16\\) does not fit the model.*1 channel, expected 3"),
-    ((3, 2, 2), ValueError, "does not fit the model.*larger than the padded input"),
-    ((3, 0, 16), ValueError, "positive ints"),
-    ("3x16x16", ValueError, "positive ints"),
-    (None, TypeError, "input_shape must be a tuple"),
-], ids=["channels", "too-small", "zero", "string", "none"])
+@pytest.mark.parametrize(
+    "input_shape, error, match",
+    [
+        ((1, 16, 16), ValueError, "input_shape \\(1, 16, 16\\) does not fit the model.*1 channel, expected 3"),
+        ((3, 2, 2), ValueError, "does not fit the model.*larger than the padded input"),
+        ((3, 0, 16), ValueError, "positive ints"),
+        ("3x16x16", ValueError, "positive ints"),
+        (None, TypeError, "input_shape must be a tuple"),
+    ],
+    ids=["channels", "too-small", "zero", "string", "none"],
+)
 def test_a_bad_input_shape_is_refused_before_writing(input_shape, error, match, rng, tmp_path):
     model = Sequential(Conv2DVolume(3, 4, 3, rng=rng), ReLU(), Flatten())
     with pytest.raises(error, match=match):
@@ -498,7 +660,8 @@ def public_layer_classes() -> set[type]:
     """Every layer class minicnn.layers exports, and Sequential."""
     members = (getattr(minicnn.layers, name) for name in minicnn.layers.__all__)
     return {cls for cls in members if inspect.isclass(cls) and issubclass(cls, Layer) and cls is not Layer} | {
-        Sequential}
+        Sequential
+    }
 
 
 def test_the_export_table_has_an_entry_for_every_public_layer_class():
@@ -521,8 +684,13 @@ class Negate(Layer):
 
 def negate_entry(torch_module=None) -> Entry:
     """Negate's one entry; ``torch_module`` is the torch class it becomes (None: ONNX only)."""
-    return Entry(Negate, lambda layer, torch: torch_module(), lambda nn: (torch_module,), lambda m, at: Negate(),
-                 lambda g, layer, path, x, shape: g.node("Neg", [x], path))
+    return Entry(
+        Negate,
+        lambda layer, torch: torch_module(),
+        lambda nn: (torch_module,),
+        lambda m, at: Negate(),
+        lambda g, layer, path, x, shape: g.node("Neg", [x], path),
+    )
 
 
 def test_a_new_layer_exports_to_onnx_with_one_table_entry(onnx, ort, monkeypatch, rng, tmp_path):
@@ -538,9 +706,25 @@ def test_a_new_layer_exports_to_onnx_with_one_table_entry(onnx, ort, monkeypatch
 
 # -- the example script -------------------------------------------------------------------------------
 def test_export_and_serve_example_smoke_run(tmp_path):
-    result = subprocess.run([sys.executable, str(EXAMPLES / "export_and_serve.py"), "--limit", "120", "--epochs",
-                             "1", "--count", "16", "--out", str(tmp_path)], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLES / "export_and_serve.py"),
+            "--limit",
+            "120",
+            "--epochs",
+            "1",
+            "--count",
+            "16",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "trained on 120 shapes images" in out

@@ -101,17 +101,24 @@ def test_same_padding_matches_at_every_stride_and_input_size(torch, kernel, stri
 def test_torchs_own_same_padding_where_it_is_even_else_a_same_conv(torch, rng):
     from minicnn.export.torch_modules import SameConv2d
 
-    net = to_torch(Sequential(Conv2DVolume(3, 4, (3, 5), padding="same", rng=rng),
-                              Conv2DVolume(4, 4, 2, dilation=2, padding="same", rng=rng),  # 2 in all: even
-                              Conv2DVolume(4, 4, (3, 4), padding="same", rng=rng),  # 3 columns: odd
-                              Conv2DVolume(4, 4, 3, stride=2, padding="same", rng=rng),
-                              Conv2DVolume(4, 4, 3, padding=(1, 2), rng=rng)))
+    net = to_torch(
+        Sequential(
+            Conv2DVolume(3, 4, (3, 5), padding="same", rng=rng),
+            Conv2DVolume(4, 4, 2, dilation=2, padding="same", rng=rng),  # 2 in all: even
+            Conv2DVolume(4, 4, (3, 4), padding="same", rng=rng),  # 3 columns: odd
+            Conv2DVolume(4, 4, 3, stride=2, padding="same", rng=rng),
+            Conv2DVolume(4, 4, 3, padding=(1, 2), rng=rng),
+        )
+    )
     assert [type(m) for m in net] == [torch.nn.Conv2d, torch.nn.Conv2d, SameConv2d, SameConv2d, torch.nn.Conv2d]
     assert [m.padding for m in net] == ["same", "same", (0, 0), (0, 0), (1, 2)]
 
 
-@pytest.mark.parametrize("groups, padding, stride", [(2, 1, 1), (4, "same", 2), (4, "valid", 1)],
-                         ids=["groups2", "depthwise-same-stride2", "depthwise-valid"])
+@pytest.mark.parametrize(
+    "groups, padding, stride",
+    [(2, 1, 1), (4, "same", 2), (4, "valid", 1)],
+    ids=["groups2", "depthwise-same-stride2", "depthwise-valid"],
+)
 def test_grouped_torch_convolutions_come_back_with_their_groups(torch, groups, padding, stride, rng):
     from minicnn.export.torch_modules import SameConv2d
 
@@ -126,8 +133,11 @@ def test_grouped_torch_convolutions_come_back_with_their_groups(torch, groups, p
 
 
 def test_float64_layers_stay_float64(torch, rng):
-    model = Sequential(Conv2DVolume(2, 3, 3, stride=2, padding="same", rng=rng, dtype=np.float64), Flatten(),
-                       Dense(3 * 3 * 3, 2, rng=rng, dtype=np.float64))
+    model = Sequential(
+        Conv2DVolume(2, 3, 3, stride=2, padding="same", rng=rng, dtype=np.float64),
+        Flatten(),
+        Dense(3 * 3 * 3, 2, rng=rng, dtype=np.float64),
+    )
     net = to_torch(model)
     assert {v.dtype for v in net.state_dict().values()} == {torch.float64}
     x = rng.standard_normal((3, 2, 5, 6))
@@ -223,13 +233,20 @@ def torch_native(torch):
     nn = torch.nn
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True),
-        nn.Conv2d(8, 8, (3, 2), padding="same", dilation=(1, 2), bias=False), nn.LeakyReLU(0.05),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(8, 8, (3, 2), padding="same", dilation=(1, 2), bias=False),
+        nn.LeakyReLU(0.05),
         nn.MaxPool2d(2, padding=1),
-        nn.Conv2d(8, 6, 3, stride=2, padding=(0, 1)), nn.Tanh(),
+        nn.Conv2d(8, 6, 3, stride=2, padding=(0, 1)),
+        nn.Tanh(),
         nn.AvgPool2d(3, stride=1, padding=1),
-        nn.Conv2d(6, 6, 1, padding="valid"), nn.Sigmoid(), nn.Dropout(0.3),
-        nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(),
+        nn.Conv2d(6, 6, 1, padding="valid"),
+        nn.Sigmoid(),
+        nn.Dropout(0.3),
+        nn.AdaptiveAvgPool2d((1, 1)),
+        nn.Flatten(),
         nn.Linear(6, 4),
     )
 
@@ -242,8 +259,22 @@ def test_a_pytorch_model_converts_with_equal_outputs(torch, rng):
     net.eval()
     model = from_torch(net, rng=rng)
     assert [type(layer).__name__ for layer in model] == [
-        "Conv2DVolume", "BatchNorm2D", "ReLU", "Conv2DVolume", "LeakyReLU", "MaxPool2D", "Conv2DVolume", "Tanh",
-        "AvgPool2D", "Conv2DVolume", "Sigmoid", "Dropout", "GlobalAvgPool2D", "Flatten", "Dense"]
+        "Conv2DVolume",
+        "BatchNorm2D",
+        "ReLU",
+        "Conv2DVolume",
+        "LeakyReLU",
+        "MaxPool2D",
+        "Conv2DVolume",
+        "Tanh",
+        "AvgPool2D",
+        "Conv2DVolume",
+        "Sigmoid",
+        "Dropout",
+        "GlobalAvgPool2D",
+        "Flatten",
+        "Dense",
+    ]
     assert not model.training
     for data in ("random", "shapes"):
         images = grid.inputs(data, (3, 14, 13), rng)
@@ -256,26 +287,38 @@ def test_a_pytorch_decoder_converts_with_equal_outputs(torch, rng):
     nn = torch.nn
     torch.manual_seed(0)
     net = nn.Sequential(
-        nn.ConvTranspose2d(3, 6, 4, stride=2, padding=1), nn.ReLU(),
-        nn.Upsample(scale_factor=2), nn.Upsample(scale_factor=(1.0, 3.0), mode="nearest"),
+        nn.ConvTranspose2d(3, 6, 4, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Upsample(scale_factor=2),
+        nn.Upsample(scale_factor=(1.0, 3.0), mode="nearest"),
         nn.ConvTranspose2d(6, 4, (3, 2), stride=(2, 1), padding=(1, 0), output_padding=(1, 0), groups=2, bias=False),
-        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), nn.Tanh(),
+        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+        nn.Tanh(),
         nn.Upsample(scale_factor=3.0, mode="bilinear", recompute_scale_factor=True),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    ).eval()
     model = from_torch(net, rng=rng)
     assert [repr(layer) for layer in model if type(layer).__name__ == "Upsample2D"] == [
-        "Upsample2D(scale_factor=(2, 2), mode='nearest')", "Upsample2D(scale_factor=(1, 3), mode='nearest')",
-        "Upsample2D(scale_factor=(2, 2), mode='bilinear')", "Upsample2D(scale_factor=(3, 3), mode='bilinear')"]
-    assert repr(model[4]) == ("ConvTranspose2D(6, 4, kernel_size=(3, 2), stride=(2, 1), padding=(1, 0), "
-                              "output_padding=(1, 0), groups=2, bias=False, dilation=(1, 1))")
+        "Upsample2D(scale_factor=(2, 2), mode='nearest')",
+        "Upsample2D(scale_factor=(1, 3), mode='nearest')",
+        "Upsample2D(scale_factor=(2, 2), mode='bilinear')",
+        "Upsample2D(scale_factor=(3, 3), mode='bilinear')",
+    ]
+    assert repr(model[4]) == (
+        "ConvTranspose2D(6, 4, kernel_size=(3, 2), stride=(2, 1), padding=(1, 0), "
+        "output_padding=(1, 0), groups=2, bias=False, dilation=(1, 1))"
+    )
     x = rng.standard_normal((2, 3, 3, 4)).astype(np.float32)
     grid.assert_close(model.predict(x), forward(torch, net, x))
     assert_same_state(model.state_dict(), {k: v.numpy() for k, v in net.state_dict().items()})
 
 
 def test_float64_transposed_convolutions_stay_float64(torch, rng):
-    model = Sequential(ConvTranspose2D(2, 3, 3, stride=2, padding=1, output_padding=1, rng=rng, dtype=np.float64),
-                       Upsample2D(2, mode="bilinear"))
+    model = Sequential(
+        ConvTranspose2D(2, 3, 3, stride=2, padding=1, output_padding=1, rng=rng, dtype=np.float64),
+        Upsample2D(2, mode="bilinear"),
+    )
     net = to_torch(model)
     assert {v.dtype for v in net.state_dict().values()} == {torch.float64}
     x = rng.standard_normal((2, 2, 3, 4))
@@ -286,12 +329,26 @@ def test_float64_transposed_convolutions_stay_float64(torch, rng):
 
 def test_a_torch_state_dict_loads_straight_into_the_minicnn_model(torch, rng):
     nn = torch.nn
-    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
-                        nn.Flatten(), nn.Dropout(0.5), nn.Linear(4 * 4 * 4, 3))
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(0.5),
+        nn.Linear(4 * 4 * 4, 3),
+    )
     net(torch.ones(2, 1, 8, 8))  # training mode: running statistics move
     net.eval()
-    model = Sequential(Conv2DVolume(1, 4, 3, padding=1, rng=rng), BatchNorm2D(4), ReLU(), MaxPool2D(2),
-                       Flatten(), Dropout(0.5, rng=rng), Dense(4 * 4 * 4, 3, rng=rng))
+    model = Sequential(
+        Conv2DVolume(1, 4, 3, padding=1, rng=rng),
+        BatchNorm2D(4),
+        ReLU(),
+        MaxPool2D(2),
+        Flatten(),
+        Dropout(0.5, rng=rng),
+        Dense(4 * 4 * 4, 3, rng=rng),
+    )
     model.load_state_dict({k: v.numpy() for k, v in net.state_dict().items()})
     x = rng.standard_normal((5, 1, 8, 8)).astype(np.float32)
     grid.assert_close(model.predict(x), forward(torch, net, x))
@@ -304,8 +361,9 @@ def test_train_in_torch_then_come_back(torch, rng):
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
     for start in range(0, 64, 16):
         optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(net(torch.from_numpy(X[start:start + 16])),
-                                                 torch.from_numpy(y[start:start + 16] % grid.CLASSES))
+        loss = torch.nn.functional.cross_entropy(
+            net(torch.from_numpy(X[start : start + 16])), torch.from_numpy(y[start : start + 16] % grid.CLASSES)
+        )
         loss.backward()
         optimizer.step()
     back = from_torch(net.eval())
@@ -314,8 +372,16 @@ def test_train_in_torch_then_come_back(torch, rng):
     X_test, _ = make_shapes(16, seed=4)
     grid.assert_close(back.predict(X_test), forward(torch, net, X_test))
     # and minicnn trains it on from there
-    back.fit(X, y % grid.CLASSES, loss=SoftmaxCrossEntropy(), optimizer=SGD(back.parameters(), lr=0.01),
-             epochs=1, batch_size=16, seed=0, progress=False)
+    back.fit(
+        X,
+        y % grid.CLASSES,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=SGD(back.parameters(), lr=0.01),
+        epochs=1,
+        batch_size=16,
+        seed=0,
+        progress=False,
+    )
 
 
 def test_modes_come_back_layer_by_layer(torch, rng):
@@ -334,46 +400,97 @@ def test_dropout_streams_come_from_rng(torch):
     assert np.array_equal(a(x), b(x)) and a[0].p == 0.5
 
 
-@pytest.mark.parametrize("make, error, match", [
-    (lambda nn: nn.Sequential(nn.Conv2d(2, 2, 3), nn.GELU()), TypeError,
-     r"module 1 is GELU .* which minicnn has no layer for. Supported: nn.Conv2d"),
-    (lambda nn: nn.Sequential(nn.Sequential(nn.ReLU(), nn.PixelShuffle(2))), TypeError,
-     "module 0.1 is PixelShuffle"),
-    (lambda nn: nn.Sequential(nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect")), ValueError,
-     "padding_mode='reflect'.*build it with padding_mode='zeros'"),
-    (lambda nn: nn.Sequential(nn.MaxPool2d(2, ceil_mode=True)), ValueError, "ceil_mode=True"),
-    (lambda nn: nn.Sequential(nn.MaxPool2d(3, dilation=2)), ValueError, "dilation"),
-    (lambda nn: nn.Sequential(nn.MaxPool2d(2, return_indices=True)), ValueError, "return_indices=True"),
-    (lambda nn: nn.Sequential(nn.AvgPool2d(2, padding=1, count_include_pad=False)), ValueError,
-     "count_include_pad=False"),
-    (lambda nn: nn.Sequential(nn.AvgPool2d(2, divisor_override=3)), ValueError, "divisor_override=3"),
-    (lambda nn: nn.Sequential(nn.BatchNorm2d(2, affine=False)), ValueError, "affine=False"),
-    (lambda nn: nn.Sequential(nn.BatchNorm2d(2, track_running_stats=False)), ValueError,
-     "track_running_stats=False"),
-    (lambda nn: nn.Sequential(nn.BatchNorm2d(2, momentum=None)), ValueError, "momentum=None"),
-    (lambda nn: nn.Sequential(nn.BatchNorm2d(2).double()), ValueError, "0.weight is float64.*module.float()"),
-    (lambda nn: nn.Sequential(nn.Linear(2, 2).half()), ValueError, "0.weight is float16"),
-    (lambda nn: nn.Sequential(nn.Flatten(start_dim=2)), ValueError, "start_dim=2"),
-    (lambda nn: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Linear(2, 2)), ValueError,
-     "followed by nn.Flatten"),
-    (lambda nn: nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten()), ValueError, "use output_size=1"),
-    (lambda nn: nn.Sequential(type("MyConv", (nn.Conv2d,), {})(2, 2, 3)), TypeError, "module 0 is MyConv"),
-    (lambda nn: nn.Conv2d(2, 2, 3), TypeError, "must be a torch.nn.Sequential, got Conv2d; wrap it"),
-    (lambda nn: nn.ModuleList([nn.ReLU()]), TypeError, "got ModuleList"),
-    (lambda nn: nn.Sequential(nn.Upsample(scale_factor=2, mode="bicubic")), ValueError,
-     "mode='bicubic'; Upsample2D computes mode='nearest' or mode='bilinear' only"),
-    (lambda nn: nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)), ValueError,
-     "align_corners=True.*build it with align_corners=False"),
-    (lambda nn: nn.Sequential(nn.Upsample(size=(4, 4))), ValueError, r"size=\(4, 4\).*whole factors"),
-    (lambda nn: nn.Sequential(nn.Upsample(scale_factor=1.5)), ValueError, "scale_factor=1.5.*whole factors"),
-    (lambda nn: nn.Sequential(nn.Upsample(scale_factor=(2, 0.5))), ValueError, "whole factors"),
-    (lambda nn: nn.Sequential(nn.UpsamplingBilinear2d(scale_factor=2)), TypeError, "module 0 is UpsamplingBilinear2d"),
-    (lambda nn: nn.Sequential(nn.ConvTranspose2d(2, 2, 3).half()), ValueError, "0.weight is float16"),
-], ids=["gelu", "nested-pixel-shuffle", "reflect", "ceil-mode", "pool-dilation", "indices", "exclude-pad",
-        "divisor", "bn-affine", "bn-no-stats", "bn-cumulative", "bn-double", "half", "flatten-dims",
-        "adaptive-no-flatten", "adaptive-2", "subclass", "not-sequential", "module-list", "upsample-bicubic",
-        "upsample-align-corners", "upsample-size", "upsample-fraction", "upsample-half", "upsampling-bilinear2d",
-        "conv-transpose-half"])
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (
+            lambda nn: nn.Sequential(nn.Conv2d(2, 2, 3), nn.GELU()),
+            TypeError,
+            r"module 1 is GELU .* which minicnn has no layer for. Supported: nn.Conv2d",
+        ),
+        (
+            lambda nn: nn.Sequential(nn.Sequential(nn.ReLU(), nn.PixelShuffle(2))),
+            TypeError,
+            "module 0.1 is PixelShuffle",
+        ),
+        (
+            lambda nn: nn.Sequential(nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect")),
+            ValueError,
+            "padding_mode='reflect'.*build it with padding_mode='zeros'",
+        ),
+        (lambda nn: nn.Sequential(nn.MaxPool2d(2, ceil_mode=True)), ValueError, "ceil_mode=True"),
+        (lambda nn: nn.Sequential(nn.MaxPool2d(3, dilation=2)), ValueError, "dilation"),
+        (lambda nn: nn.Sequential(nn.MaxPool2d(2, return_indices=True)), ValueError, "return_indices=True"),
+        (
+            lambda nn: nn.Sequential(nn.AvgPool2d(2, padding=1, count_include_pad=False)),
+            ValueError,
+            "count_include_pad=False",
+        ),
+        (lambda nn: nn.Sequential(nn.AvgPool2d(2, divisor_override=3)), ValueError, "divisor_override=3"),
+        (lambda nn: nn.Sequential(nn.BatchNorm2d(2, affine=False)), ValueError, "affine=False"),
+        (
+            lambda nn: nn.Sequential(nn.BatchNorm2d(2, track_running_stats=False)),
+            ValueError,
+            "track_running_stats=False",
+        ),
+        (lambda nn: nn.Sequential(nn.BatchNorm2d(2, momentum=None)), ValueError, "momentum=None"),
+        (lambda nn: nn.Sequential(nn.BatchNorm2d(2).double()), ValueError, "0.weight is float64.*module.float()"),
+        (lambda nn: nn.Sequential(nn.Linear(2, 2).half()), ValueError, "0.weight is float16"),
+        (lambda nn: nn.Sequential(nn.Flatten(start_dim=2)), ValueError, "start_dim=2"),
+        (lambda nn: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Linear(2, 2)), ValueError, "followed by nn.Flatten"),
+        (lambda nn: nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten()), ValueError, "use output_size=1"),
+        (lambda nn: nn.Sequential(type("MyConv", (nn.Conv2d,), {})(2, 2, 3)), TypeError, "module 0 is MyConv"),
+        (lambda nn: nn.Conv2d(2, 2, 3), TypeError, "must be a torch.nn.Sequential, got Conv2d; wrap it"),
+        (lambda nn: nn.ModuleList([nn.ReLU()]), TypeError, "got ModuleList"),
+        (
+            lambda nn: nn.Sequential(nn.Upsample(scale_factor=2, mode="bicubic")),
+            ValueError,
+            "mode='bicubic'; Upsample2D computes mode='nearest' or mode='bilinear' only",
+        ),
+        (
+            lambda nn: nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)),
+            ValueError,
+            "align_corners=True.*build it with align_corners=False",
+        ),
+        (lambda nn: nn.Sequential(nn.Upsample(size=(4, 4))), ValueError, r"size=\(4, 4\).*whole factors"),
+        (lambda nn: nn.Sequential(nn.Upsample(scale_factor=1.5)), ValueError, "scale_factor=1.5.*whole factors"),
+        (lambda nn: nn.Sequential(nn.Upsample(scale_factor=(2, 0.5))), ValueError, "whole factors"),
+        (
+            lambda nn: nn.Sequential(nn.UpsamplingBilinear2d(scale_factor=2)),
+            TypeError,
+            "module 0 is UpsamplingBilinear2d",
+        ),
+        (lambda nn: nn.Sequential(nn.ConvTranspose2d(2, 2, 3).half()), ValueError, "0.weight is float16"),
+    ],
+    ids=[
+        "gelu",
+        "nested-pixel-shuffle",
+        "reflect",
+        "ceil-mode",
+        "pool-dilation",
+        "indices",
+        "exclude-pad",
+        "divisor",
+        "bn-affine",
+        "bn-no-stats",
+        "bn-cumulative",
+        "bn-double",
+        "half",
+        "flatten-dims",
+        "adaptive-no-flatten",
+        "adaptive-2",
+        "subclass",
+        "not-sequential",
+        "module-list",
+        "upsample-bicubic",
+        "upsample-align-corners",
+        "upsample-size",
+        "upsample-fraction",
+        "upsample-half",
+        "upsampling-bilinear2d",
+        "conv-transpose-half",
+    ],
+)
 def test_unsupported_torch_modules_are_named(torch, make, error, match):
     with pytest.raises(error, match=match):
         from_torch(make(torch.nn))
@@ -386,8 +503,10 @@ def test_rng_must_be_a_generator(torch):
 
 # -- to_torch errors (no torch needed) ------------------------------------------------------------------
 def test_an_unsupported_layer_is_named(rng):
-    model = Sequential(Conv2DVolume(3, 4, 3, padding="same", rng=rng),
-                       Residual(Conv2DVolume(4, 4, 3, padding="same", rng=rng), grid.ChannelScale()))
+    model = Sequential(
+        Conv2DVolume(3, 4, 3, padding="same", rng=rng),
+        Residual(Conv2DVolume(4, 4, 3, padding="same", rng=rng), grid.ChannelScale()),
+    )
     with pytest.raises(TypeError, match=r"to_torch: layer 1.1 is a ChannelScale .* Supported layers: Conv2DVolume"):
         to_torch(model)
 

@@ -148,8 +148,11 @@ def test_im2col_keeps_float32_and_converts_integers():
 
 
 def test_im2col_rejects_a_kernel_larger_than_the_padded_input():
-    with pytest.raises(ValueError, match=r"im2col: kernel_size \(3, 3\) with dilation \(2, 2\) spans \(5, 5\), "
-                                         r"larger than the padded input \(4, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"im2col: kernel_size \(3, 3\) with dilation \(2, 2\) spans \(5, 5\), "
+        r"larger than the padded input \(4, 4\)",
+    ):
         F.im2col(np.zeros((1, 1, 4, 4)), 3, dilation=2)
 
 
@@ -304,12 +307,16 @@ def test_one_geometry_rule_for_conv_pooling_and_im2col():
 
     x = np.zeros((1, 1, 2, 8))
     messages = []
-    for owner, run in [("Conv2DVolume", lambda: Conv2DVolume(1, 1, 3)(x)), ("MaxPool2D", lambda: MaxPool2D(3)(x)),
-                       ("im2col", lambda: F.im2col(x, 3))]:
+    for owner, run in [
+        ("Conv2DVolume", lambda: Conv2DVolume(1, 1, 3)(x)),
+        ("MaxPool2D", lambda: MaxPool2D(3)(x)),
+        ("im2col", lambda: F.im2col(x, 3)),
+    ]:
         with pytest.raises(ValueError) as info:
             run()
         message = str(info.value)
-        assert message.startswith(f"{owner}: kernel_size (3, 3) with dilation (1, 1) spans (3, 3), larger than "
-                                  "the padded input (2, 8)"), message
+        assert message.startswith(
+            f"{owner}: kernel_size (3, 3) with dilation (1, 1) spans (3, 3), larger than the padded input (2, 8)"
+        ), message
         messages.append(message.split(": ", 1)[1])
     assert len(set(messages)) == 1

@@ -237,15 +237,21 @@ def test_rejects_something_that_is_not_a_layer():
 
 def _stack_conv_pool(rng):
     return Sequential(
-        Conv2DVolume(2, 3, (3, 2), stride=(2, 1), padding="same", rng=rng), MaxPool2D(2, stride=1, padding=1),
-        ReLU(), Flatten(), Dense(3 * 5 * 7, 4, rng=rng),
+        Conv2DVolume(2, 3, (3, 2), stride=(2, 1), padding="same", rng=rng),
+        MaxPool2D(2, stride=1, padding=1),
+        ReLU(),
+        Flatten(),
+        Dense(3 * 5 * 7, 4, rng=rng),
     )
 
 
 def _stack_dilated(rng):
     return Sequential(
-        Conv2DVolume(1, 2, 3, dilation=2, padding=2, rng=rng), ReLU(),
-        Conv2DVolume(2, 2, 2, stride=2, bias=False, rng=rng), Flatten(), Dense(2 * 3 * 3, 3, rng=rng),
+        Conv2DVolume(1, 2, 3, dilation=2, padding=2, rng=rng),
+        ReLU(),
+        Conv2DVolume(2, 2, 2, stride=2, bias=False, rng=rng),
+        Flatten(),
+        Dense(2 * 3 * 3, 3, rng=rng),
     )
 
 

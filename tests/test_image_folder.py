@@ -61,6 +61,7 @@ def composite_over_white(rgba):
 
 # -- the shapes data, written as PNG and read back --------------------------------------------
 
+
 @pytest.fixture
 def shapes_folder(tmp_path, pil):
     X, y = make_shapes(18, seed=3)
@@ -100,6 +101,7 @@ def test_load_images_reads_files_as_the_folder_loader_does(shapes_folder):
 
 # -- bit depths and transparency ----------------------------------------------------------------
 # Each case: (what to save, save options, the expected RGB levels and the level meaning 1.0).
+
 
 def _rgb8(pil, rng):
     a = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
@@ -171,8 +173,18 @@ def _gray16_key(pil, rng):
     return pil.fromarray(a), {"transparency": 65001}, np.repeat(expected[:, :, None], 3, axis=2), 65535
 
 
-CASES = [_rgb8, _gray8, _one_bit, _palette, _palette_transparency, _rgba, _gray_alpha, _rgb_colour_key, _gray16,
-         _gray16_key]
+CASES = [
+    _rgb8,
+    _gray8,
+    _one_bit,
+    _palette,
+    _palette_transparency,
+    _rgba,
+    _gray_alpha,
+    _rgb_colour_key,
+    _gray16,
+    _gray16_key,
+]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda f: f.__name__.strip("_").replace("_", "-"))
@@ -201,8 +213,10 @@ def test_sixteen_bit_resizes_without_losing_its_depth(tmp_path, pil):
 
 # -- JPEG: EXIF orientation and CMYK --------------------------------------------------------------
 
-@pytest.mark.parametrize("orientation, turn", [(1, 0), (3, 2), (6, -1), (8, 1)],
-                         ids=["upright", "upside-down", "turn-right", "turn-left"])
+
+@pytest.mark.parametrize(
+    "orientation, turn", [(1, 0), (3, 2), (6, -1), (8, 1)], ids=["upright", "upside-down", "turn-right", "turn-left"]
+)
 def test_jpeg_exif_orientation_is_applied(tmp_path, pil, orientation, turn):
     """Orientation 6 means "turn 90 degrees clockwise to show" (np.rot90 with k=-1), 8 the other way."""
     source = np.zeros((16, 32, 3), np.uint8)
@@ -224,6 +238,7 @@ def test_cmyk_jpeg_becomes_rgb(tmp_path, pil):
 
 
 # -- which files, in which order ------------------------------------------------------------------
+
 
 def test_hidden_and_non_image_files_are_skipped_and_order_is_sorted(tmp_path, pil):
     root = tmp_path / "root"
@@ -249,13 +264,20 @@ def test_hidden_and_non_image_files_are_skipped_and_order_is_sorted(tmp_path, pi
     assert y.tolist() == [0, 1, 1, 1, 1, 1]
     np.testing.assert_allclose(X[:, 0, 0, 0] * 255, [10, 30, 40, 50, 60, 70], atol=2)  # JPEGs: near
     assert [p.relative_to(root).as_posix() for p in list_images(root / "b")] == [
-        "b/A.PNG", "b/a.jpeg", "b/b.png", "b/sub/c.png", "b/sub-x.png"]
+        "b/A.PNG",
+        "b/a.jpeg",
+        "b/b.png",
+        "b/sub/c.png",
+        "b/sub-x.png",
+    ]
 
 
 # -- every format Pillow reads ----------------------------------------------------------------------
 
+
 def _has_webp():
     from PIL import features
+
     return features.check("webp")
 
 
@@ -273,9 +295,14 @@ def test_image_extensions_are_pillows_formats_that_decode(pil):
 def test_every_format_pillow_reads_is_found_in_any_case_and_decoded(tmp_path, pil):
     root = tmp_path / "root"
     files = {  # name: (save options, exact); each image is flat at its own gray level
-        "png/a.png": ({}, True), "jpeg/b.JPG": ({"quality": 95}, False), "jpeg/c.jpe": ({"quality": 95}, False),
-        "bmp/d.bmp": ({}, True), "bmp/e.BMP": ({}, True), "tiff/f.tif": ({}, True),
-        "tiff/g.TIFF": ({"compression": "tiff_lzw"}, True), "gif/h.gif": ({}, True),
+        "png/a.png": ({}, True),
+        "jpeg/b.JPG": ({"quality": 95}, False),
+        "jpeg/c.jpe": ({"quality": 95}, False),
+        "bmp/d.bmp": ({}, True),
+        "bmp/e.BMP": ({}, True),
+        "tiff/f.tif": ({}, True),
+        "tiff/g.TIFF": ({"compression": "tiff_lzw"}, True),
+        "gif/h.gif": ({}, True),
     }
     if _has_webp():
         files |= {"webp/i.webp": ({"lossless": True}, True), "webp/j.WEBP": ({"quality": 90}, False)}
@@ -302,10 +329,10 @@ def test_a_file_is_decoded_by_its_content_and_gives_its_first_frame(tmp_path, pi
     png_named_jpg = tmp_path / "photo.jpg"
     pil.fromarray(a).save(png_named_jpg, format="PNG")
     gif_named_png = tmp_path / "moving.png"
-    pil.new("L", (7, 5), 60).save(gif_named_png, format="GIF", save_all=True,
-                                  append_images=[pil.new("L", (7, 5), 200)])
-    pages = save(pil, pil.new("L", (7, 5), 40), tmp_path / "pages.tiff", save_all=True,
-                 append_images=[pil.new("L", (7, 5), 210)])
+    pil.new("L", (7, 5), 60).save(gif_named_png, format="GIF", save_all=True, append_images=[pil.new("L", (7, 5), 200)])
+    pages = save(
+        pil, pil.new("L", (7, 5), 40), tmp_path / "pages.tiff", save_all=True, append_images=[pil.new("L", (7, 5), 210)]
+    )
     X = load_images([png_named_jpg, gif_named_png, pages])
     np.testing.assert_array_equal(X[0], np.float32(a.transpose(2, 0, 1)) / np.float32(255))
     np.testing.assert_array_equal(X[1:] * 255, np.float32([[[[60]]], [[[40]]]]) * np.ones((2, 3, 5, 7)))
@@ -382,8 +409,10 @@ def test_seed_none_gives_a_fresh_order_and_shuffle_false_keeps_the_sorted_one(nu
 
 # -- resizing -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("image_size, shape", [(6, (6, 6)), ((6, 10), (6, 10)), ([3, 5], (3, 5))],
-                         ids=["int", "pair-HW", "list"])
+
+@pytest.mark.parametrize(
+    "image_size, shape", [(6, (6, 6)), ((6, 10), (6, 10)), ([3, 5], (3, 5))], ids=["int", "pair-HW", "list"]
+)
 def test_image_size_resizes_bilinear_to_H_by_W(tmp_path, pil, rng, image_size, shape):
     a = rng.integers(0, 256, (11, 13, 3), dtype=np.uint8)
     b = rng.integers(0, 256, (7, 9, 3), dtype=np.uint8)  # other sizes are fine with image_size
@@ -399,11 +428,13 @@ def test_image_size_resizes_bilinear_to_H_by_W(tmp_path, pil, rng, image_size, s
 def test_an_image_of_the_target_size_is_not_resampled(tmp_path, pil, rng):
     a = rng.integers(0, 256, (6, 10, 3), dtype=np.uint8)
     path = save(pil, a, tmp_path / "a.png")
-    np.testing.assert_array_equal(load_images([path], image_size=(6, 10))[0],
-                                  np.float32(a.transpose(2, 0, 1)) / np.float32(255))
+    np.testing.assert_array_equal(
+        load_images([path], image_size=(6, 10))[0], np.float32(a.transpose(2, 0, 1)) / np.float32(255)
+    )
 
 
 # -- files that cannot be read --------------------------------------------------------------------
+
 
 def _good_image(pil, path, size=(5, 7)):
     return save(pil, np.zeros(size + (3,), np.uint8), path)
@@ -414,29 +445,39 @@ def _cut_in_half(pil, image_format):
     buffer = io.BytesIO()
     noise = np.random.default_rng(0).integers(0, 256, (50, 100), dtype=np.uint8)
     pil.fromarray(noise).save(buffer, image_format)
-    return buffer.getvalue()[:len(buffer.getvalue()) // 2]
+    return buffer.getvalue()[: len(buffer.getvalue()) // 2]
 
 
 NOT_AN_IMAGE = "not an image in any format Pillow reads"
 
 
-@pytest.mark.parametrize("content, reason", [
-    (b"", NOT_AN_IMAGE), (b"this is text, not a PNG", NOT_AN_IMAGE), ("truncated", "OSError: image file is truncated"),
-], ids=["empty", "text", "truncated-png"])
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"", NOT_AN_IMAGE),
+        (b"this is text, not a PNG", NOT_AN_IMAGE),
+        ("truncated", "OSError: image file is truncated"),
+    ],
+    ids=["empty", "text", "truncated-png"],
+)
 def test_an_image_that_cannot_be_decoded_is_an_error_naming_it_and_why(tmp_path, pil, content, reason):
     _good_image(pil, tmp_path / "root" / "a" / "ok.png")
     bad = tmp_path / "root" / "a" / "bad.png"
     bad.write_bytes(_cut_in_half(pil, "PNG") if content == "truncated" else content)
-    with pytest.raises(ValueError, match=re.escape(f"load_image_folder: image files that cannot be read (1 of 2):\n"
-                                                   f"  {bad}: {reason}")):
+    with pytest.raises(
+        ValueError, match=re.escape(f"load_image_folder: image files that cannot be read (1 of 2):\n  {bad}: {reason}")
+    ):
         load_image_folder(tmp_path / "root")
 
 
 @pytest.fixture
 def folder_with_bad_files(numbered_folder, pil):
     """``numbered_folder`` plus, in each class, one image file that does not decode; and a text file."""
-    bad = [numbered_folder / "ant" / "zz-empty.png", numbered_folder / "bee" / "broken.jpg",
-           numbered_folder / "cat" / "sub" / "text.tif"]
+    bad = [
+        numbered_folder / "ant" / "zz-empty.png",
+        numbered_folder / "bee" / "broken.jpg",
+        numbered_folder / "cat" / "sub" / "text.tif",
+    ]
     bad[0].write_bytes(b"")
     bad[1].write_bytes(_cut_in_half(pil, "JPEG"))
     bad[2].parent.mkdir()
@@ -494,13 +535,22 @@ def test_a_class_left_without_a_readable_image_is_an_error_naming_it(tmp_path, p
     (root / "b").mkdir()
     (root / "b" / "x.png").write_bytes(b"")
     (root / "b" / "y.jpg").write_bytes(b"not a JPEG")
-    with pytest.warns(UserWarning, match="skipped 2 of 3"), pytest.raises(ValueError, match=re.escape(
-            "load_image_folder: class folders left without images after skipping the files that cannot be read "
-            f"(1 of 2):\n  {root / 'b'}: none of its 2 image files can be read\nfix or replace")):
+    with (
+        pytest.warns(UserWarning, match="skipped 2 of 3"),
+        pytest.raises(
+            ValueError,
+            match=re.escape(
+                "load_image_folder: class folders left without images after skipping the files that cannot be read "
+                f"(1 of 2):\n  {root / 'b'}: none of its 2 image files can be read\nfix or replace"
+            ),
+        ),
+    ):
         load_image_folder(root, on_error="skip")
     (root / "a" / "good.png").write_bytes(b"")
-    with pytest.warns(UserWarning, match="skipped 3 of 3"), pytest.raises(
-            ValueError, match=re.escape("load_image_folder: no image could be read, of the 3 tried")):
+    with (
+        pytest.warns(UserWarning, match="skipped 3 of 3"),
+        pytest.raises(ValueError, match=re.escape("load_image_folder: no image could be read, of the 3 tried")),
+    ):
         load_image_folder(root, on_error="skip")
 
 
@@ -511,10 +561,12 @@ def test_load_images_names_every_file_that_cannot_be_read_and_never_skips(tmp_pa
     text.write_text("not a JPEG")
     with pytest.raises(ValueError) as info:
         load_images([text, good, empty])  # listed in the order given
-    assert str(info.value) == (f"load_images: image files that cannot be read (2 of 3):\n  {text}: {NOT_AN_IMAGE} "
-                               f"(empty, cut short, or another kind of file)\n  {empty}: {NOT_AN_IMAGE} "
-                               "(empty, cut short, or another kind of file)\n"
-                               "fix or delete them, or leave them out of paths")
+    assert str(info.value) == (
+        f"load_images: image files that cannot be read (2 of 3):\n  {text}: {NOT_AN_IMAGE} "
+        f"(empty, cut short, or another kind of file)\n  {empty}: {NOT_AN_IMAGE} "
+        "(empty, cut short, or another kind of file)\n"
+        "fix or delete them, or leave them out of paths"
+    )
 
 
 def test_mixed_sizes_name_two_files_their_sizes_and_how_many_differ(tmp_path, pil):
@@ -523,8 +575,10 @@ def test_mixed_sizes_name_two_files_their_sizes_and_how_many_differ(tmp_path, pi
     other = _good_image(pil, tmp_path / "root" / "b" / "3.png", size=(6, 7))
     _good_image(pil, tmp_path / "root" / "b" / "4.png", size=(6, 8))
     for seed in (0, 1, 2):  # the first files in sorted order are named, whatever order they are read in
-        with pytest.raises(ValueError, match=re.escape(f"{first} is 5x7 (HxW) but {other} is 6x7 (2 of 4 are not "
-                                                       "5x7); pass image_size=(H, W)")):
+        with pytest.raises(
+            ValueError,
+            match=re.escape(f"{first} is 5x7 (HxW) but {other} is 6x7 (2 of 4 are not 5x7); pass image_size=(H, W)"),
+        ):
             load_image_folder(tmp_path / "root", seed=seed)
 
 
@@ -540,6 +594,7 @@ def test_unreadable_files_and_mixed_sizes_are_reported_together(tmp_path, pil):
 
 
 # -- folders: missing, misnamed, empty ------------------------------------------------------------
+
 
 def test_every_class_folder_without_images_is_named_in_one_error(tmp_path, pil):
     root = tmp_path / "root"
@@ -557,54 +612,74 @@ def test_every_class_folder_without_images_is_named_in_one_error(tmp_path, pil):
         f"  {root / 'b'} holds no images (only 2 other files: notes.txt, scan.pdf)\n"
         f"  {root / 'c'} holds no images (no visible files at all)\n"
         f"  {root / 'd'} holds no images (no visible files at all)\n"
-        "add images to each (list_images(folder) shows which files count) or remove the folder")
+        "add images to each (list_images(folder) shows which files count) or remove the folder"
+    )
 
 
 def test_no_class_folders_is_an_error_with_the_layout(tmp_path, pil):
     root = tmp_path / "root"
     _good_image(pil, root / "loose.png")
     (root / ".hidden").mkdir()
-    with pytest.raises(ValueError, match=re.escape(f"no class folders in {root} (it holds 1 image file directly)")
-                       + r".*root/<class>/<image>"):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(f"no class folders in {root} (it holds 1 image file directly)") + r".*root/<class>/<image>",
+    ):
         load_image_folder(root)
 
 
-@pytest.mark.parametrize("function, arg", [(list_images, "folder"), (load_image_folder, "root")],
-                         ids=["list_images", "load_image_folder"])
+@pytest.mark.parametrize(
+    "function, arg", [(list_images, "folder"), (load_image_folder, "root")], ids=["list_images", "load_image_folder"]
+)
 def test_a_missing_folder_suggests_a_close_name_or_the_nearest_existing_folder(tmp_path, pil, function, arg):
     photos = tmp_path / "photos"
     _good_image(pil, photos / "test" / "cat" / "1.png")
     (photos / "train").mkdir()
     start = f"{function.__name__}: {arg}"
-    with pytest.raises(FileNotFoundError, match=re.escape(
-            f"{start} {photos / 'tset'} does not exist; did you mean {photos / 'test'}?")):
+    with pytest.raises(
+        FileNotFoundError, match=re.escape(f"{start} {photos / 'tset'} does not exist; did you mean {photos / 'test'}?")
+    ):
         function(photos / "tset")
     with pytest.raises(FileNotFoundError, match=re.escape(f"did you mean {photos / 'test' / 'cat'}?")):
         function(photos / "tset" / "cat")
-    with pytest.raises(FileNotFoundError, match=re.escape(
-            f"{start} {photos / 'zzz' / 'x'} does not exist; the nearest existing folder is {photos}; check the path")):
+    with pytest.raises(
+        FileNotFoundError,
+        match=re.escape(
+            f"{start} {photos / 'zzz' / 'x'} does not exist; the nearest existing folder is {photos}; check the path"
+        ),
+    ):
         function(photos / "zzz" / "x")
 
 
 def test_a_missing_relative_folder_names_the_current_folder(tmp_path, pil, monkeypatch):
     _good_image(pil, tmp_path / "photos" / "cat" / "1.png")
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError, match=re.escape(
-            "list_images: folder photoz does not exist; did you mean photos?")):
+    with pytest.raises(
+        FileNotFoundError, match=re.escape("list_images: folder photoz does not exist; did you mean photos?")
+    ):
         list_images("photoz")
-    with pytest.raises(FileNotFoundError, match=re.escape(
+    with pytest.raises(
+        FileNotFoundError,
+        match=re.escape(
             f"list_images: folder qqq does not exist; the nearest existing folder is the current folder, "
-            f"{Path.cwd()}; check the path")):
+            f"{Path.cwd()}; check the path"
+        ),
+    ):
         list_images("qqq")
 
 
 def test_a_file_where_a_folder_is_expected(tmp_path, pil):
     image = _good_image(pil, tmp_path / "a.png")
-    with pytest.raises(NotADirectoryError, match=re.escape(
-            f"list_images: folder {image} is a file, not a folder; pass the folder that holds the images")):
+    with pytest.raises(
+        NotADirectoryError,
+        match=re.escape(f"list_images: folder {image} is a file, not a folder; pass the folder that holds the images"),
+    ):
         list_images(image)
-    with pytest.raises(NotADirectoryError, match=re.escape(
-            f"load_image_folder: root {image} is a file, not a folder; expected a folder holding one subfolder")):
+    with pytest.raises(
+        NotADirectoryError,
+        match=re.escape(
+            f"load_image_folder: root {image} is a file, not a folder; expected a folder holding one subfolder"
+        ),
+    ):
         load_image_folder(image)
     with pytest.raises(FileNotFoundError, match=re.escape(f"does not exist; {image} is a file, not a folder")):
         list_images(image / "sub")
@@ -616,26 +691,45 @@ def test_load_images_names_every_missing_file_and_every_folder(tmp_path, pil):
     typo, wrong_folder = tmp_path / "cat" / "01.png", tmp_path / "dgo" / "x.png"
     with pytest.raises(FileNotFoundError) as info:
         load_images([typo, good, wrong_folder])
-    assert str(info.value) == (f"load_images: image files not found (2 of 3):\n  {typo}: did you mean {good}?\n"
-                               f"  {wrong_folder}: did you mean {tmp_path / 'dog' / 'x.png'}?\ncheck the paths")
-    with pytest.raises(IsADirectoryError, match=re.escape(
+    assert str(info.value) == (
+        f"load_images: image files not found (2 of 3):\n  {typo}: did you mean {good}?\n"
+        f"  {wrong_folder}: did you mean {tmp_path / 'dog' / 'x.png'}?\ncheck the paths"
+    )
+    with pytest.raises(
+        IsADirectoryError,
+        match=re.escape(
             f"load_images: folders where image files were expected (1 of 2):\n  {tmp_path / 'cat'}\n"
-            "pass the images in them instead: load_images(list_images(folder))")):
+            "pass the images in them instead: load_images(list_images(folder))"
+        ),
+    ):
         load_images([good, tmp_path / "cat"])
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    ({"root": 42}, TypeError, "root must be a str or path-like"),
-    ({"image_size": 0}, ValueError, "image_size must be >= 1, got 0"),
-    ({"image_size": (2, 3, 4)}, ValueError, r"image_size must be an int or an \(h, w\) pair"),
-    ({"image_size": 2.5}, TypeError, "image_size must be an int"),
-    ({"grayscale": "yes"}, TypeError, "grayscale must be True or False"),
-    ({"shuffle": 1}, TypeError, "shuffle must be True or False"),
-    ({"seed": -1}, ValueError, "seed must be >= 0, got -1"),
-    ({"seed": 1.5}, TypeError, "seed must be an int"),
-    ({"on_error": "ignore"}, ValueError, "on_error must be \"raise\" or \"skip\", got 'ignore'"),
-], ids=["root-int", "size-zero", "size-triple", "size-float", "grayscale-str", "shuffle-int", "seed-negative",
-        "seed-float", "on-error-ignore"])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"root": 42}, TypeError, "root must be a str or path-like"),
+        ({"image_size": 0}, ValueError, "image_size must be >= 1, got 0"),
+        ({"image_size": (2, 3, 4)}, ValueError, r"image_size must be an int or an \(h, w\) pair"),
+        ({"image_size": 2.5}, TypeError, "image_size must be an int"),
+        ({"grayscale": "yes"}, TypeError, "grayscale must be True or False"),
+        ({"shuffle": 1}, TypeError, "shuffle must be True or False"),
+        ({"seed": -1}, ValueError, "seed must be >= 0, got -1"),
+        ({"seed": 1.5}, TypeError, "seed must be an int"),
+        ({"on_error": "ignore"}, ValueError, 'on_error must be "raise" or "skip", got \'ignore\''),
+    ],
+    ids=[
+        "root-int",
+        "size-zero",
+        "size-triple",
+        "size-float",
+        "grayscale-str",
+        "shuffle-int",
+        "seed-negative",
+        "seed-float",
+        "on-error-ignore",
+    ],
+)
 def test_bad_arguments_are_rejected_before_any_file_is_read(tmp_path, kwargs, error, message):
     args = {"root": tmp_path / "does-not-matter", **kwargs}
     with pytest.raises(error, match="load_image_folder: " + message):
@@ -653,6 +747,7 @@ def test_load_images_argument_errors(tmp_path):
 
 # -- Pillow, the optional extra -------------------------------------------------------------------
 
+
 def test_importing_the_datasets_does_not_import_pillow():
     code = "import sys, minicnn.datasets; print(sorted(m for m in sys.modules if m.split('.')[0] == 'PIL'))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
@@ -663,20 +758,34 @@ def test_without_pillow_the_error_says_how_to_install_it(tmp_path, monkeypatch):
     (tmp_path / "a").mkdir()
     (tmp_path / "x.png").write_bytes(b"")
     monkeypatch.setitem(sys.modules, "PIL", None)  # what "import PIL" meets when it is not installed
-    with pytest.raises(ImportError, match=re.escape('load_image_folder needs Pillow, which reads the images, and it '
-                                                    'is not installed: pip install -e ".[images]"')):
+    with pytest.raises(
+        ImportError,
+        match=re.escape(
+            "load_image_folder needs Pillow, which reads the images, and it "
+            'is not installed: pip install -e ".[images]"'
+        ),
+    ):
         load_image_folder(tmp_path)
     for call in (lambda: load_images([tmp_path / "x.png"]), lambda: list_images(tmp_path), image_extensions):
-        with pytest.raises(ImportError, match=re.escape('Pillow, which reads the images, and it is not installed: '
-                                                        'pip install -e ".[images]"')):
+        with pytest.raises(
+            ImportError,
+            match=re.escape('Pillow, which reads the images, and it is not installed: pip install -e ".[images]"'),
+        ):
             call()
 
 
 # -- the examples: train_folder.py and predict.py ---------------------------------------------------
 
+
 def run(script, *args, cwd, expect_ok=True):
-    result = subprocess.run([sys.executable, str(EXAMPLES / script), *map(str, args)], cwd=cwd,
-                            capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     if expect_ok:
         assert result.returncode == 0, f"{script} failed:\n{result.stdout}\n{result.stderr}"
     return result
@@ -701,8 +810,19 @@ def user_folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained_folder(user_folder):
     out = user_folder.parent / "run"
-    stdout = run("train_folder.py", user_folder, "--epochs", "1", "--limit", "30", "--image-size", "24",
-                 "--out", out, cwd=user_folder.parent).stdout
+    stdout = run(
+        "train_folder.py",
+        user_folder,
+        "--epochs",
+        "1",
+        "--limit",
+        "30",
+        "--image-size",
+        "24",
+        "--out",
+        out,
+        cwd=user_folder.parent,
+    ).stdout
     return out, stdout
 
 
@@ -713,7 +833,7 @@ def test_train_folder_reports_trains_and_saves_model_with_its_classes(trained_fo
     assert "Total parameters:" in stdout and "epoch 1/1:" in stdout and "val_accuracy" in stdout
     lines = stdout.strip().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("validation confusion matrix"))
-    rows = [[int(v) for v in line.split()[1:]] for line in lines[start + 2:start + 5]]
+    rows = [[int(v) for v in line.split()[1:]] for line in lines[start + 2 : start + 5]]
     assert sum(map(sum, rows)) == 6
     assert lines[-1] == f"validation accuracy: {sum(rows[i][i] for i in range(3)) / 6:.4f}"
     info = json.loads((out / "model.json").read_text())
@@ -746,8 +866,16 @@ def test_predict_names_classes_with_probabilities_for_files_and_folders(trained_
     out, _ = trained_folder
     one = min((user_folder / "circle").glob("*.jpg"))
     folder_files = list_images(user_folder / "vertical_edge")
-    stdout = run("predict.py", "--model", out / "model.npz", one, user_folder / "vertical_edge", "--top", "3",
-                 cwd=user_folder.parent).stdout
+    stdout = run(
+        "predict.py",
+        "--model",
+        out / "model.npz",
+        one,
+        user_folder / "vertical_edge",
+        "--top",
+        "3",
+        cwd=user_folder.parent,
+    ).stdout
     lines = stdout.strip().splitlines()
     files = [one, *folder_files]
     assert len(lines) == len(files)
@@ -777,8 +905,22 @@ def test_predict_on_a_class_layout_counts_the_correct_ones(trained_folder, user_
 
 def test_train_folder_grayscale_and_predict_with_it(user_folder, tmp_path):
     out = tmp_path / "gray"
-    stdout = run("train_folder.py", user_folder, "--epochs", "1", "--limit", "12", "--grayscale",
-                 "--image-size", "16x20", "--val-split", "0", "--out", out, cwd=tmp_path).stdout
+    stdout = run(
+        "train_folder.py",
+        user_folder,
+        "--epochs",
+        "1",
+        "--limit",
+        "12",
+        "--grayscale",
+        "--image-size",
+        "16x20",
+        "--val-split",
+        "0",
+        "--out",
+        out,
+        cwd=tmp_path,
+    ).stdout
     assert "of shape (1, 16, 20)" in stdout and stdout.strip().splitlines()[-1].startswith("training accuracy: ")
     info = json.loads((out / "model.json").read_text())
     assert info["input_shape"] == [1, 16, 20] and info["grayscale"] is True

@@ -24,10 +24,16 @@ from minicnn.layers.base import in_inference, inference
 def small_resnet(rng) -> Sequential:
     """Every kind of layer whose eval mode differs (BatchNorm, Dropout) and every conv algorithm."""
     return Sequential(
-        Conv2DVolume(3, 16, 3, padding="same", rng=rng), BatchNorm2D(16), ReLU(), MaxPool2D(2),
+        Conv2DVolume(3, 16, 3, padding="same", rng=rng),
+        BatchNorm2D(16),
+        ReLU(),
+        MaxPool2D(2),
         Residual(Conv2DVolume(16, 16, 3, padding="same", rng=rng), BatchNorm2D(16), ReLU()),
-        Conv2DVolume(16, 32, 3, stride=2, padding="same", rng=rng), ReLU(),
-        GlobalAvgPool2D(), Dropout(0.5, rng=rng), Dense(32, 6, rng=rng),
+        Conv2DVolume(16, 32, 3, stride=2, padding="same", rng=rng),
+        ReLU(),
+        GlobalAvgPool2D(),
+        Dropout(0.5, rng=rng),
+        Dense(32, 6, rng=rng),
     )
 
 

@@ -9,9 +9,16 @@ import pytest
 from minicnn import ops
 from minicnn.kernels import batch_norm as K
 
-SHAPES = {"(N, C)": (6, 5), "1-D": (4, 3, 17), "2-D": (3, 2, 5, 6), "2-D-batch1": (1, 3, 4, 7),
-          "3-D": (2, 2, 3, 4, 5), "several-chunks": (16, 16, 32, 32), "partial-last-chunk": (11, 16, 40, 40),
-          "odd": (7, 3, 33, 31)}
+SHAPES = {
+    "(N, C)": (6, 5),
+    "1-D": (4, 3, 17),
+    "2-D": (3, 2, 5, 6),
+    "2-D-batch1": (1, 3, 4, 7),
+    "3-D": (2, 2, 3, 4, 5),
+    "several-chunks": (16, 16, 32, 32),
+    "partial-last-chunk": (11, 16, 40, 40),
+    "odd": (7, 3, 33, 31),
+}
 # |kernel - op| <= TOL * max|op|: about ten times the largest gap measured (1.9e-7 and 1.3e-16)
 TOL = {np.float32: 2e-6, np.float64: 1e-14}
 
@@ -57,8 +64,9 @@ def test_eval_kernel_is_the_op(rng, threads, shape, dtype):
     out, cache = K.batch_norm_eval_forward(x, gamma, beta, mean, var, 1e-5)
     e_out, e_cache = ops.batch_norm_eval_forward(x, gamma, beta, mean, var, 1e-5)
     assert out.tobytes() == e_out.tobytes()
-    for name, g, e in zip(["dx", "dgamma", "dbeta"], K.batch_norm_eval_backward(dout, cache),
-                          ops.batch_norm_eval_backward(dout, e_cache)):
+    for name, g, e in zip(
+        ["dx", "dgamma", "dbeta"], K.batch_norm_eval_backward(dout, cache), ops.batch_norm_eval_backward(dout, e_cache)
+    ):
         assert_near(g, e, dtype, name)
 
 
@@ -71,8 +79,11 @@ def test_parameters_are_cast_to_the_input_dtype(rng):
     assert cast.tobytes() == K.batch_norm_eval_forward(x, gamma, beta, mean, var)[0].tobytes()
 
 
-@pytest.mark.parametrize("shape", [(16, 16, 32, 32), (11, 16, 40, 40), (3, 2, 5, 6)],
-                         ids=["several-chunks", "partial-last-chunk", "one-piece"])
+@pytest.mark.parametrize(
+    "shape",
+    [(16, 16, 32, 32), (11, 16, 40, 40), (3, 2, 5, 6)],
+    ids=["several-chunks", "partial-last-chunk", "one-piece"],
+)
 def test_one_and_two_threads_give_the_same_bits(rng, threads, chunk_calls, shape):
     x, gamma, beta, mean, var, dout = arrays(rng, shape, np.float32)
     results = []

@@ -29,7 +29,7 @@ def run(x, w, b, config, dout_rng):
 def test_transposed_convolution_on_chunks_gives_the_ops_numbers(rng, chunk_calls, dtype, rtol):
     x, w, b = operands(rng, 64, dtype)
     got, dout = run(x, w, b, CONFIG, np.random.default_rng(1))
-    (total, chunk), = set(chunk_calls)
+    ((total, chunk),) = set(chunk_calls)
     assert total == 64 and chunk < total  # it did go out in chunks
     out, cache = ops.conv_transpose_forward(x, w, b, **CONFIG)
     for name, mine, theirs in zip(("out", "dx", "dw", "db"), got, (out, *ops.conv_transpose_backward(dout, cache))):

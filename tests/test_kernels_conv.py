@@ -182,8 +182,9 @@ def test_columns_too_large_to_keep_are_built_again_in_backward_with_the_same_bit
     kernel = ConvKernel(algorithm)
     for need_dx, theirs in zip((True, False), expected):
         for _ in range(2):  # a second pass, on the same kernel, must not find stale columns
-            for name, mine, their in zip(("out", "dx", "dw", "db"), run(kernel, x, w, b, config, dout, need_dx),
-                                         theirs):
+            for name, mine, their in zip(
+                ("out", "dx", "dw", "db"), run(kernel, x, w, b, config, dout, need_dx), theirs
+            ):
                 np.testing.assert_array_equal(mine, their, err_msg=name)
     assert kernel._kept is None  # no batch-sized buffer was made
 

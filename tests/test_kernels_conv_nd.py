@@ -81,8 +81,9 @@ def test_either_layout_on_one_and_three_axes_computes_what_the_op_computes(rng, 
         if algorithm == "im2col" and (label == "out" or label == "dx" and x.ndim == 3):
             np.testing.assert_array_equal(mine, theirs, err_msg=label)
         else:
-            np.testing.assert_allclose(mine, theirs, rtol=0, atol=TOLERANCE[np.float64] * np.abs(theirs).max(),
-                                       err_msg=label)
+            np.testing.assert_allclose(
+                mine, theirs, rtol=0, atol=TOLERANCE[np.float64] * np.abs(theirs).max(), err_msg=label
+            )
     np.testing.assert_array_equal(kernel.forward(x, w, b, keep=False, **config)[0], got[0])  # inference
     _, dx, dw, db = run(kernel, x, w, b, config, dout, need_dx=False)
     assert dx is None
@@ -128,12 +129,16 @@ def test_a_1d_kernel_skips_dx_when_nothing_needs_it(rng):
     np.testing.assert_array_equal(db, full_db)
 
 
-@pytest.mark.parametrize("make, shape", [
-    (lambda: Conv1D(16, 16, 3, padding="same", rng=np.random.default_rng(0)), (64, 16, 40)),
-    (lambda: Conv1D(4, 8, 5, stride=2, padding="causal", groups=2, rng=np.random.default_rng(0)), (30, 4, 40)),
-    (lambda: Conv3D(2, 8, 3, padding=1, rng=np.random.default_rng(0)), (12, 2, 8, 10, 10)),
-    (lambda: Conv2DVolume(8, 8, 3, padding=1, groups=8, rng=np.random.default_rng(0)), (40, 8, 16, 16)),
-], ids=["conv1d", "conv1d-grouped-causal", "conv3d", "depthwise-2d"])
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda: Conv1D(16, 16, 3, padding="same", rng=np.random.default_rng(0)), (64, 16, 40)),
+        (lambda: Conv1D(4, 8, 5, stride=2, padding="causal", groups=2, rng=np.random.default_rng(0)), (30, 4, 40)),
+        (lambda: Conv3D(2, 8, 3, padding=1, rng=np.random.default_rng(0)), (12, 2, 8, 10, 10)),
+        (lambda: Conv2DVolume(8, 8, 3, padding=1, groups=8, rng=np.random.default_rng(0)), (40, 8, 16, 16)),
+    ],
+    ids=["conv1d", "conv1d-grouped-causal", "conv3d", "depthwise-2d"],
+)
 def test_layers_with_and_without_the_kernels_agree(rng, make, shape):
     x = rng.standard_normal(shape).astype(np.float32)
     results = []
@@ -145,4 +150,3 @@ def test_layers_with_and_without_the_kernels_agree(rng, make, shape):
         results.append((out, dx, layer.weight.grad, layer.bias.grad))
     for label, fast, pure in zip(("out", "dx", "dw", "db"), *results):
         np.testing.assert_allclose(fast, pure, rtol=1e-5, atol=1e-5 * np.abs(pure).max(), err_msg=label)
-

@@ -11,19 +11,38 @@ from minicnn.kernels import elementwise as K
 # name: (kernel pair, op pair, config, whether the results are the same bits or the same values)
 PAIRS = {
     "relu": ((K.relu_forward, K.relu_backward), (ops.relu_forward, ops.relu_backward), {}, "bits"),
-    "leaky_relu(0.1)": ((K.leaky_relu_forward, K.leaky_relu_backward),
-                        (ops.leaky_relu_forward, ops.leaky_relu_backward), {"negative_slope": 0.1}, "values"),
-    "leaky_relu(-0.5)": ((K.leaky_relu_forward, K.leaky_relu_backward),
-                         (ops.leaky_relu_forward, ops.leaky_relu_backward), {"negative_slope": -0.5}, "values"),
-    "leaky_relu(3)": ((K.leaky_relu_forward, K.leaky_relu_backward),
-                      (ops.leaky_relu_forward, ops.leaky_relu_backward), {"negative_slope": 3.0}, "values"),
+    "leaky_relu(0.1)": (
+        (K.leaky_relu_forward, K.leaky_relu_backward),
+        (ops.leaky_relu_forward, ops.leaky_relu_backward),
+        {"negative_slope": 0.1},
+        "values",
+    ),
+    "leaky_relu(-0.5)": (
+        (K.leaky_relu_forward, K.leaky_relu_backward),
+        (ops.leaky_relu_forward, ops.leaky_relu_backward),
+        {"negative_slope": -0.5},
+        "values",
+    ),
+    "leaky_relu(3)": (
+        (K.leaky_relu_forward, K.leaky_relu_backward),
+        (ops.leaky_relu_forward, ops.leaky_relu_backward),
+        {"negative_slope": 3.0},
+        "values",
+    ),
     "tanh": ((K.tanh_forward, K.tanh_backward), (ops.tanh_forward, ops.tanh_backward), {}, "bits"),
     "sigmoid": ((K.sigmoid_forward, K.sigmoid_backward), (ops.sigmoid_forward, ops.sigmoid_backward), {}, "bits"),
 }
 # below both thresholds; a batch of one (never split); between them (split for all but ReLU); above
 # both, in whole chunks and with a partial last chunk; odd sizes; a 0-d array
-SHAPES = {"small": (3, 5, 7), "batch1-large": (1, 2**19), "between": (6, 7, 80, 100), "above": (16, 8, 64, 64),
-          "above-partial-chunk": (11, 50_000), "odd": (5, 3, 31, 29), "0-d": ()}
+SHAPES = {
+    "small": (3, 5, 7),
+    "batch1-large": (1, 2**19),
+    "between": (6, 7, 80, 100),
+    "above": (16, 8, 64, 64),
+    "above-partial-chunk": (11, 50_000),
+    "odd": (5, 3, 31, 29),
+    "0-d": (),
+}
 
 
 def data(rng, shape, dtype):
@@ -84,8 +103,7 @@ def threshold(name):
 
 
 @pytest.mark.parametrize("name", PAIRS)
-def test_inputs_from_the_threshold_up_are_split_over_samples_and_smaller_ones_are_not(rng, threads,
-                                                                                       chunk_calls, name):
+def test_inputs_from_the_threshold_up_are_split_over_samples_and_smaller_ones_are_not(rng, threads, chunk_calls, name):
     kernel, _, config, _ = PAIRS[name]
     threads(2)
     size = threshold(name)

@@ -15,8 +15,10 @@ from minicnn import AvgPool2D, MaxPool2D, kernels, ops
 from minicnn.kernels import pooling as fast
 from minicnn.kernels.threads import samples_per_chunk
 
-PAIRS = {"max": ((ops.max_pool_forward, ops.max_pool_backward), (fast.max_pool_forward, fast.max_pool_backward)),
-         "avg": ((ops.avg_pool_forward, ops.avg_pool_backward), (fast.avg_pool_forward, fast.avg_pool_backward))}
+PAIRS = {
+    "max": ((ops.max_pool_forward, ops.max_pool_backward), (fast.max_pool_forward, fast.max_pool_backward)),
+    "avg": ((ops.avg_pool_forward, ops.avg_pool_backward), (fast.avg_pool_forward, fast.avg_pool_backward)),
+}
 
 # id: x shape, kernel, stride, padding
 CASES = {
@@ -85,10 +87,18 @@ def test_the_avg_exception_is_real_and_small(rng):
     np.testing.assert_array_equal(fast_out[..., 0, 0], in_order / 9)  # the kernel: in offset order
 
 
-@pytest.mark.parametrize("shape, kernel, stride, padding", [
-    ((3, 2, 4, 5), 3, 2, 1), ((1, 1, 4, 4), 2, 1, 1), ((2, 2, 5, 4), (3, 2), (1, 2), (1, 1)), ((2, 1, 7), 3, 2, 1),
-    ((1, 2, 3, 4, 3), 3, 2, 1), ((2, 2, 4, 4), 2, None, 0),
-], ids=["2d-k3s2p1", "2d-k2s1p1-batch1", "2d-k32s12p11", "1d-k3s2p1", "3d-k3s2p1", "2d-pairs"])
+@pytest.mark.parametrize(
+    "shape, kernel, stride, padding",
+    [
+        ((3, 2, 4, 5), 3, 2, 1),
+        ((1, 1, 4, 4), 2, 1, 1),
+        ((2, 2, 5, 4), (3, 2), (1, 2), (1, 1)),
+        ((2, 1, 7), 3, 2, 1),
+        ((1, 2, 3, 4, 3), 3, 2, 1),
+        ((2, 2, 4, 4), 2, None, 0),
+    ],
+    ids=["2d-k3s2p1", "2d-k2s1p1-batch1", "2d-k32s12p11", "1d-k3s2p1", "3d-k3s2p1", "2d-pairs"],
+)
 def test_all_minus_inf_windows_pick_the_ops_element(rng, shape, kernel, stride, padding):
     x = np.full(shape, -np.inf)
     x.reshape(-1)[rng.permutation(x.size)[: x.size // 10 + 1]] = 1.0  # some windows all -inf, some not
@@ -137,8 +147,9 @@ def test_same_bits_for_one_and_two_threads(rng, threads, kind, shape, kernel, st
         np.testing.assert_array_equal(dx1[part], op_bwd(dout[part], cache)[0])
 
 
-@pytest.mark.parametrize("shape, kernel, stride, padding", [((2, 3, 6, 6), 2, None, 0), ((2, 3, 7, 6), 3, 2, 1)],
-                         ids=["pairs", "any-window"])
+@pytest.mark.parametrize(
+    "shape, kernel, stride, padding", [((2, 3, 6, 6), 2, None, 0), ((2, 3, 7, 6), 3, 2, 1)], ids=["pairs", "any-window"]
+)
 @pytest.mark.parametrize("kind", PAIRS)
 def test_backward_without_dx_returns_none(rng, kind, shape, kernel, stride, padding):
     _, (forward, backward) = PAIRS[kind]
@@ -155,8 +166,11 @@ def test_the_eval_forward_gives_the_same_maxima_and_no_cache(rng, shape, kernel,
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
-@pytest.mark.parametrize("layer", [lambda: MaxPool2D(2), lambda: MaxPool2D(3, 2, 1), lambda: AvgPool2D(2),
-                                   lambda: AvgPool2D(3, 2, 1)], ids=["max-k2", "max-k3s2p1", "avg-k2", "avg-k3s2p1"])
+@pytest.mark.parametrize(
+    "layer",
+    [lambda: MaxPool2D(2), lambda: MaxPool2D(3, 2, 1), lambda: AvgPool2D(2), lambda: AvgPool2D(3, 2, 1)],
+    ids=["max-k2", "max-k3s2p1", "avg-k2", "avg-k3s2p1"],
+)
 def test_layers_on_the_pure_ops_give_the_same_numbers(rng, layer, mode):
     x = data(rng, (3, 4, 9, 8), np.float32, "ties")
     results = []

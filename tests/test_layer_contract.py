@@ -39,8 +39,9 @@ from minicnn import (
 
 
 def _stack(rng):
-    return Sequential(Conv2DVolume(2, 3, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2), Flatten(),
-                      Dense(3 * 2 * 3, 4, rng=rng))
+    return Sequential(
+        Conv2DVolume(2, 3, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2), Flatten(), Dense(3 * 2 * 3, 4, rng=rng)
+    )
 
 
 def _block(rng):
@@ -53,27 +54,39 @@ def _block(rng):
 # draws, away from kinks (ReLU at 0, max-pool ties) with probability one.
 CASES = {
     "AvgPool1D": (lambda rng: AvgPool1D(3, stride=2, padding=1), (2, 2, 7), np.zeros((2, 7)), r"x\[None\]"),
-    "AvgPool3D": (lambda rng: AvgPool3D(2, stride=1, padding=1), (1, 2, 3, 4, 3), np.zeros((2, 3, 4, 3)),
-                  r"x\[None\]"),
+    "AvgPool3D": (lambda rng: AvgPool3D(2, stride=1, padding=1), (1, 2, 3, 4, 3), np.zeros((2, 3, 4, 3)), r"x\[None\]"),
     "BatchNorm1D": (lambda rng: BatchNorm1D(3), (4, 3), np.zeros((4, 5)), r"5 features"),
-    "BatchNorm3D": (lambda rng: BatchNorm3D(3), (2, 3, 2, 3, 2), np.zeros((2, 4, 2, 3, 2)),
-                    r"4 channels, expected 3"),
+    "BatchNorm3D": (lambda rng: BatchNorm3D(3), (2, 3, 2, 3, 2), np.zeros((2, 4, 2, 3, 2)), r"4 channels, expected 3"),
     "GlobalAvgPool1D": (lambda rng: GlobalAvgPool1D(), (2, 3, 5), np.zeros((3, 5)), r"x\[None\]"),
     "GlobalAvgPool3D": (lambda rng: GlobalAvgPool3D(), (2, 3, 2, 3, 2), np.zeros((3, 2, 3, 2)), r"x\[None\]"),
     "MaxPool1D": (lambda rng: MaxPool1D(3, stride=2, padding=1), (2, 2, 7), np.zeros((2, 7)), r"x\[None\]"),
-    "MaxPool3D": (lambda rng: MaxPool3D(2, stride=(1, 2, 1)), (1, 2, 3, 4, 3), np.zeros((2, 3, 4, 3)),
-                  r"x\[None\]"),
+    "MaxPool3D": (lambda rng: MaxPool3D(2, stride=(1, 2, 1)), (1, 2, 3, 4, 3), np.zeros((2, 3, 4, 3)), r"x\[None\]"),
     "AvgPool2D": (lambda rng: AvgPool2D(3, stride=2, padding=1), (1, 2, 5, 6), np.zeros((2, 5, 6)), r"x\[None\]"),
     "BatchNorm2D": (lambda rng: BatchNorm2D(3), (2, 3, 4, 5), np.zeros((2, 4, 4, 5)), r"4 channels, expected 3"),
-    "Conv2DVolume": (lambda rng: Conv2DVolume(2, 3, (3, 2), stride=2, padding="same", rng=rng),
-                     (2, 2, 5, 6), np.zeros((2, 3, 5, 6)), r"3 channels, expected 2"),
-    "Conv1D": (lambda rng: Conv1D(4, 6, 3, stride=2, padding="causal", dilation=2, groups=2, rng=rng),
-               (2, 4, 9), np.zeros((2, 3, 9)), r"3 channels, expected 4"),
-    "Conv3D": (lambda rng: Conv3D(2, 3, (2, 3, 2), stride=(1, 2, 1), padding="same", rng=rng),
-               (2, 2, 3, 4, 5), np.zeros((2, 3, 4, 5)), r"x\[None\]"),
-    "ConvTranspose2D": (lambda rng: ConvTranspose2D(2, 4, (3, 2), stride=2, padding=1, output_padding=1, groups=2,
-                                                    rng=rng),
-                        (2, 2, 3, 4), np.zeros((2, 3, 3, 4)), r"3 channels, expected 2"),
+    "Conv2DVolume": (
+        lambda rng: Conv2DVolume(2, 3, (3, 2), stride=2, padding="same", rng=rng),
+        (2, 2, 5, 6),
+        np.zeros((2, 3, 5, 6)),
+        r"3 channels, expected 2",
+    ),
+    "Conv1D": (
+        lambda rng: Conv1D(4, 6, 3, stride=2, padding="causal", dilation=2, groups=2, rng=rng),
+        (2, 4, 9),
+        np.zeros((2, 3, 9)),
+        r"3 channels, expected 4",
+    ),
+    "Conv3D": (
+        lambda rng: Conv3D(2, 3, (2, 3, 2), stride=(1, 2, 1), padding="same", rng=rng),
+        (2, 2, 3, 4, 5),
+        np.zeros((2, 3, 4, 5)),
+        r"x\[None\]",
+    ),
+    "ConvTranspose2D": (
+        lambda rng: ConvTranspose2D(2, 4, (3, 2), stride=2, padding=1, output_padding=1, groups=2, rng=rng),
+        (2, 2, 3, 4),
+        np.zeros((2, 3, 3, 4)),
+        r"3 channels, expected 2",
+    ),
     "Dense": (lambda rng: Dense(4, 3, rng=rng), (2, 4), np.zeros((2, 5)), r"5 features"),
     "Dropout": (lambda rng: Dropout(0.3, rng=rng), (2, 3, 4), np.full((2, 3), "x"), r"numeric"),
     "Flatten": (lambda rng: Flatten(), (2, 3, 2, 2), np.zeros(5), r"at least 2-D"),
@@ -85,17 +98,20 @@ CASES = {
     "Sequential": (_stack, (2, 2, 4, 6), np.zeros((2, 1, 4, 6)), r"1 channel, expected 2"),
     "Sigmoid": (lambda rng: Sigmoid(), (2, 3, 4), np.full((2, 3), "x"), r"numeric"),
     "Tanh": (lambda rng: Tanh(), (2, 3, 4), np.full((2, 3), "x"), r"numeric"),
-    "Upsample2D": (lambda rng: Upsample2D((2, 3), mode="bilinear"), (2, 3, 3, 4), np.zeros((3, 3, 4)),
-                   r"x\[None\]"),
+    "Upsample2D": (lambda rng: Upsample2D((2, 3), mode="bilinear"), (2, 3, 3, 4), np.zeros((3, 3, 4)), r"x\[None\]"),
 }
 
 
 def _public_layer_classes():
     import minicnn
 
-    return sorted(name for name in minicnn.__all__
-                  if isinstance(getattr(minicnn, name), type) and issubclass(getattr(minicnn, name), Layer)
-                  and getattr(minicnn, name) is not Layer)
+    return sorted(
+        name
+        for name in minicnn.__all__
+        if isinstance(getattr(minicnn, name), type)
+        and issubclass(getattr(minicnn, name), Layer)
+        and getattr(minicnn, name) is not Layer
+    )
 
 
 PUBLIC = _public_layer_classes()
@@ -139,8 +155,11 @@ def test_backward_returns_the_forward_dtype_whatever_the_upstream_dtype(rng, nam
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize(("dtype", "scale"), [(np.uint8, 255), (np.int16, 1), (np.int64, 1), (np.bool_, 1)],
-                         ids=["uint8-intensities", "int16", "int64", "bool"])
+@pytest.mark.parametrize(
+    ("dtype", "scale"),
+    [(np.uint8, 255), (np.int16, 1), (np.int64, 1), (np.bool_, 1)],
+    ids=["uint8-intensities", "int16", "int64", "bool"],
+)
 def test_integer_input_becomes_float32(rng, name, dtype, scale):
     # uint8 holds intensities 0..255 and is read as [0, 1]; other integers are numbers, cast as they are
     layer, shape = _layer(name)
@@ -163,8 +182,10 @@ def test_backward_with_a_gradient_of_the_wrong_shape(rng, name):
     layer, shape = _layer(name)
     out = layer(rng.standard_normal(shape))
     wrong = out.shape[:-1] + (out.shape[-1] + 1,)
-    expected = (rf"{name}\.backward got a gradient of shape {re.escape(str(wrong))}"
-                rf".*output had shape {re.escape(str(out.shape))}")
+    expected = (
+        rf"{name}\.backward got a gradient of shape {re.escape(str(wrong))}"
+        rf".*output had shape {re.escape(str(out.shape))}"
+    )
     with pytest.raises(RuntimeError, match=expected):
         layer.backward(np.zeros(wrong))
 
@@ -215,9 +236,11 @@ def test_gradcheck(name):
 
 
 @pytest.mark.parametrize("name", PUBLIC)
-@pytest.mark.parametrize(("dtype", "computed"), [(np.float32, np.float32), (np.float64, np.float64),
-                                                 (np.float16, np.float32), (np.uint8, np.float32)],
-                         ids=["float32", "float64", "float16", "uint8"])
+@pytest.mark.parametrize(
+    ("dtype", "computed"),
+    [(np.float32, np.float32), (np.float64, np.float64), (np.float16, np.float32), (np.uint8, np.float32)],
+    ids=["float32", "float64", "float16", "uint8"],
+)
 def test_the_dtype_rule(name, dtype, computed):
     layer, shape, rng = _case(name)
     x = (np.abs(rng.standard_normal(shape)) * 3).astype(dtype)

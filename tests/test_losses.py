@@ -25,6 +25,7 @@ def numeric_grad(f, x, eps=1e-6):
 
 # -- SoftmaxCrossEntropy: values worked by hand -------------------------------------------
 
+
 def test_cross_entropy_two_equal_logits_is_log2():
     ce = SoftmaxCrossEntropy()
     # softmax([0, 0]) = [1/2, 1/2]  ->  L = -log(1/2) = log 2;  dlogits = [1/2 - 1, 1/2]
@@ -51,6 +52,7 @@ def test_cross_entropy_call_is_loss(rng):
 
 
 # -- SoftmaxCrossEntropy: gradient and oracles --------------------------------------------
+
 
 @pytest.mark.parametrize("n,k", [(1, 1), (1, 4), (3, 5), (6, 2)], ids=lambda v: str(v))
 def test_cross_entropy_matches_finite_differences(rng, n, k):
@@ -101,13 +103,18 @@ def test_cross_entropy_backward_returns_fresh_arrays(rng):
 
 # -- SoftmaxCrossEntropy: numerical stability ---------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("label,expected_loss,expected_grad", [
-    # p = softmax([1e4, -1e4, 0]) = [1, 0, 0] to working precision
-    (0, 0.0, [1 - 1, 0, 0]),
-    (1, 2e4, [1, 0 - 1, 0]),       # -log p[1] = 1e4 - (-1e4)
-    (2, 1e4, [1, 0, 0 - 1]),       # -log p[2] = 1e4 - 0
-], ids=["label0", "label1", "label2"])
+@pytest.mark.parametrize(
+    "label,expected_loss,expected_grad",
+    [
+        # p = softmax([1e4, -1e4, 0]) = [1, 0, 0] to working precision
+        (0, 0.0, [1 - 1, 0, 0]),
+        (1, 2e4, [1, 0 - 1, 0]),  # -log p[1] = 1e4 - (-1e4)
+        (2, 1e4, [1, 0, 0 - 1]),  # -log p[2] = 1e4 - 0
+    ],
+    ids=["label0", "label1", "label2"],
+)
 def test_cross_entropy_extreme_logits(dtype, label, expected_loss, expected_grad):
     ce = SoftmaxCrossEntropy()
     logits = np.array([[1e4, -1e4, 0.0]], dtype=dtype)
@@ -128,24 +135,42 @@ def test_cross_entropy_all_very_negative_logits():
 
 # -- SoftmaxCrossEntropy: errors ----------------------------------------------------------
 
-@pytest.mark.parametrize("logits,labels,error,match", [
-    (np.zeros(3), np.array([0]), ValueError, r"logits have shape \(3,\) \(1-D\); expected 2-D \(N, K\)"),
-    (np.zeros((2, 3, 1)), np.array([0, 1]), ValueError, r"logits have shape \(2, 3, 1\)"),
-    (np.zeros((0, 3)), np.zeros(0, dtype=int), ValueError, r"empty batch"),
-    (np.zeros((2, 0)), np.array([0, 0]), ValueError, r"K >= 1"),
-    (np.zeros((2, 3)), np.array([[0], [1]]), ValueError, r"labels have shape \(2, 1\).*labels.ravel\(\)"),
-    (np.zeros((2, 3)), np.eye(3, dtype=int)[:2], ValueError, r"one-hot: use labels.argmax\(axis=1\)"),
-    (np.zeros((2, 3)), np.array([0, 1, 2]), ValueError, r"3 labels for 2 rows of logits"),
-    (np.zeros((2, 3)), np.array([0, 3]), ValueError, r"label 3 is out of range for K=3 classes"),
-    (np.zeros((2, 3)), np.array([-1, 0]), ValueError, r"label -1 is out of range for K=3"),
-    (np.zeros((2, 3)), np.array([0.0, 1.0]), TypeError, r"labels have dtype float64.*labels.astype\(int\)"),
-    (np.zeros((2, 3)), np.array([True, False]), TypeError, r"labels have dtype bool"),
-    (np.zeros((2, 3)), np.array(["a", "b"]), TypeError, r"labels has dtype"),
-    (np.array([[0.0, np.nan]]), np.array([0]), ValueError, r"logits contains 1 non-finite value"),
-    (np.array([[np.inf, 0.0]]), np.array([0]), ValueError, r"non-finite"),
-], ids=["logits-1d", "logits-3d", "empty-batch", "no-classes", "labels-column", "labels-onehot",
-        "labels-length", "label-too-big", "label-negative", "float-labels", "bool-labels",
-        "string-labels", "nan-logits", "inf-logits"])
+
+@pytest.mark.parametrize(
+    "logits,labels,error,match",
+    [
+        (np.zeros(3), np.array([0]), ValueError, r"logits have shape \(3,\) \(1-D\); expected 2-D \(N, K\)"),
+        (np.zeros((2, 3, 1)), np.array([0, 1]), ValueError, r"logits have shape \(2, 3, 1\)"),
+        (np.zeros((0, 3)), np.zeros(0, dtype=int), ValueError, r"empty batch"),
+        (np.zeros((2, 0)), np.array([0, 0]), ValueError, r"K >= 1"),
+        (np.zeros((2, 3)), np.array([[0], [1]]), ValueError, r"labels have shape \(2, 1\).*labels.ravel\(\)"),
+        (np.zeros((2, 3)), np.eye(3, dtype=int)[:2], ValueError, r"one-hot: use labels.argmax\(axis=1\)"),
+        (np.zeros((2, 3)), np.array([0, 1, 2]), ValueError, r"3 labels for 2 rows of logits"),
+        (np.zeros((2, 3)), np.array([0, 3]), ValueError, r"label 3 is out of range for K=3 classes"),
+        (np.zeros((2, 3)), np.array([-1, 0]), ValueError, r"label -1 is out of range for K=3"),
+        (np.zeros((2, 3)), np.array([0.0, 1.0]), TypeError, r"labels have dtype float64.*labels.astype\(int\)"),
+        (np.zeros((2, 3)), np.array([True, False]), TypeError, r"labels have dtype bool"),
+        (np.zeros((2, 3)), np.array(["a", "b"]), TypeError, r"labels has dtype"),
+        (np.array([[0.0, np.nan]]), np.array([0]), ValueError, r"logits contains 1 non-finite value"),
+        (np.array([[np.inf, 0.0]]), np.array([0]), ValueError, r"non-finite"),
+    ],
+    ids=[
+        "logits-1d",
+        "logits-3d",
+        "empty-batch",
+        "no-classes",
+        "labels-column",
+        "labels-onehot",
+        "labels-length",
+        "label-too-big",
+        "label-negative",
+        "float-labels",
+        "bool-labels",
+        "string-labels",
+        "nan-logits",
+        "inf-logits",
+    ],
+)
 def test_cross_entropy_rejects_bad_input(logits, labels, error, match):
     with pytest.raises(error, match=match) as info:
         SoftmaxCrossEntropy().loss(logits, labels)
@@ -158,6 +183,7 @@ def test_cross_entropy_backward_before_loss():
 
 
 # -- MSE ----------------------------------------------------------------------------------
+
 
 def test_mse_by_hand():
     mse = MSE()
@@ -203,14 +229,18 @@ def test_mse_keeps_pred_dtype(rng, dtype):
     assert mse.backward().dtype == dtype
 
 
-@pytest.mark.parametrize("pred,target,error,match", [
-    (np.zeros((3, 1)), np.zeros(3), ValueError, r"pred has shape \(3, 1\) but target has shape \(3,\).*reshape"),
-    (np.zeros(3), np.zeros((3, 1)), ValueError, r"target.ravel\(\)"),
-    (np.zeros((2, 3)), np.zeros((3, 2)), ValueError, r"\(2, 3\).*\(3, 2\).*same shape"),
-    (np.zeros((0, 2)), np.zeros((0, 2)), ValueError, r"empty batch"),
-    (np.zeros(2), np.array(["a", "b"]), TypeError, r"target has dtype"),
-    (np.array([np.nan, 0.0]), np.zeros(2), ValueError, r"pred contains 1 non-finite value"),
-], ids=["column-vs-flat", "flat-vs-column", "transposed", "empty", "string-target", "nan-pred"])
+@pytest.mark.parametrize(
+    "pred,target,error,match",
+    [
+        (np.zeros((3, 1)), np.zeros(3), ValueError, r"pred has shape \(3, 1\) but target has shape \(3,\).*reshape"),
+        (np.zeros(3), np.zeros((3, 1)), ValueError, r"target.ravel\(\)"),
+        (np.zeros((2, 3)), np.zeros((3, 2)), ValueError, r"\(2, 3\).*\(3, 2\).*same shape"),
+        (np.zeros((0, 2)), np.zeros((0, 2)), ValueError, r"empty batch"),
+        (np.zeros(2), np.array(["a", "b"]), TypeError, r"target has dtype"),
+        (np.array([np.nan, 0.0]), np.zeros(2), ValueError, r"pred contains 1 non-finite value"),
+    ],
+    ids=["column-vs-flat", "flat-vs-column", "transposed", "empty", "string-target", "nan-pred"],
+)
 def test_mse_rejects_bad_input(pred, target, error, match):
     with pytest.raises(error, match=match) as info:
         MSE().loss(pred, target)
@@ -227,8 +257,9 @@ def test_cross_entropy_of_logits_spanning_more_than_float32_range():
     logits = np.array([[3e38, -3e38, 0.0]], dtype=np.float32)
     ce = SoftmaxCrossEntropy()
     ours = [ce(logits, np.array([label])) for label in range(3)]
-    theirs = [float(torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.tensor([label])))
-              for label in range(3)]
+    theirs = [
+        float(torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.tensor([label]))) for label in range(3)
+    ]
     assert ours == theirs  # 0, inf, 3e38: exact, with no overflow warning
 
 
@@ -251,10 +282,14 @@ def test_cross_entropy_takes_minus_inf_logits_as_masked_classes():
     np.testing.assert_allclose(grad, t.grad.numpy(), rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize(("logits", "match"), [
-    ([[-np.inf, -np.inf]], r"row 0 of the logits is -inf for every class"),
-    ([[np.inf, 0.0]], r"non-finite value \(nan or \+inf\)"),
-], ids=["all-masked", "plus-inf"])
+@pytest.mark.parametrize(
+    ("logits", "match"),
+    [
+        ([[-np.inf, -np.inf]], r"row 0 of the logits is -inf for every class"),
+        ([[np.inf, 0.0]], r"non-finite value \(nan or \+inf\)"),
+    ],
+    ids=["all-masked", "plus-inf"],
+)
 def test_cross_entropy_refuses_rows_it_cannot_score(logits, match):
     with pytest.raises(ValueError, match=match):
         SoftmaxCrossEntropy().loss(np.array(logits), np.array([0]))
@@ -382,25 +417,61 @@ def test_cross_entropy_per_position_keeps_dtype_and_shape(rng, dtype):
     assert ce.probabilities.dtype == dtype
 
 
-@pytest.mark.parametrize("logits_shape,labels,error,match", [
-    ((2, 3, 4, 4), np.zeros((2, 1, 4, 4), int), ValueError,
-     r"labels have shape \(2, 1, 4, 4\) \(4-D\); expected 3-D \(N, H, W\) = \(2, 4, 4\).*use labels\[:, 0\]"),
-    ((2, 3, 4, 4), np.eye(3, dtype=int)[np.zeros((2, 4, 4), int)].transpose(0, 3, 1, 2), ValueError,
-     r"labels have shape \(2, 3, 4, 4\).*one-hot: use labels\.argmax\(axis=1\)"),
-    ((2, 3, 4, 4), np.zeros((2, 4, 4, 1), int), ValueError, r"drop the last axis: use labels\[\.\.\., 0\]"),
-    ((2, 3, 4, 4), np.zeros(2, int), ValueError,
-     r"labels have shape \(2,\) \(1-D\); expected 3-D \(N, H, W\).*logits have shape \(2, 3, 4, 4\).*\(N, K\)"),
-    ((2, 3, 4, 4), np.zeros((2, 4, 5), int), ValueError,
-     (r"labels have shape \(2, 4, 5\) but the logits have shape \(2, 3, 4, 4\); expected labels of shape "
-      r"\(2, 4, 4\)")),
-    ((2, 3, 4, 4), np.zeros((3, 4, 4), int), ValueError, r"labels have shape \(3, 4, 4\).*\(2, 4, 4\)"),
-    ((2, 3, 5), np.zeros((2, 5)), TypeError, r"labels have dtype float64.*labels\.astype\(int\)"),
-    ((2, 3, 2, 2), np.full((2, 2, 2), 3), ValueError,
-     r"label 3 is out of range for K=3 classes \(the model has 3 output channels\)"),
-    ((2, 3, 2, 2, 2), -np.ones((2, 2, 2, 2), int), ValueError, r"label -1 is out of range for K=3"),
-    ((2, 3, 0, 4), np.zeros((2, 0, 4), int), ValueError, r"no positions to classify"),
-], ids=["channel-axis-of-1", "one-hot-mask", "channels-last", "one-per-sample", "wrong-spatial",
-        "wrong-batch", "float-labels", "label-too-big", "label-negative-3d", "empty-spatial"])
+@pytest.mark.parametrize(
+    "logits_shape,labels,error,match",
+    [
+        (
+            (2, 3, 4, 4),
+            np.zeros((2, 1, 4, 4), int),
+            ValueError,
+            r"labels have shape \(2, 1, 4, 4\) \(4-D\); expected 3-D \(N, H, W\) = \(2, 4, 4\).*use labels\[:, 0\]",
+        ),
+        (
+            (2, 3, 4, 4),
+            np.eye(3, dtype=int)[np.zeros((2, 4, 4), int)].transpose(0, 3, 1, 2),
+            ValueError,
+            r"labels have shape \(2, 3, 4, 4\).*one-hot: use labels\.argmax\(axis=1\)",
+        ),
+        ((2, 3, 4, 4), np.zeros((2, 4, 4, 1), int), ValueError, r"drop the last axis: use labels\[\.\.\., 0\]"),
+        (
+            (2, 3, 4, 4),
+            np.zeros(2, int),
+            ValueError,
+            r"labels have shape \(2,\) \(1-D\); expected 3-D \(N, H, W\).*logits have shape \(2, 3, 4, 4\).*\(N, K\)",
+        ),
+        (
+            (2, 3, 4, 4),
+            np.zeros((2, 4, 5), int),
+            ValueError,
+            (
+                r"labels have shape \(2, 4, 5\) but the logits have shape \(2, 3, 4, 4\); expected labels of shape "
+                r"\(2, 4, 4\)"
+            ),
+        ),
+        ((2, 3, 4, 4), np.zeros((3, 4, 4), int), ValueError, r"labels have shape \(3, 4, 4\).*\(2, 4, 4\)"),
+        ((2, 3, 5), np.zeros((2, 5)), TypeError, r"labels have dtype float64.*labels\.astype\(int\)"),
+        (
+            (2, 3, 2, 2),
+            np.full((2, 2, 2), 3),
+            ValueError,
+            r"label 3 is out of range for K=3 classes \(the model has 3 output channels\)",
+        ),
+        ((2, 3, 2, 2, 2), -np.ones((2, 2, 2, 2), int), ValueError, r"label -1 is out of range for K=3"),
+        ((2, 3, 0, 4), np.zeros((2, 0, 4), int), ValueError, r"no positions to classify"),
+    ],
+    ids=[
+        "channel-axis-of-1",
+        "one-hot-mask",
+        "channels-last",
+        "one-per-sample",
+        "wrong-spatial",
+        "wrong-batch",
+        "float-labels",
+        "label-too-big",
+        "label-negative-3d",
+        "empty-spatial",
+    ],
+)
 def test_cross_entropy_per_position_rejects_bad_labels(logits_shape, labels, error, match):
     ce = SoftmaxCrossEntropy()
     with pytest.raises(error, match=match) as info:
@@ -410,10 +481,14 @@ def test_cross_entropy_per_position_rejects_bad_labels(logits_shape, labels, err
         ce.backward()
 
 
-@pytest.mark.parametrize("bad,match", [
-    (np.nan, r"logits contains 1 non-finite value \(nan or \+inf\)"),
-    (np.inf, r"logits contains 1 non-finite value \(nan or \+inf\)"),
-], ids=["nan", "plus-inf"])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (np.nan, r"logits contains 1 non-finite value \(nan or \+inf\)"),
+        (np.inf, r"logits contains 1 non-finite value \(nan or \+inf\)"),
+    ],
+    ids=["nan", "plus-inf"],
+)
 def test_cross_entropy_per_position_refuses_nan_and_plus_inf(bad, match):
     logits = np.zeros((2, 3, 2, 2))
     logits[1, 2, 0, 1] = bad
@@ -425,38 +500,72 @@ def test_cross_entropy_refuses_a_pixel_with_every_class_masked():
     logits = np.zeros((2, 3, 2, 2))
     logits[1, :, 0, 1] = -np.inf
     logits[1, :, 1, 1] = -np.inf
-    with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy: 2 position\(s\) of the logits are -inf for "
-                                         r"every class, the first logits\[1, :, 0, 1\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"SoftmaxCrossEntropy: 2 position\(s\) of the logits are -inf for "
+        r"every class, the first logits\[1, :, 0, 1\]",
+    ):
         SoftmaxCrossEntropy().loss(logits, np.zeros((2, 2, 2), int))
 
 
 # -- check_targets: fit's up-front check of a whole dataset ------------------------------
 
+
 def test_check_targets_takes_per_pixel_labels_for_a_map_output(rng):
     ce = SoftmaxCrossEntropy()
-    ce.check_targets(rng.integers(0, 4, (6, 5, 7)), (6, 4, 5, 7), "fit")      # (N, H, W) for (N, C, H, W)
-    ce.check_targets(rng.integers(0, 4, (6, 9)), (6, 4, 9), "fit")            # (N, L) for (N, C, L)
+    ce.check_targets(rng.integers(0, 4, (6, 5, 7)), (6, 4, 5, 7), "fit")  # (N, H, W) for (N, C, H, W)
+    ce.check_targets(rng.integers(0, 4, (6, 9)), (6, 4, 9), "fit")  # (N, L) for (N, C, L)
     ce.check_targets(rng.integers(0, 4, (6, 2, 3, 3)), (6, 4, 2, 3, 3), "fit")  # (N, D, H, W)
-    ce.check_targets(rng.integers(0, 4, 6), (6, 4), "fit")                    # one per sample, as before
-    ce.check_targets(rng.integers(0, 4, (6, 5, 7)), None, "fit")              # no declared output shape
+    ce.check_targets(rng.integers(0, 4, 6), (6, 4), "fit")  # one per sample, as before
+    ce.check_targets(rng.integers(0, 4, (6, 5, 7)), None, "fit")  # no declared output shape
 
 
-@pytest.mark.parametrize("y,output_shape,error,match", [
-    (np.zeros((6, 1, 5, 7), int), (6, 4, 5, 7), ValueError,
-     r"fit: labels y have shape \(6, 1, 5, 7\) \(4-D\); expected 3-D \(N, H, W\) = \(6, 5, 7\).*use y\[:, 0\]"),
-    (np.eye(4, dtype=int)[np.zeros((6, 5, 7), int)].transpose(0, 3, 1, 2), (6, 4, 5, 7), ValueError,
-     r"one-hot: use y\.argmax\(axis=1\)"),
-    (np.zeros((6, 5, 6), int), (6, 4, 5, 7), ValueError,
-     (r"fit: labels y have shape \(6, 5, 6\) but the model's output has shape \(6, 4, 5, 7\); expected labels "
-      r"of shape \(6, 5, 7\)")),
-    (np.full((6, 5, 7), 4), (6, 4, 5, 7), ValueError, r"fit: label 4 is out of range for K=4 classes"),
-    (np.zeros(6, int), (6, 4, 5, 7), ValueError,
-     r"output has shape \(N, 4, 5, 7\).*needs \(N, K\).*Flatten\(\).*labels y of shape \(N, 5, 7\)"),
-    (np.zeros((6, 5, 7)), (6, 4, 5, 7), TypeError, r"fit: labels y have dtype float64.*y\.astype\(int\)"),
-    (-np.ones((6, 5, 7), int), None, ValueError, r"fit: label -1 is negative"),
-    (np.zeros((6, 5, 7)), None, TypeError, r"fit: labels y have dtype float64"),
-], ids=["channel-axis-of-1", "one-hot-mask", "wrong-spatial", "out-of-range", "one-per-sample-for-a-map",
-        "float", "negative-unknown-output", "float-unknown-output"])
+@pytest.mark.parametrize(
+    "y,output_shape,error,match",
+    [
+        (
+            np.zeros((6, 1, 5, 7), int),
+            (6, 4, 5, 7),
+            ValueError,
+            r"fit: labels y have shape \(6, 1, 5, 7\) \(4-D\); expected 3-D \(N, H, W\) = \(6, 5, 7\).*use y\[:, 0\]",
+        ),
+        (
+            np.eye(4, dtype=int)[np.zeros((6, 5, 7), int)].transpose(0, 3, 1, 2),
+            (6, 4, 5, 7),
+            ValueError,
+            r"one-hot: use y\.argmax\(axis=1\)",
+        ),
+        (
+            np.zeros((6, 5, 6), int),
+            (6, 4, 5, 7),
+            ValueError,
+            (
+                r"fit: labels y have shape \(6, 5, 6\) but the model's output has shape \(6, 4, 5, 7\); "
+                r"expected labels of shape \(6, 5, 7\)"
+            ),
+        ),
+        (np.full((6, 5, 7), 4), (6, 4, 5, 7), ValueError, r"fit: label 4 is out of range for K=4 classes"),
+        (
+            np.zeros(6, int),
+            (6, 4, 5, 7),
+            ValueError,
+            r"output has shape \(N, 4, 5, 7\).*needs \(N, K\).*Flatten\(\).*labels y of shape \(N, 5, 7\)",
+        ),
+        (np.zeros((6, 5, 7)), (6, 4, 5, 7), TypeError, r"fit: labels y have dtype float64.*y\.astype\(int\)"),
+        (-np.ones((6, 5, 7), int), None, ValueError, r"fit: label -1 is negative"),
+        (np.zeros((6, 5, 7)), None, TypeError, r"fit: labels y have dtype float64"),
+    ],
+    ids=[
+        "channel-axis-of-1",
+        "one-hot-mask",
+        "wrong-spatial",
+        "out-of-range",
+        "one-per-sample-for-a-map",
+        "float",
+        "negative-unknown-output",
+        "float-unknown-output",
+    ],
+)
 def test_check_targets_refuses_per_pixel_labels_that_cannot_fit(y, output_shape, error, match):
     with pytest.raises(error, match=match):
         SoftmaxCrossEntropy().check_targets(y, output_shape, "fit")

@@ -65,8 +65,13 @@ def test_reads_any_image_size_the_header_declares(tmp_path):
 def test_loading_makes_no_copy_of_the_images(tmp_path, gz):
     images, labels = mnist_split(3000, seed=0)
     raw = idx_bytes(images)
-    write_files(tmp_path, {"train-images-idx3-ubyte" + (".gz" if gz else ""): gzip.compress(raw) if gz else raw,
-                           "train-labels-idx1-ubyte": idx_bytes(labels)})
+    write_files(
+        tmp_path,
+        {
+            "train-images-idx3-ubyte" + (".gz" if gz else ""): gzip.compress(raw) if gz else raw,
+            "train-labels-idx1-ubyte": idx_bytes(labels),
+        },
+    )
     tracemalloc.start()
     try:
         X, _, _ = load_mnist(tmp_path)
@@ -95,8 +100,11 @@ def replace(tmp_path, files, name, data):
 def test_swapped_images_and_labels_files_are_named(tmp_path, files):
     data = files[0]
     path = replace(tmp_path, files, "train-images-idx3-ubyte.gz", data["train-labels-idx1-ubyte.gz"])
-    with pytest.raises(ValueError, match=rf"{path}.* is an IDX labels file \(magic number 0x00000801\), not images; "
-                                         "are the images and labels files swapped"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{path}.* is an IDX labels file \(magic number 0x00000801\), not images; "
+        "are the images and labels files swapped",
+    ):
         load_mnist(tmp_path)
 
 
@@ -117,7 +125,7 @@ def test_a_file_cut_inside_its_header_is_truncated(tmp_path, files):
 
 def test_a_cut_gzip_stream_is_damaged(tmp_path, files):
     data = files[0]["train-images-idx3-ubyte.gz"]
-    path = replace(tmp_path, files, "train-images-idx3-ubyte.gz", data[:len(data) // 2])
+    path = replace(tmp_path, files, "train-images-idx3-ubyte.gz", data[: len(data) // 2])
     with pytest.raises(ValueError, match=rf"{path} is damaged \(EOFError.*delete it and get it again"):
         load_mnist(tmp_path)
 
@@ -130,8 +138,11 @@ def test_bytes_past_the_declared_end_are_refused(tmp_path, files):
 
 def test_a_file_that_is_no_idx_file(tmp_path, files):
     path = replace(tmp_path, files, "train-images-idx3-ubyte", b"<html>not found</html>")
-    with pytest.raises(ValueError, match=rf"{path} is not an IDX images file, which starts with the magic number "
-                                         "0x00000803: it starts with 0x3c68746d"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{path} is not an IDX images file, which starts with the magic number "
+        "0x00000803: it starts with 0x3c68746d",
+    ):
         load_mnist(tmp_path)
 
 
@@ -161,13 +172,17 @@ def test_images_and_labels_of_different_counts(tmp_path, files):
         load_mnist(tmp_path)
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    ({"split": "val"}, ValueError, r"split must be 'train' or 'test', got 'val'"),
-    ({"kind": "letters"}, ValueError, r"kind must be 'digits' or 'fashion', got 'letters'"),
-    ({"root": 3}, TypeError, r"root must be a folder"),
-    ({"download": "yes"}, TypeError, r"download must be True or False"),
-    ({"mirror": "example.org"}, ValueError, r"mirror must be None .* or a base URL"),
-], ids=["split", "kind", "root", "download", "mirror"])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"split": "val"}, ValueError, r"split must be 'train' or 'test', got 'val'"),
+        ({"kind": "letters"}, ValueError, r"kind must be 'digits' or 'fashion', got 'letters'"),
+        ({"root": 3}, TypeError, r"root must be a folder"),
+        ({"download": "yes"}, TypeError, r"download must be True or False"),
+        ({"mirror": "example.org"}, ValueError, r"mirror must be None .* or a base URL"),
+    ],
+    ids=["split", "kind", "root", "download", "mirror"],
+)
 def test_bad_arguments(tmp_path, kwargs, error, message):
     with pytest.raises(error, match=f"load_mnist: {message}"):
         load_mnist(**{"root": tmp_path, **kwargs})
@@ -198,9 +213,16 @@ def test_download_fetches_checks_and_then_reads_the_local_files(tmp_path, publis
 
 def test_a_file_that_is_not_the_published_one_is_never_written(tmp_path, files):
     folder = tmp_path / "mnist"
-    with serve(files[0]) as server, pytest.raises(ValueError, match=(
-            r"no intact copy of t10k-images-idx3-ubyte.gz could be downloaded: .*its MD5 is [0-9a-f]{32}, the "
-            r"published one is 9fb629c4189551a2d022fa330f9573f3\). Nothing was written")):
+    with (
+        serve(files[0]) as server,
+        pytest.raises(
+            ValueError,
+            match=(
+                r"no intact copy of t10k-images-idx3-ubyte.gz could be downloaded: .*its MD5 is [0-9a-f]{32}, the "
+                r"published one is 9fb629c4189551a2d022fa330f9573f3\). Nothing was written"
+            ),
+        ),
+    ):
         load_mnist(folder, "test", download=True, mirror=server.base)
     assert leftovers(folder) == []
 
@@ -209,17 +231,23 @@ def test_an_interrupted_download_leaves_nothing(tmp_path, published):
     folder = tmp_path / "mnist"
     with serve(published[0]) as server:
         server.cut.add("train-images-idx3-ubyte.gz")
-        with pytest.raises(ConnectionError, match=r"train-images-idx3-ubyte.gz \(the download broke off after "
-                                                  r"[\d,]+ of [\d,]+ bytes\)"):
+        with pytest.raises(
+            ConnectionError,
+            match=r"train-images-idx3-ubyte.gz \(the download broke off after "
+            r"[\d,]+ of [\d,]+ bytes\)",
+        ):
             load_mnist(folder, download=True, mirror=server.base)
     assert leftovers(folder) == []
 
 
 def test_without_a_network_the_error_says_so(tmp_path):
     url = closed_port_url()
-    with pytest.raises(ConnectionError, match=rf"could not download train-images-idx3-ubyte.gz: {url}"
-                                              r"train-images-idx3-ubyte.gz \(.*refused.*\)\. Nothing was written\. "
-                                              "Check the network connection"):
+    with pytest.raises(
+        ConnectionError,
+        match=rf"could not download train-images-idx3-ubyte.gz: {url}"
+        r"train-images-idx3-ubyte.gz \(.*refused.*\)\. Nothing was written\. "
+        "Check the network connection",
+    ):
         load_mnist(tmp_path / "mnist", download=True, mirror=url)
     assert leftovers(tmp_path / "mnist") == []
 
@@ -234,8 +262,10 @@ def test_the_official_addresses_are_the_default_and_tried_in_order(tmp_path, mon
     monkeypatch.setattr(download_module.urllib.request, "urlopen", offline)
     with pytest.raises(ConnectionError, match="offline in the tests"):
         load_mnist(tmp_path, download=True)
-    assert asked == ["https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz",
-                     "http://yann.lecun.com/exdb/mnist/train-images-idx3-ubyte.gz"]
+    assert asked == [
+        "https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz",
+        "http://yann.lecun.com/exdb/mnist/train-images-idx3-ubyte.gz",
+    ]
     asked.clear()
     with pytest.raises(ConnectionError):
         load_mnist(tmp_path, kind="fashion", download=True)
@@ -244,9 +274,13 @@ def test_the_official_addresses_are_the_default_and_tried_in_order(tmp_path, mon
 
 def test_the_next_address_is_tried_when_one_fails(tmp_path, published):
     with serve(published[0]) as good:
-        path = download_module.download([closed_port_url(), good.base + "missing/", good.base],
-                                        "train-labels-idx1-ubyte.gz", md5(published[0]["train-labels-idx1-ubyte.gz"]),
-                                        tmp_path, "test")
+        path = download_module.download(
+            [closed_port_url(), good.base + "missing/", good.base],
+            "train-labels-idx1-ubyte.gz",
+            md5(published[0]["train-labels-idx1-ubyte.gz"]),
+            tmp_path,
+            "test",
+        )
         assert good.requests == ["missing/train-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz"]
     assert path.read_bytes() == published[0]["train-labels-idx1-ubyte.gz"]
 
@@ -273,12 +307,17 @@ def test_the_download_shows_a_progress_bar(tmp_path, published, monkeypatch):
         load_mnist(tmp_path, "test", download=True, mirror=server.base)
     sizes = [len(published[0][name + ".gz"]) for name in MNIST_NAMES["test"]]
     assert [(b.kwargs["desc"], b.kwargs["total"], b.done, b.kwargs["unit"]) for b in bars] == [
-        (name + ".gz", size, size, "B") for name, size in zip(MNIST_NAMES["test"], sizes)]
+        (name + ".gz", size, size, "B") for name, size in zip(MNIST_NAMES["test"], sizes)
+    ]
 
 
 def test_download_refuses_to_replace_a_file_that_is_not_official(tmp_path, published):
     write_files(tmp_path, {"train-images-idx3-ubyte.gz": b"mine"})
-    with serve(published[0]) as server, pytest.raises(
-            ValueError, match=r"train-images-idx3-ubyte.gz is not the official MNIST file: its MD5 is .* It was left"):
+    with (
+        serve(published[0]) as server,
+        pytest.raises(
+            ValueError, match=r"train-images-idx3-ubyte.gz is not the official MNIST file: its MD5 is .* It was left"
+        ),
+    ):
         load_mnist(tmp_path, download=True, mirror=server.base)
     assert (tmp_path / "train-images-idx3-ubyte.gz").read_bytes() == b"mine"

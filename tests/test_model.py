@@ -25,9 +25,14 @@ from minicnn import (
 def small_cnn(seed=0, in_channels=1, size=8, classes=2):
     rng = np.random.default_rng(seed)
     return Sequential(
-        Conv2DVolume(in_channels, 4, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2),
-        Conv2DVolume(4, 8, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2),
-        Flatten(), Dense(8 * (size // 4) ** 2, classes, rng=rng),
+        Conv2DVolume(in_channels, 4, 3, padding=1, rng=rng),
+        ReLU(),
+        MaxPool2D(2),
+        Conv2DVolume(4, 8, 3, padding=1, rng=rng),
+        ReLU(),
+        MaxPool2D(2),
+        Flatten(),
+        Dense(8 * (size // 4) ** 2, classes, rng=rng),
     )
 
 
@@ -106,8 +111,9 @@ def test_fit_learns_a_separable_problem():
     Xt, yt = bars(200, seed=2)
     model = small_cnn(seed=3)
     opt = SGD(model.parameters(), lr=0.05, momentum=0.9)
-    history = model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=opt, epochs=6, batch_size=16,
-                        seed=0, progress=False)
+    history = model.fit(
+        X, y, loss=SoftmaxCrossEntropy(), optimizer=opt, epochs=6, batch_size=16, seed=0, progress=False
+    )
     assert history["loss"][-1] < history["loss"][0]
     assert model.evaluate(Xt, yt)["accuracy"] >= 0.95
 
@@ -117,30 +123,51 @@ def test_fit_is_bit_for_bit_reproducible_with_a_seed():
     runs = []
     for _ in range(2):
         model = small_cnn(seed=5)
-        h = model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1, momentum=0.9),
-                      epochs=2, batch_size=8, seed=7, progress=False)
+        h = model.fit(
+            X,
+            y,
+            loss=SoftmaxCrossEntropy(),
+            optimizer=SGD(model.parameters(), lr=0.1, momentum=0.9),
+            epochs=2,
+            batch_size=8,
+            seed=7,
+            progress=False,
+        )
         runs.append((h, weights(model)))
     assert runs[0][0] == runs[1][0]
     for name in runs[0][1]:
         np.testing.assert_array_equal(runs[0][1][name], runs[1][1][name])
     other = small_cnn(seed=5)
-    other.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(other.parameters(), lr=0.1, momentum=0.9),
-              epochs=2, batch_size=8, seed=8, progress=False)
+    other.fit(
+        X,
+        y,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=SGD(other.parameters(), lr=0.1, momentum=0.9),
+        epochs=2,
+        batch_size=8,
+        seed=8,
+        progress=False,
+    )
     assert not np.array_equal(other.state_dict()["7.weight"], runs[0][1]["7.weight"])
 
 
-@pytest.mark.parametrize(("n", "batch_size", "steps", "sizes"), [
-    (10, 4, 3, [4, 4, 2]),
-    (10, 5, 2, [5, 5]),
-    (10, 64, 1, [10]),
-], ids=["last-partial-batch", "exact", "batch-larger-than-data"])
+@pytest.mark.parametrize(
+    ("n", "batch_size", "steps", "sizes"),
+    [
+        (10, 4, 3, [4, 4, 2]),
+        (10, 5, 2, [5, 5]),
+        (10, 64, 1, [10]),
+    ],
+    ids=["last-partial-batch", "exact", "batch-larger-than-data"],
+)
 def test_fit_batches_include_the_last_partial_one(n, batch_size, steps, sizes):
     spy = Spy()
     model = Sequential(spy, Dense(3, 2, rng=np.random.default_rng(0)))
     opt = CountingSGD(model.parameters(), lr=0.1)
     X = np.random.default_rng(0).standard_normal((n, 3))
-    model.fit(X, np.arange(n) % 2, loss=SoftmaxCrossEntropy(), optimizer=opt, epochs=2,
-              batch_size=batch_size, progress=False)
+    model.fit(
+        X, np.arange(n) % 2, loss=SoftmaxCrossEntropy(), optimizer=opt, epochs=2, batch_size=batch_size, progress=False
+    )
     assert opt.steps == 2 * steps
     assert [size for size, _ in spy.calls] == sizes * 2
     assert all(training for _, training in spy.calls)
@@ -149,8 +176,15 @@ def test_fit_batches_include_the_last_partial_one(n, batch_size, steps, sizes):
 def test_fit_history_has_one_entry_per_epoch_for_each_metric():
     X, y = bars(32)
     model = small_cnn()
-    h = model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.01),
-                  epochs=3, validation_data=(X[:8], y[:8]), progress=False)
+    h = model.fit(
+        X,
+        y,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=SGD(model.parameters(), lr=0.01),
+        epochs=3,
+        validation_data=(X[:8], y[:8]),
+        progress=False,
+    )
     assert set(h) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert all(len(v) == 3 for v in h.values())
     assert all(0.0 <= a <= 1.0 for a in h["accuracy"] + h["val_accuracy"])
@@ -161,8 +195,16 @@ def test_fit_with_regression_targets_reports_loss_only():
     X = rng.standard_normal((40, 3)).astype(np.float32)
     target = X @ np.array([[1.0], [-2.0], [0.5]], dtype=np.float32)
     model = Sequential(Dense(3, 1, rng=rng))
-    h = model.fit(X, target, loss=MSE(), optimizer=SGD(model.parameters(), lr=0.05), epochs=30,
-                  batch_size=8, seed=0, progress=False)
+    h = model.fit(
+        X,
+        target,
+        loss=MSE(),
+        optimizer=SGD(model.parameters(), lr=0.05),
+        epochs=30,
+        batch_size=8,
+        seed=0,
+        progress=False,
+    )
     assert set(h) == {"loss"}
     assert h["loss"][-1] < 0.01 * h["loss"][0]
     assert set(model.evaluate(X, target)) == {"loss"}  # the last fit's loss, MSE
@@ -177,8 +219,15 @@ def test_fit_shows_a_progress_bar_on_a_terminal_unless_silenced(capsys, monkeypa
     monkeypatch.setattr(sys, "stderr", terminal)  # where tqdm draws its bar
     X, y = bars(16)
     model = small_cnn()
-    model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.01), epochs=2,
-              batch_size=8, progress=True)
+    model.fit(
+        X,
+        y,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=SGD(model.parameters(), lr=0.01),
+        epochs=2,
+        batch_size=8,
+        progress=True,
+    )
     captured = capsys.readouterr()
     bar = terminal.getvalue()
     assert "epoch 1/2" in bar and "epoch 2/2" in bar
@@ -207,14 +256,18 @@ def _fit(model, X, y, **kwargs):
     return model.fit(X, y, **opts)
 
 
-@pytest.mark.parametrize(("make", "match"), [
-    (lambda X, y: (X, np.full_like(y, 2)), r"label 2 is out of range.*\[0, 2\)"),
-    (lambda X, y: (X, y - 1), r"label -1 is out of range"),
-    (lambda X, y: (X, y[:-1]), r"16 samples but y has shape \(15,\)"),
-    (lambda X, y: (X[:0], y[:0]), r"non-empty"),
-    (lambda X, y: (np.where(np.arange(16)[:, None, None, None] == 3, np.nan, X), y), r"non-finite"),
-    (lambda X, y: (X[:, :, :6], y), r"layer 7 \(Dense"),
-], ids=["label-too-large", "label-negative", "y-wrong-length", "empty-X", "nan-in-X", "shapes-do-not-fit"])
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda X, y: (X, np.full_like(y, 2)), r"label 2 is out of range.*\[0, 2\)"),
+        (lambda X, y: (X, y - 1), r"label -1 is out of range"),
+        (lambda X, y: (X, y[:-1]), r"16 samples but y has shape \(15,\)"),
+        (lambda X, y: (X[:0], y[:0]), r"non-empty"),
+        (lambda X, y: (np.where(np.arange(16)[:, None, None, None] == 3, np.nan, X), y), r"non-finite"),
+        (lambda X, y: (X[:, :, :6], y), r"layer 7 \(Dense"),
+    ],
+    ids=["label-too-large", "label-negative", "y-wrong-length", "empty-X", "nan-in-X", "shapes-do-not-fit"],
+)
 def test_fit_rejects_bad_data_before_training(make, match):
     X, y = bars(16)
     model = small_cnn()
@@ -225,10 +278,14 @@ def test_fit_rejects_bad_data_before_training(make, match):
         np.testing.assert_array_equal(value, before[name])
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"epochs": 0}, "epochs must be >= 1"),
-    ({"batch_size": 0}, "batch_size must be >= 1"),
-], ids=["epochs-0", "batch-size-0"])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"epochs": 0}, "epochs must be >= 1"),
+        ({"batch_size": 0}, "batch_size must be >= 1"),
+    ],
+    ids=["epochs-0", "batch-size-0"],
+)
 def test_fit_rejects_bad_arguments(kwargs, match):
     X, y = bars(8)
     with pytest.raises(ValueError, match=match):
@@ -295,12 +352,16 @@ def test_summary_lists_shapes_parameters_and_macs(capsys):
     assert f"{8 * 8 * 4 * 27 + 4 * 4 * 8 * 36 + 32 * 6:,}" in text
 
 
-@pytest.mark.parametrize(("model", "shape", "match"), [
-    (Sequential(Flatten(), Dense(10, 2)), (3, 4, 4), r"layer 1 \(Dense.*48 features|layer 1 \(Dense.*\(N, 10\)"),
-    (Sequential(Conv2DVolume(1, 2, 5)), (1, 3, 3), r"layer 0 \(Conv2DVolume.*larger than the padded input"),
-    (Sequential(Conv2DVolume(3, 2, 3)), (1, 8, 8), r"layer 0 .*1 channel, expected 3"),
-    (Sequential(MaxPool2D(4)), (1, 2, 2), r"layer 0 \(MaxPool2D"),
-], ids=["dense-wrong-in-features", "kernel-larger-than-input", "wrong-channels", "pool-too-large"])
+@pytest.mark.parametrize(
+    ("model", "shape", "match"),
+    [
+        (Sequential(Flatten(), Dense(10, 2)), (3, 4, 4), r"layer 1 \(Dense.*48 features|layer 1 \(Dense.*\(N, 10\)"),
+        (Sequential(Conv2DVolume(1, 2, 5)), (1, 3, 3), r"layer 0 \(Conv2DVolume.*larger than the padded input"),
+        (Sequential(Conv2DVolume(3, 2, 3)), (1, 8, 8), r"layer 0 .*1 channel, expected 3"),
+        (Sequential(MaxPool2D(4)), (1, 2, 2), r"layer 0 \(MaxPool2D"),
+    ],
+    ids=["dense-wrong-in-features", "kernel-larger-than-input", "wrong-channels", "pool-too-large"],
+)
 def test_summary_reports_an_architecture_that_does_not_fit(model, shape, match):
     with pytest.raises(ValueError, match=match):
         model.summary(shape, print_fn=None)
@@ -393,7 +454,7 @@ def test_load_of_a_damaged_file_is_a_clear_error(tmp_path, damage):
         path.write_bytes(b"not a checkpoint at all")
     else:
         middle = len(raw) // 2
-        path.write_bytes(raw[:middle] + bytes(b ^ 0xFF for b in raw[middle:middle + 64]) + raw[middle + 64:])
+        path.write_bytes(raw[:middle] + bytes(b ^ 0xFF for b in raw[middle : middle + 64]) + raw[middle + 64 :])
     before = weights(model)
     with pytest.raises(ValueError, match="not a readable minicnn checkpoint"):
         model.load(path)
@@ -455,10 +516,14 @@ def test_load_reads_a_plain_state_dict_npz_and_refuses_another_format(tmp_path):
         target.load(tmp_path / "future.npz")
 
 
-@pytest.mark.parametrize(("shape", "hint"), [
-    ((2, 8, 8, 3), r"transpose\(0, 3, 1, 2\)"),
-    ((3, 8, 8), r"x\[None\]"),
-], ids=["channels-last", "single-image"])
+@pytest.mark.parametrize(
+    ("shape", "hint"),
+    [
+        ((2, 8, 8, 3), r"transpose\(0, 3, 1, 2\)"),
+        ((3, 8, 8), r"x\[None\]"),
+    ],
+    ids=["channels-last", "single-image"],
+)
 def test_sequential_keeps_the_layers_hints(shape, hint):
     model = Sequential(Conv2DVolume(3, 4, 3), ReLU(), MaxPool2D(2))
     with pytest.raises(ValueError, match=hint):

@@ -54,12 +54,16 @@ def nearest_mean_accuracy(frames, y, test_frames, y_test) -> float:
 
 # -- shapes, determinism, balance ----------------------------------------------------------------
 
+
 def test_classes_are_the_four_directions():
     assert MOTION_CLASSES == ("left", "right", "up", "down")
 
 
-@pytest.mark.parametrize("n, frames, size", [(1, 8, 16), (7, 8, 16), (12, 2, 8), (12, 5, 12), (8, 8, 32)],
-                         ids=["one-clip", "odd-n", "two-frames-8px", "five-frames-12px", "large-32px"])
+@pytest.mark.parametrize(
+    "n, frames, size",
+    [(1, 8, 16), (7, 8, 16), (12, 2, 8), (12, 5, 12), (8, 8, 32)],
+    ids=["one-clip", "odd-n", "two-frames-8px", "five-frames-12px", "large-32px"],
+)
 def test_shapes_dtypes_and_range(n, frames, size):
     X, y = make_motion(n, seed=0, frames=frames, size=size)
     assert X.shape == (n, 1, frames, size, size) and X.dtype == np.float32
@@ -118,6 +122,7 @@ def test_noise_zero_gives_the_same_clips_without_their_noise():
 
 # -- the motion --------------------------------------------------------------------------------
 
+
 def test_every_clip_shows_a_shape_brighter_than_its_background():
     clean, _ = make_motion(400, seed=4, noise=0)
     frames = clean[:, 0]
@@ -148,6 +153,7 @@ def test_frame_differences_tell_the_direction():
 
 
 # -- one frame says nothing about the direction ------------------------------------------------
+
 
 def test_the_shapes_position_in_every_frame_is_uniform_for_every_class():
     """Where the shape is, in any one frame, has one distribution for all directions: uniform
@@ -181,12 +187,14 @@ def test_the_one_frame_classifier_would_see_a_start_that_depends_on_the_directio
     the frame must; then the first frame alone tells the direction, as far as it can: a start
     in the top right quarter fits a move left or down, so even a perfect classifier is right
     half the time (measured: 0.48; chance 0.25)."""
+
     def starting_on_the_far_side(seed):
         X, y = make_motion(4000, seed=seed)
         clean, _ = make_motion(4000, seed=seed, noise=0)
         x, yy = centres(clean)
-        far = np.select([y == 0, y == 1, y == 2, y == 3], [x[:, 0] >= 8, x[:, 0] < 8, yy[:, 0] >= 8, yy[:, 0] < 8],
-                        default=False)
+        far = np.select(
+            [y == 0, y == 1, y == 2, y == 3], [x[:, 0] >= 8, x[:, 0] < 8, yy[:, 0] >= 8, yy[:, 0] < 8], default=False
+        )
         return X[far, 0, 0], y[far]
 
     frames, y = starting_on_the_far_side(7)
@@ -196,16 +204,21 @@ def test_the_one_frame_classifier_would_see_a_start_that_depends_on_the_directio
 
 # -- arguments -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    ({"n": 0}, ValueError, "make_motion: n must be >= 1, got 0"),
-    ({"n": 2.5}, TypeError, "make_motion: n must be an int, got 2.5"),
-    ({"frames": 1}, ValueError, "make_motion: frames must be >= 2, got 1"),
-    ({"frames": True}, TypeError, "make_motion: frames must be an int"),
-    ({"size": 4}, ValueError, "make_motion: size must be >= 8, got 4"),
-    ({"noise": -0.1}, ValueError, "make_motion: noise must be a finite number >= 0"),
-    ({"noise": float("nan")}, ValueError, "make_motion: noise must be a finite number >= 0"),
-    ({"noise": "0.1"}, TypeError, "make_motion: noise must be a real number"),
-], ids=["n=0", "n=2.5", "frames=1", "frames=True", "size=4", "noise<0", "noise=nan", "noise=str"])
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"n": 0}, ValueError, "make_motion: n must be >= 1, got 0"),
+        ({"n": 2.5}, TypeError, "make_motion: n must be an int, got 2.5"),
+        ({"frames": 1}, ValueError, "make_motion: frames must be >= 2, got 1"),
+        ({"frames": True}, TypeError, "make_motion: frames must be an int"),
+        ({"size": 4}, ValueError, "make_motion: size must be >= 8, got 4"),
+        ({"noise": -0.1}, ValueError, "make_motion: noise must be a finite number >= 0"),
+        ({"noise": float("nan")}, ValueError, "make_motion: noise must be a finite number >= 0"),
+        ({"noise": "0.1"}, TypeError, "make_motion: noise must be a real number"),
+    ],
+    ids=["n=0", "n=2.5", "frames=1", "frames=True", "size=4", "noise<0", "noise=nan", "noise=str"],
+)
 def test_bad_arguments_are_refused_with_a_clear_message(kwargs, error, message):
     args = {"n": 8, **kwargs}
     with pytest.raises(error) as exc:

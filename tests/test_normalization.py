@@ -118,8 +118,9 @@ def test_eval_mode_normalises_with_the_running_statistics(rng, dtype):
     state = bn.state_dict()
     x = rng.standard_normal((2, 3, 4, 5)).astype(dtype)
     out = bn.eval()(x)
-    expected, _, _ = ref.batchnorm_forward(x, bn.weight.data, bn.bias.data, bn.eps,
-                                           mean=bn.running_mean.data, var=bn.running_var.data)
+    expected, _, _ = ref.batchnorm_forward(
+        x, bn.weight.data, bn.bias.data, bn.eps, mean=bn.running_mean.data, var=bn.running_var.data
+    )
     assert out.dtype == dtype
     np.testing.assert_allclose(out, expected, rtol=1e-10 if dtype == np.float64 else 1e-5, atol=1e-6)
     # nothing is updated in eval mode, and a sample's output does not depend on its batch
@@ -137,8 +138,11 @@ def test_eval_mode_takes_a_single_value_per_channel(rng):
 
 def test_training_with_one_value_per_channel_is_refused_before_anything_changes(rng):
     bn = make_bn(rng, 2)
-    with pytest.raises(ValueError, match=r"BatchNorm2D\(num_features=2\) got input of shape \(1, 2, 1, 1\) in "
-                                         r"training mode: one value per channel.*batch of 2.*\.eval\(\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"BatchNorm2D\(num_features=2\) got input of shape \(1, 2, 1, 1\) in "
+        r"training mode: one value per channel.*batch of 2.*\.eval\(\)",
+    ):
         bn(rng.standard_normal((1, 2, 1, 1)))
     assert bn.num_batches_tracked.data == 0
     np.testing.assert_array_equal(bn.running_mean.data, 0.0)
@@ -184,16 +188,21 @@ def test_output_shape_and_repr(rng):
     bn = BatchNorm2D(3, eps=1e-3, momentum=0.2)
     assert bn.output_shape((5, 3, 7, 2)) == (5, 3, 7, 2) == bn(rng.standard_normal((5, 3, 7, 2))).shape
     assert repr(bn) == "BatchNorm2D(3, eps=0.001, momentum=0.2)"
-    with pytest.raises(ValueError, match=r"BatchNorm2D\(num_features=3\) got input of shape \(5, 2, 7, 2\): "
-                                         r"2 channels, expected 3"):
+    with pytest.raises(
+        ValueError,
+        match=r"BatchNorm2D\(num_features=3\) got input of shape \(5, 2, 7, 2\): "
+        r"2 channels, expected 3",
+    ):
         bn.output_shape((5, 2, 7, 2))
 
 
 @pytest.mark.parametrize(
     "x, match",
     [
-        (np.zeros((4, 3, 5, 5)),
-         r"BatchNorm2D\(num_features=8\) got input of shape \(4, 3, 5, 5\): 3 channels, expected 8"),
+        (
+            np.zeros((4, 3, 5, 5)),
+            r"BatchNorm2D\(num_features=8\) got input of shape \(4, 3, 5, 5\): 3 channels, expected 8",
+        ),
         (np.zeros((8, 5, 5)), r"\(8, 5, 5\) \(3-D\); expected 4-D .*x\[None\]"),
         (np.zeros((2, 8)), r"expected 4-D"),
         (np.zeros((0, 8, 2, 2)), r"empty batch"),
@@ -224,8 +233,18 @@ def test_bad_input_is_refused_before_anything_changes(x, match):
         ({"num_features": 2, "momentum": None}, TypeError, r"momentum must be a real number, got None"),
         ({"num_features": 2, "momentum": True}, TypeError, r"momentum must be a real number"),
     ],
-    ids=["features0", "float-features", "eps0", "eps-negative", "eps-nan", "eps-string", "momentum>1",
-         "momentum<0", "momentum-None", "momentum-bool"],
+    ids=[
+        "features0",
+        "float-features",
+        "eps0",
+        "eps-negative",
+        "eps-nan",
+        "eps-string",
+        "momentum>1",
+        "momentum<0",
+        "momentum-None",
+        "momentum-bool",
+    ],
 )
 def test_bad_constructor_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):

@@ -111,8 +111,16 @@ def torch_pad(pads):
         ((4, 5, 6), (2, 3, 1), (1, 2, 3), "valid", 1, ((0, 0),) * 3, (3, 2, 2)),
         ((5, 4, 4), 3, 2, (1, 0, (0, 1)), (1, 1, 2), ((1, 1), (0, 0), (0, 1)), (3, 1, 1)),
     ],
-    ids=["1d-pad1", "1d-same-s2-odd", "1d-causal-d2", "2d-same-odd-k4", "2d-same-s2", "2d-per-side-d(1,2)",
-         "3d-valid", "3d-mixed-padding"],
+    ids=[
+        "1d-pad1",
+        "1d-same-s2-odd",
+        "1d-causal-d2",
+        "2d-same-odd-k4",
+        "2d-same-s2",
+        "2d-per-side-d(1,2)",
+        "3d-valid",
+        "3d-mixed-padding",
+    ],
 )
 def test_window_geometry_hand_worked(spatial, kernel, stride, padding, dilation, pads, out):
     win = ops.window(spatial, kernel, stride, padding, dilation)
@@ -132,15 +140,23 @@ def test_same_padding_gives_ceil_size_over_stride_in_every_rank(nd):
 def test_window_error_is_the_one_of_today_and_generalises():
     with pytest.raises(ValueError) as info:
         ops.window((2, 8), 3, 1, 0, 1, "MaxPool2D")
-    assert str(info.value) == ("MaxPool2D: kernel_size (3, 3) with dilation (1, 1) spans (3, 3), larger than the "
-                               "padded input (2, 8) (input (2, 8), padding ((0, 0), (0, 0))); use a smaller kernel "
-                               "or dilation, more padding, or a larger input")
-    with pytest.raises(ValueError, match=r"^conv_forward: kernel_size \(5,\) with dilation \(2,\) spans \(9,\), "
-                                         r"larger than the padded input \(8,\) "
-                                         r"\(input \(6,\), padding \(\(1, 1\),\)\)"):
+    assert str(info.value) == (
+        "MaxPool2D: kernel_size (3, 3) with dilation (1, 1) spans (3, 3), larger than the "
+        "padded input (2, 8) (input (2, 8), padding ((0, 0), (0, 0))); use a smaller kernel "
+        "or dilation, more padding, or a larger input"
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"^conv_forward: kernel_size \(5,\) with dilation \(2,\) spans \(9,\), "
+        r"larger than the padded input \(8,\) "
+        r"\(input \(6,\), padding \(\(1, 1\),\)\)",
+    ):
         ops.conv_forward(np.zeros((1, 1, 6)), np.zeros((1, 1, 5)), padding=1, dilation=2)
-    with pytest.raises(ValueError, match=r"^max_pool_forward: kernel_size \(2, 2, 3\) with dilation \(1, 1, 1\) "
-                                         r"spans \(2, 2, 3\), larger than the padded input \(4, 4, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"^max_pool_forward: kernel_size \(2, 2, 3\) with dilation \(1, 1, 1\) "
+        r"spans \(2, 2, 3\), larger than the padded input \(4, 4, 2\)",
+    ):
         ops.max_pool_forward(np.zeros((1, 1, 4, 4, 2)), (2, 2, 3))
 
 
@@ -343,8 +359,9 @@ def test_conv_agrees_with_conv2dvolume(rng, algorithm, shape, f, kernel, stride,
     layer.bias.data[...] = rng.standard_normal(f)
     x = rng.standard_normal(shape).astype(np.float32)
     out = layer(x)
-    mine, cache = ops.conv_forward(x, layer.weight.data, layer.bias.data, stride=stride, padding=padding,
-                                   dilation=dilation)
+    mine, cache = ops.conv_forward(
+        x, layer.weight.data, layer.bias.data, stride=stride, padding=padding, dilation=dilation
+    )
     assert_close32(mine, out)
     dout = rng.standard_normal(out.shape).astype(np.float32)
     dx = layer.backward(dout)
@@ -369,8 +386,10 @@ def test_conv_agrees_with_conv2dvolume_winograd(rng):
 def test_functional_convs_are_the_op_on_one_sample(rng):
     x, w = rng.standard_normal((4, 6, 5)), rng.standard_normal((2, 3, 2))
     np.testing.assert_allclose(F.conv3d(x, w), ops.conv_forward(x[None, None], w[None, None])[0][0, 0])
-    np.testing.assert_allclose(F.conv3d(x, w)[0], ref.conv_nd_forward(x[None, None], w[None, None], None, (1,) * 3,
-                                                                      ((0, 0),) * 3, (1,) * 3)[0, 0, 0])
+    np.testing.assert_allclose(
+        F.conv3d(x, w)[0],
+        ref.conv_nd_forward(x[None, None], w[None, None], None, (1,) * 3, ((0, 0),) * 3, (1,) * 3)[0, 0, 0],
+    )
 
 
 # -- transposed convolution ----------------------------------------------------------------
@@ -389,8 +408,18 @@ def _transpose_operands(rng, case, dtype=np.float64):
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(w_shape).astype(dtype)
     b = rng.standard_normal(w_shape[1] * groups).astype(dtype) if bias else None
-    return x, w, b, {"stride": stride, "padding": padding, "output_padding": output_padding, "dilation": dilation,
-                         "groups": groups}
+    return (
+        x,
+        w,
+        b,
+        {
+            "stride": stride,
+            "padding": padding,
+            "output_padding": output_padding,
+            "dilation": dilation,
+            "groups": groups,
+        },
+    )
 
 
 @pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=TRANSPOSE_IDS)
@@ -414,8 +443,9 @@ def test_conv_transpose_matches_the_naive_loops(rng, case):
 @pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=TRANSPOSE_IDS)
 def test_conv_transpose_gradients_match_finite_differences(rng, case):
     x, w, b, config = _transpose_operands(rng, case)
-    assert_gradients(lambda x, w, b: ops.conv_transpose_forward(x, w, b, **config), ops.conv_transpose_backward,
-                     [x, w, b], rng)
+    assert_gradients(
+        lambda x, w, b: ops.conv_transpose_forward(x, w, b, **config), ops.conv_transpose_backward, [x, w, b], rng
+    )
 
 
 @pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=TRANSPOSE_IDS)
@@ -503,10 +533,18 @@ def test_dense_agrees_with_the_layer(rng):
 # -- activations -----------------------------------------------------------------------------
 ACTIVATIONS = {
     "ReLU": (ops.relu_forward, ops.relu_backward, ReLU, ("LeakyReLU", 0.0)),
-    "LeakyReLU": (lambda x: ops.leaky_relu_forward(x, 0.1), ops.leaky_relu_backward, lambda: LeakyReLU(0.1),
-                  ("LeakyReLU", 0.1)),
-    "LeakyReLU-slope-2": (lambda x: ops.leaky_relu_forward(x, 2.0), ops.leaky_relu_backward, lambda: LeakyReLU(2.0),
-                          ("LeakyReLU", 2.0)),
+    "LeakyReLU": (
+        lambda x: ops.leaky_relu_forward(x, 0.1),
+        ops.leaky_relu_backward,
+        lambda: LeakyReLU(0.1),
+        ("LeakyReLU", 0.1),
+    ),
+    "LeakyReLU-slope-2": (
+        lambda x: ops.leaky_relu_forward(x, 2.0),
+        ops.leaky_relu_backward,
+        lambda: LeakyReLU(2.0),
+        ("LeakyReLU", 2.0),
+    ),
     "Tanh": (ops.tanh_forward, ops.tanh_backward, Tanh, ("Tanh", 0.01)),
     "Sigmoid": (ops.sigmoid_forward, ops.sigmoid_backward, Sigmoid, ("Sigmoid", 0.01)),
 }
@@ -568,8 +606,9 @@ def test_max_pool_matches_the_naive_loops(rng, case):
     k, s, pads = _pool_geometry(case)
     np.testing.assert_array_equal(out, ref.maxpool_nd_forward(x, k, s, pads)[0])
     dout = rng.standard_normal(out.shape)
-    np.testing.assert_allclose(ops.max_pool_backward(dout, cache)[0], ref.maxpool_nd_backward(x, dout, k, s, pads),
-                               rtol=1e-14)
+    np.testing.assert_allclose(
+        ops.max_pool_backward(dout, cache)[0], ref.maxpool_nd_backward(x, dout, k, s, pads), rtol=1e-14
+    )
 
 
 @pytest.mark.parametrize("case", POOL_CASES, ids=POOL_IDS)
@@ -588,20 +627,26 @@ def test_pools_match_the_2d_oracles_too(rng):
     out, cache = ops.max_pool_forward(x, (3, 2), (2, 1), (1, 1))
     np.testing.assert_array_equal(out, ref.maxpool_forward(x, (3, 2), (2, 1), (1, 1))[0])
     dout = rng.standard_normal(out.shape)
-    np.testing.assert_allclose(ops.max_pool_backward(dout, cache)[0],
-                               ref.maxpool_backward(x, dout, (3, 2), (2, 1), (1, 1)), rtol=1e-14)
+    np.testing.assert_allclose(
+        ops.max_pool_backward(dout, cache)[0], ref.maxpool_backward(x, dout, (3, 2), (2, 1), (1, 1)), rtol=1e-14
+    )
     out, cache = ops.avg_pool_forward(x, 3, 2, 1)
     np.testing.assert_allclose(out, refl.avgpool_forward(x, (3, 3), (2, 2), ((1, 1), (1, 1))), rtol=1e-12)
-    np.testing.assert_allclose(ops.avg_pool_backward(out, cache)[0],
-                               refl.avgpool_backward(x.shape, out, (3, 3), (2, 2), ((1, 1), (1, 1))), rtol=1e-12)
+    np.testing.assert_allclose(
+        ops.avg_pool_backward(out, cache)[0],
+        refl.avgpool_backward(x.shape, out, (3, 3), (2, 2), ((1, 1), (1, 1))),
+        rtol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("case", POOL_CASES, ids=POOL_IDS)
 @pytest.mark.parametrize("kind", ["max", "avg"])
 def test_pool_gradients_match_finite_differences(rng, case, kind):
     _, shape, kernel, stride, padding = case
-    forward, backward = {"max": (ops.max_pool_forward, ops.max_pool_backward),
-                         "avg": (ops.avg_pool_forward, ops.avg_pool_backward)}[kind]
+    forward, backward = {
+        "max": (ops.max_pool_forward, ops.max_pool_backward),
+        "avg": (ops.avg_pool_forward, ops.avg_pool_backward),
+    }[kind]
     x = rng.permutation(np.arange(math.prod(shape), dtype=np.float64)).reshape(shape) / 10  # distinct: no ties
     assert_gradients(lambda x: forward(x, kernel, stride, padding), backward, [x], rng)
 
@@ -612,8 +657,10 @@ def test_pool_matches_torch(rng, torch, case, kind):
     _, shape, kernel, stride, padding = case
     nd = len(shape) - 2
     x = rng.standard_normal(shape)
-    forward, backward = {"max": (ops.max_pool_forward, ops.max_pool_backward),
-                         "avg": (ops.avg_pool_forward, ops.avg_pool_backward)}[kind]
+    forward, backward = {
+        "max": (ops.max_pool_forward, ops.max_pool_backward),
+        "avg": (ops.avg_pool_forward, ops.avg_pool_backward),
+    }[kind]
     out, cache = forward(x, kernel, stride, padding)
     dout = rng.standard_normal(out.shape)
     pool = getattr(torch.nn.functional, f"{kind}_pool{nd}d")
@@ -656,8 +703,10 @@ def test_max_pool_ties_go_to_the_first_maximum(torch):
 def test_pool_agrees_with_the_layer(rng, case, kind):
     _, shape, kernel, stride, padding = case
     layer = {"max": MaxPool2D, "avg": AvgPool2D}[kind](kernel, stride, padding)
-    forward, backward = {"max": (ops.max_pool_forward, ops.max_pool_backward),
-                         "avg": (ops.avg_pool_forward, ops.avg_pool_backward)}[kind]
+    forward, backward = {
+        "max": (ops.max_pool_forward, ops.max_pool_backward),
+        "avg": (ops.avg_pool_forward, ops.avg_pool_backward),
+    }[kind]
     x = rng.standard_normal(shape).astype(np.float32)
     out, cache = forward(x, kernel, stride, padding)
     assert_close32(out, layer(x), rtol=1e-6)
@@ -728,10 +777,15 @@ def test_batch_norm_eval_matches_the_naive_loop_and_finite_differences(rng, shap
     x, gamma, beta = rng.standard_normal(shape), rng.standard_normal(c), rng.standard_normal(c)
     mean, var = rng.standard_normal(c), rng.uniform(0.5, 2, c)
     out, _ = ops.batch_norm_eval_forward(x, gamma, beta, mean, var, 1e-5)
-    np.testing.assert_allclose(out, refl.batchnorm_forward(_as_4d(x), gamma, beta, 1e-5, mean, var)[0].reshape(shape),
-                               rtol=1e-12, atol=1e-12)
-    assert_gradients(lambda x, g, b: ops.batch_norm_eval_forward(x, g, b, mean, var, 1e-5),
-                     ops.batch_norm_eval_backward, [x, gamma, beta], rng)
+    np.testing.assert_allclose(
+        out, refl.batchnorm_forward(_as_4d(x), gamma, beta, 1e-5, mean, var)[0].reshape(shape), rtol=1e-12, atol=1e-12
+    )
+    assert_gradients(
+        lambda x, g, b: ops.batch_norm_eval_forward(x, g, b, mean, var, 1e-5),
+        ops.batch_norm_eval_backward,
+        [x, gamma, beta],
+        rng,
+    )
 
 
 @pytest.mark.parametrize("shape", BN_SHAPES[:4], ids=BN_IDS[:4])
@@ -746,12 +800,19 @@ def test_batch_norm_matches_torch(rng, torch, shape):
     rm, rv = torch.zeros(c, dtype=torch.float64), torch.ones(c, dtype=torch.float64)
     tout = torch.nn.functional.batch_norm(tx, rm, rv, tg, tb, training=True, momentum=0.3, eps=1e-3)
     tout.backward(torch.tensor(dout))
-    for got, expected in [(out, tout.detach()), (mean, rm), (var, rv), (dx, tx.grad), (dgamma, tg.grad),
-                          (dbeta, tb.grad)]:
+    for got, expected in [
+        (out, tout.detach()),
+        (mean, rm),
+        (var, rv),
+        (dx, tx.grad),
+        (dgamma, tg.grad),
+        (dbeta, tb.grad),
+    ]:
         np.testing.assert_allclose(got, expected.numpy(), rtol=1e-10, atol=1e-12)
     e_out, _ = ops.batch_norm_eval_forward(x, gamma, beta, mean, var, 1e-3)
-    t_eval = torch.nn.functional.batch_norm(torch.tensor(x), rm, rv, torch.tensor(gamma), torch.tensor(beta),
-                                            training=False, eps=1e-3)
+    t_eval = torch.nn.functional.batch_norm(
+        torch.tensor(x), rm, rv, torch.tensor(gamma), torch.tensor(beta), training=False, eps=1e-3
+    )
     np.testing.assert_allclose(e_out, t_eval.numpy(), rtol=1e-12, atol=1e-12)
 
 
@@ -763,8 +824,9 @@ def test_batch_norm_agrees_with_the_layer(rng):
     running = layer.running_mean.data.copy(), layer.running_var.data.copy()
     out, cache = ops.batch_norm_forward(x, layer.weight.data, layer.bias.data, 1e-4)
     assert_close32(out, layer(x))
-    for got, expected in zip(ops.batch_norm_running_stats(cache, *running, momentum=0.2),
-                             (layer.running_mean.data, layer.running_var.data)):
+    for got, expected in zip(
+        ops.batch_norm_running_stats(cache, *running, momentum=0.2), (layer.running_mean.data, layer.running_var.data)
+    ):
         assert_close32(got, expected)
     dout = rng.standard_normal(x.shape).astype(np.float32)
     dx, dgamma, dbeta = ops.batch_norm_backward(dout, cache)
@@ -772,8 +834,9 @@ def test_batch_norm_agrees_with_the_layer(rng):
     assert_close32(dgamma, layer.weight.grad)
     assert_close32(dbeta, layer.bias.grad)
     layer.eval()
-    e_out, _ = ops.batch_norm_eval_forward(x, layer.weight.data, layer.bias.data, layer.running_mean.data,
-                                           layer.running_var.data, 1e-4)
+    e_out, _ = ops.batch_norm_eval_forward(
+        x, layer.weight.data, layer.bias.data, layer.running_mean.data, layer.running_var.data, 1e-4
+    )
     assert_close32(e_out, layer(x), rtol=1e-6)
 
 
@@ -795,8 +858,12 @@ def test_dropout_is_inverted_dropout_with_the_generators_mask(rng, p):
         assert not out.any()
     dout = rng.standard_normal(x.shape)
     np.testing.assert_array_equal(ops.dropout_backward(dout, cache)[0], dout * keep * (0.0 if p == 1 else 1 / (1 - p)))
-    assert_gradients(lambda x: ops.dropout_forward(x, p, np.random.default_rng(7)), ops.dropout_backward,
-                     [rng.standard_normal((3, 4))], rng)
+    assert_gradients(
+        lambda x: ops.dropout_forward(x, p, np.random.default_rng(7)),
+        ops.dropout_backward,
+        [rng.standard_normal((3, 4))],
+        rng,
+    )
 
 
 def test_dropout_agrees_with_the_layer_given_its_generator(rng):
@@ -823,14 +890,23 @@ def test_flatten_round_trips_and_agrees_with_the_layer(rng):
 # -- every pair: the dtype rule and the contract ---------------------------------------------
 def _pairs(rng, dtype):
     """(name, forward, backward, args): every pair on small inputs of ``dtype``."""
+
     def a(*shape):
         return rng.standard_normal(shape).astype(dtype)
 
     return [
-        ("conv", lambda x, w, b: ops.conv_forward(x, w, b, padding=1, groups=2), ops.conv_backward,
-         [a(2, 4, 5), a(4, 2, 3), a(4)]),
-        ("conv_transpose", lambda x, w, b: ops.conv_transpose_forward(x, w, b, stride=2), ops.conv_transpose_backward,
-         [a(1, 2, 3, 3), a(2, 3, 2, 2), a(3)]),
+        (
+            "conv",
+            lambda x, w, b: ops.conv_forward(x, w, b, padding=1, groups=2),
+            ops.conv_backward,
+            [a(2, 4, 5), a(4, 2, 3), a(4)],
+        ),
+        (
+            "conv_transpose",
+            lambda x, w, b: ops.conv_transpose_forward(x, w, b, stride=2),
+            ops.conv_transpose_backward,
+            [a(1, 2, 3, 3), a(2, 3, 2, 2), a(3)],
+        ),
         ("dense", ops.dense_forward, ops.dense_backward, [a(3, 4), a(2, 4), a(2)]),
         ("relu", ops.relu_forward, ops.relu_backward, [a(2, 3)]),
         ("leaky_relu", ops.leaky_relu_forward, ops.leaky_relu_backward, [a(2, 3)]),
@@ -840,8 +916,12 @@ def _pairs(rng, dtype):
         ("avg_pool", lambda x: ops.avg_pool_forward(x, 3, 2, 1), ops.avg_pool_backward, [a(2, 2, 5)]),
         ("global_avg_pool", ops.global_avg_pool_forward, ops.global_avg_pool_backward, [a(2, 3, 4, 4)]),
         ("batch_norm", ops.batch_norm_forward, ops.batch_norm_backward, [a(3, 2, 4), a(2), a(2)]),
-        ("batch_norm_eval", lambda x, g, b: ops.batch_norm_eval_forward(x, g, b, np.zeros(2), np.ones(2)),
-         ops.batch_norm_eval_backward, [a(3, 2), a(2), a(2)]),
+        (
+            "batch_norm_eval",
+            lambda x, g, b: ops.batch_norm_eval_forward(x, g, b, np.zeros(2), np.ones(2)),
+            ops.batch_norm_eval_backward,
+            [a(3, 2), a(2), a(2)],
+        ),
         ("dropout", lambda x: ops.dropout_forward(x, 0.5, np.random.default_rng(0)), ops.dropout_backward, [a(4, 4)]),
         ("flatten", ops.flatten_forward, ops.flatten_backward, [a(2, 3, 2)]),
     ]
@@ -870,4 +950,5 @@ def test_ops_imports_nothing_but_numpy_and_itself():
                 continue
             for name in names:
                 assert name in ("numpy", "math", "__future__", "collections.abc", "typing") or (
-                    name.startswith(".") and not name.startswith("..")), f"{path.name} imports {name}"
+                    name.startswith(".") and not name.startswith("..")
+                ), f"{path.name} imports {name}"

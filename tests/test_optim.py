@@ -28,6 +28,7 @@ def run_sgd(p0, grads, dtype=np.float64, **hyper):
 # -- the update rule, worked by hand ------------------------------------------------------
 # Every number below is a short binary fraction, so float64 and float32 get them exactly.
 
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 def test_plain_sgd_with_weight_decay_by_hand(dtype):
     # lr = 0.25, weight_decay = 0.5, p0 = 4
@@ -70,8 +71,7 @@ def test_nesterov_by_hand(dtype):
     #         p = [0.25, -3.5] - 0.5*[3.25, -2.5] = [-1.375, -2.25]
     # step 3: g = [0, 4];  b = 0.5*[2.5, -1] + [0, 4] = [1.25, 3.5];  g + 0.5*b = [0.625, 5.75]
     #         p = [-1.375, -2.25] - 0.5*[0.625, 5.75] = [-1.6875, -5.125]
-    values = run_sgd([1.0, -2.0], [[1.0, 2.0], [2.0, -2.0], [0.0, 4.0]], dtype,
-                     lr=0.5, momentum=0.5, nesterov=True)
+    values = run_sgd([1.0, -2.0], [[1.0, 2.0], [2.0, -2.0], [0.0, 4.0]], dtype, lr=0.5, momentum=0.5, nesterov=True)
     assert [v.tolist() for v in values] == [[0.25, -3.5], [-1.375, -2.25], [-1.6875, -5.125]]
 
 
@@ -85,12 +85,20 @@ GRID = [
 
 
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 1e-5)], ids=["float64", "float32"])
-@pytest.mark.parametrize("momentum,dampening,weight_decay,nesterov", GRID,
-                         ids=[f"mom{m}-damp{d}-wd{wd}" + ("-nesterov" if n else "") for m, d, wd, n in GRID])
+@pytest.mark.parametrize(
+    "momentum,dampening,weight_decay,nesterov",
+    GRID,
+    ids=[f"mom{m}-damp{d}-wd{wd}" + ("-nesterov" if n else "") for m, d, wd, n in GRID],
+)
 def test_matches_torch_sgd(rng, dtype, rtol, momentum, dampening, weight_decay, nesterov):
     torch = pytest.importorskip("torch")
-    hyper = {"lr": 0.05, "momentum": momentum, "dampening": dampening,
-             "weight_decay": weight_decay, "nesterov": nesterov}
+    hyper = {
+        "lr": 0.05,
+        "momentum": momentum,
+        "dampening": dampening,
+        "weight_decay": weight_decay,
+        "nesterov": nesterov,
+    }
     shapes = [(3, 4), (5,), (2, 1, 3)]
     ours = [Parameter(rng.normal(size=s).astype(dtype)) for s in shapes]
     theirs = [torch.tensor(p.data.copy(), requires_grad=True) for p in ours]
@@ -108,6 +116,7 @@ def test_matches_torch_sgd(rng, dtype, rtol, momentum, dampening, weight_decay, 
 
 
 # -- in place, dtype, zero_grad, state keyed by Parameter ----------------------------------
+
 
 @pytest.mark.parametrize("nesterov", [False, True], ids=["momentum", "nesterov"])
 def test_updates_in_place_and_keeps_float32(rng, nesterov):
@@ -161,29 +170,47 @@ def test_accepts_a_generator(rng):
 
 # -- validation ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"lr": -0.1}, r"lr must be a finite number >= 0, got lr=-0.1 \(a small step such as lr=0.01\)$"),
-    ({"lr": float("nan")}, r"lr=nan"),
-    ({"lr": float("inf")}, r"lr=inf"),
-    ({"lr": 0.1, "momentum": -0.5}, r"momentum must be a finite number >= 0, got momentum=-0.5 \(0 turns"),
-    ({"lr": 0.1, "dampening": -1.0}, r"dampening=-1.0"),
-    ({"lr": 0.1, "weight_decay": -1e-4}, r"weight_decay=-0.0001"),
-    ({"lr": 0.1, "weight_decay": float("inf")}, r"weight_decay=inf"),
-    ({"lr": 0.1, "nesterov": True}, r"nesterov=True needs momentum > 0 and dampening = 0.*momentum=0.0"),
-    ({"lr": 0.1, "momentum": 0.9, "dampening": 0.1, "nesterov": True}, r"nesterov=True.*dampening=0.1"),
-], ids=["lr-negative", "lr-nan", "lr-inf", "momentum-negative", "dampening-negative",
-        "weight-decay-negative", "weight-decay-inf", "nesterov-no-momentum", "nesterov-dampening"])
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"lr": -0.1}, r"lr must be a finite number >= 0, got lr=-0.1 \(a small step such as lr=0.01\)$"),
+        ({"lr": float("nan")}, r"lr=nan"),
+        ({"lr": float("inf")}, r"lr=inf"),
+        ({"lr": 0.1, "momentum": -0.5}, r"momentum must be a finite number >= 0, got momentum=-0.5 \(0 turns"),
+        ({"lr": 0.1, "dampening": -1.0}, r"dampening=-1.0"),
+        ({"lr": 0.1, "weight_decay": -1e-4}, r"weight_decay=-0.0001"),
+        ({"lr": 0.1, "weight_decay": float("inf")}, r"weight_decay=inf"),
+        ({"lr": 0.1, "nesterov": True}, r"nesterov=True needs momentum > 0 and dampening = 0.*momentum=0.0"),
+        ({"lr": 0.1, "momentum": 0.9, "dampening": 0.1, "nesterov": True}, r"nesterov=True.*dampening=0.1"),
+    ],
+    ids=[
+        "lr-negative",
+        "lr-nan",
+        "lr-inf",
+        "momentum-negative",
+        "dampening-negative",
+        "weight-decay-negative",
+        "weight-decay-inf",
+        "nesterov-no-momentum",
+        "nesterov-dampening",
+    ],
+)
 def test_rejects_bad_hyperparameters(kwargs, match):
     with pytest.raises(ValueError, match=r"^SGD: .*" + match):
         SGD([Parameter(np.zeros(2))], **kwargs)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"lr": "0.1"}, r"lr must be a real number, got '0.1'"),
-    ({"lr": True}, r"lr must be a real number"),
-    ({"lr": 0.1, "momentum": None}, r"momentum must be a real number"),
-    ({"lr": 0.1, "nesterov": 1}, r"nesterov must be True or False"),
-], ids=["lr-string", "lr-bool", "momentum-none", "nesterov-int"])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"lr": "0.1"}, r"lr must be a real number, got '0.1'"),
+        ({"lr": True}, r"lr must be a real number"),
+        ({"lr": 0.1, "momentum": None}, r"momentum must be a real number"),
+        ({"lr": 0.1, "nesterov": 1}, r"nesterov must be True or False"),
+    ],
+    ids=["lr-string", "lr-bool", "momentum-none", "nesterov-int"],
+)
 def test_rejects_hyperparameters_of_the_wrong_type(kwargs, match):
     with pytest.raises(TypeError, match=match):
         SGD([Parameter(np.zeros(2))], **kwargs)
@@ -208,6 +235,7 @@ def test_rejects_bad_params(rng):
 
 # -- state_dict and resuming --------------------------------------------------------------
 
+
 def test_state_dict_keys_and_values():
     a, b = Parameter(np.zeros(2)), Parameter(np.zeros(3))
     opt = SGD([a, b], lr=0.1, momentum=0.9, dampening=0.1, weight_decay=1e-4)
@@ -215,8 +243,16 @@ def test_state_dict_keys_and_values():
     b.grad[...] = 1.0
     opt.step()
     state = opt.state_dict()
-    assert set(state) == {"lr", "momentum", "dampening", "weight_decay", "nesterov", "step",
-                          "momentum_buffer.0", "momentum_buffer.1"}
+    assert set(state) == {
+        "lr",
+        "momentum",
+        "dampening",
+        "weight_decay",
+        "nesterov",
+        "step",
+        "momentum_buffer.0",
+        "momentum_buffer.1",
+    }
     assert state["lr"] == 0.1 and state["momentum"] == 0.9 and state["dampening"] == 0.1
     assert state["weight_decay"] == 1e-4 and state["nesterov"] == 0 and state["step"] == 1
     assert all(isinstance(v, np.ndarray) for v in state.values())
@@ -226,11 +262,15 @@ def test_state_dict_keys_and_values():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("hyper", [
-    {"lr": 0.05, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01},
-    {"lr": 0.05, "momentum": 0.8, "nesterov": True, "weight_decay": 1e-3},
-    {"lr": 0.05},
-], ids=["momentum-dampening", "nesterov", "plain"])
+@pytest.mark.parametrize(
+    "hyper",
+    [
+        {"lr": 0.05, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01},
+        {"lr": 0.05, "momentum": 0.8, "nesterov": True, "weight_decay": 1e-3},
+        {"lr": 0.05},
+    ],
+    ids=["momentum-dampening", "nesterov", "plain"],
+)
 def test_resume_through_npz_is_bit_identical(tmp_path, dtype, hyper):
     params, targets = make_problem(dtype)
     opt = SGD(params, **hyper)
@@ -290,12 +330,14 @@ def test_load_rejects_a_bad_state_and_changes_nothing():
         opt.load_state_dict(bad)
     message = str(info.value)
     assert message.startswith("SGD.load_state_dict: the state does not fit this optimizer")
-    for expected in ["missing key 'weight_decay'",
-                     "lr must be a finite number >= 0, got lr=-1.0",
-                     "'momentum_buffer.0': shape (3,) in the state, (2,) for parameter 0",
-                     "'momentum_buffer.1': shape (3, 2) in the state, (2, 3) for parameter 1",
-                     "'momentum_buffer.2': index 2 is out of range, the optimizer has 2 parameters",
-                     "unexpected key 'velocity.0'"]:
+    for expected in [
+        "missing key 'weight_decay'",
+        "lr must be a finite number >= 0, got lr=-1.0",
+        "'momentum_buffer.0': shape (3,) in the state, (2,) for parameter 0",
+        "'momentum_buffer.1': shape (3, 2) in the state, (2, 3) for parameter 1",
+        "'momentum_buffer.2': index 2 is out of range, the optimizer has 2 parameters",
+        "unexpected key 'velocity.0'",
+    ]:
         assert expected in message
     after = opt.state_dict()
     assert after.keys() == before.keys()
@@ -303,18 +345,31 @@ def test_load_rejects_a_bad_state_and_changes_nothing():
         np.testing.assert_array_equal(after[key], before[key])
 
 
-@pytest.mark.parametrize("key,value,match", [
-    ("lr", np.array(-1.0), r"lr must be a finite number >= 0, got lr=-1.0"),
-    ("lr", np.array([0.1, 0.2]), r"'lr': expected a scalar number, got dtype float64 and shape \(2,\)"),
-    ("momentum", np.array("fast"), r"'momentum': expected a scalar number"),
-    ("nesterov", np.array(2), r"'nesterov': expected 0 or 1, got 2"),
-    ("nesterov", np.array(1), r"nesterov=True needs momentum > 0 and dampening = 0"),
-    ("step", np.array(-3), r"'step': expected an integer >= 0, got -3"),
-    ("step", np.array(2.5), r"'step': expected an integer, got 2.5"),
-    ("momentum_buffer.01", np.zeros(2), r"unexpected key 'momentum_buffer.01'"),
-    ("momentum_buffer.0", np.array(["a", "b"]), r"'momentum_buffer.0': dtype <U1 is not a real number type"),
-], ids=["lr-negative", "lr-vector", "momentum-string", "nesterov-2", "nesterov-dampening",
-        "step-negative", "step-fraction", "buffer-leading-zero", "buffer-strings"])
+@pytest.mark.parametrize(
+    "key,value,match",
+    [
+        ("lr", np.array(-1.0), r"lr must be a finite number >= 0, got lr=-1.0"),
+        ("lr", np.array([0.1, 0.2]), r"'lr': expected a scalar number, got dtype float64 and shape \(2,\)"),
+        ("momentum", np.array("fast"), r"'momentum': expected a scalar number"),
+        ("nesterov", np.array(2), r"'nesterov': expected 0 or 1, got 2"),
+        ("nesterov", np.array(1), r"nesterov=True needs momentum > 0 and dampening = 0"),
+        ("step", np.array(-3), r"'step': expected an integer >= 0, got -3"),
+        ("step", np.array(2.5), r"'step': expected an integer, got 2.5"),
+        ("momentum_buffer.01", np.zeros(2), r"unexpected key 'momentum_buffer.01'"),
+        ("momentum_buffer.0", np.array(["a", "b"]), r"'momentum_buffer.0': dtype <U1 is not a real number type"),
+    ],
+    ids=[
+        "lr-negative",
+        "lr-vector",
+        "momentum-string",
+        "nesterov-2",
+        "nesterov-dampening",
+        "step-negative",
+        "step-fraction",
+        "buffer-leading-zero",
+        "buffer-strings",
+    ],
+)
 def test_load_rejects_invalid_values(key, value, match):
     p = Parameter(np.zeros(2))
     opt = SGD([p], lr=0.1, momentum=0.9, dampening=0.5)
@@ -436,20 +491,55 @@ def test_every_optimizer_resumes_through_npz_bit_for_bit(tmp_path, case, dtype):
 # What a state_dict held before the optimizers were rewritten (and so what checkpoints written
 # then hold under optim.): key, dtype and shape, for parameters of shapes (2, 3) and (4,).
 EARLIER_LAYOUT = {
-    "sgd": (SGD, {"lr": 0.1, "momentum": 0.9}, {
-        "lr": "float64 ()", "momentum": "float64 ()", "dampening": "float64 ()", "weight_decay": "float64 ()",
-        "nesterov": "int64 ()", "step": "int64 ()",
-        "momentum_buffer.0": "float32 (2, 3)", "momentum_buffer.1": "float32 (4,)"}),
-    "adam": (Adam, {"amsgrad": True}, {
-        "lr": "float64 ()", "betas": "float64 (2,)", "eps": "float64 ()", "weight_decay": "float64 ()",
-        "amsgrad": "int64 ()", "step": "int64 ()",
-        **{f"{name}.{i}": f"float32 {shape}" for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-           for i, shape in enumerate(["(2, 3)", "(4,)"])}}),
-    "rmsprop": (RMSprop, {"momentum": 0.9, "centered": True}, {
-        "lr": "float64 ()", "alpha": "float64 ()", "eps": "float64 ()", "weight_decay": "float64 ()",
-        "momentum": "float64 ()", "centered": "int64 ()", "step": "int64 ()",
-        **{f"{name}.{i}": f"float32 {shape}" for name in ("square_avg", "grad_avg", "momentum_buffer")
-           for i, shape in enumerate(["(2, 3)", "(4,)"])}}),
+    "sgd": (
+        SGD,
+        {"lr": 0.1, "momentum": 0.9},
+        {
+            "lr": "float64 ()",
+            "momentum": "float64 ()",
+            "dampening": "float64 ()",
+            "weight_decay": "float64 ()",
+            "nesterov": "int64 ()",
+            "step": "int64 ()",
+            "momentum_buffer.0": "float32 (2, 3)",
+            "momentum_buffer.1": "float32 (4,)",
+        },
+    ),
+    "adam": (
+        Adam,
+        {"amsgrad": True},
+        {
+            "lr": "float64 ()",
+            "betas": "float64 (2,)",
+            "eps": "float64 ()",
+            "weight_decay": "float64 ()",
+            "amsgrad": "int64 ()",
+            "step": "int64 ()",
+            **{
+                f"{name}.{i}": f"float32 {shape}"
+                for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+                for i, shape in enumerate(["(2, 3)", "(4,)"])
+            },
+        },
+    ),
+    "rmsprop": (
+        RMSprop,
+        {"momentum": 0.9, "centered": True},
+        {
+            "lr": "float64 ()",
+            "alpha": "float64 ()",
+            "eps": "float64 ()",
+            "weight_decay": "float64 ()",
+            "momentum": "float64 ()",
+            "centered": "int64 ()",
+            "step": "int64 ()",
+            **{
+                f"{name}.{i}": f"float32 {shape}"
+                for name in ("square_avg", "grad_avg", "momentum_buffer")
+                for i, shape in enumerate(["(2, 3)", "(4,)"])
+            },
+        },
+    ),
 }
 
 
@@ -492,11 +582,17 @@ def test_state_keyed_by_parameter_updated_in_place(rng, case):
 
 
 BAD_GRADS = {
-    "shape": (lambda p: np.zeros(p.shape + (1,), p.data.dtype), ValueError,
-              r"grad has shape \(3, 1\), expected \(3,\) as its parameter; nothing was updated"),
+    "shape": (
+        lambda p: np.zeros(p.shape + (1,), p.data.dtype),
+        ValueError,
+        r"grad has shape \(3, 1\), expected \(3,\) as its parameter; nothing was updated",
+    ),
     "transposed": (lambda p: np.zeros(p.shape[::-1], p.data.dtype), ValueError, r"grad has shape"),
-    "dtype": (lambda p: np.zeros(p.shape, np.float64), TypeError,
-              r"grad has dtype float64, expected float32 as its parameter; nothing was updated"),
+    "dtype": (
+        lambda p: np.zeros(p.shape, np.float64),
+        TypeError,
+        r"grad has dtype float64, expected float32 as its parameter; nothing was updated",
+    ),
     "not-an-array": (lambda p: [0.0] * p.shape[0], TypeError, r"grad is a list, expected an array of shape"),
 }
 
@@ -529,8 +625,11 @@ def test_lr_validated_when_set_later(cls):
     p = Parameter(np.zeros(2))
     opt = cls([p], lr=0.1)
     before = opt.state_dict()
-    with pytest.raises(ValueError, match=rf"^{cls.__name__}: lr must be a finite number >= 0, got lr=-1.0 "
-                                         r"\(a small step such as lr=0.01\)$"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^{cls.__name__}: lr must be a finite number >= 0, got lr=-1.0 "
+        r"\(a small step such as lr=0.01\)$",
+    ):
         opt.lr = -1
     with pytest.raises(ValueError, match=r"got lr=nan"):
         opt.lr = float("nan")
@@ -599,8 +698,11 @@ def test_load_refuses_another_optimizers_state(cls):
     opt = cls([p], lr=0.1)
     before = repr(opt)
     unexpected = "exp_avg.0" if cls is RMSprop else "square_avg.0"
-    with pytest.raises(ValueError, match=rf"(?s)^{cls.__name__}\.load_state_dict: the state does not fit "
-                                         rf"this optimizer:.*unexpected key '{unexpected}'"):
+    with pytest.raises(
+        ValueError,
+        match=rf"(?s)^{cls.__name__}\.load_state_dict: the state does not fit "
+        rf"this optimizer:.*unexpected key '{unexpected}'",
+    ):
         opt.load_state_dict(other.state_dict())
     assert repr(opt) == before and opt.state == {} and opt.step_count == 0
     with pytest.raises(TypeError, match=rf"^{cls.__name__}\.load_state_dict: expected a mapping .*, got list"):

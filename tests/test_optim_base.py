@@ -163,8 +163,11 @@ def test_a_subclass_that_does_not_keep_its_hyperparameter_is_told_how():
 
     opt = Forgetful([Parameter(np.zeros(2))])
     opt.step()  # stepping does not need the names
-    with pytest.raises(TypeError, match=r"^Forgetful\.__init__ takes beta but keeps no self\.beta; store each "
-                                        r"hyperparameter under its own name"):
+    with pytest.raises(
+        TypeError,
+        match=r"^Forgetful\.__init__ takes beta but keeps no self\.beta; store each "
+        r"hyperparameter under its own name",
+    ):
         opt.state_dict()
 
 

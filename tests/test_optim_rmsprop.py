@@ -13,6 +13,7 @@ from minicnn.optim import RMSprop
 # -- the update rule, worked by hand ------------------------------------------------------
 # Every number below is a short binary fraction, so float64 and float32 get them exactly.
 
+
 @DTYPES
 def test_step_with_weight_decay_by_hand(dtype):
     # lr = 0.5, alpha = 0.75, eps = 0.125, weight_decay = 0.5, p0 = [1, -2], g = [0.25, 0.25]
@@ -29,8 +30,9 @@ def test_centered_step_with_momentum_by_hand(dtype):
     # v = 0.5*g*g = [0.28125, 0.28125];  a = 0.5*g = [0.375, -0.375]
     # denom = sqrt(v - a*a) + eps = sqrt(0.28125 - 0.140625) + 0.125 = 0.375 + 0.125 = 0.5
     # b = 0.5*0 + g / 0.5 = [1.5, -1.5];  p = p - 0.5*b = [0.25, -1.25]
-    values = run(RMSprop, [1.0, -2.0], [[0.75, -0.75]], dtype, lr=0.5, alpha=0.5, eps=0.125, momentum=0.5,
-                 centered=True)
+    values = run(
+        RMSprop, [1.0, -2.0], [[0.75, -0.75]], dtype, lr=0.5, alpha=0.5, eps=0.125, momentum=0.5, centered=True
+    )
     assert values == [[0.25, -1.25]]
 
 
@@ -46,6 +48,7 @@ def test_momentum_over_two_steps_by_hand(dtype):
 
 
 # -- a plain reference, without PyTorch ---------------------------------------------------
+
 
 def plain_rmsprop(p, grads, lr, alpha, eps, weight_decay, momentum, centered):
     """RMSprop written out directly, in float64."""
@@ -67,12 +70,21 @@ def plain_rmsprop(p, grads, lr, alpha, eps, weight_decay, momentum, centered):
 OPTIONS = [(wd, m, c) for wd in (0.0, 0.1) for m in (0.0, 0.9) for c in (False, True)]
 
 
-@pytest.mark.parametrize("weight_decay,momentum,centered", OPTIONS,
-                         ids=[f"wd{wd}-mom{m}" + ("-centered" if c else "") for wd, m, c in OPTIONS])
+@pytest.mark.parametrize(
+    "weight_decay,momentum,centered",
+    OPTIONS,
+    ids=[f"wd{wd}-mom{m}" + ("-centered" if c else "") for wd, m, c in OPTIONS],
+)
 def test_matches_the_plain_formula(rng, weight_decay, momentum, centered):
     # eps = 0.1 is large on purpose: adding it inside the square root would show.
-    hyper = {"lr": 0.01, "alpha": 0.9, "eps": 0.1, "weight_decay": weight_decay,
-             "momentum": momentum, "centered": centered}
+    hyper = {
+        "lr": 0.01,
+        "alpha": 0.9,
+        "eps": 0.1,
+        "weight_decay": weight_decay,
+        "momentum": momentum,
+        "centered": centered,
+    }
     start = rng.normal(size=(4, 3))
     grads = [rng.normal(size=(4, 3)) * rng.uniform(0.1, 3) for _ in range(25)]
     p = Parameter(start)
@@ -85,18 +97,22 @@ def test_matches_the_plain_formula(rng, weight_decay, momentum, centered):
 
 def test_defaults():
     opt = RMSprop([Parameter(np.zeros(2, np.float32))])
-    assert repr(opt) == ("RMSprop(lr=0.01, alpha=0.99, eps=1e-08, weight_decay=0.0, momentum=0.0, "
-                         "centered=False)")
+    assert repr(opt) == ("RMSprop(lr=0.01, alpha=0.99, eps=1e-08, weight_decay=0.0, momentum=0.0, centered=False)")
 
 
 # -- state --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("momentum,centered,slots", [
-    (0.0, False, {"square_avg"}),
-    (0.9, False, {"square_avg", "momentum_buffer"}),
-    (0.0, True, {"square_avg", "grad_avg"}),
-    (0.9, True, {"square_avg", "grad_avg", "momentum_buffer"}),
-], ids=["plain", "momentum", "centered", "centered-momentum"])
+
+@pytest.mark.parametrize(
+    "momentum,centered,slots",
+    [
+        (0.0, False, {"square_avg"}),
+        (0.9, False, {"square_avg", "momentum_buffer"}),
+        (0.0, True, {"square_avg", "grad_avg"}),
+        (0.9, True, {"square_avg", "grad_avg", "momentum_buffer"}),
+    ],
+    ids=["plain", "momentum", "centered", "centered-momentum"],
+)
 def test_state_slots_keyed_by_parameter(rng, momentum, centered, slots):
     params = [Parameter(rng.normal(size=(2, 3)).astype(np.float32)), Parameter(np.zeros(4, np.float32))]
     opt = RMSprop(params, momentum=momentum, centered=centered)
@@ -108,18 +124,27 @@ def test_state_slots_keyed_by_parameter(rng, momentum, centered, slots):
         assert set(opt.state[p]) == slots
         assert all(a.shape == p.shape and a.dtype == np.float32 for a in opt.state[p].values())
     assert set(opt.state_dict()) == {"lr", "alpha", "eps", "weight_decay", "momentum", "centered", "step"} | {
-        f"{slot}.{i}" for slot in slots for i in range(2)}
+        f"{slot}.{i}" for slot in slots for i in range(2)
+    }
 
 
-@pytest.mark.parametrize("change,match", [
-    (lambda s: s.pop("square_avg.0"),
-     r"missing key 'square_avg.0': after a step each parameter has square_avg, grad_avg"),
-    (lambda s: s.__setitem__("momentum_buffer.1", np.zeros(3)), r"unexpected key 'momentum_buffer.1'"),
-    (lambda s: s.__setitem__("grad_avg.1", np.zeros(2)),
-     r"'grad_avg.1': shape \(2,\) in the state, \(3,\) for parameter 1"),
-    (lambda s: s.__setitem__("alpha", np.array(1.0)), r"alpha must be a finite number >= 0 and < 1, got alpha=1.0"),
-    (lambda s: s.__setitem__("centered", np.array(0.5)), r"'centered': expected 0 or 1, got 0.5"),
-], ids=["missing-average", "buffer-without-momentum", "grad-avg-shape", "alpha-one", "centered-half"])
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        (
+            lambda s: s.pop("square_avg.0"),
+            r"missing key 'square_avg.0': after a step each parameter has square_avg, grad_avg",
+        ),
+        (lambda s: s.__setitem__("momentum_buffer.1", np.zeros(3)), r"unexpected key 'momentum_buffer.1'"),
+        (
+            lambda s: s.__setitem__("grad_avg.1", np.zeros(2)),
+            r"'grad_avg.1': shape \(2,\) in the state, \(3,\) for parameter 1",
+        ),
+        (lambda s: s.__setitem__("alpha", np.array(1.0)), r"alpha must be a finite number >= 0 and < 1, got alpha=1.0"),
+        (lambda s: s.__setitem__("centered", np.array(0.5)), r"'centered': expected 0 or 1, got 0.5"),
+    ],
+    ids=["missing-average", "buffer-without-momentum", "grad-avg-shape", "alpha-one", "centered-half"],
+)
 def test_load_rejects_an_inconsistent_state_and_changes_nothing(rng, change, match):
     params = [Parameter(rng.normal(size=2)), Parameter(rng.normal(size=3))]
     opt = RMSprop(params, centered=True)
@@ -129,8 +154,9 @@ def test_load_rejects_an_inconsistent_state_and_changes_nothing(rng, change, mat
     before = opt.state_dict()
     bad = opt.state_dict()
     change(bad)
-    with pytest.raises(ValueError, match=r"(?s)^RMSprop\.load_state_dict: the state does not fit this optimizer:\n.*"
-                                         + match):
+    with pytest.raises(
+        ValueError, match=r"(?s)^RMSprop\.load_state_dict: the state does not fit this optimizer:\n.*" + match
+    ):
         opt.load_state_dict(bad)
     after = opt.state_dict()
     assert after.keys() == before.keys()
@@ -140,14 +166,22 @@ def test_load_rejects_an_inconsistent_state_and_changes_nothing(rng, change, mat
 
 # -- validation ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"lr": -1.0}, r"lr must be a finite number >= 0, got lr=-1.0 \(a small step such as lr=0.01\)"),
-    ({"alpha": 1.0}, r"alpha must be a finite number >= 0 and < 1, got alpha=1.0 \(the usual choice is alpha=0.99\)"),
-    ({"alpha": -0.5}, r"got alpha=-0.5"),
-    ({"eps": 0.0}, r"eps must be a finite number > 0, got eps=0.0"),
-    ({"momentum": -0.9}, r"momentum must be a finite number >= 0, got momentum=-0.9 \(0 turns momentum off"),
-    ({"weight_decay": float("inf")}, r"weight_decay must be a finite number >= 0, got weight_decay=inf"),
-], ids=["lr-negative", "alpha-one", "alpha-negative", "eps-zero", "momentum-negative", "decay-inf"])
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"lr": -1.0}, r"lr must be a finite number >= 0, got lr=-1.0 \(a small step such as lr=0.01\)"),
+        (
+            {"alpha": 1.0},
+            r"alpha must be a finite number >= 0 and < 1, got alpha=1.0 \(the usual choice is alpha=0.99\)",
+        ),
+        ({"alpha": -0.5}, r"got alpha=-0.5"),
+        ({"eps": 0.0}, r"eps must be a finite number > 0, got eps=0.0"),
+        ({"momentum": -0.9}, r"momentum must be a finite number >= 0, got momentum=-0.9 \(0 turns momentum off"),
+        ({"weight_decay": float("inf")}, r"weight_decay must be a finite number >= 0, got weight_decay=inf"),
+    ],
+    ids=["lr-negative", "alpha-one", "alpha-negative", "eps-zero", "momentum-negative", "decay-inf"],
+)
 def test_rejects_bad_hyperparameters(kwargs, match):
     with pytest.raises(ValueError, match=r"^RMSprop: .*" + match):
         RMSprop([Parameter(np.zeros(2))], **kwargs)

@@ -21,9 +21,10 @@ DPI = 40  # small files: the tests check content, not looks
 # 2x2 filter, a 3x3x3 volume and a 2x2x3 filter (and a filter shallower than its volume).
 X1, W1 = [1.0, 3.0, 2.0, 5.0, 4.0], [1.0, 0.0, -1.0]
 X2, W2 = np.arange(1.0, 10.0).reshape(3, 3), [[1.0, 2.0], [3.0, 4.0]]
-X3 = np.array([[[1, 0, 2], [0, 1, 1], [2, 1, 0]],
-               [[0, 1, 1], [1, 2, 0], [1, 0, 1]],
-               [[2, 1, 0], [1, 0, 1], [0, 2, 1]]], np.float32)
+X3 = np.array(
+    [[[1, 0, 2], [0, 1, 1], [2, 1, 0]], [[0, 1, 1], [1, 2, 0], [1, 0, 1]], [[2, 1, 0], [1, 0, 1], [0, 2, 1]]],
+    np.float32,
+)
 W3 = np.array([[[1, 0], [0, -1]], [[0, 1], [1, 0]], [[-1, 0], [0, 1]]], np.float32)
 XD, WD = np.arange(16.0).reshape(4, 2, 2) % 5, np.array([[[1, 0], [0, 1]], [[0, -1], [-1, 0]]])
 WORKED = [(X1, W1), (X2, W2), (X3, W3), (XD, WD)]
@@ -39,7 +40,7 @@ def naive_steps(x, w):
     for d in range(m - r + 1):
         for i in range(n - k + 1):
             for j in range(n2 - k2 + 1):
-                products = x[d:d + r, i:i + k, j:j + k2] * w
+                products = x[d : d + r, i : i + k, j : j + k2] * w
                 steps[d, i, j] = products, products.sum()
     return steps
 
@@ -78,11 +79,13 @@ def check_png(fig, path, dpi=DPI):
 
 
 def small_model(rng, in_channels=3):
-    return Sequential(Conv2DVolume(in_channels, 4, 3, rng=rng), ReLU(), MaxPool2D(2), Flatten(),
-                      Dense(4 * 3 * 3, 2, rng=rng))
+    return Sequential(
+        Conv2DVolume(in_channels, 4, 3, rng=rng), ReLU(), MaxPool2D(2), Flatten(), Dense(4 * 3 * 3, 2, rng=rng)
+    )
 
 
 # -- no matplotlib needed to import; a clear error without it ---------------------------------
+
 
 def test_importing_minicnn_and_minicnn_plot_never_imports_matplotlib():
     code = textwrap.dedent("""
@@ -147,13 +150,15 @@ def test_animate_without_pillow_says_so(monkeypatch, tmp_path):
 
 PICTURES = {
     "filters": lambda path: plot.filters(Conv2DVolume(3, 4, 3, rng=np.random.default_rng(0)), path=path, dpi=DPI),
-    "feature_maps": lambda path: plot.feature_maps(small_model(np.random.default_rng(0)),
-                                                   np.random.default_rng(1).random((3, 8, 8)), path=path, dpi=DPI),
+    "feature_maps": lambda path: plot.feature_maps(
+        small_model(np.random.default_rng(0)), np.random.default_rng(1).random((3, 8, 8)), path=path, dpi=DPI
+    ),
     "history": lambda path: plot.history(HISTORY, path=path, dpi=DPI),
     "confusion": lambda path: plot.confusion([0, 1, 1, 2], [0, 1, 2, 2], ["a", "b", "c"], path=path, dpi=DPI),
     "convolution_steps": lambda path: plot.convolution_steps(X2, W2, path=path, dpi=DPI),
-    "output_volume": lambda path: plot.output_volume(np.random.default_rng(0).random((3, 6, 6)),
-                                                     np.ones((2, 3, 3, 3)), path=path, dpi=DPI),
+    "output_volume": lambda path: plot.output_volume(
+        np.random.default_rng(0).random((3, 6, 6)), np.ones((2, 3, 3, 3)), path=path, dpi=DPI
+    ),
 }
 
 
@@ -177,6 +182,7 @@ def test_the_blank_check_can_fail(tmp_path):
 
 # -- convolution_steps and animate_convolution -----------------------------------------------
 
+
 @needs_matplotlib
 @pytest.mark.parametrize(("x", "w"), WORKED, ids=WORKED_IDS)
 def test_convolution_steps_writes_each_sum_in_its_output_cell(x, w):
@@ -185,13 +191,12 @@ def test_convolution_steps_writes_each_sum_in_its_output_cell(x, w):
     assert len(fig.axes) == 4 * len(steps)  # input, filter, products, output for each output
     ow = max(j for _, _, j in steps) + 1
     for p, (products, total) in enumerate(steps.values()):
-        _, _, ax_prod, ax_out = fig.axes[4 * p:4 * p + 4]
+        _, _, ax_prod, ax_out = fig.axes[4 * p : 4 * p + 4]
         written = number_cells(ax_out, ow)
         # Row p shows the outputs so far: every earlier sum in its own cell, and this one.
-        assert written == {c: f"{s:.0f}" for c, (_, s) in list(steps.items())[:p + 1]}
+        assert written == {c: f"{s:.0f}" for c, (_, s) in list(steps.items())[: p + 1]}
         assert f"sum = {total:.0f}" in ax_prod.get_title()
-        assert sorted(float(v) for v in number_cells(ax_prod, products.shape[2]).values()) == \
-            sorted(products.ravel())
+        assert sorted(float(v) for v in number_cells(ax_prod, products.shape[2]).values()) == sorted(products.ravel())
 
 
 @needs_matplotlib
@@ -247,16 +252,23 @@ def test_animate_convolution_writes_one_frame_per_output(tmp_path):
     assert all(np.any(a != b) for a, b in itertools.pairwise(frames))  # the window moves
 
 
-@pytest.mark.parametrize(("call", "error", "match"), [
-    (lambda: plot.convolution_steps([1, 2, 3], [[1, 1]]), ValueError, r"x has shape \(3,\) and w \(1, 2\)"),
-    (lambda: plot.convolution_steps([1, 2], [1, 1, 1]), ValueError, r"does not fit in x of shape \(2,\)"),
-    (lambda: plot.convolution_steps(np.ones((12, 12)), np.ones((2, 2))), ValueError,
-     "121 outputs.*animate_convolution"),
-    (lambda: plot.convolution_steps([1, np.nan], [1]), ValueError, "finite"),
-    (lambda: plot.convolution_steps([1, 2], [1], path=3), TypeError, "path is a int"),
-    (lambda: plot.animate_convolution([1, 2], [1], "slide.png"), ValueError, r"must end in \.gif"),
-    (lambda: plot.animate_convolution([1, 2], [1], "a.gif", fps=0), ValueError, "fps=0"),
-], ids=["ndim-mismatch", "filter-too-big", "too-many-rows", "nan", "bad-path", "not-gif", "fps-zero"])
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: plot.convolution_steps([1, 2, 3], [[1, 1]]), ValueError, r"x has shape \(3,\) and w \(1, 2\)"),
+        (lambda: plot.convolution_steps([1, 2], [1, 1, 1]), ValueError, r"does not fit in x of shape \(2,\)"),
+        (
+            lambda: plot.convolution_steps(np.ones((12, 12)), np.ones((2, 2))),
+            ValueError,
+            "121 outputs.*animate_convolution",
+        ),
+        (lambda: plot.convolution_steps([1, np.nan], [1]), ValueError, "finite"),
+        (lambda: plot.convolution_steps([1, 2], [1], path=3), TypeError, "path is a int"),
+        (lambda: plot.animate_convolution([1, 2], [1], "slide.png"), ValueError, r"must end in \.gif"),
+        (lambda: plot.animate_convolution([1, 2], [1], "a.gif", fps=0), ValueError, "fps=0"),
+    ],
+    ids=["ndim-mismatch", "filter-too-big", "too-many-rows", "nan", "bad-path", "not-gif", "fps-zero"],
+)
 @needs_matplotlib
 def test_convolution_pictures_reject_bad_input(call, error, match):
     with pytest.raises(error, match=match):
@@ -264,6 +276,7 @@ def test_convolution_pictures_reject_bad_input(call, error, match):
 
 
 # -- filters, feature_maps ---------------------------------------------------------------------
+
 
 def colour_bars(fig):
     """The colour bars of ``fig``: the Colorbar of every image that has one."""
@@ -280,8 +293,15 @@ def tiles_of(image, count, h, w, per_row):
     """The ``count`` (h, w) tiles of a minicnn.plot mosaic (1-pixel gaps), row by row: the oracle
     that cuts the picture back into what was drawn."""
     image = np.asarray(image)
-    return np.stack([image[(t // per_row) * (h + 1):(t // per_row) * (h + 1) + h,
-                           (t % per_row) * (w + 1):(t % per_row) * (w + 1) + w] for t in range(count)])
+    return np.stack(
+        [
+            image[
+                (t // per_row) * (h + 1) : (t // per_row) * (h + 1) + h,
+                (t % per_row) * (w + 1) : (t % per_row) * (w + 1) + w,
+            ]
+            for t in range(count)
+        ]
+    )
 
 
 @needs_matplotlib
@@ -291,7 +311,8 @@ def test_filters_draws_a_column_per_filter_with_a_row_per_channel_slice(in_chann
     fig = plot.filters(conv)
     slices = fig.axes[1] if in_channels == 3 else fig.axes[0]
     assert [t.get_text() for t in slices.get_yticklabels()] == (
-        ["R", "G", "B"] if in_channels == 3 else [f"in {c}" for c in range(in_channels)])
+        ["R", "G", "B"] if in_channels == 3 else [f"in {c}" for c in range(in_channels)]
+    )
     numbered = fig.axes[0]  # the filter indices head the top row
     assert [t.get_text() for t in numbered.get_xticklabels()] == [str(i) for i in range(count)]
     image = slices.images[0].get_array()
@@ -323,8 +344,11 @@ def test_filters_wrap_into_bands_of_max_cols(rng):
     conv = Conv2DVolume(1, 10, 3, rng=rng)
     fig = plot.filters(conv, max_cols=4)
     bands = fig.axes[:3]
-    assert [[t.get_text() for t in a.get_xticklabels()] for a in bands] == [["0", "1", "2", "3"], ["4", "5", "6", "7"],
-                                                                           ["8", "9"]]
+    assert [[t.get_text() for t in a.get_xticklabels()] for a in bands] == [
+        ["0", "1", "2", "3"],
+        ["4", "5", "6", "7"],
+        ["8", "9"],
+    ]
     np.testing.assert_array_equal(tiles_of(bands[2].images[0].get_array(), 2, 3, 3, 2), conv.weight.data[8:, 0])
     limit = np.abs(conv.weight.data).max()
     assert all(a.images[0].norm.vmax == pytest.approx(limit) for a in bands)  # every band on the one scale
@@ -335,14 +359,14 @@ def test_filters_wrap_into_bands_of_max_cols(rng):
 def test_filters_rgb_tiles_show_the_weights_as_colour_with_zero_grey():
     conv = Conv2DVolume(3, 2, 2, rng=np.random.default_rng(0))
     conv.weight.data[...] = 0
-    conv.weight.data[0, 0, 0, 0] = 2.0   # filter 0: one strong red weight
+    conv.weight.data[0, 0, 0, 0] = 2.0  # filter 0: one strong red weight
     conv.weight.data[0, 2, 1, 1] = -1.0  # and a weaker negative blue one
-    conv.weight.data[1, 1, 0, 0] = 0.5   # filter 1: a weak green one, on the same scale
+    conv.weight.data[1, 1, 0, 0] = 0.5  # filter 1: a weak green one, on the same scale
     fig = plot.filters(conv)
     tile0, tile1 = tiles_of(np.asarray(fig.axes[0].images[0].get_array())[..., :3], 2, 2, 2, 2)
-    np.testing.assert_allclose(tile0[0, 0], [1.0, 0.5, 0.5])    # full red
-    np.testing.assert_allclose(tile0[1, 1], [0.5, 0.5, 0.25])   # half as strong, negative blue
-    np.testing.assert_allclose(tile0[0, 1], [0.5, 0.5, 0.5])    # zero: grey
+    np.testing.assert_allclose(tile0[0, 0], [1.0, 0.5, 0.5])  # full red
+    np.testing.assert_allclose(tile0[1, 1], [0.5, 0.5, 0.25])  # half as strong, negative blue
+    np.testing.assert_allclose(tile0[0, 1], [0.5, 0.5, 0.5])  # zero: grey
     np.testing.assert_allclose(tile1[0, 0], [0.5, 0.625, 0.5])  # a quarter of the strongest weight
 
 
@@ -355,8 +379,11 @@ def test_filters_refuses_a_model_and_names_the_layer_to_pass(rng):
 
 
 @needs_matplotlib
-@pytest.mark.parametrize(("in_channels", "max_maps", "tiles"), [(3, 8, 4), (3, 2, 2), (1, None, 4)],
-                         ids=["rgb", "max-maps-2", "grey-all-maps"])
+@pytest.mark.parametrize(
+    ("in_channels", "max_maps", "tiles"),
+    [(3, 8, 4), (3, 2, 2), (1, None, 4)],
+    ids=["rgb", "max-maps-2", "grey-all-maps"],
+)
 def test_feature_maps_shows_the_input_then_each_image_shaped_layer(in_channels, max_maps, tiles, rng):
     model = small_model(rng, in_channels)
     image = rng.random((in_channels, 8, 8), dtype=np.float32)
@@ -398,10 +425,10 @@ def test_feature_maps_give_each_row_one_colour_scale_with_its_colour_bar(rng):
 @needs_matplotlib
 def test_feature_maps_hatch_and_count_the_maps_that_are_one_value(rng):
     conv = Conv2DVolume(3, 5, 3, rng=rng)
-    conv.weight.data[...] = np.abs(conv.weight.data)    # positive maps of a positive image, but
-    conv.weight.data[1] *= -1                           # map 1 negative everywhere:
-    conv.bias.data[1] = -0.1                            # ReLU makes map 1 all 0
-    conv.weight.data[3] = 0                             # map 3: its bias everywhere
+    conv.weight.data[...] = np.abs(conv.weight.data)  # positive maps of a positive image, but
+    conv.weight.data[1] *= -1  # map 1 negative everywhere:
+    conv.bias.data[1] = -0.1  # ReLU makes map 1 all 0
+    conv.weight.data[3] = 0  # map 3: its bias everywhere
     conv.bias.data[3] = 0.25
     model = Sequential(conv, ReLU())
     fig = plot.feature_maps(model, rng.random((3, 8, 8), dtype=np.float32) + 0.1)
@@ -462,10 +489,14 @@ def test_feature_maps_restores_the_modes_when_a_layer_fails(rng):
     assert model.training and model[0].training and model[1].training
 
 
-@pytest.mark.parametrize(("image", "match"), [
-    (np.zeros((1, 3, 8, 8)), r"for a batch of one, pass image\[0\]"),
-    (np.zeros((8, 8)), r"pass image\[None\]"),
-], ids=["batch", "2d"])
+@pytest.mark.parametrize(
+    ("image", "match"),
+    [
+        (np.zeros((1, 3, 8, 8)), r"for a batch of one, pass image\[0\]"),
+        (np.zeros((8, 8)), r"pass image\[None\]"),
+    ],
+    ids=["batch", "2d"],
+)
 @needs_matplotlib
 def test_feature_maps_wants_one_image(image, match, rng):
     with pytest.raises(ValueError, match=match):
@@ -480,16 +511,25 @@ def test_feature_maps_wants_a_sequential():
 
 # -- history, confusion --------------------------------------------------------------------
 
-HISTORY = {"loss": [1.5, 0.8, 0.5], "val_loss": [1.2, 0.9, 0.6], "accuracy": [0.4, 0.7, 0.9],
-           "val_accuracy": [0.5, 0.7, 0.8], "lr": [0.1, 0.01, 0.001]}
+HISTORY = {
+    "loss": [1.5, 0.8, 0.5],
+    "val_loss": [1.2, 0.9, 0.6],
+    "accuracy": [0.4, 0.7, 0.9],
+    "val_accuracy": [0.5, 0.7, 0.8],
+    "lr": [0.1, 0.01, 0.001],
+}
 
 
 @needs_matplotlib
-@pytest.mark.parametrize(("keys", "titles"), [
-    (["loss"], ["loss"]),
-    (["loss", "val_loss", "accuracy", "val_accuracy"], ["loss", "accuracy"]),
-    (list(HISTORY), ["loss", "accuracy", "learning rate"]),
-], ids=["loss-only", "fit", "with-lr"])
+@pytest.mark.parametrize(
+    ("keys", "titles"),
+    [
+        (["loss"], ["loss"]),
+        (["loss", "val_loss", "accuracy", "val_accuracy"], ["loss", "accuracy"]),
+        (list(HISTORY), ["loss", "accuracy", "learning rate"]),
+    ],
+    ids=["loss-only", "fit", "with-lr"],
+)
 def test_history_draws_a_panel_per_quantity_with_the_recorded_values(keys, titles):
     fig = plot.history({k: HISTORY[k] for k in keys})
     assert [a.get_title() for a in fig.axes] == titles
@@ -516,12 +556,16 @@ def test_history_ticks_whole_epochs_also_after_one(epochs):
             assert shown == [str(e) for e in range(1, epochs + 1)]  # every epoch, nothing between
 
 
-@pytest.mark.parametrize(("history", "error", "match"), [
-    ({"accuracy": [0.5]}, ValueError, "expected at least 'loss'"),
-    ({"loss": []}, ValueError, "empty"),
-    ({"loss": [1.0, 0.5], "val_loss": [1.0]}, ValueError, r"val_loss.*2 numbers, one per epoch"),
-    ([1.0, 0.5], TypeError, "expected the dict that fit returns"),
-], ids=["no-loss", "empty", "short-val", "a-list"])
+@pytest.mark.parametrize(
+    ("history", "error", "match"),
+    [
+        ({"accuracy": [0.5]}, ValueError, "expected at least 'loss'"),
+        ({"loss": []}, ValueError, "empty"),
+        ({"loss": [1.0, 0.5], "val_loss": [1.0]}, ValueError, r"val_loss.*2 numbers, one per epoch"),
+        ([1.0, 0.5], TypeError, "expected the dict that fit returns"),
+    ],
+    ids=["no-loss", "empty", "short-val", "a-list"],
+)
 @needs_matplotlib
 def test_history_rejects_what_fit_never_returns(history, error, match):
     with pytest.raises(error, match=match):
@@ -556,8 +600,11 @@ def test_confusion_counts_per_pixel_labels_pixel_by_pixel(rng):
     assert counts == {(i, j): expected.get((i, j), 0) for i in range(3) for j in range(3)}
     assert sum(counts.values()) == 120
     assert ax.get_title() == f"accuracy {np.mean(y_true == y_pred):.2%} on 120 pixels"
-    with pytest.raises(ValueError, match=r"y_true has shape \(4, 5, 6\) and y_pred \(4, 3, 5, 6\).*"
-                                         r"y_pred\.argmax\(axis=1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"y_true has shape \(4, 5, 6\) and y_pred \(4, 3, 5, 6\).*"
+        r"y_pred\.argmax\(axis=1\)",
+    ):
         plot.confusion(y_true, np.eye(3, dtype=int)[y_pred].transpose(0, 3, 1, 2), names)
     with pytest.raises(ValueError, match=r"y_true has shape \(4, 5, 6\) and y_pred \(4, 30\)"):
         plot.confusion(y_true, y_pred.reshape(4, 30), names)
@@ -573,12 +620,16 @@ def test_confusion_draws_into_a_given_axes():
     assert fig.axes == [ax] and len(ax.texts) == 4
 
 
-@pytest.mark.parametrize(("args", "match"), [
-    (([0, 3], [0, 1], ["a", "b"]), r"y_true holds classes 0..3; expected 0..1"),
-    (([0, 1], [0], ["a", "b"]), "y_true has 2 labels and y_pred 1"),
-    (([[0.1, 0.9]], [1], ["a", "b"]), r"argmax\(axis=1\)"),
-    (([0], [0], "ab"), "expected a non-empty list of names"),
-], ids=["out-of-range", "lengths", "scores", "names-string"])
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (([0, 3], [0, 1], ["a", "b"]), r"y_true holds classes 0..3; expected 0..1"),
+        (([0, 1], [0], ["a", "b"]), "y_true has 2 labels and y_pred 1"),
+        (([[0.1, 0.9]], [1], ["a", "b"]), r"argmax\(axis=1\)"),
+        (([0], [0], "ab"), "expected a non-empty list of names"),
+    ],
+    ids=["out-of-range", "lengths", "scores", "names-string"],
+)
 @needs_matplotlib
 def test_confusion_rejects_bad_labels(args, match):
     with pytest.raises((ValueError, TypeError), match=match):
@@ -587,12 +638,13 @@ def test_confusion_rejects_bad_labels(args, match):
 
 # -- output_volume ---------------------------------------------------------------------------
 
+
 @needs_matplotlib
 def test_output_volume_draws_each_filters_map_and_their_stack(rng):
     x = rng.random((3, 7, 6), dtype=np.float32)
     w = np.zeros((2, 3, 3, 3), np.float32)
     w[0, 0] = [[1, 0, -1]] * 3  # vertical edges in channel 0 only
-    w[1, 2] = w[0, 0].T         # horizontal edges in channel 2 only
+    w[1, 2] = w[0, 0].T  # horizontal edges in channel 2 only
     fig = plot.output_volume(x, w)
     assert len(fig.axes) == 1 + 3 + 2 * (3 + 1) + 1 + 2  # ... the stack, its colour bar, the key to the cells
     maps = [np.asarray(a.images[0].get_array()) for a in fig.axes if a.get_title().startswith("map ")]
@@ -626,11 +678,15 @@ def test_output_volume_says_what_its_colours_mean(rng):
         np.testing.assert_allclose(cells[i, j], key["weight > 0" if weight > 0 else "weight < 0"], atol=1e-6)
 
 
-@pytest.mark.parametrize(("x", "w", "match"), [
-    (np.zeros((3, 5, 5)), np.zeros((3, 3, 3)), r"for one filter pass w\[None\]"),
-    (np.zeros((3, 5, 5)), np.zeros((2, 1, 3, 3)), r"expected \(F, 3, KH, KW\)"),
-    (np.zeros((5, 5)), np.zeros((1, 1, 3, 3)), r"expected one image \(C, H, W\)"),
-], ids=["one-filter", "wrong-depth", "no-channels"])
+@pytest.mark.parametrize(
+    ("x", "w", "match"),
+    [
+        (np.zeros((3, 5, 5)), np.zeros((3, 3, 3)), r"for one filter pass w\[None\]"),
+        (np.zeros((3, 5, 5)), np.zeros((2, 1, 3, 3)), r"expected \(F, 3, KH, KW\)"),
+        (np.zeros((5, 5)), np.zeros((1, 1, 3, 3)), r"expected one image \(C, H, W\)"),
+    ],
+    ids=["one-filter", "wrong-depth", "no-channels"],
+)
 @needs_matplotlib
 def test_output_volume_rejects_mismatched_shapes(x, w, match):
     with pytest.raises(ValueError, match=match):

@@ -89,13 +89,21 @@ def test_global_pools_are_the_mean_over_every_spatial_axis(path, cls, shape):
     layer = cls()
     out = layer(x)
     assert out.shape == layer.output_shape(shape) == shape[:2] and out.dtype == np.float32
-    want, _ = ref_layers.avgpool_nd(x.astype(np.float64), np.zeros(shape[:2] + (1,) * (len(shape) - 2)),
-                                    shape[2:], shape[2:], [(0, 0)] * (len(shape) - 2))
+    want, _ = ref_layers.avgpool_nd(
+        x.astype(np.float64),
+        np.zeros(shape[:2] + (1,) * (len(shape) - 2)),
+        shape[2:],
+        shape[2:],
+        [(0, 0)] * (len(shape) - 2),
+    )
     np.testing.assert_allclose(out, want.reshape(shape[:2]), rtol=1e-5, atol=1e-6)
     dout = rng.standard_normal(shape[:2]).astype(np.float32)
     size = np.prod(shape[2:])
-    np.testing.assert_allclose(layer.backward(dout), np.broadcast_to(
-        dout.reshape(shape[:2] + (1,) * (len(shape) - 2)) / size, shape), rtol=1e-6)
+    np.testing.assert_allclose(
+        layer.backward(dout),
+        np.broadcast_to(dout.reshape(shape[:2] + (1,) * (len(shape) - 2)) / size, shape),
+        rtol=1e-6,
+    )
     assert gradcheck(cls(), x.astype(np.float64))
 
 
@@ -105,8 +113,10 @@ def _fold(x):
     return x.reshape(n, c, -1, 1)
 
 
-@pytest.mark.parametrize(("cls", "shape"), [(BatchNorm1D, (6, 3)), (BatchNorm1D, (4, 3, 5)),
-                                            (BatchNorm3D, (2, 3, 2, 3, 4)), (BatchNorm3D, (3, 2, 1, 1, 2))])
+@pytest.mark.parametrize(
+    ("cls", "shape"),
+    [(BatchNorm1D, (6, 3)), (BatchNorm1D, (4, 3, 5)), (BatchNorm3D, (2, 3, 2, 3, 4)), (BatchNorm3D, (3, 2, 1, 1, 2))],
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_batch_norm_matches_the_2d_oracle_folded(path, cls, shape, dtype):
     rng = np.random.default_rng(3)
@@ -133,13 +143,15 @@ def test_batch_norm_matches_the_2d_oracle_folded(path, cls, shape, dtype):
     np.testing.assert_allclose(bn.running_var.data, 0.7 + 0.3 * var * m / (m - 1), rtol=1e-5, atol=1e-6)
     assert int(bn.num_batches_tracked.data) == 1
     bn.eval()  # the running statistics now
-    want_eval, _, _ = ref_layers.batchnorm_forward(_fold(x), gamma, beta, 1e-3, bn.running_mean.data.astype(
-        np.float64), bn.running_var.data.astype(np.float64))
+    want_eval, _, _ = ref_layers.batchnorm_forward(
+        _fold(x), gamma, beta, 1e-3, bn.running_mean.data.astype(np.float64), bn.running_var.data.astype(np.float64)
+    )
     np.testing.assert_allclose(bn(x), want_eval.reshape(shape), rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize(("cls", "shape"), [(BatchNorm1D, (5, 3)), (BatchNorm1D, (3, 2, 4)),
-                                            (BatchNorm3D, (2, 2, 2, 3, 2))])
+@pytest.mark.parametrize(
+    ("cls", "shape"), [(BatchNorm1D, (5, 3)), (BatchNorm1D, (3, 2, 4)), (BatchNorm3D, (2, 2, 2, 3, 2))]
+)
 @pytest.mark.parametrize("training", [True, False])
 def test_batch_norm_gradcheck(cls, shape, training):
     rng = np.random.default_rng(4)
@@ -161,33 +173,67 @@ def test_batch_norm_refuses_one_value_per_channel_before_any_state_changes():
         assert bn(np.ones(shape)).shape == shape  # eval mode normalises a single value
 
 
-@pytest.mark.parametrize(("layer", "bad", "message"), [
-    (MaxPool1D(2), np.zeros((3, 8)), (r"MaxPool1D got input of shape \(3, 8\) \(2-D\); expected 3-D \(N, C, L\); "
-                                     r"for a single \(C, L\) sample add a batch axis with x\[None\]")),
-    (AvgPool1D(2), np.zeros((2, 3, 8, 8)), r"AvgPool1D .* \(4-D\); expected 3-D \(N, C, L\)$"),
-    (MaxPool3D(2), np.zeros((2, 3, 8, 8)), (r"MaxPool3D .* \(4-D\); expected 5-D \(N, C, D, H, W\); for a single "
-                                           r"\(C, D, H, W\) sample add a batch axis")),
-    (AvgPool3D(3), np.zeros((1, 1, 2, 5, 5)), r"AvgPool3D"),
-    (GlobalAvgPool1D(), np.zeros(4), r"GlobalAvgPool1D .* expected 3-D \(N, C, L\)"),
-    (GlobalAvgPool3D(), np.zeros((0, 2, 2, 2, 2)), r"GlobalAvgPool3D got an empty batch"),
-    (BatchNorm1D(3), np.zeros((4, 2)), (r"BatchNorm1D\(num_features=3\) got input of shape \(4, 2\): 2 features, "
-                                       r"expected \(N, 3\)")),
-    (BatchNorm1D(3), np.zeros((4, 2, 5)), r"BatchNorm1D\(num_features=3\) .* 2 channels, expected 3 \(N, 3, L\)"),
-    (BatchNorm1D(3), np.zeros((4, 3, 2, 2)), r"BatchNorm1D.* \(4-D\); expected 3-D \(N, C, L\)"),
-    (BatchNorm3D(3), np.zeros((2, 2, 3, 4, 5)), (r"BatchNorm3D\(num_features=3\) .* 2 channels, expected 3 "
-                                                r"\(N, 3, D, H, W\)$")),
-    (BatchNorm3D(3), np.zeros((2, 2, 2, 2, 3)), r"channels-last \(N, D, H, W, C\): use x.transpose\(0, 4, 1, 2, 3\)"),
-])
+@pytest.mark.parametrize(
+    ("layer", "bad", "message"),
+    [
+        (
+            MaxPool1D(2),
+            np.zeros((3, 8)),
+            (
+                r"MaxPool1D got input of shape \(3, 8\) \(2-D\); expected 3-D \(N, C, L\); "
+                r"for a single \(C, L\) sample add a batch axis with x\[None\]"
+            ),
+        ),
+        (AvgPool1D(2), np.zeros((2, 3, 8, 8)), r"AvgPool1D .* \(4-D\); expected 3-D \(N, C, L\)$"),
+        (
+            MaxPool3D(2),
+            np.zeros((2, 3, 8, 8)),
+            (
+                r"MaxPool3D .* \(4-D\); expected 5-D \(N, C, D, H, W\); for a single "
+                r"\(C, D, H, W\) sample add a batch axis"
+            ),
+        ),
+        (AvgPool3D(3), np.zeros((1, 1, 2, 5, 5)), r"AvgPool3D"),
+        (GlobalAvgPool1D(), np.zeros(4), r"GlobalAvgPool1D .* expected 3-D \(N, C, L\)"),
+        (GlobalAvgPool3D(), np.zeros((0, 2, 2, 2, 2)), r"GlobalAvgPool3D got an empty batch"),
+        (
+            BatchNorm1D(3),
+            np.zeros((4, 2)),
+            (
+                r"BatchNorm1D\(num_features=3\) got input of shape \(4, 2\): 2 features, "
+                r"expected \(N, 3\)"
+            ),
+        ),
+        (BatchNorm1D(3), np.zeros((4, 2, 5)), r"BatchNorm1D\(num_features=3\) .* 2 channels, expected 3 \(N, 3, L\)"),
+        (BatchNorm1D(3), np.zeros((4, 3, 2, 2)), r"BatchNorm1D.* \(4-D\); expected 3-D \(N, C, L\)"),
+        (
+            BatchNorm3D(3),
+            np.zeros((2, 2, 3, 4, 5)),
+            (
+                r"BatchNorm3D\(num_features=3\) .* 2 channels, expected 3 "
+                r"\(N, 3, D, H, W\)$"
+            ),
+        ),
+        (
+            BatchNorm3D(3),
+            np.zeros((2, 2, 2, 2, 3)),
+            r"channels-last \(N, D, H, W, C\): use x.transpose\(0, 4, 1, 2, 3\)",
+        ),
+    ],
+)
 def test_bad_input_is_refused_with_the_layers_name(layer, bad, message):
     with pytest.raises(ValueError, match=message):
         layer(bad)
 
 
-@pytest.mark.parametrize(("cls", "args", "message"), [
-    (MaxPool1D, ((2, 2),), r"MaxPool1D: kernel_size must be an int or a \(l,\) tuple, got \(2, 2\)"),
-    (AvgPool3D, ((2, 2),), r"AvgPool3D: kernel_size must be an int or a \(d, h, w\) tuple"),
-    (MaxPool3D, (2, 1, 2), r"MaxPool3D: padding \(2, 2, 2\) must be at most half"),
-])
+@pytest.mark.parametrize(
+    ("cls", "args", "message"),
+    [
+        (MaxPool1D, ((2, 2),), r"MaxPool1D: kernel_size must be an int or a \(l,\) tuple, got \(2, 2\)"),
+        (AvgPool3D, ((2, 2),), r"AvgPool3D: kernel_size must be an int or a \(d, h, w\) tuple"),
+        (MaxPool3D, (2, 1, 2), r"MaxPool3D: padding \(2, 2, 2\) must be at most half"),
+    ],
+)
 def test_bad_arguments_are_refused(cls, args, message):
     with pytest.raises(ValueError, match=message):
         cls(*args)
@@ -198,8 +244,7 @@ def test_reprs_and_2d_classes_unchanged():
     assert repr(AvgPool3D(2)) == "AvgPool3D(kernel_size=(2, 2, 2), stride=(2, 2, 2), padding=(0, 0, 0))"
     assert repr(BatchNorm3D(4, momentum=0.2)) == "BatchNorm3D(4, eps=1e-05, momentum=0.2)"
     assert repr(minicnn.MaxPool2D(2)) == "MaxPool2D(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))"
-    assert list(BatchNorm1D(2).state_dict()) == ["weight", "bias", "running_mean", "running_var",
-                                                 "num_batches_tracked"]
+    assert list(BatchNorm1D(2).state_dict()) == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
 
 
 # -- PyTorch parity -----------------------------------------------------------------------------------
@@ -230,8 +275,9 @@ def test_global_pools_match_torch(cls, shape):
     np.testing.assert_allclose(cls()(x), net(torch.tensor(x)).numpy(), rtol=1e-12)
 
 
-@pytest.mark.parametrize(("cls", "shape"), [(BatchNorm1D, (6, 3)), (BatchNorm1D, (4, 3, 5)),
-                                            (BatchNorm3D, (2, 3, 2, 3, 4))])
+@pytest.mark.parametrize(
+    ("cls", "shape"), [(BatchNorm1D, (6, 3)), (BatchNorm1D, (4, 3, 5)), (BatchNorm3D, (2, 3, 2, 3, 4))]
+)
 def test_batch_norm_matches_torch(cls, shape):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(7)
@@ -271,13 +317,22 @@ def test_from_torch_takes_the_1d_and_3d_modules_and_refuses_what_they_cannot_fol
     from minicnn.export import from_torch
 
     nn = torch.nn
-    model = from_torch(nn.Sequential(nn.MaxPool3d(2), nn.AvgPool3d((1, 2, 1), stride=1), nn.BatchNorm3d(2),
-                                     nn.Sequential(nn.AdaptiveAvgPool3d(1), nn.Flatten()), nn.BatchNorm1d(2)))
+    model = from_torch(
+        nn.Sequential(
+            nn.MaxPool3d(2),
+            nn.AvgPool3d((1, 2, 1), stride=1),
+            nn.BatchNorm3d(2),
+            nn.Sequential(nn.AdaptiveAvgPool3d(1), nn.Flatten()),
+            nn.BatchNorm1d(2),
+        )
+    )
     assert [type(layer) for layer in model] == [MaxPool3D, AvgPool3D, BatchNorm3D, GlobalAvgPool3D, BatchNorm1D]
     assert model[1].kernel_size == (1, 2, 1) and model[1].stride == (1, 1, 1)
-    for bad, message in [(nn.MaxPool1d(3, dilation=2), r"dilation 2; MaxPool1D has none"),
-                         (nn.AdaptiveAvgPool3d(1), r"GlobalAvgPool3D, which is nn.AdaptiveAvgPool3d\(1\) followed"),
-                         (nn.AvgPool1d(2, count_include_pad=False), r"count_include_pad=False"),
-                         (nn.BatchNorm3d(2, momentum=None), r"BatchNorm3D keeps an exponential one")]:
+    for bad, message in [
+        (nn.MaxPool1d(3, dilation=2), r"dilation 2; MaxPool1D has none"),
+        (nn.AdaptiveAvgPool3d(1), r"GlobalAvgPool3D, which is nn.AdaptiveAvgPool3d\(1\) followed"),
+        (nn.AvgPool1d(2, count_include_pad=False), r"count_include_pad=False"),
+        (nn.BatchNorm3d(2, momentum=None), r"BatchNorm3D keeps an exponential one"),
+    ]:
         with pytest.raises(ValueError, match=message):
             from_torch(nn.Sequential(bad))

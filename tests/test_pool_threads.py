@@ -69,5 +69,11 @@ def test_avgpool_same_bits_for_any_thread_count_and_in_one_piece(rng, threads, m
     pads = tuple((p, p) for p in pool.padding)
     expected = ref_layers.avgpool_forward(x[:2], pool.kernel_size, pool.stride, pads)
     np.testing.assert_allclose(results[0][0][:2], expected, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(results[0][1][:2], ref_layers.avgpool_backward(
-        (2,) + x.shape[1:], dout[:2].astype(np.float64), pool.kernel_size, pool.stride, pads), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        results[0][1][:2],
+        ref_layers.avgpool_backward(
+            (2,) + x.shape[1:], dout[:2].astype(np.float64), pool.kernel_size, pool.stride, pads
+        ),
+        rtol=1e-5,
+        atol=1e-6,
+    )

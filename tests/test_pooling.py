@@ -132,8 +132,16 @@ def test_stride_defaults_to_kernel_size():
         ((2,), {"padding": "same"}, TypeError, r"padding must be an int"),
         ((2.0,), {}, TypeError, r"kernel_size must be an int"),
     ],
-    ids=["kernel0", "stride0", "stride-negative", "negative-padding", "padding>half-kernel",
-         "padding>half-kernel-w", "padding-string", "float-kernel"],
+    ids=[
+        "kernel0",
+        "stride0",
+        "stride-negative",
+        "negative-padding",
+        "padding>half-kernel",
+        "padding>half-kernel-w",
+        "padding-string",
+        "float-kernel",
+    ],
 )
 def test_bad_constructor_arguments(args, kwargs, error, match):
     with pytest.raises(error, match=match):
@@ -146,9 +154,14 @@ def test_bad_constructor_arguments(args, kwargs, error, match):
         (np.zeros((3, 8, 8)), ValueError, r"MaxPool2D got input of shape \(3, 8, 8\).*expected 4-D.*x\[None\]"),
         (np.zeros((2, 64)), ValueError, r"expected 4-D"),
         (np.zeros((0, 1, 8, 8)), ValueError, r"empty batch"),
-        (np.zeros((1, 1, 2, 8)), ValueError,
-         (r"MaxPool2D: kernel_size \(3, 3\) with dilation \(1, 1\) spans \(3, 3\), "
-          r"larger than the padded input \(2, 8\)")),
+        (
+            np.zeros((1, 1, 2, 8)),
+            ValueError,
+            (
+                r"MaxPool2D: kernel_size \(3, 3\) with dilation \(1, 1\) spans \(3, 3\), "
+                r"larger than the padded input \(2, 8\)"
+            ),
+        ),
         (np.zeros((1, 1, 4, 4), complex), TypeError, r"complex"),
         (np.full((1, 1, 4, 4), "x"), TypeError, r"numeric"),
     ],
@@ -160,9 +173,15 @@ def test_bad_input(x, error, match):
 
 
 @pytest.mark.usefixtures("path")
-@pytest.mark.parametrize(("kernel", "stride", "padding", "shape"), [
-    (3, 2, 1, (1, 1, 5, 4)), (2, 1, 1, (2, 2, 3, 3)), ((3, 2), (1, 2), (1, 1), (1, 1, 4, 5)),
-], ids=["k3s2p1", "k2s1p1", "k32s12p11"])
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "shape"),
+    [
+        (3, 2, 1, (1, 1, 5, 4)),
+        (2, 1, 1, (2, 2, 3, 3)),
+        ((3, 2), (1, 2), (1, 1), (1, 1, 4, 5)),
+    ],
+    ids=["k3s2p1", "k2s1p1", "k32s12p11"],
+)
 def test_a_window_of_all_minus_inf_sends_its_gradient_to_its_first_real_input(kernel, stride, padding, shape):
     x = np.full(shape, -np.inf)
     pool = MaxPool2D(kernel, stride=stride, padding=padding)

@@ -9,8 +9,9 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 # Text in a block -> the optional package it needs: such a block skips where that is not installed.
 OPTIONAL = {"import torch": "torch", "to_onnx": "onnx", "import onnxruntime": "onnxruntime"}
 # A Python block, and the text block that may follow it after a line "It prints ...:".
-SECTIONS = re.findall(r"```python\n(.*?)```(?:\n+It prints[^\n]*:\n+```text\n(.*?)```)?", README.read_text(),
-                      flags=re.DOTALL)
+SECTIONS = re.findall(
+    r"```python\n(.*?)```(?:\n+It prints[^\n]*:\n+```text\n(.*?)```)?", README.read_text(), flags=re.DOTALL
+)
 BLOCKS = [code for code, _ in SECTIONS]
 PRINT_LINE = re.compile(r"^\s*print\(.*?\)(?:\s+#\s*(.*))?$")
 
@@ -48,4 +49,4 @@ def test_readme_example_runs_and_prints_what_it_says(code, shown, tmp_path, monk
     for expected in filter(str.strip, shown.splitlines()):  # "It prints:" lines, in order
         found = next((i for i, got in enumerate(lines) if pattern(expected).search(got)), None)
         assert found is not None, f"the README says it prints {expected!r}; it printed:\n{printed}"
-        lines = lines[found + 1:]
+        lines = lines[found + 1 :]

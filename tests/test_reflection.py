@@ -92,7 +92,11 @@ def test_parameters_in_a_list_are_found_trained_saved_and_checked(rng):
 def test_layers_in_a_dict_are_found_with_dotted_names(rng):
     model = Heads(rng)
     assert [name for name, _ in model.named_parameters()] == [
-        "heads.a.weight", "heads.a.bias", "heads.b.weight", "heads.b.bias"]
+        "heads.a.weight",
+        "heads.a.bias",
+        "heads.b.weight",
+        "heads.b.bias",
+    ]
     assert [name for name, _ in model.named_children()] == ["heads.a", "heads.b"]
     model.eval()
     assert not model.heads["a"].training and not model.heads["b"].training

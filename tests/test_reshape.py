@@ -6,8 +6,9 @@ import pytest
 from minicnn import Flatten, gradcheck
 
 
-@pytest.mark.parametrize("shape", [(1, 3, 4, 5), (2, 3, 4, 4), (3, 7), (2, 1, 1, 1)],
-                         ids=["batch1-rect", "4-D", "2-D", "1x1x1"])
+@pytest.mark.parametrize(
+    "shape", [(1, 3, 4, 5), (2, 3, 4, 4), (3, 7), (2, 1, 1, 1)], ids=["batch1-rect", "4-D", "2-D", "1x1x1"]
+)
 def test_forward_and_backward(rng, shape):
     flat = Flatten()
     x = rng.standard_normal(shape)

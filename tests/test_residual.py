@@ -15,8 +15,12 @@ def conv_bn_relu_conv(rng, c=3, kernel=3):
     bn = BatchNorm2D(c)
     bn.weight.data[...] = rng.uniform(0.5, 1.5, c)
     bn.bias.data[...] = rng.standard_normal(c) * 0.1
-    return Residual(Conv2DVolume(c, c, kernel, padding="same", rng=rng), bn, ReLU(),
-                    Conv2DVolume(c, c, kernel, padding="same", rng=rng))
+    return Residual(
+        Conv2DVolume(c, c, kernel, padding="same", rng=rng),
+        bn,
+        ReLU(),
+        Conv2DVolume(c, c, kernel, padding="same", rng=rng),
+    )
 
 
 class Scale(Layer):
@@ -83,8 +87,16 @@ def test_equals_x_plus_the_layers_run_as_a_sequential(rng, dtype):
 def test_children_are_named_by_position_as_in_torch(rng):
     block = conv_bn_relu_conv(rng)
     assert list(block.state_dict()) == [
-        "0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var",
-        "1.num_batches_tracked", "3.weight", "3.bias"]
+        "0.weight",
+        "0.bias",
+        "1.weight",
+        "1.bias",
+        "1.running_mean",
+        "1.running_var",
+        "1.num_batches_tracked",
+        "3.weight",
+        "3.bias",
+    ]
     model = Sequential(Conv2DVolume(1, 3, 3, padding=1, rng=rng), block)
     assert "1.3.bias" in model.state_dict()
     assert block[2].__class__ is ReLU and len(block) == 4
@@ -93,8 +105,10 @@ def test_children_are_named_by_position_as_in_torch(rng):
 def test_a_shape_f_cannot_keep_is_refused_before_any_layer_runs(rng):
     bn = BatchNorm2D(3)
     block = Residual(bn, Conv2DVolume(3, 4, 3, padding="same", rng=rng))  # 3 -> 4 channels
-    match = (r"Residual: its layers map input of shape \(2, 3, 5, 5\) to \(2, 4, 5, 5\), but x \+ f\(x\) "
-             r"needs f to keep the shape; use padding=\"same\" and stride 1")
+    match = (
+        r"Residual: its layers map input of shape \(2, 3, 5, 5\) to \(2, 4, 5, 5\), but x \+ f\(x\) "
+        r"needs f to keep the shape; use padding=\"same\" and stride 1"
+    )
     with pytest.raises(ValueError, match=match):
         block(rng.standard_normal((2, 3, 5, 5)))
     assert bn.num_batches_tracked.data == 0  # the batch norm never ran
@@ -108,8 +122,10 @@ def test_a_shape_f_cannot_keep_is_refused_before_any_layer_runs(rng):
         (lambda rng: [Conv2DVolume(3, 3, 3, rng=rng)], r"\(2, 3, 6, 6\) to \(2, 3, 4, 4\)"),  # no padding
         (lambda rng: [Conv2DVolume(3, 3, 3, stride=2, padding="same", rng=rng)], r"to \(2, 3, 3, 3\)"),
         (lambda rng: [MaxPool2D(2)], r"to \(2, 3, 3, 3\)"),
-        (lambda rng: [Conv2DVolume(2, 2, 3, rng=rng)],
-         r"Residual: the layers do not fit together: layer 0 .* 3 channels, expected 2"),
+        (
+            lambda rng: [Conv2DVolume(2, 2, 3, rng=rng)],
+            r"Residual: the layers do not fit together: layer 0 .* 3 channels, expected 2",
+        ),
     ],
     ids=["valid-padding", "stride2", "pooling", "wrong-channels"],
 )
@@ -140,8 +156,10 @@ def test_the_same_layer_twice_is_refused():
 
 @pytest.mark.parametrize(
     "args, error, match",
-    [((), ValueError, r"Residual needs at least one layer"),
-     ((ReLU,), TypeError, r"Residual: argument 0 is a type, expected a Layer.*ReLU\(\)")],
+    [
+        ((), ValueError, r"Residual needs at least one layer"),
+        ((ReLU,), TypeError, r"Residual: argument 0 is a type, expected a Layer.*ReLU\(\)"),
+    ],
     ids=["empty", "class-not-instance"],
 )
 def test_bad_constructor_arguments(args, error, match):
@@ -192,8 +210,12 @@ def torch_block(torch, c, kernel):
         def forward(self, x):
             return x + super().forward(x)
 
-    return TorchResidual(SameConv(c, c, kernel, dtype=torch.float64), nn.BatchNorm2d(c, dtype=torch.float64),
-                         nn.ReLU(), SameConv(c, c, kernel, dtype=torch.float64))
+    return TorchResidual(
+        SameConv(c, c, kernel, dtype=torch.float64),
+        nn.BatchNorm2d(c, dtype=torch.float64),
+        nn.ReLU(),
+        SameConv(c, c, kernel, dtype=torch.float64),
+    )
 
 
 def test_state_dict_keys_equal_a_torch_sequential_subclass(rng):
@@ -238,8 +260,9 @@ def test_a_residual_first_in_a_model_trains_its_layers(rng):
     before = block[0].weight.data.copy()
     X = rng.standard_normal((8, 3)).astype(np.float32)
     model = Sequential(block)
-    history = model.fit(X, 2 * X, loss=MSE(), optimizer=SGD(model.parameters(), lr=0.1), epochs=2,
-                        batch_size=4, progress=False)
+    history = model.fit(
+        X, 2 * X, loss=MSE(), optimizer=SGD(model.parameters(), lr=0.1), epochs=2, batch_size=4, progress=False
+    )
     assert history["loss"][1] < history["loss"][0]
     assert not np.array_equal(block[0].weight.data, before)
     assert block[0].input_grad  # restored after fit

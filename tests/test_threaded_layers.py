@@ -15,8 +15,13 @@ from minicnn.kernels import elementwise
 from minicnn.kernels import threads as minicnn_threads
 from minicnn.layers import BatchNorm2D, LeakyReLU, ReLU, Sigmoid, Tanh
 
-LAYERS = {"ReLU": ReLU, "LeakyReLU": lambda: LeakyReLU(0.1), "LeakyReLU(3)": lambda: LeakyReLU(3.0),
-          "Tanh": Tanh, "Sigmoid": Sigmoid}
+LAYERS = {
+    "ReLU": ReLU,
+    "LeakyReLU": lambda: LeakyReLU(0.1),
+    "LeakyReLU(3)": lambda: LeakyReLU(3.0),
+    "Tanh": Tanh,
+    "Sigmoid": Sigmoid,
+}
 # Batches of several chunks (a chunk holds about 512 KiB of float32), over the larger (ReLU's)
 # threshold; the last chunk of the second one is partial.
 SHAPES = {"4-D": (16, 8, 64, 64), "2-D-partial-chunk": (11, 50_000)}
@@ -41,8 +46,7 @@ def run(make, x, dout):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES)
 @pytest.mark.parametrize("name", LAYERS)
-def test_same_bits_for_any_thread_count_and_in_one_piece(rng, threads, chunk_calls, monkeypatch, name, shape,
-                                                         dtype):
+def test_same_bits_for_any_thread_count_and_in_one_piece(rng, threads, chunk_calls, monkeypatch, name, shape, dtype):
     x, dout = data(rng, shape, dtype)
     results = []
     for count in (1, 2, 3):
@@ -88,9 +92,11 @@ def test_chunked_results_match_torch(rng, threads, chunk_calls, name):
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-14, atol=1e-14)
 
 
-@pytest.mark.parametrize(("dtype", "computed"), [(np.float32, np.float32), (np.float64, np.float64),
-                                                 (np.float16, np.float32), (np.int16, np.float32)],
-                         ids=["float32", "float64", "float16", "int16"])
+@pytest.mark.parametrize(
+    ("dtype", "computed"),
+    [(np.float32, np.float32), (np.float64, np.float64), (np.float16, np.float32), (np.int16, np.float32)],
+    ids=["float32", "float64", "float16", "int16"],
+)
 @pytest.mark.parametrize("name", LAYERS)
 def test_the_dtype_rule_on_the_chunked_path(rng, threads, chunk_calls, name, dtype, computed):
     threads(2)
@@ -194,8 +200,11 @@ def test_small_inputs_and_a_single_sample_stay_on_the_calling_thread(rng, thread
     assert out.shape == dx.shape == shape and out.dtype == dx.dtype == np.float64
 
 
-@pytest.mark.parametrize("shape", [(64, 32, 32, 32), (7, 5), (2, 10**6), (1000, 3)],
-                         ids=["S1", "tiny", "two-huge-samples", "many-tiny-samples"])
+@pytest.mark.parametrize(
+    "shape",
+    [(64, 32, 32, 32), (7, 5), (2, 10**6), (1000, 3)],
+    ids=["S1", "tiny", "two-huge-samples", "many-tiny-samples"],
+)
 def test_chunk_size_depends_on_the_shape_alone(threads, shape):
     sizes = []
     for count in (1, 2, 5):
@@ -230,8 +239,9 @@ def batchnorm_step(x, dout):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("shape", BN_SHAPES.values(), ids=BN_SHAPES)
-def test_batchnorm_same_bits_for_any_thread_count_and_in_one_piece(rng, threads, bn_chunk_calls, monkeypatch, shape,
-                                                                   dtype):
+def test_batchnorm_same_bits_for_any_thread_count_and_in_one_piece(
+    rng, threads, bn_chunk_calls, monkeypatch, shape, dtype
+):
     x = (rng.standard_normal(shape) * 3 + 2).astype(dtype)
     dout = rng.standard_normal(shape).astype(dtype)
     results = []
@@ -258,6 +268,7 @@ def test_batchnorm_on_the_chunked_path_matches_float64_arithmetic(rng, threads, 
     out, dx, dgamma, dbeta, running_mean, running_var = batchnorm_step(x, dout)
     assert bn_chunk_calls
     x64, d64 = x.astype(np.float64), dout.astype(np.float64)
+
     def per_channel(v):
         return v[:, None, None]
 

@@ -31,10 +31,13 @@ def test_set_and_get(restore_threads, n):
 
 @pytest.mark.parametrize(
     "n, error, match",
-    [(0, ValueError, r"n must be >= 1, got 0"), (-2, ValueError, r"n must be >= 1, got -2"),
-     (1.5, TypeError, r"n must be an int >= 1 or None, got 1.5 \(float\)"),
-     (True, TypeError, r"n must be an int >= 1 or None, got True"),
-     ("4", TypeError, r"n must be an int >= 1 or None, got '4' \(str\)")],
+    [
+        (0, ValueError, r"n must be >= 1, got 0"),
+        (-2, ValueError, r"n must be >= 1, got -2"),
+        (1.5, TypeError, r"n must be an int >= 1 or None, got 1.5 \(float\)"),
+        (True, TypeError, r"n must be an int >= 1 or None, got True"),
+        ("4", TypeError, r"n must be an int >= 1 or None, got '4' \(str\)"),
+    ],
     ids=["zero", "negative", "float", "bool", "str"],
 )
 def test_bad_thread_counts_are_refused_and_change_nothing(restore_threads, n, error, match):

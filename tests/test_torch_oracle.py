@@ -58,8 +58,13 @@ def test_conv_matches_torch(rng, shape, c_out, kernel, stride, padding, dilation
     tx, tw = tensor(x), tensor(conv.weight.data)
     tb = tensor(conv.bias.data) if bias else None
     # explicit per-side padding: for "same" with an odd total the extra goes bottom/right
-    t_out = TF.conv2d(TF.pad(tx, (left, right, top, bottom)), tw, tb,
-                      stride=test_conv._pair(stride), dilation=test_conv._pair(dilation))
+    t_out = TF.conv2d(
+        TF.pad(tx, (left, right, top, bottom)),
+        tw,
+        tb,
+        stride=test_conv._pair(stride),
+        dilation=test_conv._pair(dilation),
+    )
     t_out.backward(upstream(dout))
 
     tol = TOLERANCES[dtype]
@@ -118,8 +123,9 @@ def test_maxpool_all_equal_windows_match_torch(rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-@pytest.mark.parametrize("n, n_in, n_out, bias", [(1, 4, 3, True), (5, 6, 2, True), (3, 2, 4, False)],
-                         ids=["batch1", "batch5", "no-bias"])
+@pytest.mark.parametrize(
+    "n, n_in, n_out, bias", [(1, 4, 3, True), (5, 6, 2, True), (3, 2, 4, False)], ids=["batch1", "batch5", "no-bias"]
+)
 def test_dense_matches_torch_linear(rng, n, n_in, n_out, bias, dtype):
     layer = Dense(n_in, n_out, bias=bias, rng=rng)
     if bias:

@@ -74,8 +74,15 @@ def test_a_layer_without_output_shape_sees_only_real_data(rng):
     model = Sequential(log, Dense(4, 2, rng=rng))
     X = rng.uniform(0.5, 2.0, (10, 4))
     y = rng.integers(0, 2, 10)
-    model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), batch_size=5,
-              progress=False, validation_data=(X, y))
+    model.fit(
+        X,
+        y,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=SGD(model.parameters(), lr=0.1),
+        batch_size=5,
+        progress=False,
+        validation_data=(X, y),
+    )
     model.evaluate(X, y)
     model.predict(X, batch_size=4)
     shapes = [shape for shape, _, _ in log.seen]
@@ -100,15 +107,15 @@ def test_predict_and_evaluate_do_not_move_running_statistics(rng):
     model.predict(X)
     model.evaluate(X, y)
     assert model[0].mean.data[0] == 0
-    model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.01),
-              batch_size=6, progress=False)
+    model.fit(
+        X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.01), batch_size=6, progress=False
+    )
     assert model[0].mean.data[0] > 2
 
 
 # -- inference between a forward and its backward ----------------------------------------------------
 def test_predict_between_forward_and_backward_changes_no_gradient(rng):
-    model = Sequential(Conv2DVolume(1, 2, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2), Flatten(),
-                       Dense(8, 2, rng=rng))
+    model = Sequential(Conv2DVolume(1, 2, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2), Flatten(), Dense(8, 2, rng=rng))
     x, other = rng.standard_normal((3, 1, 4, 4)), rng.standard_normal((5, 1, 4, 4))
     dout = rng.standard_normal((3, 2))
     model(x)
@@ -169,8 +176,9 @@ def test_half_precision_images_compute_in_float32(rng):
     X = rng.uniform(0.5, 2.0, (6, 4)).astype(np.float16)
     out = model.predict(X)
     assert out.dtype == np.float32 and log.seen[-1][1] == np.float32
-    model.fit(X, np.array([0, 1] * 3), loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1),
-              progress=False)
+    model.fit(
+        X, np.array([0, 1] * 3), loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), progress=False
+    )
     assert all(dtype == np.float32 for _, dtype, _ in log.seen)
     assert model(X.astype(np.float64)).dtype == np.float64  # float64 stays float64
 
@@ -194,18 +202,28 @@ class Batches(Layer):
         return dout
 
 
-@pytest.mark.parametrize(("validation_y", "error", "match"), [
-    (np.array([0.0, 1.0, 1.0, 0.0]), TypeError, r"fit \(validation_data\): labels y have dtype float64"),
-    (np.array([0, 1, 5, 0]), ValueError, r"fit \(validation_data\): label 5 is out of range for K=3"),
-    (np.eye(3)[[0, 1, 2, 0]], ValueError, r"one-hot: use y\.argmax\(axis=1\)"),
-], ids=["float-labels", "label-out-of-range", "one-hot-float"])
+@pytest.mark.parametrize(
+    ("validation_y", "error", "match"),
+    [
+        (np.array([0.0, 1.0, 1.0, 0.0]), TypeError, r"fit \(validation_data\): labels y have dtype float64"),
+        (np.array([0, 1, 5, 0]), ValueError, r"fit \(validation_data\): label 5 is out of range for K=3"),
+        (np.eye(3)[[0, 1, 2, 0]], ValueError, r"one-hot: use y\.argmax\(axis=1\)"),
+    ],
+    ids=["float-labels", "label-out-of-range", "one-hot-float"],
+)
 def test_bad_validation_labels_are_refused_before_epoch_1(rng, validation_y, error, match):
     spy = Batches()
     model = Sequential(spy, Dense(4, 3, rng=rng))
     X = rng.standard_normal((8, 4))
     with pytest.raises(error, match=match):
-        model.fit(X, rng.integers(0, 3, 8), loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1),
-                  validation_data=(X[:4], validation_y), progress=False)
+        model.fit(
+            X,
+            rng.integers(0, 3, 8),
+            loss=SoftmaxCrossEntropy(),
+            optimizer=SGD(model.parameters(), lr=0.1),
+            validation_data=(X[:4], validation_y),
+            progress=False,
+        )
     assert spy.count == 0
 
 
@@ -215,16 +233,20 @@ def test_nan_in_regression_targets_is_refused_up_front(rng):
     y = rng.standard_normal((8, 2))
     y[5, 1] = np.nan
     with pytest.raises(ValueError, match=r"fit: y contains 1 non-finite value.*clean the data"):
-        model.fit(rng.standard_normal((8, 4)), y, loss=MSE(), optimizer=SGD(model.parameters(), lr=0.1),
-                  progress=False)
+        model.fit(rng.standard_normal((8, 4)), y, loss=MSE(), optimizer=SGD(model.parameters(), lr=0.1), progress=False)
     assert spy.count == 0
 
 
 def test_regression_targets_of_the_wrong_shape_are_refused_up_front(rng):
     model = dense_model(n_out=1)
     with pytest.raises(ValueError, match=r"output has shape \(8, 1\) but y has shape \(8,\).*reshape\(-1, 1\)"):
-        model.fit(rng.standard_normal((8, 4)), rng.standard_normal(8), loss=MSE(),
-                  optimizer=SGD(model.parameters(), lr=0.1), progress=False)
+        model.fit(
+            rng.standard_normal((8, 4)),
+            rng.standard_normal(8),
+            loss=MSE(),
+            optimizer=SGD(model.parameters(), lr=0.1),
+            progress=False,
+        )
 
 
 class Diverges(Layer):
@@ -249,10 +271,20 @@ def test_a_divergence_error_carries_the_history_so_far(rng):
     model = Sequential(Dense(4, 3, rng=rng), Diverges(at=5))
     X, y = rng.standard_normal((8, 4)), rng.integers(0, 3, 8)
     weights = model.state_dict()
-    with pytest.raises(TrainingDiverged, match=r"epoch 3, batch 1 of 2.*\.history") as info, \
-            np.errstate(invalid="ignore"):
-        model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.01), epochs=4,
-                  batch_size=4, validation_data=(X, y), progress=False)
+    with (
+        pytest.raises(TrainingDiverged, match=r"epoch 3, batch 1 of 2.*\.history") as info,
+        np.errstate(invalid="ignore"),
+    ):
+        model.fit(
+            X,
+            y,
+            loss=SoftmaxCrossEntropy(),
+            optimizer=SGD(model.parameters(), lr=0.01),
+            epochs=4,
+            batch_size=4,
+            validation_data=(X, y),
+            progress=False,
+        )
     assert isinstance(info.value, ValueError)
     history = info.value.history
     assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
@@ -294,19 +326,34 @@ def test_evaluate_after_load_of_a_regression_model_uses_mse(rng, tmp_path):
 def test_an_optimizer_over_another_models_parameters_is_refused(rng):
     model, other = dense_model(), dense_model(seed=1)
     with pytest.raises(ValueError, match=r"holds none of this model's parameters.*model\.parameters\(\)"):
-        model.fit(rng.standard_normal((4, 4)), np.array([0, 1, 2, 0]), loss=SoftmaxCrossEntropy(),
-                  optimizer=SGD(other.parameters(), lr=0.1), progress=False)
+        model.fit(
+            rng.standard_normal((4, 4)),
+            np.array([0, 1, 2, 0]),
+            loss=SoftmaxCrossEntropy(),
+            optimizer=SGD(other.parameters(), lr=0.1),
+            progress=False,
+        )
 
 
 def test_an_optimizer_over_some_parameters_warns(rng):
     model = dense_model()
     with pytest.warns(UserWarning, match=r"holds 2 of the model's 4 parameters"):
-        model.fit(rng.standard_normal((4, 4)), np.array([0, 1, 2, 0]), loss=SoftmaxCrossEntropy(),
-                  optimizer=SGD(model[0].parameters(), lr=0.1), progress=False)
+        model.fit(
+            rng.standard_normal((4, 4)),
+            np.array([0, 1, 2, 0]),
+            loss=SoftmaxCrossEntropy(),
+            optimizer=SGD(model[0].parameters(), lr=0.1),
+            progress=False,
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        model.fit(rng.standard_normal((4, 4)), np.array([0, 1, 2, 0]), loss=SoftmaxCrossEntropy(),
-                  optimizer=SGD(model.parameters(), lr=0.1), progress=False)
+        model.fit(
+            rng.standard_normal((4, 4)),
+            np.array([0, 1, 2, 0]),
+            loss=SoftmaxCrossEntropy(),
+            optimizer=SGD(model.parameters(), lr=0.1),
+            progress=False,
+        )
 
 
 # -- messages that point the right way ----------------------------------------------------------------------
@@ -329,11 +376,20 @@ class BadBackward(Layer):
         return dout
 
 
-@pytest.mark.parametrize(("mode", "match"), [
-    ("shape", (r"layer 1 \(BadBackward\(\)\)\.backward returned an array of shape \(2, 3\); expected the "
-               r"gradient of its input, an array of shape \(2, 4\)")),
-    ("none", r"layer 1 \(BadBackward\(\)\)\.backward returned None.*return dx"),
-], ids=["wrong-shape", "forgot-return"])
+@pytest.mark.parametrize(
+    ("mode", "match"),
+    [
+        (
+            "shape",
+            (
+                r"layer 1 \(BadBackward\(\)\)\.backward returned an array of shape \(2, 3\); expected the "
+                r"gradient of its input, an array of shape \(2, 4\)"
+            ),
+        ),
+        ("none", r"layer 1 \(BadBackward\(\)\)\.backward returned None.*return dx"),
+    ],
+    ids=["wrong-shape", "forgot-return"],
+)
 def test_a_wrong_backward_is_blamed_on_its_own_layer(rng, mode, match):
     model = Sequential(Dense(4, 4, rng=rng), BadBackward(mode), Dense(4, 2, rng=rng))
     model(rng.standard_normal((2, 4)))
@@ -350,8 +406,13 @@ def test_a_channels_last_batch_is_reported_with_its_real_batch_size(rng):
 def test_a_model_ending_in_a_map_is_told_to_flatten(rng):
     model = Sequential(Conv2DVolume(1, 4, 3, rng=rng))
     with pytest.raises(ValueError, match=r"output has shape \(N, 4, 2, 2\).*needs \(N, K\).*Flatten\(\)"):
-        model.fit(rng.standard_normal((6, 1, 4, 4)), np.zeros(6, dtype=int), loss=SoftmaxCrossEntropy(),
-                  optimizer=SGD(model.parameters(), lr=0.1), progress=False)
+        model.fit(
+            rng.standard_normal((6, 1, 4, 4)),
+            np.zeros(6, dtype=int),
+            loss=SoftmaxCrossEntropy(),
+            optimizer=SGD(model.parameters(), lr=0.1),
+            progress=False,
+        )
 
 
 def test_gradcheck_of_a_float32_layer_hints_at_precision(rng):
@@ -372,14 +433,27 @@ def test_validation_split_holds_out_the_last_fraction(rng):
     log = Log()
     model = Sequential(log, Dense(4, 2, rng=rng))
     X, y = rng.uniform(0.5, 2, (10, 4)), rng.integers(0, 2, 10)
-    history = model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1),
-                        validation_split=0.3, batch_size=100, progress=False)
+    history = model.fit(
+        X,
+        y,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=SGD(model.parameters(), lr=0.1),
+        validation_split=0.3,
+        batch_size=100,
+        progress=False,
+    )
     assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert [shape for shape, _, _ in log.seen] == [(7, 4), (3, 4)]
     np.testing.assert_array_equal(log.x, X[7:])  # the validation pass saw the last 3 samples
     with pytest.raises(ValueError, match=r"validation_split must be a number between 0 and 1"):
-        model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1),
-                  validation_split=1.5, progress=False)
+        model.fit(
+            X,
+            y,
+            loss=SoftmaxCrossEntropy(),
+            optimizer=SGD(model.parameters(), lr=0.1),
+            validation_split=1.5,
+            progress=False,
+        )
 
 
 # -- the first layer's input gradient ------------------------------------------------------------------------
@@ -391,8 +465,14 @@ def test_fit_lets_the_first_layer_skip_its_input_gradient(rng):
 
     spy = Recorder()
     model = Sequential(spy, Dense(4, 2, rng=rng))
-    model.fit(rng.standard_normal((4, 4)), np.array([0, 1, 0, 1]), loss=SoftmaxCrossEntropy(),
-              optimizer=SGD(model.parameters(), lr=0.1), batch_size=2, progress=False)
+    model.fit(
+        rng.standard_normal((4, 4)),
+        np.array([0, 1, 0, 1]),
+        loss=SoftmaxCrossEntropy(),
+        optimizer=SGD(model.parameters(), lr=0.1),
+        batch_size=2,
+        progress=False,
+    )
     assert spy.flags == [False, False] and spy.input_grad is True  # restored after fit
 
 
@@ -430,14 +510,27 @@ def test_an_lr_schedule_sets_the_rate_at_the_start_of_each_epoch_and_is_recorded
 
     model = dense_model()
     opt = Recording(model.parameters(), lr=1.0)
-    history = model.fit(rng.standard_normal((6, 4)), np.array([0, 1, 2] * 2), loss=SoftmaxCrossEntropy(),
-                        optimizer=opt, epochs=4, batch_size=3, lr_schedule=StepDecay(0.1, step_size=2, gamma=0.5),
-                        progress=False)
+    history = model.fit(
+        rng.standard_normal((6, 4)),
+        np.array([0, 1, 2] * 2),
+        loss=SoftmaxCrossEntropy(),
+        optimizer=opt,
+        epochs=4,
+        batch_size=3,
+        lr_schedule=StepDecay(0.1, step_size=2, gamma=0.5),
+        progress=False,
+    )
     assert history["lr"] == pytest.approx([0.1, 0.1, 0.05, 0.05])
     assert seen == pytest.approx([0.1] * 4 + [0.05] * 4)  # two steps per epoch, at each epoch's rate
     with pytest.raises(ValueError, match=r"lr_schedule\(1\) gave no usable learning rate"):
-        model.fit(rng.standard_normal((6, 4)), np.array([0, 1, 2] * 2), loss=SoftmaxCrossEntropy(), optimizer=opt,
-                  lr_schedule=lambda epoch: -1.0, progress=False)
+        model.fit(
+            rng.standard_normal((6, 4)),
+            np.array([0, 1, 2] * 2),
+            loss=SoftmaxCrossEntropy(),
+            optimizer=opt,
+            lr_schedule=lambda epoch: -1.0,
+            progress=False,
+        )
 
 
 def test_early_stopping_stops_and_restores_the_best_weights(rng):
@@ -472,8 +565,17 @@ def test_early_stopping_stops_and_restores_the_best_weights(rng):
             snapshots.append(model.state_dict())
 
     stopper = EarlyStopping(monitor="val_loss", patience=2)
-    history = model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=Snapshot(model.parameters(), lr=1e-3), epochs=20,
-                        batch_size=6, validation_data=(X, y), early_stopping=stopper, progress=False)
+    history = model.fit(
+        X,
+        y,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=Snapshot(model.parameters(), lr=1e-3),
+        epochs=20,
+        batch_size=6,
+        validation_data=(X, y),
+        early_stopping=stopper,
+        progress=False,
+    )
     assert len(history["loss"]) == stopper.stopped_epoch < 20
     assert stopper.best_epoch == stopper.stopped_epoch - 2  # then two epochs without improvement
     best = snapshots[stopper.best_epoch - 1]  # one step per epoch: the weights after the best epoch
@@ -487,16 +589,23 @@ def test_early_stopping_on_a_value_that_cannot_exist_is_refused_before_epoch_1(r
     spy = Batches()
     model = Sequential(spy, Dense(4, 3, rng=rng))
     with pytest.raises(ValueError, match=r"val_loss"):
-        model.fit(rng.standard_normal((6, 4)), np.array([0, 1, 2] * 2), loss=SoftmaxCrossEntropy(),
-                  optimizer=SGD(model.parameters(), lr=0.1), early_stopping=EarlyStopping(), progress=False)
+        model.fit(
+            rng.standard_normal((6, 4)),
+            np.array([0, 1, 2] * 2),
+            loss=SoftmaxCrossEntropy(),
+            optimizer=SGD(model.parameters(), lr=0.1),
+            early_stopping=EarlyStopping(),
+            progress=False,
+        )
     assert spy.count == 0
 
 
 # -- one rule for integer images: uint8 is 0..255, read as [0, 1] -------------------------------------
 def small_image_model(seed=0):
     rng = np.random.default_rng(seed)
-    return Sequential(Conv2DVolume(3, 4, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2), Flatten(),
-                      Dense(4 * 4 * 4, 2, rng=rng))
+    return Sequential(
+        Conv2DVolume(3, 4, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2), Flatten(), Dense(4 * 4 * 4, 2, rng=rng)
+    )
 
 
 def test_uint8_images_train_and_predict_exactly_as_the_same_images_in_0_1(rng):
@@ -506,8 +615,17 @@ def test_uint8_images_train_and_predict_exactly_as_the_same_images_in_0_1(rng):
     runs = []
     for data in (X8, X):
         model = small_image_model()
-        history = model.fit(data, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1),
-                            epochs=2, batch_size=8, seed=1, progress=False, validation_data=(data, y))
+        history = model.fit(
+            data,
+            y,
+            loss=SoftmaxCrossEntropy(),
+            optimizer=SGD(model.parameters(), lr=0.1),
+            epochs=2,
+            batch_size=8,
+            seed=1,
+            progress=False,
+            validation_data=(data, y),
+        )
         runs.append((history, model.state_dict(), model.predict(data), model.evaluate(data, y)))
     assert runs[0][0] == runs[1][0]
     for key, value in runs[0][1].items():
@@ -539,35 +657,56 @@ def test_the_shapes_data_in_uint8_reads_back_bit_for_bit():
     np.testing.assert_array_equal(as_float(X8, "test"), X)
 
 
-@pytest.mark.parametrize("values", [
-    lambda rng: rng.integers(0, 256, (10, 3, 4, 4)).astype(np.float32),
-    lambda rng: rng.integers(0, 256, (10, 48)).astype(np.float64),  # flattened, as in many tutorials
-    lambda rng: np.full((10, 3, 4, 4), 2.0, np.float32),
-], ids=["float32-0..255", "float64-flat", "all-twos"])
+@pytest.mark.parametrize(
+    "values",
+    [
+        lambda rng: rng.integers(0, 256, (10, 3, 4, 4)).astype(np.float32),
+        lambda rng: rng.integers(0, 256, (10, 48)).astype(np.float64),  # flattened, as in many tutorials
+        lambda rng: np.full((10, 3, 4, 4), 2.0, np.float32),
+    ],
+    ids=["float32-0..255", "float64-flat", "all-twos"],
+)
 def test_float_inputs_that_look_like_unscaled_intensities_warn(rng, values):
     X = values(rng)
     model = Sequential(Flatten(), Dense(48, 2, rng=rng))
-    with pytest.warns(UserWarning, match=r"fit: X \(float\d+\) holds only whole numbers from \d+ to \d+: they "
-                                         r"look like pixel intensities 0\.\.255.*divide by 255 \(X / 255\)"):
-        model.fit(X, rng.integers(0, 2, 10), loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.0),
-                  progress=False)
+    with pytest.warns(
+        UserWarning,
+        match=r"fit: X \(float\d+\) holds only whole numbers from \d+ to \d+: they "
+        r"look like pixel intensities 0\.\.255.*divide by 255 \(X / 255\)",
+    ):
+        model.fit(
+            X,
+            rng.integers(0, 2, 10),
+            loss=SoftmaxCrossEntropy(),
+            optimizer=SGD(model.parameters(), lr=0.0),
+            progress=False,
+        )
 
 
-@pytest.mark.parametrize("values", [
-    lambda rng: rng.integers(0, 256, (10, 3, 4, 4)).astype(np.uint8),  # read as [0, 1]
-    lambda rng: rng.integers(0, 256, (10, 3, 4, 4)).astype(np.float32) / 255,
-    lambda rng: rng.standard_normal((10, 3, 4, 4)).astype(np.float32),  # standardised
-    lambda rng: rng.integers(-128, 128, (10, 3, 4, 4)).astype(np.float32),  # negative whole numbers
-    lambda rng: rng.uniform(0, 255, (10, 3, 4, 4)).astype(np.float32),  # not whole numbers
-    lambda rng: rng.integers(0, 2, (10, 3, 4, 4)).astype(np.float32),  # a binary mask
-], ids=["uint8", "0-1", "standardised", "negative-integers", "fractions", "binary"])
+@pytest.mark.parametrize(
+    "values",
+    [
+        lambda rng: rng.integers(0, 256, (10, 3, 4, 4)).astype(np.uint8),  # read as [0, 1]
+        lambda rng: rng.integers(0, 256, (10, 3, 4, 4)).astype(np.float32) / 255,
+        lambda rng: rng.standard_normal((10, 3, 4, 4)).astype(np.float32),  # standardised
+        lambda rng: rng.integers(-128, 128, (10, 3, 4, 4)).astype(np.float32),  # negative whole numbers
+        lambda rng: rng.uniform(0, 255, (10, 3, 4, 4)).astype(np.float32),  # not whole numbers
+        lambda rng: rng.integers(0, 2, (10, 3, 4, 4)).astype(np.float32),  # a binary mask
+    ],
+    ids=["uint8", "0-1", "standardised", "negative-integers", "fractions", "binary"],
+)
 def test_other_inputs_do_not_warn(rng, values):
     X = values(rng)
     model = Sequential(Flatten(), Dense(48, 2, rng=rng))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        model.fit(X, rng.integers(0, 2, 10), loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.0),
-                  progress=False)
+        model.fit(
+            X,
+            rng.integers(0, 2, 10),
+            loss=SoftmaxCrossEntropy(),
+            optimizer=SGD(model.parameters(), lr=0.0),
+            progress=False,
+        )
 
 
 # -- a validation split that misses classes ---------------------------------------------------------------
@@ -575,11 +714,17 @@ def test_a_validation_split_of_sorted_data_warns_which_classes_it_lacks(rng):
     X, y = rng.standard_normal((30, 4)), np.repeat([0, 1, 2], 10)  # sorted, as folders read in order
     model = dense_model()
     opts = {"loss": SoftmaxCrossEntropy(), "optimizer": SGD(model.parameters(), lr=0.1), "progress": False}
-    with pytest.warns(UserWarning, match=r"validation_split=0\.2 holds out the last 6 samples, and they have no "
-                                         r"sample of class 0, 1, which the training part has.*sorted.*[Ss]huffle"):
+    with pytest.warns(
+        UserWarning,
+        match=r"validation_split=0\.2 holds out the last 6 samples, and they have no "
+        r"sample of class 0, 1, which the training part has.*sorted.*[Ss]huffle",
+    ):
         model.fit(X, y, validation_split=0.2, **opts)
-    with pytest.warns(UserWarning, match=r"no sample of class 0, which the training part has; the training part "
-                                         r"has none of class 2"):
+    with pytest.warns(
+        UserWarning,
+        match=r"no sample of class 0, which the training part has; the training part "
+        r"has none of class 2",
+    ):
         model.fit(X[:20], np.repeat([0, 2], 10), validation_split=0.5, **opts)
     order = np.random.default_rng(0).permutation(30)
     with warnings.catch_warnings():
@@ -599,8 +744,15 @@ def test_lr_zero_trains_nothing_from_the_user_or_a_schedule(rng):
     for key, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[key])
     # CosineDecay(lr, epochs=2) reaches 0 at epoch 3; a run of 3 epochs sets it
-    history = model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), epochs=3,
-                        lr_schedule=CosineDecay(0.1, epochs=2), progress=False)
+    history = model.fit(
+        X,
+        y,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=SGD(model.parameters(), lr=0.1),
+        epochs=3,
+        lr_schedule=CosineDecay(0.1, epochs=2),
+        progress=False,
+    )
     assert history["lr"] == pytest.approx([0.1, 0.05, 0.0], abs=1e-17)
 
 
@@ -610,24 +762,45 @@ def _raises_at_3(epoch):
     return 0.1
 
 
-@pytest.mark.parametrize(("schedule", "error", "match"), [
-    (lambda e: 0.1 if e < 3 else -0.1, ValueError, (r"lr_schedule\(3\) gave no usable learning rate: -0\.1; "
-                                                   r"expected a finite number >= 0")),
-    (lambda e: 0.1 if e < 4 else float("nan"), ValueError, r"lr_schedule\(4\) gave no usable learning rate: nan"),
-    (lambda e: 0.1 if e < 2 else float("inf"), ValueError, r"lr_schedule\(2\) gave no usable learning rate: inf"),
-    (lambda e: "0.1", TypeError, r"lr_schedule\(1\) gave no usable learning rate: '0\.1' \(str\); expected a number"),
-    (lambda e: None, TypeError, r"lr_schedule\(1\) gave no usable learning rate: None"),
-    (lambda e: True, TypeError, r"lr_schedule\(1\) gave no usable learning rate: True \(bool\)"),
-    (_raises_at_3, ValueError, r"lr_schedule\(3\) gave no usable learning rate: it raised ZeroDivisionError"),
-    (lambda: 0.1, ValueError, r"lr_schedule\(1\) .*it raised TypeError"),  # takes no epoch
-], ids=["negative-at-3", "nan-at-4", "inf-at-2", "string", "none", "bool", "raises-at-3", "no-epoch-argument"])
+@pytest.mark.parametrize(
+    ("schedule", "error", "match"),
+    [
+        (
+            lambda e: 0.1 if e < 3 else -0.1,
+            ValueError,
+            (
+                r"lr_schedule\(3\) gave no usable learning rate: -0\.1; "
+                r"expected a finite number >= 0"
+            ),
+        ),
+        (lambda e: 0.1 if e < 4 else float("nan"), ValueError, r"lr_schedule\(4\) gave no usable learning rate: nan"),
+        (lambda e: 0.1 if e < 2 else float("inf"), ValueError, r"lr_schedule\(2\) gave no usable learning rate: inf"),
+        (
+            lambda e: "0.1",
+            TypeError,
+            r"lr_schedule\(1\) gave no usable learning rate: '0\.1' \(str\); expected a number",
+        ),
+        (lambda e: None, TypeError, r"lr_schedule\(1\) gave no usable learning rate: None"),
+        (lambda e: True, TypeError, r"lr_schedule\(1\) gave no usable learning rate: True \(bool\)"),
+        (_raises_at_3, ValueError, r"lr_schedule\(3\) gave no usable learning rate: it raised ZeroDivisionError"),
+        (lambda: 0.1, ValueError, r"lr_schedule\(1\) .*it raised TypeError"),  # takes no epoch
+    ],
+    ids=["negative-at-3", "nan-at-4", "inf-at-2", "string", "none", "bool", "raises-at-3", "no-epoch-argument"],
+)
 def test_a_bad_schedule_is_refused_before_epoch_1_naming_the_epoch(rng, schedule, error, match):
     spy = Batches()
     model = Sequential(spy, Dense(4, 3, rng=rng))
     opt = SGD(model.parameters(), lr=0.5)
     with pytest.raises(error, match=r"^fit: " + match):
-        model.fit(rng.standard_normal((6, 4)), np.array([0, 1, 2] * 2), loss=SoftmaxCrossEntropy(), optimizer=opt,
-                  epochs=5, lr_schedule=schedule, progress=False)
+        model.fit(
+            rng.standard_normal((6, 4)),
+            np.array([0, 1, 2] * 2),
+            loss=SoftmaxCrossEntropy(),
+            optimizer=opt,
+            epochs=5,
+            lr_schedule=schedule,
+            progress=False,
+        )
     assert spy.count == 0 and opt.lr == 0.5
 
 
@@ -641,9 +814,16 @@ def test_the_schedule_is_asked_for_exactly_the_epochs_that_run(rng):
         return np.float32(0.25) / epoch  # numpy numbers are fine
 
     model = dense_model()
-    history = model.fit(rng.standard_normal((6, 4)), np.array([0, 1, 2] * 2), loss=SoftmaxCrossEntropy(),
-                        optimizer=SGD(model.parameters(), lr=1.0), initial_epoch=2, epochs=4, lr_schedule=schedule,
-                        progress=False)
+    history = model.fit(
+        rng.standard_normal((6, 4)),
+        np.array([0, 1, 2] * 2),
+        loss=SoftmaxCrossEntropy(),
+        optimizer=SGD(model.parameters(), lr=1.0),
+        initial_epoch=2,
+        epochs=4,
+        lr_schedule=schedule,
+        progress=False,
+    )
     assert asked == [3, 4]
     assert history["lr"] == pytest.approx([0.25 / 3, 0.25 / 4]) and all(type(v) is float for v in history["lr"])
 
@@ -654,8 +834,17 @@ def test_a_divergence_keeps_one_entry_per_finished_epoch_in_every_list(rng):
     model = Sequential(Dense(4, 3, rng=rng), Diverges(at=5))
     X, y = rng.standard_normal((8, 4)), rng.integers(0, 3, 8)
     with pytest.raises(TrainingDiverged) as info, np.errstate(invalid="ignore"):
-        model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.01), epochs=4,
-                  batch_size=4, validation_data=(X, y), lr_schedule=StepDecay(0.01, 1, 0.5), progress=False)
+        model.fit(
+            X,
+            y,
+            loss=SoftmaxCrossEntropy(),
+            optimizer=SGD(model.parameters(), lr=0.01),
+            epochs=4,
+            batch_size=4,
+            validation_data=(X, y),
+            lr_schedule=StepDecay(0.01, 1, 0.5),
+            progress=False,
+        )
     history = info.value.history
     assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
     assert {key: len(values) for key, values in history.items()} == dict.fromkeys(history, 2)
@@ -694,12 +883,16 @@ def test_a_lone_last_batch_for_batchnorm_is_refused_before_epoch_1(rng, residual
     X, y = rng.standard_normal((33, 1, 3, 3)), rng.integers(0, 2, 33)
     before = model.state_dict()
     layer = r"layer 2\.0 \(BatchNorm2D" if residual else r"layer 2 \(BatchNorm2D"
-    with pytest.raises(ValueError, match=r"^fit: with 33 training samples and batch_size=32 the last batch of each "
-                                         r"epoch holds 1 sample, refused by " + layer + r".*shape \(1, 4, 1, 1\) in "
-                                         r"training mode: one value per channel has no batch variance; pass "
-                                         r"drop_last=True .*or use batch_size=31$"):
-        model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), batch_size=32,
-                  progress=False)
+    with pytest.raises(
+        ValueError,
+        match=r"^fit: with 33 training samples and batch_size=32 the last batch of each "
+        r"epoch holds 1 sample, refused by " + layer + r".*shape \(1, 4, 1, 1\) in "
+        r"training mode: one value per channel has no batch variance; pass "
+        r"drop_last=True .*or use batch_size=31$",
+    ):
+        model.fit(
+            X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), batch_size=32, progress=False
+        )
     assert model[0].count == 0
     for key, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[key])
@@ -708,39 +901,75 @@ def test_a_lone_last_batch_for_batchnorm_is_refused_before_epoch_1(rng, residual
 def test_drop_last_skips_the_short_batch(rng):
     model = bn_on_1x1(rng)
     X, y = rng.standard_normal((33, 1, 3, 3)), rng.integers(0, 2, 33)
-    history = model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), epochs=2,
-                        batch_size=32, drop_last=True, progress=False)
+    history = model.fit(
+        X,
+        y,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=SGD(model.parameters(), lr=0.1),
+        epochs=2,
+        batch_size=32,
+        drop_last=True,
+        progress=False,
+    )
     assert model[0].sizes == [32, 32] and len(history["loss"]) == 2
     # evaluation runs in eval mode, where a lone sample is fine
     model.evaluate(X, y, batch_size=32)
-    model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), batch_size=11,
-              validation_data=(X[:1], y[:1]), progress=False)
+    model.fit(
+        X,
+        y,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=SGD(model.parameters(), lr=0.1),
+        batch_size=11,
+        validation_data=(X[:1], y[:1]),
+        progress=False,
+    )
 
 
 def test_drop_last_mean_loss_is_over_the_trained_samples(rng):
     X, y = rng.standard_normal((10, 4)), np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
     a, b = dense_model(), dense_model()
-    ha = a.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(a.parameters(), lr=0.0), batch_size=4,
-               drop_last=True, shuffle=False, progress=False)
+    ha = a.fit(
+        X,
+        y,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=SGD(a.parameters(), lr=0.0),
+        batch_size=4,
+        drop_last=True,
+        shuffle=False,
+        progress=False,
+    )
     expected = b.evaluate(X[:8], y[:8], loss=SoftmaxCrossEntropy())  # lr=0: the same weights throughout
     assert ha["loss"] == pytest.approx([expected["loss"]], rel=1e-6)
     assert ha["accuracy"] == [expected["accuracy"]]
 
 
-@pytest.mark.parametrize(("n", "kwargs", "match"), [
-    (8, {"batch_size": 1}, r"a training batch of 1 sample is refused by layer 2 \(BatchNorm2D.*; use batch_size=2$"),
-    (1, {"batch_size": 4}, r"a training batch of 1 sample is refused by .*; more samples are needed$"),
-    (5, {"batch_size": 8, "drop_last": True}, (r"drop_last=True with batch_size=8 and 5 training samples leaves no "
-                                              r"batch to train on; use batch_size <= 5")),
-    (10, {"batch_size": 3, "validation_split": 0.3}, r"with 7 training samples and batch_size=3 the last batch"),
-    (5, {"drop_last": 1}, r"drop_last must be True or False, got 1 \(int\)"),
-], ids=["batch-size-1", "one-sample", "drop-last-leaves-nothing", "after-the-split", "drop-last-int"])
+@pytest.mark.parametrize(
+    ("n", "kwargs", "match"),
+    [
+        (
+            8,
+            {"batch_size": 1},
+            r"a training batch of 1 sample is refused by layer 2 \(BatchNorm2D.*; use batch_size=2$",
+        ),
+        (1, {"batch_size": 4}, r"a training batch of 1 sample is refused by .*; more samples are needed$"),
+        (
+            5,
+            {"batch_size": 8, "drop_last": True},
+            (
+                r"drop_last=True with batch_size=8 and 5 training samples leaves no "
+                r"batch to train on; use batch_size <= 5"
+            ),
+        ),
+        (10, {"batch_size": 3, "validation_split": 0.3}, r"with 7 training samples and batch_size=3 the last batch"),
+        (5, {"drop_last": 1}, r"drop_last must be True or False, got 1 \(int\)"),
+    ],
+    ids=["batch-size-1", "one-sample", "drop-last-leaves-nothing", "after-the-split", "drop-last-int"],
+)
 def test_untrainable_batch_sizes_are_refused_with_a_fix(rng, n, kwargs, match):
     model = bn_on_1x1(rng)
     X, y = rng.standard_normal((n, 1, 3, 3)), np.arange(n) % 2
     with pytest.raises((ValueError, TypeError), match=r"^fit: " + match):
-        model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), progress=False,
-                  **kwargs)
+        model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), progress=False, **kwargs)
     assert model[0].count == 0
 
 
@@ -749,8 +978,9 @@ def test_batchnorm_on_larger_maps_takes_a_lone_last_sample(rng):
 
     model = Sequential(Conv2DVolume(1, 2, 3, padding=1, rng=rng), BatchNorm2D(2), Flatten(), Dense(18, 2, rng=rng))
     X, y = rng.standard_normal((5, 1, 3, 3)), np.arange(5) % 2
-    model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), batch_size=4,
-              progress=False)  # the last batch has 1 sample but 9 values per channel
+    model.fit(
+        X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), batch_size=4, progress=False
+    )  # the last batch has 1 sample but 9 values per channel
 
 
 # -- what fit prints: a bar on a terminal, one plain line per epoch in a log -----------------------------
@@ -778,8 +1008,16 @@ class Terminal:
 def _progress_fit(rng, progress, epochs=3, **kwargs):
     model = dense_model()
     X, y = rng.standard_normal((40, 4)), rng.integers(0, 3, 40)
-    return model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1), epochs=epochs,
-                     batch_size=4, progress=progress, **kwargs)
+    return model.fit(
+        X,
+        y,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=SGD(model.parameters(), lr=0.1),
+        epochs=epochs,
+        batch_size=4,
+        progress=progress,
+        **kwargs,
+    )
 
 
 def test_output_that_is_not_a_terminal_gets_one_plain_line_per_epoch(rng, capsys):
@@ -844,8 +1082,17 @@ def pixel_accuracy(model, X, y):
 def test_fit_learns_per_pixel_classes(rng):
     X, y = pixel_problem()
     model = Sequential(Conv2DVolume(3, 4, 3, padding="same", rng=rng))
-    history = model.fit(X[:48], y[:48], loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.5),
-                        epochs=8, batch_size=16, seed=0, validation_data=(X[48:], y[48:]), progress=False)
+    history = model.fit(
+        X[:48],
+        y[:48],
+        loss=SoftmaxCrossEntropy(),
+        optimizer=SGD(model.parameters(), lr=0.5),
+        epochs=8,
+        batch_size=16,
+        seed=0,
+        validation_data=(X[48:], y[48:]),
+        progress=False,
+    )
     majority = np.bincount(y.ravel()).max() / y.size  # 0.30: the best a constant guess gets
     assert history["loss"][-1] < 0.6 * history["loss"][0]
     assert history["val_loss"][-1] < history["val_loss"][0]
@@ -858,8 +1105,16 @@ def test_fit_learns_per_pixel_classes(rng):
 def test_evaluate_accuracy_is_the_fraction_of_pixels_right(rng):
     X, y = pixel_problem(n=16)
     model = Sequential(Conv2DVolume(3, 4, 3, padding="same", rng=rng))
-    model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.5), epochs=2,
-              batch_size=4, seed=0, progress=False)
+    model.fit(
+        X,
+        y,
+        loss=SoftmaxCrossEntropy(),
+        optimizer=SGD(model.parameters(), lr=0.5),
+        epochs=2,
+        batch_size=4,
+        seed=0,
+        progress=False,
+    )
     scores = model.evaluate(X, y, batch_size=5)  # batches of 5, 5, 5, 1 samples
     expected = pixel_accuracy(model, X, y)
     assert 0.3 < expected < 1  # neither trivial nor perfect, so the count is tested
@@ -872,8 +1127,15 @@ def test_fit_history_accuracy_is_per_pixel(rng):
     model = Sequential(Conv2DVolume(3, 4, 3, padding="same", rng=rng))
     expected_train, expected_val = pixel_accuracy(model, X[:8], y[:8]), pixel_accuracy(model, X[8:], y[8:])
     # lr=0: the weights never move, so the epoch's running count is the accuracy of these weights
-    history = model.fit(X[:8], y[:8], loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.0),
-                        batch_size=3, validation_data=(X[8:], y[8:]), progress=False)
+    history = model.fit(
+        X[:8],
+        y[:8],
+        loss=SoftmaxCrossEntropy(),
+        optimizer=SGD(model.parameters(), lr=0.0),
+        batch_size=3,
+        validation_data=(X[8:], y[8:]),
+        progress=False,
+    )
     assert history["accuracy"] == [expected_train]
     assert history["val_accuracy"] == [expected_val]
 
@@ -889,19 +1151,35 @@ def test_evaluate_without_a_loss_scores_per_pixel_labels_with_cross_entropy(rng)
     assert set(model.evaluate(X, targets)) == {"loss"}
 
 
-@pytest.mark.parametrize(("y", "validation_y", "match"), [
-    (lambda y: y[:, None], None, r"fit: labels y have shape \(8, 1, 8, 8\).*use y\[:, 0\]"),
-    (lambda y: y[:, :, :7], None, (r"fit: labels y have shape \(8, 8, 7\) but the model's output has shape "
-                                   r"\(8, 4, 8, 8\)")),
-    (lambda y: y[:, 0, 0], None, r"fit: the model's output has shape \(N, 4, 8, 8\).*Flatten\(\).*\(N, 8, 8\)"),
-    (lambda y: y, lambda y: y + 4, r"fit \(validation_data\): label \d+ is out of range for K=4"),
-], ids=["channel-axis-of-1", "wrong-width", "one-per-sample", "validation-out-of-range"])
+@pytest.mark.parametrize(
+    ("y", "validation_y", "match"),
+    [
+        (lambda y: y[:, None], None, r"fit: labels y have shape \(8, 1, 8, 8\).*use y\[:, 0\]"),
+        (
+            lambda y: y[:, :, :7],
+            None,
+            (
+                r"fit: labels y have shape \(8, 8, 7\) but the model's output has shape "
+                r"\(8, 4, 8, 8\)"
+            ),
+        ),
+        (lambda y: y[:, 0, 0], None, r"fit: the model's output has shape \(N, 4, 8, 8\).*Flatten\(\).*\(N, 8, 8\)"),
+        (lambda y: y, lambda y: y + 4, r"fit \(validation_data\): label \d+ is out of range for K=4"),
+    ],
+    ids=["channel-axis-of-1", "wrong-width", "one-per-sample", "validation-out-of-range"],
+)
 def test_per_pixel_labels_that_cannot_fit_are_refused_before_epoch_1(rng, y, validation_y, match):
     X, labels = pixel_problem(n=8)
     spy = Batches()
     model = Sequential(spy, Conv2DVolume(3, 4, 3, padding="same", rng=rng))
     validation = None if validation_y is None else (X[:4], validation_y(labels[:4]))
     with pytest.raises(ValueError, match=match):
-        model.fit(X, y(labels), loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.1),
-                  validation_data=validation, progress=False)
+        model.fit(
+            X,
+            y(labels),
+            loss=SoftmaxCrossEntropy(),
+            optimizer=SGD(model.parameters(), lr=0.1),
+            validation_data=validation,
+            progress=False,
+        )
     assert spy.count == 0

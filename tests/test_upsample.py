@@ -57,8 +57,10 @@ def naive_upsample_backward(x_shape, dout, scale, mode):
     return dx
 
 
-OPS = {"nearest": (ops.upsample_nearest_forward, ops.upsample_nearest_backward),
-       "bilinear": (ops.upsample_linear_forward, ops.upsample_linear_backward)}
+OPS = {
+    "nearest": (ops.upsample_nearest_forward, ops.upsample_nearest_backward),
+    "bilinear": (ops.upsample_linear_forward, ops.upsample_linear_backward),
+}
 MODES = list(OPS)
 
 # id, x shape, scale per axis
@@ -146,8 +148,9 @@ def test_layer_matches_the_naive_loops(rng, shape, scale, mode):
     assert out.shape == layer.output_shape(shape) == (shape[0], shape[1], shape[2] * scale[0], shape[3] * scale[1])
     np.testing.assert_allclose(out, naive_upsample(x, scale, mode), rtol=1e-12, atol=1e-12)
     dout = rng.standard_normal(out.shape)
-    np.testing.assert_allclose(layer.backward(dout), naive_upsample_backward(shape, dout, scale, mode),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        layer.backward(dout), naive_upsample_backward(shape, dout, scale, mode), rtol=1e-12, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -189,25 +192,33 @@ def test_the_dtype_is_kept(rng, mode, dtype):
     assert out.dtype == dtype and layer.backward(np.ones(out.shape)).dtype == dtype
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"scale_factor": 0}, ValueError, "Upsample2D: scale_factor must be >= 1, got 0"),
-    ({"scale_factor": 1.5}, TypeError, r"scale_factor must be an int, got 1.5.*whole factors, e.g. scale_factor=2"),
-    ({"scale_factor": 2.0}, TypeError, "whole factors"),
-    ({"scale_factor": (2, 2, 2)}, ValueError, r"scale_factor must be an int or an \(h, w\) pair"),
-    ({"scale_factor": 2, "mode": "bicubic"}, ValueError, "mode must be 'nearest' or 'bilinear', got 'bicubic'"),
-    ({"scale_factor": 2, "mode": ["nearest"]}, ValueError, "mode must be 'nearest' or 'bilinear'"),
-], ids=["zero", "fraction", "float", "triple", "bicubic", "list"])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"scale_factor": 0}, ValueError, "Upsample2D: scale_factor must be >= 1, got 0"),
+        ({"scale_factor": 1.5}, TypeError, r"scale_factor must be an int, got 1.5.*whole factors, e.g. scale_factor=2"),
+        ({"scale_factor": 2.0}, TypeError, "whole factors"),
+        ({"scale_factor": (2, 2, 2)}, ValueError, r"scale_factor must be an int or an \(h, w\) pair"),
+        ({"scale_factor": 2, "mode": "bicubic"}, ValueError, "mode must be 'nearest' or 'bilinear', got 'bicubic'"),
+        ({"scale_factor": 2, "mode": ["nearest"]}, ValueError, "mode must be 'nearest' or 'bilinear'"),
+    ],
+    ids=["zero", "fraction", "float", "triple", "bicubic", "list"],
+)
 def test_bad_constructor_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         Upsample2D(**kwargs)
 
 
-@pytest.mark.parametrize("x, error, match", [
-    (np.zeros((3, 4, 4)), ValueError, r"Upsample2D got input of shape \(3, 4, 4\) \(3-D\).*x\[None\]"),
-    (np.zeros((1, 1, 2, 2, 2)), ValueError, r"expected 4-D \(N, C, H, W\)"),
-    (np.zeros((0, 3, 4, 4)), ValueError, "empty batch"),
-    (np.full((1, 1, 2, 2), "a"), TypeError, "numeric"),
-], ids=["3d", "5d", "empty", "strings"])
+@pytest.mark.parametrize(
+    "x, error, match",
+    [
+        (np.zeros((3, 4, 4)), ValueError, r"Upsample2D got input of shape \(3, 4, 4\) \(3-D\).*x\[None\]"),
+        (np.zeros((1, 1, 2, 2, 2)), ValueError, r"expected 4-D \(N, C, H, W\)"),
+        (np.zeros((0, 3, 4, 4)), ValueError, "empty batch"),
+        (np.full((1, 1, 2, 2), "a"), TypeError, "numeric"),
+    ],
+    ids=["3d", "5d", "empty", "strings"],
+)
 def test_bad_input(x, error, match):
     with pytest.raises(error, match=match):
         Upsample2D(2)(x)

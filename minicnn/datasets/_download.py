@@ -87,10 +87,14 @@ def download(bases: Sequence[str], name: str, md5: str, folder: Path, owner: str
             wrong = True
     tried = "; ".join(failures)
     if wrong:
-        raise ValueError(f"{owner}: no intact copy of {name} could be downloaded: {tried}. Nothing was written to "
-                         f"{folder}; try again later, or fetch the file by hand and check its MD5 ({md5})")
-    raise ConnectionError(f"{owner}: could not download {name}: {tried}. Nothing was written. Check the network "
-                          f"connection, or download the file by hand into {folder}")
+        raise ValueError(
+            f"{owner}: no intact copy of {name} could be downloaded: {tried}. Nothing was written to "
+            f"{folder}; try again later, or fetch the file by hand and check its MD5 ({md5})"
+        )
+    raise ConnectionError(
+        f"{owner}: could not download {name}: {tried}. Nothing was written. Check the network "
+        f"connection, or download the file by hand into {folder}"
+    )
 
 
 def _fetch(url: str, target: Path, md5: str, owner: str) -> None:
@@ -107,8 +111,16 @@ def _fetch(url: str, target: Path, md5: str, owner: str) -> None:
         def write(f) -> None:
             digest, received = hashlib.md5(usedforsecurity=False), 0
             # disable=None: the bar is drawn only on a terminal, so a log file gets no bar updates
-            with tqdm(total=total, desc=target.name, unit="B", unit_scale=True, unit_divisor=1024,
-                      file=sys.stderr, disable=None, leave=True) as bar:
+            with tqdm(
+                total=total,
+                desc=target.name,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                file=sys.stderr,
+                disable=None,
+                leave=True,
+            ) as bar:
                 while True:
                     try:
                         chunk = response.read(_CHUNK)

@@ -21,8 +21,10 @@ def data_folder(root, default_name: str, owner: str) -> Path:
     if root is None:
         return _user_cache_dir() / default_name
     if not isinstance(root, (str, os.PathLike)):
-        raise TypeError(f"{owner}: root must be a folder (str or path-like) or None for the default "
-                        f"{_user_cache_dir() / default_name}, got {root!r} ({type(root).__name__})")
+        raise TypeError(
+            f"{owner}: root must be a folder (str or path-like) or None for the default "
+            f"{_user_cache_dir() / default_name}, got {root!r} ({type(root).__name__})"
+        )
     return Path(root).expanduser()
 
 
@@ -39,8 +41,10 @@ def check_download(download, mirror, owner: str) -> tuple[bool, str | None]:
     download = check_bool(download, owner, "download")
     if mirror is not None:
         if not isinstance(mirror, str) or "://" not in mirror:
-            raise ValueError(f"{owner}: mirror must be None (the official addresses) or a base URL such as "
-                             f"'https://example.org/data/', got {mirror!r}")
+            raise ValueError(
+                f"{owner}: mirror must be None (the official addresses) or a base URL such as "
+                f"'https://example.org/data/', got {mirror!r}"
+            )
         mirror = mirror if mirror.endswith("/") else mirror + "/"
     return download, mirror
 
@@ -56,7 +60,7 @@ def read_into(f, out: np.ndarray) -> int:
     view = memoryview(out).cast("B")
     filled = 0
     while filled < len(view):
-        n = f.readinto(view[filled:filled + _PIECE])
+        n = f.readinto(view[filled : filled + _PIECE])
         if not n:
             break
         filled += n

@@ -32,12 +32,15 @@ def decode(path: Path, size: tuple[int, int] | None, grayscale: bool, pil) -> tu
             if im.mode in SIXTEEN_BIT_MODES:
                 return sixteen_bit(im, size, grayscale, Image), 65535
             if im.mode == "F":
-                raise Unreadable("floating-point pixels have no fixed maximum to scale to [0, 1]; "
-                                 "save it with 8 or 16 bits per channel")
+                raise Unreadable(
+                    "floating-point pixels have no fixed maximum to scale to [0, 1]; "
+                    "save it with 8 or 16 bits per channel"
+                )
             return eight_bit(im, size, grayscale, Image), 255
     except Image.UnidentifiedImageError:
-        raise Unreadable("not an image in any format Pillow reads (empty, cut short, or another kind "
-                         "of file)") from None
+        raise Unreadable(
+            "not an image in any format Pillow reads (empty, cut short, or another kind of file)"
+        ) from None
     except DECODE_ERRORS + (Image.DecompressionBombError,) as exc:
         raise Unreadable(f"{type(exc).__name__}: {exc}") from None
 
@@ -62,8 +65,10 @@ def eight_bit(im, size, grayscale: bool, Image) -> np.ndarray:
 def sixteen_bit(im, size, grayscale: bool, Image) -> np.ndarray:
     levels = np.asarray(im)
     if levels.dtype != np.uint16 and levels.size and (levels.min() < 0 or levels.max() > 65535):
-        raise Unreadable("32-bit integer pixels beyond 0..65535 have no fixed maximum to scale to [0, 1]; "
-                         "save it with 8 or 16 bits per channel")
+        raise Unreadable(
+            "32-bit integer pixels beyond 0..65535 have no fixed maximum to scale to [0, 1]; "
+            "save it with 8 or 16 bits per channel"
+        )
     levels = levels.astype(np.uint16)
     key = im.info.get("transparency")
     if isinstance(key, int):  # a tRNS gray key: those pixels are transparent, so white

@@ -60,8 +60,7 @@ def _read_cache(path: Path, *, seed: int, n: int, image_size: int = 32) -> tuple
     expected = {"version": VERSION, "seed": seed, "n": n, "image_size": image_size}
     if meta != expected:
         raise _BadCache(f"made with {meta}, expected {expected}")
-    if (q.dtype != np.uint8 or q.shape != (n, 3, image_size, image_size)
-            or y.dtype != np.int64 or y.shape != (n,)):
+    if q.dtype != np.uint8 or q.shape != (n, 3, image_size, image_size) or y.dtype != np.int64 or y.shape != (n,):
         raise _BadCache(f"arrays of {q.dtype} {q.shape} and {y.dtype} {y.shape} do not match the metadata")
     if _checksum(q, y) != stored:
         raise _BadCache("checksum mismatch")
@@ -77,10 +76,18 @@ def _write_cache(path: Path, X: np.ndarray, y: np.ndarray, *, seed: int) -> None
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     q = _quantise(X)
-    write_npz_atomically(path, {
-        "images": q, "labels": y, "sha256": np.array(_checksum(q, y)), "version": np.int64(VERSION),
-        "seed": np.int64(seed), "n": np.int64(len(y)), "image_size": np.int64(X.shape[-1]),
-    })
+    write_npz_atomically(
+        path,
+        {
+            "images": q,
+            "labels": y,
+            "sha256": np.array(_checksum(q, y)),
+            "version": np.int64(VERSION),
+            "seed": np.int64(seed),
+            "n": np.int64(len(y)),
+            "image_size": np.int64(X.shape[-1]),
+        },
+    )
 
 
 def load_shapes(split: str, *, data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -135,8 +142,7 @@ def load_shapes(split: str, *, data_dir: str | os.PathLike | None = None) -> tup
             try:
                 return _read_cache(path, seed=seed, n=n)
             except _BadCache as exc:
-                warnings.warn(f"load_shapes: ignoring the cache {path}: {exc}; regenerating it",
-                              stacklevel=2)
+                warnings.warn(f"load_shapes: ignoring the cache {path}: {exc}; regenerating it", stacklevel=2)
 
     X, y = make_shapes(n, seed=seed)
     errors = []
@@ -147,6 +153,9 @@ def load_shapes(split: str, *, data_dir: str | os.PathLike | None = None) -> tup
         except OSError as exc:
             errors.append(f"{d}: {exc}")
     else:
-        warnings.warn(f"load_shapes: could not cache the {split!r} split ({'; '.join(errors)}); "
-                      "it will be generated again next time", stacklevel=2)
+        warnings.warn(
+            f"load_shapes: could not cache the {split!r} split ({'; '.join(errors)}); "
+            "it will be generated again next time",
+            stacklevel=2,
+        )
     return X, y

@@ -34,8 +34,18 @@ from ._download import download as fetch
 from ._download import md5_of
 from ._files import SPLITS, check_choice, check_download, data_folder, read_into
 
-CIFAR10_CLASSES: tuple[str, ...] = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                                    "ship", "truck")
+CIFAR10_CLASSES: tuple[str, ...] = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 """CIFAR-10's class names, as ``batches.meta.txt`` lists them (label ``k`` is ``CIFAR10_CLASSES[k]``)."""
 
 MIRRORS: tuple[str, ...] = ("https://www.cs.toronto.edu/~kriz/",)
@@ -48,8 +58,9 @@ RECORD = 1 + 3 * 32 * 32  # one label byte, then 3,072 pixel bytes
 _OFFICIAL_RECORDS = 10_000  # per file
 
 
-def load_cifar10(root: str | os.PathLike | None = None, split: str = "train", download: bool = False, *,
-                 mirror: str | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def load_cifar10(
+    root: str | os.PathLike | None = None, split: str = "train", download: bool = False, *, mirror: str | None = None
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Read a split of CIFAR-10 from the official binary files.
 
     Parameters
@@ -123,10 +134,10 @@ def load_cifar10(root: str | os.PathLike | None = None, split: str = "train", do
     start = 0
     for path, count in zip(paths, counts):
         with open(path, "rb") as f:
-            got = read_into(f, records[start:start + count])
+            got = read_into(f, records[start : start + count])
         if got < count * RECORD:  # it shrank since its size was read
             raise ValueError(f"{owner}: {path} ended after {got:,} bytes while it was read; get it again")
-        _check_labels(records[start:start + count, 0], path, owner)
+        _check_labels(records[start : start + count, 0], path, owner)
         start += count
     X = records[:, 1:].reshape(-1, 3, 32, 32)  # a view: splitting the pixel bytes of each record
     return X, records[:, 0].astype(np.int64), _class_names(folder / META, owner)
@@ -137,9 +148,11 @@ def _record_count(path: Path, owner: str) -> int:
     if size == 0 or size % RECORD:
         with open(path, "rb") as f:
             first = f.read(1)
-        raise ValueError(f"{owner}: {path} is {size:,} bytes, not a whole number of {RECORD:,}-byte records "
-                         f"(1 label byte + 3,072 pixel bytes): it is truncated or not a CIFAR-10 binary batch "
-                         f"(official batches are {_OFFICIAL_RECORDS * RECORD:,} bytes){_pickle_hint(first)}")
+        raise ValueError(
+            f"{owner}: {path} is {size:,} bytes, not a whole number of {RECORD:,}-byte records "
+            f"(1 label byte + 3,072 pixel bytes): it is truncated or not a CIFAR-10 binary batch "
+            f"(official batches are {_OFFICIAL_RECORDS * RECORD:,} bytes){_pickle_hint(first)}"
+        )
     return size // RECORD
 
 
@@ -154,42 +167,64 @@ def _check_same_counts(paths: list[Path], counts: list[int], folder: Path, owner
     """Every batch holds as many records as the first training batch: a file cut short at a
     record boundary is found too."""
     reference = folder / FILES["train"][0]
-    expected = counts[0] if paths[0] == reference else (
-        _record_count(reference, owner) if reference.is_file() else counts[0])
+    expected = (
+        counts[0] if paths[0] == reference else (_record_count(reference, owner) if reference.is_file() else counts[0])
+    )
     for path, count in zip(paths, counts):
         if count != expected:
-            raise ValueError(f"{owner}: {path} holds {count:,} records where {reference.name} holds {expected:,}: "
-                             f"it is truncated or from another dataset (official batches hold "
-                             f"{_OFFICIAL_RECORDS:,} each); get it again")
+            raise ValueError(
+                f"{owner}: {path} holds {count:,} records where {reference.name} holds {expected:,}: "
+                f"it is truncated or from another dataset (official batches hold "
+                f"{_OFFICIAL_RECORDS:,} each); get it again"
+            )
 
 
 def _check_labels(labels: np.ndarray, path: Path, owner: str) -> None:
     bad = np.flatnonzero(labels >= len(CIFAR10_CLASSES))
     if len(bad):
-        raise ValueError(f"{owner}: {path} holds {len(bad):,} labels outside 0..9 (label {labels[bad[0]]} in record "
-                         f"{bad[0]}); it is not a CIFAR-10 binary batch (CIFAR-100's has two label bytes)"
-                         + _pickle_hint(bytes(labels[:1])))
+        raise ValueError(
+            f"{owner}: {path} holds {len(bad):,} labels outside 0..9 (label {labels[bad[0]]} in record "
+            f"{bad[0]}); it is not a CIFAR-10 binary batch (CIFAR-100's has two label bytes)"
+            + _pickle_hint(bytes(labels[:1]))
+        )
 
 
 def _class_names(path: Path, owner: str) -> tuple[str, ...]:
     if not path.is_file():
         return CIFAR10_CLASSES
-    names = tuple(line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
-                  if line.strip())
+    names = tuple(
+        line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()
+    )
     if len(names) != len(CIFAR10_CLASSES):
-        raise ValueError(f"{owner}: {path} lists {len(names)} class names, expected {len(CIFAR10_CLASSES)} (one per "
-                         f"line: {', '.join(CIFAR10_CLASSES[:3])}, ...); it is not CIFAR-10's")
+        raise ValueError(
+            f"{owner}: {path} lists {len(names)} class names, expected {len(CIFAR10_CLASSES)} (one per "
+            f"line: {', '.join(CIFAR10_CLASSES[:3])}, ...); it is not CIFAR-10's"
+        )
     return names
 
 
 def _missing_message(root: Path, folder: Path, missing: list[Path], owner: str) -> str:
     names = ", ".join(p.name for p in missing)
-    pickled = next((p for p in (root / "cifar-10-batches-py", folder.parent / "cifar-10-batches-py",
-                                root / "data_batch_1") if p.exists()), None)
-    hint = (f" {pickled} is the pickled Python version, which is never read (unpickling can run code): "
-            f"get the binary version, {ARCHIVE}.") if pickled else ""
-    return (f"{owner}: CIFAR-10 binary file{'s' if len(missing) > 1 else ''} {names} not in {folder}.{hint} Pass "
-            f"download=True to fetch {ARCHIVE} from {MIRRORS[0]}, or root= the folder where it was unpacked")
+    pickled = next(
+        (
+            p
+            for p in (root / "cifar-10-batches-py", folder.parent / "cifar-10-batches-py", root / "data_batch_1")
+            if p.exists()
+        ),
+        None,
+    )
+    hint = (
+        (
+            f" {pickled} is the pickled Python version, which is never read (unpickling can run code): "
+            f"get the binary version, {ARCHIVE}."
+        )
+        if pickled
+        else ""
+    )
+    return (
+        f"{owner}: CIFAR-10 binary file{'s' if len(missing) > 1 else ''} {names} not in {folder}.{hint} Pass "
+        f"download=True to fetch {ARCHIVE} from {MIRRORS[0]}, or root= the folder where it was unpacked"
+    )
 
 
 def _download_and_unpack(root: Path, folder: Path, mirror: str | None, owner: str) -> None:
@@ -201,16 +236,19 @@ def _download_and_unpack(root: Path, folder: Path, mirror: str | None, owner: st
     else:
         found = md5_of(archive)
         if found != ARCHIVE_MD5:
-            raise ValueError(f"{owner}: {archive} is not the official archive: its MD5 is {found}, the published one "
-                             f"is {ARCHIVE_MD5}. It was left as it is; move it away to download the official one")
+            raise ValueError(
+                f"{owner}: {archive} is not the official archive: its MD5 is {found}, the published one "
+                f"is {ARCHIVE_MD5}. It was left as it is; move it away to download the official one"
+            )
     folder.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(archive, "r:gz") as tar:
             for name in (*FILES["train"], *FILES["test"], META):
                 _unpack(tar, name, folder / name, archive, owner)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:  # writing errors pass as they are
-        raise ValueError(f"{owner}: could not unpack {archive} ({type(exc).__name__}: {exc}); delete it and "
-                         "download it again") from None
+        raise ValueError(
+            f"{owner}: could not unpack {archive} ({type(exc).__name__}: {exc}); delete it and download it again"
+        ) from None
     if fetched:
         archive.unlink()  # ours, and unpacked: 162 MB less in the cache
 
@@ -231,5 +269,6 @@ def _unpack(tar: tarfile.TarFile, name: str, target: Path, archive: Path, owner:
     if source is None:
         raise ValueError(f"{owner}: {FOLDER}/{name} in {archive} is not a regular file; it is not the official archive")
     with source:
-        write_atomically(target, lambda f: shutil.copyfileobj(source, f, 1 << 20), verb=owner,
-                         example_suffix=target.suffix)
+        write_atomically(
+            target, lambda f: shutil.copyfileobj(source, f, 1 << 20), verb=owner, example_suffix=target.suffix
+        )

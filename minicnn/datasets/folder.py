@@ -145,9 +145,15 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return _walk(folder, _extensions(_import_pillow(owner)[0]))[0]
 
 
-def load_image_folder(root: str | os.PathLike, *, image_size: int | tuple[int, int] | None = None,
-                      grayscale: bool = False, shuffle: bool = True, seed: int | None = 0,
-                      on_error: str = "raise") -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def load_image_folder(
+    root: str | os.PathLike,
+    *,
+    image_size: int | tuple[int, int] | None = None,
+    grayscale: bool = False,
+    shuffle: bool = True,
+    seed: int | None = 0,
+    on_error: str = "raise",
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Load ``root/<class>/<image>`` files as a labelled, shuffled batch.
 
     Every non-hidden subfolder of ``root`` is a class, named after the folder; its images are
@@ -220,13 +226,14 @@ def load_image_folder(root: str | os.PathLike, *, image_size: int | tuple[int, i
     pil = _import_pillow(owner)
     extensions = _extensions(pil[0])
 
-    class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")),
-                        key=lambda d: d.name)
+    class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
     if not class_dirs:
         loose = len(_walk(root, extensions)[0])
         hint = f" (it holds {loose} image file{'s' * (loose != 1)} directly)" if loose else ""
-        raise ValueError(f"{owner}: no class folders in {root}{hint}; expected root/<class>/<image>: "
-                         "put each class's images in a subfolder named after the class")
+        raise ValueError(
+            f"{owner}: no class folders in {root}{hint}; expected root/<class>/<image>: "
+            "put each class's images in a subfolder named after the class"
+        )
     files: list[Path] = []
     counts = []
     empty = []
@@ -237,28 +244,42 @@ def load_image_folder(root: str | os.PathLike, *, image_size: int | tuple[int, i
         files += found
         counts.append(len(found))
     if empty:
-        raise ValueError(_listing(f"{owner}: class folders without images ({len(empty)} of {len(class_dirs)})",
-                                  empty, "add images to each (list_images(folder) shows which files count) "
-                                  "or remove the folder"))
+        raise ValueError(
+            _listing(
+                f"{owner}: class folders without images ({len(empty)} of {len(class_dirs)})",
+                empty,
+                "add images to each (list_images(folder) shows which files count) or remove the folder",
+            )
+        )
     y = np.repeat(np.arange(len(class_dirs), dtype=np.int64), counts)
     order = np.random.default_rng(seed).permutation(len(files)) if shuffle else np.arange(len(files))
     fix = 'fix or delete them, or pass on_error="skip" to leave them out'
-    X, read = _read_all([files[i] for i in order], size, grayscale, owner, pil,
-                        rank=order, skip=on_error == "skip", fix=fix)
+    X, read = _read_all(
+        [files[i] for i in order], size, grayscale, owner, pil, rank=order, skip=on_error == "skip", fix=fix
+    )
     y = y[order][read]
     if on_error == "skip":
         left = np.bincount(y, minlength=len(class_dirs))
-        emptied = [f"{d}: none of its {_count(counts[k], 'image file')} can be read"
-                   for k, d in enumerate(class_dirs) if left[k] == 0]
+        emptied = [
+            f"{d}: none of its {_count(counts[k], 'image file')} can be read"
+            for k, d in enumerate(class_dirs)
+            if left[k] == 0
+        ]
         if emptied:
-            raise ValueError(_listing(f"{owner}: class folders left without images after skipping the files "
-                                      f"that cannot be read ({len(emptied)} of {len(class_dirs)})", emptied,
-                                      "fix or replace their images, or remove the folder"))
+            raise ValueError(
+                _listing(
+                    f"{owner}: class folders left without images after skipping the files "
+                    f"that cannot be read ({len(emptied)} of {len(class_dirs)})",
+                    emptied,
+                    "fix or replace their images, or remove the folder",
+                )
+            )
     return X, y, tuple(d.name for d in class_dirs)
 
 
-def load_images(paths: Iterable[str | os.PathLike], *, image_size: int | tuple[int, int] | None = None,
-                grayscale: bool = False) -> np.ndarray:
+def load_images(
+    paths: Iterable[str | os.PathLike], *, image_size: int | tuple[int, int] | None = None, grayscale: bool = False
+) -> np.ndarray:
     """Read image files into one float32 batch, exactly as :func:`load_image_folder` reads them.
 
     For images to classify: give the ``image_size`` and ``grayscale`` the model was trained
@@ -298,8 +319,9 @@ def load_images(paths: Iterable[str | os.PathLike], *, image_size: int | tuple[i
     """
     owner = "load_images"
     if isinstance(paths, (str, os.PathLike)):
-        raise TypeError(f"load_images: paths must be a list of files, got a single path {paths!r}; "
-                        "use load_images([path])")
+        raise TypeError(
+            f"load_images: paths must be a list of files, got a single path {paths!r}; use load_images([path])"
+        )
     paths = [_check_path(p, owner, "paths") for p in paths]
     size = _check_size(image_size, owner)
     _check_bool(grayscale, owner, "grayscale")
@@ -307,19 +329,33 @@ def load_images(paths: Iterable[str | os.PathLike], *, image_size: int | tuple[i
         raise ValueError("load_images: paths is empty; expected at least one image file")
     missing = [f"{p}: {_nearest(p)}" for p in paths if not p.exists()]
     if missing:
-        raise FileNotFoundError(_listing(f"{owner}: image files not found ({len(missing)} of {len(paths)})",
-                                         missing, "check the paths"))
+        raise FileNotFoundError(
+            _listing(f"{owner}: image files not found ({len(missing)} of {len(paths)})", missing, "check the paths")
+        )
     folders = [f"{p}" for p in paths if p.is_dir()]
     if folders:
-        raise IsADirectoryError(_listing(f"{owner}: folders where image files were expected ({len(folders)} "
-                                         f"of {len(paths)})", folders,
-                                         "pass the images in them instead: load_images(list_images(folder))"))
-    X, _ = _read_all(paths, size, grayscale, owner, _import_pillow(owner), rank=np.arange(len(paths)),
-                     skip=False, fix="fix or delete them, or leave them out of paths")
+        raise IsADirectoryError(
+            _listing(
+                f"{owner}: folders where image files were expected ({len(folders)} of {len(paths)})",
+                folders,
+                "pass the images in them instead: load_images(list_images(folder))",
+            )
+        )
+    X, _ = _read_all(
+        paths,
+        size,
+        grayscale,
+        owner,
+        _import_pillow(owner),
+        rank=np.arange(len(paths)),
+        skip=False,
+        fix="fix or delete them, or leave them out of paths",
+    )
     return X
 
 
 # -- checks -------------------------------------------------------------------------------------
+
 
 def _check_path(value, owner: str, arg: str) -> Path:
     if not isinstance(value, (str, os.PathLike)):
@@ -374,12 +410,15 @@ def _import_pillow(owner: str):
     try:
         from PIL import Image, ImageOps
     except ImportError:
-        raise ImportError(f'{owner} needs Pillow, which reads the images, and it is not installed: '
-                          'pip install -e ".[images]" (or pip install Pillow)') from None
+        raise ImportError(
+            f"{owner} needs Pillow, which reads the images, and it is not installed: "
+            'pip install -e ".[images]" (or pip install Pillow)'
+        ) from None
     return Image, ImageOps
 
 
 # -- finding files and reporting ----------------------------------------------------------------
+
 
 def _walk(folder: Path, extensions: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
     """(image files, other files) below ``folder``, hidden names skipped, each sorted by parts."""
@@ -416,8 +455,18 @@ def _listing(headline: str, items: list[str], fix: str) -> str:
 
 # -- decoding -----------------------------------------------------------------------------------
 
-def _read_all(paths: list[Path], size: tuple[int, int] | None, grayscale: bool, owner: str, pil, *,
-              rank: np.ndarray, skip: bool, fix: str) -> tuple[np.ndarray, np.ndarray]:
+
+def _read_all(
+    paths: list[Path],
+    size: tuple[int, int] | None,
+    grayscale: bool,
+    owner: str,
+    pil,
+    *,
+    rank: np.ndarray,
+    skip: bool,
+    fix: str,
+) -> tuple[np.ndarray, np.ndarray]:
     """Decode every file into one (M, C, H, W) float32 batch in [0, 1].
 
     Every file is tried before anything is reported, so one error names them all. Returns the
@@ -445,21 +494,30 @@ def _read_all(paths: list[Path], size: tuple[int, int] | None, grayscale: bool, 
     read = shapes[:, 0] > 0
     problems = []
     if failed and not skip:
-        problems.append(_listing(f"image files that cannot be read ({len(failed)} of {n})",
-                                 [line for _, line in sorted(failed)], fix))
+        problems.append(
+            _listing(
+                f"image files that cannot be read ({len(failed)} of {n})", [line for _, line in sorted(failed)], fix
+            )
+        )
     if X is not None and kept < read.sum():
         problems.append(_size_mismatch(paths, shapes, rank, read))
     if failed and skip:
         lines = [line for _, line in sorted(failed)]
         more = f"; and {len(lines) - _NAMES_IN_WARNING} more" if len(lines) > _NAMES_IN_WARNING else ""
-        warnings.warn(f"{owner}: skipped {len(failed)} of {n} image files, which cannot be read: "
-                      + "; ".join(lines[:_NAMES_IN_WARNING]) + more
-                      + '. on_error="raise" lists them all', UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{owner}: skipped {len(failed)} of {n} image files, which cannot be read: "
+            + "; ".join(lines[:_NAMES_IN_WARNING])
+            + more
+            + '. on_error="raise" lists them all',
+            UserWarning,
+            stacklevel=3,
+        )
     if problems:
         raise ValueError(f"{owner}: " + "\n".join(problems))
     if X is None:
-        raise ValueError(f"{owner}: no image could be read, of the {n} tried (see the warning for why); "
-                         "fix or replace them")
+        raise ValueError(
+            f"{owner}: no image could be read, of the {n} tried (see the warning for why); fix or replace them"
+        )
     if kept < n:  # the rows past ``kept`` were kept for skipped files; a slice, not a copy
         X = X[:kept]
     # The one place where levels become [0, 1]: each image divided by its own depth's maximum.
@@ -474,5 +532,7 @@ def _size_mismatch(paths: list[Path], shapes: np.ndarray, rank: np.ndarray, read
     odd = [i for i in by_rank if tuple(shapes[i]) != tuple(shapes[first])]
     (h0, w0), (h, w) = shapes[first], shapes[odd[0]]
     others = f" ({len(odd)} of {len(by_rank)} are not {h0}x{w0})" if len(odd) > 1 else ""
-    return (f"images differ in size: {paths[first]} is {h0}x{w0} (HxW) but {paths[odd[0]]} is {h}x{w}{others}; "
-            "pass image_size=(H, W) to resize every image to one size")
+    return (
+        f"images differ in size: {paths[first]} is {h0}x{w0} (HxW) but {paths[odd[0]]} is {h}x{w}{others}; "
+        "pass image_size=(H, W) to resize every image to one size"
+    )

@@ -36,49 +36,79 @@ IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
 DIGIT_CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
 """MNIST's class names: label ``k`` is the digit ``k``."""
 
-FASHION_CLASSES: tuple[str, ...] = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                                    "Sneaker", "Bag", "Ankle boot")
+FASHION_CLASSES: tuple[str, ...] = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 """Fashion-MNIST's class names, as its authors list them (label ``k`` is ``FASHION_CLASSES[k]``)."""
 
 
 class _Kind(NamedTuple):
-    title: str                  # for the messages
-    folder: str                 # the default root's name, under the user's cache folder
-    mirrors: tuple[str, ...]    # official addresses, tried in order
-    md5: dict[str, str]         # published MD5 of each .gz file
+    title: str  # for the messages
+    folder: str  # the default root's name, under the user's cache folder
+    mirrors: tuple[str, ...]  # official addresses, tried in order
+    md5: dict[str, str]  # published MD5 of each .gz file
     classes: tuple[str, ...]
 
 
 # The addresses and checksums torchvision uses. yann.lecun.com, MNIST's first home, often refuses
 # downloads now, so the copy on the PyTorch project's S3 bucket comes first.
 KINDS: dict[str, _Kind] = {
-    "digits": _Kind("MNIST", "mnist", (
-        "https://ossci-datasets.s3.amazonaws.com/mnist/",
-        "http://yann.lecun.com/exdb/mnist/",
-    ), {
-        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
-    }, DIGIT_CLASSES),
-    "fashion": _Kind("Fashion-MNIST", "fashion-mnist", (
-        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
-    ), {
-        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
-    }, FASHION_CLASSES),
+    "digits": _Kind(
+        "MNIST",
+        "mnist",
+        (
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "http://yann.lecun.com/exdb/mnist/",
+        ),
+        {
+            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+            "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+        DIGIT_CLASSES,
+    ),
+    "fashion": _Kind(
+        "Fashion-MNIST",
+        "fashion-mnist",
+        (
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+        ),
+        {
+            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+        FASHION_CLASSES,
+    ),
 }
 
 # split -> (images file, labels file), without the .gz
-FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-         "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 
 
-def load_mnist(root: str | os.PathLike | None = None, split: str = "train", kind: str = "digits",
-               download: bool = False, *, mirror: str | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def load_mnist(
+    root: str | os.PathLike | None = None,
+    split: str = "train",
+    kind: str = "digits",
+    download: bool = False,
+    *,
+    mirror: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Read a split of MNIST (``kind="digits"``) or Fashion-MNIST (``kind="fashion"``) from the
     official IDX files.
 
@@ -145,8 +175,10 @@ def load_mnist(root: str | os.PathLike | None = None, split: str = "train", kind
     images = read_idx(paths[0], IMAGES_MAGIC, owner)
     labels = read_idx(paths[1], LABELS_MAGIC, owner)
     if len(images) != len(labels):
-        raise ValueError(f"{owner}: {paths[0]} holds {len(images):,} images but {paths[1]} holds {len(labels):,} "
-                         "labels; the two files are of different splits or datasets: get both again")
+        raise ValueError(
+            f"{owner}: {paths[0]} holds {len(images):,} images but {paths[1]} holds {len(labels):,} "
+            "labels; the two files are of different splits or datasets: get both again"
+        )
     _check_labels(labels, len(kind.classes), paths[1], owner)
     return images[:, None], labels.astype(np.int64), kind.classes
 
@@ -160,18 +192,22 @@ def _find(folder: Path, name: str, kind: _Kind, download: bool, mirror: str | No
                 _check_official(path, kind, owner)
             return path
     if not download:
-        raise FileNotFoundError(f"{owner}: {kind.title} file {packed} (or {name}, unpacked) is not in {folder}; "
-                                f"pass download=True to fetch it from {kind.mirrors[0]}, or root= the folder "
-                                "that holds the official files")
+        raise FileNotFoundError(
+            f"{owner}: {kind.title} file {packed} (or {name}, unpacked) is not in {folder}; "
+            f"pass download=True to fetch it from {kind.mirrors[0]}, or root= the folder "
+            "that holds the official files"
+        )
     return fetch((mirror,) if mirror else kind.mirrors, packed, kind.md5[packed], folder, owner)
 
 
 def _check_official(path: Path, kind: _Kind, owner: str) -> None:
     found, published = md5_of(path), kind.md5[path.name]
     if found != published:
-        raise ValueError(f"{owner}: {path} is not the official {kind.title} file: its MD5 is {found}, the published "
-                         f"one is {published}. It was left as it is; move it away to download the official file, "
-                         "or load it with download=False")
+        raise ValueError(
+            f"{owner}: {path} is not the official {kind.title} file: its MD5 is {found}, the published "
+            f"one is {published}. It was left as it is; move it away to download the official file, "
+            "or load it with download=False"
+        )
 
 
 def read_idx(path: Path, magic: int, owner: str = "read_idx") -> np.ndarray:
@@ -198,7 +234,7 @@ def read_idx(path: Path, magic: int, owner: str = "read_idx") -> np.ndarray:
         for its header) or its compression is damaged.
     """
     try:
-        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
             header = f.read(4)
             _check_magic(header, magic, path, owner)
             ndim = header[3]
@@ -209,14 +245,21 @@ def read_idx(path: Path, magic: int, owner: str = "read_idx") -> np.ndarray:
             out = np.empty(dims, np.uint8)
             got = read_into(f, out)
             if got < out.nbytes:
-                raise ValueError(f"{owner}: {path} is truncated: its header declares {' x '.join(map(str, dims))} "
-                                 f"= {out.nbytes:,} bytes of values, the file holds {got:,}; get it again")
+                raise ValueError(
+                    f"{owner}: {path} is truncated: its header declares {' x '.join(map(str, dims))} "
+                    f"= {out.nbytes:,} bytes of values, the file holds {got:,}; get it again"
+                )
             if f.read(1):
-                raise ValueError(f"{owner}: {path} holds more bytes than its header declares "
-                                 f"({' x '.join(map(str, dims))}); it is not an official IDX file")
+                raise ValueError(
+                    f"{owner}: {path} holds more bytes than its header declares "
+                    f"({' x '.join(map(str, dims))}); it is not an official IDX file"
+                )
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        hint = ("; it is not gzipped: remove the .gz from its name" if isinstance(exc, gzip.BadGzipFile)
-                else "; delete it and get it again")
+        hint = (
+            "; it is not gzipped: remove the .gz from its name"
+            if isinstance(exc, gzip.BadGzipFile)
+            else "; delete it and get it again"
+        )
         raise ValueError(f"{owner}: {path} is damaged ({type(exc).__name__}: {exc}){hint}") from None
     return out
 
@@ -231,8 +274,10 @@ def _check_magic(header: bytes, magic: int, path: Path, owner: str) -> None:
         raise ValueError(f"{owner}: {path} is truncated ({len(header)} bytes); expected {expected}")
     found = int.from_bytes(header, "big")
     if found in what:
-        raise ValueError(f"{owner}: {path} is an IDX {what[found]} file (magic number 0x{found:08x}), not "
-                         f"{what[magic]}; are the images and labels files swapped or misnamed?")
+        raise ValueError(
+            f"{owner}: {path} is an IDX {what[found]} file (magic number 0x{found:08x}), not "
+            f"{what[magic]}; are the images and labels files swapped or misnamed?"
+        )
     if header[:2] == b"\x1f\x8b":
         raise ValueError(f"{owner}: {path} is gzipped but its name does not end in .gz; add .gz to its name")
     raise ValueError(f"{owner}: {path} is not {expected}: it starts with 0x{found:08x}")
@@ -241,5 +286,7 @@ def _check_magic(header: bytes, magic: int, path: Path, owner: str) -> None:
 def _check_labels(labels: np.ndarray, n_classes: int, path: Path, owner: str) -> None:
     bad = np.flatnonzero(labels >= n_classes)
     if len(bad):
-        raise ValueError(f"{owner}: {path} holds {len(bad):,} labels outside 0..{n_classes - 1} (label "
-                         f"{labels[bad[0]]} at index {bad[0]}); it is not an official labels file")
+        raise ValueError(
+            f"{owner}: {path} holds {len(bad):,} labels outside 0..{n_classes - 1} (label "
+            f"{labels[bad[0]]} at index {bad[0]}); it is not an official labels file"
+        )

@@ -31,14 +31,15 @@ MOTION_CLASSES: tuple[str, ...] = ("left", "right", "up", "down")
 
 # Unit steps (dx, dy) of each class, in pixels; rows grow downwards, so "up" is -y.
 _DIRECTIONS = np.array([(-1, 0), (1, 0), (0, -1), (0, 1)], dtype=np.float32)
-_SPEED = (0.6, 1.4)          # pixels per frame, for 16-pixel frames (scaled with size)
-_RADIUS = (1.6, 3.0)         # disc radius or half the side of the square, for 16-pixel frames
-_BACKGROUND = (0.0, 0.35)    # grey levels of the background ...
-_FOREGROUND = (0.6, 1.0)     # ... and of the shape: always brighter, by at least 0.25
+_SPEED = (0.6, 1.4)  # pixels per frame, for 16-pixel frames (scaled with size)
+_RADIUS = (1.6, 3.0)  # disc radius or half the side of the square, for 16-pixel frames
+_BACKGROUND = (0.0, 0.35)  # grey levels of the background ...
+_FOREGROUND = (0.6, 1.0)  # ... and of the shape: always brighter, by at least 0.25
 
 
-def make_motion(n: int, *, seed: int, frames: int = 8, size: int = 16,
-                noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+def make_motion(
+    n: int, *, seed: int, frames: int = 8, size: int = 16, noise: float = 0.05
+) -> tuple[np.ndarray, np.ndarray]:
     """Generate ``n`` clips of a shape moving left, right, up or down, deterministically from ``seed``.
 
     Classes are balanced (counts differ by at most one) and shuffled; the label of a clip is

@@ -69,13 +69,13 @@ _STEP_LINE = 3.0  # width of a step edge's mask, the strip along its boundary li
 # foreground colour, and the mask's, whose region <= 0 is labelled as the object (d itself, except
 # for a step edge, whose mask is the strip along its boundary).
 
+
 def _col(v: np.ndarray) -> np.ndarray:
     """Per-image parameters (m,) as (m, 1, 1), to broadcast against the pixel grid."""
     return v.astype(np.float32)[:, None, None]
 
 
-def _stroke_or_fill(rng: np.random.Generator, d: np.ndarray,
-                    thickness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _stroke_or_fill(rng: np.random.Generator, d: np.ndarray, thickness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Keep ``d`` (filled) or turn it into a stroke of the boundary, per image at random;
     also which images (m,) were kept filled."""
     filled = rng.random(d.shape[0]) < 0.5
@@ -127,8 +127,9 @@ def _polygon(rng, m, yy, xx, s, sides, inradius, rotation):
     # cos(pi/sides) at its vertices (a full pixel of ramp at a triangle's tip).
     vertex = rotation[:, None] + np.pi / sides + 2 * np.pi * np.arange(sides) / sides
     circumradius = (inradius + thickness / 2 + 0.5) / np.cos(np.pi / sides)
-    cx, cy = _centres(rng, m, circumradius * np.abs(np.cos(vertex)).max(1),
-                      circumradius * np.abs(np.sin(vertex)).max(1), half)
+    cx, cy = _centres(
+        rng, m, circumradius * np.abs(np.cos(vertex)).max(1), circumradius * np.abs(np.sin(vertex)).max(1), half
+    )
     x, y = xx - _col(cx), yy - _col(cy)
     d = None
     for k in range(sides):  # a loop over the polygon's sides; every image at once
@@ -140,13 +141,11 @@ def _polygon(rng, m, yy, xx, s, sides, inradius, rotation):
 
 
 def _square(rng, m, yy, xx, s):
-    return _polygon(rng, m, yy, xx, s, 4, rng.uniform(5, 9.5, m) * s,
-                    rng.uniform(-_SQUARE_TILT, _SQUARE_TILT, m))
+    return _polygon(rng, m, yy, xx, s, 4, rng.uniform(5, 9.5, m) * s, rng.uniform(-_SQUARE_TILT, _SQUARE_TILT, m))
 
 
 def _triangle(rng, m, yy, xx, s):
-    return _polygon(rng, m, yy, xx, s, 3, rng.uniform(3.5, 5, m) * s,
-                    rng.uniform(0, 2 * np.pi, m))
+    return _polygon(rng, m, yy, xx, s, 3, rng.uniform(3.5, 5, m) * s, rng.uniform(0, 2 * np.pi, m))
 
 
 def _circle(rng, m, yy, xx, s):
@@ -175,8 +174,7 @@ def _colour_pairs(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndar
     return fg.astype(np.float32), bg.astype(np.float32)
 
 
-def make_shapes(n: int, *, seed: int, image_size: int = 32,
-                noise: float = 0.06) -> tuple[np.ndarray, np.ndarray]:
+def make_shapes(n: int, *, seed: int, image_size: int = 32, noise: float = 0.06) -> tuple[np.ndarray, np.ndarray]:
     """Generate ``n`` images of edges and shapes, deterministically from ``seed``.
 
     Classes are balanced (counts differ by at most one) and shuffled; the label of an
@@ -220,8 +218,9 @@ def make_shapes(n: int, *, seed: int, image_size: int = 32,
     return X, y
 
 
-def make_shapes_with_masks(n: int, *, seed: int, image_size: int = 32,
-                           noise: float = 0.06) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_shapes_with_masks(
+    n: int, *, seed: int, image_size: int = 32, noise: float = 0.06
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The images and labels of :func:`make_shapes`, and the class of every pixel, for segmentation.
 
     ``X`` and ``y`` are exactly those of ``make_shapes`` with the same arguments, byte for byte

@@ -21,7 +21,8 @@ def check_model(model, owner: str) -> None:
             raise TypeError(
                 f"{owner}: {where} is a {type(layer).__name__} ({layer!r}), which has no equivalent here. "
                 f"Supported layers: {', '.join(cls.__name__ for cls in TABLE)} (exactly these classes: a subclass "
-                "may compute something else). Replace that layer, or export the layers before it, e.g. model[:i]")
+                "may compute something else). Replace that layer, or export the layers before it, e.g. model[:i]"
+            )
 
 
 def import_optional(name: str, install: str):

@@ -119,13 +119,19 @@ def to_onnx(model: Sequential, path: str | os.PathLike, input_shape: tuple[int, 
         g.node("Identity", [result], "output")
         g.nodes[-1].output[0] = "output"
     graph = helper.make_graph(
-        g.nodes, "minicnn",
+        g.nodes,
+        "minicnn",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", *shape])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", *out_shape[1:]])],
         initializer=g.initializers,
     )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
-                              producer_name="minicnn", producer_version=__version__)
+    proto = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        ir_version=IR_VERSION,
+        producer_name="minicnn",
+        producer_version=__version__,
+    )
     onnx.checker.check_model(proto, full_check=True)  # also infers and checks every shape
     data = proto.SerializeToString()
     return write_atomically(path, lambda f: f.write(data), "to_onnx", ".onnx")

@@ -159,8 +159,10 @@ def layer_for(module, at: Place) -> Layer:
             break
     else:
         supported = ", ".join(dict.fromkeys(_torch_name(cls, nn) for e in TABLE.values() for cls in e.torch_types(nn)))
-        raise TypeError(f"from_torch: module {at.path} is {kind.__name__} ({module!r}), which minicnn has no layer "
-                        f"for. Supported: {supported} (exactly these classes)")
+        raise TypeError(
+            f"from_torch: module {at.path} is {kind.__name__} ({module!r}), which minicnn has no layer "
+            f"for. Supported: {supported} (exactly these classes)"
+        )
     if next(layer.named_children(), None) is None:  # a container's layers have taken their own values
         layer.load_state_dict({key: value.detach().cpu().numpy() for key, value in module.state_dict().items()})
     layer.training = module.training  # this layer alone: each child has its own module's mode
@@ -187,8 +189,9 @@ def _torch_dtype(layer: Layer, torch):
 
 def _initializers(g, layer: Layer, path: str, *names: str) -> list[str]:
     """Store the named parameters and buffers of ``layer`` that it has (a bias may be None)."""
-    return [g.weight(_join(path, name), getattr(layer, name).data) for name in names
-            if getattr(layer, name) is not None]
+    return [
+        g.weight(_join(path, name), getattr(layer, name).data) for name in names if getattr(layer, name) is not None
+    ]
 
 
 def _onnx_pads(pads) -> list[int]:
@@ -201,8 +204,10 @@ def _require(m, at: Place, **settings) -> None:
     for name, wanted in settings.items():
         value = getattr(m, name)
         if value != wanted:
-            raise ValueError(f"from_torch: module {at.path} ({m!r}) has {name}={value!r}; minicnn's layer "
-                             f"computes {name}={wanted!r} only: build it with {name}={wanted!r}")
+            raise ValueError(
+                f"from_torch: module {at.path} ({m!r}) has {name}={value!r}; minicnn's layer "
+                f"computes {name}={wanted!r} only: build it with {name}={wanted!r}"
+            )
 
 
 def _float_dtype(m, at: Place, allowed: tuple[str, ...]) -> np.dtype:
@@ -210,8 +215,10 @@ def _float_dtype(m, at: Place, allowed: tuple[str, ...]) -> np.dtype:
     for key, value in m.state_dict().items():
         name = str(value.dtype).removeprefix("torch.")
         if value.is_floating_point() and name not in allowed:
-            raise ValueError(f"from_torch: {at.path}.{key} is {name}; minicnn takes {' or '.join(allowed)} here: "
-                             "convert the module first, e.g. module.float()")
+            raise ValueError(
+                f"from_torch: {at.path}.{key} is {name}; minicnn takes {' or '.join(allowed)} here: "
+                "convert the module first, e.g. module.float()"
+            )
     return np.dtype(str(m.weight.dtype).removeprefix("torch."))
 
 
@@ -231,20 +238,35 @@ def _one_node(op: str, **attributes) -> Callable[..., str]:
 
 def _plain(cls: type[Layer], torch_type: Callable[[Any], type], op: str) -> Entry:
     """The entry of a layer without arguments: one torch module, one ONNX node."""
-    return Entry(cls, lambda layer, torch: torch_type(torch.nn)(), lambda nn: (torch_type(nn),),
-                 lambda m, at: cls(), _one_node(op))
+    return Entry(
+        cls,
+        lambda layer, torch: torch_type(torch.nn)(),
+        lambda nn: (torch_type(nn),),
+        lambda m, at: cls(),
+        _one_node(op),
+    )
 
 
 # -- Conv2DVolume --------------------------------------------------------------------------------------
 def _conv_to_torch(layer: Conv2DVolume, torch):
     nn = torch.nn
     # torch's own "same" allows stride 1 only, and it warns about (and copies) an uneven padding
-    own = layer.padding != "same" or (layer.stride == (1, 1) and all(
-        d * (k - 1) % 2 == 0 for k, d in zip(layer.kernel_size, layer.dilation)))
+    own = layer.padding != "same" or (
+        layer.stride == (1, 1) and all(d * (k - 1) % 2 == 0 for k, d in zip(layer.kernel_size, layer.dilation))
+    )
     cls, padding = (nn.Conv2d, {"padding": layer.padding}) if own else (torch_modules.SameConv2d, {})
-    return nn.utils.skip_init(cls, layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
-                              dilation=layer.dilation, groups=layer.groups, bias=layer.bias is not None,
-                              dtype=_torch_dtype(layer, torch), **padding)
+    return nn.utils.skip_init(
+        cls,
+        layer.in_channels,
+        layer.out_channels,
+        layer.kernel_size,
+        stride=layer.stride,
+        dilation=layer.dilation,
+        groups=layer.groups,
+        bias=layer.bias is not None,
+        dtype=_torch_dtype(layer, torch),
+        **padding,
+    )
 
 
 def _conv_from_torch(m, at: Place) -> Conv2DVolume:
@@ -253,30 +275,57 @@ def _conv_from_torch(m, at: Place) -> Conv2DVolume:
         padding = "same"
     else:  # an int pair, or torch's "same" or "valid"
         padding = m.padding if isinstance(m.padding, str) else tuple(m.padding)
-    return Conv2DVolume(m.in_channels, m.out_channels, tuple(m.kernel_size), stride=tuple(m.stride),
-                        padding=padding, dilation=tuple(m.dilation), bias=m.bias is not None, rng=at.rng,
-                        dtype=_float_dtype(m, at, ("float32", "float64")), groups=m.groups)
+    return Conv2DVolume(
+        m.in_channels,
+        m.out_channels,
+        tuple(m.kernel_size),
+        stride=tuple(m.stride),
+        padding=padding,
+        dilation=tuple(m.dilation),
+        bias=m.bias is not None,
+        rng=at.rng,
+        dtype=_float_dtype(m, at, ("float32", "float64")),
+        groups=m.groups,
+    )
 
 
 def _conv_to_onnx(g, layer: Conv2DVolume, path: str, x: str, shape: tuple) -> str:
     # The per-side padding of "same" depends on the input size: resolve it for this one.
     pads, _ = window_geometry(shape[2:], layer.kernel_size, layer.stride, layer.padding, layer.dilation, "to_onnx")
-    return g.node("Conv", [x, *_initializers(g, layer, path, "weight", "bias")], path,
-                  kernel_shape=list(layer.kernel_size), strides=list(layer.stride), dilations=list(layer.dilation),
-                  pads=_onnx_pads(pads), group=layer.groups)
+    return g.node(
+        "Conv",
+        [x, *_initializers(g, layer, path, "weight", "bias")],
+        path,
+        kernel_shape=list(layer.kernel_size),
+        strides=list(layer.stride),
+        dilations=list(layer.dilation),
+        pads=_onnx_pads(pads),
+        group=layer.groups,
+    )
 
 
 # -- Conv1D, Conv3D -------------------------------------------------------------------------------------
 def _conv_nd_to_torch(layer: Conv1D | Conv3D, torch):
     name = type(layer).__name__
     if layer.padding == "causal" or (layer.padding == "same" and any(s != 1 for s in layer.stride)):
-        raise ValueError(f"to_torch: {name} with padding={layer.padding!r} and stride={layer.stride} has no "
-                         f"torch module (torch's padding='same' takes stride 1 only, and it has no 'causal'): "
-                         "give the padding as ints, use padding='same' at stride 1, or export with to_onnx")
+        raise ValueError(
+            f"to_torch: {name} with padding={layer.padding!r} and stride={layer.stride} has no "
+            f"torch module (torch's padding='same' takes stride 1 only, and it has no 'causal'): "
+            "give the padding as ints, use padding='same' at stride 1, or export with to_onnx"
+        )
     cls = torch.nn.Conv1d if isinstance(layer, Conv1D) else torch.nn.Conv3d
-    return torch.nn.utils.skip_init(cls, layer.in_channels, layer.out_channels, layer.kernel_size,
-                                    stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
-                                    groups=layer.groups, bias=layer.bias is not None, dtype=_torch_dtype(layer, torch))
+    return torch.nn.utils.skip_init(
+        cls,
+        layer.in_channels,
+        layer.out_channels,
+        layer.kernel_size,
+        stride=layer.stride,
+        padding=layer.padding,
+        dilation=layer.dilation,
+        groups=layer.groups,
+        bias=layer.bias is not None,
+        dtype=_torch_dtype(layer, torch),
+    )
 
 
 def _conv_nd_from_torch(layer_class: type[Conv1D | Conv3D]) -> Callable[..., Layer]:
@@ -284,35 +333,68 @@ def _conv_nd_from_torch(layer_class: type[Conv1D | Conv3D]) -> Callable[..., Lay
         _require(m, at, padding_mode="zeros")
         _float_dtype(m, at, ("float32",))
         padding = m.padding if isinstance(m.padding, str) else tuple(m.padding)
-        return layer_class(m.in_channels, m.out_channels, tuple(m.kernel_size), stride=tuple(m.stride),
-                           padding=padding, dilation=tuple(m.dilation), groups=m.groups, bias=m.bias is not None,
-                           rng=at.rng)
+        return layer_class(
+            m.in_channels,
+            m.out_channels,
+            tuple(m.kernel_size),
+            stride=tuple(m.stride),
+            padding=padding,
+            dilation=tuple(m.dilation),
+            groups=m.groups,
+            bias=m.bias is not None,
+            rng=at.rng,
+        )
+
     return convert
 
 
 def _conv_nd_to_onnx(g, layer: Conv1D | Conv3D, path: str, x: str, shape: tuple) -> str:
     # "same" and "causal" pad each side by an amount that depends on the input size: resolve it for this one
     pads = window(shape[2:], layer.kernel_size, layer.stride, layer.padding, layer.dilation, "to_onnx").pads
-    return g.node("Conv", [x, *_initializers(g, layer, path, "weight", "bias")], path,
-                  kernel_shape=list(layer.kernel_size), strides=list(layer.stride), dilations=list(layer.dilation),
-                  pads=_onnx_pads(pads), group=layer.groups)
+    return g.node(
+        "Conv",
+        [x, *_initializers(g, layer, path, "weight", "bias")],
+        path,
+        kernel_shape=list(layer.kernel_size),
+        strides=list(layer.stride),
+        dilations=list(layer.dilation),
+        pads=_onnx_pads(pads),
+        group=layer.groups,
+    )
 
 
 # -- ConvTranspose2D -----------------------------------------------------------------------------------
 def _conv_transpose_to_torch(layer: ConvTranspose2D, torch):
-    return torch.nn.utils.skip_init(torch.nn.ConvTranspose2d, layer.in_channels, layer.out_channels,
-                                    layer.kernel_size, stride=layer.stride, padding=layer.padding,
-                                    output_padding=layer.output_padding, groups=layer.groups,
-                                    bias=layer.bias is not None, dilation=layer.dilation,
-                                    dtype=_torch_dtype(layer, torch))
+    return torch.nn.utils.skip_init(
+        torch.nn.ConvTranspose2d,
+        layer.in_channels,
+        layer.out_channels,
+        layer.kernel_size,
+        stride=layer.stride,
+        padding=layer.padding,
+        output_padding=layer.output_padding,
+        groups=layer.groups,
+        bias=layer.bias is not None,
+        dilation=layer.dilation,
+        dtype=_torch_dtype(layer, torch),
+    )
 
 
 def _conv_transpose_from_torch(m, at: Place) -> ConvTranspose2D:
     _require(m, at, padding_mode="zeros")
-    return ConvTranspose2D(m.in_channels, m.out_channels, tuple(m.kernel_size), stride=tuple(m.stride),
-                           padding=tuple(m.padding), output_padding=tuple(m.output_padding), groups=m.groups,
-                           bias=m.bias is not None, dilation=tuple(m.dilation), rng=at.rng,
-                           dtype=_float_dtype(m, at, ("float32", "float64")))
+    return ConvTranspose2D(
+        m.in_channels,
+        m.out_channels,
+        tuple(m.kernel_size),
+        stride=tuple(m.stride),
+        padding=tuple(m.padding),
+        output_padding=tuple(m.output_padding),
+        groups=m.groups,
+        bias=m.bias is not None,
+        dilation=tuple(m.dilation),
+        rng=at.rng,
+        dtype=_float_dtype(m, at, ("float32", "float64")),
+    )
 
 
 def _conv_transpose_to_onnx(g, layer: ConvTranspose2D, path: str, x: str, shape: tuple) -> str:
@@ -325,13 +407,24 @@ def _conv_transpose_to_onnx(g, layer: ConvTranspose2D, path: str, x: str, shape:
     padded = [e if e >= s else 0 for e, s in zip(extra, layer.stride)]
     weight, *bias = _initializers(g, layer, path, "weight", "bias")
     pads = tuple((p, p - t) for p, t in zip(layer.padding, taken))
-    out = g.node("ConvTranspose", [x, weight, *([] if any(padded) else bias)], path,
-                 kernel_shape=list(layer.kernel_size), strides=list(layer.stride), dilations=list(layer.dilation),
-                 pads=_onnx_pads(pads), output_padding=[e - p for e, p in zip(extra, padded)], group=layer.groups)
+    out = g.node(
+        "ConvTranspose",
+        [x, weight, *([] if any(padded) else bias)],
+        path,
+        kernel_shape=list(layer.kernel_size),
+        strides=list(layer.stride),
+        dilations=list(layer.dilation),
+        pads=_onnx_pads(pads),
+        output_padding=[e - p for e, p in zip(extra, padded)],
+        group=layer.groups,
+    )
     if not any(padded):
         return out
-    out = g.node("Pad", [out, _constant(g, _join(path, "pads"), np.array([0, 0, 0, 0, 0, 0, *padded], np.int64))],
-                 _join(path, "pad"))
+    out = g.node(
+        "Pad",
+        [out, _constant(g, _join(path, "pads"), np.array([0, 0, 0, 0, 0, 0, *padded], np.int64))],
+        _join(path, "pad"),
+    )
     if bias:
         axes = _constant(g, _join(path, "axes"), np.array([1, 2], np.int64))
         per_channel = g.node("Unsqueeze", [bias[0], axes], _join(path, "unsqueeze"))  # (C_out, 1, 1)
@@ -341,13 +434,23 @@ def _conv_transpose_to_onnx(g, layer: ConvTranspose2D, path: str, x: str, shape:
 
 # -- Dense ---------------------------------------------------------------------------------------------
 def _dense_to_torch(layer: Dense, torch):
-    return torch.nn.utils.skip_init(torch.nn.Linear, layer.in_features, layer.out_features,
-                                    bias=layer.bias is not None, dtype=_torch_dtype(layer, torch))
+    return torch.nn.utils.skip_init(
+        torch.nn.Linear,
+        layer.in_features,
+        layer.out_features,
+        bias=layer.bias is not None,
+        dtype=_torch_dtype(layer, torch),
+    )
 
 
 def _dense_from_torch(m, at: Place) -> Dense:
-    return Dense(m.in_features, m.out_features, bias=m.bias is not None, rng=at.rng,
-                 dtype=_float_dtype(m, at, ("float32", "float64")))
+    return Dense(
+        m.in_features,
+        m.out_features,
+        bias=m.bias is not None,
+        rng=at.rng,
+        dtype=_float_dtype(m, at, ("float32", "float64")),
+    )
 
 
 def _dense_to_onnx(g, layer: Dense, path: str, x: str, shape: tuple) -> str:
@@ -371,8 +474,9 @@ def _max_pool_to_torch(layer: MaxPool2D, torch):
 
 
 def _avg_pool_to_torch(layer: AvgPool2D, torch):
-    return _torch_class(torch.nn, "AvgPool", type(layer))(layer.kernel_size, stride=layer.stride, padding=layer.padding,
-                                                          count_include_pad=True)
+    return _torch_class(torch.nn, "AvgPool", type(layer))(
+        layer.kernel_size, stride=layer.stride, padding=layer.padding, count_include_pad=True
+    )
 
 
 def _max_pool_from_torch(cls: type[MaxPool2D]) -> Callable[..., MaxPool2D]:
@@ -380,9 +484,12 @@ def _max_pool_from_torch(cls: type[MaxPool2D]) -> Callable[..., MaxPool2D]:
         d = cls.spatial_dims
         _require(m, at, ceil_mode=False, return_indices=False)
         if _size(m.dilation, d) != (1,) * d:
-            raise ValueError(f"from_torch: module {at.path} ({m!r}) has dilation {m.dilation}; {cls.__name__} has "
-                             "none: use dilation=1")
+            raise ValueError(
+                f"from_torch: module {at.path} ({m!r}) has dilation {m.dilation}; {cls.__name__} has "
+                "none: use dilation=1"
+            )
         return cls(_size(m.kernel_size, d), stride=_size(m.stride, d), padding=_size(m.padding, d))
+
     return from_torch
 
 
@@ -392,17 +499,27 @@ def _avg_pool_from_torch(cls: type[AvgPool2D]) -> Callable[..., AvgPool2D]:
         extra = {} if d == 1 else {"divisor_override": None}  # nn.AvgPool1d has no divisor_override
         _require(m, at, ceil_mode=False, count_include_pad=True, **extra)
         return cls(_size(m.kernel_size, d), stride=_size(m.stride, d), padding=_size(m.padding, d))
+
     return from_torch
 
 
 def _pool_to_onnx(op: str, **extra) -> Callable[..., str]:
     def emit_pool(g, layer, path: str, x: str, shape: tuple) -> str:
-        pads, _ = window_geometry(shape[2:], layer.kernel_size, layer.stride, layer.padding,
-                                  (1,) * layer.spatial_dims, "to_onnx")
+        pads, _ = window_geometry(
+            shape[2:], layer.kernel_size, layer.stride, layer.padding, (1,) * layer.spatial_dims, "to_onnx"
+        )
         # ONNX MaxPool never picks a padded value (as minicnn's -inf padding); AveragePool with
         # count_include_pad=1 divides every window by its size, as AvgPool2D does.
-        return g.node(op, [x], path, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
-                      pads=_onnx_pads(pads), **extra)
+        return g.node(
+            op,
+            [x],
+            path,
+            kernel_shape=list(layer.kernel_size),
+            strides=list(layer.stride),
+            pads=_onnx_pads(pads),
+            **extra,
+        )
+
     return emit_pool
 
 
@@ -416,6 +533,7 @@ def _global_pool_from_torch(cls: type[GlobalAvgPool2D]) -> Callable[..., GlobalA
 
     def from_torch(m, at: Place) -> GlobalAvgPool2D | None:
         from torch import nn
+
         adaptive = _torch_class(nn, "AdaptiveAvgPool", cls)
 
         def one(size) -> bool:  # an output size meaning all ones: 1, (1,), (1, 1) ...
@@ -432,8 +550,10 @@ def _global_pool_from_torch(cls: type[GlobalAvgPool2D]) -> Callable[..., GlobalA
             raise ValueError(
                 f"from_torch: module {at.path} is {m!r}; minicnn has {cls.__name__}, which is "
                 f"nn.{adaptive.__name__}(1) followed by nn.Flatten(): use output_size=1 and put nn.Flatten() "
-                "right after it")
+                "right after it"
+            )
         return cls()
+
     return from_torch
 
 
@@ -444,18 +564,22 @@ def _global_pool_to_onnx(g, layer: GlobalAvgPool2D, path: str, x: str, shape: tu
 
 # -- BatchNorm (1-D, 2-D, 3-D) -------------------------------------------------------------------------
 def _batch_norm_to_torch(layer: BatchNorm2D, torch):
-    return torch.nn.utils.skip_init(_torch_class(torch.nn, "BatchNorm", type(layer)), layer.num_features,
-                                    eps=layer.eps, momentum=layer.momentum)
+    return torch.nn.utils.skip_init(
+        _torch_class(torch.nn, "BatchNorm", type(layer)), layer.num_features, eps=layer.eps, momentum=layer.momentum
+    )
 
 
 def _batch_norm_from_torch(cls: type[BatchNorm2D]) -> Callable[..., BatchNorm2D]:
     def from_torch(m, at: Place) -> BatchNorm2D:
         _require(m, at, affine=True, track_running_stats=True)
         if m.momentum is None:
-            raise ValueError(f"from_torch: module {at.path} ({m!r}) has momentum=None (a cumulative average); "
-                             f"{cls.__name__} keeps an exponential one: give it a momentum such as 0.1")
+            raise ValueError(
+                f"from_torch: module {at.path} ({m!r}) has momentum=None (a cumulative average); "
+                f"{cls.__name__} keeps an exponential one: give it a momentum such as 0.1"
+            )
         _float_dtype(m, at, ("float32",))
         return cls(m.num_features, eps=m.eps, momentum=m.momentum)
+
     return from_torch
 
 
@@ -469,19 +593,40 @@ def _batch_norm_to_onnx(g, layer: BatchNorm2D, path: str, x: str, shape: tuple) 
 def _pool_norm_entries() -> tuple[Entry, ...]:
     """The entries of the pooling and batch-norm layers, in 1, 2 and 3 dimensions."""
     entries = []
-    for mx, avg, glob, bn in ((MaxPool1D, AvgPool1D, GlobalAvgPool1D, BatchNorm1D),
-                              (MaxPool2D, AvgPool2D, GlobalAvgPool2D, BatchNorm2D),
-                              (MaxPool3D, AvgPool3D, GlobalAvgPool3D, BatchNorm3D)):
+    for mx, avg, glob, bn in (
+        (MaxPool1D, AvgPool1D, GlobalAvgPool1D, BatchNorm1D),
+        (MaxPool2D, AvgPool2D, GlobalAvgPool2D, BatchNorm2D),
+        (MaxPool3D, AvgPool3D, GlobalAvgPool3D, BatchNorm3D),
+    ):
         entries += [
-            Entry(mx, _max_pool_to_torch, lambda nn, c=mx: (_torch_class(nn, "MaxPool", c),), _max_pool_from_torch(mx),
-                  _pool_to_onnx("MaxPool")),
-            Entry(avg, _avg_pool_to_torch, lambda nn, c=avg: (_torch_class(nn, "AvgPool", c),),
-                  _avg_pool_from_torch(avg), _pool_to_onnx("AveragePool", count_include_pad=1)),
-            Entry(glob, _global_pool_to_torch,
-                  lambda nn, c=glob: (_torch_class(nn, "AdaptiveAvgPool", c), nn.Sequential),
-                  _global_pool_from_torch(glob), _global_pool_to_onnx),
-            Entry(bn, _batch_norm_to_torch, lambda nn, c=bn: (_torch_class(nn, "BatchNorm", c),),
-                  _batch_norm_from_torch(bn), _batch_norm_to_onnx),
+            Entry(
+                mx,
+                _max_pool_to_torch,
+                lambda nn, c=mx: (_torch_class(nn, "MaxPool", c),),
+                _max_pool_from_torch(mx),
+                _pool_to_onnx("MaxPool"),
+            ),
+            Entry(
+                avg,
+                _avg_pool_to_torch,
+                lambda nn, c=avg: (_torch_class(nn, "AvgPool", c),),
+                _avg_pool_from_torch(avg),
+                _pool_to_onnx("AveragePool", count_include_pad=1),
+            ),
+            Entry(
+                glob,
+                _global_pool_to_torch,
+                lambda nn, c=glob: (_torch_class(nn, "AdaptiveAvgPool", c), nn.Sequential),
+                _global_pool_from_torch(glob),
+                _global_pool_to_onnx,
+            ),
+            Entry(
+                bn,
+                _batch_norm_to_torch,
+                lambda nn, c=bn: (_torch_class(nn, "BatchNorm", c),),
+                _batch_norm_from_torch(bn),
+                _batch_norm_to_onnx,
+            ),
         ]
     return tuple(entries)
 
@@ -501,17 +646,24 @@ def _upsample_to_torch(layer: Upsample2D, torch):
 
 def _upsample_from_torch(m, at: Place) -> Upsample2D:
     if m.mode not in ("nearest", "bilinear"):
-        raise ValueError(f"from_torch: module {at.path} ({m!r}) has mode={m.mode!r}; Upsample2D computes "
-                         "mode='nearest' or mode='bilinear' only: build it with one of those")
+        raise ValueError(
+            f"from_torch: module {at.path} ({m!r}) has mode={m.mode!r}; Upsample2D computes "
+            "mode='nearest' or mode='bilinear' only: build it with one of those"
+        )
     if m.mode == "bilinear" and m.align_corners:  # None is torch's default, False
         _require(m, at, align_corners=False)
     factors = m.scale_factor if isinstance(m.scale_factor, tuple) else (m.scale_factor, m.scale_factor)
     # torch keeps the factors as floats (2.0): minicnn takes whole ones, given by factor, not by size
-    if m.size is not None or len(factors) != 2 or not all(f is not None and float(f).is_integer() and f >= 1
-                                                          for f in factors):
-        raise ValueError(f"from_torch: module {at.path} ({m!r}) has size={m.size!r}, scale_factor="
-                         f"{m.scale_factor!r}; Upsample2D scales by whole factors: build it with "
-                         "scale_factor=2 or a pair such as (2, 3), and no size")
+    if (
+        m.size is not None
+        or len(factors) != 2
+        or not all(f is not None and float(f).is_integer() and f >= 1 for f in factors)
+    ):
+        raise ValueError(
+            f"from_torch: module {at.path} ({m!r}) has size={m.size!r}, scale_factor="
+            f"{m.scale_factor!r}; Upsample2D scales by whole factors: build it with "
+            "scale_factor=2 or a pair such as (2, 3), and no size"
+        )
     return Upsample2D(tuple(int(f) for f in factors), mode=m.mode)
 
 
@@ -542,8 +694,10 @@ def _residual_to_torch(layer: Residual, torch):
 
 def _layers_from_torch(m, at: Place) -> list[Layer]:
     children = list(m.named_children())
-    return [layer_for(child, Place(_join(at.path, name), at.rng, children[i + 1][1] if i + 1 < len(children) else None))
-            for i, (name, child) in enumerate(children)]
+    return [
+        layer_for(child, Place(_join(at.path, name), at.rng, children[i + 1][1] if i + 1 < len(children) else None))
+        for i, (name, child) in enumerate(children)
+    ]
 
 
 def _layers_to_onnx(g, layer: Layer, path: str, x: str, shape: tuple) -> str:
@@ -557,29 +711,67 @@ def _residual_to_onnx(g, layer: Residual, path: str, x: str, shape: tuple) -> st
     return g.node("Add", [x, _layers_to_onnx(g, layer, path, x, shape)], _join(path, "add"))  # x + f(x)
 
 
-TABLE: dict[type[Layer], Entry] = {entry.layer: entry for entry in (
-    # Entry(layer, to_torch, torch_types, from_torch, to_onnx)
-    Entry(Conv2DVolume, _conv_to_torch, lambda nn: (nn.Conv2d, torch_modules.SameConv2d), _conv_from_torch,
-          _conv_to_onnx),
-    Entry(Dense, _dense_to_torch, lambda nn: (nn.Linear,), _dense_from_torch, _dense_to_onnx),
-    Entry(Conv1D, _conv_nd_to_torch, lambda nn: (nn.Conv1d,), _conv_nd_from_torch(Conv1D), _conv_nd_to_onnx),
-    Entry(Conv3D, _conv_nd_to_torch, lambda nn: (nn.Conv3d,), _conv_nd_from_torch(Conv3D), _conv_nd_to_onnx),
-    Entry(ConvTranspose2D, _conv_transpose_to_torch, lambda nn: (nn.ConvTranspose2d,), _conv_transpose_from_torch,
-          _conv_transpose_to_onnx),
-    *_pool_norm_entries(),
-    Entry(Dropout, lambda layer, torch: torch.nn.Dropout(layer.p), lambda nn: (nn.Dropout,),
-          lambda m, at: Dropout(m.p, rng=at.rng), lambda g, layer, path, x, shape: x),  # inference: no node
-    Entry(Flatten, lambda layer, torch: torch.nn.Flatten(), lambda nn: (nn.Flatten,), _flatten_from_torch,
-          _one_node("Flatten", axis=1)),
-    Entry(Upsample2D, _upsample_to_torch, lambda nn: (nn.Upsample,), _upsample_from_torch, _upsample_to_onnx),
-    _plain(ReLU, lambda nn: nn.ReLU, "Relu"),
-    Entry(LeakyReLU, lambda layer, torch: torch.nn.LeakyReLU(layer.negative_slope), lambda nn: (nn.LeakyReLU,),
-          lambda m, at: LeakyReLU(m.negative_slope), _leaky_relu_to_onnx),
-    _plain(Tanh, lambda nn: nn.Tanh, "Tanh"),
-    _plain(Sigmoid, lambda nn: nn.Sigmoid, "Sigmoid"),
-    Entry(Residual, _residual_to_torch, lambda nn: (torch_modules.Residual,),
-          lambda m, at: Residual(*_layers_from_torch(m, at)), _residual_to_onnx),
-    Entry(Sequential, _sequential_to_torch, lambda nn: (nn.Sequential,),
-          lambda m, at: Sequential(*_layers_from_torch(m, at)), _layers_to_onnx),
-)}
+TABLE: dict[type[Layer], Entry] = {
+    entry.layer: entry
+    for entry in (
+        # Entry(layer, to_torch, torch_types, from_torch, to_onnx)
+        Entry(
+            Conv2DVolume,
+            _conv_to_torch,
+            lambda nn: (nn.Conv2d, torch_modules.SameConv2d),
+            _conv_from_torch,
+            _conv_to_onnx,
+        ),
+        Entry(Dense, _dense_to_torch, lambda nn: (nn.Linear,), _dense_from_torch, _dense_to_onnx),
+        Entry(Conv1D, _conv_nd_to_torch, lambda nn: (nn.Conv1d,), _conv_nd_from_torch(Conv1D), _conv_nd_to_onnx),
+        Entry(Conv3D, _conv_nd_to_torch, lambda nn: (nn.Conv3d,), _conv_nd_from_torch(Conv3D), _conv_nd_to_onnx),
+        Entry(
+            ConvTranspose2D,
+            _conv_transpose_to_torch,
+            lambda nn: (nn.ConvTranspose2d,),
+            _conv_transpose_from_torch,
+            _conv_transpose_to_onnx,
+        ),
+        *_pool_norm_entries(),
+        Entry(
+            Dropout,
+            lambda layer, torch: torch.nn.Dropout(layer.p),
+            lambda nn: (nn.Dropout,),
+            lambda m, at: Dropout(m.p, rng=at.rng),
+            lambda g, layer, path, x, shape: x,
+        ),  # inference: no node
+        Entry(
+            Flatten,
+            lambda layer, torch: torch.nn.Flatten(),
+            lambda nn: (nn.Flatten,),
+            _flatten_from_torch,
+            _one_node("Flatten", axis=1),
+        ),
+        Entry(Upsample2D, _upsample_to_torch, lambda nn: (nn.Upsample,), _upsample_from_torch, _upsample_to_onnx),
+        _plain(ReLU, lambda nn: nn.ReLU, "Relu"),
+        Entry(
+            LeakyReLU,
+            lambda layer, torch: torch.nn.LeakyReLU(layer.negative_slope),
+            lambda nn: (nn.LeakyReLU,),
+            lambda m, at: LeakyReLU(m.negative_slope),
+            _leaky_relu_to_onnx,
+        ),
+        _plain(Tanh, lambda nn: nn.Tanh, "Tanh"),
+        _plain(Sigmoid, lambda nn: nn.Sigmoid, "Sigmoid"),
+        Entry(
+            Residual,
+            _residual_to_torch,
+            lambda nn: (torch_modules.Residual,),
+            lambda m, at: Residual(*_layers_from_torch(m, at)),
+            _residual_to_onnx,
+        ),
+        Entry(
+            Sequential,
+            _sequential_to_torch,
+            lambda nn: (nn.Sequential,),
+            lambda m, at: Sequential(*_layers_from_torch(m, at)),
+            _layers_to_onnx,
+        ),
+    )
+}
 """Every layer class that exports, mapped to its :class:`Entry`; the order of the messages' lists."""

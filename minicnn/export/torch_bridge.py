@@ -22,8 +22,11 @@ from .table import TABLE, Place, module_for
 
 
 def _import_torch(owner: str):
-    return import_optional("torch", f"{owner} needs PyTorch, which minicnn never installs itself: "
-                                    "pip install torch (see pytorch.org for the right build)")
+    return import_optional(
+        "torch",
+        f"{owner} needs PyTorch, which minicnn never installs itself: "
+        "pip install torch (see pytorch.org for the right build)",
+    )
 
 
 def to_torch(model: Sequential):

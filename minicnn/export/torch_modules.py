@@ -35,15 +35,36 @@ def _classes() -> dict[str, type]:
         x (N, C_in, H, W) -> (N, C_out, ceil(H / stride), ceil(W / stride))
         """
 
-        def __init__(self, in_channels, out_channels, kernel_size, stride=1, dilation=1, groups=1, bias=True,
-                     device=None, dtype=None) -> None:
-            super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0,
-                             dilation=dilation, groups=groups, bias=bias, device=device, dtype=dtype)
+        def __init__(
+            self,
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=1,
+            dilation=1,
+            groups=1,
+            bias=True,
+            device=None,
+            dtype=None,
+        ) -> None:
+            super().__init__(
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride=stride,
+                padding=0,
+                dilation=dilation,
+                groups=groups,
+                bias=bias,
+                device=device,
+                dtype=dtype,
+            )
 
         def forward(self, x):
             (top, bottom), (left, right) = (
                 same_padding(int(n), k, s, d)
-                for n, k, s, d in zip(x.shape[-2:], self.kernel_size, self.stride, self.dilation))
+                for n, k, s, d in zip(x.shape[-2:], self.kernel_size, self.stride, self.dilation)
+            )
             return super().forward(F.pad(x, (left, right, top, bottom)))
 
         def extra_repr(self) -> str:

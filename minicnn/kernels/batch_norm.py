@@ -34,8 +34,9 @@ def _sum_positions(a: np.ndarray, out: np.ndarray) -> None:
         np.add.reduce(a, axis=2, out=out)
 
 
-def batch_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5
-                       ) -> tuple[np.ndarray, tuple]:
+def batch_norm_forward(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5
+) -> tuple[np.ndarray, tuple]:
     """:func:`minicnn.ops.batch_norm_forward`: normalise each channel with its batch statistics.
 
     The cache is the op's, with ``xhat`` kept as rows (N, C, S); it ends with the batch mean,
@@ -101,16 +102,21 @@ def batch_norm_backward(dout: np.ndarray, cache: tuple, *, need_dx: bool = True)
     return dx.reshape(dout.shape), dgamma, dbeta
 
 
-def batch_norm_eval_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, running_mean: np.ndarray,
-                            running_var: np.ndarray, eps: float = 1e-5) -> tuple[np.ndarray, tuple]:
+def batch_norm_eval_forward(
+    x: np.ndarray,
+    gamma: np.ndarray,
+    beta: np.ndarray,
+    running_mean: np.ndarray,
+    running_var: np.ndarray,
+    eps: float = 1e-5,
+) -> tuple[np.ndarray, tuple]:
     """:func:`minicnn.ops.batch_norm_eval_forward`: ``out = (x - mean) * s * gamma + beta``, s = 1/sqrt(var + eps).
 
     No ``xhat`` array is made: eval mode keeps nothing for backward, so the cache holds the
     input and the statistics, from which :func:`batch_norm_eval_backward` rebuilds it.
     """
     dtype, rows = x.dtype, x.reshape(x.shape[0], x.shape[1], -1)
-    gamma, beta, mean, var = (v.astype(dtype, copy=False)[:, None]
-                              for v in (gamma, beta, running_mean, running_var))
+    gamma, beta, mean, var = (v.astype(dtype, copy=False)[:, None] for v in (gamma, beta, running_mean, running_var))
     inv_std = 1 / np.sqrt(var + dtype.type(eps))
     out = np.empty(rows.shape, dtype)
 

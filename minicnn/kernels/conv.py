@@ -107,16 +107,21 @@ def choose_algorithm(g: ConvGeometry) -> str:
 def check_algorithm(algorithm: str, kernel: tuple, stride: tuple, dilation: tuple, groups: int, owner: str) -> str:
     """``algorithm`` when a layer with this window and ``groups`` can run it; else a ValueError naming ``owner``."""
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
-        raise ValueError(f"{owner}: unknown algorithm {algorithm!r}; expected one of "
-                         f"{', '.join(map(repr, ALGORITHMS))} (\"auto\" picks the fastest)")
+        raise ValueError(
+            f"{owner}: unknown algorithm {algorithm!r}; expected one of "
+            f'{", ".join(map(repr, ALGORITHMS))} ("auto" picks the fastest)'
+        )
     if algorithm == "winograd" and not Winograd.supports(kernel, stride, dilation):
         raise ValueError(
             f"{owner}: algorithm='winograd' needs a 3x3 kernel, stride 1 and dilation 1; got "
             f"kernel_size {tuple(kernel)}, stride {tuple(stride)}, dilation {tuple(dilation)}. "
-            "Use algorithm='im2col' or 'auto'")
+            "Use algorithm='im2col' or 'auto'"
+        )
     if groups != 1 and algorithm not in ("auto", Im2col.name):
-        raise ValueError(f"{owner}: algorithm={algorithm!r} runs groups=1 only, got groups={groups}; "
-                         "grouped convolutions run im2col group by group: use algorithm='im2col' or 'auto'")
+        raise ValueError(
+            f"{owner}: algorithm={algorithm!r} runs groups=1 only, got groups={groups}; "
+            "grouped convolutions run im2col group by group: use algorithm='im2col' or 'auto'"
+        )
     return algorithm
 
 
@@ -197,8 +202,18 @@ class ConvKernel:
             self._kept = np.empty(shape, dtype=dtype)
         return self._kept
 
-    def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=1, padding=0,
-                dilation=1, groups: int = 1, keep: bool = True) -> tuple[np.ndarray, object]:
+    def forward(
+        self,
+        x: np.ndarray,
+        w: np.ndarray,
+        b: np.ndarray | None = None,
+        *,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        keep: bool = True,
+    ) -> tuple[np.ndarray, object]:
         """:func:`minicnn.ops.conv_forward`, keeping the batch's columns for :meth:`backward`.
 
         ``keep=False`` (inference: nobody keeps the cache) uses one chunk's columns at a time
@@ -234,8 +249,9 @@ class ConvKernel:
             self._holder = cache
         return out, cache
 
-    def backward(self, dout: np.ndarray, cache, need_dx: bool = True
-                 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    def backward(
+        self, dout: np.ndarray, cache, need_dx: bool = True
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
         """:func:`minicnn.ops.conv_backward`; dx is None (and not computed) when ``need_dx`` is False."""
         if isinstance(cache, conv_depthwise.DepthwiseCache):
             return conv_depthwise.backward(np.ascontiguousarray(dout), cache, need_dx)

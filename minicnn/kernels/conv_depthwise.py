@@ -80,7 +80,7 @@ def applies(x_shape: tuple, w_shape: tuple, groups: int) -> bool:
 def _layout(win, spatial: tuple) -> Layout:
     """The flat phase layout for an input of ``spatial`` size under the window ``win``."""
     q = tuple(o + (k - 1) * d // s for o, k, d, s in zip(win.out, win.kernel, win.dilation, win.stride))
-    q_strides = tuple(math.prod(q[axis + 1:]) for axis in range(len(q)))
+    q_strides = tuple(math.prod(q[axis + 1 :]) for axis in range(len(q)))
     # The phases some kernel offset reads, per axis, in order.
     phase_sets = [sorted({k * d % s for k in range(kk)}) for kk, d, s in zip(win.kernel, win.dilation, win.stride)]
     phase_index = {p: i for i, p in enumerate(itertools.product(*phase_sets))}
@@ -94,13 +94,24 @@ def _layout(win, spatial: tuple) -> Layout:
     for p, index in phase_index.items():
         first = next(i for i, tap in enumerate(taps) if tap[0] == index)
         stop = first + sum(tap[0] == index for tap in taps)
-        ranges = [tap_range(n, at, s, before, size)
-                  for n, at, s, (before, _), size in zip(spatial, p, win.stride, win.pads, q)]
+        ranges = [
+            tap_range(n, at, s, before, size)
+            for n, at, s, (before, _), size in zip(spatial, p, win.stride, win.pads, q)
+        ]
         blocks.append((first, stop, tuple(outs for outs, _ in ranges), tuple(ins for _, ins in ranges)))
-    covers = all(sum(len(range(n)[tap_range(n, at, s, before, size)[1]]) for at in ps) == n
-                 for n, ps, s, (before, _), size in zip(spatial, phase_sets, win.stride, win.pads, q))
-    return Layout(q, math.prod(q), tuple(tap[2] for tap in taps), tuple(tap[1] for tap in taps), tuple(blocks),
-                  covers, tuple(slice(0, o) for o in win.out))
+    covers = all(
+        sum(len(range(n)[tap_range(n, at, s, before, size)[1]]) for at in ps) == n
+        for n, ps, s, (before, _), size in zip(spatial, phase_sets, win.stride, win.pads, q)
+    )
+    return Layout(
+        q,
+        math.prod(q),
+        tuple(tap[2] for tap in taps),
+        tuple(tap[1] for tap in taps),
+        tuple(blocks),
+        covers,
+        tuple(slice(0, o) for o in win.out),
+    )
 
 
 # A multiply-add here (a copy, then a matrix-vector product) takes about ten times as long as
@@ -133,7 +144,7 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *, stride, paddi
 
     def part(start: int, stop: int, worker: int) -> None:
         m = (stop - start) * size
-        mine = images[:, :, start * size:stop * size]
+        mine = images[:, :, start * size : stop * size]
         for p, (_, _, outs, ins) in enumerate(layout.blocks):
             phase = mine[p].reshape(c, stop - start, *layout.q)
             phase[(slice(None), slice(None), *outs)] = x[(slice(start, stop), slice(None), *ins)].swapaxes(0, 1)
@@ -144,8 +155,8 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *, stride, paddi
                 # Only this chunk's own images (the next chunk's may not be written yet): the
                 # last ``shift`` grid positions are past the output, and get zeros.
                 shift = layout.shifts[t]
-                cols[:, t, :m - shift] = images[p, :, start * size + shift:stop * size]
-                cols[:, t, m - shift:] = 0
+                cols[:, t, : m - shift] = images[p, :, start * size + shift : stop * size]
+                cols[:, t, m - shift :] = 0
         grid = _scratch.get("grid", (c, 1, m), x.dtype)
         np.matmul(wt[:, None], cols, out=grid)
         if bias is not None:
@@ -174,10 +185,12 @@ def backward(dout: np.ndarray, cache: tuple, need_dx: bool = True) -> tuple:
         _zero_outside(grid, layout.out)
         gcols = _scratch.get("cols", (c, taps, m), dtype)
         for t, shift in enumerate(layout.shifts):
-            gcols[:, t] = padded[:, margin - shift:margin - shift + m]
+            gcols[:, t] = padded[:, margin - shift : margin - shift + m]
         dw = np.empty((c, taps, 1), dtype=dtype)
         for p, (first, stop_tap, _, _) in enumerate(layout.blocks):
-            np.matmul(gcols[:, first:stop_tap], images[p, :, start * size:stop * size, None], out=dw[:, first:stop_tap])
+            np.matmul(
+                gcols[:, first:stop_tap], images[p, :, start * size : stop * size, None], out=dw[:, first:stop_tap]
+            )
         db = np.einsum("cm->c", padded) if has_bias else None  # (3x faster here than padded.sum(axis=1))
         if dx is not None:
             _input_grad(gcols, wt, layout, dx[start:stop])

@@ -144,16 +144,28 @@ class Im2col:
         rest = g.out[:-1] + g.spatial[-1:]  # the output's positions but whole input rows
         taps = scratch("dout_taps", (n, g.f) + (1,) * (nd - 1) + (kw,) + rest)
         before = (kw - 1) * g.dilation[-1] - g.pads[-1][0]
-        unfold_into(dout, taps, (1,) * (nd - 1) + (kw,), (1,) * nd, ((0, 0),) * (nd - 1) + ((before, 0),),
-                    (1,) * (nd - 1) + g.dilation[-1:])
+        unfold_into(
+            dout,
+            taps,
+            (1,) * (nd - 1) + (kw,),
+            (1,) * nd,
+            ((0, 0),) * (nd - 1) + ((before, 0),),
+            (1,) * (nd - 1) + g.dilation[-1:],
+        )
         # W2[(c, other taps), (f, k')] = w[f, c, other taps, KW-1-k']
         w2 = w.reshape((g.f, g.c) + g.kernel)[..., ::-1]
         w2 = w2.transpose((1, *range(2, 1 + nd), 0, 1 + nd)).reshape(-1, g.f * kw)
         u = taps.reshape(n, g.f * kw, -1)
         y = np.matmul(w2, u, out=scratch("dx_rows", (n, w2.shape[0], u.shape[2])))
         dx[...] = 0
-        fold_into(y.reshape((n, g.c) + g.kernel[:-1] + (1,) + rest), dx, g.kernel[:-1] + (1,),
-                  g.stride[:-1] + (1,), g.pads[:-1] + ((0, 0),), g.dilation[:-1] + (1,))
+        fold_into(
+            y.reshape((n, g.c) + g.kernel[:-1] + (1,) + rest),
+            dx,
+            g.kernel[:-1] + (1,),
+            g.stride[:-1] + (1,),
+            g.pads[:-1] + ((0, 0),),
+            g.dilation[:-1] + (1,),
+        )
 
 
 class Im2colRows(Im2col):

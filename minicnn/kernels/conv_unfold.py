@@ -42,8 +42,9 @@ def tap_range(size: int, offset: int, stride: int, before: int, out_size: int) -
 
 
 @functools.lru_cache(maxsize=256)
-def tap_plan(spatial: Ints, out: Ints, kernel: Ints, stride: Ints, pads: Padding, dilation: Ints,
-             channels_last: bool) -> tuple:
+def tap_plan(
+    spatial: Ints, out: Ints, kernel: Ints, stride: Ints, pads: Padding, dilation: Ints, channels_last: bool
+) -> tuple:
     """The copies of :func:`unfold_into` for one geometry, each kernel offset's in C order.
 
     Returns one ``(offset, outs, ins, zero)`` per kernel offset: the offset's index tuple,
@@ -64,8 +65,10 @@ def tap_plan(spatial: Ints, out: Ints, kernel: Ints, stride: Ints, pads: Padding
     lead = (slice(None),) if channels_last else (slice(None), slice(None))
     plan = []
     for offset in itertools.product(*map(range, kernel)):
-        ranges = [tap_range(size, i * d, s, before, o)
-                  for size, i, d, s, (before, _), o in zip(spatial, offset, dilation, stride, pads, out)]
+        ranges = [
+            tap_range(size, i * d, s, before, o)
+            for size, i, d, s, (before, _), o in zip(spatial, offset, dilation, stride, pads, out)
+        ]
         outs = tuple(r[0] for r in ranges)
         zero = []
         for axis, (part, size) in enumerate(zip(outs, out)):
@@ -81,10 +84,17 @@ def tap_plan(spatial: Ints, out: Ints, kernel: Ints, stride: Ints, pads: Padding
 def _plan(x, cols, kernel, stride, pads, dilation, channels_last) -> tuple:
     """:func:`tap_plan` for these arrays (``x`` the input side, ``cols`` the windows)."""
     nd = len(kernel)
-    spatial = x.shape[1:1 + nd] if channels_last else x.shape[2:]
-    out = cols.shape[1:1 + nd] if channels_last else cols.shape[2 + nd:]
-    return tap_plan(tuple(spatial), tuple(out), tuple(kernel), tuple(stride), tuple(map(tuple, pads)),
-                    tuple(dilation), channels_last)
+    spatial = x.shape[1 : 1 + nd] if channels_last else x.shape[2:]
+    out = cols.shape[1 : 1 + nd] if channels_last else cols.shape[2 + nd :]
+    return tap_plan(
+        tuple(spatial),
+        tuple(out),
+        tuple(kernel),
+        tuple(stride),
+        tuple(map(tuple, pads)),
+        tuple(dilation),
+        channels_last,
+    )
 
 
 def _tap(cols: np.ndarray, offset: tuple, channels_last: bool) -> np.ndarray:
@@ -93,8 +103,15 @@ def _tap(cols: np.ndarray, offset: tuple, channels_last: bool) -> np.ndarray:
     return cols[(slice(None),) * (1 + nd) + offset] if channels_last else cols[(slice(None), slice(None)) + offset]
 
 
-def unfold_into(x: np.ndarray, cols: np.ndarray, kernel: Ints, stride: Ints, pads: Padding, dilation: Ints,
-                channels_last: bool = False) -> None:
+def unfold_into(
+    x: np.ndarray,
+    cols: np.ndarray,
+    kernel: Ints,
+    stride: Ints,
+    pads: Padding,
+    dilation: Ints,
+    channels_last: bool = False,
+) -> None:
     """The copy loop of im2col: write every window of ``x`` into ``cols``.
 
     No checks and no conversions: the kernels call it once per chunk of a batch with
@@ -119,8 +136,15 @@ def unfold_into(x: np.ndarray, cols: np.ndarray, kernel: Ints, stride: Ints, pad
             tap[edge] = 0
 
 
-def fold_into(cols: np.ndarray, x: np.ndarray, kernel: Ints, stride: Ints, pads: Padding, dilation: Ints,
-              channels_last: bool = False) -> None:
+def fold_into(
+    cols: np.ndarray,
+    x: np.ndarray,
+    kernel: Ints,
+    stride: Ints,
+    pads: Padding,
+    dilation: Ints,
+    channels_last: bool = False,
+) -> None:
     """The loop of col2im: add every window in ``cols`` into ``x``, in place.
 
     ``x`` must be zeroed by the caller (or hold what the sums should add to). Layouts as

@@ -178,10 +178,12 @@ class Winograd:
         body = dxp[:, : m * th, : m * tw].reshape(n, th, m, tw, m, c)
         np.copyto(body, dd[:m, :m].transpose(2, 3, 0, 4, 1, 5))
         # The last tile row's rows 4..5, the last tile column's columns 4..5, and their corner.
-        np.copyto(dxp[:, m * th :, : m * tw].reshape(n, extra, tw, m, c),
-                  dd[m:, :m, :, th - 1].transpose(2, 0, 3, 1, 4))
-        np.copyto(dxp[:, : m * th, m * tw :].reshape(n, th, m, extra, c),
-                  dd[:m, m:, :, :, tw - 1].transpose(2, 3, 0, 1, 4))
+        np.copyto(
+            dxp[:, m * th :, : m * tw].reshape(n, extra, tw, m, c), dd[m:, :m, :, th - 1].transpose(2, 0, 3, 1, 4)
+        )
+        np.copyto(
+            dxp[:, : m * th, m * tw :].reshape(n, th, m, extra, c), dd[:m, m:, :, :, tw - 1].transpose(2, 3, 0, 1, 4)
+        )
         np.copyto(dxp[:, m * th :, m * tw :], dd[m:, m:, :, th - 1, tw - 1].transpose(2, 0, 1, 3))
 
     def columns(self, x, v, scratch: Scratch) -> None:
@@ -199,8 +201,9 @@ class Winograd:
         d = scratch("tiles", self._tiles(n, g.c))
         # Every 6x6 tile of xp, overlapping by 2, as a view: d[u, v, n, i, j] = xp[n, 4i + u, 4j + v]
         s_n, s_h, s_w, s_c = xp.strides
-        tiles = as_strided(xp, self._tiles(n, g.c), (s_h, s_w, s_n, OUT_TILE * s_h, OUT_TILE * s_w, s_c),
-                           writeable=False)
+        tiles = as_strided(
+            xp, self._tiles(n, g.c), (s_h, s_w, s_n, OUT_TILE * s_h, OUT_TILE * s_w, s_c), writeable=False
+        )
         np.copyto(d, tiles)
         half = scratch("half", (TILE, d.size // TILE))
         np.matmul(bt, d.reshape(TILE, -1), out=half)  # B^T d: along the tile's rows

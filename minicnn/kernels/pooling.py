@@ -137,7 +137,7 @@ def _pairs_backward(dout: np.ndarray, x_shape: tuple, win: Window, masks: list[n
     def chunk(start: int, stop: int, worker: int) -> None:
         g = dout[start:stop]
         for axis in range(2, ndim):
-            double = g.shape[:axis] + (2 * g.shape[axis],) + g.shape[axis + 1:]
+            double = g.shape[:axis] + (2 * g.shape[axis],) + g.shape[axis + 1 :]
             target = dx[start:stop] if axis == ndim - 1 else np.empty(double, dtype=g.dtype)
             np.multiply(g, masks[ndim - 1 - axis][start:stop], out=target[_along(axis, 1)])
             np.subtract(g, target[_along(axis, 1)], out=target[_along(axis, 0)])
@@ -152,7 +152,7 @@ def _first_real_offset(win: Window) -> np.ndarray:
     """(*O) kernel offsets, in C order, of each window's first element inside the input (read-only)."""
     first = np.zeros(win.out, dtype=np.int64)
     for axis, ((before, _), stride, size) in enumerate(zip(win.pads, win.stride, win.out)):
-        along = np.maximum(before - np.arange(size) * stride, 0) * math.prod(win.kernel[axis + 1:])
+        along = np.maximum(before - np.arange(size) * stride, 0) * math.prod(win.kernel[axis + 1 :])
         first += along.reshape((-1,) + (1,) * (len(win.out) - axis - 1))
     first = first.astype(np.min_scalar_type(math.prod(win.kernel) - 1))
     first.flags.writeable = False  # remembered for the next call: never written
@@ -290,8 +290,11 @@ def _is_padded(win: Window) -> bool:
 def _tiles(win: Window, shape: tuple) -> bool:
     """Every element of an input of ``shape`` in exactly one window: stride = kernel, no
     padding, no rows or columns left over."""
-    return win.stride == win.kernel and not _is_padded(win) and all(
-        o * k == n for o, k, n in zip(win.out, win.kernel, shape[2:]))
+    return (
+        win.stride == win.kernel
+        and not _is_padded(win)
+        and all(o * k == n for o, k, n in zip(win.out, win.kernel, shape[2:]))
+    )
 
 
 def _along(axis: int, start: int) -> tuple[slice, ...]:

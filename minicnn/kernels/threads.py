@@ -97,11 +97,14 @@ def set_num_threads(n: int | None) -> None:
     global _num_threads
     if n is not None:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-            raise TypeError(f"set_num_threads: n must be an int >= 1 or None, got {n!r} "
-                            f"({type(n).__name__}); e.g. set_num_threads(4)")
+            raise TypeError(
+                f"set_num_threads: n must be an int >= 1 or None, got {n!r} "
+                f"({type(n).__name__}); e.g. set_num_threads(4)"
+            )
         if n < 1:
-            raise ValueError(f"set_num_threads: n must be >= 1, got {n}; use 1 for a single thread, "
-                             "None for every core")
+            raise ValueError(
+                f"set_num_threads: n must be >= 1, got {n}; use 1 for a single thread, None for every core"
+            )
         n = int(n)
     with _lock:
         _num_threads = n
@@ -114,8 +117,12 @@ def _get_pool(workers: int) -> ThreadPoolExecutor:
         if _pool is None or _pool_size != workers:
             if _pool is not None:
                 _pool.shutdown(wait=False)  # its idle threads exit; chunks already running finish
-            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minicnn",
-                                       initializer=setattr, initargs=(_in_worker, "active", True))
+            _pool = ThreadPoolExecutor(
+                max_workers=workers,
+                thread_name_prefix="minicnn",
+                initializer=setattr,
+                initargs=(_in_worker, "active", True),
+            )
             _pool_size = workers
         return _pool
 

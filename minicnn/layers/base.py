@@ -291,8 +291,9 @@ class Layer:
         """The op's keyword settings (stride, padding, eps, ...)."""
         return {}
 
-    def run_op(self, x: np.ndarray, params: tuple, *, op: tuple | None = None, kernel: tuple | None = None,
-               **config) -> np.ndarray:
+    def run_op(
+        self, x: np.ndarray, params: tuple, *, op: tuple | None = None, kernel: tuple | None = None, **config
+    ) -> np.ndarray:
         """Run ``op`` (default: this layer's kernel, else its op) on ``x`` and ``params``; keep its cache.
 
         ``params`` are Parameters (or None); their values enter the op cast to ``x``'s dtype.
@@ -330,8 +331,9 @@ class Layer:
             return out
         training = self._training  # what self.training reads outside inference(), in one look
         if training:
-            self._saved = SimpleNamespace(out_shape=out.shape, dtype=None if dtype is None else np.dtype(dtype),
-                                          **values)
+            self._saved = SimpleNamespace(
+                out_shape=out.shape, dtype=None if dtype is None else np.dtype(dtype), **values
+            )
         self._eval_forward_last = not training
         return out
 
@@ -356,14 +358,17 @@ class Layer:
         if self._eval_forward_last:
             raise RuntimeError(
                 f"{name}.backward called after a forward in eval mode, which keeps nothing for "
-                "backward; call .train() before the forward you want to differentiate")
+                "backward; call .train() before the forward you want to differentiate"
+            )
         saved = self._saved
         if saved is _CONSUMED:
             raise RuntimeError(
                 f"{name}.backward called twice for one forward: its gradients are already in each .grad, "
-                "and a second backward would add them again; run forward again first")
-        dout = check_dout(dout, name, None if saved is None else saved.out_shape,
-                          None if saved is None else saved.dtype)
+                "and a second backward would add them again; run forward again first"
+            )
+        dout = check_dout(
+            dout, name, None if saved is None else saved.out_shape, None if saved is None else saved.dtype
+        )
         self._saved = _CONSUMED
         return dout, saved
 
@@ -438,8 +443,7 @@ class Layer:
 
     # -- persistence ----------------------------------------------------------------------
     def _state_entries(self) -> dict[str, Parameter | Buffer]:
-        return {n: o for n, o in self._walk()
-                if isinstance(o, Parameter) or (isinstance(o, Buffer) and o.persistent)}
+        return {n: o for n, o in self._walk() if isinstance(o, Parameter) or (isinstance(o, Buffer) and o.persistent)}
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """A copy of every parameter's and persistent buffer's value, keyed by its dotted
@@ -459,8 +463,11 @@ class Layer:
         """
         ours = {name: b for name, b in self.named_buffers() if not b.persistent}
         problems = [f"unexpected resume entry {name!r}" for name in state.keys() - ours.keys()]
-        problems += [f"resume entry {name!r}: shape {np.shape(state[name])} in the state, {ours[name].shape} "
-                     "in the model" for name in state.keys() & ours.keys() if np.shape(state[name]) != ours[name].shape]
+        problems += [
+            f"resume entry {name!r}: shape {np.shape(state[name])} in the state, {ours[name].shape} in the model"
+            for name in state.keys() & ours.keys()
+            if np.shape(state[name]) != ours[name].shape
+        ]
         return sorted(problems)
 
     def _load_resume_state(self, state: dict) -> None:
@@ -468,8 +475,9 @@ class Layer:
         back, after checking them all; entries not in ``state`` keep their values."""
         problems = self._resume_problems(state)
         if problems:
-            raise ValueError(f"{type(self).__name__}: the resume state does not fit the model:\n  "
-                             + "\n  ".join(problems))
+            raise ValueError(
+                f"{type(self).__name__}: the resume state does not fit the model:\n  " + "\n  ".join(problems)
+            )
         for name, b in self.named_buffers():
             if name in state and not b.persistent:
                 b.data[...] = np.asarray(state[name]).astype(b.data.dtype, copy=False)
@@ -489,9 +497,7 @@ class Layer:
         for name in entries.keys() & state.keys():
             value = np.asarray(state[name])
             if value.shape != entries[name].shape:
-                problems.append(
-                    f"{name!r}: shape {value.shape} in the state, {entries[name].shape} in the model"
-                )
+                problems.append(f"{name!r}: shape {value.shape} in the state, {entries[name].shape} in the model")
             elif not (np.issubdtype(value.dtype, np.number) or value.dtype == bool) or np.iscomplexobj(value):
                 problems.append(f"{name!r}: dtype {value.dtype} is not a real number type")
         return sorted(problems)
@@ -509,8 +515,7 @@ class Layer:
         problems = self._state_problems(state)
         if problems:
             raise ValueError(
-                f"{type(self).__name__}.load_state_dict: the state does not fit the model:\n  "
-                + "\n  ".join(problems)
+                f"{type(self).__name__}.load_state_dict: the state does not fit the model:\n  " + "\n  ".join(problems)
             )
         for name, entry in self._state_entries().items():
             entry.data[...] = np.asarray(state[name]).astype(entry.data.dtype, copy=False)
@@ -535,5 +540,6 @@ def check_distinct_layers(owner: str, layers: Iterable[Layer]) -> None:
                     f"{owner}: the same {type(sub).__name__} instance is at positions {where[id(sub)]} "
                     f"and {position}; a layer keeps its last input for backward, so each position "
                     f"needs its own instance (e.g. {type(sub).__name__}(...) twice); to share weights, "
-                    "assign the same Parameter to two layers")
+                    "assign the same Parameter to two layers"
+                )
             where[id(sub)] = position

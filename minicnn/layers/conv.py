@@ -100,15 +100,30 @@ class Conv2DVolume(_ConvShell):
     (8, 2, 3, 3)
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 bias: bool = True, rng: np.random.Generator | None = None, init: str = "he_uniform",
-                 dtype=np.float32, algorithm: str = "auto", *, groups: int = 1) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        bias: bool = True,
+        rng: np.random.Generator | None = None,
+        init: str = "he_uniform",
+        dtype=np.float32,
+        algorithm: str = "auto",
+        *,
+        groups: int = 1,
+    ) -> None:
         super().__init__()
         name = "Conv2DVolume"
         self.in_channels = check_int(in_channels, name, "in_channels")
         self.out_channels = check_int(out_channels, name, "out_channels")
-        self.kernel_size, self.stride, self.dilation = (check_pair(value, name, arg) for value, arg in (
-            (kernel_size, "kernel_size"), (stride, "stride"), (dilation, "dilation")))
+        self.kernel_size, self.stride, self.dilation = (
+            check_pair(value, name, arg)
+            for value, arg in ((kernel_size, "kernel_size"), (stride, "stride"), (dilation, "dilation"))
+        )
         self.padding = F.parse_padding(padding, name)
         self.groups = check_groups(groups, self.in_channels, self.out_channels, name)
         self.algorithm = check_algorithm(algorithm, self.kernel_size, self.stride, self.dilation, self.groups, name)
@@ -124,8 +139,9 @@ class Conv2DVolume(_ConvShell):
         padded input).
         """
         check_image_shape(input_shape, self._describe(), self.in_channels)
-        _, out_hw = F.window_geometry(tuple(input_shape[2:]), self.kernel_size, self.stride, self.padding,
-                                      self.dilation, "Conv2DVolume")
+        _, out_hw = F.window_geometry(
+            tuple(input_shape[2:]), self.kernel_size, self.stride, self.padding, self.dilation, "Conv2DVolume"
+        )
         return (input_shape[0], self.out_channels) + out_hw
 
     def algorithm_for(self, input_shape: tuple) -> str:
@@ -144,9 +160,11 @@ class Conv2DVolume(_ConvShell):
     def __repr__(self) -> str:
         extra = "" if self.groups == 1 else f", groups={self.groups}"
         extra += "" if self.algorithm == "auto" else f", algorithm={self.algorithm!r}"
-        return (f"Conv2DVolume({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding!r}, dilation={self.dilation}, "
-                f"bias={self.bias is not None}{extra})")
+        return (
+            f"Conv2DVolume({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding!r}, dilation={self.dilation}, "
+            f"bias={self.bias is not None}{extra})"
+        )
 
     def _describe(self) -> str:
         return f"Conv2DVolume(in_channels={self.in_channels})"
@@ -158,7 +176,9 @@ def check_groups(groups, in_channels: int, out_channels: int, owner: str) -> int
     if in_channels % groups or out_channels % groups:
         common = math.gcd(in_channels, out_channels)
         fits = ", ".join(str(d) for d in range(1, common + 1) if common % d == 0)
-        raise ValueError(f"{owner}: groups={groups} must divide in_channels ({in_channels}) and out_channels "
-                         f"({out_channels}): each group has in_channels/groups channels and out_channels/groups "
-                         f"filters; use one of {fits}")
+        raise ValueError(
+            f"{owner}: groups={groups} must divide in_channels ({in_channels}) and out_channels "
+            f"({out_channels}): each group has in_channels/groups channels and out_channels/groups "
+            f"filters; use one of {fits}"
+        )
     return groups

@@ -29,18 +29,32 @@ class _ConvND(_ConvShell):
     axes = ""  # the spatial axes' letters, for messages
     paddings = ("valid", "same")
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, rng: np.random.Generator | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool = True,
+        rng: np.random.Generator | None = None,
+    ) -> None:
         super().__init__()
         name = type(self).__name__
         self.in_channels = check_int(in_channels, name, "in_channels")
         self.out_channels = check_int(out_channels, name, "out_channels")
-        self.kernel_size, self.stride, self.dilation = (_per_axis_ints(value, self.ndim, name, arg) for value, arg in (
-            (kernel_size, "kernel_size"), (stride, "stride"), (dilation, "dilation")))
+        self.kernel_size, self.stride, self.dilation = (
+            _per_axis_ints(value, self.ndim, name, arg)
+            for value, arg in ((kernel_size, "kernel_size"), (stride, "stride"), (dilation, "dilation"))
+        )
         if isinstance(padding, str):
             if padding not in self.paddings:
-                raise ValueError(f"{name}: unknown padding {padding!r}; expected an int, {self.ndim} ints, "
-                                 + ", ".join(repr(p) for p in self.paddings))
+                raise ValueError(
+                    f"{name}: unknown padding {padding!r}; expected an int, {self.ndim} ints, "
+                    + ", ".join(repr(p) for p in self.paddings)
+                )
             self.padding = (0,) * self.ndim if padding == "valid" else padding
         else:
             self.padding = _per_axis_ints(padding, self.ndim, name, "padding", minimum=0)
@@ -58,24 +72,32 @@ class _ConvND(_ConvShell):
         """
         shape, owner, layout = tuple(input_shape), self._describe(), f"(N, C, {', '.join(self.axes)})"
         if len(shape) != self.ndim + 2:
-            hint = (f"; for a single (C, {', '.join(self.axes)}) sample add a batch axis with x[None]"
-                    if len(shape) == self.ndim + 1 else "")
-            raise ValueError(f"{owner} got input of shape {shape} ({len(shape)}-D); expected "
-                             f"{self.ndim + 2}-D {layout}{hint}")
+            hint = (
+                f"; for a single (C, {', '.join(self.axes)}) sample add a batch axis with x[None]"
+                if len(shape) == self.ndim + 1
+                else ""
+            )
+            raise ValueError(
+                f"{owner} got input of shape {shape} ({len(shape)}-D); expected {self.ndim + 2}-D {layout}{hint}"
+            )
         if shape[0] == 0:
             raise ValueError(f"{owner} got an empty batch, input of shape {shape}; expected N >= 1")
         if shape[1] != self.in_channels:
             n = shape[1]
-            raise ValueError(f"{owner} got input of shape {shape}: {n} channel{'s' if n != 1 else ''}, "
-                             f"expected {self.in_channels} {layout}")
+            raise ValueError(
+                f"{owner} got input of shape {shape}: {n} channel{'s' if n != 1 else ''}, "
+                f"expected {self.in_channels} {layout}"
+            )
         win = ops.window(shape[2:], self.kernel_size, self.stride, self.padding, self.dilation, type(self).__name__)
         return (shape[0], self.out_channels) + win.out
 
     def __repr__(self) -> str:
         extra = "" if self.groups == 1 else f", groups={self.groups}"
-        return (f"{type(self).__name__}({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding!r}, dilation={self.dilation}{extra}, "
-                f"bias={self.bias is not None})")
+        return (
+            f"{type(self).__name__}({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding!r}, dilation={self.dilation}{extra}, "
+            f"bias={self.bias is not None})"
+        )
 
     def _describe(self) -> str:
         return f"{type(self).__name__}(in_channels={self.in_channels})"

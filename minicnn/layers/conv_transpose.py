@@ -79,9 +79,21 @@ class ConvTranspose2D(Layer):
     op = (ops.conv_transpose_forward, ops.conv_transpose_backward)
     kernel = (conv_transpose.forward, conv_transpose.backward)  # the op on chunks of samples, on the threads
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
-                 groups: int = 1, bias: bool = True, dilation=1, rng: np.random.Generator | None = None,
-                 init: str = "he_uniform", dtype=np.float32) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        output_padding=0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation=1,
+        rng: np.random.Generator | None = None,
+        init: str = "he_uniform",
+        dtype=np.float32,
+    ) -> None:
         super().__init__()
         name = "ConvTranspose2D"
         self.in_channels = check_int(in_channels, name, "in_channels")
@@ -89,10 +101,12 @@ class ConvTranspose2D(Layer):
         self.kernel_size = check_pair(kernel_size, name, "kernel_size")
         self.stride = check_pair(stride, name, "stride")
         if isinstance(padding, str):
-            raise TypeError(f"{name}: padding must be an int or an (h, w) pair, got {padding!r}; a transposed "
-                            "convolution has no 'same' or 'valid' (as torch's ConvTranspose2d): choose padding "
-                            "and output_padding for the size you want, e.g. kernel_size=4, stride=2, padding=1 "
-                            "doubles H and W, and so do kernel_size=3, stride=2, padding=1, output_padding=1")
+            raise TypeError(
+                f"{name}: padding must be an int or an (h, w) pair, got {padding!r}; a transposed "
+                "convolution has no 'same' or 'valid' (as torch's ConvTranspose2d): choose padding "
+                "and output_padding for the size you want, e.g. kernel_size=4, stride=2, padding=1 "
+                "doubles H and W, and so do kernel_size=3, stride=2, padding=1, output_padding=1"
+            )
         self.padding = check_pair(padding, name, "padding", minimum=0)
         self.output_padding = check_pair(output_padding, name, "output_padding", minimum=0)
         self.groups = check_int(groups, name, "groups")
@@ -105,18 +119,24 @@ class ConvTranspose2D(Layer):
 
     def _check_settings(self, name: str) -> None:
         if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError(f"{name}: in_channels={self.in_channels} and out_channels={self.out_channels} must "
-                             f"both be multiples of groups={self.groups}")
+            raise ValueError(
+                f"{name}: in_channels={self.in_channels} and out_channels={self.out_channels} must "
+                f"both be multiples of groups={self.groups}"
+            )
         for e, s, d in zip(self.output_padding, self.stride, self.dilation):
             if e >= max(s, d):
-                raise ValueError(f"{name}: output_padding {self.output_padding} must be less than the stride "
-                                 f"{self.stride} or the dilation {self.dilation} on each axis; for a larger output "
-                                 "use a larger kernel_size or stride")
+                raise ValueError(
+                    f"{name}: output_padding {self.output_padding} must be less than the stride "
+                    f"{self.stride} or the dilation {self.dilation} on each axis; for a larger output "
+                    "use a larger kernel_size or stride"
+                )
 
     def __repr__(self) -> str:
-        return (f"ConvTranspose2D({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, output_padding={self.output_padding}, "
-                f"groups={self.groups}, bias={self.bias is not None}, dilation={self.dilation})")
+        return (
+            f"ConvTranspose2D({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, output_padding={self.output_padding}, "
+            f"groups={self.groups}, bias={self.bias is not None}, dilation={self.dilation})"
+        )
 
     def _describe(self) -> str:
         return f"ConvTranspose2D(in_channels={self.in_channels})"
@@ -128,11 +148,17 @@ class ConvTranspose2D(Layer):
         """
         check_image_shape(input_shape, self._describe(), self.in_channels)
         n, _, *hw = input_shape
-        size = tuple((i - 1) * s - 2 * p + d * (k - 1) + e + 1 for i, s, p, d, k, e in
-                     zip(hw, self.stride, self.padding, self.dilation, self.kernel_size, self.output_padding))
+        size = tuple(
+            (i - 1) * s - 2 * p + d * (k - 1) + e + 1
+            for i, s, p, d, k, e in zip(
+                hw, self.stride, self.padding, self.dilation, self.kernel_size, self.output_padding
+            )
+        )
         if min(size) < 1:
-            raise ValueError(f"{self._describe()} got input of shape {tuple(input_shape)}: its output would be "
-                             f"{size}, padding {self.padding} removes all of it; use less padding")
+            raise ValueError(
+                f"{self._describe()} got input of shape {tuple(input_shape)}: its output would be "
+                f"{size}, padding {self.padding} removes all of it; use less padding"
+            )
         return (n, self.out_channels) + size
 
     def check_input(self, x) -> np.ndarray:
@@ -145,5 +171,10 @@ class ConvTranspose2D(Layer):
         return (self.weight, self.bias)
 
     def op_config(self) -> dict:
-        return {"stride": self.stride, "padding": self.padding, "output_padding": self.output_padding,
-                "dilation": self.dilation, "groups": self.groups}
+        return {
+            "stride": self.stride,
+            "padding": self.padding,
+            "output_padding": self.output_padding,
+            "dilation": self.dilation,
+            "groups": self.groups,
+        }

@@ -46,9 +46,15 @@ class Dense(Layer):
     op = (ops.dense_forward, ops.dense_backward)
     kernel = (dense.dense_forward, dense.dense_backward)
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 rng: np.random.Generator | None = None, init: str = "he_uniform",
-                 dtype=np.float32) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        rng: np.random.Generator | None = None,
+        init: str = "he_uniform",
+        dtype=np.float32,
+    ) -> None:
         super().__init__()
         self.in_features = check_int(in_features, "Dense", "in_features")
         self.out_features = check_int(out_features, "Dense", "out_features")
@@ -64,8 +70,9 @@ class Dense(Layer):
         owner = f"Dense(in_features={self.in_features})"
         if len(shape) != 2:
             hint = "; insert Flatten() before Dense" if len(shape) > 2 else "; for one sample use x[None]"
-            raise ValueError(f"{owner} got input of shape {shape} ({len(shape)}-D); "
-                             f"expected 2-D (N, {self.in_features}){hint}")
+            raise ValueError(
+                f"{owner} got input of shape {shape} ({len(shape)}-D); expected 2-D (N, {self.in_features}){hint}"
+            )
         if shape[1] != self.in_features:
             raise ValueError(f"{owner} got input of shape {shape}: {shape[1]} features, expected {self.in_features}")
         return (shape[0], self.out_features)

@@ -16,17 +16,21 @@ def _encode(bit_generator: np.random.PCG64) -> np.ndarray:
     first), then the half-used 32-bit draw it may hold (``has_uint32``, ``uinteger``)."""
     st = bit_generator.state
     state, inc = st["state"]["state"], st["state"]["inc"]
-    return np.array([state >> 64, state & _WORD, inc >> 64, inc & _WORD, st["has_uint32"], st["uinteger"]],
-                    dtype=np.uint64)
+    return np.array(
+        [state >> 64, state & _WORD, inc >> 64, inc & _WORD, st["has_uint32"], st["uinteger"]], dtype=np.uint64
+    )
 
 
 def _decode(words: np.ndarray) -> np.random.PCG64:
     """The PCG64 whose state :func:`_encode` wrote as ``words``."""
     w = [int(v) for v in words]
     bit_generator = np.random.PCG64(0)  # seeded only to skip gathering OS entropy: replaced below
-    bit_generator.state = {"bit_generator": "PCG64",
-                           "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
-                           "has_uint32": w[4], "uinteger": w[5]}
+    bit_generator.state = {
+        "bit_generator": "PCG64",
+        "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
+        "has_uint32": w[4],
+        "uinteger": w[5],
+    }
     return bit_generator
 
 
@@ -87,8 +91,10 @@ class Dropout(Layer):
         if rng is None:
             rng = np.random.default_rng()
         elif not isinstance(rng, np.random.Generator):
-            raise TypeError(f"Dropout: rng must be a numpy.random.Generator or None, got {type(rng).__name__}; "
-                            "use numpy.random.default_rng(seed)")
+            raise TypeError(
+                f"Dropout: rng must be a numpy.random.Generator or None, got {type(rng).__name__}; "
+                "use numpy.random.default_rng(seed)"
+            )
         self.p = float(p)
         # The layer's own stream, seeded from rng: a PCG64 whatever rng's bit generator is,
         # so that its state always fits the Buffer.

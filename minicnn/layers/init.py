@@ -24,8 +24,10 @@ def he_init(shape: tuple, fan_in: int, rng: np.random.Generator | None, init: st
     if rng is None:
         rng = np.random.default_rng()
     elif not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}; "
-                        "use numpy.random.default_rng(seed)")
+        raise TypeError(
+            f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}; "
+            "use numpy.random.default_rng(seed)"
+        )
     if not np.issubdtype(np.dtype(dtype), np.floating):
         raise TypeError(f"dtype must be a floating type, got {np.dtype(dtype)}")
     if init == "he_uniform":

@@ -116,8 +116,10 @@ class BatchNorm2D(Layer):
         asks this, from the shape of its last batch alone, before epoch 1.
         """
         if math.prod(input_shape) == input_shape[1]:
-            return (f"{self._describe()} got input of shape {tuple(input_shape)} in training mode: one value "
-                    "per channel has no batch variance")
+            return (
+                f"{self._describe()} got input of shape {tuple(input_shape)} in training mode: one value "
+                "per channel has no batch variance"
+            )
         return None
 
     def check_input(self, x) -> np.ndarray:
@@ -125,18 +127,26 @@ class BatchNorm2D(Layer):
         self.output_shape(x.shape)
         problem = self.training_shape_problem(x.shape) if self.training else None
         if problem:
-            raise ValueError(f"{problem}; use a batch of 2 or more samples (or larger images), "
-                             "or call .eval() to normalise with the running statistics")
+            raise ValueError(
+                f"{problem}; use a batch of 2 or more samples (or larger images), "
+                "or call .eval() to normalise with the running statistics"
+            )
         return x
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self.check_input(x)
         if not self.training:  # the running statistics: constants, and nothing updated
-            return self.run_op(x, (self.weight, self.bias, self.running_mean, self.running_var), op=self.eval_op,
-                               kernel=self.eval_kernel, eps=self.eps)
+            return self.run_op(
+                x,
+                (self.weight, self.bias, self.running_mean, self.running_var),
+                op=self.eval_op,
+                kernel=self.eval_kernel,
+                eps=self.eps,
+            )
         out = self.run_op(x, (self.weight, self.bias), eps=self.eps)
         self.running_mean.data[...], self.running_var.data[...] = ops.batch_norm_running_stats(
-            self._saved.cache, self.running_mean.data, self.running_var.data, self.momentum)
+            self._saved.cache, self.running_mean.data, self.running_var.data, self.momentum
+        )
         self.num_batches_tracked.data += 1
         return out
 
@@ -174,9 +184,11 @@ class BatchNorm1D(BatchNorm2D):
         if len(shape) != 2:
             return super().output_shape(shape)
         if shape[0] == 0 or shape[1] != c:
-            raise ValueError(f"{self._describe()} got input of shape {shape}: "
-                             f"{'an empty batch' if shape[0] == 0 else f'{shape[1]} features'}, "
-                             f"expected (N, {c}) with N >= 1, or (N, {c}, L)")
+            raise ValueError(
+                f"{self._describe()} got input of shape {shape}: "
+                f"{'an empty batch' if shape[0] == 0 else f'{shape[1]} features'}, "
+                f"expected (N, {c}) with N >= 1, or (N, {c}, L)"
+            )
         return shape
 
 

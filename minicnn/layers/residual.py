@@ -71,8 +71,9 @@ class Residual(Stack):
         if tuple(out_shape) != tuple(in_shape):
             raise ValueError(
                 f"Residual: its layers map input of shape {tuple(in_shape)} to {tuple(out_shape)}, but "
-                "x + f(x) needs f to keep the shape; use padding=\"same\" and stride 1 in its convolutions, "
-                "no pooling, and end with as many channels as the block starts with")
+                'x + f(x) needs f to keep the shape; use padding="same" and stride 1 in its convolutions, '
+                "no pooling, and end with as many channels as the block starts with"
+            )
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = as_float(x, "Residual")

@@ -29,8 +29,10 @@ class Stack(Layer):
         name = type(self).__name__
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
-                raise TypeError(f"{name}: argument {i} is a {type(layer).__name__}, expected a Layer "
-                                "(did you pass the class instead of an instance, e.g. ReLU instead of ReLU()?)")
+                raise TypeError(
+                    f"{name}: argument {i} is a {type(layer).__name__}, expected a Layer "
+                    "(did you pass the class instead of an instance, e.g. ReLU instead of ReLU()?)"
+                )
         check_distinct_layers(name, layers)
         self.layers = list(layers)
         self._traced = None  # (input shape and layer ids, output shape) of the last trace
@@ -85,8 +87,10 @@ class Stack(Layer):
             in_shapes.append(x.shape)
             x = layer.forward(x)
             if not isinstance(x, np.ndarray):
-                raise TypeError(f"{type(self).__name__}: layer {i} ({layer!r}).forward returned {_describe(x)}; "
-                                "expected an array (does it end with `return out`?)")
+                raise TypeError(
+                    f"{type(self).__name__}: layer {i} ({layer!r}).forward returned {_describe(x)}; "
+                    "expected an array (does it end with `return out`?)"
+                )
         return x, in_shapes
 
     def backward_layers(self, dout: np.ndarray, in_shapes: list[tuple]) -> np.ndarray | None:
@@ -101,13 +105,15 @@ class Stack(Layer):
                     return None
                 raise RuntimeError(
                     f"{name}: layer {i} ({layer!r}) has input_grad = False, so it returned no gradient, but "
-                    f"layer {i - 1} needs it; only the first layer may skip dL/dx: set input_grad = True")
+                    f"layer {i - 1} needs it; only the first layer may skip dL/dx: set input_grad = True"
+                )
             expected = in_shapes[i]
             if not isinstance(dx, np.ndarray) or dx.shape != expected:
                 hint = " (does backward end with `return dx`?)" if dx is None else ""
                 raise RuntimeError(
                     f"{name}: layer {i} ({layer!r}).backward returned {_describe(dx)}; expected the "
-                    f"gradient of its input, an array of shape {expected}{hint}")
+                    f"gradient of its input, an array of shape {expected}{hint}"
+                )
             dout = dx
         return dout
 

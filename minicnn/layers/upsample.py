@@ -8,8 +8,10 @@ from .. import ops
 from .._validation import check_image_batch, check_image_shape, check_pair
 from .base import Layer
 
-_OPS = {"nearest": (ops.upsample_nearest_forward, ops.upsample_nearest_backward),
-        "bilinear": (ops.upsample_linear_forward, ops.upsample_linear_backward)}
+_OPS = {
+    "nearest": (ops.upsample_nearest_forward, ops.upsample_nearest_backward),
+    "bilinear": (ops.upsample_linear_forward, ops.upsample_linear_backward),
+}
 
 
 class Upsample2D(Layer):

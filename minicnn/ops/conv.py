@@ -30,8 +30,9 @@ import numpy as np
 from .windows import col2im, im2col, window
 
 
-def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=1, padding=0,
-                 dilation=1, groups: int = 1) -> tuple[np.ndarray, tuple]:
+def conv_forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=1, padding=0, dilation=1, groups: int = 1
+) -> tuple[np.ndarray, tuple]:
     """Convolve a batch with F filters: ``out = W_col @ cols + b``.
 
     Parameters
@@ -66,9 +67,11 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, s
     n, c, *spatial = x.shape
     f, c_group, *kernel = w.shape
     if w.ndim != x.ndim or c_group * groups != c or f % groups:
-        raise ValueError(f"conv_forward: x of shape {x.shape} and w of shape {w.shape} with groups={groups}; "
-                         "expected w (F, C/groups, *kernel) with the same number of spatial axes as x "
-                         "and F a multiple of groups")
+        raise ValueError(
+            f"conv_forward: x of shape {x.shape} and w of shape {w.shape} with groups={groups}; "
+            "expected w (F, C/groups, *kernel) with the same number of spatial axes as x "
+            "and F a multiple of groups"
+        )
     win = window(spatial, kernel, stride, padding, dilation, "conv_forward")
     cols = im2col(x, win).reshape(n, groups, c_group * math.prod(kernel), -1)  # (N, G, C/G*KK, P)
     w_col = w.astype(x.dtype, copy=False).reshape(groups, f // groups, -1)  # (G, F/G, C/G*KK)

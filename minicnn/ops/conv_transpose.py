@@ -23,8 +23,17 @@ import numpy as np
 from .windows import Window, col2im, im2col, per_axis
 
 
-def conv_transpose_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=1, padding=0,
-                           output_padding=0, dilation=1, groups: int = 1) -> tuple[np.ndarray, tuple]:
+def conv_transpose_forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None = None,
+    *,
+    stride=1,
+    padding=0,
+    output_padding=0,
+    dilation=1,
+    groups: int = 1,
+) -> tuple[np.ndarray, tuple]:
     """Transposed convolution of a batch, as ``torch.nn.functional.conv_transpose{1,2,3}d``.
 
     Parameters
@@ -59,23 +68,31 @@ def conv_transpose_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = 
     n, c, *spatial = x.shape
     c_in, c_group, *kernel = w.shape
     if w.ndim != x.ndim or c_in != c or c % groups:
-        raise ValueError(f"conv_transpose_forward: x of shape {x.shape} and w of shape {w.shape} with "
-                         f"groups={groups}; expected w (C_in, C_out/groups, *kernel) with C_in = {c}, "
-                         "a multiple of groups, and as many spatial axes as x")
+        raise ValueError(
+            f"conv_transpose_forward: x of shape {x.shape} and w of shape {w.shape} with "
+            f"groups={groups}; expected w (C_in, C_out/groups, *kernel) with C_in = {c}, "
+            "a multiple of groups, and as many spatial axes as x"
+        )
     if isinstance(padding, str):
         raise TypeError(f"conv_transpose_forward: padding must be an int or one entry per axis, got {padding!r}")
     nd = len(spatial)
-    stride, dilation, extra = (per_axis(v, nd, arg, "conv_transpose_forward")
-                               for v, arg in ((stride, "stride"), (dilation, "dilation"),
-                                              (output_padding, "output_padding")))
-    pads = tuple((p, p) if np.isscalar(p) else tuple(p) for p in per_axis(padding, nd, "padding",
-                                                                         "conv_transpose_forward"))
-    size = tuple((s - 1) * st - sum(p) + d * (k - 1) + e + 1
-                 for s, st, p, d, k, e in zip(spatial, stride, pads, dilation, kernel, extra))
+    stride, dilation, extra = (
+        per_axis(v, nd, arg, "conv_transpose_forward")
+        for v, arg in ((stride, "stride"), (dilation, "dilation"), (output_padding, "output_padding"))
+    )
+    pads = tuple(
+        (p, p) if np.isscalar(p) else tuple(p) for p in per_axis(padding, nd, "padding", "conv_transpose_forward")
+    )
+    size = tuple(
+        (s - 1) * st - sum(p) + d * (k - 1) + e + 1
+        for s, st, p, d, k, e in zip(spatial, stride, pads, dilation, kernel, extra)
+    )
     if min(size) < 1 or any(e >= max(s, d) for e, s, d in zip(extra, stride, dilation)):
-        raise ValueError(f"conv_transpose_forward: input {tuple(spatial)} with kernel {tuple(kernel)}, stride "
-                         f"{stride}, padding {pads}, output_padding {extra}, dilation {dilation} gives output "
-                         f"{size}; expected every output size >= 1 and output_padding < stride or dilation")
+        raise ValueError(
+            f"conv_transpose_forward: input {tuple(spatial)} with kernel {tuple(kernel)}, stride "
+            f"{stride}, padding {pads}, output_padding {extra}, dilation {dilation} gives output "
+            f"{size}; expected every output size >= 1 and output_padding < stride or dilation"
+        )
     win = Window(tuple(kernel), stride, dilation, pads, tuple(spatial))  # the convolution out -> x
     x_col = x.reshape(n, groups, c // groups, -1)  # (N, G, C_in/G, P)
     w_col = w.astype(x.dtype, copy=False).reshape(groups, c // groups, -1)  # (G, C_in/G, C_out/G*KK)

@@ -34,8 +34,9 @@ def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
     return v.reshape(-1, *[1] * (ndim - 2))
 
 
-def batch_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5
-                       ) -> tuple[np.ndarray, tuple]:
+def batch_norm_forward(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5
+) -> tuple[np.ndarray, tuple]:
     """Training-mode batch norm: normalise each channel with its batch mean and biased variance.
 
     Parameters
@@ -68,8 +69,10 @@ def batch_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: 
     """
     m = x.size // x.shape[1]
     if m == 1:
-        raise ValueError(f"batch_norm_forward: input of shape {x.shape} has one value per channel, which has "
-                         "no batch variance; use a batch of 2 or more (or the eval-mode forward)")
+        raise ValueError(
+            f"batch_norm_forward: input of shape {x.shape} has one value per channel, which has "
+            "no batch variance; use a batch of 2 or more (or the eval-mode forward)"
+        )
     axes, nd = _axes(x.ndim), x.ndim
     gamma, beta = gamma.astype(x.dtype, copy=False), beta.astype(x.dtype, copy=False)
     mean = x.mean(axis=axes)
@@ -101,8 +104,9 @@ def batch_norm_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.
     return dx, dgamma, dbeta
 
 
-def batch_norm_running_stats(cache: tuple, running_mean: np.ndarray, running_var: np.ndarray,
-                             momentum: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+def batch_norm_running_stats(
+    cache: tuple, running_mean: np.ndarray, running_var: np.ndarray, momentum: float = 0.1
+) -> tuple[np.ndarray, np.ndarray]:
     """The running statistics after one training batch, by PyTorch's rule.
 
     ``running = (1 - momentum) * running + momentum * batch_statistic``, where the variance
@@ -130,12 +134,20 @@ def batch_norm_running_stats(cache: tuple, running_mean: np.ndarray, running_var
     """
     *_, mean, var, m = cache
     keep = 1 - momentum
-    return (keep * running_mean + momentum * mean.astype(running_mean.dtype, copy=False),
-            keep * running_var + momentum * (var.astype(running_var.dtype, copy=False) * (m / (m - 1))))
+    return (
+        keep * running_mean + momentum * mean.astype(running_mean.dtype, copy=False),
+        keep * running_var + momentum * (var.astype(running_var.dtype, copy=False) * (m / (m - 1))),
+    )
 
 
-def batch_norm_eval_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, running_mean: np.ndarray,
-                            running_var: np.ndarray, eps: float = 1e-5) -> tuple[np.ndarray, tuple]:
+def batch_norm_eval_forward(
+    x: np.ndarray,
+    gamma: np.ndarray,
+    beta: np.ndarray,
+    running_mean: np.ndarray,
+    running_var: np.ndarray,
+    eps: float = 1e-5,
+) -> tuple[np.ndarray, tuple]:
     """Eval-mode batch norm: normalise with the given running statistics, which are constants.
 
     ``out = gamma * (x - running_mean) / sqrt(running_var + eps) + beta``; the output of a

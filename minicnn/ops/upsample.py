@@ -32,8 +32,7 @@ from .windows import per_axis
 def _scales(scale_factor, nd: int, owner: str) -> tuple[int, ...]:
     scales = per_axis(scale_factor, nd, "scale_factor", owner)
     if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in scales):
-        raise ValueError(f"{owner}: scale_factor must be a positive int, or one per spatial axis, "
-                         f"got {scale_factor!r}")
+        raise ValueError(f"{owner}: scale_factor must be a positive int, or one per spatial axis, got {scale_factor!r}")
     return tuple(int(s) for s in scales)
 
 

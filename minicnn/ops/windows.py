@@ -63,8 +63,10 @@ class Window(NamedTuple):
         [(slice(0, 3, 2),), (slice(1, 4, 2),), (slice(2, 5, 2),)]
         """
         for offset in np.ndindex(*self.kernel):
-            yield tuple(slice(k * d, k * d + s * (o - 1) + 1, s)
-                        for k, s, d, o in zip(offset, self.stride, self.dilation, self.out))
+            yield tuple(
+                slice(k * d, k * d + s * (o - 1) + 1, s)
+                for k, s, d, o in zip(offset, self.stride, self.dilation, self.out)
+            )
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding=0, dilation: int = 1) -> int:
@@ -113,8 +115,9 @@ def per_axis(value, ndim: int, arg: str, owner: str) -> tuple:
     """
     values = (value,) * ndim if np.isscalar(value) else tuple(value)
     if len(values) != ndim:
-        raise ValueError(f"{owner}: {arg} {value!r} has {len(values)} entries; expected one int, "
-                         f"or {ndim} (one per spatial axis)")
+        raise ValueError(
+            f"{owner}: {arg} {value!r} has {len(values)} entries; expected one int, or {ndim} (one per spatial axis)"
+        )
     return values
 
 
@@ -144,8 +147,9 @@ def resolve_padding(padding, spatial, kernel, stride, dilation, owner: str = "re
         if padding == "causal":
             return tuple((d * (k - 1), 0) for k, d in zip(kernel, dilation))
         if padding != "valid":
-            raise ValueError(f"{owner}: unknown padding {padding!r}; expected an int, one per axis, "
-                             "'valid', 'same' or 'causal'")
+            raise ValueError(
+                f"{owner}: unknown padding {padding!r}; expected an int, one per axis, 'valid', 'same' or 'causal'"
+            )
         padding = 0
     sides = per_axis(padding, len(spatial), "padding", owner)
     return tuple((int(p), int(p)) if np.isscalar(p) else (int(p[0]), int(p[1])) for p in sides)
@@ -179,9 +183,10 @@ def window(spatial, kernel_size, stride=1, padding=0, dilation=1, owner: str = "
     Window(kernel=(3, 3), stride=(2, 2), dilation=(1, 1), pads=((0, 1), (0, 1)), out=(16, 16))
     """
     spatial = tuple(int(n) for n in spatial)
-    kernel, stride, dilation = (tuple(int(v) for v in per_axis(value, len(spatial), arg, owner))
-                                for value, arg in ((kernel_size, "kernel_size"), (stride, "stride"),
-                                                   (dilation, "dilation")))
+    kernel, stride, dilation = (
+        tuple(int(v) for v in per_axis(value, len(spatial), arg, owner))
+        for value, arg in ((kernel_size, "kernel_size"), (stride, "stride"), (dilation, "dilation"))
+    )
     pads = resolve_padding(padding, spatial, kernel, stride, dilation, owner)
     out = tuple(conv_output_size(*axis) for axis in zip(spatial, kernel, stride, pads, dilation))
     if min(out) < 1:

@@ -82,12 +82,20 @@ class Adam(Optimizer):
 
     decoupled_weight_decay = False  # True in AdamW
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False) -> None:
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+    ) -> None:
         super().__init__(params, lr)
         name = type(self).__name__
-        self.betas = check_numbers(betas, name, "betas", 2, at_least=0, below=1,
-                                   hint="the usual choice is betas=(0.9, 0.999)")
+        self.betas = check_numbers(
+            betas, name, "betas", 2, at_least=0, below=1, hint="the usual choice is betas=(0.9, 0.999)"
+        )
         self.eps = check_number(eps, name, "eps", above=0, hint="a small number such as eps=1e-08")
         self.weight_decay = check_number(weight_decay, name, "weight_decay", at_least=0, hint="0 turns it off")
         self.amsgrad = check_bool(amsgrad, name, "amsgrad")
@@ -151,6 +159,13 @@ class AdamW(Adam):
 
     decoupled_weight_decay = True
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+    ) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad)

@@ -98,8 +98,9 @@ class Optimizer:
 
     def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
         """Change ``p`` in place from its gradient ``g``; ``state`` is this parameter's memory."""
-        raise NotImplementedError(f"{type(self).__name__} must implement update(p, g, state), "
-                                  "the rule that changes the array p in place")
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement update(p, g, state), the rule that changes the array p in place"
+        )
 
     def step(self) -> None:
         """Update every parameter once, in place, from its ``grad``.
@@ -150,8 +151,10 @@ class Optimizer:
         """
         owner = type(self).__name__
         if not isinstance(state, Mapping):
-            raise TypeError(f"{owner}.load_state_dict: expected a mapping of names to arrays (what "
-                            f"state_dict() returns or np.load reads), got {type(state).__name__}")
+            raise TypeError(
+                f"{owner}.load_state_dict: expected a mapping of names to arrays (what "
+                f"state_dict() returns or np.load reads), got {type(state).__name__}"
+            )
         problems: list[str] = []
         current = {**self._hyperparameters(), "step": self.step_count}
         problems += [f"missing key {name!r}" for name in current if name not in state]
@@ -168,14 +171,16 @@ class Optimizer:
         expected = trial._first_step_state()
         arrays = self._read_arrays(state, state.keys() - current.keys(), expected, step != 0, problems)
         if problems:
-            raise ValueError(f"{owner}.load_state_dict: the state does not fit this optimizer:\n  "
-                             + "\n  ".join(sorted(problems)))
-        self.__dict__.update((key, value) for key, value in vars(trial).items()
-                             if key not in ("params", "state", "step_count"))
+            raise ValueError(
+                f"{owner}.load_state_dict: the state does not fit this optimizer:\n  " + "\n  ".join(sorted(problems))
+            )
+        self.__dict__.update(
+            (key, value) for key, value in vars(trial).items() if key not in ("params", "state", "step_count")
+        )
         self.step_count = step
         self.state.clear()
         for i, (param, names) in enumerate(zip(self.params, expected)):
-            if (kept := {name: arrays[name, i] for name in names if (name, i) in arrays}):
+            if kept := {name: arrays[name, i] for name in names if (name, i) in arrays}:
                 self.state[param] = kept
 
     def __repr__(self) -> str:
@@ -189,16 +194,20 @@ class Optimizer:
         names = [arg.name for arg in args if arg.kind not in (arg.VAR_POSITIONAL, arg.VAR_KEYWORD)]
         for name in names:
             if not hasattr(self, name):
-                raise TypeError(f"{type(self).__name__}.__init__ takes {name} but keeps no self.{name}; store "
-                                "each hyperparameter under its own name (state_dict saves it from there)")
+                raise TypeError(
+                    f"{type(self).__name__}.__init__ takes {name} but keeps no self.{name}; store "
+                    "each hyperparameter under its own name (state_dict saves it from there)"
+                )
         return {name: getattr(self, name) for name in names}
 
     def _check_grad(self, i: int, param: Parameter) -> None:
         g, where = param.grad, f"{type(self).__name__}.step: params[{i}].grad"
         fix = "nothing was updated (fill it in place, param.grad[...] = g, which keeps its shape and dtype)"
         if not isinstance(g, np.ndarray):
-            raise TypeError(f"{where} is a {type(g).__name__}, expected an array of shape {param.shape} "
-                            f"and dtype {param.data.dtype}; {fix}")
+            raise TypeError(
+                f"{where} is a {type(g).__name__}, expected an array of shape {param.shape} "
+                f"and dtype {param.data.dtype}; {fix}"
+            )
         if g.shape != param.shape:
             raise ValueError(f"{where} has shape {g.shape}, expected {param.shape} as its parameter; {fix}")
         if g.dtype != param.data.dtype:
@@ -226,21 +235,22 @@ class Optimizer:
             name, i = (match.group(1), int(match.group(2))) if match else (key, -1)
             value = np.asarray(state[key])
             if i >= len(self.params):
-                problems.append(f"{key!r}: index {i} is out of range, the optimizer has {len(self.params)} "
-                                "parameters")
+                problems.append(f"{key!r}: index {i} is out of range, the optimizer has {len(self.params)} parameters")
             elif i < 0 or name not in expected[i]:
                 problems.append(f"unexpected key {key!r}")
             elif not _is_real(value):
                 problems.append(f"{key!r}: dtype {value.dtype} is not a real number type")
             elif value.shape != expected[i][name][0]:
-                problems.append(f"{key!r}: shape {value.shape} in the state, {expected[i][name][0]} for "
-                                f"parameter {i}")
+                problems.append(f"{key!r}: shape {value.shape} in the state, {expected[i][name][0]} for parameter {i}")
             else:
                 arrays[name, i] = value.astype(expected[i][name][1], copy=True)
         for i, names in enumerate(expected):
             if required or any(f"{name}.{i}" in state for name in names):
-                problems += [f"missing key '{name}.{i}': after a step each parameter has {', '.join(names)}"
-                             for name in names if f"{name}.{i}" not in state]
+                problems += [
+                    f"missing key '{name}.{i}': after a step each parameter has {', '.join(names)}"
+                    for name in names
+                    if f"{name}.{i}" not in state
+                ]
         return arrays
 
 
@@ -281,26 +291,31 @@ def _number(value: float) -> str:
 
 def _check_params(params, owner: str) -> list[Parameter]:
     if isinstance(params, Parameter):
-        raise TypeError(f"{owner}: params must be an iterable of Parameters, got a single Parameter; "
-                        f"wrap it in a list: {owner}([param], ...)")
+        raise TypeError(
+            f"{owner}: params must be an iterable of Parameters, got a single Parameter; "
+            f"wrap it in a list: {owner}([param], ...)"
+        )
     if isinstance(params, Layer):
-        raise TypeError(f"{owner}: params must be an iterable of Parameters, got a {type(params).__name__} "
-                        "layer; pass model.parameters()")
+        raise TypeError(
+            f"{owner}: params must be an iterable of Parameters, got a {type(params).__name__} "
+            "layer; pass model.parameters()"
+        )
     try:
         params = list(params)
     except TypeError:
-        raise TypeError(f"{owner}: params must be an iterable of Parameters, "
-                        f"got {type(params).__name__}") from None
+        raise TypeError(f"{owner}: params must be an iterable of Parameters, got {type(params).__name__}") from None
     if not params:
-        raise ValueError(f"{owner} got an empty list of parameters; expected at least one "
-                         "(a generator can be consumed only once)")
+        raise ValueError(
+            f"{owner} got an empty list of parameters; expected at least one (a generator can be consumed only once)"
+        )
     seen: dict[int, int] = {}
     for i, p in enumerate(params):
         if not isinstance(p, Parameter):
             raise TypeError(f"{owner}: params[{i}] is a {type(p).__name__}, expected a minicnn Parameter")
         if id(p) in seen:
             # Stepping the same array twice per step would silently double its learning rate.
-            raise ValueError(f"{owner}: params[{i}] is the same Parameter as params[{seen[id(p)]}]; "
-                             "pass each parameter once")
+            raise ValueError(
+                f"{owner}: params[{i}] is the same Parameter as params[{seen[id(p)]}]; pass each parameter once"
+            )
         seen[id(p)] = i
     return params

@@ -84,8 +84,16 @@ class RMSprop(Optimizer):
     array([0.986667])
     """
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False) -> None:
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+    ) -> None:
         super().__init__(params, lr)
         name = type(self).__name__
         self.alpha = check_number(alpha, name, "alpha", at_least=0, below=1, hint="the usual choice is alpha=0.99")

@@ -75,8 +75,15 @@ class SGD(Optimizer):
     ['dampening', 'lr', 'momentum', 'momentum_buffer.0', 'nesterov', 'step', 'weight_decay']
     """
 
-    def __init__(self, params: Iterable[Parameter], lr: float, momentum: float = 0.0,
-                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False) -> None:
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ) -> None:
         super().__init__(params, lr)
         name = type(self).__name__
         self.momentum = check_number(momentum, name, "momentum", at_least=0, hint="0 turns momentum off; 0.9 is usual")
@@ -84,9 +91,11 @@ class SGD(Optimizer):
         self.weight_decay = check_number(weight_decay, name, "weight_decay", at_least=0, hint="0 turns it off")
         self.nesterov = check_bool(nesterov, name, "nesterov")
         if self.nesterov and not (self.momentum > 0 and self.dampening == 0):
-            raise ValueError(f"{name}: nesterov=True needs momentum > 0 and dampening = 0, got momentum="
-                             f"{self.momentum}, dampening={self.dampening} (set momentum=0.9 and dampening=0, "
-                             "or nesterov=False)")
+            raise ValueError(
+                f"{name}: nesterov=True needs momentum > 0 and dampening = 0, got momentum="
+                f"{self.momentum}, dampening={self.dampening} (set momentum=0.9 and dampening=0, "
+                "or nesterov=False)"
+            )
 
     def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
         if self.weight_decay != 0:

@@ -26,5 +26,14 @@ from .steps import animate_convolution, convolution_steps
 from .training import confusion, history
 from .volume import output_volume
 
-__all__ = ["animate_convolution", "augmented", "confusion", "convolution_steps", "explore", "feature_maps", "filters",
-           "history", "output_volume"]
+__all__ = [
+    "animate_convolution",
+    "augmented",
+    "confusion",
+    "convolution_steps",
+    "explore",
+    "feature_maps",
+    "filters",
+    "history",
+    "output_volume",
+]

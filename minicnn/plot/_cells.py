@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 CELL_INCHES = 0.38  # a cell fits a three-digit number at the font sizes below
-GAP = 0.5           # cells between two slices
+GAP = 0.5  # cells between two slices
 
 
 def slice_x(s, width: int) -> np.ndarray:
@@ -38,9 +38,21 @@ def font_size(texts: np.ndarray, base: float = 9.0) -> float:
     return float(min(base, points_per_cell / (0.62 * longest)))  # a digit is about 0.62 em wide
 
 
-def draw_cells(ax, values: np.ndarray, palette, codes=0, *, texts: np.ndarray | None = None, shown=None,
-               fontsize: float = 9.0, bold=None, height: int | None = None, width: float = 0.0,
-               margins: tuple[float, float] = (0.0, 0.0), label_slices=None) -> list:
+def draw_cells(
+    ax,
+    values: np.ndarray,
+    palette,
+    codes=0,
+    *,
+    texts: np.ndarray | None = None,
+    shown=None,
+    fontsize: float = 9.0,
+    bold=None,
+    height: int | None = None,
+    width: float = 0.0,
+    margins: tuple[float, float] = (0.0, 0.0),
+    label_slices=None,
+) -> list:
     """Draw ``values`` (S, H, W) as S grids of cells in ``ax``; return the number Text artists.
 
     Cell (s, i, j) is filled with ``palette[codes[s, i, j]]`` (``codes`` broadcasts, so 0
@@ -74,12 +86,30 @@ def draw_cells(ax, values: np.ndarray, palette, codes=0, *, texts: np.ndarray | 
     artists = []
     # One Text artist per number: matplotlib has no vectorised text.
     for s, i, j in zip(*np.nonzero(shown)):
-        artists.append(ax.text(slice_x(s, w) + j, i, texts[s, i, j], ha="center", va="center",
-                               fontsize=fontsize, fontweight="bold" if bold[s, i, j] else "normal"))
+        artists.append(
+            ax.text(
+                slice_x(s, w) + j,
+                i,
+                texts[s, i, j],
+                ha="center",
+                va="center",
+                fontsize=fontsize,
+                fontweight="bold" if bold[s, i, j] else "normal",
+            )
+        )
     if label_slices is not None:
         for s, name in enumerate(label_slices):
-            ax.annotate(name, (slice_x(s, w) + (w - 1) / 2, h - 0.5), xytext=(0, -1.5), textcoords="offset points",
-                        ha="center", va="top", fontsize=7, color="0.3", annotation_clip=False)
+            ax.annotate(
+                name,
+                (slice_x(s, w) + (w - 1) / 2, h - 0.5),
+                xytext=(0, -1.5),
+                textcoords="offset points",
+                ha="center",
+                va="top",
+                fontsize=7,
+                color="0.3",
+                annotation_clip=False,
+            )
     rows = h if height is None else height
     extra = max(width - total, 0.0) / 2
     # Row 0 at the top; a shorter panel keeps to the top. The 0.05 keeps the outer grid

@@ -23,8 +23,9 @@ def require_matplotlib(owner: str):
         # A dependency of matplotlib that is missing (Pillow, say) deserves its own name.
         missing = "" if exc.name is None or exc.name.split(".")[0] == "matplotlib" else f" ({exc})"
         why = f"could not be imported{missing}" if missing else "is not installed"
-        raise ImportError(f"{owner} draws with matplotlib, which {why}: {INSTALL_HINT} (or pip install matplotlib)",
-                          name="matplotlib") from exc
+        raise ImportError(
+            f"{owner} draws with matplotlib, which {why}: {INSTALL_HINT} (or pip install matplotlib)", name="matplotlib"
+        ) from exc
     return matplotlib
 
 
@@ -46,8 +47,10 @@ def canvas(owner: str, ax, figsize: tuple[float, float]):
         raise TypeError(f"{owner}: ax is a {type(ax).__name__}; expected a matplotlib Axes or None")
     spec = ax.get_subplotspec()
     if spec is None:
-        raise ValueError(f"{owner}: ax has no place in a grid (it was not made by add_subplot or subplots); "
-                         "make it with fig.add_subplot(...) or pass ax=None for a new figure")
+        raise ValueError(
+            f"{owner}: ax has no place in a grid (it was not made by add_subplot or subplots); "
+            "make it with fig.add_subplot(...) or pass ax=None for a new figure"
+        )
     parent = ax.figure  # a Figure or a SubFigure
     ax.remove()
     return parent.figure, parent.add_subfigure(spec)
@@ -72,8 +75,9 @@ def check_path(owner: str, path, suffixes: tuple[str, ...] | None = None):
     if path is None:
         return None
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{owner}: path is a {type(path).__name__}; expected a str or os.PathLike "
-                        "(e.g. 'picture.png') or None")
+        raise TypeError(
+            f"{owner}: path is a {type(path).__name__}; expected a str or os.PathLike (e.g. 'picture.png') or None"
+        )
     if suffixes and not os.fspath(path).lower().endswith(suffixes):
         raise ValueError(f"{owner}: path {os.fspath(path)!r} must end in {' or '.join(suffixes)}")
     return path

@@ -12,8 +12,17 @@ from ._figure import canvas, check_dpi, check_path, finish, require_matplotlib
 PANEL_INCHES = 0.95
 
 
-def augmented(images, augment, *, variants: int = 6, seed: int = 0, titles: Sequence[str] | None = None,
-              ax=None, path=None, dpi: float = 100):
+def augmented(
+    images,
+    augment,
+    *,
+    variants: int = 6,
+    seed: int = 0,
+    titles: Sequence[str] | None = None,
+    ax=None,
+    path=None,
+    dpi: float = 100,
+):
     """Draw each image and ``variants`` versions of it that ``augment`` made, one row per image.
 
     The versions are made as ``fit`` makes them: ``augment(batch, rng)`` on a float batch,
@@ -66,8 +75,10 @@ def augmented(images, augment, *, variants: int = 6, seed: int = 0, titles: Sequ
 
     versions = augment(np.repeat(x, variants, axis=0), np.random.default_rng(seed))
     if not (isinstance(versions, np.ndarray) and versions.shape[:2] == (n * variants, c) and versions.ndim == 4):
-        raise ValueError(f"{owner}: augment returned {getattr(versions, 'shape', type(versions).__name__)} for a "
-                         f"batch of shape {(n * variants, *x.shape[1:])}; expected a batch of images")
+        raise ValueError(
+            f"{owner}: augment returned {getattr(versions, 'shape', type(versions).__name__)} for a "
+            f"batch of shape {(n * variants, *x.shape[1:])}; expected a batch of images"
+        )
     versions = versions.reshape(n, variants, *versions.shape[1:])
 
     fig, root = canvas(owner, ax, (PANEL_INCHES * (1 + variants) + 0.6, PANEL_INCHES * n + 0.4))

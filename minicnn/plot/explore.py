@@ -24,8 +24,9 @@ OWNER = "explore"
 PLACEHOLDER = "/*MINICNN_EXPLORER_DATA*/"
 
 
-def explore(model: Sequential, x, path: str | os.PathLike = "explorer.html", classes=None, *,
-            max_values: int = 1 << 15) -> Path:
+def explore(
+    model: Sequential, x, path: str | os.PathLike = "explorer.html", classes=None, *, max_values: int = 1 << 15
+) -> Path:
     """Write one self-contained HTML page that explains ``model`` on the input ``x``, step by step.
 
     The page shows every layer's output maps in order, with their shapes, and the prediction
@@ -97,10 +98,15 @@ def explore(model: Sequential, x, path: str | os.PathLike = "explorer.html", cla
     with inference():  # eval mode for every layer, changing none of them
         out, _, walk.root = walk.layers(model.layers, batch, input_id, "", 0)
     meta = {
-        "input": input_id, "nodes": walk.nodes, "root": walk.root, "tensors": walk.tensors,
+        "input": input_id,
+        "nodes": walk.nodes,
+        "root": walk.root,
+        "tensors": walk.tensors,
         "prediction": _prediction(out, names, store),
         "parameters": sum(p.data.size for p in model.parameters()),
-        "notes": store.notes, "digits": DIGITS, "max_values": max_values,
+        "notes": store.notes,
+        "digits": DIGITS,
+        "max_values": max_values,
     }
     page = _page(meta, store.arrays)
     return write_atomically(path, lambda f: f.write(page.encode("utf-8")), verb=OWNER, example_suffix=".html")
@@ -110,13 +116,17 @@ def _check_class_names(classes) -> list[str] | None:
     if classes is None:
         return None
     if isinstance(classes, (str, bytes)) or not hasattr(classes, "__len__"):
-        raise TypeError(f"{OWNER}: classes must be a sequence of names (e.g. a list of str), got "
-                        f"{type(classes).__name__} {classes!r}")
+        raise TypeError(
+            f"{OWNER}: classes must be a sequence of names (e.g. a list of str), got "
+            f"{type(classes).__name__} {classes!r}"
+        )
     names = list(classes)
     bad = next((c for c in names if not isinstance(c, str)), None)
     if bad is not None:
-        raise TypeError(f"{OWNER}: classes must hold str names, got {type(bad).__name__} {bad!r}; "
-                        "use e.g. [str(c) for c in classes]")
+        raise TypeError(
+            f"{OWNER}: classes must hold str names, got {type(bad).__name__} {bad!r}; "
+            "use e.g. [str(c) for c in classes]"
+        )
     return names
 
 
@@ -137,20 +147,29 @@ def _batch_of_one(model: Sequential, x) -> np.ndarray:
         except ValueError:
             pass
         else:
-            raise ValueError(f"{OWNER}: x of shape {x.shape} is a batch of {x.shape[0]} inputs; the page explains "
-                             "one: pass x[0]")
-    raise ValueError(f"{OWNER}: x of shape {x.shape} does not fit the model, as one input without the batch "
-                     f"axis nor as a batch of one: {first_error}") from None
+            raise ValueError(
+                f"{OWNER}: x of shape {x.shape} is a batch of {x.shape[0]} inputs; the page explains one: pass x[0]"
+            )
+    raise ValueError(
+        f"{OWNER}: x of shape {x.shape} does not fit the model, as one input without the batch "
+        f"axis nor as a batch of one: {first_error}"
+    ) from None
 
 
 def _prediction(out: np.ndarray, names: list[str] | None, store: Store) -> dict:
     """The class probabilities the page shows, with the class names checked against them."""
     probs, how = softmax_prediction(out)
     if names is not None and len(names) != len(probs):
-        raise ValueError(f"{OWNER}: classes has {len(names)} names, but the model's last output has "
-                         f"{len(probs)} classes (shape {out.shape}, classes on axis 1); give one name per class")
-    return {"probs": store.array(probs), "classes": names or [str(i) for i in range(len(probs))], "how": how,
-            "top": int(np.argmax(probs))}
+        raise ValueError(
+            f"{OWNER}: classes has {len(names)} names, but the model's last output has "
+            f"{len(probs)} classes (shape {out.shape}, classes on axis 1); give one name per class"
+        )
+    return {
+        "probs": store.array(probs),
+        "classes": names or [str(i) for i in range(len(probs))],
+        "how": how,
+        "top": int(np.argmax(probs)),
+    }
 
 
 def _page(meta: dict, arrays: list[str]) -> str:
@@ -174,4 +193,3 @@ def page_data(html: str) -> dict:
     start = html.index(">", start) + 1
     end = html.index("</script>", start)
     return json.loads(html[start:end])
-

@@ -57,33 +57,55 @@ TOP_TERMS = 10  # a Dense output's largest |w * x| terms, shown one by one
 
 # -- one function per layer kind: (layer, x, out, store, node) -> the fields of its step ----------
 def _conv(layer, x, out, store: Store, node: dict) -> dict:
-    win = ops.window(x.shape[2:], layer.kernel_size, layer.stride, layer.padding, layer.dilation,
-                     type(layer).__name__)
+    win = ops.window(x.shape[2:], layer.kernel_size, layer.stride, layer.padding, layer.dilation, type(layer).__name__)
     weight, filters = store.rows(layer.weight.data, node["out_kept"], node["label"])
     bias = None if layer.bias is None else layer.bias.data
-    return {"kind": "conv", "kernel": win.kernel, "stride": win.stride, "dilation": win.dilation,
-            "pads": [before for before, _ in win.pads], "groups": layer.groups, "weight": weight,
-            "filters": filters, "bias": store.array(bias)}
+    return {
+        "kind": "conv",
+        "kernel": win.kernel,
+        "stride": win.stride,
+        "dilation": win.dilation,
+        "pads": [before for before, _ in win.pads],
+        "groups": layer.groups,
+        "weight": weight,
+        "filters": filters,
+        "bias": store.array(bias),
+    }
 
 
 def _conv_transpose(layer: ConvTranspose2D, x, out, store: Store, node: dict) -> dict:
     weight = layer.weight.data
     embedded = weight.size <= store.max_values
     if not embedded:
-        store.notes.append(f"{node['label']}: its {weight.size:,} weights are not embedded (at most "
-                           f"{store.max_values:,} values per weight); the page shows which inputs meet each "
-                           "output, without the products")
+        store.notes.append(
+            f"{node['label']}: its {weight.size:,} weights are not embedded (at most "
+            f"{store.max_values:,} values per weight); the page shows which inputs meet each "
+            "output, without the products"
+        )
     bias = None if layer.bias is None else layer.bias.data
-    return {"kind": "convT", "kernel": layer.kernel_size, "stride": layer.stride, "dilation": layer.dilation,
-            "padding": layer.padding, "groups": layer.groups, "weight": store.array(weight) if embedded else None,
-            "bias": store.array(bias)}
+    return {
+        "kind": "convT",
+        "kernel": layer.kernel_size,
+        "stride": layer.stride,
+        "dilation": layer.dilation,
+        "padding": layer.padding,
+        "groups": layer.groups,
+        "weight": store.array(weight) if embedded else None,
+        "bias": store.array(bias),
+    }
 
 
 def _pool(op: str) -> Callable[..., dict]:
     def describe(layer, x, out, store: Store, node: dict) -> dict:
         win = ops.window(x.shape[2:], layer.kernel_size, layer.stride, layer.padding, 1, type(layer).__name__)
-        return {"kind": "pool", "op": op, "kernel": win.kernel, "stride": win.stride,
-                "pads": [before for before, _ in win.pads]}
+        return {
+            "kind": "pool",
+            "op": op,
+            "kernel": win.kernel,
+            "stride": win.stride,
+            "pads": [before for before, _ in win.pads],
+        }
+
     return describe
 
 
@@ -93,13 +115,20 @@ def _global_pool(layer, x, out, store: Store, node: dict) -> dict:
 
 def _batch_norm(layer, x, out, store: Store, node: dict) -> dict:
     # In eval mode, as here, BatchNorm normalises with its running statistics.
-    return {"kind": "bn", "mean": store.array(layer.running_mean.data), "var": store.array(layer.running_var.data),
-            "gamma": store.array(layer.weight.data), "beta": store.array(layer.bias.data), "eps": layer.eps}
+    return {
+        "kind": "bn",
+        "mean": store.array(layer.running_mean.data),
+        "var": store.array(layer.running_var.data),
+        "gamma": store.array(layer.weight.data),
+        "beta": store.array(layer.bias.data),
+        "eps": layer.eps,
+    }
 
 
 def _activation(fn: str) -> Callable[..., dict]:
     def describe(layer, x, out, store: Store, node: dict) -> dict:
         return {"kind": "act", "fn": fn, "slope": getattr(layer, "negative_slope", None)}
+
     return describe
 
 
@@ -112,14 +141,21 @@ def _dense(layer: Dense, x, out, store: Store, node: dict) -> dict:
     rest = np.empty(units)
     rows = max(1, 4_000_000 // layer.in_features)  # products of a few rows at a time: bounded memory
     for start in range(0, units, rows):
-        terms = weight[start:start + rows].astype(np.float64) * xs  # (rows, in_features)
+        terms = weight[start : start + rows].astype(np.float64) * xs  # (rows, in_features)
         order = np.argsort(-np.abs(terms), axis=1, kind="stable")[:, :k]
-        index[start:start + rows] = order
-        rest[start:start + rows] = terms.sum(axis=1) - np.take_along_axis(terms, order, axis=1).sum(axis=1)
+        index[start : start + rows] = order
+        rest[start : start + rows] = terms.sum(axis=1) - np.take_along_axis(terms, order, axis=1).sum(axis=1)
     bias = None if layer.bias is None else layer.bias.data[:units]
-    return {"kind": "dense", "top": k, "in_features": layer.in_features, "index": store.array(index),
-            "x": store.array(xs[index]), "w": store.array(np.take_along_axis(weight[:units], index, axis=1)),
-            "rest": store.array(rest), "bias": store.array(bias)}
+    return {
+        "kind": "dense",
+        "top": k,
+        "in_features": layer.in_features,
+        "index": store.array(index),
+        "x": store.array(xs[index]),
+        "w": store.array(np.take_along_axis(weight[:units], index, axis=1)),
+        "rest": store.array(rest),
+        "bias": store.array(bias),
+    }
 
 
 def _flatten(layer, x, out, store: Store, node: dict) -> dict:
@@ -145,15 +181,30 @@ def _upsample(layer: Upsample2D, x, out, store: Store, node: dict) -> dict:
 
 
 DESCRIBE: dict[type, Callable[..., dict]] = {
-    Conv1D: _conv, Conv2DVolume: _conv, Conv3D: _conv,
+    Conv1D: _conv,
+    Conv2DVolume: _conv,
+    Conv3D: _conv,
     ConvTranspose2D: _conv_transpose,
-    MaxPool1D: _pool("max"), MaxPool2D: _pool("max"), MaxPool3D: _pool("max"),
-    AvgPool1D: _pool("avg"), AvgPool2D: _pool("avg"), AvgPool3D: _pool("avg"),
-    GlobalAvgPool1D: _global_pool, GlobalAvgPool2D: _global_pool, GlobalAvgPool3D: _global_pool,
-    BatchNorm1D: _batch_norm, BatchNorm2D: _batch_norm, BatchNorm3D: _batch_norm,
-    ReLU: _activation("relu"), LeakyReLU: _activation("leaky_relu"), Tanh: _activation("tanh"),
+    MaxPool1D: _pool("max"),
+    MaxPool2D: _pool("max"),
+    MaxPool3D: _pool("max"),
+    AvgPool1D: _pool("avg"),
+    AvgPool2D: _pool("avg"),
+    AvgPool3D: _pool("avg"),
+    GlobalAvgPool1D: _global_pool,
+    GlobalAvgPool2D: _global_pool,
+    GlobalAvgPool3D: _global_pool,
+    BatchNorm1D: _batch_norm,
+    BatchNorm2D: _batch_norm,
+    BatchNorm3D: _batch_norm,
+    ReLU: _activation("relu"),
+    LeakyReLU: _activation("leaky_relu"),
+    Tanh: _activation("tanh"),
     Sigmoid: _activation("sigmoid"),
-    Dense: _dense, Flatten: _flatten, Dropout: _dropout, Upsample2D: _upsample,
+    Dense: _dense,
+    Flatten: _flatten,
+    Dropout: _dropout,
+    Upsample2D: _upsample,
 }
 """The built-in layers the page explains step by step, by exact class; containers are walked."""
 
@@ -187,8 +238,9 @@ class Walk:
         self.nodes.append(node)
         return node["id"]
 
-    def layers(self, layers: list[Layer], x: np.ndarray, x_id: int, prefix: str, depth: int
-               ) -> tuple[np.ndarray, int, list[int]]:
+    def layers(
+        self, layers: list[Layer], x: np.ndarray, x_id: int, prefix: str, depth: int
+    ) -> tuple[np.ndarray, int, list[int]]:
         """Run ``layers`` on ``x`` (tensor ``x_id``), adding a node for each; return the output,
         its tensor id and the new nodes' ids."""
         ids = []
@@ -200,23 +252,48 @@ class Walk:
     def layer(self, layer: Layer, x: np.ndarray, x_id: int, label: str, depth: int) -> tuple[np.ndarray, int, int]:
         name = type(layer).__name__
         if type(layer) in (Residual, Sequential):
-            block = {"kind": "block", "label": f"{label} {name}", "name": name, "repr": _short_repr(layer),
-                     "depth": depth, "input": x_id, "residual": type(layer) is Residual}
+            block = {
+                "kind": "block",
+                "label": f"{label} {name}",
+                "name": name,
+                "repr": _short_repr(layer),
+                "depth": depth,
+                "input": x_id,
+                "residual": type(layer) is Residual,
+            }
             block_id = self.add(block)
             f, f_id, children = self.layers(layer.layers, x, x_id, f"{label}.", depth + 1)
             if type(layer) is Residual:
                 out = _run(layer, x, label)  # the block's own sum, x + f(x)
                 out_id = self.tensor(out, f"{label} (the sum)")
-                children.append(self.add({"kind": "add", "label": f"{label} x + f(x)", "name": "the sum",
-                                          "repr": "the block's input (the skip) plus f(x)", "depth": depth + 1,
-                                          "input": f_id, "skip": x_id, "output": out_id}))
+                children.append(
+                    self.add(
+                        {
+                            "kind": "add",
+                            "label": f"{label} x + f(x)",
+                            "name": "the sum",
+                            "repr": "the block's input (the skip) plus f(x)",
+                            "depth": depth + 1,
+                            "input": f_id,
+                            "skip": x_id,
+                            "output": out_id,
+                        }
+                    )
+                )
                 f, f_id = out, out_id
             block.update(children=children, output=f_id)
             return f, f_id, block_id
         out = _run(layer, x, label)
         out_id = self.tensor(out, f"{label} {name}")
-        node = {"label": f"{label} {name}", "name": name, "repr": _short_repr(layer), "depth": depth,
-                "input": x_id, "output": out_id, "out_kept": self.tensors[out_id]["kept"]}
+        node = {
+            "label": f"{label} {name}",
+            "name": name,
+            "repr": _short_repr(layer),
+            "depth": depth,
+            "input": x_id,
+            "output": out_id,
+            "out_kept": self.tensors[out_id]["kept"],
+        }
         describe = DESCRIBE.get(type(layer))
         node.update(describe(layer, x, out, self.store, node) if describe else {"kind": "custom"})
         del node["out_kept"]
@@ -228,8 +305,10 @@ def _run(layer: Layer, x: np.ndarray, label: str) -> np.ndarray:
     out = layer.forward(x)
     if not isinstance(out, np.ndarray) or out.ndim < 1 or out.shape[0] != 1:
         got = f"an array of shape {out.shape}" if isinstance(out, np.ndarray) else f"a {type(out).__name__}"
-        raise TypeError(f"explore: layer {label} ({layer!r}).forward returned {got} for a batch of one; "
-                        "expected an array with batch axis 1 (does forward end with `return out`?)")
+        raise TypeError(
+            f"explore: layer {label} ({layer!r}).forward returned {got} for a batch of one; "
+            "expected an array with batch axis 1 (does forward end with `return out`?)"
+        )
     return out
 
 
@@ -256,5 +335,6 @@ def softmax_prediction(out: np.ndarray) -> tuple[np.ndarray, str]:
     if probs.ndim > 1:
         return probs.reshape(len(probs), -1).mean(axis=1), (
             f"softmax over the {len(probs)} channels of the last output at each of its "
-            f"{math.prod(probs.shape[1:]):,} positions, averaged")
+            f"{math.prod(probs.shape[1:]):,} positions, averaged"
+        )
     return probs, "softmax of the last layer's output"

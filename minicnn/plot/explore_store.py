@@ -81,8 +81,9 @@ class Store:
         kept = min(sample.shape[0], max(1, self.max_values // per_map))
         if kept < sample.shape[0]:
             unit = "values" if sample.ndim == 1 else "maps"
-            self.notes.append(f"{where}: the first {kept} of {sample.shape[0]} {unit} "
-                              f"(at most {self.max_values:,} values per tensor)")
+            self.notes.append(
+                f"{where}: the first {kept} of {sample.shape[0]} {unit} (at most {self.max_values:,} values per tensor)"
+            )
         return {"shape": list(sample.shape), "kept": kept, "data": self.array(sample[:kept])}
 
     def rows(self, weight: np.ndarray, wanted: int, where: str) -> tuple[int, int]:
@@ -93,7 +94,9 @@ class Store:
         per_row = math.prod(weight.shape[1:])
         kept = min(wanted, max(1, self.max_values // per_row))
         if kept < wanted:
-            self.notes.append(f"{where}: the weights of the first {kept} of {weight.shape[0]} filters "
-                              f"(at most {self.max_values:,} values per weight); the step-by-step view "
-                              f"covers those output channels")
+            self.notes.append(
+                f"{where}: the weights of the first {kept} of {weight.shape[0]} filters "
+                f"(at most {self.max_values:,} values per weight); the step-by-step view "
+                f"covers those output channels"
+            )
         return self.array(weight[:kept]), kept

@@ -19,7 +19,7 @@ from ._figure import (
     tile_gap,
 )
 
-MAP_INCHES = 0.5   # a feature map at full size
+MAP_INCHES = 0.5  # a feature map at full size
 
 
 def _weight4(layer) -> np.ndarray | None:
@@ -37,8 +37,10 @@ def _conv_weight(owner: str, conv_layer) -> np.ndarray:
         first = next((i for i, layer in enumerate(conv_layer.layers) if _weight4(layer) is not None), None)
         if first is not None:
             hint = f"; this looks like a model: pass one of its conv layers, e.g. model[{first}]"
-    raise TypeError(f"{owner}: conv_layer is a {type(conv_layer).__name__} without a 4-D .weight "
-                    f"(F, C, KH, KW); expected a conv layer such as Conv2DVolume{hint}")
+    raise TypeError(
+        f"{owner}: conv_layer is a {type(conv_layer).__name__} without a 4-D .weight "
+        f"(F, C, KH, KW); expected a conv layer such as Conv2DVolume{hint}"
+    )
 
 
 def _hide_frame(ax) -> None:
@@ -120,7 +122,7 @@ def filters(conv_layer, *, max_cols: int | None = None, ax=None, path=None, dpi:
     slices_image, slice_axes = None, []
     for band in range(bands):  # one band of up to max_cols filters, left to right
         first = band * per_band
-        ws = w[first:first + per_band]
+        ws = w[first : first + per_band]
         n = len(ws)
         ticks = _tile_ticks(n, kw, gap)
         if rgb:
@@ -136,8 +138,9 @@ def filters(conv_layer, *, max_cols: int | None = None, ax=None, path=None, dpi:
         slices = axes[2 * band + 1] if rgb else axes[band]
         slice_axes.append(slices)
         tiles = ws.transpose(1, 0, 2, 3).reshape(c * n, kh, kw)  # channel-major: row c holds every slice c
-        slices_image = slices.imshow(mosaic(tiles, per_band), cmap=grey, vmin=-limit, vmax=limit,
-                                     interpolation="nearest")
+        slices_image = slices.imshow(
+            mosaic(tiles, per_band), cmap=grey, vmin=-limit, vmax=limit, interpolation="nearest"
+        )
         slices.set_anchor("W")
         _hide_frame(slices)
         slices.set_yticks(_tile_ticks(c, kh, gap, label_every), names[::label_every], fontsize=6)
@@ -149,8 +152,10 @@ def filters(conv_layer, *, max_cols: int | None = None, ax=None, path=None, dpi:
     colour_bar(root, slices_image, slice_axes, "weight", shrink=min(1.0, 2.2 / tall), aspect=20, pad=0.02)
     kind = "colour tile on top: the R, G, B slices as its red, green, blue (grey: 0 in all three)\n" if rgb else ""
     root.suptitle(f"{f} filters of {c}x{kh}x{kw}, one column each, all on one scale", fontsize=9)
-    root.supxlabel(f"{kind}grey tiles: each input channel's slice (mid-grey 0, white +, black -; "
-                   f"largest |weight| {limit:.2g})", fontsize=7)
+    root.supxlabel(
+        f"{kind}grey tiles: each input channel's slice (mid-grey 0, white +, black -; largest |weight| {limit:.2g})",
+        fontsize=7,
+    )
     return finish(fig, path, dpi)
 
 
@@ -167,8 +172,10 @@ def _layers_of(owner: str, model) -> list:
     except TypeError:
         layers = None
     if layers is None or not callable(getattr(model, "eval", None)):
-        raise TypeError(f"{owner}: model is a {type(model).__name__}; expected a Sequential "
-                        "(a Layer with len() and indexing over its layers)")
+        raise TypeError(
+            f"{owner}: model is a {type(model).__name__}; expected a Sequential "
+            "(a Layer with len() and indexing over its layers)"
+        )
     return layers
 
 
@@ -215,14 +222,19 @@ def _mark_constant(a, marked: np.ndarray, per_row: int, h: int, w: int):
     if not which.size:
         return None
     corners = zip((which % per_row) * (w + gap) - 0.5, (which // per_row) * (h + gap) - 0.5)
-    hatch = PatchCollection([Rectangle(xy, w, h) for xy in corners], facecolor="none", edgecolor="0.35",
-                            hatch="////", linewidth=0.6, gid="constant maps")
+    hatch = PatchCollection(
+        [Rectangle(xy, w, h) for xy in corners],
+        facecolor="none",
+        edgecolor="0.35",
+        hatch="////",
+        linewidth=0.6,
+        gid="constant maps",
+    )
     a.add_collection(hatch)
     return hatch
 
 
-def feature_maps(model, image, *, max_maps: int | None = 64, per_row: int = 16, ax=None, path=None,
-                 dpi: float = 100):
+def feature_maps(model, image, *, max_maps: int | None = 64, per_row: int = 16, ax=None, path=None, dpi: float = 100):
     """Draw an image and the maps it becomes after every layer whose output is (N, C, H, W).
 
     The image goes through the model's layers one by one in evaluation mode, as
@@ -277,8 +289,9 @@ def feature_maps(model, image, *, max_maps: int | None = 64, per_row: int = 16, 
     image = as_float(image, owner, "image")
     if image.ndim != 3:
         hint = {4: " (for a batch of one, pass image[0])", 2: " (for a one-channel image, pass image[None])"}
-        raise ValueError(f"{owner}: image has shape {image.shape}; expected one image (C, H, W)"
-                         f"{hint.get(image.ndim, '')}")
+        raise ValueError(
+            f"{owner}: image has shape {image.shape}; expected one image (C, H, W){hint.get(image.ndim, '')}"
+        )
     if max_maps is not None and (isinstance(max_maps, bool) or not isinstance(max_maps, int) or max_maps < 1):
         raise ValueError(f"{owner}: max_maps={max_maps!r}; expected a positive int (e.g. 16) or None for all maps")
     if isinstance(per_row, bool) or not isinstance(per_row, int) or per_row < 1:
@@ -310,8 +323,10 @@ def feature_maps(model, image, *, max_maps: int | None = 64, per_row: int = 16, 
         one_image = k == 0 and len(shown) == 1  # a grey input: one tile, twice the size, as an RGB one
         panels.append((label, shown, marked, *((1, 2.0) if one_image else _tile_grid(len(shown), per_row))))
     # A row is as tall as its maps, and at least as tall as its label.
-    heights = [max(_mosaic_height(shown, cols, size * MAP_INCHES), 0.11 * (label.count("\n") + 1))
-               for label, shown, _, cols, size in panels]
+    heights = [
+        max(_mosaic_height(shown, cols, size * MAP_INCHES), 0.11 * (label.count("\n") + 1))
+        for label, shown, _, cols, size in panels
+    ]
     # Labels and colour bars take about 1.7 inches; a little more height than the maps need keeps
     # every row as wide as the widest (limited by the width, not the height).
     fig, root = canvas(owner, ax, (per_row * MAP_INCHES + 1.7, 1.08 * sum(heights) + 0.13 * len(panels) + 0.9))
@@ -324,8 +339,9 @@ def feature_maps(model, image, *, max_maps: int | None = 64, per_row: int = 16, 
             a.imshow(shown[0], interpolation="nearest")
         elif k == 0:  # a grey (or many-channel) input: its channels on one grey scale
             lo, hi = float(shown.min()), float(shown.max())
-            im = a.imshow(mosaic(shown, cols), cmap=_grey_cmap(), vmin=lo, vmax=hi if hi > lo else lo + 1,
-                          interpolation="nearest")
+            im = a.imshow(
+                mosaic(shown, cols), cmap=_grey_cmap(), vmin=lo, vmax=hi if hi > lo else lo + 1, interpolation="nearest"
+            )
             colour_bar(root, im, a, "pixel", fontsize=6, pad=0.01, aspect=8)
         else:
             cmap, vmin, vmax = signed_scale(shown)
@@ -335,7 +351,10 @@ def feature_maps(model, image, *, max_maps: int | None = 64, per_row: int = 16, 
     truncated = any(len(maps) > len(maps[:max_maps]) for _, maps in rows) or len(image) > len(image[:max_maps])
     more = f" (at most {max_maps} maps per layer)" if truncated else ""
     root.suptitle(f"an image and its feature maps after each layer{more}", fontsize=9)
-    root.supxlabel("each row of maps on its own scale (its colour bar): white 0, red +, blue -\n"
-                   "hatched: a map that is one value for this image (all 0 after a ReLU: its filter found "
-                   "nothing here)", fontsize=7)
+    root.supxlabel(
+        "each row of maps on its own scale (its colour bar): white 0, red +, blue -\n"
+        "hatched: a map that is one value for this image (all 0 after a ReLU: its filter found "
+        "nothing here)",
+        fontsize=7,
+    )
     return finish(fig, path, dpi)

@@ -12,7 +12,7 @@ from ..functional import conv1d, conv2d, conv3d, im2col
 from ._figure import canvas, check_dpi, check_path, finish, require_matplotlib
 
 _CONV = {1: conv1d, 2: conv2d, 3: conv3d}
-MAX_PANEL_ROWS = 64     # convolution_steps draws one row per output; past this, animate instead
+MAX_PANEL_ROWS = 64  # convolution_steps draws one row per output; past this, animate instead
 MAX_FRAMES = 400
 
 # Colours, by role (index into _PALETTE).
@@ -25,13 +25,13 @@ _OUTLINE = "#d94801"
 class _Walk:
     """Every step of a valid cross-correlation, all in the 3-D form (depth, rows, cols)."""
 
-    ndim: int                 # 1, 2 or 3: how the user's x and w were shaped
-    x: np.ndarray             # (m, n, n')
-    w: np.ndarray             # (r, k, k')
-    out: np.ndarray           # (m - r + 1, n - k + 1, n' - k' + 1), from minicnn.functional
-    windows: np.ndarray       # (P, r, k, k'): what the filter covers at each of the P positions
-    positions: np.ndarray     # (P, 3): (d, i, j) of each output, in reading order
-    integral: bool            # every number is a whole number: write them without decimals
+    ndim: int  # 1, 2 or 3: how the user's x and w were shaped
+    x: np.ndarray  # (m, n, n')
+    w: np.ndarray  # (r, k, k')
+    out: np.ndarray  # (m - r + 1, n - k + 1, n' - k' + 1), from minicnn.functional
+    windows: np.ndarray  # (P, r, k, k'): what the filter covers at each of the P positions
+    positions: np.ndarray  # (P, 3): (d, i, j) of each output, in reading order
+    integral: bool  # every number is a whole number: write them without decimals
 
 
 def _as_3d(a: np.ndarray) -> np.ndarray:
@@ -42,11 +42,15 @@ def _walk(owner: str, x, w) -> _Walk:
     x = as_float(x, owner, "x")
     w = as_float(w, owner, "w")
     if x.ndim not in (1, 2, 3) or w.ndim != x.ndim:
-        raise ValueError(f"{owner}: x has shape {x.shape} and w {w.shape}; expected x (n,) with w (k,), "
-                         "x (n, n') with w (k, k'), or x (m, n, n') with w (r, k, k')")
+        raise ValueError(
+            f"{owner}: x has shape {x.shape} and w {w.shape}; expected x (n,) with w (k,), "
+            "x (n, n') with w (k, k'), or x (m, n, n') with w (r, k, k')"
+        )
     if 0 in x.shape or 0 in w.shape or any(k > n for k, n in zip(w.shape, x.shape)):
-        raise ValueError(f"{owner}: filter w of shape {w.shape} does not fit in x of shape {x.shape}; "
-                         "every axis of w must be from 1 to the size of that axis of x")
+        raise ValueError(
+            f"{owner}: filter w of shape {w.shape} does not fit in x of shape {x.shape}; "
+            "every axis of w must be from 1 to the size of that axis of x"
+        )
     if not (np.isfinite(x).all() and np.isfinite(w).all()):
         raise ValueError(f"{owner}: x and w must be finite; got NaN or infinity")
     out = _as_3d(_CONV[x.ndim](x, w))
@@ -55,7 +59,7 @@ def _walk(owner: str, x, w) -> _Walk:
     # im2col gives every spatial window of every depth slice; a window r slices deep is r
     # consecutive slices of it, which sliding_window_view picks without a copy.
     cols = im2col(x3[None], (k, k2))[0].reshape(m, k, k2, oh * ow)
-    windows = sliding_window_view(cols, r, axis=0)          # (depth, k, k', OH*OW, r)
+    windows = sliding_window_view(cols, r, axis=0)  # (depth, k, k', OH*OW, r)
     windows = windows.transpose(0, 3, 4, 1, 2).reshape(depth * oh * ow, r, k, k2)
     positions = np.stack(np.unravel_index(np.arange(depth * oh * ow), out.shape), axis=1)
     integral = all(np.array_equal(a, np.round(a)) for a in (x3, w3, windows * w3, out))
@@ -63,7 +67,7 @@ def _walk(owner: str, x, w) -> _Walk:
 
 
 def _index(walk: _Walk, p: int) -> str:
-    return "[" + ", ".join(str(v) for v in walk.positions[p][3 - walk.ndim:]) + "]"
+    return "[" + ", ".join(str(v) for v in walk.positions[p][3 - walk.ndim :]) + "]"
 
 
 _MARGINS = ((0, 0), (1, 0), (1, 1), (0, 0))  # free cells for the operators: ×, then = and Σ→
@@ -103,24 +107,76 @@ def _draw_step(axes, walk: _Walk, p: int, header: bool) -> None:
     ax_in, ax_w, ax_prod, ax_out = axes
 
     covered = np.zeros(walk.x.shape, bool)
-    covered[d:d + r, i:i + k, j:j + k2] = True
-    draw_cells(ax_in, walk.x, _PALETTE, np.where(covered, _WINDOW, _PLAIN), texts=texts[0], fontsize=size,
-               height=height, width=_MIN_WIDTH, margins=_MARGINS[0], label_slices=_slice_names(walk, m))
+    covered[d : d + r, i : i + k, j : j + k2] = True
+    draw_cells(
+        ax_in,
+        walk.x,
+        _PALETTE,
+        np.where(covered, _WINDOW, _PLAIN),
+        texts=texts[0],
+        fontsize=size,
+        height=height,
+        width=_MIN_WIDTH,
+        margins=_MARGINS[0],
+        label_slices=_slice_names(walk, m),
+    )
     for t in range(r):  # one outline per slice the window covers (a loop over the filter's depth)
-        ax_in.add_patch(Rectangle((slice_x(d + t, n2) + j - 0.5, i - 0.5), k2, k, fill=False,
-                                  edgecolor=_OUTLINE, linewidth=2.5, zorder=3))
-    draw_cells(ax_w, walk.w, _PALETTE, _FILTER, texts=texts[1], fontsize=size, height=height, width=_MIN_WIDTH,
-               margins=_MARGINS[1], label_slices=_slice_names(walk, r))
-    draw_cells(ax_prod, products, _PALETTE, _PRODUCT, texts=texts[2], fontsize=size, height=height,
-               width=_MIN_WIDTH, margins=_MARGINS[2])
+        ax_in.add_patch(
+            Rectangle(
+                (slice_x(d + t, n2) + j - 0.5, i - 0.5), k2, k, fill=False, edgecolor=_OUTLINE, linewidth=2.5, zorder=3
+            )
+        )
+    draw_cells(
+        ax_w,
+        walk.w,
+        _PALETTE,
+        _FILTER,
+        texts=texts[1],
+        fontsize=size,
+        height=height,
+        width=_MIN_WIDTH,
+        margins=_MARGINS[1],
+        label_slices=_slice_names(walk, r),
+    )
+    draw_cells(
+        ax_prod,
+        products,
+        _PALETTE,
+        _PRODUCT,
+        texts=texts[2],
+        fontsize=size,
+        height=height,
+        width=_MIN_WIDTH,
+        margins=_MARGINS[2],
+    )
     order = np.arange(walk.out.size).reshape(walk.out.shape)
     now = order == p
     depth_out = walk.out.shape[0]
-    draw_cells(ax_out, walk.out, _PALETTE, np.where(now, _NOW, np.where(order < p, _DONE, _PLAIN)),
-               texts=texts[3], shown=order <= p, bold=now, fontsize=size, height=height, width=_MIN_WIDTH,
-               margins=_MARGINS[3], label_slices=_slice_names(walk, depth_out) if depth_out > 1 else None)
-    ax_out.add_patch(Rectangle((slice_x(d, walk.out.shape[2]) + j - 0.5, i - 0.5), 1, 1, fill=False,
-                               edgecolor=_OUTLINE, linewidth=2.5, zorder=3))
+    draw_cells(
+        ax_out,
+        walk.out,
+        _PALETTE,
+        np.where(now, _NOW, np.where(order < p, _DONE, _PLAIN)),
+        texts=texts[3],
+        shown=order <= p,
+        bold=now,
+        fontsize=size,
+        height=height,
+        width=_MIN_WIDTH,
+        margins=_MARGINS[3],
+        label_slices=_slice_names(walk, depth_out) if depth_out > 1 else None,
+    )
+    ax_out.add_patch(
+        Rectangle(
+            (slice_x(d, walk.out.shape[2]) + j - 0.5, i - 0.5),
+            1,
+            1,
+            fill=False,
+            edgecolor=_OUTLINE,
+            linewidth=2.5,
+            zorder=3,
+        )
+    )
     # The operators between the panels, in their margins: window × w = products, summed into out.
     middle = (min(k, height) - 1) / 2
     ax_w.text(ax_w.get_xlim()[0] + 0.5, middle, "×", ha="center", va="center", fontsize=14)
@@ -128,9 +184,16 @@ def _draw_step(axes, walk: _Walk, p: int, header: bool) -> None:
     ax_prod.text(ax_prod.get_xlim()[1] - 0.5, middle, "Σ→", ha="center", va="center", fontsize=12)
     sum_text = format_numbers(total, walk.integral)
     # The row's name left of the input, as text (not a y label: no axis means no tick work).
-    ax_in.annotate(f"step {p + 1}\nout{_index(walk, p)}", (ax_in.get_xlim()[0], (walk.x.shape[1] - 1) / 2),
-                   xytext=(-6, 0), textcoords="offset points", ha="right", va="center", fontsize=9,
-                   annotation_clip=False)
+    ax_in.annotate(
+        f"step {p + 1}\nout{_index(walk, p)}",
+        (ax_in.get_xlim()[0], (walk.x.shape[1] - 1) / 2),
+        xytext=(-6, 0),
+        textcoords="offset points",
+        ha="right",
+        va="center",
+        fontsize=9,
+        annotation_clip=False,
+    )
     sums = f"sum = {sum_text}"
     if header:
         for a, title in zip(axes, ("input x", "filter w", f"window × w\n{sums}", "output")):
@@ -196,9 +259,11 @@ def convolution_steps(x, w, *, ax=None, path=None, dpi: float = 100):
     walk = _walk(owner, x, w)
     rows = len(walk.positions)
     if rows > MAX_PANEL_ROWS:
-        raise ValueError(f"{owner}: x {walk.x.shape[3 - walk.ndim:]} and w {walk.w.shape[3 - walk.ndim:]} give "
-                         f"{rows} outputs, one row of panels each; at most {MAX_PANEL_ROWS} fit in a figure: "
-                         "use a smaller example, or animate_convolution(x, w, path) for a GIF")
+        raise ValueError(
+            f"{owner}: x {walk.x.shape[3 - walk.ndim :]} and w {walk.w.shape[3 - walk.ndim :]} give "
+            f"{rows} outputs, one row of panels each; at most {MAX_PANEL_ROWS} fit in a figure: "
+            "use a smaller example, or animate_convolution(x, w, path) for a GIF"
+        )
     fig, root = canvas(owner, ax, _figsize(walk, rows))
     widths, _ = _widths(walk)
     axes = root.subplots(rows, 4, squeeze=False, gridspec_kw={"width_ratios": widths})
@@ -249,8 +314,11 @@ def animate_convolution(x, w, path, *, fps: float = 1.5, dpi: float = 100):
     try:
         import PIL  # noqa: F401 - matplotlib's PillowWriter needs it
     except ImportError as exc:
-        raise ImportError(f"{owner} writes GIFs with Pillow, which is not installed: pip install pillow "
-                          '(pip install -e ".[plot]" brings it with matplotlib)', name="PIL") from exc
+        raise ImportError(
+            f"{owner} writes GIFs with Pillow, which is not installed: pip install pillow "
+            '(pip install -e ".[plot]" brings it with matplotlib)',
+            name="PIL",
+        ) from exc
     from matplotlib.animation import PillowWriter
 
     if path is None:
@@ -261,8 +329,9 @@ def animate_convolution(x, w, path, *, fps: float = 1.5, dpi: float = 100):
     walk = _walk(owner, x, w)
     frames = len(walk.positions)
     if frames > MAX_FRAMES:
-        raise ValueError(f"{owner}: x and w give {frames} outputs, one frame each; at most {MAX_FRAMES}: "
-                         "use a smaller example")
+        raise ValueError(
+            f"{owner}: x and w give {frames} outputs, one frame each; at most {MAX_FRAMES}: use a smaller example"
+        )
     fig, root = canvas(owner, None, _figsize(walk, 1))
     widths, _ = _widths(walk)
     axes = root.subplots(1, 4, gridspec_kw={"width_ratios": widths})
@@ -273,9 +342,9 @@ def animate_convolution(x, w, path, *, fps: float = 1.5, dpi: float = 100):
                 a.clear()
             _draw_step(axes, walk, p, header=True)
             if p == 0:
-                fig.draw_without_rendering()     # constrained layout places the panels once...
-                fig.set_layout_engine("none")    # ...and keeps them still from frame to frame
+                fig.draw_without_rendering()  # constrained layout places the panels once...
+                fig.set_layout_engine("none")  # ...and keeps them still from frame to frame
             writer.grab_frame()
-        for _ in range(2):                       # hold the finished output before looping
+        for _ in range(2):  # hold the finished output before looping
             writer.grab_frame()
     return fig

@@ -58,11 +58,14 @@ def history(history: Mapping[str, Sequence[float]], *, ax=None, path=None, dpi: 
     require_matplotlib(owner)
     path, dpi = check_path(owner, path), check_dpi(owner, dpi)
     if not isinstance(history, Mapping):
-        raise TypeError(f"{owner}: history is a {type(history).__name__}; expected the dict that fit returns, "
-                        "e.g. {'loss': [...], 'val_loss': [...]}")
+        raise TypeError(
+            f"{owner}: history is a {type(history).__name__}; expected the dict that fit returns, "
+            "e.g. {'loss': [...], 'val_loss': [...]}"
+        )
     if "loss" not in history:
-        raise ValueError(f"{owner}: history has keys {sorted(history)}; expected at least 'loss' (one number "
-                         "per epoch)")
+        raise ValueError(
+            f"{owner}: history has keys {sorted(history)}; expected at least 'loss' (one number per epoch)"
+        )
     loss = _series(owner, history, "loss", None)
     if len(loss) == 0:
         raise ValueError(f"{owner}: history['loss'] is empty; train for at least one epoch first")
@@ -102,12 +105,16 @@ def _epoch_axis(a, epochs: int) -> None:
 def _labels(owner: str, name: str, y, n_classes: int) -> np.ndarray:
     y = check_numeric(y, owner, name)
     if y.ndim == 0 or not (np.issubdtype(y.dtype, np.integer) or np.array_equal(y, np.round(y))):
-        raise ValueError(f"{owner}: {name} has shape {y.shape} and dtype {y.dtype}; expected class indices "
-                         "(N,) or per pixel (N, *spatial) (for scores (N, K, ...) use scores.argmax(axis=1))")
+        raise ValueError(
+            f"{owner}: {name} has shape {y.shape} and dtype {y.dtype}; expected class indices "
+            "(N,) or per pixel (N, *spatial) (for scores (N, K, ...) use scores.argmax(axis=1))"
+        )
     y = y.astype(np.int64)
     if y.size and (y.min() < 0 or y.max() >= n_classes):
-        raise ValueError(f"{owner}: {name} holds classes {y.min()}..{y.max()}; expected 0..{n_classes - 1}, "
-                         f"one per name in class_names")
+        raise ValueError(
+            f"{owner}: {name} holds classes {y.min()}..{y.max()}; expected 0..{n_classes - 1}, "
+            f"one per name in class_names"
+        )
     return y
 
 
@@ -147,20 +154,25 @@ def confusion(y_true, y_pred, class_names: Sequence[str], *, ax=None, path=None,
     require_matplotlib(owner)
     path, dpi = check_path(owner, path), check_dpi(owner, dpi)
     if isinstance(class_names, str) or not isinstance(class_names, Sequence) or len(class_names) == 0:
-        raise TypeError(f"{owner}: class_names is {class_names!r}; expected a non-empty list of names, "
-                        "e.g. minicnn.datasets.CLASSES")
+        raise TypeError(
+            f"{owner}: class_names is {class_names!r}; expected a non-empty list of names, "
+            "e.g. minicnn.datasets.CLASSES"
+        )
     k = len(class_names)
     y_true = _labels(owner, "y_true", y_true, k)
     y_pred = _labels(owner, "y_pred", y_pred, k)
     if y_true.shape != y_pred.shape:
         if y_true.ndim == y_pred.ndim == 1:
-            raise ValueError(f"{owner}: y_true has {len(y_true)} labels and y_pred {len(y_pred)}; expected one "
-                             "prediction per label")
+            raise ValueError(
+                f"{owner}: y_true has {len(y_true)} labels and y_pred {len(y_pred)}; expected one prediction per label"
+            )
         hint = ""
         if y_pred.shape == y_true.shape[:1] + (k,) + y_true.shape[1:]:
             hint = " (y_pred looks like scores: use y_pred.argmax(axis=1))"
-        raise ValueError(f"{owner}: y_true has shape {y_true.shape} and y_pred {y_pred.shape}; expected one "
-                         f"prediction per label, the same shape{hint}")
+        raise ValueError(
+            f"{owner}: y_true has shape {y_true.shape} and y_pred {y_pred.shape}; expected one "
+            f"prediction per label, the same shape{hint}"
+        )
     pixels = y_true.ndim > 1
     y_true, y_pred = y_true.ravel(), y_pred.ravel()  # per-pixel labels count pixel by pixel
     matrix = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)

@@ -33,8 +33,15 @@ def _stack(a, maps: np.ndarray) -> None:
     limit = symmetric_limit(maps)
     for i in reversed(range(f)):  # back to front, one map at a time
         x0, y0 = i * step, -i * step
-        a.imshow(maps[i], cmap=SIGNED_CMAP, vmin=-limit, vmax=limit, extent=(x0, x0 + w, y0 + h, y0),
-                 interpolation="nearest", zorder=f - i)
+        a.imshow(
+            maps[i],
+            cmap=SIGNED_CMAP,
+            vmin=-limit,
+            vmax=limit,
+            extent=(x0, x0 + w, y0 + h, y0),
+            interpolation="nearest",
+            zorder=f - i,
+        )
         a.add_patch(Rectangle((x0, y0), w, h, fill=False, edgecolor="0.2", linewidth=1, zorder=f - i))
     a.set_xlim(-1, (f - 1) * step + w + 1)
     a.set_ylim(h + 1, -(f - 1) * step - 1)
@@ -104,19 +111,25 @@ def output_volume(x, w, *, channel_names: Sequence[str] | None = None, ax=None, 
     if x.ndim != 3:
         raise ValueError(f"{owner}: x has shape {x.shape}; expected one image (C, H, W)")
     if w.ndim == 3 and w.shape[0] == x.shape[0]:
-        raise ValueError(f"{owner}: w has shape {w.shape}; expected a bank of filters (F, C, KH, KW): "
-                         "for one filter pass w[None]")
+        raise ValueError(
+            f"{owner}: w has shape {w.shape}; expected a bank of filters (F, C, KH, KW): for one filter pass w[None]"
+        )
     if w.ndim != 4 or w.shape[1] != x.shape[0] or w.shape[2] > x.shape[1] or w.shape[3] > x.shape[2]:
-        raise ValueError(f"{owner}: w has shape {w.shape} for x of shape {x.shape}; expected (F, {x.shape[0]}, KH, KW) "
-                         f"with KH <= {x.shape[1]} and KW <= {x.shape[2]}")
+        raise ValueError(
+            f"{owner}: w has shape {w.shape} for x of shape {x.shape}; expected (F, {x.shape[0]}, KH, KW) "
+            f"with KH <= {x.shape[1]} and KW <= {x.shape[2]}"
+        )
     c, f = x.shape[0], w.shape[0]
-    names = list(channel_names) if channel_names is not None else (
-        ["R", "G", "B"] if c == 3 else [f"channel {i}" for i in range(c)])
+    names = (
+        list(channel_names)
+        if channel_names is not None
+        else (["R", "G", "B"] if c == 3 else [f"channel {i}" for i in range(c)])
+    )
     if len(names) != c:
         raise ValueError(f"{owner}: channel_names has {len(names)} names; expected {c}, one per channel of x")
     kh, kw = w.shape[2:]
     oh, ow = x.shape[1] - kh + 1, x.shape[2] - kw + 1
-    cols = im2col(x[None], (kh, kw))[0]                      # (C*KH*KW, OH*OW)
+    cols = im2col(x[None], (kh, kw))[0]  # (C*KH*KW, OH*OW)
     maps = (w.reshape(f, -1).astype(cols.dtype) @ cols).reshape(f, oh, ow)
 
     fig, root = canvas(owner, ax, ((c + 3) * TILE_INCHES + 0.6, (f + 1) * (TILE_INCHES + 0.3) + 0.5))
@@ -150,9 +163,19 @@ def output_volume(x, w, *, channel_names: Sequence[str] | None = None, ax=None, 
     a = root.add_subplot(grid[1:, c + 2])
     _stack(a, maps)
     a.set_title(f"output volume\n{f}x{oh}x{ow}", fontsize=8)
-    colour_bar(root, a.images[-1], a, "map value: red +, blue -, white 0", orientation="horizontal",
-               shrink=0.8, aspect=12, pad=0.02)
-    _weight_legend(root.add_subplot(grid[0, c + 1:]))
-    root.suptitle(f"{f} filters of {c}x{kh}x{kw} over a {c}-channel image: one map per filter, "
-                  "stacked into the output volume", fontsize=9)
+    colour_bar(
+        root,
+        a.images[-1],
+        a,
+        "map value: red +, blue -, white 0",
+        orientation="horizontal",
+        shrink=0.8,
+        aspect=12,
+        pad=0.02,
+    )
+    _weight_legend(root.add_subplot(grid[0, c + 1 :]))
+    root.suptitle(
+        f"{f} filters of {c}x{kh}x{kw} over a {c}-channel image: one map per filter, stacked into the output volume",
+        fontsize=9,
+    )
     return finish(fig, path, dpi)
