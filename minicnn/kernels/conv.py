@@ -57,19 +57,24 @@ KEEP_BYTES = 16 * 2**20
 ALGORITHMS = ("auto", *PATHS)
 
 
-def conv_chunk(g: ConvGeometry, sample_size: int) -> int:
-    """:func:`samples_per_chunk` for a convolution of geometry ``g``.
+def conv_chunk(path) -> int:
+    """:func:`samples_per_chunk` for a convolution run by ``path`` (an algorithm on its geometry):
+    its buffers per sample, and the multiply-adds its products really make (Winograd's are far
+    fewer than im2col's on small maps, and its call costs weigh the more).
 
     Examples
     --------
     >>> big = ConvGeometry(64, 16, (32, 32), 32, (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), (32, 32))
-    >>> conv_chunk(big, 32 * 32 * 16 * 9)
-    8
+    >>> conv_chunk(Im2col(big))
+    6
     >>> digits = ConvGeometry(64, 1, (8, 8), 16, (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), (8, 8))
-    >>> conv_chunk(digits, 8 * 8 * 9)   # 590k multiply-adds in all: not worth a thread
+    >>> conv_chunk(Im2col(digits))   # 590k multiply-adds in all: not worth a thread
+    64
+    >>> small = ConvGeometry(64, 16, (4, 4), 32, (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), (4, 4))
+    >>> conv_chunk(Winograd(small))   # one tile a sample: 1.2M multiply-adds in all, one piece
     64
     """
-    return samples_per_chunk(g.n, sample_size, g.f * g.k * g.p)
+    return samples_per_chunk(path.g.n, path.sample_size(), path.sample_macs())
 
 
 def _grouped_per_sample(x_shape, w_shape, b_shape, *, stride, padding, dilation, groups) -> tuple[int, int]:
@@ -190,7 +195,7 @@ class ConvKernel:
         win = geometry(spatial, kernel, stride, padding, dilation, "conv_forward")
         g = ConvGeometry(n, c, tuple(spatial), f, win.kernel, win.stride, win.dilation, win.pads, win.out)
         path = PATHS[choose_algorithm(g) if self.algorithm == "auto" else self.algorithm](g)
-        chunk = conv_chunk(g, path.sample_size())
+        chunk = conv_chunk(path)
         keeps = 4 * math.prod(path.kept_shape(g.n)) <= KEEP_BYTES
         self._plan = SimpleNamespace(key=key, geometry=g, path=path, chunk=chunk, keeps=keeps)
         return self._plan

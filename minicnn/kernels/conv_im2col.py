@@ -89,6 +89,10 @@ class Im2col:
         g = self.g
         return g.k * g.p + (g.c * math.prod(g.spatial) + g.f * g.p)
 
+    def sample_macs(self) -> int:
+        """Multiply-adds of one sample's forward products: F*K per output position."""
+        return self.g.f * self.g.k * self.g.p
+
     def weight_operand(self, weight: np.ndarray) -> np.ndarray:
         """The filters as the (F, K) matrix the products use."""
         return weight.reshape(self.g.f, -1)

@@ -143,6 +143,11 @@ class Winograd:
         and output tiles (36 + 24 + 16 arrays of T F)."""
         return self.t * (3 * TILE * TILE * self.g.c + (TILE * TILE + TILE * OUT_TILE + OUT_TILE**2) * self.g.f)
 
+    def sample_macs(self) -> int:
+        """Multiply-adds of one sample's 36 products per tile, C*F each: a quarter of im2col's for
+        full tiles, and far fewer than im2col counts on small maps (a 4x4 map is one tile)."""
+        return TILE * TILE * self.t * self.g.c * self.g.f
+
     def weight_operand(self, weight: np.ndarray) -> np.ndarray:
         """U = G g G^T for every (channel, filter): (36, C, F)."""
         f, c = self.g.f, self.g.c
