@@ -52,7 +52,6 @@ from numpy.polynomial import polynomial
 
 from .conv_geometry import ConvGeometry
 from .conv_im2col import Scratch
-from .threads import single_threaded_blas
 
 OUT_TILE, KERNEL = 4, 3
 TILE = OUT_TILE + KERNEL - 1  # 6
@@ -151,17 +150,13 @@ class Winograd:
     def weight_operand(self, weight: np.ndarray) -> np.ndarray:
         """U = G g G^T for every (channel, filter): (36, C, F)."""
         f, c = self.g.f, self.g.c
-        # One thread: a product this size would wake BLAS's own threads, which then spin on the
-        # cores the layer's worker threads need next.
-        with single_threaded_blas():
-            u = _filter_transform(weight.dtype) @ weight.reshape(f * c, KERNEL * KERNEL).T  # (36, F*C)
+        u = _filter_transform(weight.dtype) @ weight.reshape(f * c, KERNEL * KERNEL).T  # (36, F*C)
         return np.ascontiguousarray(u.reshape(TILE * TILE, f, c).transpose(0, 2, 1))
 
     def weight_grad(self, total: np.ndarray) -> np.ndarray:
         """dW = G^T dU G, from the (36, C, F) sum of the chunks' dU."""
         f, c = self.g.f, self.g.c
-        with single_threaded_blas():  # as in weight_operand
-            dw = _filter_transform(total.dtype).T @ total.reshape(TILE * TILE, c * f)  # (9, C*F): the transpose
+        dw = _filter_transform(total.dtype).T @ total.reshape(TILE * TILE, c * f)  # (9, C*F): the transpose
         return dw.reshape(KERNEL, KERNEL, c, f).transpose(3, 2, 0, 1)
 
     def _tiles(self, n: int, channels: int) -> tuple:
