@@ -1,5 +1,5 @@
 """minicnn.kernels.batch_norm against minicnn.ops.normalization: training mode within a stated
-tolerance (the kernel adds per-sample partial sums in float64, the op sums in one reduction), eval
+tolerance (the kernel adds per-chunk partial sums in float64, the op sums in one reduction), eval
 mode's forward bit for bit (the same arithmetic in the same order); the same bits for 1 and 2
 threads, below and above the threading threshold, in 1, 2 and 3 spatial dimensions."""
 

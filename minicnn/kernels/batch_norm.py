@@ -4,12 +4,12 @@ The input is seen as rows, ``(N, C, S)`` with S the spatial positions (1 for an 
 and every step works on chunks of samples on the worker threads (small batches: one piece on
 the calling thread), in place in arrays made once per call.
 
-Each sum over a channel's M = N*S values is taken per sample first (over its S values, in the
-input's dtype), then over the samples in float64: each sample's partial sum is the same
-whichever thread computes it, so the results are the same bits for any thread count. The op
-sums in one numpy reduction instead, so training mode agrees with it to rounding (about 1e-6
-relative in float32), not bit for bit. Eval mode does the op's arithmetic in the op's order:
-the same bits.
+Each sum over a channel's M = N*S values is taken per chunk of samples first (one ``einsum``,
+which fuses the product of ``sum(dout * xhat)`` into the sum and releases Python's lock), then
+over the chunks in float64. The chunks come from the shape alone, so the results are the same
+bits for any thread count. The op sums in one numpy reduction instead, so training mode agrees
+with it to rounding (about 1e-6 relative in float32), not bit for bit. Eval mode does the op's
+arithmetic in the op's order: the same bits.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from .threads import over_samples
+from .threads import over_samples, samples_per_chunk
 
 # Batches of fewer elements run in one piece on the calling thread: below this, handing
 # chunks to another thread costs more than it saves (measured on two cores, forward+backward
@@ -25,13 +25,17 @@ from .threads import over_samples
 PARALLEL_MIN_SIZE = 2**18
 
 
-def _sum_positions(a: np.ndarray, out: np.ndarray) -> None:
-    """``out[n, c] = a[n, c, :].sum()`` for rows (n, C, S). With S == 1 (an (N, C) input) that is a
-    copy: numpy's reduction over a length-1 axis costs a loop step per element (4x the whole layer)."""
-    if a.shape[2] == 1:
-        np.copyto(out, a[:, :, 0])
-    else:
-        np.add.reduce(a, axis=2, out=out)
+def _channel_sums(term, shape: tuple, dtype) -> np.ndarray:
+    """The (K, C) sums that ``term(rows)`` gives for each chunk of samples, added over the chunks in
+    float64, in the chunks' order (so in the same order for any thread count)."""
+    chunk = samples_per_chunk(shape)
+    parts = {}
+
+    def work(r) -> None:  # one entry per chunk: the threads never write the same one
+        parts[0 if r is Ellipsis else r.start // chunk] = term(r)
+
+    over_samples(work, shape, PARALLEL_MIN_SIZE)
+    return sum((parts[i].astype(np.float64) for i in sorted(parts)), 0.0).astype(dtype)
 
 
 def batch_norm_forward(
@@ -39,35 +43,33 @@ def batch_norm_forward(
 ) -> tuple[np.ndarray, tuple]:
     """:func:`minicnn.ops.batch_norm_forward`: normalise each channel with its batch statistics.
 
-    The cache is the op's, with ``xhat`` kept as rows (N, C, S); it ends with the batch mean,
-    variance and M, so :func:`minicnn.ops.batch_norm_running_stats` reads it too.
+    The cache is the op's with ``x - mean`` in the place of ``xhat`` (as rows (N, C, S)): the
+    forward then needs one pass less, and the backward folds ``inv_std`` into its per-channel
+    factors. It ends with the batch mean, variance and M, as the op's, so
+    :func:`minicnn.ops.batch_norm_running_stats` reads it too.
     """
     m = x.size // x.shape[1]
     if m == 1:
         return ops.batch_norm_forward(x, gamma, beta, eps)  # which refuses it, with its message
     dtype, rows = x.dtype, x.reshape(x.shape[0], x.shape[1], -1)  # (N, C, S)
-    gamma, beta = gamma.astype(dtype, copy=False)[:, None], beta.astype(dtype, copy=False)[:, None]
-    xhat, out, partial = np.empty(rows.shape, dtype), np.empty(rows.shape, dtype), np.empty(rows.shape[:2], dtype)
-    over_samples(lambda r: _sum_positions(rows[r], partial[r]), x.shape, PARALLEL_MIN_SIZE)
-    mean = (partial.sum(axis=0, dtype=np.float64) / m).astype(dtype)  # the samples' sums added in float64
+    centred, out = np.empty(rows.shape, dtype), np.empty(rows.shape, dtype)
+    mean = _channel_sums(lambda r: np.einsum("ncs->c", rows[r])[None], x.shape, dtype)[0] / dtype.type(m)
 
-    def centre(r: slice) -> None:  # xhat = x - mean for now, and its squares summed
-        np.subtract(rows[r], mean[:, None], out=xhat[r])
-        # a chunk of squares at a time, not an (N, C, S) array of them; np.einsum would not need
-        # even that, but it holds Python's lock, so the threads would take turns
-        _sum_positions(np.square(xhat[r]), partial[r])
+    def centre(r) -> np.ndarray:  # x - mean, and its squares summed while in the cache
+        d = np.subtract(rows[r], mean[:, None], out=centred[r])
+        return np.einsum("ncs,ncs->c", d, d)[None]
 
-    over_samples(centre, x.shape, PARALLEL_MIN_SIZE)
-    var = (partial.sum(axis=0, dtype=np.float64) / m).astype(dtype)
+    var = _channel_sums(centre, x.shape, dtype)[0] / dtype.type(m)
     inv_std = 1 / np.sqrt(var + dtype.type(eps))
+    gamma = gamma.astype(dtype, copy=False)
+    scale, shift = (gamma * inv_std)[:, None], beta.astype(dtype, copy=False)[:, None]
 
-    def scale(r: slice) -> None:  # xhat = (x - mean) * inv_std;  out = gamma * xhat + beta
-        xhat[r] *= inv_std[:, None]
-        np.multiply(xhat[r], gamma, out=out[r])
-        out[r] += beta
+    def normalise(r) -> None:  # out = gamma * xhat + beta = (x - mean) * (gamma * inv_std) + beta
+        np.multiply(centred[r], scale, out=out[r])
+        out[r] += shift
 
-    over_samples(scale, x.shape, PARALLEL_MIN_SIZE)
-    return out.reshape(x.shape), (xhat, gamma[:, 0], inv_std, mean, var, m)
+    over_samples(normalise, x.shape, PARALLEL_MIN_SIZE)
+    return out.reshape(x.shape), (centred, gamma, inv_std, mean, var, m)
 
 
 def batch_norm_backward(dout: np.ndarray, cache: tuple, *, need_dx: bool = True) -> tuple:
@@ -76,24 +78,23 @@ def batch_norm_backward(dout: np.ndarray, cache: tuple, *, need_dx: bool = True)
     Returns ``(dx, dgamma, dbeta)``; dx is None when ``need_dx`` is False (the sums are needed
     for dgamma and dbeta anyway, the last pass is not).
     """
-    xhat, gamma, inv_std, _, _, m = cache
-    dtype, rows = dout.dtype, dout.reshape(xhat.shape)
-    beta_part, gamma_part = np.empty(xhat.shape[:2], dtype), np.empty(xhat.shape[:2], dtype)
-
-    def sums(r: slice) -> None:  # per sample and channel: sum(dout) and sum(dout * xhat)
-        _sum_positions(rows[r], beta_part[r])
-        _sum_positions(np.multiply(rows[r], xhat[r]), gamma_part[r])
-
-    over_samples(sums, dout.shape, PARALLEL_MIN_SIZE)
-    dbeta, dgamma = (part.sum(axis=0, dtype=np.float64).astype(dtype) for part in (beta_part, gamma_part))
+    centred, gamma, inv_std, _, _, m = cache
+    dtype, rows = dout.dtype, dout.reshape(centred.shape)
+    dbeta, dgamma = _channel_sums(
+        lambda r: np.stack([np.einsum("ncs->c", rows[r]), np.einsum("ncs,ncs->c", rows[r], centred[r])]),
+        dout.shape,
+        dtype,
+    )
+    dgamma *= inv_std  # sum(dout * xhat) = inv_std * sum(dout * (x - mean))
     if not need_dx:
         return None, dgamma, dbeta
-    a, b, scale = (dgamma / m)[:, None], (dbeta / m)[:, None], (gamma * inv_std)[:, None]
-    dx = np.empty(xhat.shape, dtype)
+    # dx = gamma*s * (dout - dbeta/M - xhat * dgamma/M), with xhat = (x - mean) * s
+    a, b, scale = (inv_std * dgamma / m)[:, None], (dbeta / m)[:, None], (gamma * inv_std)[:, None]
+    dx = np.empty(centred.shape, dtype)
 
     def grad(r: slice) -> None:
         d = dx[r]
-        np.multiply(xhat[r], a, out=d)
+        np.multiply(centred[r], a, out=d)
         d += b
         np.subtract(rows[r], d, out=d)
         d *= scale

@@ -56,8 +56,8 @@ class BatchNorm2D(Layer):
     :func:`~minicnn.ops.batch_norm_forward` in training mode, then
     :func:`~minicnn.ops.batch_norm_running_stats` for the running statistics, and
     :func:`~minicnn.ops.batch_norm_eval_forward` in eval mode. The layer runs the same pairs
-    on every core (:mod:`minicnn.kernels.batch_norm`): each sum is taken per sample and
-    channel, then over the samples in float64, so the result is the same bits for any thread
+    on every core (:mod:`minicnn.kernels.batch_norm`): each sum is taken per chunk of
+    samples, then over the chunks in float64, so the result is the same bits for any thread
     count, and float32 loses no accuracy to the mean (two passes, no cancellation).
 
     A training batch with one value per channel (N*H*W == 1) has no variance: it is refused,
