@@ -11,6 +11,8 @@ from minicnn.kernels import batch_norm as K
 
 SHAPES = {
     "(N, C)": (6, 5),
+    "(N, C)-wide-rows": (256, 40),  # 128 samples a wide row
+    "(N, C)-threaded": (600, 512),  # 8 samples a wide row, in chunks of 256
     "1-D": (4, 3, 17),
     "2-D": (3, 2, 5, 6),
     "2-D-batch1": (1, 3, 4, 7),
@@ -81,8 +83,8 @@ def test_parameters_are_cast_to_the_input_dtype(rng):
 
 @pytest.mark.parametrize(
     "shape",
-    [(16, 16, 32, 32), (11, 16, 40, 40), (3, 2, 5, 6)],
-    ids=["several-chunks", "partial-last-chunk", "one-piece"],
+    [(16, 16, 32, 32), (11, 16, 40, 40), (600, 512), (3, 2, 5, 6)],
+    ids=["several-chunks", "partial-last-chunk", "wide-rows-in-chunks", "one-piece"],
 )
 def test_one_and_two_threads_give_the_same_bits(rng, threads, chunk_calls, shape):
     x, gamma, beta, mean, var, dout = arrays(rng, shape, np.float32)

@@ -14,6 +14,9 @@ arithmetic in the op's order: the same bits.
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 
 from .. import ops
@@ -23,6 +26,39 @@ from .threads import over_samples, samples_per_chunk
 # chunks to another thread costs more than it saves (measured on two cores, forward+backward
 # in float32, threaded against one piece: 0.8x at 2**17 elements, 1.3x at 2**18, 1.8-2.1x from 2**19).
 PARALLEL_MIN_SIZE = 2**18
+
+# numpy broadcasts a per-channel vector over rows (n, C, S) one row of S numbers at a time (one
+# sample of C numbers, for an (N, C) input), and such short rows run at about half the speed of
+# rows of 8192 numbers or more. So the element-wise passes see their arrays as wide rows of k
+# samples each, with each vector spread to match (bn1d (N, C) 256x512 fwd+bwd: 0.21 -> 0.18 ms).
+WIDE_ROW = 2**13
+
+
+@functools.lru_cache(maxsize=256)
+def _samples_per_row(shape: tuple) -> int:
+    """The fewest samples that make a row of ``WIDE_ROW`` numbers and divide every chunk (else the most)."""
+    whole = math.gcd(shape[0], samples_per_chunk(shape))
+    wanted = -(-WIDE_ROW // max(math.prod(shape[1:]), 1))
+    return next((k for k in range(wanted, whole + 1) if whole % k == 0), whole)
+
+
+class _Wide:
+    """Wide-row views of an input of ``shape`` (N, C, *S): k samples a row, k from the shape alone
+    (it divides every chunk of samples), and the per-channel vectors spread to one such row."""
+
+    def __init__(self, shape: tuple) -> None:
+        self.sample = (shape[1], math.prod(shape[2:]))
+        self.samples = _samples_per_row(tuple(shape))
+
+    def rows(self, a: np.ndarray) -> np.ndarray:
+        """A contiguous chunk ``a`` of whole samples as wide rows: a view."""
+        return a.reshape(-1, self.samples * math.prod(self.sample))
+
+    def vector(self, v: np.ndarray) -> np.ndarray:
+        """A per-channel ``v`` of C numbers as one wide row."""
+        row = np.empty((self.samples, *self.sample), v.dtype)
+        row[...] = v.reshape(-1, 1)
+        return row.ravel()
 
 
 def _channel_sums(term, shape: tuple, dtype) -> np.ndarray:
@@ -52,21 +88,23 @@ def batch_norm_forward(
     if m == 1:
         return ops.batch_norm_forward(x, gamma, beta, eps)  # which refuses it, with its message
     dtype, rows = x.dtype, x.reshape(x.shape[0], x.shape[1], -1)  # (N, C, S)
-    centred, out = np.empty(rows.shape, dtype), np.empty(rows.shape, dtype)
+    centred, out, wide = np.empty(rows.shape, dtype), np.empty(rows.shape, dtype), _Wide(x.shape)
     mean = _channel_sums(lambda r: np.einsum("ncs->c", rows[r])[None], x.shape, dtype)[0] / dtype.type(m)
+    wide_mean = wide.vector(mean)
 
     def centre(r) -> np.ndarray:  # x - mean, and its squares summed while in the cache
-        d = np.subtract(rows[r], mean[:, None], out=centred[r])
-        return np.einsum("ncs,ncs->c", d, d)[None]
+        np.subtract(wide.rows(rows[r]), wide_mean, out=wide.rows(centred[r]))
+        return np.einsum("ncs,ncs->c", centred[r], centred[r])[None]
 
     var = _channel_sums(centre, x.shape, dtype)[0] / dtype.type(m)
     inv_std = 1 / np.sqrt(var + dtype.type(eps))
     gamma = gamma.astype(dtype, copy=False)
-    scale, shift = (gamma * inv_std)[:, None], beta.astype(dtype, copy=False)[:, None]
+    scale, shift = wide.vector(gamma * inv_std), wide.vector(beta.astype(dtype, copy=False))
 
     def normalise(r) -> None:  # out = gamma * xhat + beta = (x - mean) * (gamma * inv_std) + beta
-        np.multiply(centred[r], scale, out=out[r])
-        out[r] += shift
+        o = wide.rows(out[r])
+        np.multiply(wide.rows(centred[r]), scale, out=o)
+        o += shift
 
     over_samples(normalise, x.shape, PARALLEL_MIN_SIZE)
     return out.reshape(x.shape), (centred, gamma, inv_std, mean, var, m)
@@ -89,14 +127,15 @@ def batch_norm_backward(dout: np.ndarray, cache: tuple, *, need_dx: bool = True)
     if not need_dx:
         return None, dgamma, dbeta
     # dx = gamma*s * (dout - dbeta/M - xhat * dgamma/M), with xhat = (x - mean) * s
-    a, b, scale = (inv_std * dgamma / m)[:, None], (dbeta / m)[:, None], (gamma * inv_std)[:, None]
+    wide = _Wide(dout.shape)
+    a, b, scale = (wide.vector(v) for v in (inv_std * dgamma / m, dbeta / m, gamma * inv_std))
     dx = np.empty(centred.shape, dtype)
 
     def grad(r: slice) -> None:
-        d = dx[r]
-        np.multiply(centred[r], a, out=d)
+        d = wide.rows(dx[r])
+        np.multiply(wide.rows(centred[r]), a, out=d)
         d += b
-        np.subtract(rows[r], d, out=d)
+        np.subtract(wide.rows(rows[r]), d, out=d)
         d *= scale
 
     over_samples(grad, dout.shape, PARALLEL_MIN_SIZE)
@@ -119,14 +158,15 @@ def batch_norm_eval_forward(
     dtype, rows = x.dtype, x.reshape(x.shape[0], x.shape[1], -1)
     gamma, beta, mean, var = (v.astype(dtype, copy=False)[:, None] for v in (gamma, beta, running_mean, running_var))
     inv_std = 1 / np.sqrt(var + dtype.type(eps))
-    out = np.empty(rows.shape, dtype)
+    out, wide = np.empty(rows.shape, dtype), _Wide(x.shape)
+    mean_row, inv_std_row, gamma_row, beta_row = (wide.vector(v) for v in (mean, inv_std, gamma, beta))
 
     def normalise(r: slice) -> None:
-        o = out[r]
-        np.subtract(rows[r], mean, out=o)
-        o *= inv_std
-        o *= gamma
-        o += beta
+        o = wide.rows(out[r])
+        np.subtract(wide.rows(rows[r]), mean_row, out=o)
+        o *= inv_std_row
+        o *= gamma_row
+        o += beta_row
 
     over_samples(normalise, x.shape, PARALLEL_MIN_SIZE)
     return out.reshape(x.shape), (rows, mean, inv_std, gamma)
