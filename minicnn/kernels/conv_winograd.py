@@ -139,8 +139,8 @@ class Winograd:
 
     def sample_size(self) -> int:
         """Elements of the arrays one sample needs: input tiles (3 arrays of 36 T C), products
-        and output tiles (36 + 24 + 16 arrays of T F)."""
-        return self.t * (3 * TILE * TILE * self.g.c + (TILE * TILE + TILE * OUT_TILE + OUT_TILE**2) * self.g.f)
+        and output tiles (36 + 24 + 16 + 16 arrays of T F)."""
+        return self.t * (3 * TILE * TILE * self.g.c + (TILE * TILE + TILE * OUT_TILE + 2 * OUT_TILE**2) * self.g.f)
 
     def sample_macs(self) -> int:
         """Multiply-adds of one sample's 36 products per tile, C*F each: a quarter of im2col's for
@@ -220,15 +220,18 @@ class Winograd:
         np.matmul(at, m.reshape(TILE, -1), out=half)
         y = scratch("out_tiles", (OUT_TILE, OUT_TILE, n, self.th, self.tw, g.f))
         np.matmul(at, half.reshape(OUT_TILE, TILE, -1), out=y.reshape(OUT_TILE, OUT_TILE, -1))
-        # y[a, b, n, i, j, f] is out[n, f, 4i + a, 4j + b]
+        # y[a, b, n, i, j, f] is out[n, f, 4i + a, 4j + b]. In two copies: the pixels into place with
+        # the filters still last (moves of F numbers), then one (pixels, F) -> (F, pixels) transpose
+        # per sample. One 6-d transpose would move single numbers (2-3x slower, measured).
         exact = (g.oh, g.ow) == (OUT_TILE * self.th, OUT_TILE * self.tw)
         target = out if exact else scratch("out_full", (n, g.f, OUT_TILE * self.th, OUT_TILE * self.tw))
-        target6 = target.reshape(n, g.f, self.th, OUT_TILE, self.tw, OUT_TILE)
-        tiles = y.transpose(2, 5, 3, 0, 4, 1)
+        pixels = scratch("out_pixels", (n, self.th, OUT_TILE, self.tw, OUT_TILE, g.f))
+        tiles = y.transpose(2, 3, 0, 4, 1, 5)
         if bias is None:
-            np.copyto(target6, tiles)
+            np.copyto(pixels, tiles)
         else:
-            np.add(tiles, bias[:, None, None, None, None], out=target6)
+            np.add(tiles, bias, out=pixels)
+        np.copyto(target.reshape(n, g.f, -1), pixels.reshape(n, -1, g.f).transpose(0, 2, 1))
         if not exact:
             np.copyto(out, target[:, :, : g.oh, : g.ow])
 
