@@ -71,6 +71,8 @@ def _channel_sums(term, shape: tuple, dtype) -> np.ndarray:
         parts[0 if r is Ellipsis else r.start // chunk] = term(r)
 
     over_samples(work, shape, PARALLEL_MIN_SIZE)
+    if len(parts) == 1:  # one piece: its sums as they are (through float64 and back, the same bits)
+        return parts[0].astype(dtype, copy=False)
     return sum((parts[i].astype(np.float64) for i in sorted(parts)), 0.0).astype(dtype)
 
 
