@@ -14,6 +14,9 @@ Each backward takes ``need_dx``; an activation has nothing else to compute, so w
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 
 from .threads import over_samples
@@ -27,13 +30,35 @@ PARALLEL_MIN_SIZE = 2**18
 RELU_PARALLEL_MIN_SIZE = 2**19
 
 
+# numpy (2.4) runs np.maximum against a scalar about 5x slower than against an array of zeros,
+# which has a vector loop (measured): so the rows of a contiguous input are compared with one row
+# of zeros of this width, when the size divides into such rows.
+ZERO_ROW = 2**13
+
+
+@functools.cache
+def _zero_row(dtype, width: int) -> np.ndarray:
+    row = np.zeros(width, dtype)
+    row.flags.writeable = False  # shared by every call: never written
+    return row
+
+
+def _max_with_zero(a: np.ndarray, out: np.ndarray) -> None:
+    """``out = max(a, 0)``, the same bits as np.maximum(a, 0) (NaN stays NaN)."""
+    width = math.gcd(a.size, ZERO_ROW)
+    if width >= 256 and a.flags.c_contiguous:
+        np.maximum(a.reshape(-1, width), _zero_row(a.dtype, width), out=out.reshape(-1, width))
+    else:
+        np.maximum(a, a.dtype.type(0), out=out)
+
+
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`minicnn.ops.relu_forward`: ``out = max(x, 0)``, the cache is the mask ``x > 0``."""
     zero = x.dtype.type(0)  # typed: numpy converts a Python 0 again on every call (~1 us, measured)
     out, mask = np.empty(x.shape, x.dtype), np.empty(x.shape, bool)
 
     def work(rows) -> None:
-        np.maximum(x[rows], zero, out=out[rows])  # np.where would take ~10x as long (measured)
+        _max_with_zero(x[rows], out[rows])  # np.where would take ~10x as long (measured)
         np.greater(x[rows], zero, out=mask[rows])
 
     over_samples(work, x.shape, RELU_PARALLEL_MIN_SIZE)
