@@ -63,16 +63,19 @@ class _Wide:
 
 def _channel_sums(term, shape: tuple, dtype) -> np.ndarray:
     """The (K, C) sums that ``term(rows)`` gives for each chunk of samples, added over the chunks in
-    float64, in the chunks' order (so in the same order for any thread count)."""
+    float64 in the chunks' order. The chunks are the threads' chunks even when the batch runs in
+    one piece (then one after the other on the calling thread), so the sums are the same bits
+    for any thread count and either side of ``PARALLEL_MIN_SIZE``."""
     chunk = samples_per_chunk(shape)
     parts = {}
 
     def work(r) -> None:  # one entry per chunk: the threads never write the same one
-        parts[0 if r is Ellipsis else r.start // chunk] = term(r)
+        if r is Ellipsis:  # one piece: the same chunks, in turn
+            parts.update((start // chunk, term(slice(start, start + chunk))) for start in range(0, shape[0], chunk))
+        else:
+            parts[r.start // chunk] = term(r)
 
     over_samples(work, shape, PARALLEL_MIN_SIZE)
-    if len(parts) == 1:  # one piece: its sums as they are (through float64 and back, the same bits)
-        return parts[0].astype(dtype, copy=False)
     return sum((parts[i].astype(np.float64) for i in sorted(parts)), 0.0).astype(dtype)
 
 
