@@ -202,7 +202,7 @@ def test_custom_layer_on_its_defaults_checks_and_learns(tmp_path):
     assert "gradcheck passed: the whole model" in stdout
     assert "1.gain" in stdout  # the custom Parameter was discovered
     assert "trained 4 epoch(s) on 4000 images" in stdout
-    # 0.943, 0.945, 0.927 for seeds 0, 1, 2 (and 0.88 at worst on seeds 3-5): 0.85 leaves room
+    # 0.933, 0.937, 0.922 for seeds 0, 1, 2 (0.915, 0.921 on seeds 3, 4): 0.85 leaves room
     assert last_value(stdout, "test accuracy") >= 0.85
 
 
