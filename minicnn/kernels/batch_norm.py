@@ -88,11 +88,12 @@ def _chunk_sum(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     return np.einsum("ncrk,ncrk->ncr", a.reshape(runs), b.reshape(runs)).sum(axis=(0, 2), dtype=np.float64)
 
 
-def _channel_sums(term, shape: tuple, dtype) -> np.ndarray:
+def _channel_sums(term, shape: tuple) -> np.ndarray:
     """The (K, C) sums that ``term(rows)`` gives for each chunk of samples, added over the chunks in
-    float64 in the chunks' order. The chunks are the threads' chunks even when the batch runs in
-    one piece (then one after the other on the calling thread), so the sums are the same bits
-    for any thread count and either side of ``PARALLEL_MIN_SIZE``."""
+    float64 in the chunks' order, and returned in float64 (the caller divides, then rounds). The
+    chunks are the threads' chunks even when the batch runs in one piece (then one after the
+    other on the calling thread), so the sums are the same bits for any thread count and either
+    side of ``PARALLEL_MIN_SIZE``."""
     chunk = samples_per_chunk(shape)
     parts = {}
 
@@ -103,7 +104,7 @@ def _channel_sums(term, shape: tuple, dtype) -> np.ndarray:
             parts[r.start // chunk] = term(r)
 
     over_samples(work, shape, PARALLEL_MIN_SIZE)
-    return sum((parts[i].astype(np.float64) for i in sorted(parts)), 0.0).astype(dtype)
+    return sum((parts[i].astype(np.float64) for i in sorted(parts)), 0.0)
 
 
 def batch_norm_forward(
@@ -121,14 +122,14 @@ def batch_norm_forward(
         return ops.batch_norm_forward(x, gamma, beta, eps)  # which refuses it, with its message
     dtype, rows = x.dtype, x.reshape(x.shape[0], x.shape[1], -1)  # (N, C, S)
     centred, out, wide = np.empty(rows.shape, dtype), np.empty(rows.shape, dtype), _Wide(x.shape)
-    mean = _channel_sums(lambda r: _chunk_sum(rows[r])[None], x.shape, dtype)[0] / dtype.type(m)
+    mean = (_channel_sums(lambda r: _chunk_sum(rows[r])[None], x.shape)[0] / m).astype(dtype)
     wide_mean = wide.vector(mean)
 
     def centre(r) -> np.ndarray:  # x - mean, and its squares summed while in the cache
         np.subtract(wide.rows(rows[r]), wide_mean, out=wide.rows(centred[r]))
         return _chunk_sum(centred[r], centred[r])[None]
 
-    var = _channel_sums(centre, x.shape, dtype)[0] / dtype.type(m)
+    var = (_channel_sums(centre, x.shape)[0] / m).astype(dtype)
     inv_std = 1 / np.sqrt(var + dtype.type(eps))
     gamma = gamma.astype(dtype, copy=False)
     scale, shift = wide.vector(gamma * inv_std), wide.vector(beta.astype(dtype, copy=False))
@@ -150,12 +151,9 @@ def batch_norm_backward(dout: np.ndarray, cache: tuple, *, need_dx: bool = True)
     """
     centred, gamma, inv_std, _, _, m = cache
     dtype, rows = dout.dtype, dout.reshape(centred.shape)
-    dbeta, dgamma = _channel_sums(
-        lambda r: np.stack([_chunk_sum(rows[r]), _chunk_sum(rows[r], centred[r])]),
-        dout.shape,
-        dtype,
-    )
-    dgamma *= inv_std  # sum(dout * xhat) = inv_std * sum(dout * (x - mean))
+    sums = _channel_sums(lambda r: np.stack([_chunk_sum(rows[r]), _chunk_sum(rows[r], centred[r])]), dout.shape)
+    # sum(dout * xhat) = inv_std * sum(dout * (x - mean)), the product taken before rounding
+    dbeta, dgamma = sums[0].astype(dtype), (sums[1] * inv_std).astype(dtype)
     if not need_dx:
         return None, dgamma, dbeta
     # dx = gamma*s * (dout - dbeta/M - xhat * dgamma/M), with xhat = (x - mean) * s
