@@ -17,6 +17,13 @@ The run is **loaded** when any of these holds:
   cannot see.
 
 On a loaded run the benchmark still prints every number, but judges no target.
+
+Each sample also times a plain copy of a 32 MiB array, in GB/s (read plus write). It is reported,
+not part of the rule: on the shared machine of these notes the memory bandwidth swung by a third
+within a minute while the GEMM held within 5% (measured), and a run whose every time, torch's
+included, was 30-40% slower than an earlier one passed the GEMM rule. A copy that varied by more
+than ``DIP`` is printed as a warning: the memory-bound rows (pooling, BatchNorm, the activations,
+depthwise) of such a run are uncertain by about as much.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import time
 import numpy as np
 
 GEMM_SIZE = 1024
+COPY_SIZE = 2**23  # float32 numbers of the copy probe: 32 MiB, more than the caches hold
 DIP = 0.8  # a sample below this fraction of the best: the cores were busy elsewhere
 MAX_START_LOAD = 0.5  # the 1-minute load average above which the machine was not idle before the run
 
@@ -50,6 +58,17 @@ def gemm_gflops(a: np.ndarray, b: np.ndarray, repeat: int = 3) -> float:
     return 2.0 * a.shape[0] * a.shape[1] * b.shape[1] / best / 1e9
 
 
+def copy_gbps(src: np.ndarray, dst: np.ndarray, repeat: int = 3) -> float:
+    """The best rate, in GB/s (bytes read plus bytes written), of ``repeat`` copies of ``src`` into ``dst``."""
+    np.copyto(dst, src)
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * src.nbytes / best / 1e9
+
+
 class LoadMonitor:
     """GEMM samples and load averages taken at named points of a run.
 
@@ -67,6 +86,7 @@ class LoadMonitor:
         rng = np.random.default_rng(0)
         self._a = rng.standard_normal((GEMM_SIZE, GEMM_SIZE)).astype(np.float32)
         self._b = rng.standard_normal((GEMM_SIZE, GEMM_SIZE)).astype(np.float32)
+        self._src, self._dst = np.ones(COPY_SIZE, np.float32), np.empty(COPY_SIZE, np.float32)
         self.samples: list[dict] = []
 
     def sample(self, label: str) -> dict:
@@ -76,7 +96,12 @@ class LoadMonitor:
         time.sleep(0.05)
         if not self.samples:  # the process's first products start BLAS's threads and page in its memory
             gemm_gflops(self._a, self._b, self.repeat)
-        point = {"label": label, "gflops": gemm_gflops(self._a, self._b, self.repeat), "load_1min": load_average()}
+        point = {
+            "label": label,
+            "gflops": gemm_gflops(self._a, self._b, self.repeat),
+            "copy_gbps": copy_gbps(self._src, self._dst, self.repeat),
+            "load_1min": load_average(),
+        }
         self.samples.append(point)
         return point
 
@@ -102,7 +127,8 @@ def judge_load(samples: list[dict], load_before: float | None, idle_gflops: floa
     dict
         ``loaded`` (bool), ``reasons`` (a sentence per rule that fired), ``best_gflops``,
         ``latest_gflops``, ``worst_gflops``, ``worst_at`` (the worst sample's label),
-        ``load_before``, ``idle_gflops`` and the ``samples``.
+        ``load_before``, ``idle_gflops`` and the ``samples``; ``copy_best_gbps`` and
+        ``copy_worst`` (GB/s and label) from the samples' copies, None without any.
 
     Examples
     --------
@@ -132,7 +158,10 @@ def judge_load(samples: list[dict], load_before: float | None, idle_gflops: floa
             f"the best GEMM sample ({best:.1f} GFLOP/s) is {best / idle_gflops:.0%} of this "
             f"machine's idle rate ({idle_gflops:.1f})"
         )
+    copies = [(s["copy_gbps"], s["label"]) for s in samples if s.get("copy_gbps")]
     return {
+        "copy_best_gbps": max(copies)[0] if copies else None,
+        "copy_worst": min(copies) if copies else None,  # (GB/s, label)
         "loaded": bool(reasons),
         "reasons": reasons,
         "best_gflops": best,
@@ -156,4 +185,12 @@ def format_load(verdict: dict) -> str:
         + ("" if verdict["idle_gflops"] is None else f"; idle GEMM given: {verdict['idle_gflops']:.1f}")
     ]
     lines += [f"  loaded because {reason}" for reason in verdict["reasons"]]
+    if verdict.get("copy_worst"):
+        (worst, at), best = verdict["copy_worst"], verdict["copy_best_gbps"]
+        lines.append(f"memory: a {COPY_SIZE * 4 // 2**20} MiB copy, best {best:.1f}, worst {worst:.1f} GB/s ({at})")
+        if worst < DIP * best:
+            lines.append(
+                f"  the memory bandwidth varied ({worst / best:.0%} of its best; not part of the rule above): "
+                "the memory-bound rows (pooling, BatchNorm, activations, depthwise) are uncertain by about as much"
+            )
     return "\n".join(lines)

@@ -304,7 +304,24 @@ def test_the_load_rule_edges():
         load.judge_load([], load_before=0.0)
     monitor = load.LoadMonitor(repeat=1)
     point = monitor.sample("now")
-    assert point["label"] == "now" and point["gflops"] > 0 and monitor.verdict()["samples"] == [point]
+    assert point["label"] == "now" and point["gflops"] > 0 and point["copy_gbps"] > 0
+    assert monitor.verdict()["samples"] == [point]
+
+
+def test_the_memory_copy_is_reported_but_calls_no_run_loaded():
+    load = import_example("_bench_load")
+    steady = samples(280.0, 276.0)
+    assert "memory:" not in load.format_load(load.judge_load(steady, load_before=0.1))  # no copies timed
+    varied = [dict(point, copy_gbps=rate) for point, rate in zip(steady, (30.0, 21.0))]
+    verdict = load.judge_load(varied, load_before=0.1)
+    assert (
+        verdict["loaded"] is False and verdict["copy_best_gbps"] == 30.0 and verdict["copy_worst"] == (21.0, "sample 1")
+    )
+    printed = load.format_load(verdict)
+    assert "memory: a 32 MiB copy, best 30.0, worst 21.0 GB/s (sample 1)" in printed
+    assert "the memory bandwidth varied (70% of its best; not part of the rule above)" in printed
+    even = [dict(point, copy_gbps=rate) for point, rate in zip(steady, (30.0, 29.0))]
+    assert "varied" not in load.format_load(load.judge_load(even, load_before=0.1))
 
 
 def test_the_helpers_docstring_examples_hold():
