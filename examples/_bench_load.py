@@ -21,7 +21,7 @@ On a loaded run the benchmark still prints every number, but judges no target.
 Each sample also times a plain copy of a 32 MiB array, in GB/s (read plus write). It is reported,
 not part of the rule: on the shared machine of these notes the memory bandwidth swung by a third
 within a minute while the GEMM held within 5% (measured), and a run whose every time, torch's
-included, was 30-40% slower than an earlier one passed the GEMM rule. A copy that varied by more
+included, was 25-40% slower than an earlier one passed the GEMM rule. A copy that varied by more
 than ``DIP`` is printed as a warning: the memory-bound rows (pooling, BatchNorm, the activations,
 depthwise) of such a run are uncertain by about as much.
 """
