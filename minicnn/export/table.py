@@ -289,21 +289,6 @@ def _conv_from_torch(m, at: Place) -> Conv2DVolume:
     )
 
 
-def _conv_to_onnx(g, layer: Conv2DVolume, path: str, x: str, shape: tuple) -> str:
-    # The per-side padding of "same" depends on the input size: resolve it for this one.
-    pads, _ = window_geometry(shape[2:], layer.kernel_size, layer.stride, layer.padding, layer.dilation, "to_onnx")
-    return g.node(
-        "Conv",
-        [x, *_initializers(g, layer, path, "weight", "bias")],
-        path,
-        kernel_shape=list(layer.kernel_size),
-        strides=list(layer.stride),
-        dilations=list(layer.dilation),
-        pads=_onnx_pads(pads),
-        group=layer.groups,
-    )
-
-
 # -- Conv1D, Conv3D -------------------------------------------------------------------------------------
 def _conv_nd_to_torch(layer: Conv1D | Conv3D, torch):
     name = type(layer).__name__
@@ -348,7 +333,7 @@ def _conv_nd_from_torch(layer_class: type[Conv1D | Conv3D]) -> Callable[..., Lay
     return convert
 
 
-def _conv_nd_to_onnx(g, layer: Conv1D | Conv3D, path: str, x: str, shape: tuple) -> str:
+def _conv_to_onnx(g, layer: Conv1D | Conv2DVolume | Conv3D, path: str, x: str, shape: tuple) -> str:
     # "same" and "causal" pad each side by an amount that depends on the input size: resolve it for this one
     pads = window(shape[2:], layer.kernel_size, layer.stride, layer.padding, layer.dilation, "to_onnx").pads
     return g.node(
@@ -723,8 +708,8 @@ TABLE: dict[type[Layer], Entry] = {
             _conv_to_onnx,
         ),
         Entry(Dense, _dense_to_torch, lambda nn: (nn.Linear,), _dense_from_torch, _dense_to_onnx),
-        Entry(Conv1D, _conv_nd_to_torch, lambda nn: (nn.Conv1d,), _conv_nd_from_torch(Conv1D), _conv_nd_to_onnx),
-        Entry(Conv3D, _conv_nd_to_torch, lambda nn: (nn.Conv3d,), _conv_nd_from_torch(Conv3D), _conv_nd_to_onnx),
+        Entry(Conv1D, _conv_nd_to_torch, lambda nn: (nn.Conv1d,), _conv_nd_from_torch(Conv1D), _conv_to_onnx),
+        Entry(Conv3D, _conv_nd_to_torch, lambda nn: (nn.Conv3d,), _conv_nd_from_torch(Conv3D), _conv_to_onnx),
         Entry(
             ConvTranspose2D,
             _conv_transpose_to_torch,
