@@ -12,13 +12,13 @@ from minicnn.kernels import batch_norm as K
 SHAPES = {
     "(N, C)": (6, 5),
     "(N, C)-wide-rows": (256, 40),  # 128 samples a wide row
-    "(N, C)-threaded": (600, 512),  # 8 samples a wide row, in chunks of 256
+    "(N, C)-threaded": (2048, 512),  # 16 samples a wide row, in chunks of 1024
     "1-D": (4, 3, 17),
     "2-D": (3, 2, 5, 6),
     "2-D-batch1": (1, 3, 4, 7),
     "3-D": (2, 2, 3, 4, 5),
-    "several-chunks": (16, 16, 32, 32),
-    "partial-last-chunk": (11, 16, 40, 40),
+    "several-chunks": (24, 16, 64, 64),  # 3 chunks of 8 samples
+    "partial-last-chunk": (11, 16, 80, 80),  # 5 + 5 + 1 samples
     "odd": (7, 3, 33, 31),
 }
 # |kernel - op| <= TOL * max|op|: about ten times the largest gap measured (1.9e-7 and 1.3e-16)
@@ -83,7 +83,7 @@ def test_parameters_are_cast_to_the_input_dtype(rng):
 
 @pytest.mark.parametrize(
     "shape",
-    [(16, 16, 32, 32), (11, 16, 40, 40), (600, 512), (3, 2, 5, 6)],
+    [SHAPES["several-chunks"], SHAPES["partial-last-chunk"], SHAPES["(N, C)-threaded"], (3, 2, 5, 6)],
     ids=["several-chunks", "partial-last-chunk", "wide-rows-in-chunks", "one-piece"],
 )
 def test_one_and_two_threads_give_the_same_bits(rng, threads, chunk_calls, shape):
@@ -96,14 +96,15 @@ def test_one_and_two_threads_give_the_same_bits(rng, threads, chunk_calls, shape
     for one, two in zip(*results):
         assert one.tobytes() == two.tobytes()
     large = np.prod(shape) >= K.PARALLEL_MIN_SIZE
+    assert large == (shape != (3, 2, 5, 6))  # the cases are what their names say
     # per count: three passes forward, two backward, one in eval mode, all in the same chunks
     assert len(chunk_calls) == (12 if large else 0) and len(set(chunk_calls)) <= 1
 
 
 def test_the_threshold(rng, threads, chunk_calls):
     threads(2)
-    for n, split in ((7, False), (8, True)):  # 7 samples of 2**15 values, or 8: 2**18 in all
-        x, gamma, beta, mean, var, dout = arrays(rng, (n, 2, 128, 128), np.float32)
+    for n, split in ((7, False), (8, True)):  # 7 samples of 2**17 values, or 8: 2**20 in all
+        x, gamma, beta, mean, var, dout = arrays(rng, (n, 2, 256, 256), np.float32)
         chunk_calls.clear()
         _, cache = K.batch_norm_forward(x, gamma, beta)
         K.batch_norm_backward(dout, cache)

@@ -110,8 +110,8 @@ def test_all_minus_inf_windows_pick_the_ops_element(rng, shape, kernel, stride, 
     np.testing.assert_array_equal(fast.max_pool_backward(dout, fast_cache)[0], ops.max_pool_backward(dout, cache)[0])
 
 
-# Batches of several chunks (a max pooling chunk holds about 1 MiB, an average pooling chunk
-# 512 KiB of input), the last one partial.
+# Batches of several chunks (a max pooling chunk holds about 1 MiB, an average pooling chunk at most
+# 2 MiB of input), the last one partial.
 THREAD_CASES = {
     "2d-k2-pairs": ((40, 16, 32, 32), 2, None, 0),
     "2d-k2-pairs-odd-width": ((40, 16, 32, 31), 2, None, 0),

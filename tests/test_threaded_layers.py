@@ -22,7 +22,7 @@ LAYERS = {
     "Tanh": Tanh,
     "Sigmoid": Sigmoid,
 }
-# Batches of several chunks (a chunk holds about 512 KiB of float32), over the larger (ReLU's)
+# Batches of several chunks (a chunk holds at most 2 MiB of float32), over the larger (ReLU's)
 # threshold; the last chunk of the second one is partial.
 SHAPES = {"4-D": (16, 8, 64, 64), "2-D-partial-chunk": (11, 50_000)}
 
@@ -219,7 +219,7 @@ def test_chunk_size_depends_on_the_shape_alone(threads, shape):
 # -- BatchNorm2D: per-sample sums, so its statistics too are the same bits on any thread count --------
 # (here until tests/test_normalization.py takes them: they share the fixtures above)
 
-BN_SHAPES = {"two-chunks": (16, 16, 32, 32), "partial-last-chunk": (11, 16, 40, 40)}
+BN_SHAPES = {"two-chunks": (16, 16, 64, 64), "partial-last-chunk": (11, 16, 80, 80)}
 
 
 @pytest.fixture

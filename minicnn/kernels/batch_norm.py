@@ -23,9 +23,9 @@ from .. import ops
 from .threads import over_samples, samples_per_chunk
 
 # Batches of fewer elements run in one piece on the calling thread: below this, handing
-# chunks to another thread costs more than it saves (measured on two cores, forward+backward
-# in float32, threaded against one piece: 0.8x at 2**17 elements, 1.3x at 2**18, 1.8-2.1x from 2**19).
-PARALLEL_MIN_SIZE = 2**18
+# chunks to another thread costs more than it saves (measured on two cores, forward+backward in
+# float32 at 2**19 elements, 32x32x512 and 8x16x16x16x16: one piece 0.67-0.72x the threads' time).
+PARALLEL_MIN_SIZE = 2**20
 
 # numpy broadcasts a per-channel vector over rows (n, C, S) one row of S numbers at a time (one
 # sample of C numbers, for an (N, C) input), and such short rows run at about half the speed of
