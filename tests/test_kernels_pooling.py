@@ -119,6 +119,8 @@ THREAD_CASES = {
     "2d-k2-s1-overlap": ((20, 16, 30, 30), 2, 1, 0),
     "3d-k2-pairs": ((16, 4, 16, 16, 16), 2, None, 0),
     "1d-k3-s2-pad1": ((30, 8, 4000), 3, 2, 1),
+    "2d-k2-pairs-8x8-flat-rows": ((80, 64, 8, 8), 2, None, 0),  # rows of 4 after the columns: one flat pass
+    "3d-k2-pairs-8x8x8-flat-rows": ((80, 16, 8, 8, 8), 2, None, 0),
 }
 
 
