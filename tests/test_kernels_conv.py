@@ -193,6 +193,21 @@ def test_columns_too_large_to_keep_are_built_again_in_backward_with_the_same_bit
     assert kernel._kept is None  # no batch-sized buffer was made
 
 
+def test_the_kept_columns_limit_is_half_the_last_level_cache_between_16_and_32_mib(monkeypatch, tmp_path):
+    from minicnn.kernels import threads
+
+    assert 16 * 2**20 <= minicnn.kernels.conv.KEEP_BYTES <= 32 * 2**20
+    for name, size in (("index0", "48K"), ("index2", "2048K"), ("index3", "491520K"), ("index9", "junk")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "size").write_text(size + "\n")
+    real = threads.Path
+    monkeypatch.setattr(threads, "Path", lambda p: tmp_path if p.startswith("/sys/") else real(p))
+    assert threads.last_level_cache_bytes() == 491520 * 2**10  # the largest level; unreadable sizes skipped
+    for name in ("index0", "index2", "index3", "index9"):
+        (tmp_path / name / "size").unlink()
+    assert threads.last_level_cache_bytes() is None
+
+
 def test_a_deep_copy_between_forward_and_backward_differentiates_the_same_forward(rng):
     x, w, b, config = operands(rng, CASES["3x3-partial-tiles"], np.float64)
     dout = rng.standard_normal(ops.conv_forward(x, w, b, **config)[0].shape)

@@ -45,15 +45,17 @@ from .chunked import ChunkedOp
 from .conv_geometry import ConvGeometry, samples_per_chunk
 from .conv_im2col import Im2col, Im2colRows
 from .conv_winograd import Winograd
-from .threads import Scratch, run_chunks, single_threaded_blas
+from .threads import Scratch, last_level_cache_bytes, run_chunks, single_threaded_blas
 from .windows import geometry
 
 PATHS = {path.name: path for path in (Im2col, Im2colRows, Winograd)}
 # The largest batch's columns (float32 bytes) a training forward keeps for backward. Beyond about
 # half the last-level cache, writing them out and reading them back costs more than building
-# each chunk's columns again in backward (measured on 28-56 MiB cases in 2-D and 3-D: forward
-# 20-35% faster, forward+backward 0-14%); below it (every 2-D benchmark layer) keeping wins.
-KEEP_BYTES = 16 * 2**20
+# each chunk's columns again in backward (measured on 28-56 MiB cases in 2-D and 3-D, where half the
+# cache was 16 MiB: forward 20-35% faster, forward+backward 0-14%); below it keeping wins (the
+# benchmark's 28 MiB conv3d with a 480 MiB cache: 12.0 -> 9.0 ms kept). Between 16 and 32 MiB.
+# Keeping or not gives the same numbers: it only decides whether backward builds them again.
+KEEP_BYTES = min(32 * 2**20, max(16 * 2**20, (last_level_cache_bytes() or 0) // 2))
 ALGORITHMS = ("auto", *PATHS)
 
 

@@ -41,6 +41,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 
 import numpy as np
 
@@ -60,6 +61,27 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS and Windows have no sched_getaffinity
         return os.cpu_count() or 1
+
+
+def last_level_cache_bytes() -> int | None:
+    """The largest CPU cache the OS reports (Linux's sysfs), in bytes; None where it says nothing.
+
+    Examples
+    --------
+    >>> size = last_level_cache_bytes()
+    >>> size is None or size > 0
+    True
+    """
+    sizes = []
+    for entry in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        try:
+            text = entry.read_text().strip()
+        except OSError:
+            continue
+        units = {"K": 2**10, "M": 2**20, "G": 2**30}
+        if text[:-1].isdigit() and text[-1] in units:
+            sizes.append(int(text[:-1]) * units[text[-1]])
+    return max(sizes, default=None)
 
 
 def get_num_threads() -> int:
