@@ -1,5 +1,5 @@
 """Depthwise convolution (``groups == in_channels == out_channels``): every channel's image laid
-out flat, so that each kernel offset is one shift of it, and a multiply-add per offset.
+out flat, so that each kernel offset is one shift of it, copied into columns for one product.
 
 Each channel has its own filter, so a depthwise layer is no matrix product of the usual kind:
 the op's im2col with groups would make C products of one row each. Written per kernel offset
@@ -23,17 +23,20 @@ layout instead, where every offset's slice is one long row per channel:
 - **Shifts.** In that flat layout, output position ``q`` of the grid ``(N, *Q)`` reads offset
   ``t`` at ``q + e_t`` of its phase's row, ``e_t = sum (k*d)//s * Qs`` (``Qs`` the C-order
   strides of ``Q``): one shift for every position. So over a chunk of ``M = n*prod(Q)`` grid
-  positions ``out[c] = sum_t w_t[c] * row_c[e_t:][:M]``: one multiply and one add of long rows
-  per offset, all channels at once (each row by its own tap). The grid positions past the
-  output (``q_k >= O_k``: 13% for 3x3 on 32x32) are computed too and thrown away.
+  positions, column ``t`` of a channel is its row shifted by ``e_t``, ``cols[c, t] =
+  row_c[e_t:][:M]``, and ``out[c] = w[c] @ cols[c]``: one copy per offset, then one batched
+  matrix product ``(C, 1, T) @ (C, T, M)``. The grid positions past the output (``q_k >= O_k``:
+  13% for 3x3 on 32x32) are computed too and thrown away.
 - **Backward.** ``dout`` goes into a grid ``g`` of the same layout, zero past the output, after
-  ``max e_t`` zeros. Read shifted the other way, ``g_c[r - e_t]``, it gives both gradients:
-  ``dL/dw_t[c] = sum_r g_c[r - e_t] * xp_c[r]`` (one fused sum of products per offset, over the
-  phase of that offset) and ``dL/dxp_c = sum_t w_t[c] * g_c[r - e_t]`` (per phase, over its
-  offsets), the gather form of the scatter above. The zeros past the output add nothing. The
-  phase images of dxp go back to dx by one strided copy per phase, which also cuts off the
-  padding. (Against shifted copies of each row and one matrix-vector product per channel, this
-  writes no copies: 32x32x32x32 k3, one thread, forward+backward 10.8 -> 8.1 ms.)
+  ``max e_t`` zeros. Read shifted the other way, ``gcols[c, t] = g_c[-e_t:][:M]``, one set of
+  columns gives both gradients: ``dL/dw_t[c] = gcols[c, t] . xp_c`` (over the phase of offset
+  ``t``) and ``dL/dxp_c = w[c] @ gcols[c]`` (per phase, over its offsets), the gather form of
+  the scatter above. The zeros past the output add nothing. The phase images of dxp go back
+  to dx by one strided copy per phase, which also cuts off the padding.
+- **Why columns.** A copy per offset and one product read each number once and write it
+  once; a multiply and an add per offset (numpy has no fused multiply-add) read and write
+  the whole grid twice per offset. (32x32x32x32 k3 on two cores, forward+backward:
+  0.74-0.9x the time of the multiply-adds, in turns in one process.)
 
 Chunks of samples go to the worker threads (BLAS at one thread each), and dW is added over
 chunks in chunk order, so the results are the same bits for any thread count. Any number of
@@ -55,7 +58,7 @@ from .conv_unfold import tap_range
 from .threads import Scratch, run_chunks
 from .windows import geometry
 
-# The chunk buffers (the grids and one term), one set per thread, shared by every depthwise
+# The chunk buffers (the columns and the grids), one set per thread, shared by every depthwise
 # layer: a thread runs one chunk at a time, and no buffer outlives its chunk.
 _scratch = Scratch()
 
@@ -116,17 +119,18 @@ def _layout(win, spatial: tuple) -> Layout:
     )
 
 
-# A multiply-add here (two element-wise passes) takes about ten times as long as one in a matrix
-# product, which is what the shared chunk rule's minimum of work counts.
+# A multiply-add here (a copy into the columns, then a product of one row) takes about ten times
+# as long as one in a large matrix product, which is what the shared chunk rule's minimum counts.
 MAC_COST = 10
 
 
 def _chunk(x_shape: tuple, out_size: int, taps: int) -> int:
     """The chunk rule of every convolution kernel, for this one's buffers and multiply-adds.
 
-    The size counted is ``taps`` numbers per output position and channel, what a chunk's
-    offsets read in all. (Measured on the benchmark's 32x32 maps at 2 threads: chunks of 4
-    samples, as this gives, 7.8 ms, against 10.8 for 2, 7.6 for 8 and 8.8 for 16.)
+    The size counted is ``taps`` numbers per output position and channel: the columns. (Measured
+    on the benchmark's 32x32x32x32 k3 at 2 threads, forward+backward: chunks of 4 samples, as
+    this gives, 6.0 ms best, against 10.6 for 1, 6.6 for 2, 7.9 for 8 and 11.4 for 16, on a
+    loaded host.)
     """
     per_sample = x_shape[1] * taps * out_size
     return samples_per_chunk(x_shape[0], per_sample, MAC_COST * per_sample)
@@ -151,19 +155,15 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *, stride, paddi
             phase = mine[p].reshape(c, stop - start, *layout.q)
             phase[(slice(None), slice(None), *outs)] = x[(slice(start, stop), slice(None), *ins)].swapaxes(0, 1)
             _zero_outside(phase, outs)  # the padding, and with strides the positions past the input
-        grid, term = _scratch.get("grid", (c, m), x.dtype), _scratch.get("term", (c, m), x.dtype)
+        cols = _scratch.get("cols", (c, taps, m), x.dtype)
         for p, (first, stop_tap, _, _) in enumerate(layout.blocks):
             for t in range(first, stop_tap):
                 # Only this chunk's own images (the next chunk's may not be written yet): the
-                # last ``shift`` grid positions are past the output, and take nothing. The first
-                # offset reads with no shift (offset 0 of phase 0), so it covers the whole grid.
+                # last ``shift`` grid positions are past the output, and take nothing.
                 shift = layout.shifts[t]
-                tap = images[p, :, start * size + shift : stop * size]
-                if t == 0:
-                    np.multiply(tap, wt[:, :1], out=grid)
-                else:
-                    np.multiply(tap, wt[:, t : t + 1], out=term[:, : m - shift])
-                    grid[:, : m - shift] += term[:, : m - shift]
+                cols[:, t, : m - shift] = images[p, :, start * size + shift : stop * size]
+                cols[:, t, m - shift :] = 0
+        grid = np.matmul(wt[:, None, :], cols, out=_scratch.get("grid", (c, 1, m), x.dtype))[:, 0]
         if bias is not None:
             grid += bias  # here, along rows: twice as fast as within the strided copy below
         out[start:stop] = grid.reshape(c, stop - start, *layout.q)[(..., *layout.out)].swapaxes(0, 1)
@@ -188,15 +188,17 @@ def backward(dout: np.ndarray, cache: tuple, need_dx: bool = True) -> tuple:
         grid = padded[:, margin:].reshape(c, stop - start, *layout.q)
         grid[(..., *layout.out)] = dout[start:stop].swapaxes(0, 1)
         _zero_outside(grid, layout.out)
+        # Column t of a channel: its dout grid read shifted back by offset t's shift.
+        cols = _scratch.get("cols", (c, taps, m), dtype)
+        for t, shift in enumerate(layout.shifts):
+            cols[:, t] = padded[:, margin - shift : margin - shift + m]
         dw = np.empty((c, taps), dtype=dtype)
         for p, (first, stop_tap, _, _) in enumerate(layout.blocks):
             image = images[p, :, start * size : stop * size]
-            for t in range(first, stop_tap):
-                shift = layout.shifts[t]
-                dw[:, t] = np.einsum("cm,cm->c", padded[:, margin - shift : margin - shift + m], image)
+            dw[:, first:stop_tap] = np.matmul(image[:, None, :], cols[:, first:stop_tap].swapaxes(1, 2))[:, 0]
         db = np.einsum("cm->c", padded) if has_bias else None  # (3x faster here than padded.sum(axis=1))
         if dx is not None:
-            _input_grad(padded, margin, wt, layout, dx[start:stop])
+            _input_grad(cols, wt, layout, dx[start:stop])
         return dw, db
 
     parts = run_chunks(part, n, chunk)
@@ -206,22 +208,16 @@ def backward(dout: np.ndarray, cache: tuple, need_dx: bool = True) -> tuple:
     return dx, dw.reshape(w_shape), db
 
 
-def _input_grad(padded: np.ndarray, margin: int, wt: np.ndarray, layout: Layout, dx: np.ndarray) -> None:
-    """dx of a chunk from its dout grid (after ``margin`` zeros): per phase, the sum over the
-    phase's offsets of each filter tap times the grid shifted back by its offset, then one copy
-    into ``dx`` (which cuts off the padding)."""
-    c, m = padded.shape[0], padded.shape[1] - margin
-    dphase, term = _scratch.get("dphase", (c, m), padded.dtype), _scratch.get("term", (c, m), padded.dtype)
+def _input_grad(cols: np.ndarray, wt: np.ndarray, layout: Layout, dx: np.ndarray) -> None:
+    """dx of a chunk from its shifted dout columns ``cols (C, T, m)``: per phase, the sum over
+    the phase's offsets of each filter tap times its column, then one copy into ``dx`` (which
+    cuts off the padding)."""
+    c, _, m = cols.shape
+    dphase = _scratch.get("dphase", (c, 1, m), cols.dtype)
     if not layout.covers:
         dx.fill(0)
     for first, stop, outs, ins in layout.blocks:
-        for t in range(first, stop):
-            shifted = padded[:, margin - layout.shifts[t] : margin - layout.shifts[t] + m]
-            if t == first:
-                np.multiply(shifted, wt[:, t : t + 1], out=dphase)
-            else:
-                np.multiply(shifted, wt[:, t : t + 1], out=term)
-                dphase += term
+        np.matmul(wt[:, None, first:stop], cols[:, first:stop], out=dphase)
         dx[(slice(None), slice(None), *ins)] = dphase.reshape(c, len(dx), *layout.q)[(..., *outs)].swapaxes(0, 1)
 
 
