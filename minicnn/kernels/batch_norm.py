@@ -6,8 +6,8 @@ the calling thread), in place in arrays made once per call.
 
 Each sum over a channel's M = N*S values is taken per chunk of samples first (:func:`_chunk_sum`:
 the sums of products in einsums, which fuse the product into the sum), then over the chunks in
-float64. The chunks come from the shape alone, and a batch in one piece is summed over the same
-chunks in turn, so the results are the same bits for any thread count. The op sums in one
+float64. The chunks come from the shape alone, and a batch small enough to run in one piece is
+one chunk, so the results are the same bits for any thread count. The op sums in one
 numpy reduction instead, so training mode agrees with it to rounding (about 1e-6 relative in
 float32), not bit for bit. Eval mode does the op's arithmetic in the op's order: the same bits.
 """
@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from .. import ops
-from .threads import over_samples, samples_per_chunk
+from .threads import in_one_piece, over_samples, samples_per_chunk
 
 # Batches of fewer elements run in one piece on the calling thread: below this, handing
 # chunks to another thread costs more than it saves (measured on two cores, forward+backward in
@@ -91,17 +91,16 @@ def _chunk_sum(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
 def _channel_sums(term, shape: tuple) -> np.ndarray:
     """The (K, C) sums that ``term(rows)`` gives for each chunk of samples, added over the chunks in
     float64 in the chunks' order, and returned in float64 (the caller divides, then rounds). The
-    chunks are the threads' chunks even when the batch runs in one piece (then one after the
-    other on the calling thread), so the sums are the same bits for any thread count and either
-    side of ``PARALLEL_MIN_SIZE``."""
+    chunks are the threads' chunks, so the sums are the same bits for any thread count. A batch
+    that runs in one piece (below ``PARALLEL_MIN_SIZE``) is one chunk: whatever the thread count,
+    it is summed the same way, in the fewest numpy calls."""
+    if in_one_piece(shape, PARALLEL_MIN_SIZE):
+        return term(slice(None)).astype(np.float64)
     chunk = samples_per_chunk(shape)
     parts = {}
 
     def work(r) -> None:  # one entry per chunk: the threads never write the same one
-        if r is Ellipsis:  # one piece: the same chunks, in turn
-            parts.update((start // chunk, term(slice(start, start + chunk))) for start in range(0, shape[0], chunk))
-        else:
-            parts[r.start // chunk] = term(r)
+        parts[r.start // chunk] = term(r)
 
     over_samples(work, shape, PARALLEL_MIN_SIZE)
     return sum((parts[i].astype(np.float64) for i in sorted(parts)), 0.0)

@@ -355,6 +355,12 @@ def samples_per_chunk(shape: tuple, chunk_bytes: int = SAMPLE_CHUNK_BYTES) -> in
     return max(1, min(-(-shape[0] // 2), chunk_bytes // max(sample, 1)))
 
 
+def in_one_piece(shape: tuple, min_size: int) -> bool:
+    """Whether :func:`over_samples` runs an array of ``shape`` in one piece on the calling thread:
+    fewer than ``min_size`` elements, or fewer than two samples."""
+    return len(shape) == 0 or shape[0] < 2 or math.prod(shape) < min_size
+
+
 def over_samples(work: Callable[[object], object], shape: tuple, min_size: int) -> None:
     """Call ``work(rows)`` for index expressions ``rows`` that together cover an array of ``shape``.
 
@@ -365,7 +371,7 @@ def over_samples(work: Callable[[object], object], shape: tuple, min_size: int) 
     its results into arrays made beforehand. For work that is the same arithmetic per
     sample, the result is the same bits either way.
     """
-    if len(shape) == 0 or shape[0] < 2 or math.prod(shape) < min_size:
+    if in_one_piece(shape, min_size):
         work(...)
         return
     run_chunks(lambda start, stop, worker: work(slice(start, stop)), shape[0], samples_per_chunk(shape), blas=False)
