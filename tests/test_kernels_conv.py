@@ -35,6 +35,7 @@ CASES = {
     "3x3-partial-tiles": ((6, 16, 9, 11), 16, 3, 1, 1, 1),
     "3x3-valid": ((2, 5, 10, 10), 7, 3, 1, 0, 1),
     "3x3-three-chunks": ((37, 16, 24, 28), 16, 3, 1, 1, 1),  # several chunks (Winograd too), the last partial
+    "rows-of-1024-positions": ((3, 3, 32, 32), 4, 5, 1, 2, 1),  # im2col's rows get room at their end
 }
 
 
@@ -259,3 +260,16 @@ def test_the_layer_on_the_pure_op_gets_the_same_numbers(rng, algorithm):
         results.append((out, dx, conv.weight.grad.copy(), conv.bias.grad.copy()))
     for name, fast, pure in zip(("out", "dx", "dW", "db"), *results):
         assert_close(fast, pure, np.float32, name)
+
+
+def test_rows_of_columns_that_would_alias_get_room_at_their_end(rng):
+    # The same bits as the op: the grid's "rows-of-1024-positions" case. Here: the room is there.
+    from minicnn.kernels.conv_im2col import ROW_ROOM
+
+    kernel = ConvKernel("im2col")
+    x, w, b, config = operands(rng, CASES["rows-of-1024-positions"], np.float32)
+    kernel.forward(x, w, b, **config)
+    assert kernel._kept.shape == (3, 75, 1024 + ROW_ROOM)
+    x, w, b, config = operands(rng, CASES["3x3-valid"], np.float32)  # 8x8 = 64 positions: none
+    kernel.forward(x, w, b, **config)
+    assert kernel._kept.shape == (2, 45, 64)
