@@ -128,7 +128,8 @@ class Im2col:
         return total.reshape(self.g.f, self.g.c, *self.g.kernel)
 
     def columns(self, x: np.ndarray, cols: np.ndarray, scratch: Scratch) -> None:
-        """Write the columns of the chunk ``x`` (n, C, *spatial) into ``cols`` (n, K, P)."""
+        """Write the columns of the chunk ``x`` (n, C, *spatial) into ``cols``, a buffer of
+        :meth:`kept_shape` (the first P numbers of each of its rows)."""
         g = self.g
         windows = _split_view(self._positions(cols), (len(x), g.c) + g.kernel + g.out)
         unfold_into(x, windows, g.kernel, g.stride, g.pads, g.dilation)
