@@ -59,13 +59,13 @@ def _row_length(p: int) -> int:
     return p + ROW_ROOM if p % 512 == 0 else p
 
 
-def _split_view(cols: np.ndarray, shape: tuple) -> np.ndarray:
-    """``cols`` (n, K, P) with its axes split to ``shape`` (n, C, *kernel, *out): always a view, as
-    the rows' room only spaces whole rows apart (a copy would lose what is written into it)."""
-    windows = cols.reshape(shape)
-    if not np.may_share_memory(windows, cols):
-        raise RuntimeError(f"im2col: columns of strides {cols.strides} cannot be split to {shape}")
-    return windows
+def view_as(a: np.ndarray, shape: tuple) -> np.ndarray:
+    """``a.reshape(shape)``, refusing to copy: results written into a copy would be lost (the
+    kernels write into reshaped buffers, some with room after their rows)."""
+    v = a.reshape(shape)
+    if not np.shares_memory(v, a):  # pragma: no cover - a programming error
+        raise AssertionError(f"reshape of {a.shape} (strides {a.strides}) to {shape} would copy")
+    return v
 
 
 class Im2col:
@@ -131,7 +131,7 @@ class Im2col:
         """Write the columns of the chunk ``x`` (n, C, *spatial) into ``cols``, a buffer of
         :meth:`kept_shape` (the first P numbers of each of its rows)."""
         g = self.g
-        windows = _split_view(self._positions(cols), (len(x), g.c) + g.kernel + g.out)
+        windows = view_as(self._positions(cols), (len(x), g.c) + g.kernel + g.out)
         unfold_into(x, windows, g.kernel, g.stride, g.pads, g.dilation)
 
     def forward(self, cols, w, out, bias, scratch: Scratch) -> None:
@@ -158,7 +158,7 @@ class Im2col:
         elif dx is not None:
             dcols = np.matmul(w.T, d, out=cols)  # the columns' last use was dW
             dx[...] = 0
-            fold_into(_split_view(dcols, (n, g.c) + g.kernel + g.out), dx, g.kernel, g.stride, g.pads, g.dilation)
+            fold_into(view_as(dcols, (n, g.c) + g.kernel + g.out), dx, g.kernel, g.stride, g.pads, g.dilation)
         return dw
 
     def _dx_by_rows(self, w, dout, dx, scratch: Scratch) -> None:

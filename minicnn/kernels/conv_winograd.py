@@ -51,7 +51,7 @@ from numpy.lib.stride_tricks import as_strided
 from numpy.polynomial import polynomial
 
 from .conv_geometry import ConvGeometry
-from .conv_im2col import Scratch
+from .conv_im2col import Scratch, view_as
 
 OUT_TILE, KERNEL = 4, 3
 TILE = OUT_TILE + KERNEL - 1  # 6
@@ -100,14 +100,6 @@ def _filter_transform(dtype) -> np.ndarray:
     where ``G @ w @ G.T`` would loop over F*C tiny products."""
     _, g, _ = winograd_matrices()
     return np.ascontiguousarray(np.kron(g, g), dtype=dtype)
-
-
-def _view(a: np.ndarray, shape: tuple) -> np.ndarray:
-    """``a.reshape(shape)``, refusing to copy (results written into a copy would be lost)."""
-    v = a.reshape(shape)
-    if not np.shares_memory(v, a):  # pragma: no cover - a programming error
-        raise AssertionError(f"reshape of {a.shape} to {shape} would copy")
-    return v
 
 
 class Winograd:
@@ -209,7 +201,7 @@ class Winograd:
         np.copyto(d, tiles)
         half = scratch("half", (TILE, d.size // TILE))
         np.matmul(bt, d.reshape(TILE, -1), out=half)  # B^T d: along the tile's rows
-        np.matmul(bt, half.reshape(TILE, TILE, -1), out=_view(v, (TILE, TILE, -1)))  # ... B: along its columns
+        np.matmul(bt, half.reshape(TILE, TILE, -1), out=view_as(v, (TILE, TILE, -1)))  # ... B: along its columns
 
     def forward(self, v, u, out, bias, scratch: Scratch) -> None:
         """``out`` (n, F, OH, OW) = A^T (V @ U) A per tile (+ bias)."""
@@ -217,7 +209,7 @@ class Winograd:
         n = len(out)
         at, _, _, _, _ = _matrices(out.dtype)
         m = scratch("products", (TILE * TILE, n * self.t, g.f))
-        np.matmul(_view(v, (TILE * TILE, n * self.t, g.c)), u, out=m)  # 36 products (nT, C) @ (C, F)
+        np.matmul(view_as(v, (TILE * TILE, n * self.t, g.c)), u, out=m)  # 36 products (nT, C) @ (C, F)
         half = scratch("out_half", (OUT_TILE, m.size // TILE))
         np.matmul(at, m.reshape(TILE, -1), out=half)
         y = scratch("out_tiles", (OUT_TILE, OUT_TILE, n, self.th, self.tw, g.f))
@@ -255,13 +247,13 @@ class Winograd:
         np.matmul(a, dy.reshape(OUT_TILE, -1), out=half)  # A dY: along the tile's rows
         dm = scratch("products", (TILE * TILE, n * self.t, g.f))
         np.matmul(a, half.reshape(TILE, OUT_TILE, -1), out=dm.reshape(TILE, TILE, -1))  # ... A^T
-        v36 = _view(v, (TILE * TILE, n * self.t, g.c))
+        v36 = view_as(v, (TILE * TILE, n * self.t, g.c))
         du = np.matmul(v36.transpose(0, 2, 1), dm)  # 36 products (C, nT) @ (nT, F)
         if dx is None:
             return du
         np.matmul(dm, u.transpose(0, 2, 1), out=v36)  # dV over V: its last use was dU
         half = scratch("half", (TILE, TILE, v36.size // (TILE * TILE)))
-        np.matmul(b, _view(v, (TILE, TILE, -1)), out=half)  # dV B^T: along the tile's columns
+        np.matmul(b, view_as(v, (TILE, TILE, -1)), out=half)  # dV B^T: along the tile's columns
         dd = scratch("tiles", self._tiles(n, g.c))
         np.matmul(b, half.reshape(TILE, -1), out=dd.reshape(TILE, -1))  # B ...: along its rows
         dxp = scratch("x_pad", (n, self.hp, self.wp, g.c))
