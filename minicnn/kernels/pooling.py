@@ -153,8 +153,8 @@ def _pairs_backward(dout: np.ndarray, x_shape: tuple, win: Window, masks: list[n
 # the work, was no faster (measured at 16x16 and larger maps).
 SHORT_ROW = 4
 
-# Up to this many numbers along the last axis, its pairs are taken in one flat pass too
-# (:func:`_last_axis_pair_maxima`). 16x64x8x8: 45 -> 32 us for the first step of a forward.
+# Up to this many numbers along the last axis, its pairs are taken in the flat pass too (rows of
+# 8, 16x64x8x8: 45 -> 32 us for the first step of a forward; no gain from rows of 16 and more).
 LAST_AXIS_FLAT = 8
 
 
@@ -162,15 +162,17 @@ def _pair_maxima(t: np.ndarray, axis: int, out: np.ndarray | None, mask: np.ndar
     """The larger of each pair along ``axis`` of ``t`` (into ``out`` if given), and into ``mask``
     whether the second of the pair won, strictly.
 
-    Along an earlier axis of a contiguous ``t`` with R numbers after it, the second of a pair is R
-    places after the first in memory: one comparison of ``t`` with itself shifted by R covers every
-    pair (and as many positions that pair nothing, which are dropped), and the pairs are then
-    picked out, the same numbers as pair by pair.
+    Along an axis of a contiguous ``t`` with R numbers after it (R = 1 for the last axis), the
+    second of a pair is R places after the first in memory: one comparison of ``t`` with itself
+    shifted by R covers every pair (and as many positions that pair nothing, which are dropped),
+    and the pairs are then picked out, the same numbers as pair by pair. That flat pass does twice
+    the work, but in long vector loops: it pays for short rows (``SHORT_ROW``, ``LAST_AXIS_FLAT``),
+    where numpy runs the pairwise form row by row or, along the last axis, over stride-2 views,
+    which have no vector code.
     """
     tail = math.prod(t.shape[axis + 1 :])
-    if axis == t.ndim - 1 and t.flags.c_contiguous and t.shape[-1] <= LAST_AXIS_FLAT:
-        return _last_axis_pair_maxima(t, out, mask)
-    if axis == t.ndim - 1 or tail > SHORT_ROW or not t.flags.c_contiguous:
+    short = t.shape[-1] <= LAST_AXIS_FLAT if axis == t.ndim - 1 else tail <= SHORT_ROW
+    if not (short and t.flags.c_contiguous):
         first, second = t[_along(axis, 0)], t[_along(axis, 1)]
         if mask is not None:
             np.greater(second, first, out=mask)
@@ -184,24 +186,6 @@ def _pair_maxima(t: np.ndarray, axis: int, out: np.ndarray | None, mask: np.ndar
         won = np.empty(flat.size, bool)
         np.greater(flat[tail:], flat[:-tail], out=won[:-tail])
         np.copyto(_runs(mask, tail), _runs(won, tail)[0::2])
-    return out
-
-
-def _last_axis_pair_maxima(t: np.ndarray, out: np.ndarray | None, mask: np.ndarray | None) -> np.ndarray:
-    """:func:`_pair_maxima` along the last axis of a contiguous ``t``: each number against its
-    right-hand neighbour in one flat pass, then every other result picked (the pairs start at
-    even places). numpy's loops over two stride-2 views have no vector code; the flat pass,
-    twice the work, has."""
-    flat = t.reshape(-1)
-    shape = t.shape[:-1] + (t.shape[-1] // 2,)
-    out = np.empty(shape, t.dtype) if out is None else out
-    both = np.empty(flat.size, t.dtype)
-    np.maximum(flat[:-1], flat[1:], out=both[:-1])
-    np.copyto(out, both[0::2].reshape(shape))
-    if mask is not None:
-        won = np.empty(flat.size, bool)
-        np.greater(flat[1:], flat[:-1], out=won[:-1])
-        np.copyto(mask, won[0::2].reshape(shape))
     return out
 
 
@@ -221,7 +205,11 @@ def _pair_gradients(g: np.ndarray, mask: np.ndarray, axis: int, target: np.ndarr
 
 def _runs(a: np.ndarray, tail: int) -> np.ndarray:
     """A contiguous ``a`` as a vector of runs of ``tail`` numbers, each one raw record: copying
-    runs of a few numbers this way is one long loop (4x faster for runs of 4 than row by row)."""
+    runs of a few numbers this way is one long loop (4x faster for runs of 4 than row by row). Runs
+    of one number stay numbers: numpy copies those faster than 1-number records (9 against 13 us
+    for 32768)."""
+    if tail == 1:
+        return a.reshape(-1)
     return a.reshape(-1, tail).view(np.dtype((np.void, tail * a.itemsize)))[:, 0]
 
 
