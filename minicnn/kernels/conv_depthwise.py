@@ -62,7 +62,7 @@ from functools import reduce
 import numpy as np
 
 from .conv_geometry import samples_per_chunk
-from .conv_unfold import tap_range
+from .conv_unfold import tap_range, zero_outside
 from .threads import Scratch, run_chunks
 from .windows import geometry
 
@@ -175,7 +175,7 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *, stride, paddi
             phase[(slice(None), slice(None), *block.outs)] = x[(slice(start, stop), slice(None), *block.ins)].swapaxes(
                 0, 1
             )
-            _zero_outside(phase, block.outs)  # the padding, and with strides the positions past the input
+            zero_outside(phase, block.outs, 2)  # the padding, and with strides the positions past the input
         grid = _scratch.get("grid", (c, m), x.dtype)
         for p, block in enumerate(layout.blocks):
             ext = m + block.rest[-1]
@@ -213,7 +213,7 @@ def backward(dout: np.ndarray, cache: tuple, need_dx: bool = True) -> tuple:
         padded[:, :margin] = 0
         grid = padded[:, margin:].reshape(c, stop - start, *layout.q)
         grid[(..., *layout.out)] = dout[start:stop].swapaxes(0, 1)
-        _zero_outside(grid, layout.out)
+        zero_outside(grid, layout.out, 2)
         # Column t of a channel: its dout grid read shifted back by offset t's shift.
         cols = _scratch.get("cols", (c, taps, m), dtype)
         for t, shift in enumerate(layout.shifts):
@@ -269,15 +269,3 @@ def _input_grad(cols: np.ndarray, wt: np.ndarray, layout: Layout, dx: np.ndarray
         dx[(slice(None), slice(None), *block.ins)] = dphase.reshape(c, len(dx), *layout.q)[(..., *block.outs)].swapaxes(
             0, 1
         )
-
-
-def _zero_outside(image: np.ndarray, inside: tuple) -> None:
-    """Zero every position of ``image (C, n, *Q)`` outside the box ``inside`` (a slice per
-    spatial axis, steps of 1): slab by slab, rather than the whole image before its copy."""
-    lead = image.ndim - len(inside)
-    for axis, span in enumerate(inside):
-        before = (slice(None),) * (lead + axis)
-        if span.start > 0:
-            image[(*before, slice(0, span.start))] = 0
-        if span.stop < image.shape[lead + axis]:
-            image[(*before, slice(span.stop, None))] = 0

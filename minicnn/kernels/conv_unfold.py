@@ -175,16 +175,21 @@ def _padded(x: np.ndarray, pads: Padding, channels_last: bool) -> np.ndarray:
     for axis, (before, after) in enumerate(pads):
         shape[first + axis] += before + after
     xp = _scratch.get("padded", tuple(shape), x.dtype)  # this thread's, reused: no fresh pages each call
-    lead = (slice(None),) * first
-    for axis, (before, after) in enumerate(pads):
-        upto = lead + (slice(None),) * axis
-        if before:
-            xp[(*upto, slice(0, before))] = 0
-        if after:
-            xp[(*upto, slice(shape[first + axis] - after, None))] = 0
     inside = tuple(slice(before, before + n) for (before, _), n in zip(pads, x.shape[first : first + nd]))
-    xp[(*lead, *inside)] = x
+    zero_outside(xp, inside, first)
+    xp[(*(slice(None),) * first, *inside)] = x
     return xp
+
+
+def zero_outside(a: np.ndarray, inside: tuple, first: int) -> None:
+    """Zero every position of ``a`` outside the box ``inside`` (a slice of steps of 1 per axis,
+    from axis ``first`` on): slab by slab, the border only, rather than all of ``a``."""
+    for axis, span in enumerate(inside, first):
+        before = (slice(None),) * axis
+        if span.start > 0:
+            a[(*before, slice(0, span.start))] = 0
+        if span.stop < a.shape[axis]:
+            a[(*before, slice(span.stop, None))] = 0
 
 
 def fold_into(
