@@ -200,10 +200,21 @@ OTHER_NAMES = {"relu_x_torch": "ReLU", "bn_x_torch": "BatchNorm2D", "avgpool_x_t
 
 
 # -- measuring ---------------------------------------------------------------------------------
-def time_runs(fn, repeat: int, warmup: int) -> list[float]:
-    """Wall times in seconds of ``repeat`` calls of ``fn()``, after ``warmup`` untimed calls."""
-    for _ in range(warmup):
+# Untimed calls go on for at least this long before a case's timed runs (full runs' --warmup-ms):
+# after other work, a case ran slow for tens of milliseconds on these virtual cores, longer than
+# two calls of a short case. (conv S4 fwd+bwd, 2.5 ms a call: best 3.80 ms after 2 untimed calls,
+# 2.21 after 12, in the same suite; torch's first calls showed the same.)
+WARMUP_SECONDS = 0.04
+
+
+def time_runs(fn, repeat: int, warmup: int, warmup_seconds: float = 0.0) -> list[float]:
+    """Wall times in seconds of ``repeat`` calls of ``fn()``, after ``warmup`` untimed calls and
+    as many more as fit in ``warmup_seconds`` (none when ``warmup`` is 0)."""
+    began = time.perf_counter()
+    done = 0
+    while done < warmup or (warmup > 0 and time.perf_counter() - began < warmup_seconds):
         fn()
+        done += 1
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -282,9 +293,9 @@ class Case:
         self.fns = {key: fn for key, fn in (("ours", ours), ("gemm", gemm), ("torch", torch_fn)) if fn}
         self.times: dict[str, list[float]] = {key: [] for key in self.fns}
 
-    def run(self, repeat: int, warmup: int) -> None:
+    def run(self, repeat: int, warmup: int, warmup_seconds: float = 0.0) -> None:
         for key, fn in self.fns.items():
-            self.times[key] += time_runs(fn, repeat, warmup)
+            self.times[key] += time_runs(fn, repeat, warmup, warmup_seconds)
 
     def row(self) -> dict:
         best = {key: min(t) for key, t in self.times.items()}
@@ -598,7 +609,7 @@ def thread_scaling(cases: list[Case], threads: int, args) -> list[dict]:
         for _ in range(args.passes):
             for count in times:
                 set_num_threads(count)
-                times[count] += time_runs(case.fns["ours"], args.repeat, args.warmup)
+                times[count] += time_runs(case.fns["ours"], args.repeat, args.warmup, args.warmup_ms / 1e3)
         set_num_threads(threads)
         one, many = min(times[1]), min(times[threads])
         rows.append(
@@ -817,15 +828,25 @@ def format_epoch(epoch: dict) -> str:
 
 
 # -- main --------------------------------------------------------------------------------------
-def positive_float(text: str) -> float:
-    """An argparse ``type``: a number > 0."""
+def _number(text: str, ok, wanted: str) -> float:
+    """``text`` as a float if ``ok`` of it holds, else argparse's error for a ``wanted`` number."""
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    if not ok(value):  # NaN fails every comparison
+        raise argparse.ArgumentTypeError(f"expected a number {wanted}, got {text!r}")
     return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type``: a number > 0."""
+    return _number(text, lambda v: v > 0, "> 0")
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse ``type``: a number >= 0."""
+    return _number(text, lambda v: v >= 0, ">= 0")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -842,6 +863,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     cli.add_argument(
         "--warmup", type=int, default=None, help="untimed runs per case before each pass (default 2, quick 1)"
+    )
+    cli.add_argument(
+        "--warmup-ms",
+        type=non_negative_float,
+        default=None,
+        help=f"and untimed runs until this many milliseconds have passed (default {WARMUP_SECONDS * 1e3:g}, quick 0)",
     )
     cli.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     cli.add_argument("--no-epoch", action="store_true", help="skip the whole-epoch comparison")
@@ -863,7 +890,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     cli.add_argument("--json", metavar="FILE", help="also write the table and the summary as JSON")
     cli.add_argument("--seed", type=int, default=0, help="seed of the random inputs and weights")
     args = cli.parse_args(argv)
-    defaults = {"passes": (1, 5), "repeat": (2, 6), "warmup": (1, 2)}  # (quick, full)
+    defaults = {"passes": (1, 5), "repeat": (2, 6), "warmup": (1, 2), "warmup_ms": (0.0, WARMUP_SECONDS * 1e3)}
     for key, (quick, full) in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, quick if args.quick else full)
@@ -905,6 +932,7 @@ def run_benchmark(args, threads: int) -> dict:
         "passes": args.passes,
         "repeat": args.repeat,
         "warmup": args.warmup,
+        "warmup_ms": args.warmup_ms,
         "quick": args.quick,
         "dtype": "float32",
         "blas": blas_kernels(),
@@ -926,7 +954,7 @@ def run_benchmark(args, threads: int) -> dict:
     print(f"numpy's BLAS: {meta['blas']}")
     print(
         f"timing: best and median over {args.passes} pass(es) of the suite, each running every case "
-        f"{args.warmup} time(s) untimed, then {args.repeat} times timed"
+        f"{args.warmup} time(s) untimed (and on for {args.warmup_ms:g} ms at least), then {args.repeat} times timed"
     )
     print(
         f"machine load at the start: 1-min load average {load}, numpy float32 1024x1024 matrix product "
@@ -943,7 +971,7 @@ def run_benchmark(args, threads: int) -> dict:
     cases = build_cases(args, rng)
     for i in range(args.passes):
         for case in cases:
-            case.run(args.repeat, args.warmup)
+            case.run(args.repeat, args.warmup, args.warmup_ms / 1e3)
         monitor.sample(f"after pass {i + 1} of the suite")
     rows = [case.row() for case in cases]
     print()

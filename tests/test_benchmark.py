@@ -5,6 +5,7 @@ import doctest
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -260,6 +261,33 @@ def test_a_bad_flag_is_one_line():
     assert proc.stderr.strip().splitlines() == [
         "benchmark.py: error: argument --idle-gflops: expected a number > 0, got '-3' (see --help)"
     ]
+
+
+def test_a_bad_warmup_time_is_one_line():
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--warmup-ms", "-1"], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "benchmark.py: error: argument --warmup-ms: expected a number >= 0, got '-1' (see --help)"
+    )
+
+
+def test_warmup_goes_on_for_its_time_floor_before_the_timed_runs():
+    benchmark = import_example("benchmark")
+    calls = []
+
+    def one_ms():
+        calls.append(time.perf_counter())
+        time.sleep(0.001)
+
+    times = benchmark.time_runs(one_ms, repeat=3, warmup=1, warmup_seconds=0.03)
+    assert len(times) == 3 and all(t >= 0.001 for t in times)
+    untimed = calls[:-3]
+    assert len(untimed) >= 2 and calls[-3] - calls[0] >= 0.03  # one call was not enough
+    calls.clear()
+    assert len(benchmark.time_runs(one_ms, repeat=2, warmup=0, warmup_seconds=0.03)) == 2
+    assert len(calls) == 2  # no warm-up asked for: none, whatever the floor
 
 
 # -- the load rule -------------------------------------------------------------------------------------------
