@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from minicnn import Conv1D, Conv2DVolume, Conv3D, kernels, ops
+from minicnn.kernels import conv_depthwise
 from minicnn.kernels.conv import ConvKernel
 from minicnn.kernels.conv_geometry import MIN_CHUNK_MACS
 
@@ -150,3 +151,16 @@ def test_layers_with_and_without_the_kernels_agree(rng, make, shape):
         results.append((out, dx, layer.weight.grad, layer.bias.grad))
     for label, fast, pure in zip(("out", "dx", "dw", "db"), *results):
         np.testing.assert_allclose(fast, pure, rtol=1e-5, atol=1e-5 * np.abs(pure).max(), err_msg=label)
+
+
+@pytest.mark.parametrize("channels, taps, positions", [(32, 9, 4624), (2, 3, 1000), (4, 9, 997), (64, 9, 300)])
+def test_depthwise_tap_sums_in_pieces_are_the_plain_sums(rng, channels, taps, positions):
+    image = rng.standard_normal((channels, positions)).astype(np.float32)
+    cols = rng.standard_normal((channels, taps, positions)).astype(np.float32)
+    pieces = conv_depthwise._pieces(positions, channels * taps)
+    # a product of more than numpy's 500 outputs (so it lets go of Python's lock), where m allows
+    assert positions % pieces == 0 and (pieces * channels * taps > 500 or pieces == 1)
+    expected = np.einsum("cm,ctm->ct", image.astype(np.float64), cols.astype(np.float64))
+    got = conv_depthwise._tap_sums(image, cols)
+    assert got.shape == (channels, taps) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
