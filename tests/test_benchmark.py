@@ -284,7 +284,8 @@ def test_warmup_goes_on_for_its_time_floor_before_the_timed_runs():
     times = benchmark.time_runs(one_ms, repeat=3, warmup=1, warmup_seconds=0.03)
     assert len(times) == 3 and all(t >= 0.001 for t in times)
     untimed = calls[:-3]
-    assert len(untimed) >= 2 and calls[-3] - calls[0] >= 0.03  # one call was not enough
+    # one call was not enough; the floor counts from just before the first call, hence the slack
+    assert len(untimed) >= 2 and calls[-3] - calls[0] >= 0.028
     calls.clear()
     assert len(benchmark.time_runs(one_ms, repeat=2, warmup=0, warmup_seconds=0.03)) == 2
     assert len(calls) == 2  # no warm-up asked for: none, whatever the floor
