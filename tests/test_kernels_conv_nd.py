@@ -153,13 +153,21 @@ def test_layers_with_and_without_the_kernels_agree(rng, make, shape):
         np.testing.assert_allclose(fast, pure, rtol=1e-5, atol=1e-5 * np.abs(pure).max(), err_msg=label)
 
 
-@pytest.mark.parametrize("channels, taps, positions", [(32, 9, 4624), (2, 3, 1000), (4, 9, 997), (64, 9, 300)])
-def test_depthwise_tap_sums_in_pieces_are_the_plain_sums(rng, channels, taps, positions):
+@pytest.mark.parametrize(
+    "channels, taps, positions, pieces",
+    [
+        (32, 9, 4624, 2),  # the benchmark's chunk: 288 outputs, 576 in two pieces
+        (8, 9, 1000, 8),  # 72 outputs: 7 pieces would do, but 7 does not divide 1000
+        (4, 9, 997, 1),  # no piece count divides a prime
+        (2, 3, 1000, 1),  # 6 outputs: more than MAX_PIECES pieces needed
+        (64, 9, 300, 1),  # 576 outputs: already past the threshold
+    ],
+)
+def test_depthwise_tap_sums_in_pieces_are_the_plain_sums(rng, channels, taps, positions, pieces):
     image = rng.standard_normal((channels, positions)).astype(np.float32)
     cols = rng.standard_normal((channels, taps, positions)).astype(np.float32)
-    pieces = conv_depthwise._pieces(positions, channels * taps)
-    # a product of more than numpy's 500 outputs (so it lets go of Python's lock), where m allows
-    assert positions % pieces == 0 and (pieces * channels * taps > 500 or pieces == 1)
+    # the fewest pieces that divide m and give a product of more than numpy's 500 outputs
+    assert conv_depthwise._pieces(positions, channels * taps) == pieces
     expected = np.einsum("cm,ctm->ct", image.astype(np.float64), cols.astype(np.float64))
     got = conv_depthwise._tap_sums(image, cols)
     assert got.shape == (channels, taps) and got.dtype == np.float32
