@@ -33,6 +33,8 @@ CASES = {
     "3d-strided-dilated": ((6, 3, 9, 8, 7), 4, (3, 2, 3), (2, 3, 1), ((2, 0), 1, (3, 1)), (1, 2, 2), 1, "im2col"),
     "3d-many-channels-rect": ((4, 16, 4, 6, 5), 8, (2, 3, 3), 1, (1, 0, 1), 1, 1, "im2col_nhwc"),
     "3d-strided-grouped": ((6, 4, 7, 9, 8), 6, (3, 2, 2), 2, "same", 1, 2, "im2col"),
+    # The last axis padded further than its kernel reaches ((1-1)*2 < 1): dx by rows cuts dout.
+    "3d-last-axis-padding-beyond-the-kernel": ((3, 1, 8, 11, 2), 2, (3, 4, 1), (3, 3, 1), 1, (1, 1, 2), 1, "im2col"),
 }
 
 

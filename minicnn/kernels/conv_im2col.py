@@ -166,7 +166,8 @@ class Im2col:
 
         Along the last axis (stride 1) input ``i`` meets output ``i + before - k*dilation`` at tap
         ``k``: the taps of dout along that axis alone, flipped, ``U[n, f, k', ..., i]``, are an
-        unfold of dout with ``(KW-1)*dilation - before`` before it. Then
+        unfold of dout with ``(KW-1)*dilation - before`` zeros before it (or, where the padding
+        reaches further than the kernel, with that many of its first positions cut off). Then
         ``Y = W2 @ U`` (W2: rows (c, other taps), columns (f, k')) holds, for every other tap,
         rows as long as the input's; col2im adds them along the other axes only.
         The same sum as ``col2im(W.T @ dout)``, in another order: within float rounding of it.
@@ -176,6 +177,8 @@ class Im2col:
         rest = g.out[:-1] + g.spatial[-1:]  # the output's positions but whole input rows
         taps = scratch("dout_taps", (n, g.f) + (1,) * (nd - 1) + (kw,) + rest)
         before = (kw - 1) * g.dilation[-1] - g.pads[-1][0]
+        if before < 0:  # padding wider than the kernel's reach: the first outputs meet no input
+            dout, before = dout[..., -before:], 0
         unfold_into(
             dout,
             taps,
