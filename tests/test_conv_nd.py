@@ -1,5 +1,7 @@
 """Conv1D and Conv3D: naive loops, finite differences, torch, shapes and refused inputs."""
 
+import io
+
 import numpy as np
 import pytest
 from reference import conv_nd_backward, conv_nd_forward, same_pads
@@ -165,12 +167,7 @@ def test_summary_counts_the_multiply_accumulates():
 
 
 # -- torch, as the second oracle ------------------------------------------------------------------------
-TORCH_CONFIGS = [
-    name for name in CONFIGS if "causal" not in name and not (CONFIGS[name][5] == "same" and CONFIGS[name][4] != 1)
-]
-
-
-@pytest.mark.parametrize("name", TORCH_CONFIGS)
+@pytest.mark.parametrize("name", CONFIGS)
 def test_torch_gives_the_same_forward_and_gradients(name, rng):
     torch = pytest.importorskip("torch")
     from minicnn.export import to_torch
@@ -183,7 +180,8 @@ def test_torch_gives_the_same_forward_and_gradients(name, rng):
         == ["0." + k for k in layer.state_dict()]
         == (["0.weight", "0.bias"] if layer.bias is not None else ["0.weight"])
     )
-    assert type(net[0]) is (torch.nn.Conv1d if isinstance(layer, Conv1D) else torch.nn.Conv3d)
+    # torch's own class, or (causal, or "same" at a stride) one of minicnn.export.torch_modules
+    assert isinstance(net[0], torch.nn.Conv1d if isinstance(layer, Conv1D) else torch.nn.Conv3d)
     tx = torch.from_numpy(x).requires_grad_()
     out = net(tx)
     np.testing.assert_allclose(layer(x), out.detach().numpy(), rtol=1e-5, atol=1e-5)
@@ -214,19 +212,43 @@ def test_a_torch_conv1d_and_conv3d_come_back_as_minicnn_layers(rng):
 
 
 @pytest.mark.parametrize(
-    "layer",
+    "layer, cls, length",
     [
-        Conv1D(2, 2, 3, padding="causal"),
-        Conv1D(2, 2, 3, stride=2, padding="same"),
-        Conv3D(2, 2, 3, stride=2, padding="same"),
+        (Conv1D(2, 3, 3, padding="causal", dilation=2), "CausalConv1d", 9),
+        (Conv1D(2, 4, 4, stride=2, padding="causal", groups=2), "CausalConv1d", 10),
+        (Conv1D(2, 3, 1, padding="causal"), "CausalConv1d", 5),  # no padding at all
+        (Conv1D(2, 2, 3, stride=2, padding="same"), "SameConv1d", 9),
+        (Conv1D(2, 2, 4, padding="same"), "SameConv1d", 8),  # stride 1, odd total: torch's own would warn
+        (Conv3D(2, 2, 3, stride=(2, 1, 2), padding="same"), "SameConv3d", 5),
+    ],
+    ids=[
+        "causal-dilated",
+        "causal-strided-grouped",
+        "causal-k1",
+        "same-stride2",
+        "same-even-kernel",
+        "3d-same",
     ],
 )
-def test_to_torch_refuses_what_torch_has_no_module_for(layer):
-    pytest.importorskip("torch")
-    from minicnn.export import to_torch
+def test_padding_torch_has_no_argument_for_goes_to_a_module_of_ours_and_back(layer, cls, length, rng):
+    torch = pytest.importorskip("torch")
+    from minicnn.export import from_torch, to_torch, torch_modules
 
-    with pytest.raises(ValueError, match=r"to_torch: Conv.D with padding=.* export with to_onnx"):
-        to_torch(Sequential(layer))
+    model = Sequential(layer)
+    net = to_torch(model)
+    assert type(net[0]) is getattr(torch_modules, cls)
+    assert list(net.state_dict()) == list(model.state_dict())
+    assert f"padding={layer.padding}" in repr(net[0])
+    for size in (length, length + 1):  # the padding is resolved for each input's size
+        x = rng.standard_normal((2, 2) + (size,) * (1 if isinstance(layer, Conv1D) else 3)).astype(np.float32)
+        with torch.no_grad():
+            np.testing.assert_allclose(net(torch.from_numpy(x)).numpy(), model.predict(x), rtol=1e-5, atol=1e-5)
+    back = from_torch(net)
+    assert repr(back) == repr(model)
+    buffer = io.BytesIO()  # it pickles under its own name
+    torch.save(net, buffer)
+    buffer.seek(0)
+    assert type(torch.load(buffer, weights_only=False)[0]) is type(net[0])
 
 
 def test_onnx_takes_causal_and_strided_same_padding(rng, tmp_path):

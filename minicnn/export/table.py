@@ -15,9 +15,11 @@ Conv2DVolume       ``nn.Conv2d``; with ``padding="same"``, torch's own          
                    kernels), otherwise                                          and ``group``
                    :class:`~minicnn.export.torch_modules.SameConv2d`;
                    ``groups`` both ways
-Conv1D, Conv3D     ``nn.Conv1d``, ``nn.Conv3d``; ``padding="same"`` at stride 1    Conv (1 or 3 spatial axes),
-                   only, as torch's own; ``"causal"`` has no torch module       per-side pads resolved for
-                   (to_torch refuses it); ``groups`` both ways                  the input size, and ``group``
+Conv1D, Conv3D     ``nn.Conv1d``, ``nn.Conv3d``; ``padding="same"`` as for          Conv (1 or 3 spatial axes),
+                   Conv2DVolume, with ``SameConv1d``/``SameConv3d``;            per-side pads resolved for
+                   ``"causal"``: ``CausalConv1d`` (torch has no such padding)   the input size, and ``group``
+                   (all in :mod:`~minicnn.export.torch_modules`); ``groups``
+                   both ways
 Dense              ``nn.Linear``                                                Gemm (transB=1)
 ConvTranspose2D    ``nn.ConvTranspose2d``                                       ConvTranspose (pads, strides,
                                                                                 dilations, group, output_padding)
@@ -291,25 +293,26 @@ def _conv_from_torch(m, at: Place) -> Conv2DVolume:
 
 # -- Conv1D, Conv3D -------------------------------------------------------------------------------------
 def _conv_nd_to_torch(layer: Conv1D | Conv3D, torch):
-    name = type(layer).__name__
-    if layer.padding == "causal" or (layer.padding == "same" and any(s != 1 for s in layer.stride)):
-        raise ValueError(
-            f"to_torch: {name} with padding={layer.padding!r} and stride={layer.stride} has no "
-            f"torch module (torch's padding='same' takes stride 1 only, and it has no 'causal'): "
-            "give the padding as ints, use padding='same' at stride 1, or export with to_onnx"
-        )
-    cls = torch.nn.Conv1d if isinstance(layer, Conv1D) else torch.nn.Conv3d
-    return torch.nn.utils.skip_init(
+    nn, nd = torch.nn, len(layer.kernel_size)
+    # as for Conv2DVolume: torch's own "same" at stride 1 with even totals; otherwise a module of
+    # ours that pads each input as minicnn does ("causal" too, which torch has no padding for)
+    even = all(d * (k - 1) % 2 == 0 for k, d in zip(layer.kernel_size, layer.dilation))
+    own = layer.padding != "causal" and (layer.padding != "same" or (all(s == 1 for s in layer.stride) and even))
+    if own:
+        cls, padding = getattr(nn, f"Conv{nd}d"), {"padding": layer.padding}
+    else:
+        cls, padding = getattr(torch_modules, f"{layer.padding.capitalize()}Conv{nd}d"), {}
+    return nn.utils.skip_init(
         cls,
         layer.in_channels,
         layer.out_channels,
         layer.kernel_size,
         stride=layer.stride,
-        padding=layer.padding,
         dilation=layer.dilation,
         groups=layer.groups,
         bias=layer.bias is not None,
         dtype=_torch_dtype(layer, torch),
+        **padding,
     )
 
 
@@ -317,7 +320,10 @@ def _conv_nd_from_torch(layer_class: type[Conv1D | Conv3D]) -> Callable[..., Lay
     def convert(m, at: Place) -> Layer:
         _require(m, at, padding_mode="zeros")
         _float_dtype(m, at, ("float32",))
-        padding = m.padding if isinstance(m.padding, str) else tuple(m.padding)
+        if type(m).__module__ == torch_modules.__name__:  # SameConv1d/3d, CausalConv1d
+            padding = type(m).__name__.split("Conv")[0].lower()
+        else:  # an int tuple, or torch's "same" or "valid"
+            padding = m.padding if isinstance(m.padding, str) else tuple(m.padding)
         return layer_class(
             m.in_channels,
             m.out_channels,
@@ -708,8 +714,20 @@ TABLE: dict[type[Layer], Entry] = {
             _conv_to_onnx,
         ),
         Entry(Dense, _dense_to_torch, lambda nn: (nn.Linear,), _dense_from_torch, _dense_to_onnx),
-        Entry(Conv1D, _conv_nd_to_torch, lambda nn: (nn.Conv1d,), _conv_nd_from_torch(Conv1D), _conv_to_onnx),
-        Entry(Conv3D, _conv_nd_to_torch, lambda nn: (nn.Conv3d,), _conv_nd_from_torch(Conv3D), _conv_to_onnx),
+        Entry(
+            Conv1D,
+            _conv_nd_to_torch,
+            lambda nn: (nn.Conv1d, torch_modules.SameConv1d, torch_modules.CausalConv1d),
+            _conv_nd_from_torch(Conv1D),
+            _conv_to_onnx,
+        ),
+        Entry(
+            Conv3D,
+            _conv_nd_to_torch,
+            lambda nn: (nn.Conv3d, torch_modules.SameConv3d),
+            _conv_nd_from_torch(Conv3D),
+            _conv_to_onnx,
+        ),
         Entry(
             ConvTranspose2D,
             _conv_transpose_to_torch,
