@@ -1,10 +1,12 @@
 """im2col and col2im in place: the copy loops of the fast convolution kernels.
 
 :func:`minicnn.ops.im2col` pads the input and copies one strided slice per kernel offset into a
-new array. :func:`unfold_into` makes the same copies into a buffer the caller reuses (any
-strides, either memory layout, one to three spatial axes), from a padded copy of the input kept
-per thread (straight from the input when there is no padding); :func:`fold_into` adds back, as
-col2im, skipping the window positions over the padding. No checks: the kernels call them once
+new array. :func:`unfold_into` writes the same numbers into a buffer the caller reuses (any
+strides, either memory layout, one to three spatial axes) in one copy of a strided view that
+holds every window (:func:`_window_view`), from a padded copy of the input kept per thread
+(straight from the input when there is no padding); :func:`fold_into` adds back, as col2im, one
+kernel offset at a time (windows overlap, so no single copy can add them), skipping the window
+positions over the padding. No checks: the kernels call them once
 per chunk of a batch, with a geometry checked once per shape; the slices of each kernel offset
 are worked out once per geometry (:func:`tap_plan`).
 """
@@ -48,7 +50,8 @@ def tap_range(size: int, offset: int, stride: int, before: int, out_size: int) -
 def tap_plan(
     spatial: Ints, out: Ints, kernel: Ints, stride: Ints, pads: Padding, dilation: Ints, channels_last: bool
 ) -> tuple:
-    """The copies of :func:`unfold_into` for one geometry, each kernel offset's in C order.
+    """Each kernel offset's slices for one geometry, in C order: what :func:`fold_into` adds (and
+    :func:`unfold_into` copies, when a caller's columns reach past an unpadded input).
 
     Returns one ``(offset, outs, ins, zero)`` per kernel offset: the offset's index tuple,
     the index of the output positions that read a real input and of the inputs they read
@@ -130,41 +133,50 @@ def unfold_into(
     ``channels_last=True``: x (N, *S, C) -> cols (N, *O, *K, C), so that
     ``cols.reshape(N*prod(O), prod(K)*C)`` holds one window per row, its channels innermost.
     """
-    if not any(before or after for before, after in pads):  # straight from x, one copy per offset
+    nd = len(kernel)
+    spatial = x.shape[1 : 1 + nd] if channels_last else x.shape[2:]
+    out = cols.shape[1 : 1 + nd] if channels_last else cols.shape[2 + nd :]
+    reach = [(o - 1) * st + (k - 1) * d + 1 for o, st, k, d in zip(out, stride, kernel, dilation)]
+    if not any(before or after for before, after in pads):
+        if all(r <= n for r, n in zip(reach, spatial)):
+            np.copyto(cols, _window_view(x, kernel, stride, dilation, out, channels_last))
+            return
+        # A caller's cols with more output positions than x holds: those read zeros.
         for offset, outs, ins, zero in _plan(x, cols, kernel, stride, pads, dilation, channels_last):
             tap = _tap(cols, offset, channels_last)
             tap[outs] = x[ins]
-            for edge in zero:  # window positions past the end of x (none for a layer's own cols)
+            for edge in zero:
                 tap[edge] = 0
         return
-    # With padding, x is copied once into a padded array, and each kernel offset is then one
-    # whole strided slice of it: one copy per offset, where copying straight from x also needs
-    # a zero fill of each window edge over the padding (65 numpy calls instead of 26 for a 5x5
-    # kernel padded by 2; two threads, which hand Python's lock over between calls, ran that
-    # 0.8x one thread's speed, and this 1.3x).
-    nd = len(kernel)
-    lead = (slice(None),) if channels_last else (slice(None), slice(None))
-    spatial = x.shape[1 : 1 + nd] if channels_last else x.shape[2:]
-    out = cols.shape[1 : 1 + nd] if channels_last else cols.shape[2 + nd :]
-    # Windows that run past the end read zeros, as past the padding (a caller's cols may have
-    # more output positions than the padding allows: they read nothing real).
-    reach = [(o - 1) * st + (k - 1) * d + 1 for o, st, k, d in zip(out, stride, kernel, dilation)]
+    # With padding, x is copied once into a padded array (past the end too, where a caller's
+    # cols reach further than the padding), and every window is then read from it.
     pads = tuple((before, max(after, r - before - n)) for (before, after), r, n in zip(pads, reach, spatial))
-    xp = _padded(x, pads, channels_last)
-    for offset, window in _windows(tuple(kernel), tuple(dilation), tuple(out), tuple(stride)):
-        _tap(cols, offset, channels_last)[...] = xp[(*lead, *window)]
+    np.copyto(cols, _window_view(_padded(x, pads, channels_last), kernel, stride, dilation, out, channels_last))
 
 
-@functools.lru_cache(maxsize=256)
-def _windows(kernel: Ints, dilation: Ints, out: Ints, stride: Ints) -> tuple:
-    """(offset, the slices of a padded input that offset reads) for every kernel offset, in C order."""
-    return tuple(
-        (
-            offset,
-            tuple(slice(i * d, i * d + (o - 1) * st + 1, st) for i, d, o, st in zip(offset, dilation, out, stride)),
-        )
-        for offset in itertools.product(*map(range, kernel))
-    )
+def _window_view(xp: np.ndarray, kernel: Ints, stride: Ints, dilation: Ints, out: Ints, channels_last: bool):
+    """Every window of ``xp`` at once, as a read-only strided view in the layout of the columns:
+    (N, C, *K, *O), or (N, *O, *K, C) channels last, with no copy.
+
+    Kernel index ``k`` and output position ``o`` along an axis of stride ``s`` (in bytes) read
+    ``xp`` at ``k*dilation*s + o*stride*s``: each is one more axis of the view. So im2col is one
+    copy of this view, whose inner loops numpy runs without Python's lock: one call per chunk,
+    where a copy per kernel offset took nine or more. (Two threads, each unfolding its own
+    16x16x16x16 chunk for 3x3 with padding 1: 1.33x one thread's speed, where the copies per
+    offset ran 0.86x; one thread 224 against 277 us.)
+    """
+    nd = len(kernel)
+    first = 1 if channels_last else 2
+    steps = xp.strides[first : first + nd]
+    taps = tuple(d * step for d, step in zip(dilation, steps))
+    moves = tuple(st * step for st, step in zip(stride, steps))
+    if channels_last:
+        shape = (xp.shape[0], *out, *kernel, xp.shape[-1])
+        strides = (xp.strides[0], *moves, *taps, xp.strides[-1])
+    else:
+        shape = (*xp.shape[:2], *kernel, *out)
+        strides = (*xp.strides[:2], *taps, *moves)
+    return np.lib.stride_tricks.as_strided(xp, shape, strides, writeable=False)
 
 
 def _padded(x: np.ndarray, pads: Padding, channels_last: bool) -> np.ndarray:
