@@ -36,8 +36,9 @@ layout instead, where every offset's slice is one long row per channel:
 - **Backward.** ``dout`` goes into a grid ``g`` of the same layout, zero past the output, after
   ``max e_t`` zeros. Read shifted the other way, ``gcols[c, t] = g_c[-e_t:][:M]`` (one copy of
   a strided view per phase), one set of columns gives both gradients:
-  ``dL/dw_t[c] = gcols[c, t] . xp_c`` (over the phase of offset ``t``) and ``dL/dxp_c = w[c] @ gcols[c]`` (per phase, over its offsets), the gather form of
-  the scatter above. The zeros past the output add nothing. The phase images of dxp go back
+  ``dL/dw_t[c] = gcols[c, t] . xp_c`` (over the phase of offset ``t``) and
+  ``dL/dxp_c = w[c] @ gcols[c]`` (per phase, over its offsets), the gather form of the scatter
+  above. The zeros past the output add nothing. The phase images of dxp go back
   to dx by one strided copy per phase, which also cuts off the padding.
 - **Why columns.** A copy per offset and one product read each number once and write it
   once; a multiply and an add per offset (numpy has no fused multiply-add) read and write
