@@ -249,55 +249,13 @@ def _plain(cls: type[Layer], torch_type: Callable[[Any], type], op: str) -> Entr
     )
 
 
-# -- Conv2DVolume --------------------------------------------------------------------------------------
-def _conv_to_torch(layer: Conv2DVolume, torch):
-    nn = torch.nn
-    # torch's own "same" allows stride 1 only, and it warns about (and copies) an uneven padding
-    own = layer.padding != "same" or (
-        layer.stride == (1, 1) and all(d * (k - 1) % 2 == 0 for k, d in zip(layer.kernel_size, layer.dilation))
-    )
-    cls, padding = (nn.Conv2d, {"padding": layer.padding}) if own else (torch_modules.SameConv2d, {})
-    return nn.utils.skip_init(
-        cls,
-        layer.in_channels,
-        layer.out_channels,
-        layer.kernel_size,
-        stride=layer.stride,
-        dilation=layer.dilation,
-        groups=layer.groups,
-        bias=layer.bias is not None,
-        dtype=_torch_dtype(layer, torch),
-        **padding,
-    )
-
-
-def _conv_from_torch(m, at: Place) -> Conv2DVolume:
-    _require(m, at, padding_mode="zeros")
-    if type(m) is torch_modules.SameConv2d:
-        padding = "same"
-    else:  # an int pair, or torch's "same" or "valid"
-        padding = m.padding if isinstance(m.padding, str) else tuple(m.padding)
-    return Conv2DVolume(
-        m.in_channels,
-        m.out_channels,
-        tuple(m.kernel_size),
-        stride=tuple(m.stride),
-        padding=padding,
-        dilation=tuple(m.dilation),
-        bias=m.bias is not None,
-        rng=at.rng,
-        dtype=_float_dtype(m, at, ("float32", "float64")),
-        groups=m.groups,
-    )
-
-
-# -- Conv1D, Conv3D -------------------------------------------------------------------------------------
-def _conv_nd_to_torch(layer: Conv1D | Conv3D, torch):
+# -- the convolutions, 1-, 2- and 3-D -----------------------------------------------------------------
+def _conv_to_torch(layer: Conv1D | Conv2DVolume | Conv3D, torch):
     nn, nd = torch.nn, len(layer.kernel_size)
-    # as for Conv2DVolume: torch's own "same" at stride 1 with even totals; otherwise a module of
-    # ours that pads each input as minicnn does ("causal" too, which torch has no padding for)
+    # torch's own "same" allows stride 1 only, and it warns about (and copies) an uneven padding;
+    # it has no "causal" at all: those become a module of ours that pads each input as minicnn does
     even = all(d * (k - 1) % 2 == 0 for k, d in zip(layer.kernel_size, layer.dilation))
-    own = layer.padding != "causal" and (layer.padding != "same" or (all(s == 1 for s in layer.stride) and even))
+    own = layer.padding not in ("same", "causal") or (layer.padding == "same" and set(layer.stride) == {1} and even)
     if own:
         cls, padding = getattr(nn, f"Conv{nd}d"), {"padding": layer.padding}
     else:
@@ -316,20 +274,41 @@ def _conv_nd_to_torch(layer: Conv1D | Conv3D, torch):
     )
 
 
+def _torch_padding(m):
+    """minicnn's ``padding`` for a torch convolution: ours pad as their names say (SameConv2d:
+    "same", CausalConv1d: "causal"); torch's hold an int tuple, "same" or "valid"."""
+    if type(m).__module__ == torch_modules.__name__:
+        return type(m).__name__.split("Conv")[0].lower()
+    return m.padding if isinstance(m.padding, str) else tuple(m.padding)
+
+
+def _conv_from_torch(m, at: Place) -> Conv2DVolume:
+    _require(m, at, padding_mode="zeros")
+    return Conv2DVolume(
+        m.in_channels,
+        m.out_channels,
+        tuple(m.kernel_size),
+        stride=tuple(m.stride),
+        padding=_torch_padding(m),
+        dilation=tuple(m.dilation),
+        bias=m.bias is not None,
+        rng=at.rng,
+        dtype=_float_dtype(m, at, ("float32", "float64")),
+        groups=m.groups,
+    )
+
+
+# -- Conv1D, Conv3D: as Conv2DVolume, in float32 only ---------------------------------------------------
 def _conv_nd_from_torch(layer_class: type[Conv1D | Conv3D]) -> Callable[..., Layer]:
     def convert(m, at: Place) -> Layer:
         _require(m, at, padding_mode="zeros")
         _float_dtype(m, at, ("float32",))
-        if type(m).__module__ == torch_modules.__name__:  # SameConv1d/3d, CausalConv1d
-            padding = type(m).__name__.split("Conv")[0].lower()
-        else:  # an int tuple, or torch's "same" or "valid"
-            padding = m.padding if isinstance(m.padding, str) else tuple(m.padding)
         return layer_class(
             m.in_channels,
             m.out_channels,
             tuple(m.kernel_size),
             stride=tuple(m.stride),
-            padding=padding,
+            padding=_torch_padding(m),
             dilation=tuple(m.dilation),
             groups=m.groups,
             bias=m.bias is not None,
@@ -716,14 +695,14 @@ TABLE: dict[type[Layer], Entry] = {
         Entry(Dense, _dense_to_torch, lambda nn: (nn.Linear,), _dense_from_torch, _dense_to_onnx),
         Entry(
             Conv1D,
-            _conv_nd_to_torch,
+            _conv_to_torch,
             lambda nn: (nn.Conv1d, torch_modules.SameConv1d, torch_modules.CausalConv1d),
             _conv_nd_from_torch(Conv1D),
             _conv_to_onnx,
         ),
         Entry(
             Conv3D,
-            _conv_nd_to_torch,
+            _conv_to_torch,
             lambda nn: (nn.Conv3d, torch_modules.SameConv3d),
             _conv_nd_from_torch(Conv3D),
             _conv_to_onnx,

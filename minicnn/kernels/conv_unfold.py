@@ -50,8 +50,7 @@ def tap_range(size: int, offset: int, stride: int, before: int, out_size: int) -
 def tap_plan(
     spatial: Ints, out: Ints, kernel: Ints, stride: Ints, pads: Padding, dilation: Ints, channels_last: bool
 ) -> tuple:
-    """Each kernel offset's slices for one geometry, in C order: what :func:`fold_into` adds (and
-    :func:`unfold_into` copies, when a caller's columns reach past an unpadded input).
+    """Each kernel offset's slices for one geometry, in C order: what :func:`fold_into` adds.
 
     Returns one ``(offset, outs, ins, zero)`` per kernel offset: the offset's index tuple,
     the index of the output positions that read a real input and of the inputs they read
@@ -137,20 +136,13 @@ def unfold_into(
     spatial = x.shape[1 : 1 + nd] if channels_last else x.shape[2:]
     out = cols.shape[1 : 1 + nd] if channels_last else cols.shape[2 + nd :]
     reach = [(o - 1) * st + (k - 1) * d + 1 for o, st, k, d in zip(out, stride, kernel, dilation)]
-    if not any(before or after for before, after in pads):
-        if all(r <= n for r, n in zip(reach, spatial)):
-            np.copyto(cols, _window_view(x, kernel, stride, dilation, out, channels_last))
-            return
-        # A caller's cols with more output positions than x holds: those read zeros.
-        for offset, outs, ins, zero in _plan(x, cols, kernel, stride, pads, dilation, channels_last):
-            tap = _tap(cols, offset, channels_last)
-            tap[outs] = x[ins]
-            for edge in zero:
-                tap[edge] = 0
-        return
-    # With padding, x is copied once into a padded array (past the end too, where a caller's
-    # cols reach further than the padding), and every window is then read from it.
+    # Windows that run past the end read zeros, as past the padding (a caller's cols may have
+    # more output positions than the padding allows).
     pads = tuple((before, max(after, r - before - n)) for (before, after), r, n in zip(pads, reach, spatial))
+    if not any(before or after for before, after in pads):  # every window inside x: read it there
+        np.copyto(cols, _window_view(x, kernel, stride, dilation, out, channels_last))
+        return
+    # Otherwise x is copied once into a padded array, and every window is read from that.
     np.copyto(cols, _window_view(_padded(x, pads, channels_last), kernel, stride, dilation, out, channels_last))
 
 
