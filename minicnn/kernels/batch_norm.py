@@ -5,11 +5,12 @@ and every step works on chunks of samples on the worker threads (small batches: 
 the calling thread), in place in arrays made once per call.
 
 Each sum over a channel's M = N*S values is taken per chunk of samples first (:func:`_chunk_sum`:
-the sums of products in einsums, which fuse the product into the sum), then over the chunks in
-float64. The chunks come from the shape alone, and a batch small enough to run in one piece is
-one chunk, so the results are the same bits for any thread count. The op sums in one
-numpy reduction instead, so training mode agrees with it to rounding (about 1e-6 relative in
-float32), not bit for bit. Eval mode does the op's arithmetic in the op's order: the same bits.
+plain sums as products with a vector of ones, sums of products in einsums, which fuse the product
+into the sum), then over the chunks in float64. The chunks come from the shape alone, and a
+batch small enough to run in one piece is one chunk, so the results are the same bits for any
+thread count. The op sums in one numpy reduction instead, so training mode agrees with it to
+rounding (about 1e-6 relative in float32), not bit for bit. Eval mode does the op's arithmetic
+in the op's order: the same bits.
 """
 
 from __future__ import annotations
@@ -70,21 +71,24 @@ def _block(positions: int) -> int:
 def _chunk_sum(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     """Per-channel sum (C,) of ``a``, or of ``a * b``, over a chunk of rows (n, C, S), in float64.
 
-    A plain sum adds each sample's positions by numpy's pairwise sum, then the samples. A sum of
-    products fuses the product into one einsum (no array of products; it releases Python's lock)
-    over runs of up to 256 positions, then adds the runs: einsum adds a run one number at a time,
-    which over a whole row of thousands is several times less accurate than the pairwise sum, and
-    over such runs about as accurate. With S == 1 (an (N, C) input) the runs are of samples.
+    Each sum is taken over runs of up to 256 positions in the input's dtype, then the runs are
+    added in float64: a run that long is as accurate as numpy's pairwise sum, where one long
+    float32 run over thousands of numbers is not. A plain sum is a matrix-vector product with
+    ones, one BLAS call for all the runs (2 MiB of float32: 15-30 us, against about 100 for
+    ``np.add.reduce`` over the last axis); a sum of products is one einsum over the runs, which
+    fuses the product into the sum (no array of products) and releases Python's lock. With
+    S == 1 (an (N, C) input) the runs are of samples.
     """
     n, c, s = a.shape
     if s == 1:
         runs = (n // _block(n), _block(n), c)
         if b is None:
-            return np.add.reduce(a.reshape(runs), axis=1).sum(axis=0, dtype=np.float64)
+            return (np.ones(runs[1], a.dtype) @ a.reshape(runs)).sum(axis=0, dtype=np.float64)
         return np.einsum("rkc,rkc->rc", a.reshape(runs), b.reshape(runs)).sum(axis=0, dtype=np.float64)
+    k = _block(s)
     if b is None:
-        return np.add.reduce(a, axis=2).sum(axis=0, dtype=np.float64)
-    runs = (n, c, s // _block(s), _block(s))
+        return (a.reshape(-1, k) @ np.ones(k, a.dtype)).reshape(n, c, -1).sum(axis=(0, 2), dtype=np.float64)
+    runs = (n, c, s // k, k)
     return np.einsum("ncrk,ncrk->ncr", a.reshape(runs), b.reshape(runs)).sum(axis=(0, 2), dtype=np.float64)
 
 
@@ -146,7 +150,10 @@ def batch_norm_backward(dout: np.ndarray, cache: tuple, *, need_dx: bool = True)
     """:func:`minicnn.ops.batch_norm_backward`: ``dx = gamma*s * (dout - (dbeta + xhat*dgamma) / M)``.
 
     Returns ``(dx, dgamma, dbeta)``; dx is None when ``need_dx`` is False (the sums are needed
-    for dgamma and dbeta anyway, the last pass is not).
+    for dgamma and dbeta anyway, the last pass is not). dx is written over the cache's
+    ``x - mean``, which it no longer needs: a backward consumes its cache (the layer shell allows
+    one backward per forward), and each pass then reads and writes one array where a new one
+    would add a third stream (bn1d 32x32x512: the four passes 0.43 -> 0.33 ms).
     """
     centred, gamma, inv_std, _, _, m = cache
     dtype, rows = dout.dtype, dout.reshape(centred.shape)
@@ -158,17 +165,16 @@ def batch_norm_backward(dout: np.ndarray, cache: tuple, *, need_dx: bool = True)
     # dx = gamma*s * (dout - dbeta/M - xhat * dgamma/M), with xhat = (x - mean) * s
     wide = _Wide(dout.shape)
     a, b, scale = (wide.vector(v) for v in (inv_std * dgamma / m, dbeta / m, gamma * inv_std))
-    dx = np.empty(centred.shape, dtype)
 
     def grad(r: slice) -> None:
-        d = wide.rows(dx[r])
-        np.multiply(wide.rows(centred[r]), a, out=d)
+        d = wide.rows(centred[r])
+        d *= a
         d += b
         np.subtract(wide.rows(rows[r]), d, out=d)
         d *= scale
 
     over_samples(grad, dout.shape, PARALLEL_MIN_SIZE)
-    return dx.reshape(dout.shape), dgamma, dbeta
+    return centred.reshape(dout.shape), dgamma, dbeta
 
 
 def batch_norm_eval_forward(
