@@ -68,11 +68,14 @@ def write_atomically(
         raise _save_error(exc, where, folder, existing) from None
     try:
         with f:
+            new_mode = _private_while_writing(f)
             write(f)
             f.flush()
             os.fsync(f.fileno())
         if existing is not None:
             _copy_owner_and_mode(existing, tmp)
+        else:
+            os.chmod(tmp, new_mode)
         os.replace(tmp, target)
     except BaseException as exc:
         _unlink_quietly(tmp)
@@ -222,6 +225,19 @@ def _pid_is_running(pid: int) -> bool:
     except OSError:  # e.g. PermissionError: it exists, under another user
         return True
     return True
+
+
+def _private_while_writing(f: BinaryIO) -> int:
+    """Make the still-empty temporary file owner-only; return the mode a new file gets (umask applied).
+
+    The content must never be readable by others, even for the moment before the rename: a
+    private 0600 file being replaced, say, while the umask would make the new one 0644. The
+    final mode is given only once the content is complete.
+    """
+    created = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
+    if hasattr(os, "fchmod"):  # POSIX; Windows has no group or other bits to hide
+        os.fchmod(f.fileno(), created & 0o700)
+    return created
 
 
 def _copy_owner_and_mode(existing: os.stat_result, tmp: str) -> None:

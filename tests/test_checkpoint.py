@@ -36,6 +36,7 @@ from minicnn import (
     load_model,
 )
 from minicnn import _architecture as architecture
+from minicnn._atomic import write_atomically
 from minicnn.checkpoint import (
     read_checkpoint,
     read_npz,
@@ -116,6 +117,25 @@ def test_a_private_file_stays_private_when_saved_again(tmp_path, rng):
     os.chmod(path, 0o600)
     write_npz_atomically(path, arrays(rng, 2.0))
     assert mode(path) == 0o600
+
+
+@pytest.mark.skipif(not hasattr(os, "fchmod"), reason="POSIX permission bits")
+def test_the_content_is_never_readable_by_others_while_it_is_written(tmp_path, rng, umask):
+    # Replacing a private file under umask 022: the temporary file would be 0644 by default.
+    path = tmp_path / "m.npz"
+    write_npz_atomically(path, arrays(rng))
+    os.chmod(path, 0o600)
+    seen = []
+
+    def write(f):
+        seen.append(stat.S_IMODE(os.fstat(f.fileno()).st_mode))
+        f.write(b"content")
+
+    write_atomically(path, write)
+    assert seen == [0o600] and mode(path) == 0o600 and path.read_bytes() == b"content"
+    new = tmp_path / "new.bin"
+    write_atomically(new, write)
+    assert seen[-1] == 0o600 and mode(new) == 0o644  # the umask's mode, once the content is whole
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root may give files away")
