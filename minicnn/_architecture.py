@@ -35,10 +35,10 @@ from __future__ import annotations
 import builtins
 import inspect
 import json
-import warnings
 
 import numpy as np
 
+from ._validation import warn_user
 from .layers.base import Layer
 
 VERSION = 1
@@ -79,11 +79,9 @@ def record(model: Layer) -> str:
         document = {"version": VERSION, "model": _layer(model, "", set(), set())}
     except _Unrecordable as exc:
         document = {"version": VERSION, "model": None, "unrecorded": str(exc)}
-        warnings.warn(
+        warn_user(
             f"save: the architecture is not recorded, only the weights: {exc}; load them by building "
-            "the model and calling model.load(path)",
-            UserWarning,
-            stacklevel=3,
+            "the model and calling model.load(path)"
         )
     return json.dumps(document)
 

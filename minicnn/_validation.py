@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import sys
+import warnings
 
 import numpy as np
 
@@ -227,3 +230,19 @@ def check_numbers(values, owner: str, arg: str, count: int, **bounds) -> tuple[f
     if not (isinstance(values, (tuple, list)) or np.ndim(values) == 1) or len(values) != count:
         raise TypeError(f"{owner}: {arg} must be a tuple of {count} numbers, got {values!r} ({type(values).__name__})")
     return tuple(check_number(value, owner, f"{arg}[{i}]", **bounds) for i, value in enumerate(values))
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` pointed at the user's line: the first caller outside minicnn.
+
+    A fixed ``stacklevel`` is right for one call path only (``model.fit`` wraps
+    ``training.fit``, a loader calls a helper); the warning is about the user's call, wherever
+    inside the package it was found.
+    """
+    frame, level = sys._getframe(0), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

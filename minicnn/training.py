@@ -8,16 +8,16 @@ uint8 intensities become [0, 1]), so a uint8 or memory-mapped dataset is never c
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
 
 from ._progress import epoch_bar, progress_mode, report
-from ._validation import as_float, check_int, check_numeric
+from ._validation import as_float, check_int, check_numeric, warn_user
 from .layers.base import Layer, inference
 from .losses import MSE, SoftmaxCrossEntropy
 from .summary import declared_output_shape
@@ -70,6 +70,17 @@ def _wants_labels(loss, y: np.ndarray) -> bool:
     if kind in ("labels", "values"):
         return kind == "labels"
     return y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
+
+
+def _check_loss(loss, owner: str) -> None:
+    """Refuse what is not a loss object, a loss class given in place of one first."""
+    if isinstance(loss, type):
+        raise TypeError(
+            f"{owner}: loss is the class {loss.__name__}, not a loss object; pass an instance, "
+            f"e.g. loss={loss.__name__}()"
+        )
+    if not (callable(loss) and hasattr(loss, "backward")):
+        raise TypeError(f"{owner}: loss must be a loss object such as SoftmaxCrossEntropy(), got {loss!r}")
 
 
 def _default_loss(y: np.ndarray, output_shape: tuple | None):
@@ -220,11 +231,17 @@ def fit(
         )
     if seed is not None:
         seed = check_int(seed, "fit", "seed", minimum=0)
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"fit: shuffle must be True or False, got {shuffle!r} ({type(shuffle).__name__})")
     if not isinstance(drop_last, (bool, np.bool_)):
         raise TypeError(f"fit: drop_last must be True or False, got {drop_last!r} ({type(drop_last).__name__})")
     mode = progress_mode(progress, "fit")
-    if not (callable(loss) and hasattr(loss, "backward")):
-        raise TypeError(f"fit: loss must be a loss object such as SoftmaxCrossEntropy(), got {loss!r}")
+    _check_loss(loss, "fit")
+    if isinstance(optimizer, type):
+        raise TypeError(
+            f"fit: optimizer is the class {optimizer.__name__}, not an optimizer; build one on the model's "
+            f"parameters, e.g. optimizer={optimizer.__name__}(model.parameters(), lr=0.01)"
+        )
     if not (hasattr(optimizer, "step") and hasattr(optimizer, "zero_grad")):
         raise TypeError(f"fit: optimizer must have step() and zero_grad(), such as SGD, got {optimizer!r}")
     _check_optimizer_owns(model, optimizer)
@@ -449,13 +466,11 @@ def _warn_if_intensities(X: np.ndarray, owner: str) -> None:
         rows = X[i : i + _SCAN_ROWS]
         if not np.array_equal(rows, np.rint(rows)):
             return
-    warnings.warn(
+    warn_user(
         f"{owner}: X ({X.dtype}) holds only whole numbers from {low:g} to {high:g}: they look like "
         "pixel intensities 0..255 that were not scaled; divide by 255 (X / 255) to train on [0, 1], "
         "as a uint8 X is read (or pass the uint8 array itself). If they are not intensities, "
-        "ignore this warning.",
-        UserWarning,
-        stacklevel=3,
+        "ignore this warning."
     )
 
 
@@ -466,13 +481,11 @@ def _warn_if_split_lacks_classes(y_train: np.ndarray, y_val: np.ndarray, fractio
     if not len(missing):
         return
     also = f"; the training part has none of class {_classes(unseen)}" if len(unseen) else ""
-    warnings.warn(
+    warn_user(
         f"fit: validation_split={fraction} holds out the last {len(y_val)} samples, and they have no sample of "
         f"class {_classes(missing)}, which the training part has{also}. Is the data sorted by class? "
         "Shuffle X and y together first (order = np.random.default_rng(0).permutation(len(X)); "
-        "X, y = X[order], y[order]), or pass validation_data.",
-        UserWarning,
-        stacklevel=3,
+        "X, y = X[order], y[order]), or pass validation_data."
     )
 
 
@@ -570,11 +583,7 @@ def _check_optimizer_owns(model: Layer, optimizer) -> None:
             "train (was it built over another model?); build it with model.parameters()"
         )
     if owned < len(ours):
-        warnings.warn(
-            f"fit: the optimizer holds {owned} of the model's {len(ours)} parameters; the others will not train",
-            UserWarning,
-            stacklevel=3,
-        )
+        warn_user(f"fit: the optimizer holds {owned} of the model's {len(ours)} parameters; the others will not train")
 
 
 def _split(X: np.ndarray, y: np.ndarray, fraction) -> tuple:
@@ -631,6 +640,8 @@ def evaluate(model: Layer, X, y, *, loss=None, batch_size: int = 256) -> dict[st
         fraction of samples (or, with per-pixel labels, of pixels) classified right.
     """
     batch_size = check_int(batch_size, "evaluate", "batch_size")
+    if loss is not None:
+        _check_loss(loss, "evaluate")
     if loss is None:
         loss = getattr(model, "_last_loss", None)
         if loss is None:
@@ -640,7 +651,13 @@ def evaluate(model: Layer, X, y, *, loss=None, batch_size: int = 256) -> dict[st
 
 
 def _scores(model: Layer, X: np.ndarray, y: np.ndarray, loss, batch_size: int) -> dict[str, float]:
-    """The loop of :func:`evaluate`, on data already checked (fit checks its validation data once)."""
+    """The loop of :func:`evaluate`, on data already checked (fit checks its validation data once).
+
+    It scores with a shallow copy of ``loss``: a loss call keeps what its backward needs, and
+    the caller's loss (fit's, which evaluate reuses) may hold a forward whose backward is
+    still to come, in this thread or in a training thread.
+    """
+    loss = copy.copy(loss)
     classes = _wants_labels(loss, y)
     total_loss, correct = 0.0, 0
     with inference():

@@ -489,3 +489,15 @@ def test_the_default_data_dir_is_the_checkouts_data_folder():
     """The cache code lives two folders below the checkout; its default must still be data/."""
     assert datasets_cache._DEFAULT_DATA_DIR == Path(__file__).resolve().parent.parent / "data"
     assert (datasets_cache._DEFAULT_DATA_DIR / "README.md").is_file()
+
+
+@pytest.mark.parametrize("seed", [1.5, "a", None, -1], ids=["float", "str", "none", "negative"])
+def test_a_generators_seed_must_be_a_seed(seed):
+    # The data is the seed's bytes: a seed that is not one is refused, naming the generator.
+    from minicnn.datasets import make_motion
+
+    for make, name in ((make_shapes, "make_shapes"), (make_shapes_with_masks, "make_shapes_with_masks")):
+        with pytest.raises((TypeError, ValueError), match=rf"^{name}: seed must be"):
+            make(4, seed=seed)
+    with pytest.raises((TypeError, ValueError), match=r"^make_motion: seed must be"):
+        make_motion(4, seed=seed)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from minicnn import (
+    SGD,
     BatchNorm2D,
     Conv2DVolume,
     Dense,
@@ -17,6 +18,7 @@ from minicnn import (
     ReLU,
     Residual,
     Sequential,
+    SoftmaxCrossEntropy,
 )
 from minicnn.layers.base import in_inference, inference
 
@@ -112,6 +114,22 @@ def test_predict_and_evaluate_between_forward_and_backward_change_no_gradient(rn
     np.testing.assert_array_equal(dx_between, dx)
     for g, h in zip(grads_between, grads):
         np.testing.assert_array_equal(g, h)
+
+
+def test_evaluate_leaves_the_pending_backward_of_fits_loss_alone(rng):
+    # evaluate(loss=None) scores with the loss of the last fit: the very object whose backward a
+    # training step (here, or in another thread) may still have to call.
+    model = Sequential(Conv2DVolume(3, 4, 3, rng=rng), ReLU(), GlobalAvgPool2D(), Dense(4, 3, rng=rng))
+    x, y = rng.random((12, 3, 8, 8), dtype=np.float32), rng.integers(0, 3, 12)
+    loss = SoftmaxCrossEntropy()
+    model.fit(x, y, loss=loss, optimizer=SGD(model.parameters(), lr=0.1), progress=False)
+    out = model(x[:4])
+    loss(out, y[:4])
+    expected = SoftmaxCrossEntropy()
+    expected(out, y[:4])
+    for given in (None, loss):
+        model.evaluate(x[4:], y[4:], loss=given)
+    np.testing.assert_array_equal(loss.backward(), expected.backward())
 
 
 @pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="feature_maps needs matplotlib")

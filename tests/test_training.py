@@ -962,8 +962,9 @@ def test_drop_last_mean_loss_is_over_the_trained_samples(rng):
         ),
         (10, {"batch_size": 3, "validation_split": 0.3}, r"with 7 training samples and batch_size=3 the last batch"),
         (5, {"drop_last": 1}, r"drop_last must be True or False, got 1 \(int\)"),
+        (5, {"shuffle": "no"}, r"shuffle must be True or False, got 'no' \(str\)"),
     ],
-    ids=["batch-size-1", "one-sample", "drop-last-leaves-nothing", "after-the-split", "drop-last-int"],
+    ids=["batch-size-1", "one-sample", "drop-last-leaves-nothing", "after-the-split", "drop-last-int", "shuffle-str"],
 )
 def test_untrainable_batch_sizes_are_refused_with_a_fix(rng, n, kwargs, match):
     model = bn_on_1x1(rng)
@@ -1183,3 +1184,25 @@ def test_per_pixel_labels_that_cannot_fit_are_refused_before_epoch_1(rng, y, val
             progress=False,
         )
     assert spy.count == 0
+
+
+def test_a_loss_or_optimizer_class_in_place_of_an_object_is_refused_with_the_fix(rng):
+    model = small_image_model()
+    X, y = rng.random((4, 3, 8, 8), dtype=np.float32), np.array([0, 1, 0, 1])
+    before = [p.data.copy() for p in model.parameters()]
+    with pytest.raises(TypeError, match=r"^fit: loss is the class SoftmaxCrossEntropy, .*loss=SoftmaxCrossEntropy\(\)"):
+        model.fit(X, y, loss=SoftmaxCrossEntropy, optimizer=SGD(model.parameters(), lr=0.1), progress=False)
+    with pytest.raises(TypeError, match=r"^fit: optimizer is the class SGD, .*SGD\(model.parameters\(\), lr=0.01\)"):
+        model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD, progress=False)
+    with pytest.raises(TypeError, match=r"^evaluate: loss is the class MSE, .*loss=MSE\(\)"):
+        model.evaluate(X, y, loss=MSE)
+    for p, b in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p.data, b)
+
+
+def test_fits_warnings_point_at_the_callers_line(rng):
+    model = small_image_model()
+    X, y = np.rint(rng.random((4, 3, 8, 8)) * 255), np.array([0, 1, 0, 1])  # unscaled intensities
+    with pytest.warns(UserWarning, match="look like pixel intensities") as record:
+        model.fit(X, y, loss=SoftmaxCrossEntropy(), optimizer=SGD(model.parameters(), lr=0.0), progress=False)
+    assert record[0].filename == __file__

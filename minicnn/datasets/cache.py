@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 
+from .._validation import warn_user
 from ..checkpoint import read_npz, write_npz_atomically
 from .shapes import VERSION, _dequantise, _quantise, make_shapes
 
@@ -142,7 +142,7 @@ def load_shapes(split: str, *, data_dir: str | os.PathLike | None = None) -> tup
             try:
                 return _read_cache(path, seed=seed, n=n)
             except _BadCache as exc:
-                warnings.warn(f"load_shapes: ignoring the cache {path}: {exc}; regenerating it", stacklevel=2)
+                warn_user(f"load_shapes: ignoring the cache {path}: {exc}; regenerating it")
 
     X, y = make_shapes(n, seed=seed)
     errors = []
@@ -153,9 +153,8 @@ def load_shapes(split: str, *, data_dir: str | os.PathLike | None = None) -> tup
         except OSError as exc:
             errors.append(f"{d}: {exc}")
     else:
-        warnings.warn(
+        warn_user(
             f"load_shapes: could not cache the {split!r} split ({'; '.join(errors)}); "
-            "it will be generated again next time",
-            stacklevel=2,
+            "it will be generated again next time"
         )
     return X, y

@@ -54,13 +54,12 @@ from __future__ import annotations
 import difflib
 import functools
 import os
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from .._validation import check_int, check_pair
+from .._validation import check_int, check_pair, warn_user
 from ._pixels import Unreadable, decode
 
 # Formats Pillow identifies but never decodes pixels of (an MPEG video's header): not images.
@@ -504,13 +503,11 @@ def _read_all(
     if failed and skip:
         lines = [line for _, line in sorted(failed)]
         more = f"; and {len(lines) - _NAMES_IN_WARNING} more" if len(lines) > _NAMES_IN_WARNING else ""
-        warnings.warn(
+        warn_user(
             f"{owner}: skipped {len(failed)} of {n} image files, which cannot be read: "
             + "; ".join(lines[:_NAMES_IN_WARNING])
             + more
-            + '. on_error="raise" lists them all',
-            UserWarning,
-            stacklevel=3,
+            + '. on_error="raise" lists them all'
         )
     if problems:
         raise ValueError(f"{owner}: " + "\n".join(problems))

@@ -89,7 +89,7 @@ def make_motion(
     frames = check_int(frames, owner, "frames", minimum=2)
     size = check_int(size, owner, "size", minimum=8)
     noise = check_number(noise, owner, "noise", at_least=0)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_int(seed, owner, "seed", minimum=0))  # a seed: the data is its bytes
 
     y = rng.permutation(np.arange(n, dtype=np.int64) % len(MOTION_CLASSES))
     scale = size / 16

@@ -272,7 +272,7 @@ def _generate(owner: str, n, seed, image_size, noise) -> tuple[np.ndarray, np.nd
     size = check_int(image_size, owner, "image_size", minimum=16)
     if not (isinstance(noise, (int, float, np.floating, np.integer)) and 0 <= noise < math.inf):
         raise ValueError(f"{owner}: noise must be a finite number >= 0, got {noise!r}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_int(seed, owner, "seed", minimum=0))  # a seed: the data is its bytes
 
     y = rng.permutation(np.arange(n, dtype=np.int64) % len(CLASSES))
     coords = (np.arange(size, dtype=np.float32) + 0.5) - size / 2
