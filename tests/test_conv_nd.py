@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from reference import conv_nd_backward, conv_nd_forward, same_pads
 
-from minicnn import Conv1D, Conv3D, Sequential
+from minicnn import Conv1D, Conv2DVolume, Conv3D, ConvTranspose2D, Dense, Sequential
 from minicnn.gradcheck import gradcheck
 
 # (class, in, out, kernel, stride, padding, dilation, groups, bias, input shape)
@@ -266,3 +266,20 @@ def test_onnx_takes_causal_and_strided_same_padding(rng, tmp_path):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (out,) = session.run(None, {session.get_inputs()[0].name: x})
     np.testing.assert_allclose(out, model.eval().predict(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: Conv1D(2, 2, 3, rng=0), TypeError, r"^Conv1D: rng must be a numpy.random.Generator or None, got int"),
+        (lambda: Conv3D(2, 2, 3, rng=0), TypeError, r"^Conv3D: rng must be a numpy.random.Generator"),
+        (lambda: Conv2DVolume(2, 2, 3, rng=0), TypeError, r"^Conv2DVolume: rng must be .*default_rng\(seed\)"),
+        (lambda: Conv2DVolume(2, 2, 3, dtype=np.int32), TypeError, r"^Conv2DVolume: dtype must be a floating type"),
+        (lambda: ConvTranspose2D(2, 2, 3, init="xavier"), ValueError, r"^ConvTranspose2D: unknown init 'xavier'"),
+        (lambda: Dense(2, 2, rng=5), TypeError, r"^Dense: rng must be a numpy.random.Generator"),
+    ],
+    ids=["conv1d-rng", "conv3d-rng", "conv2d-rng", "conv2d-dtype", "convT-init", "dense-rng"],
+)
+def test_weight_initialisation_errors_name_the_layer(make, error, message):
+    with pytest.raises(error, match=message):
+        make()

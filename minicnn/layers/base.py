@@ -174,6 +174,12 @@ class Layer:
     may do the same, or override ``forward`` and ``backward`` directly, optionally with
     :meth:`keep_for_backward` and :meth:`saved_for_backward` for the bookkeeping.
 
+    What forward keeps may be the input itself, not a copy (Dense's ``x``, ConvTranspose2D's,
+    a large batch's convolution, which rebuilds its columns from ``x`` rather than hold nine
+    times its size): change ``x`` in place between a forward and its backward and the weight
+    gradients change with it. PyTorch raises there; a numpy array cannot tell, so give a
+    reused input buffer a fresh array (``x.copy()``) while a backward is pending.
+
     Every layer remembers the arguments its constructor was called with
     (:meth:`constructor_arguments`), so ``model.save`` records the architecture and
     :func:`minicnn.load_model` builds it again, a user's layer included, with no extra code.

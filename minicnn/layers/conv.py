@@ -129,7 +129,7 @@ class Conv2DVolume(_ConvShell):
         self.algorithm = check_algorithm(algorithm, self.kernel_size, self.stride, self.dilation, self.groups, name)
         self._kernel = ConvKernel(self.algorithm)  # the per-shape plan and the reused buffers
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        self.weight = Parameter(he_init(shape, math.prod(shape[1:]), rng, init, dtype))
+        self.weight = Parameter(he_init(shape, math.prod(shape[1:]), rng, init, dtype, name))
         self.bias = Parameter(np.zeros(self.out_channels, dtype=dtype)) if bias else None
 
     def output_shape(self, input_shape: tuple) -> tuple:

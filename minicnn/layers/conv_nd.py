@@ -61,7 +61,7 @@ class _ConvND(_ConvShell):
         self.groups = check_groups(groups, self.in_channels, self.out_channels, name)
         self._kernel = ConvKernel()  # the per-shape plan and the reused buffers
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        self.weight = Parameter(he_init(shape, math.prod(shape[1:]), rng, "he_uniform", np.float32))
+        self.weight = Parameter(he_init(shape, math.prod(shape[1:]), rng, "he_uniform", np.float32, name))
         self.bias = Parameter(np.zeros(self.out_channels, dtype=np.float32)) if bias else None
 
     def output_shape(self, input_shape: tuple) -> tuple:

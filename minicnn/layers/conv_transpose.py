@@ -114,7 +114,7 @@ class ConvTranspose2D(Layer):
         self._check_settings(name)
         shape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size
         fan_in = shape[1] * self.kernel_size[0] * self.kernel_size[1]  # torch's fan-in of this weight
-        self.weight = Parameter(he_init(shape, fan_in, rng, init, dtype))
+        self.weight = Parameter(he_init(shape, fan_in, rng, init, dtype, name))
         self.bias = Parameter(np.zeros(self.out_channels, dtype=dtype)) if bias else None
 
     def _check_settings(self, name: str) -> None:

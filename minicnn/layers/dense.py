@@ -58,7 +58,9 @@ class Dense(Layer):
         super().__init__()
         self.in_features = check_int(in_features, "Dense", "in_features")
         self.out_features = check_int(out_features, "Dense", "out_features")
-        self.weight = Parameter(he_init((self.out_features, self.in_features), self.in_features, rng, init, dtype))
+        self.weight = Parameter(
+            he_init((self.out_features, self.in_features), self.in_features, rng, init, dtype, "Dense")
+        )
         self.bias = Parameter(np.zeros(self.out_features, dtype=dtype)) if bias else None
 
     def __repr__(self) -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import check_rng
 
-def he_init(shape: tuple, fan_in: int, rng: np.random.Generator | None, init: str, dtype) -> np.ndarray:
+
+def he_init(shape: tuple, fan_in: int, rng: np.random.Generator | None, init: str, dtype, owner: str) -> np.ndarray:
     """Draw He-initialised weights of ``shape``.
 
     ``"he_uniform"`` draws from U(-sqrt(6/fan_in), sqrt(6/fan_in)); ``"he_normal"`` from
@@ -20,21 +22,17 @@ def he_init(shape: tuple, fan_in: int, rng: np.random.Generator | None, init: st
     rng : numpy.random.Generator or None (a fresh ``default_rng()``)
     init : {"he_uniform", "he_normal"}
     dtype : floating dtype of the result
+    owner : str
+        The layer, as every message names it.
     """
-    if rng is None:
-        rng = np.random.default_rng()
-    elif not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}; "
-            "use numpy.random.default_rng(seed)"
-        )
+    rng = check_rng(rng, owner)
     if not np.issubdtype(np.dtype(dtype), np.floating):
-        raise TypeError(f"dtype must be a floating type, got {np.dtype(dtype)}")
+        raise TypeError(f"{owner}: dtype must be a floating type, got {np.dtype(dtype)}; use np.float32 or np.float64")
     if init == "he_uniform":
         bound = np.sqrt(6.0 / fan_in)
         w = rng.uniform(-bound, bound, size=shape)
     elif init == "he_normal":
         w = rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
     else:
-        raise ValueError(f"unknown init {init!r}; expected 'he_uniform' or 'he_normal'")
+        raise ValueError(f"{owner}: unknown init {init!r}; expected 'he_uniform' or 'he_normal'")
     return w.astype(dtype)
