@@ -228,6 +228,12 @@ def _check_same_shape(pred_shape: tuple, target_shape: tuple, pred_name: str, ta
         hint = f"; use {target_name}.reshape(-1, 1) (or {target_name}[:, None]) to match"
     elif target_shape == pred_shape + (1,):
         hint = f"; use {target_name}.ravel() to match"
+    elif len(pred_shape) >= 2 and target_shape == pred_shape[:1] + pred_shape[2:]:
+        # one number per sample (or pixel) against K outputs: class labels stored as floats
+        hint = (
+            f"; if {target_name} holds class labels, pass them as integers ({target_name}.astype(int)), "
+            "and score them with SoftmaxCrossEntropy"
+        )
     raise ValueError(
         f"{pred_name} has shape {pred_shape} but {target_name} has shape {target_shape}; "
         f"expected the same shape (no broadcasting){hint}"

@@ -111,7 +111,13 @@ def summary_table(layers: list[Layer], input_shape: tuple) -> str:
     "Params" counts trained values (Parameters), "Buffers" saved but untrained statistics
     (running means and variances), as Keras' trainable and non-trainable counts.
     """
-    shapes = trace_shapes(layers, (1,) + tuple(input_shape))
+    try:
+        shapes = trace_shapes(layers, (1,) + tuple(input_shape))
+    except ValueError as exc:
+        raise ValueError(
+            f"summary: {exc} (input_shape={tuple(input_shape)} is one sample's shape, without the batch "
+            "axis, e.g. (3, 32, 32) for 32x32 RGB images)"
+        ) from None
     ins = [(1,) + tuple(input_shape), *shapes[:-1]]
     rows = [("Layer", "Output shape", "Params", "Buffers", "MACs")]
     total_params = total_buffers = total_macs = 0

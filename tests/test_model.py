@@ -541,3 +541,15 @@ def test_load_of_a_npy_file_is_a_clear_error(tmp_path):
     np.save(tmp_path / "weights.npy", np.zeros(3))
     with pytest.raises(ValueError, match="single ndarray, not an .npz archive"):
         small_cnn().load(tmp_path / "weights.npy")
+
+
+def test_summary_with_the_batch_axis_in_input_shape_says_to_leave_it_out():
+    model = small_cnn()
+    with pytest.raises(ValueError, match=r"^summary: .*5-D.*without the batch axis, e.g. \(3, 32, 32\)"):
+        model.summary((2, 1, 8, 8))
+
+
+def test_class_labels_stored_as_floats_get_the_fix_from_evaluate():
+    model = small_cnn(classes=3)
+    with pytest.raises(ValueError, match=r"^evaluate: .*if y holds class labels, pass them as integers \(y.astype"):
+        model.evaluate(np.zeros((4, 1, 8, 8), np.float32), np.array([0.0, 1, 2, 1]))
