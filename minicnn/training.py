@@ -451,21 +451,24 @@ def _augmented(augment, rng: np.random.Generator, xb: np.ndarray, epoch: int, ba
 
 # -- what fit finds before epoch 1 -------------------------------------------------------------------
 def _warn_if_intensities(X: np.ndarray, owner: str) -> None:
-    """Warn when float inputs hold only whole numbers from >= 0 up to more than 1.
+    """Warn when float inputs hold only whole numbers from >= 0 up to more than 1, or integer
+    inputs other than uint8 (which is scaled) hold numbers 0..255 with some above 1.
 
-    That is what 0..255 pixel intensities look like when they were cast to float without
-    the division by 255 that a uint8 array gets. Standardised data has negative values,
-    and data in [0, 1] stays at or below 1, so neither is warned about.
+    That is what 0..255 pixel intensities look like when they were cast to float, or to a
+    wider integer type, without the division by 255 that a uint8 array gets. Standardised
+    data has negative values, and data in [0, 1] stays at or below 1, so neither is warned about.
     """
-    if not np.issubdtype(X.dtype, np.floating):
+    integer = np.issubdtype(X.dtype, np.integer)
+    if X.dtype == np.uint8 or not (integer or np.issubdtype(X.dtype, np.floating)) or X.size == 0:
         return
     low, high = float(X.min()), float(X.max())
-    if low < 0 or high <= 1:
+    if low < 0 or high <= 1 or (integer and high > 255):
         return
-    for i in range(0, len(X), _SCAN_ROWS):
-        rows = X[i : i + _SCAN_ROWS]
-        if not np.array_equal(rows, np.rint(rows)):
-            return
+    if not integer and any(
+        not np.array_equal(rows, np.rint(rows))
+        for rows in (X[i : i + _SCAN_ROWS] for i in range(0, len(X), _SCAN_ROWS))
+    ):
+        return
     warn_user(
         f"{owner}: X ({X.dtype}) holds only whole numbers from {low:g} to {high:g}: they look like "
         "pixel intensities 0..255 that were not scaled; divide by 255 (X / 255) to train on [0, 1], "

@@ -663,15 +663,16 @@ def test_the_shapes_data_in_uint8_reads_back_bit_for_bit():
         lambda rng: rng.integers(0, 256, (10, 3, 4, 4)).astype(np.float32),
         lambda rng: rng.integers(0, 256, (10, 48)).astype(np.float64),  # flattened, as in many tutorials
         lambda rng: np.full((10, 3, 4, 4), 2.0, np.float32),
+        lambda rng: rng.integers(0, 256, (10, 3, 4, 4)),  # int64: cast unscaled, unlike uint8
     ],
-    ids=["float32-0..255", "float64-flat", "all-twos"],
+    ids=["float32-0..255", "float64-flat", "all-twos", "int64-0..255"],
 )
-def test_float_inputs_that_look_like_unscaled_intensities_warn(rng, values):
+def test_inputs_that_look_like_unscaled_intensities_warn(rng, values):
     X = values(rng)
     model = Sequential(Flatten(), Dense(48, 2, rng=rng))
     with pytest.warns(
         UserWarning,
-        match=r"fit: X \(float\d+\) holds only whole numbers from \d+ to \d+: they "
+        match=r"fit: X \((?:float|int)\d+\) holds only whole numbers from \d+ to \d+: they "
         r"look like pixel intensities 0\.\.255.*divide by 255 \(X / 255\)",
     ):
         model.fit(
@@ -692,8 +693,10 @@ def test_float_inputs_that_look_like_unscaled_intensities_warn(rng, values):
         lambda rng: rng.integers(-128, 128, (10, 3, 4, 4)).astype(np.float32),  # negative whole numbers
         lambda rng: rng.uniform(0, 255, (10, 3, 4, 4)).astype(np.float32),  # not whole numbers
         lambda rng: rng.integers(0, 2, (10, 3, 4, 4)).astype(np.float32),  # a binary mask
+        lambda rng: rng.integers(0, 2, (10, 3, 4, 4)),  # an integer binary mask
+        lambda rng: rng.integers(0, 4096, (10, 3, 4, 4)).astype(np.int16),  # 12-bit counts, not 0..255
     ],
-    ids=["uint8", "0-1", "standardised", "negative-integers", "fractions", "binary"],
+    ids=["uint8", "0-1", "standardised", "negative-integers", "fractions", "binary", "int-binary", "int16-counts"],
 )
 def test_other_inputs_do_not_warn(rng, values):
     X = values(rng)
