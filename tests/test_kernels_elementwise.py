@@ -46,7 +46,8 @@ SHAPES = {
 
 
 def data(rng, shape, dtype):
-    """Random values with exact zeros of both signs, saturating ends, infinities and a NaN."""
+    """Random values with exact zeros of both signs, saturating ends, infinities and a NaN (where
+    ReLU's gradient passes, as PyTorch's)."""
     x = (rng.standard_normal(shape) * 4).astype(dtype)
     flat = x.reshape(-1)
     specials = np.array([0.0, -0.0, 40.0, -40.0, np.inf, -np.inf, np.nan], dtype)
@@ -132,3 +133,19 @@ def test_a_strided_input_gives_the_ops_result(rng, threads):
     got, expected = run(PAIRS["sigmoid"][0], view, dview, {}), run(PAIRS["sigmoid"][1], view, dview, {})
     for g, e in zip(got, expected):
         assert g.tobytes() == e.tobytes()
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7), (32, 16, 32, 32)], ids=["small", "threaded"])
+def test_relu_passes_the_gradient_at_nan_as_torch(rng, threads, shape):
+    # torch's relu backward (threshold_backward) zeroes the gradient where x <= 0 only: at NaN it passes
+    torch = pytest.importorskip("torch")
+    threads(2)
+    x, dout = data(rng, shape, np.float32)
+    x.reshape(-1)[rng.permutation(x.size)[: x.size // 10]] = np.nan
+    out, mask = K.relu_forward(x)
+    np.testing.assert_array_equal(mask, ~(x <= 0))
+    tx = torch.tensor(x, requires_grad=True)
+    t_out = torch.relu(tx)
+    t_out.backward(torch.tensor(dout))
+    np.testing.assert_array_equal(out, t_out.detach().numpy())  # NaN stays NaN
+    np.testing.assert_array_equal(K.relu_backward(dout, mask)[0], tx.grad.numpy())

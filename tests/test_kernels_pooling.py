@@ -1,9 +1,10 @@
 """minicnn.kernels.pooling against the pure ops of minicnn.ops.pooling.
 
 Max pooling: the same output and gradient bits (the kernels pick the same element of every
-window, ties and all -inf windows included). Average pooling: the same bits (the same sums in
-the same order), except where numpy sums the op's columns pairwise (one output position and
-KK >= 8), which is within a few ulps. And the same bits for 1 and 2 threads.
+window, ties, all -inf windows and NaNs included; with NaNs, PyTorch's element too). Average
+pooling: the same bits (the same sums in the same order), except where numpy sums the op's
+columns pairwise (one output position and KK >= 8), which is within a few ulps. And the same
+bits for 1 and 2 threads.
 """
 
 import math
@@ -43,10 +44,17 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
 def data(rng, shape, dtype, kind):
-    """Random values; "ties": small integers, so most windows have a tied maximum."""
-    if kind == "ties":
-        return rng.integers(-2, 3, size=shape).astype(dtype)
-    return rng.standard_normal(shape).astype(dtype)
+    """Random values; "ties": small integers, so most windows have a tied maximum; "nans": ties and
+    some -inf, and in every other (sample, channel) plane many NaNs, so that most of its windows
+    hold several, some only NaNs, while the other planes hold none."""
+    if kind == "normal":
+        return rng.standard_normal(shape).astype(dtype)
+    x = rng.integers(-2, 3, size=shape).astype(dtype)
+    if kind == "nans":
+        x[rng.random(shape) < 0.1] = -np.inf
+        planes = x.reshape(-1, *shape[2:])[::2]  # a view: every other (sample, channel) plane
+        planes[rng.random(planes.shape) < 0.4] = np.nan
+    return x
 
 
 def one_output_position(out_shape, kernel_size) -> bool:
@@ -55,7 +63,7 @@ def one_output_position(out_shape, kernel_size) -> bool:
     return math.prod(out_shape[2:]) == 1 and math.prod(ops.windows.per_axis(kernel_size, nd, "", "")) >= 8
 
 
-@pytest.mark.parametrize("values", ["normal", "ties"])
+@pytest.mark.parametrize("values", ["normal", "ties", "nans"])
 @pytest.mark.parametrize("dtype", DTYPES.values(), ids=DTYPES)
 @pytest.mark.parametrize("shape, kernel, stride, padding", CASES.values(), ids=CASES)
 @pytest.mark.parametrize("kind", PAIRS)
@@ -110,6 +118,44 @@ def test_all_minus_inf_windows_pick_the_ops_element(rng, shape, kernel, stride, 
     np.testing.assert_array_equal(fast.max_pool_backward(dout, fast_cache)[0], ops.max_pool_backward(dout, cache)[0])
 
 
+@pytest.mark.parametrize("dtype", DTYPES.values(), ids=DTYPES)
+@pytest.mark.parametrize("shape, kernel, stride, padding", CASES.values(), ids=CASES)
+def test_max_pool_kernels_send_a_nan_windows_gradient_to_its_last_nan_as_torch(
+    rng, shape, kernel, stride, padding, dtype
+):
+    torch = pytest.importorskip("torch")
+    x = data(rng, shape, dtype, "nans")
+    out, cache = fast.max_pool_forward(x, kernel, stride, padding)
+    dout = rng.integers(1, 9, out.shape).astype(dtype)  # whole numbers: overlaps add up exactly, in any order
+    tx = torch.tensor(x, requires_grad=True)
+    tout = getattr(torch.nn.functional, f"max_pool{len(shape) - 2}d")(tx, kernel, stride, padding)
+    tout.backward(torch.tensor(dout))
+    assert np.isnan(out).any()
+    np.testing.assert_array_equal(out, tout.detach().numpy())
+    np.testing.assert_array_equal(fast.max_pool_backward(dout, cache)[0], tx.grad.numpy())
+    np.testing.assert_array_equal(fast.max_pool_eval_forward(x, kernel, stride, padding)[0], out)
+
+
+@pytest.mark.parametrize(
+    "shape, kernel, stride, padding", [((2, 3, 8, 8), 2, None, 0), ((2, 3, 7, 6), 3, 2, 1)], ids=["pairs", "any-window"]
+)
+def test_max_pool_looks_for_nans_only_where_the_maxima_hold_one(rng, monkeypatch, shape, kernel, stride, padding):
+    # finding NaNs costs a pass over the input: finite inputs must not pay it (the kernels are benchmarked)
+    calls, real_isnan = [], np.isnan
+    monkeypatch.setattr(np, "isnan", lambda a, *args, **kwargs: calls.append(np.shape(a)) or real_isnan(a))
+    x = data(rng, shape, np.float32, "ties")
+    fast.max_pool_forward(x, kernel, stride, padding)
+    assert calls == [()]  # one check, on a scalar: the maxima's maximum
+    x[0, 0, 0, 0] = np.nan
+    calls.clear()
+    out, cache = fast.max_pool_forward(x, kernel, stride, padding)
+    assert len(calls) > 1  # the check, then the NaNs found
+    dout = np.ones_like(out)
+    op_dx = ops.max_pool_backward(dout, ops.max_pool_forward(x, kernel, stride, padding)[1])[0]
+    np.testing.assert_array_equal(fast.max_pool_backward(dout, cache)[0], op_dx)
+    assert op_dx[0, 0, 0, 0] == 1
+
+
 # Batches of several chunks (a max pooling chunk holds about 1 MiB, an average pooling chunk at most
 # 2 MiB of input), the last one partial.
 THREAD_CASES = {
@@ -147,6 +193,30 @@ def test_same_bits_for_one_and_two_threads(rng, threads, kind, shape, kernel, st
         out, cache = op_fwd(x[part], kernel, stride, padding)
         np.testing.assert_array_equal(out1[part], out)
         np.testing.assert_array_equal(dx1[part], op_bwd(dout[part], cache)[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES.values(), ids=DTYPES)
+@pytest.mark.parametrize("shape, kernel, stride, padding", THREAD_CASES.values(), ids=THREAD_CASES)
+def test_nans_in_some_chunks_only_give_the_ops_bits_for_one_and_two_threads(
+    rng, threads, shape, kernel, stride, padding, dtype
+):
+    # each chunk looks for NaNs in its own maxima: the first and the last chunk hold some, the rest none
+    x = data(rng, shape, dtype, "ties")
+    x[:1] = data(rng, (1, *shape[1:]), dtype, "nans")
+    x[(-1, slice(None)) + (slice(0, 3),) * (len(shape) - 2)] = np.nan  # a corner of NaNs: whole windows of them
+    results = []
+    for count in (1, 2):
+        threads(count)
+        out, cache = fast.max_pool_forward(x, kernel, stride, padding)
+        dout = np.cos(np.arange(out.size, dtype=np.float64)).reshape(out.shape).astype(dtype)
+        results.append((out, fast.max_pool_backward(dout, cache)[0]))
+    (out1, dx1), (out2, dx2) = results
+    np.testing.assert_array_equal(out1, out2)
+    assert dx1.tobytes() == dx2.tobytes()
+    for part in (slice(0, 2), slice(-1, None)):  # a sample with NaNs and one without; the last, with
+        out, cache = ops.max_pool_forward(x[part], kernel, stride, padding)
+        np.testing.assert_array_equal(out1[part], out)
+        np.testing.assert_array_equal(dx1[part], ops.max_pool_backward(dout[part], cache)[0])
 
 
 @pytest.mark.parametrize(

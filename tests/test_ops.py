@@ -2,6 +2,7 @@
 PyTorch (where installed) and today's layers, in 1, 2 and 3 spatial dimensions."""
 
 import ast
+import contextlib
 import math
 from pathlib import Path
 
@@ -19,10 +20,13 @@ from minicnn import (
     Flatten,
     GlobalAvgPool2D,
     LeakyReLU,
+    MaxPool1D,
     MaxPool2D,
+    MaxPool3D,
     ReLU,
     Sigmoid,
     Tanh,
+    kernels,
     ops,
 )
 from minicnn import functional as F
@@ -576,6 +580,43 @@ def test_activation_agrees_with_the_layer(rng, name):
     assert_close32(dx, layer.backward(dout), rtol=1e-6)
 
 
+SPECIALS = [np.nan, 1.5, -1.5, 0.0, -0.0, np.inf, -np.inf, 1e-45, -1e-45]  # 1e-45: float32's smallest subnormal
+
+
+def test_relu_passes_the_gradient_at_nan_as_torchs_threshold_backward():
+    # torch's relu backward zeroes the gradient where x <= 0 only: at NaN it passes
+    x = np.array(SPECIALS, np.float32)
+    out, mask = ops.relu_forward(x)
+    np.testing.assert_array_equal(out, np.array([np.nan, 1.5, 0, 0, 0, np.inf, 0, 1e-45, 0], np.float32))
+    np.testing.assert_array_equal(mask, [True, True, False, False, False, True, False, True, False])
+    dout = np.arange(2.0, 2.0 + x.size, dtype=np.float32)
+    np.testing.assert_array_equal(ops.relu_backward(dout, mask)[0], dout * mask)
+    layer = ReLU()
+    np.testing.assert_array_equal(layer(x), out)
+    np.testing.assert_array_equal(layer.backward(dout), dout * mask)
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_activations_at_nan_and_infinities_match_torch(rng, torch, name, dtype):
+    forward, backward, layer_class, (_, slope) = ACTIVATIONS[name]
+    x = np.concatenate([SPECIALS, rng.standard_normal(20) * 4]).astype(dtype)
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    tx = torch.tensor(x, requires_grad=True)
+    # (ReLU's oracle in ACTIVATIONS is LeakyReLU(0), which differs at NaN: torch's own ReLU here)
+    t_layer = torch.nn.LeakyReLU(slope) if name.startswith("LeakyReLU") else getattr(torch.nn, name)()
+    t_out = t_layer(tx)
+    t_out.backward(torch.tensor(dout))
+    expected = t_out.detach().numpy(), tx.grad.numpy()
+    # tanh and sigmoid: torch's own rounding, within an ulp or two; 1 - t*t cancels near |t| = 1
+    rtol, atol = (1e-6 if dtype == np.float32 else 1e-14), 4 * np.finfo(dtype).eps * np.abs(dout).max()
+    layer = layer_class()
+    for got in (forward(x)[0], backward(dout, forward(x)[1])[0]), (layer(x), layer.backward(dout)):
+        for g, e in zip(got, expected):
+            assert np.array_equal(np.isnan(g), np.isnan(e))  # NaN exactly where torch has NaN
+            np.testing.assert_allclose(g, e, rtol=rtol, atol=atol)
+
+
 # -- pooling ---------------------------------------------------------------------------------
 # id, x shape, kernel, stride, padding
 POOL_CASES = [
@@ -696,6 +737,109 @@ def test_max_pool_ties_go_to_the_first_maximum(torch):
     tx = torch.tensor(x, requires_grad=True)
     torch.nn.functional.max_pool2d(tx, 2, 1).backward(torch.tensor(dout))
     np.testing.assert_array_equal(dx, tx.grad.numpy())
+
+
+def nan_max_pool_loops(x, dout, kernel, stride, pads):
+    """(out, dx) of max pooling by PyTorch's loop: over each window's real inputs in C order, a new
+    maximum where ``val > max or isnan(val)``, from the first real input; so the last NaN wins."""
+    n, c, *spatial = x.shape
+    out_size = tuple((s + b + a - k) // st + 1 for s, (b, a), k, st in zip(spatial, pads, kernel, stride))
+    out, dx = np.zeros((n, c) + out_size), np.zeros(x.shape)
+    for nc in np.ndindex(n, c):
+        for o in np.ndindex(*out_size):
+            best, best_at = None, None
+            for k in np.ndindex(*kernel):
+                pos = tuple(oi * st + ki - b for oi, st, ki, (b, _) in zip(o, stride, k, pads))
+                if all(0 <= p < s for p, s in zip(pos, spatial)):
+                    value = x[nc + pos]
+                    if best_at is None or value > best or np.isnan(value):
+                        best, best_at = value, pos
+            out[nc + o] = best
+            dx[nc + best_at] += dout[nc + o]
+    return out, dx
+
+
+def nan_data(rng, shape, dtype=np.float64):
+    """Small integers (ties) and some -inf; every other channel of every sample has many NaNs too,
+    so that most of its windows hold several and some only NaNs, and the others have none."""
+    x = rng.integers(-2, 3, size=shape).astype(dtype)
+    x[rng.random(shape) < 0.1] = -np.inf
+    planes = x.reshape(-1, *shape[2:])[::2]  # a view: every other (sample, channel) plane
+    planes[rng.random(planes.shape) < 0.4] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=POOL_IDS)
+def test_max_pool_sends_a_nan_windows_gradient_to_its_last_nan(rng, case):
+    _, shape, kernel, stride, padding = case
+    x = nan_data(rng, shape)
+    out, cache = ops.max_pool_forward(x, kernel, stride, padding)
+    dout = rng.integers(1, 9, out.shape).astype(np.float64)  # whole numbers: exact sums in any order
+    r_out, r_dx = nan_max_pool_loops(x, dout, *_pool_geometry(case))
+    assert np.isnan(out).any() and not np.isnan(out).all()
+    np.testing.assert_array_equal(out, r_out)  # NaN where a window holds one, and only there
+    np.testing.assert_array_equal(ops.max_pool_backward(dout, cache)[0], r_dx)
+
+
+@pytest.mark.parametrize(
+    "x, kernel, stride, padding, dx",
+    [
+        ([1.0, np.nan, 0.0, 2.0], 2, None, 0, [0.0, 1.0, 0.0, 1.0]),  # the issue's repro, as torch
+        ([np.nan, np.nan, np.nan], 3, None, 0, [0.0, 0.0, 1.0]),
+        ([np.nan, 1.0, np.nan, 5.0], 4, None, 0, [0.0, 0.0, 1.0, 0.0]),
+        ([np.nan, 5.0, np.nan], 3, 1, 1, [1.0, 0.0, 2.0]),  # windows [pad, nan, 5], [nan, 5, nan], [5, nan, pad]
+    ],
+    ids=["repro", "all-nan", "nan-1-nan-5", "overlap-padded"],
+)
+def test_max_pool_nan_hand_worked(torch, x, kernel, stride, padding, dx):
+    x = np.array([[x]])
+    out, cache = ops.max_pool_forward(x, kernel, stride, padding)
+    np.testing.assert_array_equal(ops.max_pool_backward(np.ones_like(out), cache)[0], [[dx]])
+    tx = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.max_pool1d(tx, kernel, stride, padding).sum().backward()
+    np.testing.assert_array_equal(tx.grad.numpy(), [[dx]])
+
+
+def test_max_pool_2d_nan_beats_a_larger_number_earlier_in_the_window():
+    out, cache = ops.max_pool_forward(np.array([[[[1.0, 2.0], [np.nan, 0.0]]]]), 2)
+    assert np.isnan(out).all()
+    np.testing.assert_array_equal(ops.max_pool_backward(np.ones_like(out), cache)[0], [[[[0.0, 0.0], [1.0, 0.0]]]])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("case", POOL_CASES, ids=POOL_IDS)
+def test_max_pool_with_nans_matches_torch(rng, torch, case, dtype):
+    _, shape, kernel, stride, padding = case
+    x = nan_data(rng, shape, dtype)
+    out, cache = ops.max_pool_forward(x, kernel, stride, padding)
+    dout = rng.integers(1, 9, out.shape).astype(dtype)  # whole numbers: overlaps add up exactly, in any order
+    tx = torch.tensor(x, requires_grad=True)
+    tout = getattr(torch.nn.functional, f"max_pool{len(shape) - 2}d")(tx, kernel, stride, padding)
+    tout.backward(torch.tensor(dout))
+    np.testing.assert_array_equal(out, tout.detach().numpy())
+    np.testing.assert_array_equal(ops.max_pool_backward(dout, cache)[0], tx.grad.numpy())
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["kernels", "ops"])
+def test_max_pool_layers_with_nans_match_torch(rng, torch, pure):
+    # the layers, on their fast kernels and on the ops, as the issue's repro
+    for layer, shape in [
+        (MaxPool1D(2), (2, 3, 8)),
+        (MaxPool2D(3, 1, 1), (2, 3, 6, 5)),
+        (MaxPool3D(2), (1, 2, 4, 4, 6)),
+    ]:
+        x = nan_data(rng, shape, np.float32)
+        with kernels.disabled() if pure else contextlib.nullcontext():
+            out = layer(x)
+            dout = rng.integers(1, 9, out.shape).astype(np.float32)
+            dx = layer.backward(dout)
+        tx = torch.tensor(x, requires_grad=True)
+        nd = len(shape) - 2
+        pool = getattr(torch.nn.functional, f"max_pool{nd}d")
+        tout = pool(tx, layer.kernel_size, layer.stride, layer.padding)
+        tout.backward(torch.tensor(dout))
+        np.testing.assert_array_equal(out, tout.detach().numpy())
+        np.testing.assert_array_equal(dx, tx.grad.numpy())
 
 
 @pytest.mark.parametrize("case", [c for c in POOL_CASES if len(c[1]) == 4], ids=lambda c: c[0])

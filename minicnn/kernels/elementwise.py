@@ -53,13 +53,16 @@ def _max_with_zero(a: np.ndarray, out: np.ndarray) -> None:
 
 
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`minicnn.ops.relu_forward`: ``out = max(x, 0)``, the cache is the mask ``x > 0``."""
+    """:func:`minicnn.ops.relu_forward`: ``out = max(x, 0)``, the cache is the mask ``not (x <= 0)``."""
     zero = x.dtype.type(0)  # typed: numpy converts a Python 0 again on every call (~1 us, measured)
     out, mask = np.empty(x.shape, x.dtype), np.empty(x.shape, bool)
 
     def work(rows) -> None:
         _max_with_zero(x[rows], out[rows])  # np.where would take ~10x as long (measured)
-        np.greater(x[rows], zero, out=mask[rows])
+        # max(x, 0) is 0 (of either sign) exactly where x <= 0, and x itself, NaN included,
+        # elsewhere: so out != 0 is the op's mask, in one comparison, of the output just written
+        # (as fast as x > 0, measured; x <= 0 then a negation took 30% longer)
+        np.not_equal(out[rows], zero, out=mask[rows])
 
     over_samples(work, x.shape, RELU_PARALLEL_MIN_SIZE)
     return out, mask

@@ -24,8 +24,9 @@ class _Activation(Layer):
 class ReLU(_Activation):
     """Rectified linear unit: ``out = max(x, 0)``, as ``torch.nn.ReLU``.
 
-    The derivative at exactly 0 is taken as 0, as in PyTorch: ``dx = dout * (x > 0)``, and
-    forward keeps only the boolean mask (:func:`minicnn.ops.relu_forward`).
+    The derivative at exactly 0 is taken as 0, as in PyTorch: ``dx = dout * not (x <= 0)``
+    (so ``dout`` passes at NaN, as torch's), and forward keeps only the boolean mask
+    (:func:`minicnn.ops.relu_forward`).
 
     Shape
     -----

@@ -6,7 +6,10 @@ import numpy as np
 
 
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``out = max(x, 0)``; the cache is the mask ``x > 0``.
+    """``out = max(x, 0)`` (NaN stays NaN); the cache is the mask ``not (x <= 0)``.
+
+    The mask is ``x > 0`` but True at NaN too, as PyTorch's ReLU backward (``threshold_backward``),
+    which stops the gradient where ``x <= 0`` only and so passes it at NaN.
 
     Shape
     -----
@@ -14,14 +17,15 @@ def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Examples
     --------
-    >>> relu_forward(np.array([-1.0, 0.0, 2.0]))[0]
-    array([0., 0., 2.])
+    >>> relu_forward(np.array([-1.0, 0.0, 2.0, np.nan]))
+    (array([ 0.,  0.,  2., nan]), array([False, False,  True,  True]))
     """
-    return np.maximum(x, 0), x > 0
+    return np.maximum(x, 0), ~(x <= 0)
 
 
 def relu_backward(dout: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray]:
-    """``dx = dout * (x > 0)``: the derivative at exactly 0 is taken as 0, as PyTorch. Returns ``(dx,)``.
+    """``dx = dout * not (x <= 0)``: the derivative at exactly 0 is taken as 0, and at NaN as 1
+    (``dout`` passes), as PyTorch. Returns ``(dx,)``.
 
     Shape
     -----

@@ -43,12 +43,18 @@ def max_pool_forward(x: np.ndarray, kernel_size, stride=None, padding=0) -> tupl
     offset in C order wins. A window whose real inputs are all ``-inf`` ties them with its
     padding: it sends its gradient to its first real input, as PyTorch does (a window with
     no real input at all, which padding of more than half the kernel allows, sends none).
+    A window that holds a NaN outputs NaN and sends its gradient to its last NaN in C order,
+    as PyTorch does: its loop over a window takes a new maximum where ``val > max or
+    isnan(val)``, so a NaN beats everything, a later NaN included, and nothing beats a NaN.
 
     Examples
     --------
     >>> x = np.array([[[[1., 2.], [4., 3.]]]])
     >>> max_pool_forward(x, 2)[0]
     array([[[[4.]]]])
+    >>> out, cache = max_pool_forward(np.array([[[np.nan, 1., np.nan, 5.]]]), 4)
+    >>> out, max_pool_backward(np.ones_like(out), cache)[0]  # the last NaN takes the gradient
+    (array([[[nan]]]), array([[[0., 0., 1., 0.]]]))
     """
     n, c, *spatial = x.shape
     win = window(spatial, kernel_size, kernel_size if stride is None else stride, padding, 1, "max_pool_forward")
@@ -56,7 +62,10 @@ def max_pool_forward(x: np.ndarray, kernel_size, stride=None, padding=0) -> tupl
     cols = im2col(x, win, pad_value=-np.inf).reshape(n, c, kk, p)
     out = cols.max(axis=2)
     real = im2col(np.ones((1, 1, *spatial), bool), win).reshape(1, 1, kk, p)  # False where padding
-    argmax = np.argmax((cols == out[:, :, None]) & real, axis=2)  # (N, C, P): first maximum that is real
+    first_max = np.argmax((cols == out[:, :, None]) & real, axis=2)  # (N, C, P): first maximum that is real
+    # NaN == NaN is False, so a NaN window needs its own pick: the last NaN (padding is -inf, never NaN)
+    last_nan = kk - 1 - np.argmax(np.isnan(cols)[:, :, ::-1], axis=2)
+    argmax = np.where(np.isnan(out), last_nan, first_max)
     return out.reshape(n, c, *win.out), (x.shape, win, argmax)
 
 
