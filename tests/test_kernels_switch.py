@@ -58,11 +58,14 @@ def test_the_demo_models_train_to_the_same_numbers_on_the_pure_ops(which, monkey
 
     np.testing.assert_allclose(pure_losses, fast_losses, rtol=1e-4)
     # Winograd's error is relative to a tensor's largest value (its module docstring), and after a few
-    # steps a pooling window whose two largest inputs nearly tie may route a gradient differently: so
-    # each parameter is compared on its own scale (a wrong kernel is off by about that scale itself).
+    # steps a pooling window whose two largest inputs nearly tie, or a ReLU input next to 0, may route a
+    # gradient differently: so each parameter is compared on its own scale (a wrong kernel is off by
+    # about that scale itself). One such flip in the residual demo's fourth step, after BatchNorm's sums
+    # changed order (still within 1e-6 of the exact sums), moved a bias by 2.1e-3 of its scale; in
+    # float64, where nothing flips, the two runs end on the same float32 parameters.
     for (name, p), q in zip(pure.named_parameters(), fast.parameters()):
         scale = np.abs(q.data).max()
-        assert np.abs(p.data - q.data).max() <= 5e-4 * scale, name
+        assert np.abs(p.data - q.data).max() <= 1e-2 * scale, name
     for a, b in zip(pure.buffers(), fast.buffers()):  # BatchNorm's running statistics, Dropout's stream
         np.testing.assert_allclose(a.data, b.data, rtol=1e-4, atol=1e-6)
 
@@ -75,3 +78,17 @@ def counting(pair, cls, calls):
         return forward(*args, **kwargs)
 
     return counted_forward, backward
+
+
+def test_in_float64_the_demo_trains_to_the_same_parameters_on_the_pure_ops():
+    # Without float32's rounding no pooling or ReLU decision can flip: a tight check of the same run.
+    build = demo_builders()[1]
+    fast = build(rng=np.random.default_rng(0))
+    pure = copy.deepcopy(fast)
+    X, y = make_shapes(64, seed=3)
+    X = X.astype(np.float64)
+    train(fast, X, y, steps=4)
+    with kernels.disabled():
+        train(pure, X, y, steps=4)
+    for (name, p), q in zip(pure.named_parameters(), fast.parameters()):
+        assert np.abs(p.data - q.data).max() <= 1e-6 * np.abs(q.data).max(), name
