@@ -11,7 +11,10 @@ from minicnn import Sequential, Upsample2D, gradcheck, ops
 # -- the oracle: one output element at a time, from the definitions, in any number of spatial axes ----
 def _source(o: int, size: int, scale: int) -> tuple[int, int, float]:
     """torch's align_corners=False: output o reads position (o + 0.5) / scale - 0.5 (0 at the least),
-    between i0 and i1 = i0 + 1 (the last input at the edge), with weight t on i1."""
+    between i0 and i1 = i0 + 1 (the last input at the edge), with weight t on i1. An axis with
+    scale 1 is a copy: torch reads no neighbour there (its weight would be 0, but a NaN would spread)."""
+    if scale == 1:
+        return o, o, 0.0
     src = max((o + 0.5) / scale - 0.5, 0.0)
     i0 = math.floor(src)
     return i0, min(i0 + 1, size - 1), src - i0
@@ -108,6 +111,61 @@ def test_ops_keep_the_dtype_and_a_scalar_factor_serves_every_axis(rng, mode):
     assert out.dtype == np.float32 and out.shape == (2, 2, 6, 4) and out.flags.c_contiguous
     assert backward(np.ones(out.shape, np.float32), cache)[0].dtype == np.float32
     np.testing.assert_array_equal(out, forward(x, scale_factor=(2, 2))[0])
+
+
+# -- non-finite values stay local: each output reads its own taps only (a dense matrix would spread them) --
+def _sprinkle(rng, shape, fraction, dtype=np.float64):
+    """Normal numbers, about ``fraction`` of them inf, -inf or NaN; inf at the first corner, NaN at the last."""
+    a = rng.standard_normal(shape).astype(dtype)
+    bad = rng.random(shape) < fraction
+    a[bad] = rng.choice([np.inf, -np.inf, np.nan], bad.sum())
+    a[(0,) * a.ndim], a[(-1,) * a.ndim] = np.inf, np.nan  # the ends, where the taps are clamped
+    return a
+
+
+def _same_where_finite(ours, theirs, **tol):
+    """The same outputs are non-finite (the positions, not inf against NaN), the finite ones equal."""
+    finite = np.isfinite(theirs)
+    np.testing.assert_array_equal(np.isfinite(ours), finite)
+    np.testing.assert_allclose(ours[finite], theirs[finite], **tol)
+
+
+NONFINITE_CASES = [
+    *OP_CASES,
+    ("1d-s2-long", (2, 1, 9), (2,)),
+    ("2d-s(5,4)", (1, 2, 6, 5), (5, 4)),
+    ("2d-s(3,1)-size2", (2, 1, 2, 4), (3, 1)),
+    ("3d-s(3,2,1)", (1, 1, 3, 4, 2), (3, 2, 1)),
+]
+NONFINITE_IDS = [case[0] for case in NONFINITE_CASES]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("case", NONFINITE_CASES, ids=NONFINITE_IDS)
+def test_non_finite_values_reach_the_outputs_that_read_them_only(rng, case, mode):
+    _, shape, scale = case
+    forward, backward = OPS[mode]
+    x = _sprinkle(rng, shape, 0.15)
+    with np.errstate(invalid="ignore"):  # the oracle's 0 * inf: its NaN is the point
+        out, cache = forward(x, scale_factor=scale)
+        _same_where_finite(out, naive_upsample(x, scale, mode), rtol=1e-12, atol=1e-12)
+        dout = _sprinkle(rng, out.shape, 0.05)
+        (dx,) = backward(dout, cache)
+        _same_where_finite(dx, naive_upsample_backward(shape, dout, scale, mode), rtol=1e-12, atol=1e-12)
+
+
+def test_one_inf_pixel_reaches_its_3x3_neighbourhood_only():
+    # the report: 64 of 64 outputs were NaN, from the dense matrices' zeros times inf; torch has 9.
+    # No errstate here: the suite makes a RuntimeWarning an error, and the op has none to give.
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    x[0, 0, 0, 0] = np.inf
+    layer = Upsample2D(2, mode="bilinear")
+    out = layer(x)
+    assert np.argwhere(~np.isfinite(out[0, 0])).tolist() == [[i, j] for i in range(3) for j in range(3)]
+    dout = np.zeros(out.shape, np.float32)
+    dout[0, 0, 5, 6] = np.nan  # output (5, 6) reads rows 2, 3 and columns 2, 3 of x
+    dx = layer.backward(dout)[0, 0]
+    assert np.argwhere(~np.isfinite(dx)).tolist() == [[2, 2], [2, 3], [3, 2], [3, 3]]
 
 
 def test_linear_weights_rows_sum_to_one_and_are_torchs_at_scale_2():
@@ -246,3 +304,46 @@ def test_matches_torch_forward_and_input_gradient(rng, scale, mode, dtype):
         dout = rng.standard_normal(out.shape).astype(dtype)
         tout.backward(torch.from_numpy(dout))
         np.testing.assert_allclose(layer.backward(dout), tx.grad.numpy(), **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("scale", [2, 3, (2, 3), (1, 5), (4, 1), (1, 1)], ids=["2", "3", "2x3", "1x5", "4x1", "1x1"])
+def test_non_finite_values_reach_the_outputs_torch_makes_non_finite(rng, scale, mode, dtype):
+    torch = pytest.importorskip("torch")
+    extra = {"align_corners": False} if mode == "bilinear" else {}
+    net = torch.nn.Upsample(scale_factor=scale, mode=mode, **extra)
+    layer = Upsample2D(scale, mode=mode)
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    for shape in [(2, 3, 5, 4), (1, 1, 1, 3), (1, 2, 7, 1), (1, 1, 6, 6)]:
+        x = _sprinkle(rng, shape, 0.1, dtype)
+        tx = torch.from_numpy(x).requires_grad_()
+        tout = net(tx)
+        out = layer(x)
+        _same_where_finite(out, tout.detach().numpy(), **tol)
+        # NaN and inf in dout (the gradient does not depend on x); nearest's backward warns when
+        # a block adds inf to -inf, a NaN as torch's
+        dout = _sprinkle(rng, out.shape, 0.03, dtype)
+        tx = torch.zeros(shape, dtype=tx.dtype, requires_grad=True)
+        net(tx).backward(torch.from_numpy(dout))
+        with np.errstate(invalid="ignore"):
+            dx = layer.backward(dout)
+        _same_where_finite(dx, tx.grad.numpy(), **tol)
+
+
+@pytest.mark.parametrize("case", [c for c in NONFINITE_CASES if len(c[1]) != 4], ids=lambda c: c[0])
+def test_linear_ops_in_1d_and_3d_make_torchs_outputs_non_finite(rng, case):
+    torch = pytest.importorskip("torch")
+    _, shape, scale = case
+    mode = {3: "linear", 5: "trilinear"}[len(shape)]
+    x = _sprinkle(rng, shape, 0.15)
+    tx = torch.from_numpy(x).requires_grad_()
+    tout = torch.nn.functional.interpolate(tx, scale_factor=scale, mode=mode, align_corners=False)
+    out, cache = ops.upsample_linear_forward(x, scale_factor=scale)
+    _same_where_finite(out, tout.detach().numpy(), rtol=1e-12, atol=1e-12)
+    dout = _sprinkle(rng, out.shape, 0.05)
+    tx = torch.zeros(shape, dtype=torch.float64, requires_grad=True)
+    torch.nn.functional.interpolate(tx, scale_factor=scale, mode=mode, align_corners=False).backward(
+        torch.from_numpy(dout)
+    )
+    _same_where_finite(ops.upsample_linear_backward(dout, cache)[0], tx.grad.numpy(), rtol=1e-12, atol=1e-12)

@@ -19,8 +19,9 @@ class Upsample2D(Layer):
 
     The maths is in :mod:`minicnn.ops.upsample`: ``"nearest"`` repeats each pixel (its
     backward adds each block of gradients into the pixel it copied), ``"bilinear"`` is
-    linear interpolation along H and then W with torch's ``align_corners=False`` weights
-    (a matrix per axis; its backward is the transposes).
+    linear interpolation along W and then H with torch's ``align_corners=False`` weights
+    (each output reads the two inputs either side of its centre along each axis, and its
+    backward sends its gradient to those two only, so a non-finite pixel stays local, as in torch).
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
 """Upsampling by whole factors: nearest neighbour and (bi)linear interpolation, in 1, 2 or 3 spatial dims.
 
-Both are linear maps that act on each spatial axis separately, so each is a small matrix per
-axis and its backward is that matrix's transpose.
+Both are linear maps that act on each spatial axis separately, and each output reads a few
+neighbouring inputs only; each backward sends the gradient back to those inputs.
 
 **Nearest** (torch's ``mode="nearest"``): output position ``o`` copies input ``o // s``, so the
 forward repeats every element ``s`` times along each axis, and the backward adds each block of
@@ -12,17 +12,44 @@ forward repeats every element ``s`` times along each axis, and the backward adds
 
 **Linear** (torch's ``"linear"``, ``"bilinear"``, ``"trilinear"`` with ``align_corners=False``):
 output position ``o`` of an axis of size ``S`` upsampled ``s`` times reads the input at the
-fractional position of its centre,
-``src = max((o + 0.5) / s - 0.5, 0)``, between ``i0 = floor(src)`` and
-``i1 = min(i0 + 1, S - 1)`` with weights ``1 - (src - i0)`` and ``src - i0``: row ``o`` of
-an (s*S, S) matrix ``A`` with those two entries. Along every axis the output is ``A @ x`` and
-the gradient is ``A.T @ dout``; in 2-D (bilinear)::
+fractional position of its centre, ``src = max((o + 0.5) / s - 0.5, 0)``, between
+``i0 = floor(src)`` and ``i1 = min(i0 + 1, S - 1)``, with weight ``t = src - i0`` on ``i1`` and
+``1 - t`` on ``i0``. As ``s`` is whole, write ``o = p0 + q*s + k`` with ``p0 = s // 2`` and
+``0 <= k < s``: then ``src = q + t_k`` with ``t_k = (p0 + k + 0.5) / s - 0.5`` in ``[0, 1)``, so
+the ``s`` outputs between inputs ``q`` and ``q + 1`` read those two and no other, with weights
+that depend on ``k`` only (they repeat with period ``s``)::
 
-    out = A_h @ x @ A_w.T            (N, C, sh*H, sw*W)
-    dx  = A_h.T @ dout @ A_w         (N, C, H, W)
+    out[p0 + q*s + k] = (1 - t_k) * x[q] + t_k * x[q + 1]       q = 0 .. S-2,  k = 0 .. s-1
+
+and at the ends, where ``src`` is clamped:
+
+- the first ``p0`` outputs have ``src = 0``: ``x[0]`` with weight 1 and ``x[1]`` with weight 0;
+- the last ``s - p0`` have both taps at ``S - 1``: a copy of ``x[S - 1]``.
+
+The backward sends each output's gradient to its two taps with the same weights::
+
+    dx[q] = sum_k (1 - t_k) * dout[p0 + q*s + k]  +  sum_k t_k * dout[p0 + (q-1)*s + k]
+
+plus, at the ends, ``dx[0] += dout[:p0].sum()`` (and ``0 *`` that to ``dx[1]``) and
+``dx[S-1] += dout[p0 + (S-1)*s:].sum()``. In 2-D (bilinear) and 3-D the map is this one along
+each axis in turn, so each output reads the 2 x 2 (x 2) inputs around its centre. An axis
+with ``s = 1`` is left as it is (torch does not interpolate along it either).
+
+In the code, the ``s`` outputs between inputs ``q`` and ``q + 1`` are one block: the forward
+is ``(s, 2)`` weights ``@`` that pair and the backward ``(2, s)`` weights ``@`` the block's
+gradients, one matrix product for every pair of the batch; the ends are set apart.
+
+Only the taps are ever read. The same maps as dense (s*S, S) matrices (:func:`linear_weights`)
+give the same numbers on finite inputs, but multiply every input by the zeros of its
+row: ``0 * inf`` is NaN, so one non-finite pixel would turn the whole output NaN (and one NaN
+in ``dout`` all of ``dx``), where torch's stay local. The zero weights above that torch does
+apply (``x[1]`` at the start, and ``t_0 = 0`` when ``s`` is odd) are kept, so exactly
+torch's outputs are non-finite.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -95,7 +122,8 @@ def linear_weights(size: int, scale: int, dtype=np.float64) -> np.ndarray:
 
     Row ``o`` holds ``1 - t`` at ``i0`` and ``t`` at ``i1`` (added where they are the same column,
     at the edges), with ``src = max((o + 0.5) / scale - 0.5, 0)``, ``i0 = floor(src)``,
-    ``i1 = min(i0 + 1, size - 1)`` and ``t = src - i0``.
+    ``i1 = min(i0 + 1, size - 1)`` and ``t = src - i0``. It draws the map; the ops do not
+    multiply by it, as its zeros would spread a non-finite input over the whole axis.
 
     Examples
     --------
@@ -116,19 +144,92 @@ def linear_weights(size: int, scale: int, dtype=np.float64) -> np.ndarray:
     return weights.astype(dtype, copy=False)
 
 
-def _along_each_axis(x: np.ndarray, matrices: list[np.ndarray]) -> np.ndarray:
-    """``x`` with ``matrices[k]`` applied along spatial axis k: ``out[.., o, ..] = sum_i m[o, i] x[.., i, ..]``."""
-    out = x
-    # The last axis first, as one product with no transpose; each axis before it then
-    # moves next to the end, where a batched product applies its matrix on the left.
-    for axis in reversed(range(2, x.ndim)):
-        m = matrices[axis - 2]
-        out = out @ m.T if axis == x.ndim - 1 else np.moveaxis(m @ np.moveaxis(out, axis, -2), -2, axis)
-    return np.ascontiguousarray(out)
+def _phase_weights(scale: int, dtype) -> tuple[int, np.ndarray, np.ndarray]:
+    """``p0`` and the weights ``1 - t_k`` and ``t_k`` of the ``scale`` outputs between two neighbours.
+
+    Output ``p0 + q*scale + k`` reads ``x[q]`` with ``1 - t_k`` and ``x[q + 1]`` with ``t_k``,
+    ``t_k = (p0 + k + 0.5) / scale - 0.5``, ``p0 = scale // 2``.
+
+    Examples
+    --------
+    >>> _phase_weights(2, np.float64)
+    (1, array([0.75, 0.25]), array([0.25, 0.75]))
+    """
+    p0 = scale // 2
+    t = (p0 + np.arange(scale) + 0.5) / scale - 0.5
+    return p0, (1.0 - t).astype(dtype), t.astype(dtype)
+
+
+def _as_rows(shape: tuple, axis: int) -> tuple[int, int, int]:
+    """``(a, size, b)``: an array of ``shape`` is ``a`` blocks of ``size`` rows of ``b`` along ``axis``."""
+    return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1 :])
+
+
+def _linear_along(x: np.ndarray, axis: int, scale: int) -> np.ndarray:
+    """:func:`upsample_linear_forward` along one axis: ``out[p0 + q*s + k] = (1 - t_k) x[q] + t_k x[q+1]``."""
+    a, size, b = _as_rows(x.shape, axis)
+    p0, lower, upper = _phase_weights(scale, x.dtype)
+    # Each position along the axis is a row of b numbers, and the blocks of every sample and
+    # channel follow one another: pair q is rows q and q + 1 of the whole batch, and the scale
+    # output rows between them are one block. The pairs that straddle two blocks mix them:
+    # the ends below overwrite exactly the outputs they wrote.
+    rows = x.reshape(a * size, b)
+    pairs = a * size - 1
+    out = np.empty((a * size * scale, b), x.dtype)
+    between = out[p0 : p0 + pairs * scale].reshape(pairs, scale, b)
+    if b > 1:
+        if pairs:  # (scale, 2) weights @ (2, b) pair, for every pair at once; the pairs are a view
+            both = np.lib.stride_tricks.sliding_window_view(rows, 2, axis=0).transpose(0, 2, 1)
+            np.matmul(np.stack([lower, upper], axis=1), both, out=between)
+    else:
+        # Rows of one number, where that product would go number by number: pair @ (2, scale)
+        # weights as 2-D products instead. The pairs overlap, so each product takes every other
+        # one, a plain reshape: pairs 0, 2, 4, ... and then 1, 3, 5, ...
+        flat, weights = rows[:, 0], np.stack([lower, upper])
+        for first in (0, 1):
+            count = (pairs + 1 - first) // 2
+            np.matmul(flat[first : first + 2 * count].reshape(count, 2), weights, out=between[first::2, :, 0])
+    out3, x3 = out.reshape(a, size * scale, b), x.reshape(a, size, b)
+    # The first p0 read x[0] and, with weight 0, x[1]: 0 * x[1] keeps torch's NaN from an inf there.
+    out3[:, :p0] = (x3[:, 0] + 0 * x3[:, min(1, size - 1)])[:, None]
+    out3[:, p0 + (size - 1) * scale :] = x3[:, -1:]  # both taps x[size - 1], weights adding to 1
+    return out.reshape(x.shape[:axis] + (size * scale,) + x.shape[axis + 1 :])
+
+
+def _linear_along_backward(dout: np.ndarray, axis: int, scale: int, size: int) -> np.ndarray:
+    """The gradient of :func:`_linear_along` for an input of ``size`` along ``axis``."""
+    a, _, b = _as_rows(dout.shape, axis)
+    p0, lower, upper = _phase_weights(scale, dout.dtype)
+    # The forward's pairs and blocks: the scale outputs between inputs q and q + 1 send x[q]
+    # their gradients times 1 - t_k and x[q + 1] times t_k, (2, scale) weights @ the block.
+    rows = dout.reshape(a * size * scale, b)
+    pairs = a * size - 1
+    between = rows[p0 : p0 + pairs * scale].reshape(pairs, scale, b)
+    weights = np.stack([lower, upper])
+    # shares[0][q] goes to x[q], shares[1][q] to x[q + 1]; each is contiguous for the sums below
+    if b > 1:
+        shares = np.empty((2, pairs, b), dout.dtype)
+        np.matmul(weights, between, out=shares.transpose(1, 0, 2))  # (2, scale) @ (scale, b) per pair
+    else:
+        shares = (weights @ between[..., 0].T)[..., None]  # one 2-D product, not number by number
+    shares[:, size - 1 :: size] = 0  # pairs that straddle two blocks: the ends are added below
+    dx = np.empty((a * size, b), dout.dtype)
+    dx[:-1] = shares[0]
+    dx[-1] = 0
+    dx[1:] += shares[1]
+    dx3, d3 = dx.reshape(a, size, b), dout.reshape(a, size * scale, b)
+    first = d3[:, :p0].sum(axis=1)
+    dx3[:, 0] += first
+    dx3[:, min(1, size - 1)] += 0 * first  # weight 0, but torch adds it: a NaN there reaches x[1]
+    dx3[:, -1] += d3[:, p0 + (size - 1) * scale :].sum(axis=1)
+    return dx.reshape(dout.shape[:axis] + (size,) + dout.shape[axis + 1 :])
 
 
 def upsample_linear_forward(x: np.ndarray, *, scale_factor=2) -> tuple[np.ndarray, tuple]:
     """Linear interpolation along each spatial axis: torch's (bi/tri)linear with ``align_corners=False``.
+
+    Each output reads the two inputs either side of its centre along each axis, and no other
+    (see the module's docstring): a non-finite input reaches only the outputs around it, as in torch.
 
     Parameters
     ----------
@@ -139,7 +240,7 @@ def upsample_linear_forward(x: np.ndarray, *, scale_factor=2) -> tuple[np.ndarra
     Returns
     -------
     out : ndarray, shape (N, C, *(spatial * scale_factor)), dtype of ``x``
-    cache : tuple for :func:`upsample_linear_backward`: the matrices of :func:`linear_weights`
+    cache : tuple for :func:`upsample_linear_backward`: ``x``'s shape and the factors
 
     Shape
     -----
@@ -151,12 +252,20 @@ def upsample_linear_forward(x: np.ndarray, *, scale_factor=2) -> tuple[np.ndarra
     array([[[0., 1., 3., 4.]]])
     """
     scales = _scales(scale_factor, x.ndim - 2, "upsample_linear_forward")
-    matrices = [linear_weights(size, s, x.dtype) for size, s in zip(x.shape[2:], scales)]
-    return _along_each_axis(x, matrices), (matrices,)
+    out = x
+    # A non-finite input makes 0 * inf (a zero weight torch applies too) and inf - inf: torch's
+    # NaNs, the answer rather than a fault to warn about; an overflow to inf likewise.
+    with np.errstate(invalid="ignore", over="ignore"):
+        # The last axis first: its ends are a strided element per row, cheapest while the other
+        # axes have not multiplied the rows yet.
+        for axis in reversed(range(2, x.ndim)):
+            if scales[axis - 2] > 1:
+                out = _linear_along(out, axis, scales[axis - 2])
+    return (out.copy() if out is x else out), (x.shape, scales)
 
 
 def upsample_linear_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray]:
-    """Gradient of :func:`upsample_linear_forward`: the same matrices, transposed.
+    """Gradient of :func:`upsample_linear_forward`: each output's gradient to its taps, with their weights.
 
     Parameters
     ----------
@@ -171,5 +280,12 @@ def upsample_linear_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray
     -----
     (N, C, *(S * s)) -> (N, C, *S)
     """
-    (matrices,) = cache
-    return (_along_each_axis(dout, [m.T for m in matrices]),)
+    x_shape, scales = cache
+    dx = dout
+    with np.errstate(invalid="ignore", over="ignore"):  # torch's NaNs, as in the forward
+        # The forward's order reversed (any order gives the same sums): the last axis, whose
+        # ends are a strided element per row, then runs on the fewest rows.
+        for axis in range(2, dout.ndim):
+            if scales[axis - 2] > 1:
+                dx = _linear_along_backward(dx, axis, scales[axis - 2], x_shape[axis])
+    return ((dx.copy() if dx is dout else dx),)
