@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from minicnn import Sequential, Upsample2D, gradcheck, ops
+from minicnn import Sequential, Upsample2D, gradcheck, kernels, ops
+from minicnn.kernels import upsample as fast
 
 
 # -- the oracle: one output element at a time, from the definitions, in any number of spatial axes ----
@@ -347,3 +348,39 @@ def test_linear_ops_in_1d_and_3d_make_torchs_outputs_non_finite(rng, case):
         torch.from_numpy(dout)
     )
     _same_where_finite(ops.upsample_linear_backward(dout, cache)[0], tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+# -- the fast kernel (block products) against the op (broadcasts): the same sums in another order -------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("case", NONFINITE_CASES, ids=NONFINITE_IDS)
+def test_the_linear_kernel_is_the_op_within_rounding(rng, case, dtype):
+    _, shape, scale = case
+    # |weights| <= 1 and at most 2 taps per axis forward, s per axis backward: a few ulps of |x| ~ 1
+    forward_tol, backward_tol = (
+        {"rtol": 0, "atol": 8 * np.finfo(dtype).eps},
+        {"rtol": 0, "atol": 32 * np.finfo(dtype).eps},
+    )
+    x = rng.standard_normal(shape).astype(dtype)
+    out, cache = fast.upsample_linear_forward(x, scale_factor=scale)
+    expected, op_cache = ops.upsample_linear_forward(x, scale_factor=scale)
+    assert out.dtype == expected.dtype == dtype and out.flags.c_contiguous
+    np.testing.assert_allclose(out, expected, **forward_tol)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    np.testing.assert_allclose(
+        fast.upsample_linear_backward(dout, cache)[0], ops.upsample_linear_backward(dout, op_cache)[0], **backward_tol
+    )
+    with np.errstate(invalid="ignore"):  # and a non-finite value reaches the same outputs in both
+        x, dout = _sprinkle(rng, shape, 0.15, dtype), _sprinkle(rng, out.shape, 0.05, dtype)
+        ours, theirs = (m.upsample_linear_forward(x, scale_factor=scale)[0] for m in (fast, ops))
+        _same_where_finite(ours, theirs, **forward_tol)
+        ours, theirs = (m.upsample_linear_backward(dout, cache)[0] for m in (fast, ops))
+        _same_where_finite(ours, theirs, **backward_tol)
+
+
+def test_the_bilinear_layer_runs_the_kernel_and_the_op_when_kernels_are_off(rng):
+    layer = Upsample2D(2, mode="bilinear")
+    assert layer.kernel == (fast.upsample_linear_forward, fast.upsample_linear_backward)
+    x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    with kernels.disabled():
+        np.testing.assert_array_equal(layer(x), ops.upsample_linear_forward(x, scale_factor=2)[0])
+    np.testing.assert_array_equal(layer(x), fast.upsample_linear_forward(x, scale_factor=2)[0])

@@ -6,18 +6,22 @@ import numpy as np
 
 from .. import ops
 from .._validation import check_image_batch, check_image_shape, check_pair
+from ..kernels import upsample as fast
 from .base import Layer
 
 _OPS = {
     "nearest": (ops.upsample_nearest_forward, ops.upsample_nearest_backward),
     "bilinear": (ops.upsample_linear_forward, ops.upsample_linear_backward),
 }
+# the fast pairs of minicnn.kernels, where one pays (nearest is a repeat and strided sums already)
+_KERNELS = {"bilinear": (fast.upsample_linear_forward, fast.upsample_linear_backward)}
 
 
 class Upsample2D(Layer):
     """Upsample a batch of images by whole factors, as ``torch.nn.Upsample(scale_factor, mode)``.
 
-    The maths is in :mod:`minicnn.ops.upsample`: ``"nearest"`` repeats each pixel (its
+    The maths is in :mod:`minicnn.ops.upsample` (bilinear runs its fast pair from
+    :mod:`minicnn.kernels.upsample`): ``"nearest"`` repeats each pixel (its
     backward adds each block of gradients into the pixel it copied), ``"bilinear"`` is
     linear interpolation along W and then H with torch's ``align_corners=False`` weights
     (each output reads the two inputs either side of its centre along each axis, and its
@@ -55,6 +59,7 @@ class Upsample2D(Layer):
             raise ValueError(f"Upsample2D: mode must be 'nearest' or 'bilinear', got {mode!r}")
         self.mode = mode
         self.op = _OPS[mode]
+        self.kernel = _KERNELS.get(mode)
 
     def __repr__(self) -> str:
         return f"Upsample2D(scale_factor={self.scale_factor}, mode={self.mode!r})"
