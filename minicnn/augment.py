@@ -211,6 +211,13 @@ class Normalize(Transform):
     Shape
     -----
     (N, C, H, W) -> (N, C, H, W), in the input's float dtype.
+
+    Raises
+    ------
+    ValueError
+        When called on a batch with another number of channels, or of a dtype in which
+        ``mean`` or ``std`` is not a finite number, or ``std`` rounds to 0 (``std=1e-50`` in
+        float32).
     """
 
     def __init__(self, mean: float | Sequence[float], std: float | Sequence[float]) -> None:
@@ -241,9 +248,18 @@ class Normalize(Transform):
                 f"{self!r} got input of shape {x.shape}: {x.shape[1]} channel"
                 f"{'s' if x.shape[1] != 1 else ''}, expected {channels}"
             )
-        mean = self.mean.astype(x.dtype)[:, None, None]
-        std = self.std.astype(x.dtype)[:, None, None]
-        return (x - mean) / std
+        with np.errstate(over="ignore", under="ignore"):  # caught just below, with the fix
+            mean, std = self.mean.astype(x.dtype), self.std.astype(x.dtype)
+        # A std below the dtype's smallest number becomes 0 and one above its largest inf (1e-50
+        # and 1e39 in float32): dividing would fill the batch with inf or 0 without a word.
+        if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+            raise ValueError(
+                f"{self!r} got a {x.dtype} batch, in which mean={mean.tolist()} and std={std.tolist()}: "
+                f"they must be finite and std > 0 in {x.dtype} too (its range is "
+                f"{np.finfo(x.dtype).tiny:.3g} to {np.finfo(x.dtype).max:.3g}); rescale the data and "
+                "the statistics, or pass a float64 batch"
+            )
+        return (x - mean[:, None, None]) / std[:, None, None]
 
     def __repr__(self) -> str:
         return f"Normalize(mean={self.mean.tolist()}, std={self.std.tolist()})"
@@ -273,6 +289,8 @@ class Compose(Transform):
         self.transforms = tuple(transforms)
 
     def apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if not self.transforms:  # the identity, but a new batch as every transform gives
+            return x.copy()
         for t in self.transforms:
             x = t(x, rng)
         return x

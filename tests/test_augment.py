@@ -101,6 +101,27 @@ def test_uint8_images_are_read_as_intensities_in_0_1():
     assert out.dtype == np.float32 and (out == 1).all()
 
 
+@pytest.mark.parametrize(
+    "mean, std",
+    [(0.0, 1e-50), (0.0, 1e39), (1e39, 1.0)],
+    ids=["std-0-in-float32", "std-inf-in-float32", "mean-inf-in-float32"],
+)
+def test_normalize_statistics_out_of_the_batchs_range_are_refused(mean, std):
+    # Valid as float64 numbers, but 0 or inf once cast to float32: the batch would silently
+    # become inf or 0 (or NaN), and the run would train on nothing.
+    norm = Normalize(mean, std)
+    with pytest.raises(ValueError, match=r"Normalize\(.*\) got a float32 batch, in which .* pass a float64 batch"):
+        norm(batch(dtype=np.float32))
+    assert np.isfinite(norm(batch(dtype=np.float64))).all()  # float64 holds them
+
+
+def test_an_empty_compose_gives_a_new_batch_not_the_callers():
+    x = batch()
+    out = Compose()(x, np.random.default_rng(0))
+    np.testing.assert_array_equal(out, x)
+    assert out is not x and not np.shares_memory(out, x)
+
+
 def test_compose_applies_in_order_and_takes_a_list():
     x = batch(c=3)
     steps = [RandomShift(1), RandomFlip("vertical"), Normalize(0.5, 0.2)]

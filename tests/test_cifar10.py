@@ -84,6 +84,23 @@ def test_class_names_come_from_batches_meta_when_it_is_there(root):
         load_cifar10(root, "test")
 
 
+def test_class_names_that_are_not_utf8_are_refused_not_garbled(root):
+    path = root / FOLDER / "batches.meta.txt"
+    path.write_bytes("\n".join(CIFAR_CLASSES).encode("utf-16"))
+    with pytest.raises(ValueError, match=rf"{path} is not UTF-8 text .*it is not CIFAR-10's"):
+        load_cifar10(root, "test")
+
+
+def test_a_stray_batch_beside_the_unpacked_folder_does_not_hide_it(root, files):
+    # A test_batch.bin copied into root must not make root the batches folder for the
+    # training split, whose five files are all in root/cifar-10-batches-bin.
+    write_files(root, {"test_batch.bin": files[0]["test_batch.bin"]})
+    X, y, _ = load_cifar10(root, "train")
+    np.testing.assert_array_equal(X, expected(files, "train")[0])
+    np.testing.assert_array_equal(y, expected(files, "train")[1])
+    np.testing.assert_array_equal(load_cifar10(root, "test")[0], expected(files, "test")[0])
+
+
 def test_the_default_root_is_the_user_cache(tmp_path, monkeypatch, files):
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"\.cache/minicnn/cifar10/cifar-10-batches-bin"):

@@ -452,6 +452,25 @@ def test_unwritable_dir_still_returns_data(tmp_path, small_splits):
     assert X.shape == (18, 3, 32, 32) and y.shape == (18,)
 
 
+def test_a_data_dir_under_home_is_expanded_not_made_in_the_current_folder(tmp_path, small_splits, monkeypatch):
+    # Path("~/cache") is a folder named "~" here: the cache was never written (a warning every
+    # time, the split regenerated every time) and a stray "~" folder appeared in the cwd.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "home").mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        X, _ = load_shapes("test", data_dir="~/cache")
+        assert cache_file(tmp_path / "home" / "cache").is_file()
+        assert not (tmp_path / "~").exists()
+        assert load_shapes("test", data_dir="~/cache")[0].tobytes() == X.tobytes()
+
+
+def test_a_data_dir_that_is_no_path_is_named(tmp_path):
+    with pytest.raises(TypeError, match=r"load_shapes: data_dir must be a folder .*got 3 \(int\)"):
+        load_shapes("test", data_dir=3)
+
+
 def test_default_dir_falls_back_to_user_cache(tmp_path, small_splits, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("")

@@ -6,6 +6,7 @@ the shapes data."""
 import importlib.util
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -270,6 +271,46 @@ def test_hidden_and_non_image_files_are_skipped_and_order_is_sorted(tmp_path, pi
         "b/sub/c.png",
         "b/sub-x.png",
     ]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need privileges on Windows")
+def test_linked_folders_inside_a_class_are_followed_and_a_loop_is_not(tmp_path, pil):
+    # torchvision's ImageFolder walks with followlinks=True, and a linked class folder counts
+    # here too: a linked subfolder of a class must not lose its images without a word.
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+
+    def flat(value, path):
+        return save(pil, np.full((4, 4, 3), value, np.uint8), path)
+
+    flat(10, root / "a" / "x.png")
+    flat(20, root / "b" / "y.png")
+    flat(30, elsewhere / "z.png")
+    os.symlink(elsewhere, root / "a" / "more")  # a linked subfolder
+    os.symlink(root / "a", root / "a" / "loop")  # a link back up: a loop
+    os.symlink(elsewhere, root / "c")  # a linked class folder
+    X, y, names = load_image_folder(root, shuffle=False)
+    assert names == ("a", "b", "c")
+    assert y.tolist() == [0, 0, 1, 2]
+    np.testing.assert_array_equal(levels(X[:, 0, 0, 0]), [30, 10, 20, 30])
+    assert [p.relative_to(root).as_posix() for p in list_images(root / "a")] == ["a/more/z.png", "a/x.png"]
+
+
+def test_a_folder_that_cannot_be_listed_is_an_error_not_skipped(tmp_path, pil, monkeypatch):
+    # os.walk drops folders it cannot list unless told; their images would vanish silently.
+    root = tmp_path / "root"
+    save(pil, np.zeros((4, 4, 3), np.uint8), root / "a" / "x.png")
+    save(pil, np.zeros((4, 4, 3), np.uint8), root / "a" / "locked" / "y.png")
+    locked, scandir = os.fspath(root / "a" / "locked"), os.scandir
+
+    def refuse(path="."):
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refuse)  # chmod 000 would not stop root
+    for call in (lambda: load_image_folder(root), lambda: list_images(root / "a")):
+        with pytest.raises(PermissionError, match=rf"cannot list the folder {re.escape(locked)} .*chmod u\+rx"):
+            call()
 
 
 # -- every format Pillow reads ----------------------------------------------------------------------
@@ -665,6 +706,17 @@ def test_a_missing_relative_folder_names_the_current_folder(tmp_path, pil, monke
         ),
     ):
         list_images("qqq")
+
+
+def test_a_path_under_home_is_expanded_by_every_function(tmp_path, pil, monkeypatch):
+    # As torchvision's datasets and load_mnist / load_cifar10 / load_shapes do: "~/pets" is
+    # the user's folder, not a folder named "~" in the current one.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    image = save(pil, np.full((2, 3, 3), 51, np.uint8), tmp_path / "pets" / "cat" / "a.png")
+    X, _, names = load_image_folder("~/pets")
+    assert names == ("cat",) and X.shape == (1, 3, 2, 3)
+    assert list_images("~/pets") == [image]
+    np.testing.assert_array_equal(load_images(["~/pets/cat/a.png"]), X)
 
 
 def test_a_file_where_a_folder_is_expected(tmp_path, pil):

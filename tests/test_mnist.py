@@ -157,6 +157,49 @@ def test_names_that_lie_about_compression(tmp_path, files):
         load_mnist(tmp_path)
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [lambda data: data[:-9] + bytes([data[-9] ^ 1]) + data[-8:], lambda data: data + b"junk"],
+    ids=["crc-mismatch", "junk-after-the-stream"],
+)
+def test_a_damaged_gzip_is_not_called_uncompressed(tmp_path, files, damage):
+    # gzip's BadGzipFile also reports a failed CRC and junk after the stream: such a file is
+    # gzipped, and removing ".gz" from its name would only make it unreadable another way.
+    path = replace(tmp_path, files, "train-images-idx3-ubyte.gz", damage(files[0]["train-images-idx3-ubyte.gz"]))
+    with pytest.raises(ValueError, match=rf"{path} is damaged .*delete it and get it again") as info:
+        load_mnist(tmp_path)
+    assert "not gzipped" not in str(info.value)
+
+
+@pytest.mark.parametrize("gz", [True, False], ids=["gzipped", "unpacked"])
+def test_a_header_declaring_more_than_the_file_holds_takes_no_memory(tmp_path, files, gz):
+    # A damaged count of 4e9 images must be a ValueError naming the file, not a MemoryError
+    # from allocating 3 TB before reading the first value.
+    images = files[1]["train"][0]
+    data = idx_bytes(images)
+    data = data[:4] + (4_000_000_000).to_bytes(4, "big") + data[8:]
+    name = "train-images-idx3-ubyte" + (".gz" if gz else "")
+    path = replace(tmp_path, files, name, gzip.compress(data) if gz else data)
+    if not gz:
+        (tmp_path / "train-images-idx3-ubyte.gz").unlink()
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=rf"{path} is truncated.* declares 4000000000 x 28 x 28 = "):
+            load_mnist(tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * images.nbytes
+
+
+@pytest.mark.parametrize("dims", [(0, 28, 28), (20, 0, 28)], ids=["no-images", "no-rows"])
+def test_a_header_declaring_no_values_is_refused(tmp_path, files, dims):
+    data = bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in dims)
+    path = replace(tmp_path, files, "train-images-idx3-ubyte.gz", gzip.compress(data))
+    with pytest.raises(ValueError, match=rf"{path} declares dimensions {' x '.join(map(str, dims))}: it holds no"):
+        load_mnist(tmp_path)
+
+
 def test_labels_outside_the_classes(tmp_path, files):
     labels = files[1]["train"][1].copy()
     labels[7] = 10

@@ -103,9 +103,9 @@ def load_shapes(split: str, *, data_dir: str | os.PathLike | None = None) -> tup
     split : {"train", "test"}
         ``"train"``: 10,000 images; ``"test"``: 2,000 images, from a different seed.
     data_dir : str or path-like, optional
-        Where the cache lives. None means the ``data/`` folder of the source checkout
-        (next to the package, with its README), or ``~/.cache/minicnn`` for an installed
-        package or when ``data/`` is not writable.
+        Where the cache lives (``~`` is expanded). None means the ``data/`` folder of the
+        source checkout (next to the package, with its README), or ``~/.cache/minicnn`` for an
+        installed package or when ``data/`` is not writable.
 
     Returns
     -------
@@ -122,6 +122,8 @@ def load_shapes(split: str, *, data_dir: str | os.PathLike | None = None) -> tup
     ------
     ValueError
         For an unknown split.
+    TypeError
+        When ``data_dir`` is not a str, a path or None.
 
     Examples
     --------
@@ -129,12 +131,18 @@ def load_shapes(split: str, *, data_dir: str | os.PathLike | None = None) -> tup
     >>> X.shape, y.shape  # doctest: +SKIP
     ((2000, 3, 32, 32), (2000,))
     """
-    if split not in _SPLITS:
+    if not isinstance(split, str) or split not in _SPLITS:
         valid = ", ".join(repr(k) for k in _SPLITS)
         raise ValueError(f"load_shapes: unknown split {split!r}; expected one of {valid}")
+    if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
+        raise TypeError(
+            f"load_shapes: data_dir must be a folder (str or path-like) or None for the default, "
+            f"got {data_dir!r} ({type(data_dir).__name__})"
+        )
     seed, n = _SPLITS[split]
     name = f"shapes-{split}-v{VERSION}.npz"
-    dirs = [Path(data_dir)] if data_dir is not None else _default_dirs()
+    # expanduser: "~/data" is the user's folder, not a folder named "~" in the current one
+    dirs = [Path(data_dir).expanduser()] if data_dir is not None else _default_dirs()
 
     for d in dirs:
         path = d / name

@@ -120,7 +120,7 @@ def load_cifar10(
     split = check_choice(split, SPLITS, owner, "split")
     download, mirror = check_download(download, mirror, owner)
     root = data_folder(root, "cifar10", owner)
-    folder = root if any((root / name).is_file() for names in FILES.values() for name in names) else root / FOLDER
+    folder = _batches_folder(root, split)
     paths = [folder / name for name in FILES[split]]
     missing = [p for p in paths if not p.is_file()]
     if missing and download:
@@ -141,6 +141,23 @@ def load_cifar10(
         start += count
     X = records[:, 1:].reshape(-1, 3, 32, 32)  # a view: splitting the pixel bytes of each record
     return X, records[:, 0].astype(np.int64), _class_names(folder / META, owner)
+
+
+def _batches_folder(root: Path, split: str) -> Path:
+    """Where the split's batches are: ``root`` itself or ``root/cifar-10-batches-bin``.
+
+    The folder holding all of the split's files wins, so that a stray batch copied beside the
+    unpacked folder does not hide it; failing that, the one holding any batch file (its
+    missing ones are then named), else the folder the archive unpacks into.
+    """
+    inner = root / FOLDER
+    for folder in (root, inner):
+        if all((folder / name).is_file() for name in FILES[split]):
+            return folder
+    for folder in (root, inner):
+        if any((folder / name).is_file() for names in FILES.values() for name in names):
+            return folder
+    return inner
 
 
 def _record_count(path: Path, owner: str) -> int:
@@ -192,9 +209,15 @@ def _check_labels(labels: np.ndarray, path: Path, owner: str) -> None:
 def _class_names(path: Path, owner: str) -> tuple[str, ...]:
     if not path.is_file():
         return CIFAR10_CLASSES
-    names = tuple(
-        line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()
-    )
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Replacing the bad bytes would pass on garbled class names without a word.
+        raise ValueError(
+            f"{owner}: {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); it is not CIFAR-10's, "
+            "which lists the class names one per line in plain ASCII: get it again or delete it"
+        ) from None
+    names = tuple(line.strip() for line in text.splitlines() if line.strip())
     if len(names) != len(CIFAR10_CLASSES):
         raise ValueError(
             f"{owner}: {path} lists {len(names)} class names, expected {len(CIFAR10_CLASSES)} (one per "

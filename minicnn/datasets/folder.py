@@ -41,9 +41,10 @@ Choices, where the formats leave room for several:
   ratio is not kept, as in torchvision's ``Resize((h, w))`` and Keras' default) with Pillow's
   bilinear filter, which widens its support when shrinking and so anti-aliases, like
   torchvision's default. An image already of that size is not resampled: its values stay exact.
-- **Paths.** A folder that does not exist is a FileNotFoundError and a file where a folder is
-  expected a NotADirectoryError, from every function here; the message suggests a close name
-  beside the missing one, or names the nearest folder that exists.
+- **Paths.** ``~`` is expanded to the user's home folder. A folder that does not exist is a
+  FileNotFoundError and a file where a folder is expected a NotADirectoryError, from every
+  function here; the message suggests a close name beside the missing one, or names the
+  nearest folder that exists.
 
 Pillow is imported only when a function here is called, so ``import minicnn.datasets`` works
 without it.
@@ -141,7 +142,7 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     owner = "list_images"
     folder = _check_path(folder, owner, "folder")
     _check_folder(folder, owner, "folder", "pass the folder that holds the images")
-    return _walk(folder, _extensions(_import_pillow(owner)[0]))[0]
+    return _walk(folder, _extensions(_import_pillow(owner)[0]), owner)[0]
 
 
 def load_image_folder(
@@ -227,7 +228,7 @@ def load_image_folder(
 
     class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
     if not class_dirs:
-        loose = len(_walk(root, extensions)[0])
+        loose = len(_walk(root, extensions, owner)[0])
         hint = f" (it holds {loose} image file{'s' * (loose != 1)} directly)" if loose else ""
         raise ValueError(
             f"{owner}: no class folders in {root}{hint}; expected root/<class>/<image>: "
@@ -237,7 +238,7 @@ def load_image_folder(
     counts = []
     empty = []
     for d in class_dirs:
-        found, others = _walk(d, extensions)
+        found, others = _walk(d, extensions, owner)
         if not found:
             empty.append(f"{d} holds no images ({_describe_others(others)})")
         files += found
@@ -357,9 +358,10 @@ def load_images(
 
 
 def _check_path(value, owner: str, arg: str) -> Path:
+    """``value`` as a Path, ``~`` expanded (as torchvision's datasets and minicnn's other loaders do)."""
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{owner}: {arg} must be a str or path-like, got {value!r} ({type(value).__name__})")
-    return Path(value)
+    return Path(value).expanduser()
 
 
 def _check_size(image_size, owner: str) -> tuple[int, int] | None:
@@ -419,12 +421,35 @@ def _import_pillow(owner: str):
 # -- finding files and reporting ----------------------------------------------------------------
 
 
-def _walk(folder: Path, extensions: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
-    """(image files, other files) below ``folder``, hidden names skipped, each sorted by parts."""
+def _walk(folder: Path, extensions: tuple[str, ...], owner: str) -> tuple[list[Path], list[Path]]:
+    """(image files, other files) below ``folder``, hidden names skipped, each sorted by parts.
+
+    Linked folders are followed, as torchvision's ``ImageFolder`` follows them (a class folder
+    that is a link already counts, so a linked subfolder must too); a link back to a folder
+    already on the way down is not, or the walk would never end. A folder that cannot be
+    listed is an error: skipping it would leave its images out without a word.
+    """
     images, others = [], []
     extensions = frozenset(extensions)
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+
+    def unlistable(exc: OSError) -> None:
+        raise type(exc)(
+            exc.errno,
+            f"{owner}: cannot list the folder {exc.filename} below {folder} ({exc.strerror}); "
+            "make it readable (chmod u+rx) or move it out",
+        ) from None
+
+    # dirpath -> the real paths of the folders walked through to reach it, itself included
+    way_down = {os.fspath(folder): (os.path.realpath(folder),)}
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unlistable, followlinks=True):
+        above = way_down.pop(dirpath)
+        kept = []
+        for d in dirnames:
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if not d.startswith(".") and real not in above:
+                kept.append(d)
+                way_down[os.path.join(dirpath, d)] = (*above, real)
+        dirnames[:] = kept
         for name in filenames:
             if not name.startswith("."):
                 is_image = os.path.splitext(name)[1].lower() in extensions

@@ -19,6 +19,7 @@ the array that is returned (decompressed into it, for a ``.gz``), so loading mak
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -231,10 +232,12 @@ def read_idx(path: Path, magic: int, owner: str = "read_idx") -> np.ndarray:
     ------
     ValueError
         Naming ``path``, when it is not such a file (wrong magic number, too short or too long
-        for its header) or its compression is damaged.
+        for its header, a dimension of 0) or its compression is damaged. A header that declares
+        more values than the file can hold is refused before any memory is taken for them.
     """
+    gz = path.suffix == ".gz"
     try:
-        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+        with gzip.open(path, "rb") if gz else open(path, "rb") as f:
             header = f.read(4)
             _check_magic(header, magic, path, owner)
             ndim = header[3]
@@ -242,6 +245,7 @@ def read_idx(path: Path, magic: int, owner: str = "read_idx") -> np.ndarray:
             if len(dims_bytes) < 4 * ndim:
                 raise ValueError(f"{owner}: {path} is truncated: it ends inside its header")
             dims = struct.unpack(f">{ndim}I", dims_bytes)
+            _check_dims(dims, 4 + 4 * ndim, path, gz, owner)
             out = np.empty(dims, np.uint8)
             got = read_into(f, out)
             if got < out.nbytes:
@@ -255,13 +259,51 @@ def read_idx(path: Path, magic: int, owner: str = "read_idx") -> np.ndarray:
                     f"({' x '.join(map(str, dims))}); it is not an official IDX file"
                 )
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        # BadGzipFile also means a failed CRC or junk after the stream: only a file that does not
+        # start as gzip does is one whose name lies about its compression.
         hint = (
             "; it is not gzipped: remove the .gz from its name"
-            if isinstance(exc, gzip.BadGzipFile)
+            if isinstance(exc, gzip.BadGzipFile) and not _starts_as_gzip(path)
             else "; delete it and get it again"
         )
         raise ValueError(f"{owner}: {path} is damaged ({type(exc).__name__}: {exc}){hint}") from None
     return out
+
+
+# The most deflate can compress: about 1032 output bytes per input byte (RFC 1951's longest
+# match, 258 bytes, in a code of about 2 bits), so a header declaring more than this many times
+# the .gz file's size cannot be true.
+_MAX_DEFLATE_RATIO = 1032
+
+
+def _check_dims(dims: tuple[int, ...], header_bytes: int, path: Path, gz: bool, owner: str) -> None:
+    """A ValueError, before any memory is taken, when the dimensions a header declares are 0 or
+    cannot fit in the file (a damaged header would otherwise ask for terabytes)."""
+    shown = " x ".join(map(str, dims))
+    if 0 in dims:
+        raise ValueError(
+            f"{owner}: {path} declares dimensions {shown}: it holds no values; it is not an official "
+            "IDX file, get it again"
+        )
+    declared = math.prod(dims)
+    size = path.stat().st_size
+    if gz:
+        if declared > _MAX_DEFLATE_RATIO * size:
+            raise ValueError(
+                f"{owner}: {path} is truncated or its header is damaged: it declares {shown} = "
+                f"{declared:,} bytes of values, more than its {size:,} compressed bytes can hold; "
+                "get it again"
+            )
+    elif size - header_bytes < declared:  # bytes past the end are found once the values are read
+        raise ValueError(
+            f"{owner}: {path} is truncated: its header declares {shown} = {declared:,} bytes of values, "
+            f"the file holds {size - header_bytes:,}; get it again"
+        )
+
+
+def _starts_as_gzip(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
 
 
 def _check_magic(header: bytes, magic: int, path: Path, owner: str) -> None:
