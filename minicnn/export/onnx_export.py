@@ -42,6 +42,18 @@ class _Graph:
         return name
 
 
+def _batch_hint(model: Sequential, shape: tuple[int, ...]) -> str:
+    """The fix when ``shape`` fits the model as a whole batch: the batch axis was given too (as
+    Keras' ``batch_input_shape`` or torch's example input would have it)."""
+    if len(shape) < 2:
+        return ""
+    try:
+        model.output_shape(shape)
+    except ValueError:
+        return ""
+    return f". input_shape is one sample's shape, without the batch axis: did you mean input_shape={shape[1:]}?"
+
+
 def to_onnx(model: Sequential, path: str | os.PathLike, input_shape: tuple[int, ...]) -> Path:
     """Write ``model`` as an ONNX file, for inference in onnxruntime or any ONNX runtime.
 
@@ -107,7 +119,9 @@ def to_onnx(model: Sequential, path: str | os.PathLike, input_shape: tuple[int, 
     try:
         out_shape = tuple(model.output_shape((1,) + shape))
     except ValueError as exc:
-        raise ValueError(f"to_onnx: input_shape {shape} does not fit the model: {exc}") from None
+        raise ValueError(
+            f"to_onnx: input_shape {shape} does not fit the model: {exc}{_batch_hint(model, shape)}"
+        ) from None
     onnx = import_optional("onnx", 'to_onnx needs the onnx package: pip install -e ".[onnx]" (or pip install onnx)')
     from onnx import TensorProto, helper, numpy_helper
 

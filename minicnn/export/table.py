@@ -161,14 +161,92 @@ def layer_for(module, at: Place) -> Layer:
             break
     else:
         supported = ", ".join(dict.fromkeys(_torch_name(cls, nn) for e in TABLE.values() for cls in e.torch_types(nn)))
+        # the full name when torch.nn has another class of that name (a quantized Linear, say)
+        name = kind.__name__ if getattr(nn, kind.__name__, kind) is kind else f"{kind.__module__}.{kind.__name__}"
         raise TypeError(
-            f"from_torch: module {at.path} is {kind.__name__} ({module!r}), which minicnn has no layer "
-            f"for. Supported: {supported} (exactly these classes)"
+            f"from_torch: module {at.path} is {name} ({module!r}), which minicnn has no "
+            f"layer for. Supported: {supported} (exactly these classes). Replace it with one of those, "
+            f"or convert the modules before it (e.g. module[:i]){sequential_subclass_hint(module, 'it')}"
         )
     if next(layer.named_children(), None) is None:  # a container's layers have taken their own values
-        layer.load_state_dict({key: value.detach().cpu().numpy() for key, value in module.state_dict().items()})
+        layer.load_state_dict(_values(module, layer, at))
     layer.training = module.training  # this layer alone: each child has its own module's mode
     return layer
+
+
+def sequential_subclass_hint(module, name: str) -> str:
+    """For a subclass of ``nn.Sequential`` (such as torchvision's Conv2dNormActivation), how to
+    convert it anyway: as the plain ``nn.Sequential`` of its modules, which is what it computes
+    when ``forward`` is nn.Sequential's. Empty for any other module."""
+    from torch import nn
+
+    if not isinstance(module, nn.Sequential) or type(module) in (nn.Sequential, torch_modules.Residual):
+        return ""
+    if type(module).forward is not nn.Sequential.forward:
+        own = f"; {type(module).__name__} subclasses nn.Sequential with a forward of its own"
+        return f"{own}: rebuild it from torch.nn's modules"
+    return (
+        f"; {type(module).__name__} subclasses nn.Sequential and runs its modules in order: give "
+        f"nn.Sequential(*{name}) instead, the same modules as a plain nn.Sequential"
+    )
+
+
+def _values(module, layer: Layer, at: Place) -> dict[str, np.ndarray]:
+    """``module``'s state_dict as numpy arrays, checked to be the state ``layer`` holds."""
+    state = module.state_dict()
+    for key, value in state.items():
+        if value.is_meta:  # a module built on the meta device, or with init deferred: no values yet
+            raise ValueError(
+                f"from_torch: module {at.path} ({type(module).__name__}): {_join(at.path, key)} is on the meta "
+                "device and holds no values; load the weights first, e.g. module.to_empty(device='cpu') "
+                "then module.load_state_dict(...)"
+            )
+    expected = set(layer.state_dict())
+    if set(state) != expected:  # e.g. a parameter or buffer the user registered on the module
+        extra, missing = sorted(set(state) - expected), sorted(expected - set(state))
+        lacks = f" and lacks {missing}" if missing else ""
+        raise ValueError(
+            f"from_torch: module {at.path} ({type(module).__name__}) holds state {extra}{lacks}, which "
+            f"minicnn's {type(layer).__name__} does not have (it has exactly {sorted(expected)}): give "
+            "the module exactly those parameters and buffers before converting it"
+        )
+    return {key: value.detach().cpu().numpy() for key, value in state.items()}
+
+
+def check_plain(module, path: str = "") -> None:
+    """Raise a ValueError when ``module`` or a module inside it computes something other than its
+    class does: a forward hook or pre-hook (its own or a global one), or a ``forward`` of its own.
+
+    ``from_torch`` converts a module by its class and settings alone, so what such an addition
+    computes would silently be left out.
+    """
+    from torch.nn.modules import module as torch_module
+
+    for kind in ("forward hook", "forward pre-hook"):
+        if getattr(torch_module, f"_global_{kind.replace(' ', '_').replace('-', '_')}s", None):
+            raise ValueError(
+                f"from_torch: a global {kind} is registered (torch.nn.modules.module.register_module_"
+                f"{kind.replace(' ', '_').replace('-', '_')}); it changes what every module computes and "
+                "minicnn would leave it out: remove it first (handle.remove()), then convert"
+            )
+    for name, m in module.named_modules(prefix=path, remove_duplicate=False):
+        where = f"module {name}" if name else "the module given"
+        for kind, hooks in (("forward hook", m._forward_hooks), ("forward pre-hook", m._forward_pre_hooks)):
+            if hooks:
+                names = ", ".join(getattr(h, "__qualname__", type(h).__name__) for h in hooks.values())
+                raise ValueError(
+                    f"from_torch: {where} ({type(m).__name__}) has {len(hooks)} {kind}"
+                    f"{'s' if len(hooks) > 1 else ''} ({names}), which change what it computes and which "
+                    "minicnn would leave out: remove them first, with each hook's handle.remove(), or for "
+                    "the hooks of torch.nn.utils: torch.nn.utils.remove_weight_norm(m), "
+                    "remove_spectral_norm(m), prune.remove(m, 'weight')"
+                )
+        if "forward" in vars(m):
+            raise ValueError(
+                f"from_torch: {where} ({type(m).__name__}) has its own forward (an instance attribute), "
+                f"which minicnn would leave out, converting the {type(m).__name__} class's: delete it "
+                "(del module.forward) or rebuild the module from torch.nn's classes"
+            )
 
 
 def emit(g, layer: Layer, path: str, x: str, shape: tuple) -> str:
@@ -663,7 +741,10 @@ def _residual_to_torch(layer: Residual, torch):
 
 
 def _layers_from_torch(m, at: Place) -> list[Layer]:
-    children = list(m.named_children())
+    # Every place, as nn.Sequential.forward runs them: named_children() yields a module used at
+    # two places once. Each place gets its own layer (minicnn refuses one instance twice), with
+    # copies of the values, as torch's state_dict lists them under both names.
+    children = [(name, child) for name, child in m._modules.items() if child is not None]
     return [
         layer_for(child, Place(_join(at.path, name), at.rng, children[i + 1][1] if i + 1 < len(children) else None))
         for i, (name, child) in enumerate(children)

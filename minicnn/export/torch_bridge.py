@@ -18,7 +18,7 @@ from ..layers import Residual
 from ..model import Sequential
 from . import torch_modules
 from ._common import check_model, import_optional
-from .table import TABLE, Place, module_for
+from .table import TABLE, Place, check_plain, module_for, sequential_subclass_hint
 
 
 def _import_torch(owner: str):
@@ -80,7 +80,11 @@ def to_torch(model: Sequential):
     net = module_for(model, torch).train(model.training)
     for name, layer in model.named_layers():  # parents before children: each module ends in its layer's mode
         net.get_submodule(name).train(layer.training)
-    state = {key: torch.from_numpy(value) for key, value in model.state_dict().items()}
+    # torch.from_numpy takes native byte order only: a big-endian array is swapped (same values)
+    state = {
+        key: torch.from_numpy(value.astype(value.dtype.newbyteorder("="), copy=False))
+        for key, value in model.state_dict().items()
+    }
     net.load_state_dict(state, strict=True)  # every key on both sides, or an error
     return net
 
@@ -96,6 +100,11 @@ def from_torch(module, *, rng: np.random.Generator | None = None) -> Sequential:
     ``nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())`` as :func:`to_torch` writes it.
     With modules named by position (``nn.Sequential(*modules)``), the model's state_dict
     keys are the module's: a saved torch ``state_dict`` then loads with ``load_state_dict``.
+    A module used at two places becomes two layers, each with a copy of its values (as torch's
+    state_dict lists them twice); tied weights are no longer tied. A module is converted by its
+    class and settings alone, so one with forward hooks or pre-hooks (its own, such as those of
+    ``nn.utils.weight_norm`` or ``prune``, or global ones) or with a ``forward`` of its own is
+    refused, as is state the layer does not have (an extra parameter or buffer).
 
     Parameters
     ----------
@@ -121,7 +130,8 @@ def from_torch(module, *, rng: np.random.Generator | None = None) -> Sequential:
         For a module minicnn has no layer for, naming it and listing what is supported.
     ValueError
         For a supported module with a setting minicnn cannot follow (``padding_mode="reflect"``,
-        ``ceil_mode=True``, float16 weights...), naming it, the setting and the fix.
+        ``ceil_mode=True``, float16 weights...), with hooks or a forward of its own, with extra
+        state or no values (the meta device), naming it, the setting and the fix.
 
     Examples
     --------
@@ -139,8 +149,11 @@ def from_torch(module, *, rng: np.random.Generator | None = None) -> Sequential:
     torch = _import_torch("from_torch")
     kind = {torch.nn.Sequential: Sequential, torch_modules.Residual: Residual}.get(type(module))
     if kind is None:
-        hint = "; wrap it: from_torch(nn.Sequential(module))" if isinstance(module, torch.nn.Module) else ""
+        hint = sequential_subclass_hint(module, "module") or (
+            "; wrap it: from_torch(nn.Sequential(module))" if isinstance(module, torch.nn.Module) else ""
+        )
         raise TypeError(f"from_torch: module must be a torch.nn.Sequential, got {type(module).__name__}{hint}")
+    check_plain(module)  # before converting anything: hooks and replaced forwards are refused
     model = TABLE[kind].from_torch(module, Place("", check_rng(rng, "from_torch")))
     model.training = module.training  # this layer alone: each child has its own module's mode
     return model

@@ -13,29 +13,22 @@ All keep ``nn.ConvNd``'s and ``nn.Sequential``'s parameter names, so a converted
 ``state_dict`` keys are minicnn's. The classes are built on first use, because torch is
 imported only then (``from minicnn.export.torch_modules import SameConv2d`` imports it),
 and they live under this module's name, so ``torch.save`` of a whole model and pickling
-find them.
+find them. Their ``forward`` compiles with ``torch.jit.script`` (and traces for
+``torch.export`` and ``torch.onnx.export``).
 """
 
 from __future__ import annotations
 
 import functools
 
-from ..functional import same_padding
-
 _NAMES = ("Residual", "SameConv1d", "SameConv2d", "SameConv3d", "CausalConv1d")
 
-
-def _causal_padding(size: int, kernel_size: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
-    """(before, after) padding of Keras' "causal": all of the kernel's reach before, none after."""
-    return dilation * (kernel_size - 1), 0
-
-
-# name: (the torch class's name, the padding rule per axis, its extra_repr)
+# name: (the torch class's name, whether the padding is causal (else "same"), its extra_repr)
 _PADDED_CONVS = {
-    "SameConv1d": ("Conv1d", same_padding, "padding=same (the odd extra position at the end)"),
-    "SameConv2d": ("Conv2d", same_padding, "padding=same (extra row/column at the bottom/right)"),
-    "SameConv3d": ("Conv3d", same_padding, "padding=same (the odd extra position at the end of each axis)"),
-    "CausalConv1d": ("Conv1d", _causal_padding, "padding=causal (all of it before the signal)"),
+    "SameConv1d": ("Conv1d", False, "padding=same (the odd extra position at the end)"),
+    "SameConv2d": ("Conv2d", False, "padding=same (extra row/column at the bottom/right)"),
+    "SameConv3d": ("Conv3d", False, "padding=same (the odd extra position at the end of each axis)"),
+    "CausalConv1d": ("Conv1d", True, "padding=causal (all of it before the signal)"),
 }
 
 
@@ -44,7 +37,7 @@ def _classes() -> dict[str, type]:
     import torch.nn.functional as F
     from torch import nn
 
-    def padded_conv(base: type, rule, note: str) -> type:
+    def padded_conv(base: type, causal: bool, note: str) -> type:
         class PaddedConv(base):
             """A torch convolution whose padding is resolved for each input's size (see the module).
 
@@ -52,6 +45,9 @@ def _classes() -> dict[str, type]:
             -----
             x (N, C_in, *S) -> (N, C_out, *O), O as minicnn's layer with the same padding gives
             """
+
+            # A constant, so that torch.jit.script compiles ``forward`` with it
+            __constants__ = (*base.__constants__, "causal")
 
             def __init__(
                 self,
@@ -79,17 +75,29 @@ def _classes() -> dict[str, type]:
                 )
 
             def forward(self, x):
+                # The rules of minicnn.ops.windows (same_padding, and causal's all-before), written
+                # out here in plain int arithmetic because torch.jit.script compiles this method's
+                # source and can call no Python function of minicnn's.
                 nd = len(self.kernel_size)
-                pads = [
-                    rule(int(n), k, s, d)
-                    for n, k, s, d in zip(x.shape[-nd:], self.kernel_size, self.stride, self.dilation)
-                ]
-                # F.pad takes (before, after) pairs from the last axis back
-                return super().forward(F.pad(x, [side for pair in reversed(pads) for side in pair]))
+                kernel, stride, dilation = list(self.kernel_size), list(self.stride), list(self.dilation)
+                pads = [0] * (2 * nd)  # F.pad takes (before, after) pairs from the last axis back
+                for i in range(nd):
+                    size = x.shape[x.dim() - nd + i]
+                    reach = dilation[i] * (kernel[i] - 1)
+                    if self.causal:
+                        before, after = reach, 0
+                    else:  # ceil(size / stride) outputs, the odd extra position at the end
+                        outputs = (size + stride[i] - 1) // stride[i]
+                        total = max((outputs - 1) * stride[i] + reach + 1 - size, 0)
+                        before, after = total // 2, total - total // 2
+                    pads[2 * (nd - 1 - i)] = before
+                    pads[2 * (nd - 1 - i) + 1] = after
+                return self._conv_forward(F.pad(x, pads), self.weight, self.bias)
 
             def extra_repr(self) -> str:
                 return f"{super().extra_repr()}, {note}"
 
+        PaddedConv.causal = causal
         return PaddedConv
 
     classes = {name: padded_conv(getattr(nn, base), rule, note) for name, (base, rule, note) in _PADDED_CONVS.items()}
@@ -103,7 +111,11 @@ def _classes() -> dict[str, type]:
         """
 
         def forward(self, x):
-            return x + super().forward(x)
+            # the loop of nn.Sequential.forward, written out: torch.jit.script has no super()
+            out = x
+            for module in self:
+                out = module(out)
+            return x + out
 
     classes["Residual"] = Residual
     for name, cls in classes.items():
