@@ -24,6 +24,10 @@ has no word for, an object with one key:
 ``{"$array": {"dtype": "<f4", "shape": [], "data": []}}``  a numeric numpy array
 =========================================================  ==========================================
 
+A Parameter or Buffer held at several places (a weight tied after the layers were built, ``b.weight
+= a.weight``) adds ``"shared": [["1.weight", "0.weight"], ...]``: each further state name and the
+name it was first found by; :func:`build` ties them again, so the loaded model still shares the weight.
+
 An argument that is none of these (a function, a Parameter, any other object), or a layer
 given to two constructors, cannot be recorded; the file then holds
 ``{"version": 1, "model": null, "unrecorded": "<which layer and why>"}``, and ``load_model``
@@ -39,7 +43,7 @@ import json
 import numpy as np
 
 from ._validation import warn_user
-from .layers.base import Layer
+from .layers.base import Buffer, Layer, Parameter
 
 VERSION = 1
 _NUMBER_TYPES = ("bool", "int", "float", "complex")
@@ -77,6 +81,9 @@ def record(model: Layer) -> str:
     """
     try:
         document = {"version": VERSION, "model": _layer(model, "", set(), set())}
+        shared = _shared(model)
+        if shared:
+            document["shared"] = shared
     except _Unrecordable as exc:
         document = {"version": VERSION, "model": None, "unrecorded": str(exc)}
         warn_user(
@@ -84,6 +91,20 @@ def record(model: Layer) -> str:
             "the model and calling model.load(path)"
         )
     return json.dumps(document)
+
+
+def _shared(model: Layer) -> list[list[str]]:
+    """``[alias, name]`` for each further name of a Parameter or Buffer held at several places (tied
+    weights, set after the layers were built), so that :func:`build` ties them again."""
+    first: dict[int, str] = {}
+    pairs = []
+    for name, obj in model._walk(aliases=True):
+        if not isinstance(obj, Layer):
+            if id(obj) in first:
+                pairs.append([name, first[id(obj)]])
+            else:
+                first[id(obj)] = name
+    return pairs
 
 
 def _layer(layer: Layer, path: str, seen: set[int], open_: set[int]) -> dict:
@@ -212,6 +233,12 @@ def parse(text: str, where: str) -> dict:
         if model is None
         else _layout_problem(model)
     )
+    shared = document.get("shared", [])
+    if not problem and not (
+        isinstance(shared, list)
+        and all(isinstance(pair, list) and len(pair) == 2 and all(isinstance(n, str) for n in pair) for pair in shared)
+    ):
+        problem = f"'shared' is not a list of [alias, name] pairs: {_clip(shared)}"
     if problem:
         raise ValueError(f"{where}: its architecture is damaged ({problem}); save the model again")
     return document
@@ -299,7 +326,53 @@ def build(document: dict, custom_layers: dict[str, type] | None, where: str) -> 
             f"{document['unrecorded']}. Build the model in Python as it was built, then call "
             "model.load(path)"
         )
-    return _build_layer(document["model"], "", classes, where)
+    model = _build_layer(document["model"], "", classes, where)
+    _tie(model, document.get("shared", []), where)
+    return model
+
+
+def _tie(model: Layer, shared: list[list[str]], where: str) -> None:
+    """Make each ``alias`` hold the very object at ``name`` again, as it did when the model was saved:
+    a weight tied after the layers were built would otherwise come back as two separate copies."""
+    if not shared:
+        return
+    found = dict(model._walk(aliases=True))
+    places = _places(model)
+    for alias, name in shared:
+        if name not in found or (alias not in found and alias not in places):
+            raise ValueError(
+                f"{where}: its architecture is damaged (the shared weight {alias!r} = {name!r} names no "
+                "parameter of the model built from it); save the model again"
+            )
+        if found.get(alias) is found[name]:
+            continue  # tied by the layer's own constructor
+        if alias not in places:
+            raise ValueError(
+                f"{where}: {alias!r} was the same object as {name!r} when saved, but it sits in a tuple, "
+                "which cannot be tied again; build the model in Python, then call model.load(path)"
+            )
+        places[alias](found[name])
+
+
+def _places(model: Layer) -> dict:
+    """For each state name of a Parameter or Buffer held in an attribute, a list or a dict (not a
+    tuple, which cannot change), a function that puts another object there."""
+    places = {}
+
+    def visit(name: str, value, put) -> None:
+        if isinstance(value, (Parameter, Buffer)):
+            places[name] = put
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                visit(f"{name}.{i}", item, lambda obj, c=value, k=i: c.__setitem__(k, obj))
+        elif isinstance(value, dict):
+            for k, item in value.items():
+                visit(f"{name}.{k}", item, lambda obj, c=value, k=k: c.__setitem__(k, obj))
+
+    for prefix, layer in [("", model), *((f"{n}.", sub) for n, sub in model.named_layers())]:
+        for attr, value in vars(layer).items():
+            visit(prefix + attr, value, lambda obj, owner=layer, a=attr: setattr(owner, a, obj))
+    return places
 
 
 def _checked_custom_layers(custom_layers) -> dict[str, type]:

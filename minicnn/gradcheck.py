@@ -6,7 +6,7 @@ import copy
 
 import numpy as np
 
-from ._validation import check_int, check_numeric
+from ._validation import check_int, check_number, check_numeric
 from .layers.base import Layer
 
 
@@ -27,8 +27,9 @@ def gradcheck(
     """Compare a layer's ``backward`` against central finite differences, in float64.
 
     The check works on a float64 deep copy of ``layer`` in training mode (the layer
-    itself is untouched). The copy's Buffers are restored before every forward, so a layer
-    whose randomness lives in a Buffer (Dropout) draws the same mask every time. Parameter
+    itself is untouched). The copy's Buffers and the numpy Generators its layers hold
+    (``self.rng = rng``) are restored before every forward, so a layer that draws random
+    numbers (Dropout, a user's own noise layer) draws the same mask every time. Parameter
     gradients start from random values, so a backward that overwrites ``param.grad``
     instead of adding into it fails too. With a random upstream gradient ``g`` and the scalar
     ``L = sum(layer(x) * g)``, it compares ``backward(g)`` (dL/dx) and every
@@ -43,9 +44,9 @@ def gradcheck(
     eps : float
         Finite-difference step.
     atol, rtol : float
-        An entry passes when ``|analytic - numeric| <= atol + rtol * |numeric|``.
+        An entry passes when ``|analytic - numeric| <= atol + rtol * |numeric|``; finite, >= 0.
     seed : int
-        Seeds the upstream gradient and the sampled entries.
+        Seeds the upstream gradient and the sampled entries (>= 0; None: a fresh seed).
     samples : int, optional
         Check only this many randomly chosen entries of each tensor (for large
         tensors); None checks every entry.
@@ -70,8 +71,13 @@ def gradcheck(
         raise TypeError(f"gradcheck: layer must be a minicnn Layer, got {type(layer).__name__}")
     if samples is not None:
         samples = check_int(samples, "gradcheck", "samples")  # samples=0 would check nothing and pass
-    if not eps > 0:
-        raise ValueError(f"gradcheck: eps must be > 0, got {eps}")
+    eps = check_number(eps, "gradcheck", "eps", above=0, hint="1e-6 suits float64")
+    # A NaN tolerance makes every comparison False, so a wrong gradient would pass unseen;
+    # a negative one fails every entry.
+    atol = check_number(atol, "gradcheck", "atol", at_least=0, hint="1e-6 is the default")
+    rtol = check_number(rtol, "gradcheck", "rtol", at_least=0, hint="1e-4 is the default")
+    if seed is not None:
+        seed = check_int(seed, "gradcheck", "seed", minimum=0)
     # A private C-ordered copy: the perturbations below go through a flat view of it.
     x64 = np.array(check_numeric(x, "gradcheck", "x"), dtype=np.float64, order="C")
     model = copy.deepcopy(layer)
@@ -86,23 +92,26 @@ def gradcheck(
         prefill[name] = rng.standard_normal(p.data.shape)
         p.grad = prefill[name].copy()
 
-    # Buffers (running statistics, a Dropout's generator state) are put back before every
-    # forward: each forward then sees the same state, so a random mask is the same in the
-    # analytic pass and in every finite-difference pass.
+    # Buffers (running statistics, a Dropout's generator state) and the numpy Generators a
+    # user's layer keeps as attributes (self.rng = rng, the house rule for randomness) are put
+    # back before every forward: each forward then sees the same state, so a random mask is
+    # the same in the analytic pass and in every finite-difference pass.
     buffers = [(b, b.data.copy()) for b in model.buffers()]
+    generators = [(g, copy.deepcopy(g.bit_generator.state)) for g in _generators(model)]
 
     def forward() -> np.ndarray:
         for b, value in buffers:
             b.data[...] = value
+        for g, state in generators:
+            g.bit_generator.state = state
         return np.asarray(model.forward(x64))
 
     out = forward()
     dout = rng.standard_normal(out.shape)
     dx = model.backward(dout.copy())
     if dx is None or np.shape(dx) != x64.shape:
-        raise GradcheckError(
-            f"gradcheck({layer!r}): backward returned shape {np.shape(dx)}, expected the input's shape {x64.shape}"
-        )
+        got = "None (does backward end with `return dx`?)" if dx is None else f"shape {np.shape(dx)}"
+        raise GradcheckError(f"gradcheck({layer!r}): backward returned {got}, expected the input's shape {x64.shape}")
     # A layer that rounds to float32 (or less) inside makes finite differences with a
     # small eps meaningless; said in the error, should the check fail.
     low = sorted(
@@ -164,3 +173,23 @@ def gradcheck(
                 + precision_hint
             )
     return True
+
+
+def _generators(model: Layer) -> list[np.random.Generator]:
+    """Every numpy Generator held by ``model`` or a layer below it (in lists, tuples and dicts too), each once."""
+    found: dict[int, np.random.Generator] = {}
+
+    def look(value, depth: int = 0) -> None:
+        if isinstance(value, np.random.Generator):
+            found.setdefault(id(value), value)
+        elif isinstance(value, (list, tuple)) and depth < 4:
+            for item in value:
+                look(item, depth + 1)
+        elif isinstance(value, dict) and depth < 4:
+            for item in value.values():
+                look(item, depth + 1)
+
+    for layer in [model, *(sub for _, sub in model.named_layers())]:
+        for value in vars(layer).values():
+            look(value)
+    return list(found.values())

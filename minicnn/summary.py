@@ -109,7 +109,9 @@ def summary_table(layers: list[Layer], input_shape: tuple) -> str:
     """The text of ``Sequential.summary``: one row per layer, then totals.
 
     "Params" counts trained values (Parameters), "Buffers" saved but untrained statistics
-    (running means and variances), as Keras' trainable and non-trainable counts.
+    (running means and variances), as Keras' trainable and non-trainable counts. A weight
+    shared by two layers shows in both rows and counts once in the totals, as
+    ``sum(p.size for p in model.parameters())``.
     """
     try:
         shapes = trace_shapes(layers, (1,) + tuple(input_shape))
@@ -120,15 +122,20 @@ def summary_table(layers: list[Layer], input_shape: tuple) -> str:
         ) from None
     ins = [(1,) + tuple(input_shape), *shapes[:-1]]
     rows = [("Layer", "Output shape", "Params", "Buffers", "MACs")]
-    total_params = total_buffers = total_macs = 0
+    total_macs = 0
+    # each Parameter and Buffer once in the totals: a tied weight is one set of values
+    trained: dict[int, int] = {}
+    saved: dict[int, int] = {}
     for i, (layer, shape) in enumerate(zip(layers, shapes)):
-        params = sum(p.data.size for p in layer.parameters())
+        own = layer.parameters()
         # saved statistics (BatchNorm's running mean and variance), as Keras' non-trainable
         # count; not a step counter or a generator's state
-        buffers = sum(b.data.size for b in layer.buffers() if b.persistent and np.issubdtype(b.data.dtype, np.floating))
+        stats = [b for b in layer.buffers() if b.persistent and np.issubdtype(b.data.dtype, np.floating)]
+        params = sum(p.data.size for p in own)
+        buffers = sum(b.data.size for b in stats)
+        trained.update((id(p), p.data.size) for p in own)
+        saved.update((id(b), b.data.size) for b in stats)
         macs = multiply_accumulates(layer, shape, ins[i])
-        total_params += params
-        total_buffers += buffers
         total_macs += macs
         shown = "?" if shape is None else str(("N",) + shape[1:]).replace("'", "")
         rows.append((f"{i}: {type(layer).__name__}", shown, f"{params:,}", f"{buffers:,}", f"{macs:,}"))
@@ -142,6 +149,7 @@ def summary_table(layers: list[Layer], input_shape: tuple) -> str:
     rule = "-" * len(fmt(rows[0]))
     lines = [f"Input shape: {('N',) + tuple(input_shape)}".replace("'", ""), rule, fmt(rows[0]), rule]
     lines += [fmt(row) for row in rows[1:]]
+    total_params, total_buffers = sum(trained.values()), sum(saved.values())
     lines += [
         rule,
         f"Total parameters: {total_params + total_buffers:,}",

@@ -177,7 +177,9 @@ def test_call_is_forward(rng):
 def test_state_dict_is_a_copy_keyed_by_dotted_names():
     block = Block()
     state = block.state_dict()
-    assert list(state) == [name for name, _ in block.named_parameters()]
+    # every parameter, and the tied one under its second name too, as torch's state_dict
+    # lists a tied weight (the shared child is entered once, under its first name)
+    assert list(state) == [name for name, _ in block.named_parameters()] + ["tied"]
     state["head.weight"] += 1.0
     assert not np.array_equal(state["head.weight"], block.head.weight.data)
 
@@ -209,7 +211,7 @@ def test_load_state_dict_casts_to_the_parameter_dtype_in_place():
         (lambda s: s.update(extra=np.zeros(1)), [r"unexpected parameter 'extra'"]),
         (lambda s: s.update({"beta": np.zeros(3)}), [r"'beta': shape \(3,\) in the state, \(2,\) in the model"]),
         (
-            lambda s: (s.pop("alpha"), s.update(gamma=np.zeros(1), beta=np.zeros((2, 1)))),
+            lambda s: (s.pop("alpha"), s.pop("tied"), s.update(gamma=np.zeros(1), beta=np.zeros((2, 1)))),
             [r"missing parameter 'alpha'", r"unexpected parameter 'gamma'", r"'beta': shape \(2, 1\)"],
         ),
         (lambda s: s.update(beta=np.array(["a", "b"])), [r"'beta': dtype <U1 is not a real number"]),

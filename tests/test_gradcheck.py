@@ -271,9 +271,26 @@ def test_sequential_stacks_pass(rng, make, shape):
         ({"samples": 0}, ValueError, r"samples must be >= 1, got 0"),
         ({"samples": -3}, ValueError, r"samples must be >= 1, got -3"),
         ({"samples": 2.5}, TypeError, r"samples must be an int"),
-        ({"eps": 0.0}, ValueError, r"eps must be > 0, got 0.0"),
+        ({"eps": 0.0}, ValueError, r"eps must be a finite number > 0, got eps=0.0"),
+        ({"eps": "1e-6"}, TypeError, r"gradcheck: eps must be a real number, got '1e-6'"),
+        ({"rtol": float("nan")}, ValueError, r"gradcheck: rtol must be a finite number >= 0, got rtol=nan"),
+        ({"atol": -1e-6}, ValueError, r"gradcheck: atol must be a finite number >= 0, got atol=-1e-06"),
+        ({"atol": float("inf")}, ValueError, r"gradcheck: atol must be a finite number >= 0, got atol=inf"),
+        ({"seed": -1}, ValueError, r"gradcheck: seed must be >= 0, got -1"),
+        ({"seed": 1.5}, TypeError, r"gradcheck: seed must be an int, got 1.5"),
     ],
-    ids=["samples0-would-check-nothing", "samples-negative", "samples-float", "eps0"],
+    ids=[
+        "samples0-would-check-nothing",
+        "samples-negative",
+        "samples-float",
+        "eps0",
+        "eps-str",
+        "rtol-nan-would-pass-anything",
+        "atol-negative-would-fail-everything",
+        "atol-inf-would-pass-anything",
+        "seed-negative",
+        "seed-float",
+    ],
 )
 def test_rejects_bad_settings(kwargs, error, match):
     with pytest.raises(error, match=match):
@@ -309,3 +326,39 @@ def test_gradcheck_fails_when_the_finite_difference_is_not_finite():
 
     with pytest.raises(GradcheckError, match="finite difference is not finite"):
         gradcheck(Sqrt(), np.full((2, 3), 1e-7))
+
+
+class NoiseGate(Layer):
+    """A user's dropout, written as the house rule says: randomness only from the ``rng`` it is given."""
+
+    def __init__(self, p, rng):
+        super().__init__()
+        self.p, self.rng = p, rng
+
+    def forward(self, x):
+        self.mask = (self.rng.random(x.shape) >= self.p) / (1 - self.p)
+        return x * self.mask
+
+    def backward(self, dout):
+        return dout * self.mask
+
+
+def test_a_users_random_layer_with_a_generator_attribute_passes(rng):
+    # Each finite-difference forward drew a fresh mask, so a correct layer failed with
+    # "numeric -3311003.6"; the Generators are now restored before every forward, as the Buffers are.
+    model = Sequential(Dense(3, 4, rng=rng), NoiseGate(0.5, np.random.default_rng(0)))
+    before = model[1].rng.bit_generator.state
+    assert gradcheck(model, rng.standard_normal((3, 3)))
+    assert model[1].rng.bit_generator.state == before  # the check ran on a copy
+
+
+def test_a_backward_that_returns_nothing_is_named_so():
+    class Forgets(Layer):
+        def forward(self, x):
+            return 2 * x
+
+        def backward(self, dout):
+            self.dx = 2 * dout  # and no `return`: the bug
+
+    with pytest.raises(GradcheckError, match=r"backward returned None \(does backward end with `return dx`\?\)"):
+        gradcheck(Forgets(), np.ones((2, 3)))

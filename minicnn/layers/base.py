@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from types import SimpleNamespace
 
@@ -103,6 +103,18 @@ class Buffer:
 
 
 _CONSUMED = SimpleNamespace()  # what _saved holds once a backward has used it
+
+
+def _snapshot(value):
+    """``value`` with every list, tuple and dict in it copied; anything else (a layer, an array)
+    is the same object, so a layer given to a constructor is still recognised as that layer."""
+    if type(value) is list:
+        return [_snapshot(v) for v in value]
+    if type(value) is tuple:
+        return tuple(_snapshot(v) for v in value)
+    if type(value) is dict:
+        return {k: _snapshot(v) for k, v in value.items()}
+    return value
 
 
 def _members(name: str, value, containers: set[int]) -> Iterator[tuple[str, object]]:
@@ -215,7 +227,9 @@ class Layer:
         # What the constructor is called with, so that a checkpoint can record the architecture
         # with no code in a subclass (see minicnn._architecture). A namespace, not a tuple: the
         # attribute walk never looks inside it, so an argument is not taken for a child.
-        layer._constructor_call = SimpleNamespace(args=args, kwargs=kwargs)
+        # The lists, tuples and dicts among them are copied: a constructor (or the caller, later)
+        # that appends to a list it was given would otherwise change what is recorded.
+        layer._constructor_call = SimpleNamespace(args=_snapshot(args), kwargs=_snapshot(kwargs))
         return layer
 
     def __init__(self) -> None:
@@ -385,20 +399,26 @@ class Layer:
         for attr, value in vars(self).items():
             yield from _members(attr, value, containers)
 
-    def _walk(self, prefix: str = "", visited: set[int] | None = None) -> Iterator[tuple[str, object]]:
+    def _walk(
+        self, prefix: str = "", visited: set[int] | None = None, *, aliases: bool = False
+    ) -> Iterator[tuple[str, object]]:
         # Depth first in definition order: a layer that sets self.conv and then self.gain
         # lists conv.weight, conv.bias, gain. Each object is yielded once, under the first
         # name it is found by, and a layer already visited (an ancestor reached through a
-        # back reference, or a layer held twice) is not entered again.
+        # back reference, or a layer held twice) is not entered again. With aliases=True a
+        # Parameter or Buffer met again (a shared weight) is yielded under each further name
+        # too, as torch's state_dict lists a tied weight under every module that holds it.
         if visited is None:
             visited = {id(self)}
         for name, obj in self._named_members():
             if id(obj) in visited:
+                if aliases and not isinstance(obj, Layer):
+                    yield prefix + name, obj
                 continue
             visited.add(id(obj))
             yield prefix + name, obj
             if isinstance(obj, Layer):
-                yield from obj._walk(f"{prefix}{name}.", visited)
+                yield from obj._walk(f"{prefix}{name}.", visited, aliases=aliases)
 
     def named_children(self) -> Iterator[tuple[str, Layer]]:
         """Yield ``(name, layer)`` for every direct child layer, in definition order.
@@ -449,11 +469,21 @@ class Layer:
 
     # -- persistence ----------------------------------------------------------------------
     def _state_entries(self) -> dict[str, Parameter | Buffer]:
-        return {n: o for n, o in self._walk() if isinstance(o, Parameter) or (isinstance(o, Buffer) and o.persistent)}
+        """Every state_dict name and its Parameter or persistent Buffer; a shared one under each name."""
+        return {
+            n: o
+            for n, o in self._walk(aliases=True)
+            if isinstance(o, Parameter) or (isinstance(o, Buffer) and o.persistent)
+        }
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """A copy of every parameter's and persistent buffer's value, keyed by its dotted
-        name (e.g. ``0.weight``, ``1.running_mean``), in definition order."""
+        name (e.g. ``0.weight``, ``1.running_mean``), in definition order.
+
+        A Parameter shared by two layers (tied weights) is listed under both names, as in
+        PyTorch, so the state loads into the same architecture built without the tie (and
+        into its torch twin); ``parameters()`` still lists it once.
+        """
         return {name: entry.data.copy() for name, entry in self._state_entries().items()}
 
     def _resume_state(self) -> dict[str, np.ndarray]:
@@ -493,38 +523,71 @@ class Layer:
 
         An empty list means :meth:`load_state_dict` would succeed. Nothing is changed.
         """
+        return self._checked_state(state)[0]
+
+    def _checked_state(self, state) -> tuple[list[str], list[tuple[Parameter | Buffer, np.ndarray]]]:
+        """The problems of ``state`` (sorted), and each entry with its value already cast to its
+        dtype: every conversion happens here, before anything is written, so a value that
+        cannot be converted (or a cast that warns, under warnings-as-errors) changes nothing."""
+        owner = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state, Mapping):
+            raise TypeError(
+                f"{owner}: state must be a dict of name to array, got {type(state).__name__}; "
+                "pass what state_dict() returned (or np.load(path) of a saved model)"
+            )
         entries = self._state_entries()
-        problems = []
-        for name in entries.keys() - state.keys():
-            kind = "parameter" if isinstance(entries[name], Parameter) else "buffer"
-            problems.append(f"missing {kind} {name!r} (shape {entries[name].shape})")
+        names: dict[int, list[str]] = {}  # a shared entry's names, so one of them is enough
+        for name, entry in entries.items():
+            names.setdefault(id(entry), []).append(name)
+        problems, values = [], {}
         for name in state.keys() - entries.keys():
             problems.append(f"unexpected parameter {name!r}")
-        for name in entries.keys() & state.keys():
-            value = np.asarray(state[name])
-            if value.shape != entries[name].shape:
-                problems.append(f"{name!r}: shape {value.shape} in the state, {entries[name].shape} in the model")
+        for name, entry in entries.items():
+            if name not in state:
+                if not any(other in state for other in names[id(entry)]):
+                    kind = "parameter" if isinstance(entry, Parameter) else "buffer"
+                    problems.append(f"missing {kind} {name!r} (shape {entry.shape})")
+                continue
+            try:
+                value = np.asarray(state[name])
+            except (TypeError, ValueError) as exc:  # a ragged nested list and the like
+                problems.append(f"{name!r}: not an array of numbers ({exc})")
+                continue
+            if value.shape != entry.shape:
+                problems.append(f"{name!r}: shape {value.shape} in the state, {entry.shape} in the model")
             elif not (np.issubdtype(value.dtype, np.number) or value.dtype == bool) or np.iscomplexobj(value):
                 problems.append(f"{name!r}: dtype {value.dtype} is not a real number type")
-        return sorted(problems)
+            else:
+                cast = value.astype(entry.data.dtype, copy=False)
+                first = values.setdefault(id(entry), (name, entry, cast))
+                if first[0] != name and not np.array_equal(first[2], cast, equal_nan=True):
+                    problems.append(
+                        f"{name!r} and {first[0]!r} are one shared {type(entry).__name__}, but the state gives "
+                        "them different values; give both the same value (or leave one out)"
+                    )
+        return sorted(problems, key=str), [(entry, cast) for _, entry, cast in values.values()]
 
     def load_state_dict(self, state: dict) -> None:
         """Copy values from ``state`` into the parameters and buffers, after checking every
         name and shape.
 
+        A Parameter shared by several layers needs its value under one of its names only.
+
         Raises
         ------
+        TypeError
+            When ``state`` is not a dict.
         ValueError
             Listing every missing name, unexpected name and shape mismatch; nothing
             is changed when any is found. Values are cast to each entry's dtype.
         """
-        problems = self._state_problems(state)
+        problems, values = self._checked_state(state)
         if problems:
             raise ValueError(
                 f"{type(self).__name__}.load_state_dict: the state does not fit the model:\n  " + "\n  ".join(problems)
             )
-        for name, entry in self._state_entries().items():
-            entry.data[...] = np.asarray(state[name]).astype(entry.data.dtype, copy=False)
+        for entry, value in values:
+            entry.data[...] = value
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -52,6 +52,13 @@ class Residual(Stack):
             raise ValueError("Residual needs at least one layer: Residual(f1, f2, ...) computes x + f(x)")
         super().__init__(*layers)
 
+    def __getitem__(self, i: int | slice) -> Layer:
+        """``block[i]`` is a layer; ``block[i:j]`` a Residual of those same layer objects (as torch
+        slices a subclass of ``nn.Sequential`` into its own class), so it is still a Layer."""
+        if isinstance(i, slice):
+            return Residual(*self.layers[i])
+        return super().__getitem__(i)
+
     def output_shape(self, input_shape: tuple) -> tuple:
         """``input_shape``, once the layers are found to keep it.
 

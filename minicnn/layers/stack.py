@@ -53,6 +53,18 @@ class Stack(Layer):
         return iter(self.layers)
 
     def __getitem__(self, i: int) -> Layer:
+        """``self[i]``: the layer at position ``i`` (negative counts from the end)."""
+        name, n = type(self).__name__, len(self.layers)
+        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+            raise TypeError(
+                f"{name} indices must be ints or slices, got {i!r} ({type(i).__name__}); "
+                f"its layers are numbered 0 to {n - 1}"
+            )
+        if not -n <= i < n:
+            raise IndexError(
+                f"{name}: index {i} is out of range: it has {n} layer{'s' if n != 1 else ''}, "
+                f"indices 0 to {n - 1} (or -{n} to -1)"
+            )
         return self.layers[i]
 
     def __repr__(self) -> str:
