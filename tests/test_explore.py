@@ -347,6 +347,19 @@ BAD_ARGUMENTS = [
         "explore: classes must hold str names, got int 0",
     ),
     ("x not numbers", lambda model: (model, np.array(["a"]), None), TypeError, "explore: x has dtype <U1"),
+    # a set has no order, a dict's keys may be names or indices: the names would land on the wrong classes
+    (
+        "classes a set",
+        lambda model: (model, np.zeros((3, 32, 32)), set(CLASSES)),
+        TypeError,
+        "explore: classes must be a sequence of names in class order, got a set",
+    ),
+    (
+        "classes a dict",
+        lambda model: (model, np.zeros((3, 32, 32)), {name: i for i, name in enumerate(CLASSES)}),
+        TypeError,
+        "sorted(classes, key=classes.get)",
+    ),
 ]
 
 
@@ -366,6 +379,11 @@ def test_an_empty_model_and_a_bad_path_are_refused(tmp_path, demo):
         explore(m.Sequential(), np.zeros(3), tmp_path / "page.html")
     with pytest.raises(TypeError, match="explore: path must be a str or os.PathLike, got int"):
         explore(demo[0], demo[1], 7)
+    # the example file name is a page's, not a checkpoint's ('model.npz')
+    with pytest.raises(TypeError, match="got bytes; pass a file name such as 'explorer.html'"):
+        explore(demo[0], demo[1], b"page.html")
+    with pytest.raises(ValueError, match="explore: path is empty; give a file name such as 'explorer.html'"):
+        explore(demo[0], demo[1], "")
     with pytest.raises(FileNotFoundError, match="explore: cannot write .* folder .* does not exist"):
         explore(demo[0], demo[1], tmp_path / "missing" / "page.html")
     with pytest.raises(ValueError, match="explore: max_values must be >= 64"):
@@ -380,6 +398,58 @@ def test_a_page_is_replaced_whole(tmp_path, demo):
     explore(*demo, path)
     assert path.read_text().startswith("<!DOCTYPE html>") and (path.stat().st_mode & 0o777) == 0o600
     assert os.listdir(tmp_path) == ["page.html"]  # no temporary file left
+
+
+def test_bilinear_upsampling_embeds_the_taps_each_output_reads(tmp_path):
+    # taps read off the largest weights of a row missed (1 - t) * x[i0] wherever t > 0.5: half the cells
+    x = np.random.default_rng(4).standard_normal((2, 3, 5)).astype(np.float32)
+    model = m.Sequential(m.Upsample2D((3, 2), mode="bilinear"))
+    _, _, data = write(tmp_path, model, x)
+    node = data["meta"]["nodes"][0]
+    taps0, taps1 = (array(data, node[f"taps{a}"]).astype(int).reshape(-1, 2) for a in (0, 1))
+    w0, w1 = (array(data, node[f"weights{a}"]).reshape(-1, 2) for a in (0, 1))
+    # the page's sum: w0[i, a] * w1[j, b] * x[c, taps0[i, a], taps1[j, b]] over a, b
+    page = np.einsum("ia,jb,ciajb->cij", w0, w1, x[:, taps0[:, :, None, None], taps1[None, None]])
+    np.testing.assert_allclose(page, layer_outputs(model, x)[0][0], rtol=1e-6, atol=1e-6)
+
+
+def test_dense_terms_of_an_infinite_input_add_up_without_nan(tmp_path):
+    # the rest was the total less the top terms: inf - inf, NaN on the page (and a RuntimeWarning)
+    x = np.arange(1.0, 7.0, dtype=np.float32)
+    x[2] = np.inf
+    model = m.Sequential(m.Dense(6, 2, rng=np.random.default_rng(0)))
+    model[0].weight.data[...] = np.abs(model[0].weight.data) + 0.1  # one inf term: the sum is +inf, not NaN
+    _, _, data = write(tmp_path, model, x)
+    node = data["meta"]["nodes"][0]
+    index = array(data, node["index"]).astype(int).reshape(2, -1)
+    weight = model[0].weight.data.astype(np.float64)
+    others = [np.delete(weight[j] * x, index[j]).sum() for j in range(2)]
+    assert array(data, node["rest"]).tolist() == pytest.approx(others)  # finite: the inf term is among the top
+    assert np.isinf(tensor(data, node["output"])).all()
+
+
+def test_a_users_layer_that_keeps_its_input_keeps_its_pending_backward(tmp_path):
+    class Keep(m.Layer):  # as the Layer docstring's example: forward keeps its input on self, always
+        def __init__(self):
+            super().__init__()
+            self.gain = m.Parameter(np.full(1, 2.0))
+
+        def forward(self, x):
+            self.x = x
+            return self.gain.data * x
+
+        def backward(self, dout):
+            self.gain.grad += (dout * self.x).sum()
+            return dout * self.gain.data
+
+    model = m.Sequential(m.Conv2DVolume(1, 2, 3, rng=np.random.default_rng(0)), Keep())
+    batch = np.random.default_rng(1).standard_normal((4, 1, 5, 5)).astype(np.float32)
+    out = model.forward(batch)
+    kept = model[1].x
+    explore(model, batch[1], tmp_path / "page.html")  # between the forward and its backward
+    assert model[1].x is kept
+    model.backward(np.ones_like(out))
+    assert model[1].gain.grad[0] == pytest.approx(float(kept.astype(np.float64).sum()), rel=1e-6)
 
 
 def test_a_users_layer_that_returns_no_array_is_named(tmp_path):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from explore_models import demo_network, every_layer_models, layer_outputs
 
+import minicnn as m
 from minicnn.plot import explore
 from minicnn.plot.explore_layers import TOP_TERMS
 
@@ -259,4 +260,54 @@ def test_a_page_cut_to_its_budget_still_works_out_every_cell_it_offers(driver, t
     assert bad == [] and cells > 11 * 3
     assert "Subsampled to keep the page small" in driver.find_element(By.ID, "notes").text
     assert "not embedded" in driver.find_element(By.ID, "node-1").text
+    assert_no_errors(driver)
+
+
+EVERY_CELL = """
+const bad = [];
+let cells = 0;
+for (const n of NODES) {
+  if (n.kind === "block") continue;
+  const S = VIEWS[n.output].S, total = prod(S);
+  for (let c = 0; c < channelsOf(n); c++)
+    for (let i = 0; i < total; i++) {
+      select(n.id, c, unravel(i, S));
+      const r = Number($("result-value").dataset.value), o = Number($("out-value").dataset.value);
+      cells++;
+      const same = Math.abs(r - o) <= 1e-4 * (1 + Math.abs(o)) || (Number.isNaN(r) && Number.isNaN(o)) || r === o;
+      if (!same || $("detail-body").querySelector(".bad")) bad.push([n.label, c, i, String(r), String(o)]);
+    }
+}
+return [cells, bad];
+"""
+
+
+def test_every_cell_of_max_pooling_over_a_nan_and_of_bilinear_upsampling_works_out(driver, tmp_path):
+    # a NaN after the first cell of a max-pooling window was passed over (NaN > v is false), and bilinear
+    # taps read off a row's largest weights missed the nearer input wherever t > 0.5: "differs" on the page
+    x = np.arange(36, dtype=np.float32).reshape(1, 6, 6) % 7 - 3
+    x[0, 0, 1] = np.nan
+    model = m.Sequential(m.MaxPool2D(2), m.Upsample2D((2, 3), mode="bilinear"), m.Upsample2D(3, mode="bilinear"))
+    open_page(driver, explore(model, x, tmp_path / "page.html"))
+    cells, bad = driver.execute_script(EVERY_CELL)
+    assert cells == 36 + 3 * 3 + 6 * 9 + 18 * 27 and bad == []  # the input, the pooling, both upsamplings
+    assert_no_errors(driver)
+
+
+def test_the_numbers_drawn_in_a_map_fit_their_cells(driver, tmp_path):
+    # "-0.0072" is seven characters: drawn unsqueezed it ran into the next cells
+    x = np.array([[-0.00723, 0.00391, -1.25, 0.5], [1e-5, -3e-4, 2.0, -2.0]], np.float32)[None]
+    open_page(driver, explore(m.Sequential(m.ReLU()), x, tmp_path / "page.html"))
+    widths = driver.execute_script("""
+        const seen = [], fill = CanvasRenderingContext2D.prototype.fillText;
+        CanvasRenderingContext2D.prototype.fillText = function (text, x, y, maxWidth) {
+          const cell = this.canvas.width / 4;  // the maps here are 4 cells wide
+          seen.push([text, Math.min(this.measureText(text).width, maxWidth === undefined ? Infinity : maxWidth), cell]);
+          return fill.call(this, text, x, y, maxWidth);
+        };
+        select(0, 0, [0, 1]);
+        CanvasRenderingContext2D.prototype.fillText = fill;
+        return seen;""")
+    assert any(text == "-0.0072" for text, _, _ in widths)  # numbers were drawn, the long one among them
+    assert all(width < cell for _, width, cell in widths), widths
     assert_no_errors(driver)

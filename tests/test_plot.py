@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import reference as ref
 
-from minicnn import Conv2DVolume, Dense, Flatten, MaxPool2D, ReLU, Sequential, plot
+from minicnn import Conv2DVolume, ConvTranspose2D, Dense, Flatten, Layer, MaxPool2D, ReLU, Sequential, plot
 
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 needs_matplotlib = pytest.mark.skipif(not HAS_MATPLOTLIB, reason="pictures need the plot extra (matplotlib)")
@@ -321,6 +321,25 @@ def test_filters_draws_a_column_per_filter_with_a_row_per_channel_slice(in_chann
 
 
 @needs_matplotlib
+def test_a_picture_for_a_missing_folder_is_refused_by_name_before_drawing(tmp_path):
+    # matplotlib's late "[Errno 2] No such file or directory" named no function and gave no fix
+    with pytest.raises(FileNotFoundError, match=r"animate_convolution: cannot write .*does not exist; create it"):
+        plot.animate_convolution(X2, W2, tmp_path / "missing" / "slide.gif")
+    with pytest.raises(FileNotFoundError, match=r"history: cannot write .*os.makedirs"):
+        plot.history({"loss": [1.0]}, path=tmp_path / "missing" / "history.png")
+    assert not (tmp_path / "missing").exists()
+
+
+@needs_matplotlib
+def test_filters_of_a_transposed_conv_name_its_rows_output_channels(rng):
+    # its weight is (C_in, C_out, KH, KW): the rows were labelled "in 0".. and the title said "3 filters of 5x3x3"
+    fig = plot.filters(ConvTranspose2D(3, 5, 3, rng=rng))
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [f"out {c}" for c in range(5)]
+    assert fig.texts[0].get_text().startswith("3 input channels' kernels, each onto 5 output channels of 3x3")
+    assert "each output channel's slice" in fig.texts[1].get_text()
+
+
+@needs_matplotlib
 def test_filters_share_one_symmetric_scale_given_by_a_colour_bar(rng):
     conv = Conv2DVolume(3, 4, 3, rng=rng)
     conv.weight.data[2] *= 0.1  # a weak filter must look weak, not stretched to full contrast
@@ -501,6 +520,31 @@ def test_feature_maps_restores_the_modes_when_a_layer_fails(rng):
 def test_feature_maps_wants_one_image(image, match, rng):
     with pytest.raises(ValueError, match=match):
         plot.feature_maps(small_model(rng), image)
+
+
+@needs_matplotlib
+def test_feature_maps_names_itself_when_the_image_does_not_fit(rng):
+    with pytest.raises(
+        ValueError, match=r"feature_maps: image of shape \(1, 8, 8\) does not fit the model: .*1 channel, expected 3"
+    ):
+        plot.feature_maps(small_model(rng), np.zeros((1, 8, 8)))
+
+
+@needs_matplotlib
+def test_feature_maps_keeps_a_users_layers_pending_backward(rng):
+    class Keep(Layer):  # a user's Layer that keeps its input on self in every forward
+        def forward(self, x):
+            self.x = x
+            return 2.0 * x
+
+        def backward(self, dout):
+            return 2.0 * dout
+
+    model = Sequential(Conv2DVolume(3, 2, 3, rng=rng), Keep())
+    model.forward(rng.random((4, 3, 6, 6), dtype=np.float32))
+    kept = model[1].x
+    plot.feature_maps(model, rng.random((3, 6, 6), dtype=np.float32))
+    assert model[1].x is kept  # not the picture's batch of one: the backward still gets its own input
 
 
 @needs_matplotlib

@@ -80,6 +80,13 @@ def check_path(owner: str, path, suffixes: tuple[str, ...] | None = None):
         )
     if suffixes and not os.fspath(path).lower().endswith(suffixes):
         raise ValueError(f"{owner}: path {os.fspath(path)!r} must end in {' or '.join(suffixes)}")
+    # Said before the drawing, and by name: matplotlib's own error comes late and names no function
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(
+            f"{owner}: cannot write {os.fspath(path)!r}: folder {folder!r} does not exist; "
+            f"create it first, e.g. os.makedirs({folder!r}, exist_ok=True)"
+        )
     return path
 
 

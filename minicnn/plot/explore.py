@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -15,8 +16,8 @@ import numpy as np
 
 from .._atomic import locate, write_atomically
 from .._validation import as_float, check_int
-from ..layers.base import inference
 from ..model import Sequential
+from ._untouched import untouched
 from .explore_layers import Walk, softmax_prediction
 from .explore_store import DIGITS, Store
 
@@ -87,6 +88,7 @@ def explore(
         raise TypeError(f"{OWNER}: model must be a Sequential, got {type(model).__name__}{hint}")
     if len(model) == 0:
         raise ValueError(f"{OWNER}: the model has no layers; there is nothing to explain")
+    _check_path(path)
     locate(path, OWNER)  # a path of the wrong type is refused before any work
     max_values = check_int(max_values, OWNER, "max_values", minimum=64)
     names = _check_class_names(classes)
@@ -95,7 +97,7 @@ def explore(
     store = Store(max_values)
     walk = Walk(store)
     input_id = walk.tensor(batch, "the input")
-    with inference():  # eval mode for every layer, changing none of them
+    with untouched(model):  # eval mode for every layer, changing none of them (a user's layer's cache included)
         out, _, walk.root = walk.layers(model.layers, batch, input_id, "", 0)
     meta = {
         "input": input_id,
@@ -112,6 +114,17 @@ def explore(
     return write_atomically(path, lambda f: f.write(page.encode("utf-8")), verb=OWNER, example_suffix=".html")
 
 
+def _check_path(path) -> None:
+    """Refuse a path that is no file name, suggesting an .html one (locate's own errors suggest a .npz)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"{OWNER}: path must be a str or os.PathLike, got {type(path).__name__}; "
+            "pass a file name such as 'explorer.html'"
+        )
+    if not os.fspath(path):
+        raise ValueError(f"{OWNER}: path is empty; give a file name such as 'explorer.html'")
+
+
 def _check_class_names(classes) -> list[str] | None:
     if classes is None:
         return None
@@ -119,6 +132,18 @@ def _check_class_names(classes) -> list[str] | None:
         raise TypeError(
             f"{OWNER}: classes must be a sequence of names (e.g. a list of str), got "
             f"{type(classes).__name__} {classes!r}"
+        )
+    if isinstance(classes, (set, frozenset, Mapping)):
+        # a set has no order, and a dict's keys may be the indices or the names: either would
+        # put names on the wrong classes without a word
+        fix = (
+            "e.g. sorted(classes, key=classes.get) for a dict {name: index}"
+            if isinstance(classes, Mapping)
+            else "a set has no order"
+        )
+        raise TypeError(
+            f"{OWNER}: classes must be a sequence of names in class order, got a {type(classes).__name__}; "
+            f"pass a list of str, one per output ({fix})"
         )
     names = list(classes)
     bad = next((c for c in names if not isinstance(c, str)), None)

@@ -141,10 +141,14 @@ def _dense(layer: Dense, x, out, store: Store, node: dict) -> dict:
     rest = np.empty(units)
     rows = max(1, 4_000_000 // layer.in_features)  # products of a few rows at a time: bounded memory
     for start in range(0, units, rows):
-        terms = weight[start : start + rows].astype(np.float64) * xs  # (rows, in_features)
-        order = np.argsort(-np.abs(terms), axis=1, kind="stable")[:, :k]
-        index[start : start + rows] = order
-        rest[start : start + rows] = terms.sum(axis=1) - np.take_along_axis(terms, order, axis=1).sum(axis=1)
+        # An inf or NaN input makes NaN terms (0 * inf, inf - inf), as in the layer's own sum: the answer, not a fault
+        with np.errstate(invalid="ignore", over="ignore"):
+            terms = weight[start : start + rows].astype(np.float64) * xs  # (rows, in_features)
+            order = np.argsort(-np.abs(terms), axis=1, kind="stable")[:, :k]
+            index[start : start + rows] = order
+            # the others summed as they are, not as the total less the top: inf - inf would be NaN
+            np.put_along_axis(terms, order, 0.0, axis=1)
+            rest[start : start + rows] = terms.sum(axis=1)
     bias = None if layer.bias is None else layer.bias.data[:units]
     return {
         "kind": "dense",
@@ -169,15 +173,35 @@ def _dropout(layer: Dropout, x, out, store: Store, node: dict) -> dict:
 def _upsample(layer: Upsample2D, x, out, store: Store, node: dict) -> dict:
     fields = {"kind": "upsample", "mode": layer.mode, "scale": layer.scale_factor}
     if layer.mode == "bilinear":
-        # per axis, each output index's two input indices and weights (the nonzeros of a row)
+        # per axis, each output index's two input indices and their weights
         for axis, (size, scale) in enumerate(zip(x.shape[2:], layer.scale_factor)):
-            m = ops.linear_weights(size, scale)
-            first = m.argmax(axis=1)
-            second = np.minimum(first + 1, size - 1)
-            w_second = np.where(second != first, m[np.arange(len(m)), second], 0.0)
-            fields[f"taps{axis}"] = store.array(np.stack([first, second], axis=1))
-            fields[f"weights{axis}"] = store.array(np.stack([m[np.arange(len(m)), first], w_second], axis=1))
+            taps, weights = _linear_taps(size, scale)
+            fields[f"taps{axis}"] = store.array(taps)
+            fields[f"weights{axis}"] = store.array(weights)
     return fields
+
+
+def _linear_taps(size: int, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """The two inputs ``(i0, i1)`` each output of an axis reads, and their weights ``(1 - t, t)``.
+
+    As :mod:`minicnn.ops.upsample` reads them: ``src = max((o + 0.5) / scale - 0.5, 0)``,
+    ``i0 = floor(src)``, ``i1 = min(i0 + 1, size - 1)``, ``t = src - i0``. The formula, not the
+    largest entries of a row of :func:`~minicnn.ops.linear_weights`: where ``t > 0.5`` the larger
+    weight is on ``i1``, and the tap after it is no tap at all. An axis with ``scale`` 1 is
+    copied, not interpolated: its one tap twice, the second with weight 0.
+
+    Examples
+    --------
+    >>> taps, weights = _linear_taps(2, 2)
+    >>> taps.tolist(), weights.tolist()
+    ([[0, 1], [0, 1], [0, 1], [1, 1]], [[1.0, 0.0], [0.75, 0.25], [0.25, 0.75], [0.75, 0.25]])
+    """
+    out = np.arange(size * scale)
+    src = np.maximum((out + 0.5) / scale - 0.5, 0.0)
+    first = np.floor(src).astype(np.int64)
+    second = np.minimum(first + 1, size - 1) if scale > 1 else first
+    t = src - first if scale > 1 else np.zeros(len(out))
+    return np.stack([first, second], axis=1), np.stack([1.0 - t, t], axis=1)
 
 
 DESCRIBE: dict[type, Callable[..., dict]] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import as_float
-from ..layers.base import inference
+from ..layers.conv_transpose import ConvTranspose2D
 from ._figure import (
     canvas,
     check_dpi,
@@ -18,6 +18,7 @@ from ._figure import (
     symmetric_limit,
     tile_gap,
 )
+from ._untouched import untouched
 
 MAP_INCHES = 0.5  # a feature map at full size
 
@@ -51,8 +52,8 @@ def _hide_frame(ax) -> None:
         spine.set_visible(False)
 
 
-def _channel_names(c: int) -> list[str]:
-    return ["R", "G", "B"] if c == 3 else [f"in {i}" for i in range(c)]
+def _channel_names(c: int, side: str = "in") -> list[str]:
+    return ["R", "G", "B"] if c == 3 else [f"{side} {i}" for i in range(c)]
 
 
 def _tile_ticks(count: int, size: int, gap: int, every: int = 1) -> np.ndarray:
@@ -117,7 +118,10 @@ def filters(conv_layer, *, max_cols: int | None = None, ax=None, path=None, dpi:
     fig, root = canvas(owner, ax, (max(wide + 2.0, 4.4), sum(ratios) * inch + bands * (0.55 if rgb else 0.3) + 0.9))
     axes = root.subplots(len(ratios), 1, squeeze=False, gridspec_kw={"height_ratios": ratios})[:, 0]
     grey = _grey_cmap()
-    names = _channel_names(c)
+    # A transposed convolution's weight is (C_in, C_out, KH, KW): a column is what one input channel
+    # stamps onto each output channel, and its rows are output channels, not input ones.
+    transposed = isinstance(conv_layer, ConvTranspose2D)
+    names = _channel_names(c, "out" if transposed else "in")
     label_every = max(1, c // 8)  # a deep layer's channels, every so many
     slices_image, slice_axes = None, []
     for band in range(bands):  # one band of up to max_cols filters, left to right
@@ -151,9 +155,15 @@ def filters(conv_layer, *, max_cols: int | None = None, ax=None, path=None, dpi:
     tall = (sum(ratios) - (kh * bands if rgb else 0)) * inch  # inches of grey tiles
     colour_bar(root, slices_image, slice_axes, "weight", shrink=min(1.0, 2.2 / tall), aspect=20, pad=0.02)
     kind = "colour tile on top: the R, G, B slices as its red, green, blue (grey: 0 in all three)\n" if rgb else ""
-    root.suptitle(f"{f} filters of {c}x{kh}x{kw}, one column each, all on one scale", fontsize=9)
+    what = (
+        f"{f} input channels' kernels, each onto {c} output channels of {kh}x{kw} (ConvTranspose2D)"
+        if transposed
+        else f"{f} filters of {c}x{kh}x{kw}"
+    )
+    root.suptitle(f"{what}, one column each, all on one scale", fontsize=9)
     root.supxlabel(
-        f"{kind}grey tiles: each input channel's slice (mid-grey 0, white +, black -; largest |weight| {limit:.2g})",
+        f"{kind}grey tiles: each {'output' if transposed else 'input'} channel's slice "
+        f"(mid-grey 0, white +, black -; largest |weight| {limit:.2g})",
         fontsize=7,
     )
     return finish(fig, path, dpi)
@@ -297,8 +307,18 @@ def feature_maps(model, image, *, max_maps: int | None = 64, per_row: int = 16, 
     if isinstance(per_row, bool) or not isinstance(per_row, int) or per_row < 1:
         raise ValueError(f"{owner}: per_row={per_row!r}; expected a positive int (e.g. 16)")
 
+    trace = getattr(model, "trace", None)
+    if callable(trace):  # a mismatch named here, with the fix, rather than by the layer deep inside
+        try:
+            trace((1, *image.shape))
+        except ValueError as exc:
+            raise ValueError(
+                f"{owner}: image of shape {image.shape} does not fit the model: {exc}; pass one input (C, H, W) "
+                "as the model's first layer takes it (what model.predict takes, without the batch axis)"
+            ) from None
+
     rows = []  # (label, maps (C, H, W)) per shown layer
-    with inference():  # eval mode for every layer, changing none: a pending backward stays intact
+    with untouched(model, *layers):  # eval mode, changing no layer: a pending backward stays intact
         x = image[None]
         for i, layer in enumerate(layers):
             x = layer.forward(x)
