@@ -133,7 +133,7 @@ _mode = threading.local()  # .inference: how deep this thread is inside inferenc
 
 
 @contextmanager
-def inference() -> Iterator[None]:
+def inference(*layers: Layer) -> Iterator[None]:
     """Run every layer as in eval mode inside the block, on this thread only, changing nothing.
 
     Inside, each layer's ``training`` reads False, so Dropout is the identity, BatchNorm uses
@@ -141,6 +141,21 @@ def inference() -> Iterator[None]:
     touches what an earlier forward kept: a ``predict`` between a forward and its backward
     changes no gradient. No flag is flipped, so other threads (a ``predict`` of their own, or
     training) see the model as it is, and several threads may run inference at once.
+
+    A user's layer that writes its own ``forward`` may keep its input whatever the mode
+    (``self.x = x``, as :class:`Layer`'s example does), so a ``predict`` between its forward
+    and backward replaces that input; it may also count or log on purpose in eval mode, which
+    ``predict`` and ``evaluate`` leave to it, as torch does. The pictures, which must change
+    nothing, pass the model as ``layers``: for each such layer among them and below them, the
+    attributes (its ``__dict__``, shallowly) are put back when the block ends, also after an
+    error. The built-in layers are never put back: they keep nothing here, and a training
+    thread may be writing theirs.
+
+    Parameters
+    ----------
+    *layers : Layer
+        The layers whose users' forwards must leave no trace (``explore`` and
+        ``feature_maps`` pass the model).
 
     Examples
     --------
@@ -152,11 +167,25 @@ def inference() -> Iterator[None]:
     >>> drop.training
     True
     """
+    saved = [(vars(layer), dict(vars(layer))) for layer in _own_forward_layers(layers)]
     _mode.inference = getattr(_mode, "inference", 0) + 1
     try:
         yield
     finally:
         _mode.inference -= 1
+        for attributes, before in saved:
+            attributes.clear()
+            attributes.update(before)
+
+
+def _own_forward_layers(layers: tuple) -> list[Layer]:
+    """The layers among ``layers`` and below them whose ``forward`` is a user's, not minicnn's, each once."""
+    found: dict[int, Layer] = {}
+    for layer in layers:
+        for each in (layer, *(child for _, child in layer.named_layers())):
+            if not type(each).forward.__module__.startswith("minicnn.") and hasattr(each, "__dict__"):
+                found.setdefault(id(each), each)
+    return list(found.values())
 
 
 def in_inference() -> bool:
@@ -191,6 +220,10 @@ class Layer:
     times its size): change ``x`` in place between a forward and its backward and the weight
     gradients change with it. PyTorch raises there; a numpy array cannot tell, so give a
     reused input buffer a fresh array (``x.copy()``) while a backward is pending.
+
+    A layer whose ``forward`` keeps ``x`` whatever the mode, as the example below does, has it
+    replaced by a ``predict`` run between its forward and its backward: keep it only when
+    ``self.training`` reads True if the model is used so.
 
     Every layer remembers the arguments its constructor was called with
     (:meth:`constructor_arguments`), so ``model.save`` records the architecture and

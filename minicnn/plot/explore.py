@@ -16,8 +16,8 @@ import numpy as np
 
 from .._atomic import locate, write_atomically
 from .._validation import as_float, check_int
+from ..layers.base import inference
 from ..model import Sequential
-from ._untouched import untouched
 from .explore_layers import Walk, softmax_prediction
 from .explore_store import DIGITS, Store
 
@@ -97,7 +97,7 @@ def explore(
     store = Store(max_values)
     walk = Walk(store)
     input_id = walk.tensor(batch, "the input")
-    with untouched(model):  # eval mode for every layer, changing none of them (a user's layer's cache included)
+    with inference(model):  # eval mode for every layer, changing none of them (a user's layer's input included)
         out, _, walk.root = walk.layers(model.layers, batch, input_id, "", 0)
     meta = {
         "input": input_id,

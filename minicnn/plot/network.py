@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import as_float
+from ..layers.base import inference
 from ..layers.conv_transpose import ConvTranspose2D
 from ._figure import (
     canvas,
@@ -18,7 +19,6 @@ from ._figure import (
     symmetric_limit,
     tile_gap,
 )
-from ._untouched import untouched
 
 MAP_INCHES = 0.5  # a feature map at full size
 
@@ -318,7 +318,7 @@ def feature_maps(model, image, *, max_maps: int | None = 64, per_row: int = 16, 
             ) from None
 
     rows = []  # (label, maps (C, H, W)) per shown layer
-    with untouched(model, *layers):  # eval mode, changing no layer: a pending backward stays intact
+    with inference(model, *layers):  # eval mode, changing no layer: a pending backward stays intact
         x = image[None]
         for i, layer in enumerate(layers):
             x = layer.forward(x)
