@@ -72,6 +72,7 @@ def download(bases: Sequence[str], name: str, md5: str, folder: Path, owner: str
         When an address delivered a file with another checksum, and no other delivered the
         right one.
     """
+    created = [f for f in (folder, *folder.parents) if not f.exists()]  # deepest first
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
     failures, wrong = [], False
@@ -86,6 +87,7 @@ def download(bases: Sequence[str], name: str, md5: str, folder: Path, owner: str
             failures.append(f"{url} ({exc})")
             wrong = True
     tried = "; ".join(failures)
+    _remove_empty(created)  # "nothing was written" holds for the folders too
     if wrong:
         raise ValueError(
             f"{owner}: no intact copy of {name} could be downloaded: {tried}. Nothing was written to "
@@ -95,6 +97,15 @@ def download(bases: Sequence[str], name: str, md5: str, folder: Path, owner: str
         f"{owner}: could not download {name}: {tried}. Nothing was written. Check the network "
         f"connection, or download the file by hand into {folder}"
     )
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed download created, deepest first, each only if still empty."""
+    for f in folders:
+        try:
+            f.rmdir()
+        except OSError:  # not empty (something else wrote there meanwhile), or already gone
+            return
 
 
 def _fetch(url: str, target: Path, md5: str, owner: str) -> None:
