@@ -138,7 +138,9 @@ class SoftmaxCrossEntropy(Loss):
             probs = np.exp(log_probs)
         self._probs = probs
         self._labels = labels
-        return float(-log_probs[_at_labels(labels)].mean())
+        # 0 - mean, not -mean: a batch classified with certainty has log p = 0 everywhere, and
+        # its loss is 0.0 (as torch reports it), not -0.0 ("loss -0.0000" in the history).
+        return float(0.0 - log_probs[_at_labels(labels)].mean())
 
     def backward(self) -> np.ndarray:
         """dL/dlogits (N, K, *spatial) for the last ``loss``: ``(softmax - onehot) / labels.size``."""
@@ -197,14 +199,14 @@ class MSE(Loss):
         """Check regression targets ``y``: numeric, finite, and of the model's output shape."""
         y = check_numeric(y, owner, "y")
         if output_shape is not None:
-            _check_same_shape(tuple(output_shape), y.shape, f"{owner}: the model's output", "y")
+            _check_same_shape(tuple(output_shape), y.shape, f"{owner}: the model's output", "y", y.dtype)
         _check_finite(y, owner, "y", hint="clean the data first")
 
     def loss(self, pred: np.ndarray, target: np.ndarray) -> float:
         """Mean of ``(pred - target)**2`` over every element."""
         pred = as_float(pred, "MSE", "pred")
         target = check_numeric(target, "MSE", "target")
-        _check_same_shape(pred.shape, target.shape, "MSE: pred", "target")
+        _check_same_shape(pred.shape, target.shape, "MSE: pred", "target", target.dtype)
         if pred.size == 0:
             raise ValueError(f"MSE got an empty batch, pred of shape {pred.shape}; expected N >= 1 elements")
         _check_finite(pred, "MSE", "pred")
@@ -219,8 +221,11 @@ class MSE(Loss):
         return self._diff * (2 / self._diff.size)
 
 
-def _check_same_shape(pred_shape: tuple, target_shape: tuple, pred_name: str, target_name: str) -> None:
-    """The one shape rule of MSE: prediction and target alike, no broadcasting."""
+def _check_same_shape(
+    pred_shape: tuple, target_shape: tuple, pred_name: str, target_name: str, target_dtype=None
+) -> None:
+    """The one shape rule of MSE: prediction and target alike, no broadcasting (``target_dtype``
+    picks the hint for class labels)."""
     if pred_shape == target_shape:
         return
     hint = ""
@@ -229,11 +234,14 @@ def _check_same_shape(pred_shape: tuple, target_shape: tuple, pred_name: str, ta
     elif target_shape == pred_shape + (1,):
         hint = f"; use {target_name}.ravel() to match"
     elif len(pred_shape) >= 2 and target_shape == pred_shape[:1] + pred_shape[2:]:
-        # one number per sample (or pixel) against K outputs: class labels stored as floats
-        hint = (
-            f"; if {target_name} holds class labels, pass them as integers ({target_name}.astype(int)), "
-            "and score them with SoftmaxCrossEntropy"
-        )
+        # one number per sample (or pixel) against K outputs: class labels, as floats or integers
+        if target_dtype is not None and np.issubdtype(target_dtype, np.integer):
+            hint = f"; if {target_name} holds class labels, score them with loss=SoftmaxCrossEntropy()"
+        else:
+            hint = (
+                f"; if {target_name} holds class labels, pass them as integers ({target_name}.astype(int)), "
+                "and score them with SoftmaxCrossEntropy"
+            )
     raise ValueError(
         f"{pred_name} has shape {pred_shape} but {target_name} has shape {target_shape}; "
         f"expected the same shape (no broadcasting){hint}"

@@ -316,13 +316,14 @@ def fit(
                 history,
                 (augment, augment_rng),
             )
+            if validation_data is not None:
+                scores = _validation_scores(model, validation_data, loss, (epoch, epochs), history)
             # The epoch's entries are appended together, once it has finished: a divergence
             # leaves every list with one entry per finished epoch.
             history["loss"].append(mean_loss)
             if classes:
                 history["accuracy"].append(accuracy)
             if validation_data is not None:
-                scores = _scores(model, *validation_data, loss, 256)  # evaluate's batch size
                 history["val_loss"].append(scores["loss"])
                 if classes:
                     history["val_accuracy"].append(scores["accuracy"])
@@ -347,6 +348,23 @@ def fit(
     if early_stopping is not None:
         early_stopping.finish(model)
     return history
+
+
+def _validation_scores(model: Layer, validation_data: tuple, loss, epoch_of: tuple, history: dict) -> dict[str, float]:
+    """The scores on the validation data after an epoch; ``TrainingDiverged`` when its output is not finite.
+
+    The last step of an epoch is checked by no training batch: it can leave weights whose
+    output is NaN or inf, which the loss would refuse with a plain error and no history.
+    """
+    try:
+        return _scores(model, *validation_data, loss, 256, finite_outputs=True)  # evaluate's batch size
+    except _OutputNotFinite as exc:
+        raise TrainingDiverged(
+            f"fit: the model's output on the validation data ({exc}) became non-finite after epoch "
+            f"{epoch_of[0]} of {epoch_of[1]}: the steps of that epoch made the weights diverge. Try a "
+            "smaller lr or scale the inputs. The history of the epochs before it is in this error's .history.",
+            {key: list(values) for key, values in history.items()},
+        ) from None
 
 
 @contextmanager
@@ -587,6 +605,15 @@ def _check_optimizer_owns(model: Layer, optimizer) -> None:
         )
     if owned < len(ours):
         warn_user(f"fit: the optimizer holds {owned} of the model's {len(ours)} parameters; the others will not train")
+    if len(held) > owned:
+        # Unlike torch, where zero_grad() leaves such a parameter's grad None and step() skips it,
+        # every step updates every parameter the optimizer holds: from a zero gradient, its
+        # momentum and weight decay still move it.
+        warn_user(
+            f"fit: the optimizer also holds {len(held) - owned} parameter(s) that are not in this model; "
+            "each step still updates them from a zero gradient (momentum and weight decay move them). "
+            "Build the optimizer with this model's parameters only: optimizer=SGD(model.parameters(), ...)"
+        )
 
 
 def _split(X: np.ndarray, y: np.ndarray, fraction) -> tuple:
@@ -653,12 +680,20 @@ def evaluate(model: Layer, X, y, *, loss=None, batch_size: int = 256) -> dict[st
     return _scores(model, X, y, loss, batch_size)
 
 
-def _scores(model: Layer, X: np.ndarray, y: np.ndarray, loss, batch_size: int) -> dict[str, float]:
+class _OutputNotFinite(ValueError):
+    """The model's output on a batch of validation data holds NaN or inf."""
+
+
+def _scores(
+    model: Layer, X: np.ndarray, y: np.ndarray, loss, batch_size: int, *, finite_outputs: bool = False
+) -> dict[str, float]:
     """The loop of :func:`evaluate`, on data already checked (fit checks its validation data once).
 
     It scores with a shallow copy of ``loss``: a loss call keeps what its backward needs, and
     the caller's loss (fit's, which evaluate reuses) may hold a forward whose backward is
-    still to come, in this thread or in a training thread.
+    still to come, in this thread or in a training thread. ``finite_outputs=True`` (fit's
+    validation) raises ``_OutputNotFinite`` for a non-finite output, as fit's training
+    batches refuse one, before the loss sees it.
     """
     loss = copy.copy(loss)
     classes = _wants_labels(loss, y)
@@ -667,6 +702,8 @@ def _scores(model: Layer, X: np.ndarray, y: np.ndarray, loss, batch_size: int) -
         for start in range(0, len(X), batch_size):
             xb, yb = as_float(X[start : start + batch_size], "evaluate", "X"), y[start : start + batch_size]
             out = model.forward(xb)
+            if finite_outputs and not np.isfinite(out).all():
+                raise _OutputNotFinite(f"samples {start} to {start + len(xb) - 1}")
             total_loss += float(loss(out, yb)) * len(xb)
             if classes:
                 correct += _correct(out, yb)

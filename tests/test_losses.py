@@ -65,6 +65,14 @@ def test_cross_entropy_matches_finite_differences(rng, n, k):
     np.testing.assert_allclose(analytic, numeric, rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.parametrize("logits", [[[30.0, -30.0]], [[0.5], [2.0]]], ids=["certain", "one-class"])
+def test_a_certain_classification_has_loss_plus_zero(logits):
+    # log p = 0 at every label: the loss is 0.0 as torch gives it, never -0.0 ("-0.0000").
+    labels = np.zeros(len(logits), dtype=np.int64)
+    value = SoftmaxCrossEntropy()(np.array(logits, np.float32), labels)
+    assert value == 0.0 and math.copysign(1.0, value) == 1.0
+
+
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 1e-5)], ids=["float64", "float32"])
 def test_cross_entropy_matches_torch(rng, dtype, rtol):
     torch = pytest.importorskip("torch")
@@ -569,3 +577,9 @@ def test_check_targets_takes_per_pixel_labels_for_a_map_output(rng):
 def test_check_targets_refuses_per_pixel_labels_that_cannot_fit(y, output_shape, error, match):
     with pytest.raises(error, match=match):
         SoftmaxCrossEntropy().check_targets(y, output_shape, "fit")
+
+
+def test_mse_against_integer_labels_suggests_cross_entropy_only():
+    # The labels are integers already: "pass them as integers" would be no fix.
+    with pytest.raises(ValueError, match=r"holds class labels, score them with loss=SoftmaxCrossEntropy\(\)$"):
+        MSE()(np.zeros((4, 3), np.float32), np.array([0, 1, 2, 1]))

@@ -355,6 +355,7 @@ def test_load_rejects_a_bad_state_and_changes_nothing():
         ("nesterov", np.array(1), r"nesterov=True needs momentum > 0 and dampening = 0"),
         ("step", np.array(-3), r"'step': expected an integer >= 0, got -3"),
         ("step", np.array(2.5), r"'step': expected an integer, got 2.5"),
+        ("step", np.array(2.0**70), r"'step': expected an integer below 2\*\*63 \(state_dict stores it as int64\)"),
         ("momentum_buffer.01", np.zeros(2), r"unexpected key 'momentum_buffer.01'"),
         ("momentum_buffer.0", np.array(["a", "b"]), r"'momentum_buffer.0': dtype <U1 is not a real number type"),
     ],
@@ -366,6 +367,7 @@ def test_load_rejects_a_bad_state_and_changes_nothing():
         "nesterov-dampening",
         "step-negative",
         "step-fraction",
+        "step-beyond-int64",
         "buffer-leading-zero",
         "buffer-strings",
     ],
@@ -415,6 +417,38 @@ def test_matches_torch_within_a_few_ulps(rng, case, dtype):
         tolerance = 4 * np.finfo(dtype).eps * (np.abs(expected) + length)
         error = np.abs(p.data.astype(np.float64) - expected)
         assert np.all(error <= tolerance), f"worst: {np.max(error / tolerance)} x the tolerance"
+
+
+SMALL_DECAY = {
+    "adam-beta1-0": (Adam, {"lr": 0.01, "betas": (0.0, 0.99)}),
+    "adam-beta1-0.3": (Adam, {"lr": 0.01, "betas": (0.3, 0.9), "weight_decay": 0.05}),
+    "adamw-beta1-0": (AdamW, {"lr": 0.01, "betas": (0.0, 0.99), "amsgrad": True}),
+    "rmsprop-centered-alpha-0.2": (RMSprop, {"alpha": 0.2, "centered": True, "momentum": 0.5}),
+}
+
+
+@FLOATS
+@pytest.mark.parametrize("case", SMALL_DECAY)
+def test_running_means_match_torch_when_gradients_shrink(rng, case, dtype):
+    # With beta1 (or alpha) below 0.5 torch.lerp steps back from the new gradient; stepping
+    # from the old mean instead loses a gradient that is much smaller than it. Each state
+    # array must match torch to a few ulps of its own size, however small (each step may add
+    # an ulp or two, which the means carry on: 32 ulps over 12 steps).
+    torch = pytest.importorskip("torch")
+    cls, hyper = SMALL_DECAY[case]
+    params = [Parameter(rng.normal(size=(3, 4)).astype(dtype))]
+    opt = cls(params, **hyper)
+    t_opt, tensors = torch_twin(torch, cls, hyper, params)
+    for k in range(12):
+        g = (rng.normal(size=(3, 4)) * 10.0 ** (-3 * k)).astype(dtype)
+        params[0].grad[...] = g
+        tensors[0].grad = torch.from_numpy(g.copy())
+        opt.step()
+        t_opt.step()
+    theirs = t_opt.state[tensors[0]]
+    for name, ours in opt.state[params[0]].items():
+        expected = theirs[name].numpy()
+        np.testing.assert_allclose(ours, expected, rtol=32 * np.finfo(dtype).eps, atol=0, err_msg=name)
 
 
 @pytest.fixture

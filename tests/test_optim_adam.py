@@ -98,6 +98,19 @@ def test_matches_the_textbook_formula(rng, cls, weight_decay, amsgrad):
     np.testing.assert_allclose(p.data, expected, rtol=1e-12, atol=1e-14)
 
 
+@DTYPES
+@pytest.mark.parametrize("cls", [Adam, AdamW], ids=["adam", "adamw"])
+def test_beta1_zero_keeps_exactly_the_last_gradient(cls, dtype):
+    # betas=(0, 0.99) (as GAN training uses) makes m the last gradient itself, as torch's
+    # lerp gives it; m + 1 * (g - m) would round a gradient much smaller than m to 0.
+    p = Parameter(np.ones(2, dtype))
+    opt = cls([p], lr=0.1, betas=(0.0, 0.99), weight_decay=0.0)
+    for g in ([1.0, -3.0], [1e-20, 2e-9]):
+        p.grad[...] = g
+        opt.step()
+    np.testing.assert_array_equal(opt.state[p]["exp_avg"], np.array([1e-20, 2e-9], dtype))
+
+
 def test_adamw_without_decay_is_adam(rng):
     start = rng.normal(size=5).astype(np.float32)
     a, b = Parameter(start), Parameter(start)

@@ -95,6 +95,19 @@ def test_matches_the_plain_formula(rng, weight_decay, momentum, centered):
     np.testing.assert_allclose(p.data, plain_rmsprop(start, grads, **hyper), rtol=1e-12, atol=1e-14)
 
 
+@DTYPES
+def test_alpha_zero_centered_keeps_exactly_the_last_gradient(dtype):
+    # alpha=0 makes the centered mean a the last gradient, as torch's lerp gives it exactly;
+    # a + 1 * (g - a) would round a gradient much smaller than a to 0.
+    p = Parameter(np.ones(2, dtype))
+    opt = RMSprop([p], lr=0.1, alpha=0.0, centered=True)
+    for g in ([1.0, -3.0], [1e-20, 2e-9]):
+        p.grad[...] = g
+        with np.errstate(invalid="ignore"):  # v - a * a is 0 or a rounding below it: not what is tested
+            opt.step()
+    np.testing.assert_array_equal(opt.state[p]["grad_avg"], np.array([1e-20, 2e-9], dtype))
+
+
 def test_defaults():
     opt = RMSprop([Parameter(np.zeros(2, np.float32))])
     assert repr(opt) == ("RMSprop(lr=0.01, alpha=0.99, eps=1e-08, weight_decay=0.0, momentum=0.0, centered=False)")

@@ -292,6 +292,50 @@ def test_a_divergence_error_carries_the_history_so_far(rng):
     assert any((model.state_dict()[k] != weights[k]).any() for k in weights)  # two epochs did train
 
 
+class DivergesOnValidation(Layer):
+    """Identity, except that its output in eval mode is inf from the ``at``-th validation on:
+    weights the last step of an epoch broke, which no training batch checks."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at, self.validations = at, 0
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def forward(self, x):
+        if not self.training and x.shape[0] == 6:  # the validation set (training batches hold 4)
+            self.validations += 1
+        return x * np.inf if not self.training and self.validations >= self.at else x
+
+    def backward(self, dout):
+        return dout
+
+
+@pytest.mark.parametrize("loss", [SoftmaxCrossEntropy(), MSE()], ids=["cross-entropy", "mse"])
+def test_a_validation_output_that_diverges_is_a_divergence_with_the_history(rng, loss):
+    # The loss used to refuse the non-finite validation output with a plain ValueError,
+    # which lost the history of the epochs that had finished.
+    model = Sequential(Dense(4, 3, rng=rng), DivergesOnValidation(at=3))
+    X = rng.standard_normal((8, 4))
+    y = rng.integers(0, 3, 8) if isinstance(loss, SoftmaxCrossEntropy) else rng.standard_normal((8, 3))
+    diverged = r"validation data \(samples 0 to 5\) became non-finite after epoch 3 of 4"
+    with pytest.raises(TrainingDiverged, match=diverged) as info, np.errstate(invalid="ignore"):
+        model.fit(
+            X,
+            y,
+            loss=loss,
+            optimizer=SGD(model.parameters(), lr=0.01),
+            epochs=4,
+            batch_size=4,
+            validation_data=(X[:6], y[:6]),
+            progress=False,
+        )
+    history = info.value.history
+    assert "val_loss" in history
+    assert all(len(values) == 2 for values in history.values())
+
+
 # -- regression is not classification ------------------------------------------------------------------
 def test_evaluate_on_a_fresh_regression_model_uses_mse(rng):
     model = dense_model(n_out=2)
@@ -331,6 +375,20 @@ def test_an_optimizer_over_another_models_parameters_is_refused(rng):
             np.array([0, 1, 2, 0]),
             loss=SoftmaxCrossEntropy(),
             optimizer=SGD(other.parameters(), lr=0.1),
+            progress=False,
+        )
+
+
+def test_an_optimizer_over_more_than_the_model_warns(rng):
+    # torch's step() skips a parameter whose grad zero_grad() left None; here every held
+    # parameter steps, so the other model's weights would decay silently.
+    model, other = dense_model(), dense_model(seed=1)
+    with pytest.warns(UserWarning, match=r"also holds 4 parameter\(s\) that are not in this model"):
+        model.fit(
+            rng.standard_normal((4, 4)),
+            np.array([0, 1, 2, 0]),
+            loss=SoftmaxCrossEntropy(),
+            optimizer=SGD(model.parameters() + other.parameters(), lr=0.1, weight_decay=0.1),
             progress=False,
         )
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._validation import check_bool, check_number, check_numbers
 from ..layers.base import Parameter
-from .base import Optimizer
+from .base import Optimizer, lerp_
 
 
 class Adam(Optimizer):
@@ -19,6 +19,7 @@ class Adam(Optimizer):
 
         g = g + weight_decay * p                     # L2 penalty, in the gradient
         m = m + (1 - beta1) * (g - m)                # = beta1 * m + (1 - beta1) * g, mean of g
+                                                     #   (torch's lerp: beta1 = 0 gives m = g exactly)
         v = beta2 * v + (1 - beta2) * g * g          # mean of g squared
         if amsgrad:
             v = v_max = max(v_max, v)                # elementwise: the largest v so far
@@ -112,7 +113,7 @@ class Adam(Optimizer):
             p *= 1 - self.lr * self.weight_decay  # AdamW: shrink the weights, leave g alone
         elif self.weight_decay != 0:
             g = g + self.weight_decay * p
-        m += (1 - beta1) * (g - m)
+        lerp_(m, g, 1 - beta1)  # m += (1 - beta1) * (g - m), rounded as torch.lerp
         v *= beta2
         v += (1 - beta2) * g * g
         if self.amsgrad:

@@ -162,6 +162,8 @@ class Optimizer:
         step = read.pop("step", None)
         if step is not None and step < 0:
             problems.append(f"'step': expected an integer >= 0, got {step}")
+        elif step is not None and step >= 2**63:  # accepted, it would break the next state_dict()
+            problems.append(f"'step': expected an integer below 2**63 (state_dict stores it as int64), got {step}")
         try:  # the saved settings, checked by __init__ (what is missing keeps its current value)
             trial = type(self)(self.params, **{**self._hyperparameters(), **read})
         except (TypeError, ValueError) as exc:
@@ -252,6 +254,35 @@ class Optimizer:
                     if f"{name}.{i}" not in state
                 ]
         return arrays
+
+
+def lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
+    """``start = start + weight * (end - start)`` in place, computed as ``torch.lerp`` does.
+
+    Mathematically ``(1 - weight) * start + weight * end``, the running mean that Adam and
+    RMSprop keep. Like torch, it steps from the nearer end: from ``start`` when
+    ``weight < 0.5``, else back from ``end``, ``end - (1 - weight) * (end - start)``. The
+    second form is what makes ``weight = 1`` (Adam's ``beta1 = 0``, RMSprop's ``alpha = 0``)
+    give ``end`` exactly: ``start + 1 * (end - start)`` loses ``end`` entirely when it is
+    much smaller than ``start``.
+
+    Shape
+    -----
+    ``start`` and ``end`` of the same shape; ``start`` is changed in place.
+
+    Examples
+    --------
+    >>> m = np.array([1.0])
+    >>> lerp_(m, np.array([1e-20]), 1.0)
+    >>> m
+    array([1.e-20])
+    """
+    if weight < 0.5:
+        start += weight * (end - start)
+    else:
+        start -= end
+        start *= 1 - weight
+        start += end
 
 
 def _encode(value) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._validation import check_bool, check_number
 from ..layers.base import Parameter
-from .base import Optimizer
+from .base import Optimizer, lerp_
 
 
 class RMSprop(Optimizer):
@@ -116,7 +116,7 @@ class RMSprop(Optimizer):
         v += (1 - self.alpha) * g * g
         if self.centered:
             a = state["grad_avg"]
-            a += (1 - self.alpha) * (g - a)
+            lerp_(a, g, 1 - self.alpha)  # a += (1 - alpha) * (g - a), rounded as torch.lerp
             denom = np.sqrt(v - a * a) + self.eps
         else:
             denom = np.sqrt(v) + self.eps
