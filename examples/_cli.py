@@ -63,15 +63,39 @@ positive_int = int_at_least(1)
 nonnegative_int = int_at_least(0)
 
 
+def input_path(text: str) -> Path:
+    """An argparse ``type`` for a file or folder the script reads, with ``~`` expanded: a quoted
+    ``'~/data'`` never reaches the shell, and would otherwise be looked for as a folder named ``~``."""
+    return Path(text).expanduser()
+
+
 def output_folder(text: str) -> Path:
     """An argparse ``type`` for a folder the script writes into: it may not exist yet, but it may
     not be a file, which is found now rather than after the training it would have held.
 
     Give the default as a string, so that argparse checks it too.
+
+    ``~`` is expanded here: a quoted ``'~/runs'`` (or one from a config file) never reaches the
+    shell, and ``mkdir`` would make a folder named ``~`` in the current one, while
+    ``model.save`` expands it and then finds no such folder, after the whole training.
     """
-    path = Path(text)
+    path = Path(text).expanduser()
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a file, not a folder; give a folder to write the outputs into")
+    # A folder that does not exist yet is made after training: its nearest existing parent must
+    # be a folder we may write into, or the run would be lost at its very end
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"cannot make the folder {text}: {parent} is a file, not a folder; give another folder"
+        )
+    if not path.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(
+            f"cannot make the folder {text}: no permission to create folders in {parent}; "
+            "give a folder you can write to"
+        )
     return path
 
 

@@ -22,6 +22,21 @@ from minicnn._atomic import write_atomically
 RUN_FILE = "run.json"
 
 
+def read_run(run_file: Path) -> dict:
+    """The run.json this module writes, checked enough to resume from; a broken or foreign file is
+    named with the fix, never a JSONDecodeError's "line 1 column 2" or a KeyError's bare key."""
+    broken = f"--resume: {run_file} is not a run this script saved"
+    fix = "restore it, or start a new run with another --out"
+    try:
+        run = json.loads(run_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{broken}: it is not valid JSON ({exc}); {fix}") from None
+    fields = {"epoch": int, "checkpoint": str, "settings": dict, "history": dict}
+    if not isinstance(run, dict) or any(not isinstance(run.get(key), kind) for key, kind in fields.items()):
+        raise ValueError(f"{broken}: it lacks {', '.join(fields)}; {fix}")
+    return run
+
+
 def train_with_checkpoints(
     model, optimizer, X, y, *, out: Path, epochs: int, resume: bool, settings: dict, script: str, **fit_kwargs
 ) -> dict[str, list[float]]:
@@ -38,7 +53,7 @@ def train_with_checkpoints(
                 f"--resume: there is no run to resume in {out} (no {RUN_FILE}); train without "
                 "--resume first, or give its --out"
             )
-        run = json.loads(run_file.read_text(encoding="utf-8"))
+        run = read_run(run_file)
         changed = {
             key: (run["settings"].get(key), value)
             for key, value in settings.items()

@@ -17,6 +17,7 @@ Quick smoke run: ``python examples/export_and_serve.py --limit 120 --epochs 1``.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 from pathlib import Path
@@ -25,8 +26,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, however it is run
 
+from _cli import input_path, int_at_least, nonnegative_int, output_folder, positive_int, run
 from _cli import parser as make_parser
-from _cli import run
 from predict import load_classifier
 
 from minicnn import (
@@ -41,6 +42,7 @@ from minicnn import (
     Sequential,
     SoftmaxCrossEntropy,
 )
+from minicnn._atomic import write_atomically
 from minicnn.datasets import CLASSES, make_shapes
 from minicnn.export import to_onnx, to_torch
 
@@ -95,29 +97,37 @@ def compare(name: str, outputs: np.ndarray, expected: np.ndarray) -> None:
 def main(argv=None) -> int:
     parser = make_parser("Export a minicnn model to ONNX and PyTorch and check both.")
     parser.add_argument(
-        "--model", type=Path, default=None, help="any model.npz saved by model.save (None: train a small one first)"
+        "--model",
+        type=input_path,
+        default=None,
+        help="any model.npz saved by model.save (None: train a small one first)",
     )
     parser.add_argument(
         "--out",
-        type=Path,
+        type=output_folder,
         default=None,
         help="folder for model.onnx and model_torch.pt (None: the model's folder, or runs/export)",
     )
-    parser.add_argument("--count", type=int, default=64, help="images to compare the three on")
-    parser.add_argument("--limit", type=int, default=600, help="training images when no --model is given")
-    parser.add_argument("--epochs", type=int, default=3, help="training epochs when no --model is given")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the training and of the images compared on")
+    parser.add_argument("--count", type=positive_int, default=64, help="images to compare the three on")
+    parser.add_argument("--limit", type=int_at_least(2), default=600, help="training images when no --model is given")
+    parser.add_argument("--epochs", type=positive_int, default=3, help="training epochs when no --model is given")
+    parser.add_argument(
+        "--seed", type=nonnegative_int, default=0, help="seed of the training and of the images compared on"
+    )
     args = parser.parse_args(argv)
-    if args.count < 1 or args.limit < 2 or args.epochs < 1:
-        parser.error("--count and --epochs must be at least 1, --limit at least 2")
+    out = args.out
+    if out is None:  # checked now as a given --out is, not after the training it would hold
+        out = args.model.parent if args.model is not None else Path("runs/export")
+        try:
+            output_folder(str(out))
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"the default --out: {exc}")
 
     if args.model is not None:
         model, classes, shape, demo = load_classifier(args.model)
         print(f"loaded {args.model}: input {shape}, classes {', '.join(classes)}")
-        out = args.out or args.model.parent
     else:
         model, shape, demo = train_small_model(args.limit, args.epochs, args.seed), (3, 32, 32), True
-        out = args.out or Path("runs/export")
     if demo:
         images, _ = make_shapes(args.count, seed=args.seed + 1)
     else:  # a folder model: any images of its input shape will do to compare the three
@@ -140,7 +150,10 @@ def main(argv=None) -> int:
     torch = optional("torch")
     if torch:
         net = to_torch(model).eval()
-        torch.save(net.state_dict(), out / "model_torch.pt")
+        # through the atomic writer, as the ONNX file: a Ctrl-C or a full disk mid-write leaves the
+        # previous model_torch.pt (or none), never a truncated one that torch.load fails on later
+        state = net.state_dict()
+        write_atomically(out / "model_torch.pt", lambda f: torch.save(state, f), "export_and_serve", ".pt")
         print(f"wrote {out / 'model_torch.pt'}: the state_dict of\n{net}")
         with torch.no_grad():
             compare("PyTorch", net(torch.from_numpy(images)).numpy(), expected)

@@ -13,8 +13,9 @@ model's input size; this needs Pillow: pip install -e ".[images]". When a folder
 subfolder per class, as for training, each image's subfolder is its true class and the number
 correct is printed.
 
-A .npy file may hold one image (C, H, W) or a batch (N, C, H, W) of the model's input shape,
-floats in [0, 1] or uint8 in [0, 255]; channels-last (N, H, W, C) is transposed for you.
+A .npy file may hold one image (C, H, W) or a batch (N, C, H, W) of the model's input shape
+((N, H, W) for a grayscale model), floats in [0, 1] or uint8 in [0, 255]; channels-last
+(N, H, W, C) is transposed for you. Other values (floats of 0-255, NaN) are refused, not guessed at.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _cli import input_path, positive_int, run
 from _cli import parser as make_parser
-from _cli import run
 from train_folder import read_model_info
 
 from minicnn import Sequential, load_model
@@ -53,6 +54,16 @@ def load_classifier(model_path: Path) -> tuple[Sequential, tuple[str, ...], tupl
         ) from None
     info_path = model_path.with_suffix(".json")
     if not info_path.is_file():
+        try:
+            model.output_shape((1, *SHAPES_INPUT))
+        except ValueError as exc:
+            # say why shapes images were tried: the layers' own message alone reads as a bug in the model
+            raise ValueError(
+                f"{model_path} has no {info_path.name} beside it, so it is taken for a model of the shapes "
+                f"data ({'x'.join(map(str, SHAPES_INPUT))} images), but it does not take them ({exc}); "
+                f"for a model of other images, put beside it the {info_path.name} that names its class_names and "
+                "input_shape, as train_folder.py writes one"
+            ) from None
         return model, CLASSES, SHAPES_INPUT, True
     info = read_model_info(info_path)
     return model, tuple(info["class_names"]), tuple(info["input_shape"]), False
@@ -75,25 +86,63 @@ def check_classes(scores: np.ndarray, classes: tuple[str, ...], model_path: Path
 
 def read_images(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
     """Images from a .npy file as a float32 (N, C, H, W) batch in [0, 1]."""
-    images = np.load(path, allow_pickle=False)
+    try:
+        images = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError) as exc:
+        # numpy's own words name neither the file nor the fix; for a file that is not a .npy at
+        # all they say "pickled data" and suggest unpickling it, which is never right for images
+        why = "empty" if isinstance(exc, EOFError) else str(exc)
+        if "pickle" in why:
+            why = "not an array of numbers: another kind of file, or an array of Python objects"
+        raise ValueError(
+            f"{path} is not a .npy file of images ({why}); save the images with np.save(path, array)"
+        ) from None
     if not isinstance(images, np.ndarray):  # an .npz archive of several arrays
         images.close()
         raise ValueError(  # noqa: TRY004 - a wrong file, not a wrong argument
             f"{path} is an .npz archive, not a .npy file of images; save them with np.save"
         )
-    if images.ndim == 3:
-        images = images[None]
+    found = images.shape
     channels = shape[0]
+    if images.ndim == 3 and channels == 1 and images.shape[1:] == shape[1:]:
+        images = images[:, None]  # (N, H, W): a batch of grey images, not one image of N channels
+    elif images.ndim == 3:
+        images = images[None]
     if images.ndim == 4 and images.shape[1] != channels and images.shape[-1] == channels:
         print("note: the images look channels-last (N, H, W, C); transposing to (N, C, H, W)")
         images = images.transpose(0, 3, 1, 2)
     if images.ndim != 4 or images.shape[1:] != shape:
         raise ValueError(
-            f"{path}: images of shape {images.shape}; expected (N, {', '.join(map(str, shape))}) "
+            f"{path}: images of shape {found}; expected (N, {', '.join(map(str, shape))}) "
             f"or ({', '.join(map(str, shape))})"
         )
+    return pixels_in_unit_range(images, path)
+
+
+def pixels_in_unit_range(images: np.ndarray, path: Path) -> np.ndarray:
+    """``images`` as float32 in [0, 1]: uint8-range integers are divided by 255, floats must be
+    in [0, 1] already. Anything else would be classified, confidently and wrongly: floats of
+    0-255 saturate every score, and a NaN prints as "nan%"."""
+    if images.dtype == np.bool_ or not (
+        np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)
+    ):
+        raise ValueError(
+            f"{path} holds {images.dtype} values; expected images of floats in [0, 1] or integers in [0, 255]"
+        )
     if np.issubdtype(images.dtype, np.integer):
+        low, high = int(images.min()), int(images.max())
+        if low < 0 or high > 255:
+            raise ValueError(
+                f"{path}: integer pixels from {low} to {high}; expected 0 to 255 (uint8); "
+                "scale them to that range, or to floats in [0, 1]"
+            )
         return images.astype(np.float32) / 255.0
+    if not np.isfinite(images).all():
+        raise ValueError(f"{path} holds NaN or infinite pixels; replace them with values in [0, 1]")
+    low, high = float(images.min()), float(images.max())
+    if low < 0 or high > 1:
+        hint = " (pixels of 0-255: divide them by 255, or save them as uint8)" if high > 1 else ""
+        raise ValueError(f"{path}: float pixels from {low:.4g} to {high:.4g}; expected [0, 1]{hint}")
     return images.astype(np.float32, copy=False)
 
 
@@ -120,23 +169,22 @@ def gather_files(inputs: list[Path], classes: tuple[str, ...]) -> tuple[list[Pat
 
 def main(argv=None) -> int:
     parser = make_parser("Classify images with a saved model (any model saved by model.save).")
-    parser.add_argument("inputs", type=Path, nargs="*", help="image files (PNG, JPEG) or folders of them")
+    parser.add_argument("inputs", type=input_path, nargs="*", help="image files (PNG, JPEG) or folders of them")
     parser.add_argument(
         "--model",
-        type=Path,
+        type=input_path,
         default=Path("runs/shapes/model.npz"),
         help="the model.npz to classify with (saved by model.save)",
     )
-    parser.add_argument("--images", type=Path, help=".npy file of images, (N, C, H, W) or one (C, H, W)")
+    parser.add_argument("--images", type=input_path, help=".npy file of images, (N, C, H, W) or one (C, H, W)")
     parser.add_argument(
-        "--count", type=int, default=10, help="how many shapes test images to classify when no images are given"
+        "--count",
+        type=positive_int,
+        default=10,
+        help="how many shapes test images to classify when no images are given",
     )
-    parser.add_argument("--top", type=int, default=1, help="show the K most likely classes per image")
+    parser.add_argument("--top", type=positive_int, default=1, help="show the K most likely classes per image")
     args = parser.parse_args(argv)
-    if args.count < 1:
-        parser.error("--count must be at least 1")
-    if args.top < 1:
-        parser.error("--top must be at least 1")
     if args.inputs and args.images is not None:
         parser.error("give image files/folders or --images, not both")
 

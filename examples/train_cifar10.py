@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, however it is run
 
-from _cli import int_at_least, nonnegative_int, output_folder, parser, positive_int, run
+from _cli import input_path, int_at_least, nonnegative_int, output_folder, parser, positive_int, run
 from _epochs import train_with_checkpoints
 from demo_model import build_residual_model
 
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     cli = parser("Train a small residual network with augmentation on CIFAR-10 from the official binary files.")
     cli.add_argument(
         "--data",
-        type=Path,
+        type=input_path,
         default=None,
         help="folder holding cifar-10-batches-bin (or that folder); by default ~/.cache/minicnn/cifar10",
     )

@@ -20,13 +20,14 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, however it is run
 
-from _cli import int_at_least, nonnegative_int, output_folder, parser, positive_int, run
+from _cli import input_path, int_at_least, nonnegative_int, output_folder, parser, parser_name, positive_int, run
 from train_shapes import confusion_matrix, format_confusion
 
 from minicnn import (
@@ -107,9 +108,23 @@ def write_json_atomically(path: Path, data: dict) -> None:
 
 def read_model_info(path: Path) -> dict:
     """The model.json written by this script, checked enough to rebuild the model."""
-    info = json.loads(path.read_text(encoding="utf-8"))
-    if info.get("format") != INFO_FORMAT or info.get("version") != INFO_VERSION:
-        raise ValueError(f"{path} is not a {INFO_FORMAT} file of version {INFO_VERSION}")
+    # predict.py reads whatever .json sits beside a model: a file of another program, a broken or
+    # an empty one must be named, never a JSONDecodeError's "line 1 column 2" or a KeyError
+    not_ours = f"{path} is not a {INFO_FORMAT} file of version {INFO_VERSION} (written by train_folder.py)"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{not_ours}: it is not valid JSON ({exc}); move it away or train again") from None
+    if not isinstance(info, dict) or info.get("format") != INFO_FORMAT or info.get("version") != INFO_VERSION:
+        raise ValueError(f"{not_ours}; move it away, or give the model.json saved with this model")
+    names, shape = info.get("class_names"), info.get("input_shape")
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)) or not (
+        isinstance(shape, list) and len(shape) == 3 and all(type(n) is int and n > 0 for n in shape)
+    ):
+        raise ValueError(
+            f"{path} lacks class_names (a list of names) or input_shape ([C, H, W]); give the model.json "
+            "saved with this model, or train again"
+        )
     return info
 
 
@@ -138,9 +153,42 @@ def save_pictures(model, history, validation, class_names, image, out: Path) -> 
     return saved
 
 
+# load_image_folder's messages name its Python arguments; a user of this script has flags instead
+FLAG_WORDS = {
+    "pass image_size=(H, W)": "pass --image-size (a side such as 32, or HxW such as 48x64)",
+    'pass on_error="skip"': "pass --on-error skip",
+    'on_error="raise"': "--on-error raise",
+}
+
+
+def in_flags(message: str) -> str:
+    """``message`` with the loader's argument names replaced by this script's flags."""
+    for words, flag in FLAG_WORDS.items():
+        message = message.replace(words, flag)
+    return message
+
+
+def load_folder_with_flags(args: argparse.Namespace):
+    """load_image_folder on the flags; its errors and its warning (images skipped) name the flags,
+    and the warning is one line, without Python's file:line and source line around it."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            loaded = load_image_folder(
+                args.root, image_size=args.image_size, grayscale=args.grayscale, on_error=args.on_error
+            )
+        except ValueError as exc:
+            raise ValueError(in_flags(str(exc))) from None
+    for warning in caught:
+        print(f"{parser_name()}: warning: {in_flags(str(warning.message))}", file=sys.stderr)
+    return loaded
+
+
 def main(argv=None) -> int:
     cli = parser("Train a CNN on a folder of images, one subfolder per class.")
-    cli.add_argument("root", type=Path, help="folder holding root/<class>/<image> files (any format Pillow reads)")
+    cli.add_argument(
+        "root", type=input_path, help="folder holding root/<class>/<image> files (any format Pillow reads)"
+    )
     cli.add_argument(
         "--image-size",
         type=parse_size,
@@ -172,9 +220,7 @@ def main(argv=None) -> int:
         cli.error(f"argument --val-split: expected a share in [0, 1), got {args.val_split}")
 
     start = time.perf_counter()
-    X, y, class_names = load_image_folder(
-        args.root, image_size=args.image_size, grayscale=args.grayscale, on_error=args.on_error
-    )
+    X, y, class_names = load_folder_with_flags(args)
     if len(class_names) < 2:
         raise ValueError(f"{args.root} holds one class folder ({class_names[0]}); a classifier needs two or more")
     rng = np.random.default_rng(args.seed)

@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, however it is run
 
-from _cli import int_at_least, nonnegative_int, output_folder, parser, positive_int, run
+from _cli import input_path, int_at_least, nonnegative_int, output_folder, parser, positive_int, run
 from _epochs import train_with_checkpoints
 
 from minicnn import Adam, Conv2DVolume, Dense, Flatten, MaxPool2D, ReLU, Sequential, SoftmaxCrossEntropy
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     cli = parser("Train a LeNet-style CNN on MNIST or Fashion-MNIST from the official IDX files.")
     cli.add_argument(
         "--data",
-        type=Path,
+        type=input_path,
         default=None,
         help="folder holding the official files (gzipped or not); by default ~/.cache/minicnn/mnist (or fashion-mnist)",
     )

@@ -372,6 +372,11 @@ BAD_VALUES = [
     ("train_shapes.py", ["--epochs", "two"], "argument --epochs: expected a whole number >= 1, got 'two'"),
     ("train_shapes.py", ["--limit", "5"], "argument --limit: expected a whole number >= 10, got 5"),
     ("train_shapes.py", ["--out", "a_file"], "argument --out: a_file is a file, not a folder"),
+    # a folder under a file used to be found only by the save after the whole training
+    ("train_shapes.py", ["--out", "a_file/run"], "argument --out: cannot make the folder a_file/run:"),
+    ("export_and_serve.py", ["--out", "a_file"], "argument --out: a_file is a file, not a folder"),
+    ("export_and_serve.py", ["--seed", "-1"], "argument --seed: expected a whole number >= 0, got -1"),
+    ("predict.py", ["--top", "0"], "argument --top: expected a whole number >= 1, got 0"),
     ("train_resnet.py", ["--epochs", "1"], "--epochs must be at least 2"),
     ("train_resnet.py", ["--patience", "-1"], "argument --patience: expected a whole number >= 0, got -1"),
     ("train_folder.py", ["no_such_folder"], "load_image_folder: root no_such_folder does not exist"),
@@ -415,8 +420,10 @@ def test_train_folder_skips_unreadable_images_when_asked(tmp_path):
         str(tmp_path / "run"),
         cwd=tmp_path,
     )
-    assert refused.returncode != 0 and "broken.png" in refused.stderr and "on_error" in refused.stderr
-    stdout = run(
+    # the script's flag, not the loader's Python argument (on_error="skip"), is the fix it names
+    assert_one_line_error(refused, "train_folder.py", "broken.png")
+    assert "pass --on-error skip to leave them out" in refused.stderr and "on_error" not in refused.stderr
+    skipped = launch(
         "train_folder.py",
         str(tmp_path / "photos"),
         "--epochs",
@@ -429,4 +436,30 @@ def test_train_folder_skips_unreadable_images_when_asked(tmp_path):
         str(tmp_path / "run"),
         cwd=tmp_path,
     )
-    assert "validation accuracy" in stdout or "accuracy" in stdout
+    assert skipped.returncode == 0, skipped.stderr
+    assert "validation accuracy" in skipped.stdout or "accuracy" in skipped.stdout
+    # one line per warning: not Python's "file.py:191: UserWarning:" and the source line below it
+    (warning,) = skipped.stderr.strip().splitlines()
+    assert warning.startswith("train_folder.py: warning: load_image_folder: skipped 2 of 26"), warning
+    assert "--on-error raise lists them all" in warning
+
+
+def test_train_folder_names_its_flag_for_images_of_different_sizes(tmp_path):
+    from PIL import Image
+
+    for name, side in (("small", 8), ("large", 9)):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (side, side), (40 * i, 0, 0)).save(tmp_path / "photos" / name / f"{i}.png")
+    result = launch("train_folder.py", tmp_path / "photos", "--image-size", "native", cwd=tmp_path)
+    assert_one_line_error(result, "train_folder.py", "images differ in size")
+    assert "pass --image-size (a side such as 32" in result.stderr and "image_size=" not in result.stderr
+
+
+def test_an_output_folder_given_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
+    # a quoted '~/runs' reaches the script unexpanded: it used to make a folder named "~" here,
+    # and model.save (which expands it) then found no folder, after the whole training
+    cli = import_example("_cli")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert cli.output_folder("~/runs/shapes") == tmp_path / "runs" / "shapes"
+    assert cli.input_path("~/photos") == tmp_path / "photos"

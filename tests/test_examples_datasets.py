@@ -199,6 +199,25 @@ def test_a_run_is_never_overwritten_and_resumes_only_with_its_settings(data, tmp
     assert "there is no run to resume" in line
 
 
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("{broken\n", "it is not valid JSON"),  # used to say only "Expecting property name ... column 2"
+        ("{}\n", "it lacks epoch, checkpoint, settings, history"),  # used to say only 'settings'
+    ],
+    ids=["not-json", "no-fields"],
+)
+def test_resume_names_a_broken_run_file_and_the_fix(data, tmp_path, text, expected):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text(text)
+    line = fails_in_one_line(
+        "train_mnist.py", "--data", str(data / "mnist"), "--limit", "10", "--out", str(out), "--resume", cwd=tmp_path
+    )
+    assert line.startswith(f"train_mnist.py: error: --resume: {out / 'run.json'} is not a run this script saved"), line
+    assert expected in line and line.endswith("start a new run with another --out")
+
+
 def test_augment_shapes_compares_and_draws(tmp_path):
     stdout = succeeds(
         "augment_shapes.py",

@@ -1,5 +1,6 @@
 """predict.py and export_and_serve.py take any saved model: the residual demo's, built from its file."""
 
+import json
 import os
 import subprocess
 import sys
@@ -129,3 +130,102 @@ def test_predict_refuses_a_model_with_other_classes_than_the_shapes_data(tmp_pat
         "its classes, and the shapes data has 6; give a model of the shapes data, or put its model.json "
         "beside it"
     )
+
+
+@pytest.mark.parametrize(
+    "images, expected",
+    [
+        # floats of 0-255 used to saturate every score: "100.0%" for any image
+        (np.full((2, 3, 32, 32), 200.0), "float pixels from 200 to 200; expected [0, 1] (pixels of 0-255: divide"),
+        (np.full((1, 3, 32, 32), np.nan, np.float32), "holds NaN or infinite pixels"),  # used to print "nan%"
+        (np.full((1, 3, 32, 32), 999, np.int16), "integer pixels from 999 to 999; expected 0 to 255"),
+        (np.ones((1, 3, 32, 32), complex), "holds complex128 values"),  # used to warn and drop the imaginary part
+        (b"not a .npy file\n", "is not a .npy file of images (not an array of numbers"),  # numpy said "unpickle it"
+        (b"", "is not a .npy file of images (empty)"),  # an EOFError: used to end in a traceback
+    ],
+    ids=["floats-0-255", "nan", "int16-beyond-255", "complex", "text-file", "empty-file"],
+)
+def test_predict_refuses_npy_images_it_would_misread(resnet, tmp_path, images, expected):
+    _, path = resnet
+    target = tmp_path / "mine.npy"
+    if isinstance(images, bytes):
+        target.write_bytes(images)
+    else:
+        np.save(target, images)
+    message = fails_in_one_line("predict.py", "--model", str(path), "--images", str(target), cwd=tmp_path)
+    assert message.startswith(str(target)) and expected in message, message
+
+
+def test_predict_reads_a_batch_of_grey_images_without_a_channel_axis(tmp_path):
+    from minicnn import Conv2DVolume, Dense, GlobalAvgPool2D, Sequential
+
+    root = tmp_path / "grey"
+    model = Sequential(Conv2DVolume(1, 2, 3, rng=np.random.default_rng(0)), GlobalAvgPool2D(), Dense(2, 2))
+    root.mkdir()
+    model.save(root / "model.npz")
+    info = {"format": "minicnn-image-classifier", "version": 1, "class_names": ["a", "b"], "input_shape": [1, 8, 8]}
+    (root / "model.json").write_text(json.dumps(info))
+    np.save(tmp_path / "five.npy", np.random.default_rng(0).random((5, 8, 8)))  # (N, H, W), as grey images often are
+    stdout = succeeds(
+        "predict.py", "--model", str(root / "model.npz"), "--images", str(tmp_path / "five.npy"), cwd=tmp_path
+    )
+    assert stdout.count("image ") == 5  # five images, not one image of five channels refused
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "[1, 2]\n",
+            "is not a minicnn-image-classifier file of version 1",
+        ),  # used to end in an AttributeError traceback
+        ("{broken\n", "it is not valid JSON"),  # used to say only "Expecting property name ... line 1 column 2"
+        (
+            '{"format": "minicnn-image-classifier", "version": 1}\n',
+            "lacks class_names",
+        ),  # used to say only 'class_names'
+    ],
+    ids=["a-list", "not-json", "no-class-names"],
+)
+def test_predict_names_a_broken_model_json(resnet, tmp_path, text, expected):
+    model, _ = resnet
+    model.save(tmp_path / "model.npz")
+    (tmp_path / "model.json").write_text(text)
+    message = fails_in_one_line("predict.py", "--model", str(tmp_path / "model.npz"), cwd=tmp_path)
+    assert message.startswith(str(tmp_path / "model.json")) and expected in message, message
+
+
+@pytest.mark.parametrize("script", ["predict.py", "export_and_serve.py"])
+def test_a_model_of_other_images_without_its_json_says_why_shapes_images_were_tried(tmp_path, script):
+    from minicnn import Conv2DVolume, Dense, Flatten, Sequential
+
+    # as train_mnist.py saves its checkpoints: a grey 28x28 model, no model.json beside it
+    Sequential(Conv2DVolume(1, 2, 5), Flatten(), Dense(2 * 24 * 24, 10)).save(tmp_path / "epoch-001.npz")
+    message = fails_in_one_line(script, "--model", str(tmp_path / "epoch-001.npz"), cwd=tmp_path)
+    assert message.startswith(f"{tmp_path / 'epoch-001.npz'} has no epoch-001.json beside it, so it is taken for")
+    assert "3 channels, expected 1" in message and "train_folder.py writes one" in message
+
+
+def test_export_and_serve_never_leaves_a_half_written_torch_file(resnet, tmp_path):
+    torch = pytest.importorskip("torch")
+    _, path = resnet
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import export_and_serve
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    (tmp_path / "model_torch.pt").write_bytes(b"the previous export")
+
+    def interrupted(obj, f, *args, **kwargs):  # Ctrl-C halfway through writing the file
+        f.write(b"half")
+        raise KeyboardInterrupt
+
+    save = torch.save
+    torch.save = interrupted
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            export_and_serve.main(["--model", str(path), "--count", "2", "--out", str(tmp_path)])
+    finally:
+        torch.save = save
+    assert (tmp_path / "model_torch.pt").read_bytes() == b"the previous export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model_torch.pt"]  # no temporary file left
