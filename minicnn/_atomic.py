@@ -55,7 +55,7 @@ def write_atomically(
         When ``path`` is not a str or path, is empty, or names something other than a
         regular file (a device, say).
     """
-    where = locate(path, verb)
+    where = locate(path, verb, "model" + example_suffix)
     target = where.resolved
     folder = os.path.dirname(target)
     existing = _check_target(where, folder, example_suffix)
@@ -95,18 +95,19 @@ class _Where(NamedTuple):
     shown: str  # given, plus the resolved path when the two differ
 
 
-def locate(path, verb: str) -> _Where:
-    """``path`` checked and named the ways the messages need: as given, expanded, resolved."""
+def locate(path, verb: str, example: str = "model.npz") -> _Where:
+    """``path`` checked and named the ways the messages need: as given, expanded, resolved;
+    ``example`` is the file name a message suggests."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(
             f"{verb}: path must be a str or os.PathLike, got {type(path).__name__}; "
-            "pass a file name such as 'model.npz'"
+            f"pass a file name such as '{example}'"
         )
     given = os.fspath(path)
     if not isinstance(given, str):
         raise TypeError(f"{verb}: path must be text, got {type(given).__name__} {given!r}; decode it first")
     if not given:
-        raise ValueError(f"{verb}: path is empty; give a file name such as 'model.npz'")
+        raise ValueError(f"{verb}: path is empty; give a file name such as '{example}'")
     expanded = os.path.expanduser(given)
     resolved = os.path.realpath(expanded)
     same = resolved == os.path.abspath(given)

@@ -49,7 +49,8 @@ def as_float(x, owner: str, arg: str = "x", *, keep_half: bool = False) -> np.nd
 
     ``keep_half=True`` is for stored values, a Parameter's or Buffer's data, whose dtype is
     its owner's choice: half precision is kept, and uint8 values are weights, not pixels,
-    so they are cast unscaled.
+    so they are cast unscaled. Floats in the other byte order (``'>f4'`` read from a file)
+    become the same values in the machine's own, so every layer's output is plain float32.
 
     Examples
     --------
@@ -68,6 +69,8 @@ def as_float(x, owner: str, arg: str = "x", *, keep_half: bool = False) -> np.nd
     chosen_float = isinstance(x, (np.ndarray, np.generic)) and np.issubdtype(arr.dtype, np.floating)
     if not chosen_float or (arr.dtype.itemsize < 4 and not keep_half):
         arr = arr.astype(np.float32)
+    elif not arr.dtype.isnative:  # big-endian from a file, say: the same values in the machine's order
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     return arr
 
 

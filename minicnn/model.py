@@ -41,7 +41,7 @@ class Sequential(Stack):
         """``model[i]`` is a layer; ``model[i:j]`` a Sequential of those same layer objects."""
         if isinstance(i, slice):
             return Sequential(*self.layers[i])
-        return self.layers[i]
+        return super().__getitem__(i)  # the index checked, with the fix in the message
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = as_float(x, "Sequential")

@@ -553,3 +553,12 @@ def test_class_labels_stored_as_floats_get_the_fix_from_evaluate():
     model = small_cnn(classes=3)
     with pytest.raises(ValueError, match=r"^evaluate: .*if y holds class labels, pass them as integers \(y.astype"):
         model.evaluate(np.zeros((4, 1, 8, 8), np.float32), np.array([0.0, 1, 2, 1]))
+
+
+def test_an_index_out_of_range_or_of_the_wrong_type_names_the_model_and_the_fix():
+    model = Sequential(ReLU(), ReLU())
+    with pytest.raises(IndexError, match=r"Sequential: index 2 is out of range: it has 2 layers, indices 0 to 1"):
+        model[2]
+    with pytest.raises(TypeError, match=r"Sequential indices must be ints or slices, got '0' \(str\)"):
+        model["0"]
+    assert model[-1] is model.layers[1]

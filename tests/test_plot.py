@@ -735,3 +735,30 @@ def test_output_volume_says_what_its_colours_mean(rng):
 def test_output_volume_rejects_mismatched_shapes(x, w, match):
     with pytest.raises(ValueError, match=match):
         plot.output_volume(x, w)
+
+
+@needs_matplotlib
+def test_a_picture_that_fails_midway_leaves_the_previous_file_whole(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    path = tmp_path / "history.png"
+    plot.history(HISTORY, path=path, dpi=DPI)
+    before = path.read_bytes()
+
+    def interrupted(self, f, **kwargs):
+        f.write(b"\x89PNG half")  # a start of a picture, then the Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        plot.history({"loss": [1.0, 0.5]}, path=path, dpi=DPI)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.png"]  # no temporary file left
+
+
+@needs_matplotlib
+def test_a_picture_without_a_suffix_is_a_png_at_exactly_that_name(tmp_path):
+    path = tmp_path / "curves"
+    plot.history(HISTORY, path=path, dpi=DPI)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves"]

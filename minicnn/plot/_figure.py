@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from .._atomic import write_atomically
+
 INSTALL_HINT = 'pip install -e ".[plot]"'
 
 
@@ -103,7 +105,11 @@ def finish(fig, path, dpi: float):
     and constrained layout already keeps labels inside it.
     """
     if path is not None:
-        fig.savefig(path, dpi=dpi)
+        # Through a temporary file and a rename, as model.save: a Ctrl-C or a full disk midway
+        # leaves the previous picture (or none), never a truncated one. The format comes from
+        # the suffix, as matplotlib would take it from the name (png when there is none).
+        kind = os.path.splitext(os.fspath(path))[1][1:].lower() or None
+        write_atomically(path, lambda f: fig.savefig(f, dpi=dpi, format=kind), "savefig", ".png")
     return fig
 
 

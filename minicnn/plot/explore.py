@@ -88,8 +88,7 @@ def explore(
         raise TypeError(f"{OWNER}: model must be a Sequential, got {type(model).__name__}{hint}")
     if len(model) == 0:
         raise ValueError(f"{OWNER}: the model has no layers; there is nothing to explain")
-    _check_path(path)
-    locate(path, OWNER)  # a path of the wrong type is refused before any work
+    locate(path, OWNER, "explorer.html")  # a path of the wrong type is refused before any work
     max_values = check_int(max_values, OWNER, "max_values", minimum=64)
     names = _check_class_names(classes)
     batch = _batch_of_one(model, x)
@@ -112,17 +111,6 @@ def explore(
     }
     page = _page(meta, store.arrays)
     return write_atomically(path, lambda f: f.write(page.encode("utf-8")), verb=OWNER, example_suffix=".html")
-
-
-def _check_path(path) -> None:
-    """Refuse a path that is no file name, suggesting an .html one (locate's own errors suggest a .npz)."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(
-            f"{OWNER}: path must be a str or os.PathLike, got {type(path).__name__}; "
-            "pass a file name such as 'explorer.html'"
-        )
-    if not os.fspath(path):
-        raise ValueError(f"{OWNER}: path is empty; give a file name such as 'explorer.html'")
 
 
 def _check_class_names(classes) -> list[str] | None:
