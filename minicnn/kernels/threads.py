@@ -361,12 +361,14 @@ def in_one_piece(shape: tuple, min_size: int) -> bool:
     return len(shape) == 0 or shape[0] < 2 or math.prod(shape) < min_size
 
 
-def over_samples(work: Callable[[object], object], shape: tuple, min_size: int) -> None:
+def over_samples(
+    work: Callable[[object], object], shape: tuple, min_size: int, chunk_bytes: int = SAMPLE_CHUNK_BYTES
+) -> None:
     """Call ``work(rows)`` for index expressions ``rows`` that together cover an array of ``shape``.
 
     Inputs of ``min_size`` elements or more (and two samples or more) give
     ``rows = slice(start, stop)`` over the first axis, one per chunk of
-    :func:`samples_per_chunk`, on the worker threads; others give one call with
+    :func:`samples_per_chunk` (of ``chunk_bytes``), on the worker threads; others give one call with
     ``rows = ...`` (the whole array, a 0-d one too) on the calling thread. ``work`` writes
     its results into arrays made beforehand. For work that is the same arithmetic per
     sample, the result is the same bits either way.
@@ -374,4 +376,5 @@ def over_samples(work: Callable[[object], object], shape: tuple, min_size: int) 
     if in_one_piece(shape, min_size):
         work(...)
         return
-    run_chunks(lambda start, stop, worker: work(slice(start, stop)), shape[0], samples_per_chunk(shape), blas=False)
+    chunk = samples_per_chunk(shape, chunk_bytes)
+    run_chunks(lambda start, stop, worker: work(slice(start, stop)), shape[0], chunk, blas=False)
