@@ -115,9 +115,26 @@ def test_train_cifar10_interrupted_then_resumed_ends_with_the_same_weights(data,
     assert "augmentation: Compose(RandomCrop(size=(32, 32), padding=(4, 4)" in whole
     assert "epoch 2/2: loss " in whole and " - lr 0.003 " in whole
 
-    # stopped (Ctrl-C) once epoch 1 is saved, then resumed
+    # stopped (Ctrl-C) once epoch 1 is saved, then resumed. The run pauses after its epoch 1 line, so
+    # that the signal lands there and not after epoch 2 (on tiny data, epoch 2 could end first).
+    pause_after_epoch_1 = (
+        "import builtins, runpy, sys, time\n"
+        "shown = builtins.print\n"
+        "def pausing(*a, **k):\n"
+        "    shown(*a, **k)\n"
+        "    if a and str(a[0]).startswith('epoch 1/2: '):\n"
+        "        time.sleep(60)\n"
+        "builtins.print = pausing\n"
+        "sys.argv = sys.argv[1:]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
     process = subprocess.Popen(
-        command("train_cifar10.py", *args, "--out", str(tmp_path / "parts")),
+        [
+            sys.executable,
+            "-c",
+            pause_after_epoch_1,
+            *command("train_cifar10.py", *args, "--out", str(tmp_path / "parts"))[1:],
+        ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
