@@ -116,9 +116,12 @@ def test_train_cifar10_interrupted_then_resumed_ends_with_the_same_weights(data,
     assert "epoch 2/2: loss " in whole and " - lr 0.003 " in whole
 
     # stopped (Ctrl-C) once epoch 1 is saved, then resumed. The run pauses after its epoch 1 line, so
-    # that the signal lands there and not after epoch 2 (on tiny data, epoch 2 could end first).
+    # that the signal lands there and not after epoch 2 (on tiny data, epoch 2 could end first), and
+    # takes SIGINT as a terminal's Ctrl-C even when its parent ignores it.
     pause_after_epoch_1 = (
-        "import builtins, runpy, sys, time\n"
+        "import builtins, runpy, signal, sys, time\n"
+        # a run started in the background (a CI job under nohup, say) inherits SIGINT ignored
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "shown = builtins.print\n"
         "def pausing(*a, **k):\n"
         "    shown(*a, **k)\n"
