@@ -1,4 +1,4 @@
-"""Shared test setup: a seeded random generator, and reproducible Hypothesis runs."""
+"""Shared test setup: a seeded random generator, PyTorch where installed, and reproducible Hypothesis runs."""
 
 import numpy as np
 import pytest
@@ -15,6 +15,12 @@ settings.load_profile("minicnn")
 def rng() -> np.random.Generator:
     """A fresh, seeded numpy Generator per test."""
     return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def torch():
+    """PyTorch, the oracle; a test that asks for it skips where it is not installed."""
+    return pytest.importorskip("torch")
 
 
 @pytest.fixture

@@ -12,11 +12,6 @@ from minicnn import Conv1D, Conv2DVolume, Dense, Flatten, Parameter, ReLU, Resid
 from minicnn.export import from_torch, to_onnx, to_torch
 
 
-@pytest.fixture
-def torch():
-    return pytest.importorskip("torch")
-
-
 def forward(torch, net, x):
     with torch.no_grad():
         return net(torch.from_numpy(x)).numpy()

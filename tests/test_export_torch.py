@@ -31,11 +31,6 @@ from minicnn.export import from_torch, to_onnx, to_torch
 from minicnn.export.table import TABLE
 
 
-@pytest.fixture
-def torch():
-    return pytest.importorskip("torch")
-
-
 def forward(torch, net, x):
     with torch.no_grad():
         return net(torch.from_numpy(x)).numpy()

@@ -33,11 +33,6 @@ from minicnn import functional as F
 from minicnn.layers.dropout import _decode
 
 
-@pytest.fixture
-def torch():
-    return pytest.importorskip("torch")
-
-
 # -- a finite-difference check for pure pairs ---------------------------------------------
 def numeric_grads(forward, args, dout, eps=1e-6):
     """Central differences of ``L = sum(forward(*args)[0] * dout)`` with respect to every array
