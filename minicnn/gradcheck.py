@@ -7,7 +7,7 @@ import copy
 import numpy as np
 
 from ._validation import check_int, check_number, check_numeric
-from .layers.base import Layer
+from .layers.base import Layer, _members
 
 
 class GradcheckError(AssertionError):
@@ -178,18 +178,9 @@ def gradcheck(
 def _generators(model: Layer) -> list[np.random.Generator]:
     """Every numpy Generator held by ``model`` or a layer below it (in lists, tuples and dicts too), each once."""
     found: dict[int, np.random.Generator] = {}
-
-    def look(value, depth: int = 0) -> None:
-        if isinstance(value, np.random.Generator):
-            found.setdefault(id(value), value)
-        elif isinstance(value, (list, tuple)) and depth < 4:
-            for item in value:
-                look(item, depth + 1)
-        elif isinstance(value, dict) and depth < 4:
-            for item in value.values():
-                look(item, depth + 1)
-
     for layer in [model, *(sub for _, sub in model.named_layers())]:
-        for value in vars(layer).values():
-            look(value)
+        containers: set[int] = set()
+        for attr, value in vars(layer).items():
+            for _, generator in _members(attr, value, containers, (np.random.Generator,)):
+                found.setdefault(id(generator), generator)
     return list(found.values())

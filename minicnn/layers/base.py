@@ -117,16 +117,16 @@ def _snapshot(value):
     return value
 
 
-def _members(name: str, value, containers: set[int]) -> Iterator[tuple[str, object]]:
-    """(name, object) for each Parameter, Buffer and Layer in ``value``, looking inside
-    lists, tuples and dicts (``blocks.0``, ``heads.a``), in order."""
-    if isinstance(value, (Parameter, Buffer, Layer)):
+def _members(name: str, value, containers: set[int], kinds: tuple = ()) -> Iterator[tuple[str, object]]:
+    """(name, object) for each Parameter, Buffer and Layer (or each object of ``kinds``) in
+    ``value``, looking inside lists, tuples and dicts (``blocks.0``, ``heads.a``), in order."""
+    if isinstance(value, kinds or (Parameter, Buffer, Layer)):
         yield name, value
     elif isinstance(value, (list, tuple, dict)) and id(value) not in containers:
         containers.add(id(value))  # a list that holds itself is walked once
         items = value.items() if isinstance(value, dict) else enumerate(value)
         for key, item in items:
-            yield from _members(f"{name}.{key}", item, containers)
+            yield from _members(f"{name}.{key}", item, containers, kinds)
 
 
 _mode = threading.local()  # .inference: how deep this thread is inside inference()
