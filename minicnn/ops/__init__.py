@@ -53,6 +53,7 @@ from .pooling import (
 )
 from .reshape import flatten_backward, flatten_forward
 from .upsample import (
+    linear_taps,
     linear_weights,
     upsample_linear_backward,
     upsample_linear_forward,
@@ -87,6 +88,7 @@ __all__ = [
     "im2col",
     "leaky_relu_backward",
     "leaky_relu_forward",
+    "linear_taps",
     "linear_weights",
     "max_pool_backward",
     "max_pool_forward",

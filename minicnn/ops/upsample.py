@@ -115,13 +115,29 @@ def upsample_nearest_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarra
     return (dx,)
 
 
+def linear_taps(size: int, scale: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The two inputs ``i0, i1`` each of the ``scale*size`` outputs of an axis reads, and the
+    weight ``t`` on ``i1`` (``1 - t`` on ``i0``), torch's ``align_corners=False``:
+    ``src = max((o + 0.5) / scale - 0.5, 0)``, ``i0 = floor(src)``, ``i1 = min(i0 + 1, size - 1)``,
+    ``t = src - i0``.
+
+    Examples
+    --------
+    >>> [a.tolist() for a in linear_taps(2, 2)]
+    [[0, 0, 0, 1], [1, 1, 1, 1], [0.0, 0.25, 0.75, 0.25]]
+    """
+    out = np.arange(size * scale)
+    src = np.maximum((out + 0.5) / scale - 0.5, 0.0)
+    i0 = np.floor(src).astype(np.intp)
+    return i0, np.minimum(i0 + 1, size - 1), src - i0
+
+
 def linear_weights(size: int, scale: int, dtype=np.float64) -> np.ndarray:
     """The (scale*size, size) matrix of linear interpolation along one axis, torch's ``align_corners=False``.
 
-    Row ``o`` holds ``1 - t`` at ``i0`` and ``t`` at ``i1`` (added where they are the same column,
-    at the edges), with ``src = max((o + 0.5) / scale - 0.5, 0)``, ``i0 = floor(src)``,
-    ``i1 = min(i0 + 1, size - 1)`` and ``t = src - i0``. It draws the map; the ops do not
-    multiply by it, as its zeros would spread a non-finite input over the whole axis.
+    Row ``o`` holds ``1 - t`` at ``i0`` and ``t`` at ``i1`` of :func:`linear_taps` (added where they
+    are the same column, at the edges). It draws the map; the ops do not multiply by it, as its
+    zeros would spread a non-finite input over the whole axis.
 
     Examples
     --------
@@ -131,11 +147,8 @@ def linear_weights(size: int, scale: int, dtype=np.float64) -> np.ndarray:
            [0.25, 0.75],
            [0.  , 1.  ]])
     """
+    i0, i1, t = linear_taps(size, scale)
     out = np.arange(size * scale)
-    src = np.maximum((out + 0.5) / scale - 0.5, 0.0)
-    i0 = np.floor(src).astype(np.intp)
-    i1 = np.minimum(i0 + 1, size - 1)
-    t = src - i0
     weights = np.zeros((size * scale, size))
     weights[out, i0] = 1.0 - t
     weights[out, i1] += t  # each row once: no repeated (row, column) pair within one assignment

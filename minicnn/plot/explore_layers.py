@@ -182,13 +182,10 @@ def _upsample(layer: Upsample2D, x, out, store: Store, node: dict) -> dict:
 
 
 def _linear_taps(size: int, scale: int) -> tuple[np.ndarray, np.ndarray]:
-    """The two inputs ``(i0, i1)`` each output of an axis reads, and their weights ``(1 - t, t)``.
-
-    As :mod:`minicnn.ops.upsample` reads them: ``src = max((o + 0.5) / scale - 0.5, 0)``,
-    ``i0 = floor(src)``, ``i1 = min(i0 + 1, size - 1)``, ``t = src - i0``. The formula, not the
-    largest entries of a row of :func:`~minicnn.ops.linear_weights`: where ``t > 0.5`` the larger
-    weight is on ``i1``, and the tap after it is no tap at all. An axis with ``scale`` 1 is
-    copied, not interpolated: its one tap twice, the second with weight 0.
+    """The two inputs ``(i0, i1)`` each output of an axis reads, and their weights ``(1 - t, t)``,
+    from :func:`minicnn.ops.linear_taps`, the op's own formula (not the largest entries of a row
+    of :func:`~minicnn.ops.linear_weights`: where ``t > 0.5`` the larger weight is on ``i1``). An
+    axis with ``scale`` 1 is copied, not interpolated: its one tap twice, the second with weight 0.
 
     Examples
     --------
@@ -196,11 +193,9 @@ def _linear_taps(size: int, scale: int) -> tuple[np.ndarray, np.ndarray]:
     >>> taps.tolist(), weights.tolist()
     ([[0, 1], [0, 1], [0, 1], [1, 1]], [[1.0, 0.0], [0.75, 0.25], [0.25, 0.75], [0.75, 0.25]])
     """
-    out = np.arange(size * scale)
-    src = np.maximum((out + 0.5) / scale - 0.5, 0.0)
-    first = np.floor(src).astype(np.int64)
-    second = np.minimum(first + 1, size - 1) if scale > 1 else first
-    t = src - first if scale > 1 else np.zeros(len(out))
+    first, second, t = ops.linear_taps(size, scale)
+    if scale == 1:
+        second, t = first, np.zeros(len(first))
     return np.stack([first, second], axis=1), np.stack([1.0 - t, t], axis=1)
 
 
