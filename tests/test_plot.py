@@ -335,8 +335,8 @@ def test_filters_of_a_transposed_conv_name_its_rows_output_channels(rng):
     # its weight is (C_in, C_out, KH, KW): the rows were labelled "in 0".. and the title said "3 filters of 5x3x3"
     fig = plot.filters(ConvTranspose2D(3, 5, 3, rng=rng))
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [f"out {c}" for c in range(5)]
-    assert fig.texts[0].get_text().startswith("3 input channels' kernels, each onto 5 output channels of 3x3")
-    assert "each output channel's slice" in fig.texts[1].get_text()
+    assert fig.texts[0].get_text().startswith("3 input channels' kernels onto 5 outputs, 3x3")
+    assert "each output's slice" in fig.texts[1].get_text()
 
 
 @needs_matplotlib

@@ -155,14 +155,14 @@ def filters(conv_layer, *, max_cols: int | None = None, ax=None, path=None, dpi:
     tall = (sum(ratios) - (kh * bands if rgb else 0)) * inch  # inches of grey tiles
     colour_bar(root, slices_image, slice_axes, "weight", shrink=min(1.0, 2.2 / tall), aspect=20, pad=0.02)
     kind = "colour tile on top: the R, G, B slices as its red, green, blue (grey: 0 in all three)\n" if rgb else ""
-    what = (
-        f"{f} input channels' kernels, each onto {c} output channels of {kh}x{kw} (ConvTranspose2D)"
+    what = (  # two lines for a transposed one: on one, its longer title outgrew a narrow figure
+        f"{f} input channels' kernels onto {c} outputs, {kh}x{kw} (ConvTranspose2D),\n"
         if transposed
-        else f"{f} filters of {c}x{kh}x{kw}"
+        else f"{f} filters of {c}x{kh}x{kw}, "
     )
-    root.suptitle(f"{what}, one column each, all on one scale", fontsize=9)
+    root.suptitle(f"{what}one column each, all on one scale", fontsize=9)
     root.supxlabel(
-        f"{kind}grey tiles: each {'output' if transposed else 'input'} channel's slice "
+        f"{kind}grey tiles: each {'output' if transposed else 'input channel'}'s slice "
         f"(mid-grey 0, white +, black -; largest |weight| {limit:.2g})",
         fontsize=7,
     )
